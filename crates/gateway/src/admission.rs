@@ -1,0 +1,367 @@
+//! Admission: the layer that runs before HTTP is parsed.
+//!
+//! Pingora's read timeout applies to each read, so a client that drips one
+//! byte of its request head every second is never cut off by it. This layer
+//! wraps Pingora's HTTP application and adds what a gateway under attack
+//! needs on top:
+//!
+//! * a per-client-address and a global cap on open connections;
+//! * a deadline for the whole request head, counted from the first byte of
+//!   each request (from the accept for the first one);
+//! * a floor on the request-body rate, averaged since the body began;
+//! * an idle timeout between keep-alive requests.
+//!
+//! The wrapper drives each connection one request at a time, so it knows
+//! when a request begins and ends. The proxy tells it when the head has
+//! arrived and how the body is progressing through a task-local
+//! [`ConnectionState`]: the proxy hooks of an HTTP/1 request run inside the
+//! same task as this wrapper, so no lookup table is needed.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::{Stream, ALPN};
+use pingora::server::ShutdownWatch;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Notify;
+
+use crate::config::Limits;
+use crate::metrics::Metrics;
+use crate::runtime::Runtime;
+
+/// What the admission layer knows about the request in progress on one
+/// connection.
+#[derive(Debug)]
+pub struct ConnectionState {
+    started: Instant,
+    head_done: AtomicBool,
+    /// Milliseconds after `started` at which the body began; `u64::MAX`
+    /// while no body is expected.
+    body_started_ms: AtomicU64,
+    body_bytes: AtomicU64,
+    body_done: AtomicBool,
+    changed: Notify,
+}
+
+impl ConnectionState {
+    fn new() -> Self {
+        ConnectionState {
+            started: Instant::now(),
+            head_done: AtomicBool::new(false),
+            body_started_ms: AtomicU64::new(u64::MAX),
+            body_bytes: AtomicU64::new(0),
+            body_done: AtomicBool::new(false),
+            changed: Notify::new(),
+        }
+    }
+}
+
+tokio::task_local! {
+    static CONNECTION: Arc<ConnectionState>;
+}
+
+/// Called by the proxy as soon as the request head has been parsed.
+pub fn head_received() {
+    let _ = CONNECTION.try_with(|c| {
+        c.head_done.store(true, Ordering::Release);
+        c.changed.notify_one();
+    });
+}
+
+/// Called by the proxy when the request announces a body: from now on the
+/// body-rate floor applies.
+pub fn body_expected() {
+    let _ = CONNECTION.try_with(|c| {
+        let ms = c.started.elapsed().as_millis() as u64;
+        c.body_started_ms.store(ms, Ordering::Release);
+        c.changed.notify_one();
+    });
+}
+
+/// Called by the proxy for each piece of request body received.
+pub fn body_progress(bytes: usize, end: bool) {
+    let _ = CONNECTION.try_with(|c| {
+        c.body_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        if end {
+            c.body_done.store(true, Ordering::Release);
+        }
+    });
+}
+
+/// Why a connection was cut off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cutoff {
+    HeadTimeout,
+    SlowBody,
+}
+
+/// Open connections per client address, and in all.
+#[derive(Debug, Default)]
+pub struct ConnectionTable {
+    shards: [Mutex<HashMap<IpAddr, u32>>; 16],
+    total: AtomicU64,
+}
+
+/// Holds one connection's place in the table until dropped.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    table: Arc<ConnectionTable>,
+    address: Option<IpAddr>,
+}
+
+impl ConnectionTable {
+    fn shard(&self, ip: &IpAddr) -> &Mutex<HashMap<IpAddr, u32>> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        ip.hash(&mut h);
+        &self.shards[(h.finish() % 16) as usize]
+    }
+
+    pub fn open_for(&self, ip: &IpAddr) -> u32 {
+        self.shard(ip).lock().unwrap_or_else(|p| p.into_inner()).get(ip).copied().unwrap_or(0)
+    }
+
+    /// Takes a place for a connection from `address`, or says which cap
+    /// refused it.
+    pub fn admit(self: &Arc<Self>, address: Option<IpAddr>, limits: &Limits) -> Result<ConnectionSlot, &'static str> {
+        if self.total.load(Ordering::Relaxed) >= u64::from(limits.max_connections) {
+            return Err("global");
+        }
+        if let Some(ip) = address {
+            let mut shard = self.shard(&ip).lock().unwrap_or_else(|p| p.into_inner());
+            let count = shard.entry(ip).or_insert(0);
+            if *count >= limits.max_connections_per_client {
+                return Err("per-client");
+            }
+            *count += 1;
+        }
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Ok(ConnectionSlot { table: self.clone(), address })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.table.total.fetch_sub(1, Ordering::Relaxed);
+        if let Some(ip) = self.address {
+            let mut shard = self.table.shard(&ip).lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(count) = shard.get_mut(&ip) {
+                *count -= 1;
+                if *count == 0 {
+                    shard.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+/// The admission wrapper around Pingora's HTTP application.
+pub struct Admission<A> {
+    pub inner: Arc<A>,
+    pub runtime: Arc<Runtime>,
+    pub table: Arc<ConnectionTable>,
+    pub metrics: Arc<Metrics>,
+    /// Whether this listener accepts HTTP/2 with prior knowledge.
+    pub h2c: bool,
+}
+
+#[async_trait]
+impl<A> ServerApp for Admission<A>
+where
+    A: ServerApp + Send + Sync + 'static,
+{
+    async fn process_new(self: &Arc<Self>, mut stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        let limits = self.runtime.snapshot().config.limits.clone();
+        let peer = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let _slot = match self.table.admit(peer, &limits) {
+            Ok(slot) => slot,
+            Err(which) => {
+                let counter = if which == "global" {
+                    &self.metrics.connections_rejected_global
+                } else {
+                    &self.metrics.connections_rejected_per_client
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                if stream.selected_alpn_proto() != Some(ALPN::H2) {
+                    let body = "Too many connections from your address; close some and try again.\n";
+                    let answer = format!(
+                        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(answer.as_bytes())).await;
+                }
+                return None;
+            }
+        };
+        self.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+        self.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+        let _open = OpenGauge(&self.metrics);
+
+        // HTTP/2 multiplexes requests over one connection and Pingora serves
+        // each stream in its own task; its flow control and the h2 crate's
+        // limits govern it, so the HTTP/1 deadlines below do not apply.
+        if stream.selected_alpn_proto() == Some(ALPN::H2) {
+            let _ = self.inner.process_new(stream, shutdown).await;
+            return None;
+        }
+
+        let mut first = true;
+        loop {
+            let limits = self.runtime.snapshot().config.limits.clone();
+            let mut head_deadline = Instant::now() + limits.head_timeout;
+            if !first {
+                // Wait for the first byte of the next request without
+                // starting the head clock: an idle keep-alive connection is
+                // governed by the idle timeout instead.
+                let mut one = [0u8; 1];
+                match tokio::time::timeout(limits.idle_timeout, stream.try_peek(&mut one)).await {
+                    Ok(Ok(true)) => head_deadline = Instant::now() + limits.head_timeout,
+                    // This stream cannot peek (TLS): allow the idle time too.
+                    Ok(Ok(false)) => head_deadline += limits.idle_timeout,
+                    Ok(Err(_)) => return None,
+                    Err(_) => {
+                        self.metrics.idle_closes.fetch_add(1, Ordering::Relaxed);
+                        return None;
+                    }
+                }
+            } else if self.h2c {
+                // With prior-knowledge HTTP/2 enabled, a connection that
+                // opens with the HTTP/2 preface is handed over whole.
+                let mut preface = [0u8; 3];
+                match tokio::time::timeout_at(head_deadline.into(), stream.try_peek(&mut preface)).await {
+                    Ok(Ok(true)) if &preface == b"PRI" => {
+                        let _ = self.inner.process_new(stream, shutdown).await;
+                        return None;
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) => return None,
+                    Err(_) => {
+                        self.metrics.head_timeouts.fetch_add(1, Ordering::Relaxed);
+                        return None;
+                    }
+                }
+            }
+            first = false;
+
+            let state = Arc::new(ConnectionState::new());
+            let request = CONNECTION.scope(state.clone(), self.inner.process_new(stream, shutdown));
+            tokio::select! {
+                next = request => match next {
+                    Some(s) => stream = s,
+                    None => return None,
+                },
+                cutoff = watch(&state, head_deadline, &limits) => {
+                    let counter = match cutoff {
+                        Cutoff::HeadTimeout => &self.metrics.head_timeouts,
+                        Cutoff::SlowBody => &self.metrics.slow_bodies,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            }
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await
+    }
+}
+
+struct OpenGauge<'a>(&'a Metrics);
+
+impl Drop for OpenGauge<'_> {
+    fn drop(&mut self) {
+        self.0.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Resolves when the request in progress breaks a deadline; never resolves
+/// for a request that keeps to them.
+async fn watch(state: &ConnectionState, head_deadline: Instant, limits: &Limits) -> Cutoff {
+    while !state.head_done.load(Ordering::Acquire) {
+        tokio::select! {
+            _ = tokio::time::sleep_until(head_deadline.into()) => {
+                if !state.head_done.load(Ordering::Acquire) {
+                    return Cutoff::HeadTimeout;
+                }
+            }
+            _ = state.changed.notified() => {}
+        }
+    }
+    loop {
+        // Sleep until a body is announced; requests without one never tick.
+        while state.body_started_ms.load(Ordering::Acquire) == u64::MAX {
+            state.changed.notified().await;
+        }
+        if limits.body_min_rate == 0 {
+            std::future::pending::<()>().await;
+        }
+        let started_ms = state.body_started_ms.load(Ordering::Acquire);
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if state.body_done.load(Ordering::Acquire) {
+                std::future::pending::<()>().await;
+            }
+            let elapsed_ms = (state.started.elapsed().as_millis() as u64).saturating_sub(started_ms);
+            if elapsed_ms < limits.body_rate_grace.as_millis() as u64 {
+                continue;
+            }
+            let bytes = state.body_bytes.load(Ordering::Relaxed);
+            if bytes * 1000 < limits.body_min_rate * elapsed_ms {
+                return Cutoff::SlowBody;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_caps_are_enforced_and_released() {
+        let table = Arc::new(ConnectionTable::default());
+        let limits = Limits { max_connections_per_client: 2, max_connections: 3, ..Limits::default() };
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let s1 = table.admit(Some(a), &limits).unwrap();
+        let _s2 = table.admit(Some(a), &limits).unwrap();
+        assert_eq!(table.admit(Some(a), &limits).unwrap_err(), "per-client");
+        let _s3 = table.admit(Some(b), &limits).unwrap();
+        assert_eq!(table.admit(Some(b), &limits).unwrap_err(), "global");
+        drop(s1);
+        assert_eq!(table.open_for(&a), 1);
+        assert!(table.admit(Some(a), &limits).is_ok());
+    }
+
+    #[test]
+    fn connection_table_survives_concurrent_churn() {
+        let table = Arc::new(ConnectionTable::default());
+        let limits = Limits { max_connections_per_client: 1_000_000, max_connections: 1_000_000, ..Limits::default() };
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let table = table.clone();
+                let limits = limits.clone();
+                std::thread::spawn(move || {
+                    for i in 0..10_000u32 {
+                        let ip = IpAddr::from([10, t as u8, (i % 7) as u8, 1]);
+                        let slot = table.admit(Some(ip), &limits).unwrap();
+                        drop(slot);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(table.total.load(Ordering::Relaxed), 0);
+        assert!(table.shards.iter().all(|s| s.lock().unwrap().is_empty()));
+    }
+}

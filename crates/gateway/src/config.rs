@@ -1,0 +1,823 @@
+//! The gateway's configuration: one TOML file, validated in full.
+//!
+//! Validation walks the TOML document by hand rather than through serde so
+//! that one pass can report *every* mistake in the file, each with its line,
+//! column and a sentence saying how to fix it. Serde stops at the first error,
+//! which turns fixing a config into a slow loop of edit-and-retry.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml_edit::{ImDocument, Item, Table, Value};
+
+use crate::net::Cidr;
+
+/// A fully validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where this configuration was read from, if a file; reload re-reads it.
+    pub source: Option<PathBuf>,
+    pub server: ServerSettings,
+    pub limits: Limits,
+    pub listeners: Vec<Listener>,
+    pub upstreams: Vec<UpstreamPool>,
+    pub sites: Vec<Site>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSettings {
+    /// Worker threads per listener service. Default: the number of CPUs,
+    /// because the proxy is CPU-bound once the WAF is on.
+    pub threads: usize,
+    /// The admin listener (metrics, reload). Loopback by default so that
+    /// nothing administrative is exposed unless the operator chooses to.
+    pub admin_listen: Option<SocketAddr>,
+    /// `-` for standard output, `off`, or a file path.
+    pub access_log: AccessLogTarget,
+    /// Peers whose X-Forwarded-For / Forwarded headers are believed.
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    Stdout,
+    Off,
+    File(PathBuf),
+}
+
+/// Limits against slow and oversized clients.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// The whole request head must arrive within this time. 10 s matches
+    /// what a phone on a poor network needs, and cuts slowloris off quickly.
+    pub head_timeout: Duration,
+    /// A keep-alive connection with no request in flight is closed after
+    /// this long. 60 s is nginx's order of magnitude.
+    pub idle_timeout: Duration,
+    /// Request bodies slower than this (bytes per second, averaged since the
+    /// body began) are cut off once `body_rate_grace` has passed. 1 KiB/s is
+    /// far below any real uploader and far above a slow-POST attacker.
+    pub body_min_rate: u64,
+    pub body_rate_grace: Duration,
+    /// The request line plus headers; beyond it, 431. 32 KiB holds every
+    /// real browser's cookies with room to spare.
+    pub max_header_bytes: usize,
+    /// Request body cap; beyond it, 413. 10 MiB suits forms and small uploads.
+    pub max_body_bytes: u64,
+    /// Open connections per client address. 256 leaves room for offices
+    /// behind one NAT while stopping one host from holding every socket.
+    pub max_connections_per_client: u32,
+    /// Open connections in all.
+    pub max_connections: u32,
+    /// Time allowed to connect to an upstream before trying the next one.
+    pub upstream_connect_timeout: Duration,
+    /// Time allowed between reads from an upstream before answering 504.
+    pub upstream_read_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            head_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_min_rate: 1024,
+            body_rate_grace: Duration::from_secs(5),
+            max_header_bytes: 32 * 1024,
+            max_body_bytes: 10 * 1024 * 1024,
+            max_connections_per_client: 256,
+            max_connections: 20_000,
+            upstream_connect_timeout: Duration::from_secs(5),
+            upstream_read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listener {
+    pub address: SocketAddr,
+    /// TLS with the certificates of the sites (SNI picks one).
+    pub tls: bool,
+    /// Accept HTTP/2 without TLS (prior knowledge). Off by default because
+    /// browsers never use it; turn it on behind a TLS-terminating balancer.
+    pub h2c: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamPool {
+    pub name: String,
+    pub servers: Vec<SocketAddr>,
+    /// Connect to the servers over TLS, with this SNI.
+    pub tls_sni: Option<String>,
+    pub health_check: Option<HealthCheck>,
+    /// Passive ejection: this many consecutive failures take a server out.
+    pub eject_after_failures: u32,
+    pub eject_for: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive failed probes before a server is marked down.
+    pub unhealthy_after: u32,
+    /// Consecutive good probes before it is readmitted.
+    pub healthy_after: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Site {
+    pub name: String,
+    /// Host names, lower case, without port. `*` matches any host.
+    pub hosts: Vec<String>,
+    pub upstream: String,
+    pub tls: Option<SiteTls>,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub prefix: String,
+    /// Pool for this route; the site's pool when absent.
+    pub upstream: Option<String>,
+    /// API routes get JSON error pages whatever the Accept header says.
+    pub api: bool,
+    pub max_body_bytes: Option<u64>,
+}
+
+/// One problem found in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    /// 1-based line and column; 0 when the problem has no single position.
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+    }
+}
+
+/// Every problem found in one configuration file.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// The zero-configuration start: one site, any host, one upstream,
+    /// plain HTTP on `listen`, every limit at its default.
+    pub fn single_site(upstream: SocketAddr, listen: SocketAddr) -> Config {
+        Config {
+            source: None,
+            server: ServerSettings::default(),
+            limits: Limits::default(),
+            listeners: vec![Listener { address: listen, tls: false, h2c: false }],
+            upstreams: vec![UpstreamPool {
+                name: "default".into(),
+                servers: vec![upstream],
+                tls_sni: None,
+                health_check: None,
+                eject_after_failures: 3,
+                eject_for: Duration::from_secs(10),
+            }],
+            sites: vec![Site {
+                name: "default".into(),
+                hosts: vec!["*".into()],
+                upstream: "default".into(),
+                tls: None,
+                routes: Vec::new(),
+            }],
+        }
+    }
+
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: name.clone(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read the configuration file: {e}"),
+            }])
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut config = Config::parse(&text, &name, base)?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// Validates configuration text. `base` resolves relative file paths
+    /// (certificates), so that a config works from any working directory.
+    pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors> {
+        let mut cx = Checker { file, text, errors: Vec::new() };
+        let doc = match ImDocument::parse(text) {
+            Ok(doc) => doc,
+            Err(e) => {
+                let (line, column) = e.span().map(|s| cx.position(s.start)).unwrap_or((0, 0));
+                let message = e.message().trim().to_string();
+                return Err(ConfigErrors(vec![ConfigError {
+                    file: file.to_string(),
+                    line,
+                    column,
+                    message: format!("this is not valid TOML: {message}"),
+                }]));
+            }
+        };
+        let config = cx.config(doc.as_table(), base);
+        if cx.errors.is_empty() {
+            Ok(config)
+        } else {
+            cx.errors.sort_by_key(|e| (e.line, e.column));
+            Err(ConfigErrors(cx.errors))
+        }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9901))),
+            access_log: AccessLogTarget::Stdout,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// Collects errors while walking the document.
+struct Checker<'a> {
+    file: &'a str,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+/// One TOML table being read: it remembers which keys were used so that any
+/// key left over is reported as unknown (a misspelt limit must not be
+/// silently ignored).
+struct TableReader<'t> {
+    table: &'t Table,
+    used: Vec<&'static str>,
+    what: &'static str,
+}
+
+impl<'a> Checker<'a> {
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+        (line, column)
+    }
+
+    fn error_at(&mut self, span: Option<std::ops::Range<usize>>, message: String) {
+        let (line, column) = span.map(|s| self.position(s.start)).unwrap_or((0, 0));
+        self.errors.push(ConfigError { file: self.file.to_string(), line, column, message });
+    }
+
+    fn item_span(item: &Item) -> Option<std::ops::Range<usize>> {
+        match item {
+            Item::Value(v) => v.span(),
+            Item::Table(t) => t.span(),
+            Item::ArrayOfTables(a) => a.span(),
+            Item::None => None,
+        }
+    }
+
+    fn finish(&mut self, reader: TableReader<'_>) {
+        for (key, item) in reader.table.iter() {
+            if !reader.used.contains(&key) {
+                let span = reader
+                    .table
+                    .key(key)
+                    .and_then(|k| k.span())
+                    .or_else(|| Self::item_span(item));
+                let known = reader.used.join(", ");
+                self.error_at(
+                    span,
+                    format!("unknown key `{key}` in {}; the keys allowed here are: {known}", reader.what),
+                );
+            }
+        }
+    }
+
+    fn config(&mut self, root: &Table, base: &Path) -> Config {
+        let mut r = TableReader::new(root, "the top level");
+
+        let server = match r.take(&["server"]) {
+            Some(item) => self.server(item),
+            None => ServerSettings::default(),
+        };
+        let limits = match r.take(&["limits"]) {
+            Some(item) => self.limits(item),
+            None => Limits::default(),
+        };
+        let listeners = self.array_of_tables(r.take(&["listener"]), "listener", |cx, t| cx.listener(t));
+        let upstreams = self.array_of_tables(r.take(&["upstream"]), "upstream", |cx, t| cx.upstream(t));
+        let sites = self.array_of_tables(r.take(&["site"]), "site", |cx, t| cx.site(t, base));
+        self.finish(r);
+
+        let config = Config { source: None, server, limits, listeners, upstreams, sites };
+        self.cross_check(&config, root);
+        config
+    }
+
+    /// Checks that need the whole file: names that refer to each other.
+    fn cross_check(&mut self, config: &Config, root: &Table) {
+        let site_span = root.get("site").and_then(Self::item_span);
+        if config.listeners.is_empty() {
+            self.error_at(None, "no `[[listener]]` is configured; add one, e.g. `[[listener]]` with `address = \"0.0.0.0:80\"`".into());
+        }
+        if config.sites.is_empty() {
+            self.error_at(None, "no `[[site]]` is configured; add one with `hosts` and `upstream`".into());
+        }
+        let pool_names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
+        for (i, pool) in config.upstreams.iter().enumerate() {
+            if pool_names[..i].contains(&pool.name.as_str()) {
+                self.error_at(None, format!("upstream `{}` is defined twice; give each `[[upstream]]` a distinct name", pool.name));
+            }
+        }
+        let mut hosts_seen: Vec<&str> = Vec::new();
+        for site in &config.sites {
+            if !pool_names.contains(&site.upstream.as_str()) && !site.upstream.is_empty() {
+                self.error_at(site_span.clone(), format!(
+                    "site `{}` uses upstream `{}`, which is not defined; define it with `[[upstream]]` and `name = \"{}\"` or use one of: {}",
+                    site.name, site.upstream, site.upstream, pool_names.join(", ")));
+            }
+            for route in &site.routes {
+                if let Some(up) = &route.upstream {
+                    if !pool_names.contains(&up.as_str()) {
+                        self.error_at(site_span.clone(), format!(
+                            "route `{}` of site `{}` uses upstream `{}`, which is not defined; define it with `[[upstream]]` or use one of: {}",
+                            route.prefix, site.name, up, pool_names.join(", ")));
+                    }
+                }
+            }
+            for host in &site.hosts {
+                if hosts_seen.contains(&host.as_str()) {
+                    self.error_at(site_span.clone(), format!("host `{host}` belongs to more than one site; a host must pick exactly one site"));
+                }
+                hosts_seen.push(host);
+            }
+        }
+        let any_tls = config.listeners.iter().any(|l| l.tls);
+        if any_tls && !config.sites.iter().any(|s| s.tls.is_some()) {
+            self.error_at(None, "a listener has `tls = true` but no site has a `tls` certificate; add `tls = { cert = \"...\", key = \"...\" }` to a site".into());
+        }
+    }
+
+    fn array_of_tables<T>(
+        &mut self,
+        item: Option<&Item>,
+        what: &str,
+        mut each: impl FnMut(&mut Self, &Table) -> Option<T>,
+    ) -> Vec<T> {
+        let mut out = Vec::new();
+        let Some(item) = item else { return out };
+        match item {
+            Item::ArrayOfTables(array) => {
+                for table in array.iter() {
+                    if let Some(v) = each(self, table) {
+                        out.push(v);
+                    }
+                }
+            }
+            other => self.error_at(Self::item_span(other), format!("`{what}` must be an array of tables: write each one as `[[{what}]]`")),
+        }
+        out
+    }
+
+    fn server(&mut self, item: &Item) -> ServerSettings {
+        let mut s = ServerSettings::default();
+        let Some(table) = self.table(item, "server") else { return s };
+        let mut r = TableReader::new(table, "[server]");
+        if let Some(v) = r.take(&["threads"]) {
+            if let Some(n) = self.integer(v, "threads", 1, 1024) {
+                s.threads = n as usize;
+            }
+        }
+        if let Some(v) = r.take(&["admin_listen"]) {
+            if let Some(text) = self.string(v, "admin_listen") {
+                if text == "off" {
+                    s.admin_listen = None;
+                } else {
+                    s.admin_listen = self.socket_addr_text(v, &text, "admin_listen");
+                }
+            }
+        }
+        if let Some(v) = r.take(&["access_log"]) {
+            if let Some(text) = self.string(v, "access_log") {
+                s.access_log = match text.as_str() {
+                    "-" | "stdout" => AccessLogTarget::Stdout,
+                    "off" => AccessLogTarget::Off,
+                    path => AccessLogTarget::File(PathBuf::from(path)),
+                };
+            }
+        }
+        if let Some(v) = r.take(&["trusted_proxies"]) {
+            s.trusted_proxies = self.string_list(v, "trusted_proxies")
+                .into_iter()
+                .filter_map(|text| match text.parse::<Cidr>() {
+                    Ok(c) => Some(c),
+                    Err(why) => {
+                        self.error_at(Self::item_span(v), format!("`trusted_proxies` entry `{text}` is not an address or prefix ({why}); write e.g. \"10.0.0.0/8\" or \"192.0.2.7\""));
+                        None
+                    }
+                })
+                .collect();
+        }
+        self.finish(r);
+        s
+    }
+
+    fn limits(&mut self, item: &Item) -> Limits {
+        let mut l = Limits::default();
+        let Some(table) = self.table(item, "limits") else { return l };
+        let mut r = TableReader::new(table, "[limits]");
+        macro_rules! duration {
+            ($key:literal, $field:ident) => {
+                if let Some(v) = r.take(&[$key]) {
+                    if let Some(d) = self.duration(v, $key) {
+                        l.$field = d;
+                    }
+                }
+            };
+        }
+        macro_rules! int {
+            ($key:literal, $field:ident, $min:expr, $max:expr) => {
+                if let Some(v) = r.take(&[$key]) {
+                    if let Some(n) = self.integer(v, $key, $min, $max) {
+                        l.$field = n as _;
+                    }
+                }
+            };
+        }
+        duration!("head_timeout", head_timeout);
+        duration!("idle_timeout", idle_timeout);
+        duration!("body_rate_grace", body_rate_grace);
+        duration!("upstream_connect_timeout", upstream_connect_timeout);
+        duration!("upstream_read_timeout", upstream_read_timeout);
+        int!("body_min_rate", body_min_rate, 0, 1 << 40);
+        int!("max_header_bytes", max_header_bytes, 1024, 1 << 20);
+        int!("max_body_bytes", max_body_bytes, 0, 1 << 40);
+        int!("max_connections_per_client", max_connections_per_client, 1, 1 << 24);
+        int!("max_connections", max_connections, 1, 1 << 24);
+        self.finish(r);
+        l
+    }
+
+    fn listener(&mut self, table: &Table) -> Option<Listener> {
+        let mut r = TableReader::new(table, "[[listener]]");
+        let address = match r.take(&["address"]) {
+            Some(v) => self.socket_addr(v, "address"),
+            None => {
+                self.error_at(table.span(), "a `[[listener]]` needs `address`, e.g. `address = \"0.0.0.0:443\"`".into());
+                None
+            }
+        };
+        let tls = r.take(&["tls"]).and_then(|v| self.boolean(v, "tls")).unwrap_or(false);
+        let h2c = r.take(&["h2c"]).and_then(|v| self.boolean(v, "h2c")).unwrap_or(false);
+        self.finish(r);
+        Some(Listener { address: address?, tls, h2c })
+    }
+
+    fn upstream(&mut self, table: &Table) -> Option<UpstreamPool> {
+        let mut r = TableReader::new(table, "[[upstream]]");
+        let name = self.required_string(&mut r, table, "name", "[[upstream]]", "name = \"app\"");
+        let servers: Vec<SocketAddr> = match r.take(&["servers"]) {
+            Some(v) => {
+                let list = self.string_list(v, "servers");
+                if list.is_empty() {
+                    self.error_at(Self::item_span(v), "`servers` is empty; list at least one address, e.g. [\"127.0.0.1:3000\"]".into());
+                }
+                list.iter().filter_map(|s| self.socket_addr_text(v, s, "servers")).collect()
+            }
+            None => {
+                self.error_at(table.span(), "an `[[upstream]]` needs `servers`, e.g. `servers = [\"127.0.0.1:3000\"]`".into());
+                Vec::new()
+            }
+        };
+        let tls_sni = r.take(&["tls_sni"]).and_then(|v| self.string(v, "tls_sni"));
+        let eject_after_failures = r
+            .take(&["eject_after_failures"])
+            .and_then(|v| self.integer(v, "eject_after_failures", 1, 1000))
+            .unwrap_or(3) as u32;
+        let eject_for = r.take(&["eject_for"]).and_then(|v| self.duration(v, "eject_for")).unwrap_or(Duration::from_secs(10));
+        let health_check = r.take(&["health_check"]).and_then(|v| self.health_check(v));
+        self.finish(r);
+        Some(UpstreamPool { name: name?, servers, tls_sni, health_check, eject_after_failures, eject_for })
+    }
+
+    fn health_check(&mut self, item: &Item) -> Option<HealthCheck> {
+        let table = self.table_like(item, "health_check")?;
+        let mut r = TableReader::new(&table, "`health_check`");
+        let path = r.take(&["path"]).and_then(|v| self.string(v, "path")).unwrap_or_else(|| "/".into());
+        if !path.starts_with('/') {
+            self.error_at(Self::item_span(item), format!("health check path `{path}` must start with `/`"));
+        }
+        let interval = r.take(&["interval"]).and_then(|v| self.duration(v, "interval")).unwrap_or(Duration::from_secs(5));
+        let timeout = r.take(&["timeout"]).and_then(|v| self.duration(v, "timeout")).unwrap_or(Duration::from_secs(2));
+        let unhealthy_after = r.take(&["unhealthy_after"]).and_then(|v| self.integer(v, "unhealthy_after", 1, 100)).unwrap_or(2) as u32;
+        let healthy_after = r.take(&["healthy_after"]).and_then(|v| self.integer(v, "healthy_after", 1, 100)).unwrap_or(1) as u32;
+        self.finish(r);
+        Some(HealthCheck { path, interval, timeout, unhealthy_after, healthy_after })
+    }
+
+    fn site(&mut self, table: &Table, base: &Path) -> Option<Site> {
+        let mut r = TableReader::new(table, "[[site]]");
+        let name = self.required_string(&mut r, table, "name", "[[site]]", "name = \"www\"");
+        let hosts: Vec<String> = match r.take(&["hosts"]) {
+            Some(v) => self.string_list(v, "hosts").into_iter().map(|h| h.to_ascii_lowercase()).collect(),
+            None => {
+                self.error_at(table.span(), "a `[[site]]` needs `hosts`, e.g. `hosts = [\"example.org\", \"www.example.org\"]` (or [\"*\"] for any host)".into());
+                Vec::new()
+            }
+        };
+        let upstream = self.required_string(&mut r, table, "upstream", "[[site]]", "upstream = \"app\"");
+        let tls = r.take(&["tls"]).and_then(|v| self.site_tls(v, base));
+        let routes = self.array_of_tables(r.take(&["route"]), "site.route", |cx, t| cx.route(t));
+        self.finish(r);
+        Some(Site { name: name?, hosts, upstream: upstream.unwrap_or_default(), tls, routes })
+    }
+
+    fn site_tls(&mut self, item: &Item, base: &Path) -> Option<SiteTls> {
+        let table = self.table_like(item, "tls")?;
+        let mut r = TableReader::new(&table, "a site's `tls`");
+        let cert = r.take(&["cert"]).and_then(|v| self.path(v, "cert", base));
+        let key = r.take(&["key"]).and_then(|v| self.path(v, "key", base));
+        if cert.is_none() || key.is_none() {
+            self.error_at(Self::item_span(item), "a site's `tls` needs both `cert` and `key` (PEM files)".into());
+        }
+        self.finish(r);
+        Some(SiteTls { cert: cert?, key: key? })
+    }
+
+    fn route(&mut self, table: &Table) -> Option<Route> {
+        let mut r = TableReader::new(table, "[[site.route]]");
+        let prefix = self.required_string(&mut r, table, "prefix", "[[site.route]]", "prefix = \"/api/\"");
+        if let Some(p) = &prefix {
+            if !p.starts_with('/') {
+                self.error_at(table.span(), format!("route prefix `{p}` must start with `/`"));
+            }
+        }
+        let upstream = r.take(&["upstream"]).and_then(|v| self.string(v, "upstream"));
+        let api = r.take(&["api"]).and_then(|v| self.boolean(v, "api")).unwrap_or(false);
+        let max_body_bytes = r.take(&["max_body_bytes"]).and_then(|v| self.integer(v, "max_body_bytes", 0, 1 << 40)).map(|n| n as u64);
+        self.finish(r);
+        Some(Route { prefix: prefix?, upstream, api, max_body_bytes })
+    }
+
+    // ----- typed readers: each reports its own error and returns None -----
+
+    fn table<'t>(&mut self, item: &'t Item, what: &str) -> Option<&'t Table> {
+        match item {
+            Item::Table(t) => Some(t),
+            other => {
+                self.error_at(Self::item_span(other), format!("`{what}` must be a table: write it as `[{what}]`"));
+                None
+            }
+        }
+    }
+
+    /// A table written either as `[a.b]` or inline as `b = { ... }`.
+    fn table_like(&mut self, item: &Item, what: &str) -> Option<Table> {
+        match item {
+            Item::Table(t) => Some(t.clone()),
+            Item::Value(Value::InlineTable(t)) => Some(t.clone().into_table()),
+            other => {
+                self.error_at(Self::item_span(other), format!("`{what}` must be a table, e.g. `{what} = {{ ... }}`"));
+                None
+            }
+        }
+    }
+
+    fn required_string(&mut self, r: &mut TableReader<'_>, table: &Table, key: &'static str, what: &str, example: &str) -> Option<String> {
+        match r.take(&[key]) {
+            Some(v) => self.string(v, key),
+            None => {
+                self.error_at(table.span(), format!("a `{what}` needs `{key}`, e.g. `{example}`"));
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, item: &Item, key: &str) -> Option<String> {
+        match item.as_str() {
+            Some(s) => Some(s.to_string()),
+            None => {
+                self.error_at(Self::item_span(item), format!("`{key}` must be a string in double quotes"));
+                None
+            }
+        }
+    }
+
+    fn path(&mut self, item: &Item, key: &str, base: &Path) -> Option<PathBuf> {
+        let text = self.string(item, key)?;
+        let p = PathBuf::from(&text);
+        Some(if p.is_absolute() { p } else { base.join(p) })
+    }
+
+    fn boolean(&mut self, item: &Item, key: &str) -> Option<bool> {
+        match item.as_bool() {
+            Some(b) => Some(b),
+            None => {
+                self.error_at(Self::item_span(item), format!("`{key}` must be `true` or `false`"));
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, item: &Item, key: &str, min: i64, max: i64) -> Option<i64> {
+        match item.as_integer() {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            Some(n) => {
+                self.error_at(Self::item_span(item), format!("`{key}` = {n} is out of range; use a whole number from {min} to {max}"));
+                None
+            }
+            None => {
+                self.error_at(Self::item_span(item), format!("`{key}` must be a whole number"));
+                None
+            }
+        }
+    }
+
+    fn string_list(&mut self, item: &Item, key: &str) -> Vec<String> {
+        let Some(array) = item.as_array() else {
+            self.error_at(Self::item_span(item), format!("`{key}` must be a list of strings, e.g. [\"a\", \"b\"]"));
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for v in array.iter() {
+            match v.as_str() {
+                Some(s) => out.push(s.to_string()),
+                None => self.error_at(v.span(), format!("every entry of `{key}` must be a string in double quotes")),
+            }
+        }
+        out
+    }
+
+    fn duration(&mut self, item: &Item, key: &str) -> Option<Duration> {
+        if let Some(n) = item.as_integer() {
+            if n >= 0 {
+                return Some(Duration::from_secs(n as u64));
+            }
+        }
+        let parsed = item.as_str().and_then(parse_duration);
+        if parsed.is_none() {
+            self.error_at(Self::item_span(item), format!("`{key}` must be a duration such as \"10s\", \"500ms\" or \"2m\" (or a whole number of seconds)"));
+        }
+        parsed
+    }
+
+    fn socket_addr(&mut self, item: &Item, key: &str) -> Option<SocketAddr> {
+        let text = self.string(item, key)?;
+        self.socket_addr_text(item, &text, key)
+    }
+
+    fn socket_addr_text(&mut self, item: &Item, text: &str, key: &str) -> Option<SocketAddr> {
+        match text.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.error_at(Self::item_span(item), format!("`{key}`: `{text}` is not an address with a port; write e.g. \"127.0.0.1:3000\" or \"[::1]:3000\""));
+                None
+            }
+        }
+    }
+}
+
+impl<'t> TableReader<'t> {
+    fn new(table: &'t Table, what: &'static str) -> Self {
+        TableReader { table, used: Vec::new(), what }
+    }
+
+    /// Takes a key (the slice is its one spelling) and marks it as known.
+    fn take(&mut self, key: &[&'static str]) -> Option<&'t Item> {
+        self.used.push(key[0]);
+        self.table.get(key[0]).filter(|i| !i.is_none())
+    }
+}
+
+/// Parses "10s", "500ms", "2m", "1h".
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    match unit.trim() {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n * 60)),
+        "h" => Some(Duration::from_secs(n * 3600)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> String {
+        match Config::parse(text, "rampart.toml", Path::new("/etc/rampart")) {
+            Ok(c) => format!("ok: {} listeners, {} sites, {} upstreams", c.listeners.len(), c.sites.len(), c.upstreams.len()),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const GOOD: &str = r#"
+[server]
+threads = 2
+trusted_proxies = ["10.0.0.0/8"]
+
+[limits]
+head_timeout = "5s"
+max_body_bytes = 1048576
+
+[[listener]]
+address = "127.0.0.1:8080"
+
+[[upstream]]
+name = "app"
+servers = ["127.0.0.1:3000", "127.0.0.1:3001"]
+health_check = { path = "/health", interval = "2s" }
+
+[[site]]
+name = "www"
+hosts = ["Example.org"]
+upstream = "app"
+
+[[site.route]]
+prefix = "/api/"
+api = true
+"#;
+
+    #[test]
+    fn valid_config_is_accepted() {
+        assert_eq!(check(GOOD), "ok: 1 listeners, 1 sites, 1 upstreams");
+        let c = Config::parse(GOOD, "x", Path::new("/")).unwrap();
+        assert_eq!(c.sites[0].hosts, vec!["example.org"]);
+        assert_eq!(c.limits.head_timeout, Duration::from_secs(5));
+        assert_eq!(c.upstreams[0].health_check.as_ref().unwrap().path, "/health");
+        assert!(c.sites[0].routes[0].api);
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_position() {
+        let bad = r#"
+[limits]
+head_timeout = "ten seconds"
+max_body_byts = 5
+
+[[listener]]
+address = "localhost"
+
+[[site]]
+name = "www"
+hosts = ["a.org"]
+upstream = "missing"
+"#;
+        let out = check(bad);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.iter().any(|l| l.starts_with("rampart.toml:3:16: `head_timeout` must be a duration")), "{out}");
+        assert!(lines.iter().any(|l| l.starts_with("rampart.toml:4:1: unknown key `max_body_byts`")), "{out}");
+        assert!(lines.iter().any(|l| l.starts_with("rampart.toml:7:11: `address`: `localhost` is not an address")), "{out}");
+        assert!(lines.iter().any(|l| l.contains("uses upstream `missing`, which is not defined")), "{out}");
+    }
+
+    #[test]
+    fn broken_toml_names_the_line() {
+        let out = check("[limits\nhead_timeout = 1\n");
+        assert!(out.starts_with("rampart.toml:1:"), "{out}");
+        assert!(out.contains("not valid TOML"), "{out}");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("2 weeks"), None);
+        assert_eq!(parse_duration("s"), None);
+    }
+}

@@ -1,0 +1,127 @@
+//! Addresses: prefixes (CIDR), and who the client really is.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// An address prefix such as `10.0.0.0/8` or `2001:db8::/32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    bits: u8,
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = if self.bits == 0 { 0 } else { u32::MAX << (32 - self.bits) };
+                (u32::from(net) & mask) == (u32::from(ip) & mask)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = if self.bits == 0 { 0 } else { u128::MAX << (128 - self.bits) };
+                (u128::from(net) & mask) == (u128::from(ip) & mask)
+            }
+            // An IPv4 client seen through an IPv6 socket arrives mapped.
+            (IpAddr::V4(_), IpAddr::V6(ip)) => ip.to_ipv4_mapped().is_some_and(|v4| self.contains(IpAddr::V4(v4))),
+            (IpAddr::V6(_), IpAddr::V4(_)) => false,
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (addr, bits) = match text.split_once('/') {
+            Some((a, b)) => (a, Some(b)),
+            None => (text, None),
+        };
+        let network: IpAddr = addr.trim().parse().map_err(|_| format!("`{addr}` is not an IP address"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let bits = match bits {
+            Some(b) => b.trim().parse::<u8>().ok().filter(|b| *b <= max).ok_or_else(|| format!("prefix length `{b}` must be 0 to {max}"))?,
+            None => max,
+        };
+        Ok(Cidr { network, bits })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.bits)
+    }
+}
+
+/// Works out the client's address. Forwarding headers are believed only when
+/// the immediate peer is a trusted proxy; then the chain is read from the
+/// right, skipping trusted hops, and the first untrusted address is the
+/// client. Reading from the left would let any client choose its own address.
+pub fn client_address(peer: IpAddr, trusted: &[Cidr], x_forwarded_for: Option<&str>, forwarded: Option<&str>) -> IpAddr {
+    if trusted.is_empty() || !trusted.iter().any(|c| c.contains(peer)) {
+        return peer;
+    }
+    let mut hops: Vec<IpAddr> = Vec::new();
+    if let Some(xff) = x_forwarded_for {
+        hops.extend(xff.split(',').filter_map(|h| parse_hop(h.trim())));
+    } else if let Some(fwd) = forwarded {
+        for element in fwd.split(',') {
+            for pair in element.split(';') {
+                if let Some((k, v)) = pair.trim().split_once('=') {
+                    if k.trim().eq_ignore_ascii_case("for") {
+                        if let Some(ip) = parse_hop(v.trim().trim_matches('"')) {
+                            hops.push(ip);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for hop in hops.iter().rev() {
+        if !trusted.iter().any(|c| c.contains(*hop)) {
+            return *hop;
+        }
+    }
+    hops.first().copied().unwrap_or(peer)
+}
+
+fn parse_hop(text: &str) -> Option<IpAddr> {
+    if let Ok(ip) = text.parse() {
+        return Some(ip);
+    }
+    // "[2001:db8::1]:4711" or "192.0.2.1:4711"
+    if let Some(rest) = text.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    text.rsplit_once(':').and_then(|(a, _)| a.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn prefixes_match() {
+        let c: Cidr = "10.0.0.0/8".parse().unwrap();
+        assert!(c.contains(ip("10.2.3.4")));
+        assert!(!c.contains(ip("11.0.0.1")));
+        assert!(c.contains(ip("::ffff:10.1.1.1")));
+        let c6: Cidr = "2001:db8::/32".parse().unwrap();
+        assert!(c6.contains(ip("2001:db8:1::5")));
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn forwarded_headers_only_from_trusted_peers() {
+        let trusted = vec!["10.0.0.0/8".parse().unwrap()];
+        // An untrusted peer cannot choose its address.
+        assert_eq!(client_address(ip("203.0.113.9"), &trusted, Some("1.2.3.4"), None), ip("203.0.113.9"));
+        // A trusted proxy: the rightmost untrusted hop is the client, so a
+        // client-supplied left-hand entry is ignored.
+        assert_eq!(client_address(ip("10.0.0.1"), &trusted, Some("6.6.6.6, 198.51.100.7, 10.0.0.2"), None), ip("198.51.100.7"));
+        assert_eq!(client_address(ip("10.0.0.1"), &trusted, None, Some("for=\"[2001:db8::9]:80\";proto=https")), ip("2001:db8::9"));
+    }
+}

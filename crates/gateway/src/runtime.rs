@@ -1,0 +1,243 @@
+//! The running configuration: a snapshot that requests borrow, and reload.
+//!
+//! Each request takes an `Arc` of the snapshot current when it began and
+//! keeps it to the end, so a reload never changes the rules under a request
+//! in flight; the old snapshot is freed when its last request finishes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use rustls::sign::CertifiedKey;
+
+use crate::config::{Config, ConfigError, ConfigErrors, Site};
+use crate::metrics::{Metrics, SiteMetrics};
+use crate::pool::Pool;
+
+/// A compiled configuration.
+pub struct Snapshot {
+    pub config: Config,
+    pub generation: u64,
+    pub sites: Vec<SiteRuntime>,
+    exact_hosts: HashMap<String, usize>,
+    /// `*.example.org` entries as (".example.org", site).
+    wildcard_hosts: Vec<(String, usize)>,
+    catch_all: Option<usize>,
+    pub pools: HashMap<String, Arc<Pool>>,
+    certificates: HashMap<String, Arc<CertifiedKey>>,
+    default_certificate: Option<Arc<CertifiedKey>>,
+}
+
+pub struct SiteRuntime {
+    pub name: String,
+    pub metrics: Arc<SiteMetrics>,
+    pub pool: Arc<Pool>,
+    /// Longest prefix first, so the first match is the most specific.
+    pub routes: Vec<RouteRuntime>,
+}
+
+pub struct RouteRuntime {
+    pub prefix: String,
+    pub pool: Arc<Pool>,
+    pub api: bool,
+    pub max_body_bytes: Option<u64>,
+}
+
+impl Snapshot {
+    /// The site serving `host` (lower case, without port).
+    pub fn site_for_host(&self, host: &str) -> Option<usize> {
+        if let Some(&i) = self.exact_hosts.get(host) {
+            return Some(i);
+        }
+        for (suffix, i) in &self.wildcard_hosts {
+            if host.ends_with(suffix.as_str()) && host.len() > suffix.len() {
+                return Some(*i);
+            }
+        }
+        self.catch_all
+    }
+
+    pub fn route_for_path(&self, site: usize, path: &str) -> Option<usize> {
+        self.sites[site].routes.iter().position(|r| path.starts_with(r.prefix.as_str()))
+    }
+
+    /// The certificate for a TLS server name (SNI); the first site's
+    /// certificate when the name is unknown or absent.
+    pub fn certificate_for(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        if let Some(name) = server_name {
+            let name = name.to_ascii_lowercase();
+            if let Some(c) = self.certificates.get(&name) {
+                return Some(c.clone());
+            }
+            if let Some(i) = self.site_for_host(&name) {
+                if let Some(c) = self.certificates.get(&format!("#site{i}")) {
+                    return Some(c.clone());
+                }
+            }
+        }
+        self.default_certificate.clone()
+    }
+}
+
+/// The shared, reloadable state of a running gateway.
+pub struct Runtime {
+    current: RwLock<Arc<Snapshot>>,
+    pub metrics: Arc<Metrics>,
+    generation: AtomicU64,
+}
+
+impl Runtime {
+    pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Arc<Runtime>, ConfigErrors> {
+        let snapshot = build(config, 1, &metrics, None)?;
+        Ok(Arc::new(Runtime { current: RwLock::new(Arc::new(snapshot)), metrics, generation: AtomicU64::new(1) }))
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Re-reads the configuration file and swaps it in. A configuration with
+    /// errors is rejected whole and the running one stays. Listener changes
+    /// need a restart (the sockets are already bound); they are reported as
+    /// a warning and the rest of the new configuration applies.
+    pub fn reload(&self) -> Result<Vec<String>, ConfigErrors> {
+        let old = self.snapshot();
+        let Some(path) = old.config.source.clone() else {
+            return Err(ConfigErrors(vec![ConfigError {
+                file: "(command line)".into(),
+                line: 0,
+                column: 0,
+                message: "this gateway was started without --config, so there is no file to reload".into(),
+            }]));
+        };
+        let result = Config::load(&path).and_then(|config| {
+            let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+            build(config, generation, &self.metrics, Some(&old))
+        });
+        match result {
+            Ok(snapshot) => {
+                let mut warnings = Vec::new();
+                if snapshot.config.listeners != old.config.listeners {
+                    warnings.push("listener changes take effect at the next restart; the current listeners stay open".to_string());
+                }
+                if snapshot.config.server.threads != old.config.server.threads || snapshot.config.server.admin_listen != old.config.server.admin_listen {
+                    warnings.push("`threads` and `admin_listen` take effect at the next restart".to_string());
+                }
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
+                self.metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                Ok(warnings)
+            }
+            Err(e) => {
+                self.metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Compiles a configuration. Pools whose definition did not change are
+/// carried over from `previous` so that their health state survives reload.
+pub fn build(config: Config, generation: u64, metrics: &Metrics, previous: Option<&Snapshot>) -> Result<Snapshot, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut pools = HashMap::new();
+    for def in &config.upstreams {
+        let reused = previous.and_then(|p| p.pools.get(&def.name)).filter(|p| p.definition == *def).cloned();
+        pools.insert(def.name.clone(), reused.unwrap_or_else(|| Pool::new(def.clone())));
+    }
+    let mut sites = Vec::new();
+    let mut exact_hosts = HashMap::new();
+    let mut wildcard_hosts = Vec::new();
+    let mut catch_all = None;
+    let mut certificates = HashMap::new();
+    let mut default_certificate = None;
+    for (i, site) in config.sites.iter().enumerate() {
+        let Some(pool) = pools.get(&site.upstream).cloned() else { continue };
+        let mut routes: Vec<RouteRuntime> = site
+            .routes
+            .iter()
+            .map(|r| RouteRuntime {
+                prefix: r.prefix.clone(),
+                pool: r.upstream.as_ref().and_then(|u| pools.get(u)).cloned().unwrap_or_else(|| pool.clone()),
+                api: r.api,
+                max_body_bytes: r.max_body_bytes,
+            })
+            .collect();
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        for host in &site.hosts {
+            if host == "*" {
+                catch_all = Some(i);
+            } else if let Some(suffix) = host.strip_prefix('*') {
+                wildcard_hosts.push((suffix.to_string(), i));
+            } else {
+                exact_hosts.insert(host.clone(), i);
+            }
+        }
+        if let Some(tls) = &site.tls {
+            match load_certificate(site) {
+                Ok(key) => {
+                    let key = Arc::new(key);
+                    for host in &site.hosts {
+                        certificates.insert(host.clone(), key.clone());
+                    }
+                    certificates.insert(format!("#site{i}"), key.clone());
+                    default_certificate.get_or_insert(key);
+                }
+                Err(message) => errors.push(ConfigError {
+                    file: tls.cert.display().to_string(),
+                    line: 0,
+                    column: 0,
+                    message,
+                }),
+            }
+        }
+        sites.push(SiteRuntime { name: site.name.clone(), metrics: metrics.site(&site.name), pool, routes });
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    Ok(Snapshot {
+        config,
+        generation,
+        sites,
+        exact_hosts,
+        wildcard_hosts,
+        catch_all,
+        pools,
+        certificates,
+        default_certificate,
+    })
+}
+
+fn load_certificate(site: &Site) -> Result<CertifiedKey, String> {
+    let tls = site.tls.as_ref().ok_or("no tls")?;
+    let cert = tls.cert.display().to_string();
+    let key = tls.key.display().to_string();
+    let loaded = pingora::tls::load_certs_and_key_files(&cert, &key)
+        .map_err(|e| format!("cannot load the certificate or key of site `{}`: {e}; check that both files exist and are PEM", site.name))?;
+    let Some((certs, key_der)) = loaded else {
+        return Err(format!("no certificate found in `{cert}` or no private key in `{key}` for site `{}`", site.name));
+    };
+    let signing_key = rustls::crypto::ring::sign::any_supported_type(&key_der)
+        .map_err(|e| format!("the private key `{key}` of site `{}` cannot be used: {e}", site.name))?;
+    Ok(CertifiedKey::new(certs, signing_key))
+}
+
+/// Picks the certificate by SNI from whatever snapshot is current, so that
+/// certificates reload with the configuration.
+#[derive(Debug)]
+pub struct SniResolver(pub Arc<RuntimeHandle>);
+
+/// A `Debug` wrapper so the resolver can hold the runtime.
+pub struct RuntimeHandle(pub Arc<Runtime>);
+
+impl std::fmt::Debug for RuntimeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Runtime")
+    }
+}
+
+impl rustls::server::ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.0 .0.snapshot().certificate_for(hello.server_name())
+    }
+}

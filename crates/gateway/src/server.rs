@@ -1,0 +1,193 @@
+//! Assembles the Pingora server: one proxy service per listener, the admin
+//! listener, and the background tasks (health checks, reload on SIGHUP).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::ConnectionFilter;
+use pingora::proxy::HttpProxy;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
+
+use crate::accesslog::AccessLog;
+use crate::admin::AdminApp;
+use crate::admission::{Admission, ConnectionTable};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::proxy::Gateway;
+use crate::runtime::{Runtime, RuntimeHandle, SniResolver};
+use crate::pool;
+
+/// Errors that stop the gateway from starting.
+#[derive(Debug)]
+pub enum StartError {
+    Config(crate::config::ConfigErrors),
+    AccessLog(std::io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "{e}"),
+            StartError::AccessLog(e) => write!(f, "cannot open the access log: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Refuses connections before the TLS handshake when the client already
+/// holds its share, so a flood of handshakes costs little.
+#[derive(Debug)]
+struct EarlyRefusal {
+    table: Arc<ConnectionTable>,
+    runtime: Arc<RuntimeHandle>,
+}
+
+#[async_trait]
+impl ConnectionFilter for EarlyRefusal {
+    async fn should_accept(&self, addr: Option<&std::net::SocketAddr>) -> bool {
+        let Some(addr) = addr else { return true };
+        let per_client = self.runtime.0.snapshot().config.limits.max_connections_per_client;
+        self.table.open_for(&addr.ip()) < per_client
+    }
+}
+
+/// Builds the server for `config` and runs it until a signal stops it.
+/// Never returns on success: Pingora exits the process at shutdown.
+pub fn run(config: Config) -> Result<(), StartError> {
+    let metrics = Arc::new(Metrics::default());
+    let runtime = Runtime::new(config.clone(), metrics.clone()).map_err(StartError::Config)?;
+    let access_log = AccessLog::start(&config.server.access_log, metrics.clone()).map_err(StartError::AccessLog)?;
+
+    let mut conf = ServerConf::default();
+    conf.threads = config.server.threads;
+    // Let in-flight requests finish on shutdown, but not forever.
+    conf.grace_period_seconds = Some(1);
+    conf.graceful_shutdown_timeout_seconds = Some(10);
+    conf.pid_file = std::env::temp_dir().join(format!("rampart-{}.pid", std::process::id())).display().to_string();
+    let opt = Opt::default();
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+    let conf = server.configuration.clone();
+
+    let table = Arc::new(ConnectionTable::default());
+    let handle = Arc::new(RuntimeHandle(runtime.clone()));
+    for listener in &config.listeners {
+        let gateway = Gateway::new(runtime.clone(), access_log.clone(), listener.tls);
+        let mut proxy = HttpProxy::new(gateway, conf.clone());
+        proxy.handle_init_modules();
+        let mut options = pingora::apps::HttpServerOptions::default();
+        options.h2c = listener.h2c;
+        proxy.server_options = Some(options);
+        let admission = Admission {
+            inner: Arc::new(proxy),
+            runtime: runtime.clone(),
+            table: table.clone(),
+            metrics: metrics.clone(),
+            h2c: listener.h2c,
+        };
+        let mut service = Service::new(format!("rampart {}", listener.address), admission);
+        let address = listener.address.to_string();
+        if listener.tls {
+            let mut tls = TlsSettings::intermediate("", "").expect("TLS settings without files cannot fail");
+            tls.set_cert_resolver(Arc::new(SniResolver(handle.clone())));
+            tls.enable_h2();
+            service.add_tls_with_settings(&address, None, tls);
+        } else {
+            service.add_tcp(&address);
+        }
+        service.set_connection_filter(Arc::new(EarlyRefusal { table: table.clone(), runtime: handle.clone() }));
+        server.add_service(service);
+    }
+
+    if let Some(admin) = config.server.admin_listen {
+        let mut service = Service::new("rampart admin".to_string(), AdminApp { runtime: runtime.clone() });
+        service.add_tcp(&admin.to_string());
+        server.add_service(service);
+    }
+    server.add_service(background_service("health checks", HealthChecker { runtime: runtime.clone() }));
+    server.add_service(background_service("reload on SIGHUP", ReloadOnSignal { runtime: runtime.clone() }));
+
+    eprintln!("rampart: serving {} site(s) on {}", config.sites.len(), config.listeners.iter().map(|l| format!("{}{}", if l.tls { "https://" } else { "http://" }, l.address)).collect::<Vec<_>>().join(", "));
+    if let Some(admin) = config.server.admin_listen {
+        eprintln!("rampart: admin (metrics, reload) on http://{admin}");
+    }
+    server.run_forever();
+}
+
+/// Probes every server of every pool that has a health check, each at its
+/// pool's interval, against whatever configuration is current.
+struct HealthChecker {
+    runtime: Arc<Runtime>,
+}
+
+#[async_trait]
+impl BackgroundService for HealthChecker {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut last_round: HashMap<usize, Instant> = HashMap::new();
+        loop {
+            let snapshot = self.runtime.snapshot();
+            for pool in snapshot.pools.values() {
+                let Some(check) = pool.definition.health_check.clone() else { continue };
+                let key = Arc::as_ptr(pool) as usize;
+                if last_round.get(&key).is_some_and(|t| t.elapsed() < check.interval) {
+                    continue;
+                }
+                last_round.insert(key, Instant::now());
+                for (i, server) in pool.servers.iter().enumerate() {
+                    let pool = pool.clone();
+                    let address = server.address;
+                    let check = check.clone();
+                    let metrics = self.runtime.metrics.clone();
+                    tokio::spawn(async move {
+                        let ok = pool::probe(address, &check.path, check.timeout).await;
+                        if let Some(now_up) = pool.record_probe(i, ok) {
+                            metrics.health_flips.fetch_add(1, Ordering::Relaxed);
+                            eprintln!("rampart: upstream {address} of pool `{}` is now {}", pool.definition.name, if now_up { "up" } else { "down" });
+                        }
+                    });
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Re-reads the configuration on SIGHUP.
+struct ReloadOnSignal {
+    runtime: Arc<Runtime>,
+}
+
+#[async_trait]
+impl BackgroundService for ReloadOnSignal {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            eprintln!("rampart: cannot listen for SIGHUP; use `rampart reload` instead");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => match self.runtime.reload() {
+                    Ok(warnings) => {
+                        eprintln!("rampart: configuration reloaded (generation {})", self.runtime.snapshot().generation);
+                        for w in warnings {
+                            eprintln!("rampart: warning: {w}");
+                        }
+                    }
+                    Err(errors) => eprintln!("rampart: reload rejected; the running configuration stays:\n{errors}"),
+                },
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

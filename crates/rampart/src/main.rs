@@ -1,0 +1,213 @@
+//! The `rampart` command: parses arguments and starts things. Everything
+//! else lives in the library crates.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use rampart_gateway::config::AccessLogTarget;
+use rampart_gateway::Config;
+
+const USAGE: &str = "\
+rampart — a layered security gateway
+
+USAGE:
+  rampart serve --upstream URL [--listen ADDR]   protect one site with defaults
+  rampart serve --config FILE                    run from a configuration file
+  rampart check --config FILE                    report every error in a configuration
+  rampart reload [--admin ADDR]                  re-read the configuration of a running gateway
+  rampart demo [--listen ADDR] [--origin-listen ADDR]
+                                                 run the bundled demo site behind the gateway
+
+OPTIONS for serve and demo:
+  --admin ADDR|off        admin listener for metrics and reload (default 127.0.0.1:9901)
+  --access-log PATH|-|off where the JSON access log goes (default: standard output)
+  --threads N             worker threads (default: number of CPUs)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match dispatch(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rampart: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Command-line flags, each given at most once.
+struct Flags {
+    values: Vec<(String, String)>,
+}
+
+impl Flags {
+    fn parse(args: &[String], known: &[&str]) -> Result<Flags> {
+        let mut values = Vec::new();
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                None => (arg.clone(), None),
+            };
+            if !known.contains(&name.as_str()) {
+                bail!("unknown argument `{arg}`; this command takes: {}\n\n{USAGE}", known.join(", "));
+            }
+            let value = match inline {
+                Some(v) => v,
+                None => it.next().cloned().ok_or_else(|| anyhow!("`{name}` needs a value"))?,
+            };
+            if values.iter().any(|(n, _)| n == &name) {
+                bail!("`{name}` is given twice");
+            }
+            values.push((name, value));
+        }
+        Ok(Flags { values })
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+fn dispatch(args: &[String]) -> Result<ExitCode> {
+    let Some(command) = args.first() else {
+        eprint!("{USAGE}");
+        return Ok(ExitCode::from(2));
+    };
+    let rest = &args[1..];
+    match command.as_str() {
+        "serve" => serve(&Flags::parse(rest, &["--config", "--upstream", "--listen", "--admin", "--access-log", "--threads"])?),
+        "check" => check(&Flags::parse(rest, &["--config"])?),
+        "reload" => reload(&Flags::parse(rest, &["--admin"])?),
+        "demo" => demo(&Flags::parse(rest, &["--listen", "--origin-listen", "--admin", "--access-log", "--threads"])?),
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        "-V" | "--version" => {
+            println!("rampart {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        other => bail!("unknown command `{other}`\n\n{USAGE}"),
+    }
+}
+
+fn resolve(text: &str, what: &str) -> Result<SocketAddr> {
+    let bare = text.strip_prefix("http://").unwrap_or(text).trim_end_matches('/');
+    if bare.starts_with("https://") {
+        bail!("{what} `{text}`: TLS to the upstream needs a configuration file (`tls_sni` in `[[upstream]]`)");
+    }
+    bare.to_socket_addrs()
+        .with_context(|| format!("{what} `{text}` is not an address with a port, e.g. http://127.0.0.1:3000"))?
+        .next()
+        .ok_or_else(|| anyhow!("{what} `{text}` did not resolve to any address"))
+}
+
+/// Applies the flags that may override a configuration.
+fn apply_overrides(config: &mut Config, flags: &Flags) -> Result<()> {
+    if let Some(admin) = flags.get("--admin") {
+        config.server.admin_listen = if admin == "off" { None } else { Some(resolve(admin, "--admin")?) };
+    }
+    if let Some(log) = flags.get("--access-log") {
+        config.server.access_log = match log {
+            "-" => AccessLogTarget::Stdout,
+            "off" => AccessLogTarget::Off,
+            path => AccessLogTarget::File(PathBuf::from(path)),
+        };
+    }
+    if let Some(threads) = flags.get("--threads") {
+        config.server.threads = threads.parse().ok().filter(|n| *n > 0).ok_or_else(|| anyhow!("--threads must be a positive number"))?;
+    }
+    Ok(())
+}
+
+fn load_config(path: &str) -> Result<Config, ExitCode> {
+    Config::load(&PathBuf::from(path)).map_err(|errors| {
+        eprintln!("{errors}");
+        eprintln!("rampart: {} error(s) in {path}", errors.0.len());
+        ExitCode::from(1)
+    })
+}
+
+fn serve(flags: &Flags) -> Result<ExitCode> {
+    let mut config = match (flags.get("--config"), flags.get("--upstream")) {
+        (Some(path), None) => match load_config(path) {
+            Ok(c) => c,
+            Err(code) => return Ok(code),
+        },
+        (None, Some(upstream)) => {
+            let listen = resolve(flags.get("--listen").unwrap_or("127.0.0.1:8080"), "--listen")?;
+            Config::single_site(resolve(upstream, "--upstream")?, listen)
+        }
+        (Some(_), Some(_)) => bail!("give either --config or --upstream, not both"),
+        (None, None) => bail!("serve needs --upstream URL (one site with defaults) or --config FILE\n\n{USAGE}"),
+    };
+    if flags.get("--config").is_some() && flags.get("--listen").is_some() {
+        bail!("--listen goes with --upstream; with --config, listeners come from the file");
+    }
+    apply_overrides(&mut config, flags)?;
+    rampart_gateway::run(config)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(flags: &Flags) -> Result<ExitCode> {
+    let path = flags.get("--config").ok_or_else(|| anyhow!("check needs --config FILE"))?;
+    match load_config(path) {
+        Ok(config) => {
+            // Certificates are loaded here too, so that a bad key is found
+            // by `check` rather than at start.
+            let metrics = std::sync::Arc::new(Default::default());
+            if let Err(errors) = rampart_gateway::runtime::build(config.clone(), 0, &metrics, None) {
+                eprintln!("{errors}");
+                return Ok(ExitCode::from(1));
+            }
+            println!("{path}: ok ({} listener(s), {} site(s), {} upstream pool(s))", config.listeners.len(), config.sites.len(), config.upstreams.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(code) => Ok(code),
+    }
+}
+
+fn reload(flags: &Flags) -> Result<ExitCode> {
+    use std::io::{Read, Write};
+    let admin = resolve(flags.get("--admin").unwrap_or("127.0.0.1:9901"), "--admin")?;
+    let mut stream = std::net::TcpStream::connect_timeout(&admin, std::time::Duration::from_secs(5))
+        .with_context(|| format!("cannot reach the admin listener at {admin}; is rampart running with --admin {admin}?"))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    write!(stream, "POST /reload HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let outcome: serde_json::Value = serde_json::from_str(body).with_context(|| format!("unexpected answer from {admin}: {answer}"))?;
+    if outcome["reloaded"] == true {
+        println!("reloaded (generation {})", outcome["generation"]);
+        for w in outcome["warnings"].as_array().into_iter().flatten() {
+            println!("warning: {}", w.as_str().unwrap_or_default());
+        }
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("reload rejected; the running configuration stays:");
+        for e in outcome["errors"].as_array().into_iter().flatten() {
+            eprintln!("{}", e.as_str().unwrap_or_default());
+        }
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn demo(flags: &Flags) -> Result<ExitCode> {
+    let listen = resolve(flags.get("--listen").unwrap_or("127.0.0.1:8080"), "--listen")?;
+    let origin_listen = resolve(flags.get("--origin-listen").unwrap_or("127.0.0.1:8081"), "--origin-listen")?;
+    let site = rampart_demo::DemoSite::start(origin_listen).with_context(|| format!("cannot start the demo site on {origin_listen}"))?;
+    let origin = site.local_addr();
+    let mut config = Config::single_site(origin, listen);
+    apply_overrides(&mut config, flags)?;
+    println!("demo site (the origin, unprotected): http://{origin}/");
+    println!("protected by rampart:                http://{listen}/");
+    println!("press Ctrl-C to stop");
+    // The demo site's threads live until the process exits with the gateway.
+    std::mem::forget(site);
+    rampart_gateway::run(config)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,619 @@
+//! Loading a rule set into an [`Engine`].
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{ErrorKind, LoadError, LoadErrors};
+use crate::lexer;
+use crate::rule::{self, Actions, DataFiles, Disruptive, EngineMode, Rule, Selector};
+use crate::source::{FileSource, FsSource};
+use crate::transform::Transform;
+use crate::tx::{Transaction, TxMeta};
+
+/// Options for loading rules.
+#[derive(Debug, Clone, Default)]
+pub struct RuleLoadOptions {
+    /// Configuration text evaluated before the files, e.g. a
+    /// `SecRuleEngine DetectionOnly` or a `SecAction` setting CRS variables.
+    pub prelude: Option<String>,
+    /// Configuration text evaluated after the files.
+    pub epilogue: Option<String>,
+}
+
+/// A piece of configuration to load.
+#[derive(Debug, Clone)]
+pub enum ConfigInput {
+    /// A file or a glob (`rules/*.conf`) read through the file source.
+    File(PathBuf),
+    /// A configuration text with a name for error positions and a base
+    /// directory for relative `Include` and data file paths.
+    Text { name: String, text: String, base_dir: PathBuf },
+}
+
+/// What `SecRequestBodyLimitAction` says to do with a body over the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LimitAction {
+    Reject,
+    ProcessPartial,
+}
+
+/// Engine-wide settings made by directives.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub mode: EngineMode,
+    pub request_body_access: bool,
+    pub response_body_access: bool,
+    /// ModSecurity's default, 12.5 MiB: the hard cap on a buffered request body.
+    pub request_body_limit: u64,
+    /// ModSecurity's default, 128 KiB: the cap on a body without files.
+    pub request_body_no_files_limit: u64,
+    pub request_body_limit_action: LimitAction,
+    /// ModSecurity's default, 512 KiB of response body inspected.
+    pub response_body_limit: u64,
+    pub response_body_limit_action: LimitAction,
+    pub response_mime_types: Vec<String>,
+    /// How many arguments are parsed at most; 1000 like ModSecurity's default.
+    pub arguments_limit: usize,
+    pub component_signatures: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: EngineMode::On,
+            request_body_access: false,
+            response_body_access: false,
+            request_body_limit: 13_107_200,
+            request_body_no_files_limit: 131_072,
+            request_body_limit_action: LimitAction::Reject,
+            response_body_limit: 524_288,
+            response_body_limit_action: LimitAction::ProcessPartial,
+            response_mime_types: vec!["text/plain".into(), "text/html".into()],
+            arguments_limit: 1000,
+            component_signatures: Vec::new(),
+        }
+    }
+}
+
+/// An item of a phase's rule list.
+#[derive(Debug, Clone)]
+pub(crate) enum Item {
+    Rule(usize),
+    Marker(String),
+}
+
+pub(crate) struct Inner {
+    pub config: Config,
+    pub rules: Vec<Rule>,
+    /// Rules (by index) and markers of each phase 1..=5, in order.
+    pub phases: [Vec<Item>; 6],
+    /// The default disruptive action (what `block` means) per phase.
+    pub default_disruptive: [Disruptive; 6],
+    pub transform_chains: Vec<Vec<Transform>>,
+}
+
+/// A compiled rule set. Cheap to clone; share it between threads.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("rules", &self.inner.rules.len()).finish()
+    }
+}
+
+struct Loader<'a> {
+    source: &'a dyn FileSource,
+    config: Config,
+    rules: Vec<Rule>,
+    /// Markers by position: (index in `rules` before which it sits, name).
+    order: Vec<Item>,
+    defaults: HashMap<u8, Actions>,
+    chain_ids: HashMap<Vec<Transform>, u32>,
+    chains: Vec<Vec<Transform>>,
+    errors: Vec<LoadError>,
+    /// True while the last rule loaded ends with `chain`.
+    open_chain: bool,
+    include_depth: usize,
+}
+
+struct DataDir<'a> {
+    source: &'a dyn FileSource,
+    dir: PathBuf,
+}
+
+impl DataFiles for DataDir<'_> {
+    fn read_data(&mut self, name: &str) -> Result<Vec<u8>, String> {
+        let p = Path::new(name);
+        let p = if p.is_absolute() { p.to_path_buf() } else { self.dir.join(p) };
+        self.source.read(&p)
+    }
+}
+
+impl Engine {
+    /// Loads rule files (globs allowed) from the file system.
+    pub fn from_files<P: AsRef<Path>>(paths: &[P], opts: &RuleLoadOptions) -> Result<Engine, LoadErrors> {
+        let inputs: Vec<ConfigInput> = paths.iter().map(|p| ConfigInput::File(p.as_ref().to_path_buf())).collect();
+        Engine::load(&FsSource, &inputs, opts)
+    }
+
+    /// Loads a configuration text; `name` appears in error positions.
+    pub fn from_str_with_name(text: &str, name: &str) -> Result<Engine, LoadErrors> {
+        let inputs = [ConfigInput::Text { name: name.to_string(), text: text.to_string(), base_dir: PathBuf::from(".") }];
+        Engine::load(&FsSource, &inputs, &RuleLoadOptions::default())
+    }
+
+    /// Loads configuration inputs in order through a file source.
+    pub fn load(source: &dyn FileSource, inputs: &[ConfigInput], opts: &RuleLoadOptions) -> Result<Engine, LoadErrors> {
+        let mut l = Loader {
+            source,
+            config: Config::default(),
+            rules: Vec::new(),
+            order: Vec::new(),
+            defaults: HashMap::new(),
+            chain_ids: HashMap::new(),
+            chains: Vec::new(),
+            errors: Vec::new(),
+            open_chain: false,
+            include_depth: 0,
+        };
+        if let Some(p) = &opts.prelude {
+            l.load_text("<prelude>", p, Path::new("."));
+        }
+        for input in inputs {
+            match input {
+                ConfigInput::File(p) => l.include(p, "<input>", 0),
+                ConfigInput::Text { name, text, base_dir } => l.load_text(name, text, base_dir),
+            }
+        }
+        if let Some(p) = &opts.epilogue {
+            l.load_text("<epilogue>", p, Path::new("."));
+        }
+        if l.open_chain {
+            let (file, line) = l.rules.last().map(|r| (r.file.clone(), r.line)).unwrap_or_default();
+            l.errors.push(LoadError { file, line, kind: ErrorKind::Syntax("chain without a following rule".into()) });
+        }
+        if !l.errors.is_empty() {
+            return Err(LoadErrors { errors: l.errors });
+        }
+        Ok(l.finish())
+    }
+
+    /// Starts a transaction for one request.
+    pub fn transaction(&self, meta: TxMeta) -> Transaction {
+        Transaction::new(self.clone(), meta)
+    }
+
+    /// The number of rules (chain starters and SecActions) loaded.
+    pub fn rule_count(&self) -> usize {
+        self.inner.rules.len()
+    }
+}
+
+impl Loader<'_> {
+    fn finish(self) -> Engine {
+        let mut phases: [Vec<Item>; 6] = Default::default();
+        for item in &self.order {
+            match item {
+                Item::Rule(i) => {
+                    let p = self.rules[*i].phase as usize;
+                    phases[p.min(5)].push(item.clone());
+                }
+                Item::Marker(_) => {
+                    for ph in phases.iter_mut().skip(1) {
+                        ph.push(item.clone());
+                    }
+                }
+            }
+        }
+        let mut default_disruptive = [Disruptive::Pass; 6];
+        for (p, a) in &self.defaults {
+            if let Some(d) = a.disruptive {
+                default_disruptive[(*p as usize).min(5)] = d;
+            }
+        }
+        Engine {
+            inner: Arc::new(Inner {
+                config: self.config,
+                rules: self.rules,
+                phases,
+                default_disruptive,
+                transform_chains: self.chains,
+            }),
+        }
+    }
+
+    fn err(&mut self, file: &str, line: usize, kind: ErrorKind) {
+        self.errors.push(LoadError { file: file.to_string(), line, kind });
+    }
+
+    fn include(&mut self, pattern: &Path, from: &str, line: usize) {
+        if self.include_depth > 16 {
+            self.err(from, line, ErrorKind::Syntax("Include nested too deeply".into()));
+            return;
+        }
+        let files = match self.source.glob(pattern) {
+            Ok(f) => f,
+            Err(e) => {
+                self.err(from, line, ErrorKind::Io(e));
+                return;
+            }
+        };
+        for f in files {
+            match self.source.read(&f) {
+                Ok(bytes) => {
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    let dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
+                    self.include_depth += 1;
+                    self.load_text(&f.display().to_string(), &text, &dir);
+                    self.include_depth -= 1;
+                }
+                Err(e) => self.err(from, line, ErrorKind::Io(e)),
+            }
+        }
+    }
+
+    fn load_text(&mut self, name: &str, text: &str, base_dir: &Path) {
+        let (directives, lex_errors) = lexer::lex(text);
+        for (line, e) in lex_errors {
+            self.err(name, line, ErrorKind::Syntax(e));
+        }
+        for d in directives {
+            if let Err(kind) = self.directive(name, base_dir, &d) {
+                self.err(name, d.line, kind);
+            }
+        }
+    }
+
+    fn arg<'d>(d: &'d lexer::Directive, i: usize) -> Result<&'d str, ErrorKind> {
+        d.args.get(i).map(String::as_str).ok_or_else(|| ErrorKind::Syntax(format!("{} needs {} argument(s)", d.name, i + 1)))
+    }
+
+    fn directive(&mut self, file: &str, dir: &Path, d: &lexer::Directive) -> Result<(), ErrorKind> {
+        let on = |s: &str| match s.to_ascii_lowercase().as_str() {
+            "on" => Ok(true),
+            "off" => Ok(false),
+            _ => Err(ErrorKind::Syntax(format!("expected On or Off, got `{s}`"))),
+        };
+        let num = |s: &str| s.parse::<u64>().map_err(|_| ErrorKind::Syntax(format!("expected a number, got `{s}`")));
+        match d.name.to_ascii_lowercase().as_str() {
+            "secrule" => {
+                let vars = Self::arg(d, 0)?;
+                let op = Self::arg(d, 1)?;
+                let actions = d.args.get(2).map(String::as_str).unwrap_or("");
+                self.add_rule(file, dir, d.line, Some((vars, op)), actions)
+            }
+            "secaction" => {
+                let actions = Self::arg(d, 0)?;
+                self.add_rule(file, dir, d.line, None, actions)
+            }
+            "secmarker" => {
+                self.order.push(Item::Marker(Self::arg(d, 0)?.to_string()));
+                Ok(())
+            }
+            "secdefaultaction" => {
+                let mut a = Actions::default();
+                let mut errs = Vec::new();
+                rule::parse_actions(Self::arg(d, 0)?, &mut a, &mut errs);
+                if let Some(e) = errs.into_iter().next() {
+                    return Err(e);
+                }
+                let phase = a.phase.unwrap_or(2);
+                self.defaults.insert(phase, a);
+                Ok(())
+            }
+            "secruleengine" => {
+                self.config.mode = rule::parse_engine_mode(Self::arg(d, 0)?).ok_or_else(|| ErrorKind::Syntax("expected On, Off or DetectionOnly".into()))?;
+                Ok(())
+            }
+            "secrequestbodyaccess" => {
+                self.config.request_body_access = on(Self::arg(d, 0)?)?;
+                Ok(())
+            }
+            "secresponsebodyaccess" => {
+                self.config.response_body_access = on(Self::arg(d, 0)?)?;
+                Ok(())
+            }
+            "secrequestbodylimit" => {
+                self.config.request_body_limit = num(Self::arg(d, 0)?)?;
+                Ok(())
+            }
+            "secrequestbodynofileslimit" => {
+                self.config.request_body_no_files_limit = num(Self::arg(d, 0)?)?;
+                Ok(())
+            }
+            "secrequestbodylimitaction" | "secresponsebodylimitaction" => {
+                let a = match Self::arg(d, 0)?.to_ascii_lowercase().as_str() {
+                    "reject" => LimitAction::Reject,
+                    "processpartial" => LimitAction::ProcessPartial,
+                    other => return Err(ErrorKind::Syntax(format!("expected Reject or ProcessPartial, got `{other}`"))),
+                };
+                if d.name.eq_ignore_ascii_case("secrequestbodylimitaction") {
+                    self.config.request_body_limit_action = a;
+                } else {
+                    self.config.response_body_limit_action = a;
+                }
+                Ok(())
+            }
+            "secresponsebodylimit" => {
+                self.config.response_body_limit = num(Self::arg(d, 0)?)?;
+                Ok(())
+            }
+            "secresponsebodymimetype" => {
+                self.config.response_mime_types = d.args.iter().flat_map(|a| a.split_whitespace()).map(|s| s.to_ascii_lowercase()).collect();
+                Ok(())
+            }
+            "secresponsebodymimetypesclear" => {
+                self.config.response_mime_types.clear();
+                Ok(())
+            }
+            "secargumentslimit" => {
+                self.config.arguments_limit = num(Self::arg(d, 0)?)? as usize;
+                Ok(())
+            }
+            "seccomponentsignature" => {
+                self.config.component_signatures.push(Self::arg(d, 0)?.to_string());
+                Ok(())
+            }
+            "seccollectiontimeout" => {
+                num(Self::arg(d, 0)?)?;
+                Ok(())
+            }
+            "include" => {
+                let p = Path::new(Self::arg(d, 0)?);
+                let p = if p.is_absolute() { p.to_path_buf() } else { dir.join(p) };
+                self.include(&p, file, d.line);
+                Ok(())
+            }
+            "secruleremovebyid" => {
+                let mut ranges = Vec::new();
+                for a in &d.args {
+                    ranges.extend(rule::parse_id_ranges(a)?);
+                }
+                self.remove_rules(|r| ranges.iter().any(|&(a, b)| r.id >= a && r.id <= b));
+                Ok(())
+            }
+            "secruleremovebytag" => {
+                let re = crate::pcre::compile(Self::arg(d, 0)?, false).map_err(ErrorKind::Regex)?;
+                self.remove_rules(|r| r.has_tag(&re));
+                Ok(())
+            }
+            "secruleremovebymsg" => {
+                let re = crate::pcre::compile(Self::arg(d, 0)?, false).map_err(ErrorKind::Regex)?;
+                self.remove_rules(|r| r.actions.msg.as_ref().and_then(|m| m.as_literal()).is_some_and(|m| re.is_match(m)));
+                Ok(())
+            }
+            "secruleupdatetargetbyid" | "secruleupdatetargetbytag" | "secruleupdatetargetbymsg" => {
+                let sel = Self::arg(d, 0)?.to_string();
+                let (targets, exclusions) = rule::parse_targets(Self::arg(d, 1)?)?;
+                let replace = d.args.get(2).map(|r| rule::parse_targets(r)).transpose()?;
+                let by = d.name.to_ascii_lowercase();
+                let pick: Box<dyn Fn(&Rule) -> bool> = if by.ends_with("byid") {
+                    let ranges = rule::parse_id_ranges(&sel)?;
+                    Box::new(move |r: &Rule| ranges.iter().any(|&(a, b)| r.id >= a && r.id <= b))
+                } else if by.ends_with("bytag") {
+                    let re = crate::pcre::compile(&sel, false).map_err(ErrorKind::Regex)?;
+                    Box::new(move |r: &Rule| r.has_tag(&re))
+                } else {
+                    let re = crate::pcre::compile(&sel, false).map_err(ErrorKind::Regex)?;
+                    Box::new(move |r: &Rule| r.actions.msg.as_ref().and_then(|m| m.as_literal()).is_some_and(|m| re.is_match(m)))
+                };
+                for r in self.rules.iter_mut().filter(|r| pick(r)) {
+                    r.exclusions.extend(exclusions.iter().cloned());
+                    if let Some((old, _)) = &replace {
+                        r.targets.retain(|t| !old.iter().any(|o| o.var == t.var && o.raw_key.eq_ignore_ascii_case(&t.raw_key)));
+                    }
+                    r.targets.extend(targets.iter().cloned());
+                }
+                Ok(())
+            }
+            "secruleupdateactionbyid" => {
+                let ranges = rule::parse_id_ranges(Self::arg(d, 0)?)?;
+                let text = Self::arg(d, 1)?.to_string();
+                let mut errs = Vec::new();
+                for r in self.rules.iter_mut().filter(|r| ranges.iter().any(|&(a, b)| r.id >= a && r.id <= b)) {
+                    let mut upd = Actions::default();
+                    rule::parse_actions(&text, &mut upd, &mut errs);
+                    merge_update(&mut r.actions, upd);
+                    if r.actions.transforms.iter().any(Option::is_none) {
+                        r.transforms = resolve_transforms(&[], &r.actions.transforms);
+                        r.chain_id = intern(&mut self.chain_ids, &mut self.chains, &r.transforms);
+                    }
+                }
+                if let Some(e) = errs.into_iter().next() {
+                    return Err(e);
+                }
+                Ok(())
+            }
+            _ => Err(ErrorKind::UnknownDirective(d.name.clone())),
+        }
+    }
+
+    fn remove_rules(&mut self, pred: impl Fn(&Rule) -> bool) {
+        let removed: Vec<bool> = self.rules.iter().map(&pred).collect();
+        if !removed.iter().any(|&r| r) {
+            return;
+        }
+        // Indices shift, so rebuild the order list with new indices.
+        let mut new_index = vec![usize::MAX; self.rules.len()];
+        let mut n = 0;
+        for (i, r) in removed.iter().enumerate() {
+            if !r {
+                new_index[i] = n;
+                n += 1;
+            }
+        }
+        let mut k = 0;
+        self.rules.retain(|_| {
+            let keep = !removed[k];
+            k += 1;
+            keep
+        });
+        self.order = std::mem::take(&mut self.order)
+            .into_iter()
+            .filter_map(|it| match it {
+                Item::Rule(i) if new_index[i] == usize::MAX => None,
+                Item::Rule(i) => Some(Item::Rule(new_index[i])),
+                m => Some(m),
+            })
+            .collect();
+    }
+
+    fn add_rule(&mut self, file: &str, dir: &Path, line: usize, spec: Option<(&str, &str)>, actions_text: &str) -> Result<(), ErrorKind> {
+        let mut actions = Actions::default();
+        let mut errs = Vec::new();
+        rule::parse_actions(actions_text, &mut actions, &mut errs);
+        let (targets, exclusions, negated, op, op_name, op_arg, unconditional) = match spec {
+            Some((vars, op)) => {
+                let (t, e) = match rule::parse_targets(vars) {
+                    Ok(x) => x,
+                    Err(k) => {
+                        errs.push(k);
+                        (Vec::new(), Vec::new())
+                    }
+                };
+                let mut data = DataDir { source: self.source, dir: dir.to_path_buf() };
+                match rule::parse_operator(op, &mut data) {
+                    Ok((neg, o, n, a)) => (t, e, neg, o, n, a, false),
+                    Err(k) => {
+                        errs.push(k);
+                        (t, e, false, crate::operator::Operator::NoMatch, String::new(), String::new(), false)
+                    }
+                }
+            }
+            None => (Vec::new(), Vec::new(), false, crate::operator::Operator::UnconditionalMatch, "unconditionalMatch".into(), String::new(), true),
+        };
+        let is_child = self.open_chain;
+        let phase = if is_child {
+            self.rules.last().map(|r| r.phase).unwrap_or(2)
+        } else {
+            actions.phase.unwrap_or(2)
+        };
+        if !is_child && actions.id.is_none() {
+            errs.push(ErrorKind::Syntax("rule without id".into()));
+        }
+        if is_child && (actions.id.is_some() || actions.phase.is_some()) {
+            // ModSecurity rejects these in chained rules; so do we.
+            errs.push(ErrorKind::Syntax("id and phase belong on the first rule of a chain".into()));
+        }
+        let mut first = true;
+        for e in errs {
+            if first {
+                first = false;
+            }
+            self.err(file, line, e);
+        }
+        if !first {
+            // Keep chain bookkeeping consistent after an error.
+            if !actions.chain {
+                self.open_chain = false;
+            } else if !is_child {
+                self.open_chain = false;
+            }
+            return Ok(());
+        }
+        let defaults = self.defaults.get(&phase).cloned().unwrap_or_default();
+        let transforms = resolve_transforms(&defaults.transforms, &actions.transforms);
+        if actions.log.is_none() {
+            actions.log = defaults.log;
+        }
+        if !is_child {
+            if actions.disruptive.is_none() {
+                actions.disruptive = defaults.disruptive.or(Some(Disruptive::Pass));
+            }
+            if actions.status.is_none() {
+                actions.status = defaults.status;
+            }
+        }
+        let chain_id = intern(&mut self.chain_ids, &mut self.chains, &transforms);
+        let chain = actions.chain;
+        let r = Rule {
+            id: actions.id.unwrap_or(0),
+            phase,
+            file: file.to_string(),
+            line,
+            targets,
+            exclusions,
+            op,
+            negated,
+            op_name,
+            op_arg,
+            transforms,
+            chain_id,
+            actions,
+            chain: None,
+            unconditional,
+        };
+        if is_child {
+            if let Some(parent) = self.rules.last_mut() {
+                let mut slot = &mut parent.chain;
+                while let Some(next) = slot {
+                    slot = &mut next.chain;
+                }
+                *slot = Some(Box::new(r));
+            }
+        } else {
+            self.order.push(Item::Rule(self.rules.len()));
+            self.rules.push(r);
+        }
+        self.open_chain = chain;
+        Ok(())
+    }
+}
+
+fn merge_update(a: &mut Actions, u: Actions) {
+    if u.disruptive.is_some() {
+        a.disruptive = u.disruptive;
+    }
+    if u.status.is_some() {
+        a.status = u.status;
+    }
+    if u.msg.is_some() {
+        a.msg = u.msg;
+    }
+    if u.logdata.is_some() {
+        a.logdata = u.logdata;
+    }
+    if u.severity.is_some() {
+        a.severity = u.severity;
+    }
+    if u.log.is_some() {
+        a.log = u.log;
+    }
+    if !u.tags.is_empty() {
+        a.tags.extend(u.tags);
+    }
+    if !u.transforms.is_empty() {
+        a.transforms.extend(u.transforms);
+    }
+    a.actions.extend(u.actions);
+}
+
+fn resolve_transforms(defaults: &[Option<Transform>], own: &[Option<Transform>]) -> Vec<Transform> {
+    let mut out = Vec::new();
+    for t in defaults.iter().chain(own.iter()) {
+        match t {
+            None => out.clear(),
+            Some(t) => out.push(*t),
+        }
+    }
+    out
+}
+
+fn intern(ids: &mut HashMap<Vec<Transform>, u32>, chains: &mut Vec<Vec<Transform>>, t: &[Transform]) -> u32 {
+    if let Some(&id) = ids.get(t) {
+        return id;
+    }
+    let id = chains.len() as u32;
+    chains.push(t.to_vec());
+    ids.insert(t.to_vec(), id);
+    id
+}
+
+/// Whether a selector-based exclusion applies to a key of a variable.
+pub(crate) fn excluded(ex: &[rule::Exclusion], var: crate::vars::Var, key: &str) -> bool {
+    ex.iter().any(|e| e.var == var && !matches!(e.selector, Selector::All) && e.selector.matches(key) || e.var == var && matches!(e.selector, Selector::All))
+}

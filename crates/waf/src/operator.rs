@@ -1,0 +1,314 @@
+//! Operators (`@rx`, `@pm`, ...).
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::bytes::Regex;
+
+use crate::macros::Macro;
+use crate::pcre;
+
+/// A compiled operator, without its negation.
+#[derive(Debug)]
+pub(crate) enum Operator {
+    Rx(Rx),
+    Pm(Pm),
+    Contains(Macro),
+    ContainsWord(Macro),
+    BeginsWith(Macro),
+    EndsWith(Macro),
+    Streq(Macro),
+    Within(Macro),
+    Eq(Macro),
+    Ge(Macro),
+    Gt(Macro),
+    Le(Macro),
+    Lt(Macro),
+    IpMatch(Vec<IpNet>),
+    DetectSqli,
+    DetectXss,
+    ValidateByteRange(Box<[bool; 256]>),
+    ValidateUrlEncoding,
+    ValidateUtf8Encoding,
+    UnconditionalMatch,
+    NoMatch,
+    /// `@geoLookup`: there is no geolocation database, so it never matches
+    /// and GEO stays empty.
+    GeoLookup,
+    /// `@rbl`: evaluation does no network I/O, so it never matches.
+    Rbl,
+}
+
+/// `@rx`: a regex compiled at load time, or a pattern with macros compiled
+/// per transaction.
+#[derive(Debug)]
+pub(crate) enum Rx {
+    Static(Regex),
+    Dynamic(Macro),
+    /// A pattern that needs a PCRE-only construct, evaluated by one of the
+    /// strategies in PCRE-ONLY.md.
+    Emulated(crate::pcre_only::Emulated),
+}
+
+/// `@pm` and `@pmFromFile`: case-insensitive phrase match.
+#[derive(Debug)]
+pub(crate) struct Pm {
+    pub ac: AhoCorasick,
+    pub phrases: Vec<Vec<u8>>,
+}
+
+impl Pm {
+    pub(crate) fn new(phrases: Vec<Vec<u8>>) -> Result<Pm, String> {
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(&phrases)
+            .map_err(|e| e.to_string())?;
+        Ok(Pm { ac, phrases })
+    }
+}
+
+/// An IPv4 or IPv6 network in 128-bit form.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IpNet {
+    addr: u128,
+    mask: u128,
+    v4: bool,
+}
+
+impl IpNet {
+    pub(crate) fn parse(s: &str) -> Option<IpNet> {
+        let (a, len) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l.parse::<u32>().ok()?)),
+            None => (s, None),
+        };
+        let ip: std::net::IpAddr = a.trim().parse().ok()?;
+        let (addr, bits, v4) = match ip {
+            std::net::IpAddr::V4(v) => (u128::from(u32::from(v)), 32, true),
+            std::net::IpAddr::V6(v) => (u128::from(v), 128, false),
+        };
+        let len = len.unwrap_or(bits).min(bits);
+        let mask = if len == 0 { 0 } else { (!0u128 >> (128 - bits)) & !((1u128 << (bits - len)) - 1).min(!0u128 >> (128 - bits)) };
+        let mask = if len == bits { !0u128 >> (128 - bits) } else { mask };
+        Some(IpNet { addr: addr & mask, mask, v4 })
+    }
+
+    fn contains(&self, ip: &std::net::IpAddr) -> bool {
+        let (addr, v4) = match ip {
+            std::net::IpAddr::V4(v) => (u128::from(u32::from(*v)), true),
+            std::net::IpAddr::V6(v) => (u128::from(*v), false),
+        };
+        v4 == self.v4 && addr & self.mask == self.addr
+    }
+}
+
+/// What an operator needs from the transaction: macro expansion and the
+/// place to put captures.
+pub(crate) trait OpContext {
+    fn expand(&self, m: &Macro) -> Vec<u8>;
+    fn dynamic_regex(&mut self, pattern: &[u8]) -> Option<Regex>;
+}
+
+/// C's `atoi`-like parse used by the numeric operators: leading spaces, an
+/// optional sign, digits; anything else ends the number, and no digits is 0.
+pub(crate) fn parse_int(s: &[u8]) -> i64 {
+    let mut i = 0;
+    while i < s.len() && crate::transform::is_space(s[i]) {
+        i += 1;
+    }
+    let mut neg = false;
+    if i < s.len() && (s[i] == b'-' || s[i] == b'+') {
+        neg = s[i] == b'-';
+        i += 1;
+    }
+    let mut v: i64 = 0;
+    while i < s.len() && s[i].is_ascii_digit() {
+        v = v.saturating_mul(10).saturating_add(i64::from(s[i] - b'0'));
+        i += 1;
+    }
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+impl Operator {
+    /// Runs the operator. When `captures` is given and the operator matched,
+    /// it receives what ModSecurity puts into TX.0..TX.9.
+    pub(crate) fn eval(&self, ctx: &mut dyn OpContext, input: &[u8], captures: Option<&mut Vec<Vec<u8>>>) -> bool {
+        match self {
+            Operator::Rx(rx) => {
+                let dynamic;
+                let re = match rx {
+                    Rx::Static(re) => re,
+                    Rx::Dynamic(m) => {
+                        let pattern = ctx.expand(m);
+                        match ctx.dynamic_regex(&pattern) {
+                            Some(re) => {
+                                dynamic = re;
+                                &dynamic
+                            }
+                            None => return false,
+                        }
+                    }
+                    Rx::Emulated(e) => return e.eval(input, captures),
+                };
+                match captures {
+                    None => re.is_match(input),
+                    Some(caps) => match re.captures(input) {
+                        Some(c) => {
+                            caps.clear();
+                            for g in c.iter().take(10) {
+                                caps.push(g.map(|m| m.as_bytes().to_vec()).unwrap_or_default());
+                            }
+                            true
+                        }
+                        None => false,
+                    },
+                }
+            }
+            Operator::Pm(pm) => match pm.ac.find(input) {
+                Some(m) => {
+                    if let Some(caps) = captures {
+                        caps.clear();
+                        caps.push(input[m.start()..m.end()].to_vec());
+                    }
+                    true
+                }
+                None => false,
+            },
+            Operator::Contains(m) => {
+                let needle = ctx.expand(m);
+                needle.is_empty() || memmem(input, &needle).is_some()
+            }
+            Operator::ContainsWord(m) => {
+                let needle = ctx.expand(m);
+                if needle.is_empty() {
+                    return true;
+                }
+                let mut start = 0;
+                while let Some(pos) = memmem(&input[start..], &needle) {
+                    let s = start + pos;
+                    let e = s + needle.len();
+                    let before = s == 0 || !is_word(input[s - 1]);
+                    let after = e == input.len() || !is_word(input[e]);
+                    if before && after {
+                        return true;
+                    }
+                    start = s + 1;
+                }
+                false
+            }
+            Operator::BeginsWith(m) => input.starts_with(&ctx.expand(m)),
+            Operator::EndsWith(m) => input.ends_with(&ctx.expand(m)),
+            Operator::Streq(m) => input == ctx.expand(m).as_slice(),
+            Operator::Within(m) => {
+                let hay = ctx.expand(m);
+                input.is_empty() || memmem(&hay, input).is_some()
+            }
+            Operator::Eq(m) => parse_int(input) == parse_int(&ctx.expand(m)),
+            Operator::Ge(m) => parse_int(input) >= parse_int(&ctx.expand(m)),
+            Operator::Gt(m) => parse_int(input) > parse_int(&ctx.expand(m)),
+            Operator::Le(m) => parse_int(input) <= parse_int(&ctx.expand(m)),
+            Operator::Lt(m) => parse_int(input) < parse_int(&ctx.expand(m)),
+            Operator::IpMatch(nets) => {
+                let Ok(s) = std::str::from_utf8(input) else { return false };
+                let Ok(ip) = s.trim().parse::<std::net::IpAddr>() else { return false };
+                nets.iter().any(|n| n.contains(&ip))
+            }
+            Operator::DetectSqli => {
+                let r = libinjectionrs::detect_sqli(input);
+                if r.is_injection() {
+                    if let Some(caps) = captures {
+                        caps.clear();
+                        let fp = r.fingerprint.map(|f| f.to_string()).unwrap_or_default();
+                        caps.push(fp.into_bytes());
+                    }
+                    true
+                } else {
+                    false
+                }
+            }
+            Operator::DetectXss => {
+                let r = libinjectionrs::detect_xss(input);
+                if r.is_injection() {
+                    if let Some(caps) = captures {
+                        caps.clear();
+                        caps.push(input.to_vec());
+                    }
+                    true
+                } else {
+                    false
+                }
+            }
+            Operator::ValidateByteRange(allowed) => input.iter().any(|&c| !allowed[c as usize]),
+            Operator::ValidateUrlEncoding => !valid_url_encoding(input),
+            Operator::ValidateUtf8Encoding => std::str::from_utf8(input).is_err(),
+            Operator::UnconditionalMatch => true,
+            Operator::NoMatch | Operator::GeoLookup | Operator::Rbl => false,
+        }
+    }
+}
+
+fn is_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+pub(crate) fn memmem(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    if needle.len() > hay.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn valid_url_encoding(input: &[u8]) -> bool {
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] == b'%' {
+            if i + 2 >= input.len() {
+                return false;
+            }
+            if !input[i + 1].is_ascii_hexdigit() || !input[i + 2].is_ascii_hexdigit() {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+/// Parses `@validateByteRange`'s argument, e.g. `1-255` or `9,10,13,32-126`.
+pub(crate) fn parse_byte_range(arg: &str) -> Result<Box<[bool; 256]>, String> {
+    let mut table = Box::new([false; 256]);
+    for part in arg.split(',') {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<u16>(), b.trim().parse::<u16>()),
+            None => (part.parse::<u16>(), part.parse::<u16>()),
+        };
+        match (lo, hi) {
+            (Ok(lo), Ok(hi)) if lo <= hi && hi <= 255 => {
+                for c in lo..=hi {
+                    table[c as usize] = true;
+                }
+            }
+            _ => return Err(format!("invalid byte range `{part}`")),
+        }
+    }
+    Ok(table)
+}
+
+/// Compiles a static `@rx` pattern.
+pub(crate) fn compile_rx(pattern: &str) -> Result<Rx, String> {
+    if pcre::needs_pcre(pattern) {
+        return crate::pcre_only::Emulated::new(pattern).map(Rx::Emulated);
+    }
+    pcre::compile(pattern, false).map(Rx::Static)
+}

@@ -1,0 +1,189 @@
+//! Translation of the PCRE dialect the CRS is written in into the syntax of
+//! Rust's `regex` crate, matching bytes.
+//!
+//! ModSecurity compiles `@rx` with `PCRE_DOTALL | PCRE_DOLLAR_ENDONLY` and
+//! without UTF mode, so patterns match bytes, `.` matches a newline and `$`
+//! only matches at the very end. Rust's regex gives the same with Unicode off
+//! and `s` on. What Rust cannot express (look-around, back-references) is
+//! rewritten by the bounded strategies listed in PCRE-ONLY.md; possessive
+//! quantifiers and atomic groups become ordinary ones, which can only make a
+//! pattern match more often, never less.
+
+use regex::bytes::{Regex, RegexBuilder};
+
+/// The largest compiled program or lazy DFA cache one pattern may use.
+/// Some CRS patterns are hundreds of alternatives long; this is enough for the
+/// largest of them while still bounding memory.
+const SIZE_LIMIT: usize = 64 << 20;
+
+/// Compiles a PCRE pattern as ModSecurity would.
+pub(crate) fn compile(pattern: &str, caseless: bool) -> Result<Regex, String> {
+    let translated = translate(pattern);
+    RegexBuilder::new(&translated)
+        .unicode(false)
+        .dot_matches_new_line(true)
+        .case_insensitive(caseless)
+        .size_limit(SIZE_LIMIT)
+        .dfa_size_limit(SIZE_LIMIT)
+        .build()
+        .map_err(|e| format!("{e}"))
+}
+
+/// Whether a pattern uses a construct Rust's regex cannot express directly.
+pub(crate) fn needs_pcre(pattern: &str) -> bool {
+    pattern.contains("(?=")
+        || pattern.contains("(?!")
+        || pattern.contains("(?<=")
+        || pattern.contains("(?<!")
+}
+
+/// Rewrites PCRE-only syntax into the Rust equivalent.
+pub(crate) fn translate(p: &str) -> String {
+    let b = p.as_bytes();
+    let mut out = String::with_capacity(p.len() + 8);
+    let mut i = 0;
+    let mut in_class = false;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\\' && i + 1 < b.len() {
+            let n = b[i + 1];
+            match n {
+                b'e' => out.push_str("\\x1b"),
+                b'h' => out.push_str(if in_class { " \\t" } else { "[ \\t]" }),
+                b'0' => {
+                    // PCRE's \0 is an octal escape: \0, \0d or \0dd.
+                    let mut j = i + 2;
+                    let mut v = 0u32;
+                    while j < b.len() && j < i + 4 && (b'0'..=b'7').contains(&b[j]) {
+                        v = v * 8 + u32::from(b[j] - b'0');
+                        j += 1;
+                    }
+                    out.push_str(&format!("\\x{:02x}", v & 0xff));
+                    i = j;
+                    continue;
+                }
+                b'Z' => out.push_str("\\z"),
+                b'/' | b'"' | b'\'' | b'<' | b'>' | b'=' | b'@' | b'%' | b',' | b';' | b':' | b'!' | b'`' | b'_' | b'&' | b'~' => {
+                    // Escaping a character that needs none is allowed in PCRE;
+                    // Rust only allows it for meta characters.
+                    push_literal(&mut out, n);
+                }
+                _ => {
+                    out.push('\\');
+                    out.push(n as char);
+                }
+            }
+            i += 2;
+            continue;
+        }
+        if in_class {
+            if c == b'[' && b.get(i + 1) == Some(&b':') {
+                // POSIX class inside a bracket expression: copy through.
+                if let Some(end) = p[i..].find(":]") {
+                    out.push_str(&p[i..i + end + 2]);
+                    i += end + 2;
+                    continue;
+                }
+            }
+            if c == b'[' {
+                out.push_str("\\[");
+                i += 1;
+                continue;
+            }
+            if c == b']' {
+                in_class = false;
+            }
+            if c == b'&' || c == b'~' || c == b'-' && b.get(i + 1) == Some(&b'-') {
+                // Rust reads `&&`, `~~` and `--` in a class as set operations.
+                push_literal(&mut out, c);
+                i += 1;
+                continue;
+            }
+            out.push(c as char);
+            i += 1;
+            continue;
+        }
+        match c {
+            b'[' => {
+                in_class = true;
+                out.push('[');
+                i += 1;
+                if b.get(i) == Some(&b'^') {
+                    out.push('^');
+                    i += 1;
+                }
+                if b.get(i) == Some(&b']') {
+                    out.push_str("\\]");
+                    i += 1;
+                }
+                continue;
+            }
+            b'(' if p[i..].starts_with("(?>") => {
+                out.push_str("(?:");
+                i += 3;
+                continue;
+            }
+            b'*' | b'+' | b'?' | b'}' => {
+                out.push(c as char);
+                i += 1;
+                // A possessive quantifier becomes a greedy one.
+                if b.get(i) == Some(&b'+') {
+                    i += 1;
+                }
+                continue;
+            }
+            b'{' => {
+                // A brace that does not start a valid repetition is a literal
+                // in PCRE and an error in Rust.
+                let rest = &p[i + 1..];
+                let end = rest.find('}');
+                let valid = end.is_some_and(|e| {
+                    let inner = &rest[..e];
+                    !inner.is_empty()
+                        && !inner.starts_with(',')
+                        && inner.chars().all(|ch| ch.is_ascii_digit() || ch == ',')
+                        && inner.matches(',').count() <= 1
+                });
+                if valid {
+                    out.push('{');
+                } else {
+                    out.push_str("\\{");
+                }
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c as char);
+        i += 1;
+    }
+    out
+}
+
+fn push_literal(out: &mut String, c: u8) {
+    out.push_str(&format!("\\x{c:02x}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(pattern: &str, input: &[u8], expect: bool) {
+        let re = compile(pattern, false).unwrap_or_else(|e| panic!("{pattern}: {e}"));
+        assert_eq!(re.is_match(input), expect, "{pattern} on {:?}", String::from_utf8_lossy(input));
+    }
+
+    #[test]
+    fn pcre_dialect() {
+        check(r"\x{5c}a", b"\\a", true);
+        check(r"a\/b", b"a/b", true);
+        check(r"[\x80-\xff]", &[0xc3], true);
+        check(r"a{", b"a{", true);
+        check(r"a++b", b"aab", true);
+        check(r"(?>ab)c", b"abc", true);
+        check(r"a.b", b"a\nb", true);
+        check(r"[]a]", b"]", true);
+        check(r"\0", b"\0", true);
+        check(r"[a&&b]", b"&", true);
+    }
+}

@@ -1,0 +1,786 @@
+//! Transformations, with ModSecurity v2's exact semantics.
+//!
+//! Each function reads `input` and writes the result into `out`, which the
+//! caller owns and reuses, so a pipeline allocates nothing once its buffers
+//! have grown.
+
+use crate::hash;
+
+/// A transformation (`t:` action).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transform {
+    Lowercase,
+    Uppercase,
+    UrlDecode,
+    UrlDecodeUni,
+    UrlEncode,
+    JsDecode,
+    HtmlEntityDecode,
+    CssDecode,
+    Utf8ToUnicode,
+    RemoveNulls,
+    ReplaceNulls,
+    RemoveWhitespace,
+    CompressWhitespace,
+    CmdLine,
+    ReplaceComments,
+    RemoveComments,
+    RemoveCommentsChar,
+    NormalisePath,
+    NormalisePathWin,
+    EscapeSeqDecode,
+    Base64Decode,
+    Base64DecodeExt,
+    Base64Encode,
+    HexEncode,
+    HexDecode,
+    Sha1,
+    Md5,
+    Length,
+    Trim,
+    TrimLeft,
+    TrimRight,
+    SqlHexDecode,
+    ParityEven7bit,
+}
+
+impl Transform {
+    /// Looks a transformation up by its SecLang name; `None` (the reset) is
+    /// handled by the caller.
+    pub fn from_name(name: &str) -> Option<Transform> {
+        use Transform::*;
+        Some(match name.to_ascii_lowercase().as_str() {
+            "lowercase" => Lowercase,
+            "uppercase" => Uppercase,
+            "urldecode" => UrlDecode,
+            "urldecodeuni" => UrlDecodeUni,
+            "urlencode" => UrlEncode,
+            "jsdecode" => JsDecode,
+            "htmlentitydecode" => HtmlEntityDecode,
+            "cssdecode" => CssDecode,
+            "utf8tounicode" => Utf8ToUnicode,
+            "removenulls" => RemoveNulls,
+            "replacenulls" => ReplaceNulls,
+            "removewhitespace" => RemoveWhitespace,
+            "compresswhitespace" => CompressWhitespace,
+            "cmdline" => CmdLine,
+            "replacecomments" => ReplaceComments,
+            "removecomments" => RemoveComments,
+            "removecommentschar" => RemoveCommentsChar,
+            "normalisepath" | "normalizepath" => NormalisePath,
+            "normalisepathwin" | "normalizepathwin" => NormalisePathWin,
+            "escapeseqdecode" => EscapeSeqDecode,
+            "base64decode" => Base64Decode,
+            "base64decodeext" => Base64DecodeExt,
+            "base64encode" => Base64Encode,
+            "hexencode" => HexEncode,
+            "hexdecode" => HexDecode,
+            "sha1" => Sha1,
+            "md5" => Md5,
+            "length" => Length,
+            "trim" => Trim,
+            "trimleft" => TrimLeft,
+            "trimright" => TrimRight,
+            "sqlhexdecode" => SqlHexDecode,
+            "parityeven7bit" => ParityEven7bit,
+            _ => return None,
+        })
+    }
+
+    /// Applies the transformation.
+    pub fn apply(self, input: &[u8], out: &mut Vec<u8>) {
+        out.clear();
+        use Transform::*;
+        match self {
+            Lowercase => out.extend(input.iter().map(|c| c.to_ascii_lowercase())),
+            Uppercase => out.extend(input.iter().map(|c| c.to_ascii_uppercase())),
+            UrlDecode => url_decode(input, out, false),
+            UrlDecodeUni => url_decode(input, out, true),
+            UrlEncode => url_encode(input, out),
+            JsDecode => js_decode(input, out),
+            HtmlEntityDecode => html_entity_decode(input, out),
+            CssDecode => css_decode(input, out),
+            Utf8ToUnicode => utf8_to_unicode(input, out),
+            RemoveNulls => out.extend(input.iter().filter(|&&c| c != 0)),
+            ReplaceNulls => out.extend(input.iter().map(|&c| if c == 0 { b' ' } else { c })),
+            RemoveWhitespace => out.extend(input.iter().filter(|&&c| !is_space(c) && c != 0xa0)),
+            CompressWhitespace => {
+                let mut in_ws = false;
+                for &c in input {
+                    if is_space(c) || c == 0xa0 {
+                        if !in_ws {
+                            out.push(b' ');
+                            in_ws = true;
+                        }
+                    } else {
+                        out.push(c);
+                        in_ws = false;
+                    }
+                }
+            }
+            CmdLine => cmd_line(input, out),
+            ReplaceComments => replace_comments(input, out),
+            RemoveComments => remove_comments(input, out),
+            RemoveCommentsChar => remove_comments_char(input, out),
+            NormalisePath => normalise_path(input, out, false),
+            NormalisePathWin => normalise_path(input, out, true),
+            EscapeSeqDecode => escape_seq_decode(input, out),
+            Base64Decode => base64_decode(input, out, false),
+            Base64DecodeExt => base64_decode(input, out, true),
+            Base64Encode => base64_encode(input, out),
+            HexEncode => {
+                for &c in input {
+                    out.push(HEX[(c >> 4) as usize]);
+                    out.push(HEX[(c & 15) as usize]);
+                }
+            }
+            HexDecode => {
+                let mut i = 0;
+                while i + 1 < input.len() {
+                    out.push((hexval(input[i]) << 4) | hexval(input[i + 1]));
+                    i += 2;
+                }
+            }
+            Sha1 => out.extend_from_slice(&hash::sha1(input)),
+            Md5 => out.extend_from_slice(&hash::md5(input)),
+            Length => out.extend_from_slice(input.len().to_string().as_bytes()),
+            Trim => out.extend_from_slice(trim_right(trim_left(input))),
+            TrimLeft => out.extend_from_slice(trim_left(input)),
+            TrimRight => out.extend_from_slice(trim_right(input)),
+            SqlHexDecode => sql_hex_decode(input, out),
+            ParityEven7bit => out.extend(input.iter().map(|&c| {
+                let c = c & 0x7f;
+                if c.count_ones() % 2 == 1 {
+                    c | 0x80
+                } else {
+                    c
+                }
+            })),
+        }
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// C's `isspace` in the "C" locale.
+pub(crate) fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+fn hexval(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        b'A'..=b'F' => c - b'A' + 10,
+        _ => 0,
+    }
+}
+
+fn x2c(a: u8, b: u8) -> u8 {
+    (hexval(a) << 4) | hexval(b)
+}
+
+fn trim_left(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|&&c| is_space(c)).count();
+    &s[n..]
+}
+
+fn trim_right(s: &[u8]) -> &[u8] {
+    let n = s.iter().rev().take_while(|&&c| is_space(c)).count();
+    &s[..s.len() - n]
+}
+
+/// Full-width ASCII (U+FF01..U+FF5E) is mapped to ASCII by taking the low
+/// byte and adding 0x20, as ModSecurity does when it has no Unicode map.
+fn fullwidth_fix(d: u8, hi1: u8, hi2: u8) -> u8 {
+    if d > 0 && d < 0x5f && (hi1 == b'f' || hi1 == b'F') && (hi2 == b'f' || hi2 == b'F') {
+        d + 0x20
+    } else {
+        d
+    }
+}
+
+/// `urlDecode` and `urlDecodeUni`: invalid escapes are left as they are.
+pub(crate) fn url_decode(input: &[u8], out: &mut Vec<u8>, uni: bool) {
+    let mut i = 0;
+    let n = input.len();
+    while i < n {
+        let c = input[i];
+        if c == b'%' {
+            if uni && i + 1 < n && (input[i + 1] == b'u' || input[i + 1] == b'U') {
+                if i + 5 < n && input[i + 2..i + 6].iter().all(u8::is_ascii_hexdigit) {
+                    let d = x2c(input[i + 4], input[i + 5]);
+                    out.push(fullwidth_fix(d, input[i + 2], input[i + 3]));
+                    i += 6;
+                } else {
+                    // Not a valid %u escape: keep the bytes as they are.
+                    out.push(b'%');
+                    i += 1;
+                }
+            } else if i + 2 < n && input[i + 1].is_ascii_hexdigit() && input[i + 2].is_ascii_hexdigit() {
+                out.push(x2c(input[i + 1], input[i + 2]));
+                i += 3;
+            } else {
+                out.push(b'%');
+                i += 1;
+            }
+        } else if c == b'+' {
+            out.push(b' ');
+            i += 1;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+}
+
+fn url_encode(input: &[u8], out: &mut Vec<u8>) {
+    for &c in input {
+        if c == b' ' {
+            out.push(b'+');
+        } else if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'*') {
+            out.push(c);
+        } else {
+            out.push(b'%');
+            out.push(HEX[(c >> 4) as usize]);
+            out.push(HEX[(c & 15) as usize]);
+        }
+    }
+}
+
+fn js_decode(input: &[u8], out: &mut Vec<u8>) {
+    let n = input.len();
+    let mut i = 0;
+    while i < n {
+        if input[i] != b'\\' {
+            out.push(input[i]);
+            i += 1;
+            continue;
+        }
+        if i + 5 < n && input[i + 1] == b'u' && input[i + 2..i + 6].iter().all(u8::is_ascii_hexdigit) {
+            let d = x2c(input[i + 4], input[i + 5]);
+            out.push(fullwidth_fix(d, input[i + 2], input[i + 3]));
+            i += 6;
+        } else if i + 3 < n && input[i + 1] == b'x' && input[i + 2].is_ascii_hexdigit() && input[i + 3].is_ascii_hexdigit() {
+            out.push(x2c(input[i + 2], input[i + 3]));
+            i += 4;
+        } else if i + 1 < n && (b'0'..=b'7').contains(&input[i + 1]) {
+            let mut j = 0;
+            let mut v: u32 = 0;
+            while j < 3 && i + 1 + j < n && (b'0'..=b'7').contains(&input[i + 1 + j]) {
+                v = v * 8 + u32::from(input[i + 1 + j] - b'0');
+                j += 1;
+            }
+            // Three octal digits only make a byte when the first is 0..3.
+            if j == 3 && input[i + 1] > b'3' {
+                j = 2;
+                v /= 8;
+            }
+            out.push(v as u8);
+            i += 1 + j;
+        } else if i + 1 < n {
+            let c = match input[i + 1] {
+                b'a' => 7,
+                b'b' => 8,
+                b'f' => 0x0c,
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b't' => b'\t',
+                b'v' => 0x0b,
+                c => c,
+            };
+            out.push(c);
+            i += 2;
+        } else {
+            out.push(input[i]);
+            i += 1;
+        }
+    }
+}
+
+fn html_entity_decode(input: &[u8], out: &mut Vec<u8>) {
+    let n = input.len();
+    let mut i = 0;
+    while i < n {
+        if input[i] == b'&' && i + 1 < n {
+            if input[i + 1] == b'#' {
+                if i + 2 < n && (input[i + 2] == b'x' || input[i + 2] == b'X') {
+                    let k = i + 3;
+                    let mut j = k;
+                    while j < n && input[j].is_ascii_hexdigit() {
+                        j += 1;
+                    }
+                    if j > k {
+                        let mut v: u32 = 0;
+                        for &c in &input[k..j] {
+                            v = v.wrapping_mul(16).wrapping_add(u32::from(hexval(c)));
+                        }
+                        out.push(v as u8);
+                        i = if j < n && input[j] == b';' { j + 1 } else { j };
+                        continue;
+                    }
+                } else {
+                    let k = i + 2;
+                    let mut j = k;
+                    while j < n && input[j].is_ascii_digit() {
+                        j += 1;
+                    }
+                    if j > k {
+                        let mut v: u32 = 0;
+                        for &c in &input[k..j] {
+                            v = v.wrapping_mul(10).wrapping_add(u32::from(c - b'0'));
+                        }
+                        out.push(v as u8);
+                        i = if j < n && input[j] == b';' { j + 1 } else { j };
+                        continue;
+                    }
+                }
+            } else {
+                let k = i + 1;
+                let mut j = k;
+                while j < n && input[j].is_ascii_alphanumeric() {
+                    j += 1;
+                }
+                if j > k {
+                    let name = input[k..j].to_ascii_lowercase();
+                    let rep: Option<u8> = match name.as_slice() {
+                        b"quot" => Some(b'"'),
+                        b"amp" => Some(b'&'),
+                        b"lt" => Some(b'<'),
+                        b"gt" => Some(b'>'),
+                        b"nbsp" => Some(0xa0),
+                        _ => None,
+                    };
+                    if let Some(r) = rep {
+                        out.push(r);
+                        i = if j < n && input[j] == b';' { j + 1 } else { j };
+                        continue;
+                    }
+                }
+            }
+        }
+        out.push(input[i]);
+        i += 1;
+    }
+}
+
+fn css_decode(input: &[u8], out: &mut Vec<u8>) {
+    let n = input.len();
+    let mut i = 0;
+    while i < n {
+        if input[i] != b'\\' {
+            out.push(input[i]);
+            i += 1;
+            continue;
+        }
+        if i + 1 >= n {
+            // A trailing backslash is dropped.
+            i += 1;
+            continue;
+        }
+        i += 1;
+        let mut j = 0;
+        while j < 6 && i + j < n && input[i + j].is_ascii_hexdigit() {
+            j += 1;
+        }
+        if j > 0 {
+            let mut fullcheck = false;
+            let d = match j {
+                1 => hexval(input[i]),
+                2 | 3 => x2c(input[i + j - 2], input[i + j - 1]),
+                4 => {
+                    fullcheck = true;
+                    x2c(input[i + 2], input[i + 3])
+                }
+                5 => {
+                    fullcheck = input[i] == b'0';
+                    x2c(input[i + 3], input[i + 4])
+                }
+                _ => {
+                    fullcheck = input[i] == b'0' && input[i + 1] == b'0';
+                    x2c(input[i + 4], input[i + 5])
+                }
+            };
+            let d = if fullcheck { fullwidth_fix(d, input[i + j - 4], input[i + j - 3]) } else { d };
+            out.push(d);
+            i += j;
+            if i < n && is_space(input[i]) {
+                i += 1;
+            }
+        } else if input[i] == b'\n' {
+            i += 1;
+        } else {
+            out.push(input[i]);
+            i += 1;
+        }
+    }
+}
+
+fn utf8_to_unicode(input: &[u8], out: &mut Vec<u8>) {
+    let n = input.len();
+    let mut i = 0;
+    while i < n {
+        let c = input[i];
+        let (len, init) = if c < 0x80 {
+            out.push(c);
+            i += 1;
+            continue;
+        } else if c & 0xe0 == 0xc0 {
+            (2, u32::from(c & 0x1f))
+        } else if c & 0xf0 == 0xe0 {
+            (3, u32::from(c & 0x0f))
+        } else if c & 0xf8 == 0xf0 {
+            (4, u32::from(c & 0x07))
+        } else {
+            out.push(c);
+            i += 1;
+            continue;
+        };
+        if i + len > n || !input[i + 1..i + len].iter().all(|&b| b & 0xc0 == 0x80) {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let mut cp = init;
+        for &b in &input[i + 1..i + len] {
+            cp = (cp << 6) | u32::from(b & 0x3f);
+        }
+        out.extend_from_slice(format!("%u{cp:04x}").as_bytes());
+        i += len;
+    }
+}
+
+fn cmd_line(input: &[u8], out: &mut Vec<u8>) {
+    let mut space = false;
+    for &c in input {
+        match c {
+            b'"' | b'\'' | b'\\' | b'^' => {}
+            b' ' | b',' | b';' | b'\t' | b'\r' | b'\n' => {
+                if !space {
+                    out.push(b' ');
+                    space = true;
+                }
+            }
+            b'/' | b'(' => {
+                if space {
+                    out.pop();
+                }
+                space = false;
+                out.push(c);
+            }
+            _ => {
+                out.push(c.to_ascii_lowercase());
+                space = false;
+            }
+        }
+    }
+}
+
+fn replace_comments(input: &[u8], out: &mut Vec<u8>) {
+    let n = input.len();
+    let mut i = 0;
+    let mut incomment = false;
+    while i < n {
+        if !incomment {
+            if input[i] == b'/' && i + 1 < n && input[i + 1] == b'*' {
+                incomment = true;
+                i += 2;
+            } else {
+                out.push(input[i]);
+                i += 1;
+            }
+        } else if input[i] == b'*' && i + 1 < n && input[i + 1] == b'/' {
+            incomment = false;
+            i += 2;
+            out.push(b' ');
+        } else {
+            i += 1;
+        }
+    }
+    if incomment {
+        out.push(b' ');
+    }
+}
+
+fn remove_comments(input: &[u8], out: &mut Vec<u8>) {
+    let n = input.len();
+    let mut i = 0;
+    let mut incomment = false;
+    while i < n {
+        if !incomment {
+            if input[i] == b'/' && i + 1 < n && input[i + 1] == b'*' {
+                incomment = true;
+                i += 2;
+            } else if input[i] == b'<' && input[i..].starts_with(b"<!--") {
+                incomment = true;
+                i += 4;
+            } else if input[i] == b'-' && i + 1 < n && input[i + 1] == b'-' {
+                break;
+            } else if input[i] == b'#' {
+                break;
+            } else {
+                out.push(input[i]);
+                i += 1;
+            }
+        } else if input[i] == b'*' && i + 1 < n && input[i + 1] == b'/' {
+            incomment = false;
+            i += 2;
+        } else if input[i] == b'-' && input[i..].starts_with(b"-->") {
+            incomment = false;
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    if incomment {
+        out.push(b' ');
+    }
+}
+
+fn remove_comments_char(input: &[u8], out: &mut Vec<u8>) {
+    let n = input.len();
+    let mut i = 0;
+    while i < n {
+        let rest = &input[i..];
+        if rest.starts_with(b"/*") || rest.starts_with(b"*/") {
+            i += 2;
+        } else if rest.starts_with(b"<!--") {
+            i += 4;
+        } else if rest.starts_with(b"-->") {
+            i += 3;
+        } else if rest.starts_with(b"--") {
+            i += 2;
+        } else if rest[0] == b'#' {
+            i += 1;
+        } else {
+            out.push(rest[0]);
+            i += 1;
+        }
+    }
+}
+
+fn normalise_path(input: &[u8], out: &mut Vec<u8>, win: bool) {
+    if input.is_empty() {
+        return;
+    }
+    let src: Vec<u8> = if win {
+        input.iter().map(|&c| if c == b'\\' { b'/' } else { c }).collect()
+    } else {
+        input.to_vec()
+    };
+    let absolute = src[0] == b'/';
+    let mut segments: Vec<&[u8]> = Vec::new();
+    let parts: Vec<&[u8]> = src.split(|&c| c == b'/').collect();
+    let last = parts.len() - 1;
+    let mut trailing = false;
+    for (idx, seg) in parts.iter().enumerate() {
+        match *seg {
+            b"" => {
+                if idx == last && idx != 0 {
+                    trailing = true;
+                }
+            }
+            b"." => {
+                if idx == last {
+                    trailing = true;
+                }
+            }
+            b".." => {
+                if idx == last {
+                    trailing = true;
+                }
+                match segments.last() {
+                    Some(s) if *s != b".." => {
+                        segments.pop();
+                    }
+                    _ => {
+                        if !absolute {
+                            segments.push(seg);
+                        }
+                    }
+                }
+            }
+            _ => segments.push(seg),
+        }
+    }
+    if absolute {
+        out.push(b'/');
+    }
+    for (k, s) in segments.iter().enumerate() {
+        if k > 0 {
+            out.push(b'/');
+        }
+        out.extend_from_slice(s);
+    }
+    if trailing && !segments.is_empty() {
+        out.push(b'/');
+    }
+}
+
+fn escape_seq_decode(input: &[u8], out: &mut Vec<u8>) {
+    let n = input.len();
+    let mut i = 0;
+    while i < n {
+        if input[i] != b'\\' || i + 1 >= n {
+            out.push(input[i]);
+            i += 1;
+            continue;
+        }
+        let simple = match input[i + 1] {
+            b'a' => Some(7),
+            b'b' => Some(8),
+            b'f' => Some(0x0c),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            b'v' => Some(0x0b),
+            b'\\' => Some(b'\\'),
+            b'?' => Some(b'?'),
+            b'\'' => Some(b'\''),
+            b'"' => Some(b'"'),
+            _ => None,
+        };
+        if let Some(c) = simple {
+            out.push(c);
+            i += 2;
+            continue;
+        }
+        if input[i + 1] == b'x' || input[i + 1] == b'X' {
+            if i + 3 < n && input[i + 2].is_ascii_hexdigit() && input[i + 3].is_ascii_hexdigit() {
+                out.push(x2c(input[i + 2], input[i + 3]));
+                i += 4;
+                continue;
+            }
+        } else if (b'0'..=b'7').contains(&input[i + 1]) {
+            let mut j = 0;
+            let mut v: u32 = 0;
+            while j < 3 && i + 1 + j < n && (b'0'..=b'7').contains(&input[i + 1 + j]) {
+                v = v * 8 + u32::from(input[i + 1 + j] - b'0');
+                j += 1;
+            }
+            out.push(v as u8);
+            i += 1 + j;
+            continue;
+        }
+        // An escape it does not know: the backslash goes, the byte stays.
+        out.push(input[i + 1]);
+        i += 2;
+    }
+}
+
+fn b64val(c: u8) -> Option<u8> {
+    match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' | b'-' => Some(62),
+        b'/' | b'_' => Some(63),
+        _ => None,
+    }
+}
+
+/// `base64Decode` stops at the first byte that is not base64, as APR's decoder
+/// does; `base64DecodeExt` skips such bytes instead.
+fn base64_decode(input: &[u8], out: &mut Vec<u8>, ext: bool) {
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for &c in input {
+        let v = match b64val(c) {
+            Some(v) => v,
+            None if ext => continue,
+            None => break,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+}
+
+fn base64_encode(input: &[u8], out: &mut Vec<u8>) {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        out.push(T[(v >> 18) as usize & 63]);
+        out.push(T[(v >> 12) as usize & 63]);
+        out.push(if chunk.len() > 1 { T[(v >> 6) as usize & 63] } else { b'=' });
+        out.push(if chunk.len() > 2 { T[v as usize & 63] } else { b'=' });
+    }
+}
+
+fn sql_hex_decode(input: &[u8], out: &mut Vec<u8>) {
+    let n = input.len();
+    let mut i = 0;
+    while i < n {
+        if input[i] == b'0'
+            && i + 3 < n
+            && (input[i + 1] == b'x' || input[i + 1] == b'X')
+            && input[i + 2].is_ascii_hexdigit()
+            && input[i + 3].is_ascii_hexdigit()
+        {
+            i += 2;
+            while i + 1 < n && input[i].is_ascii_hexdigit() && input[i + 1].is_ascii_hexdigit() {
+                out.push(x2c(input[i], input[i + 1]));
+                i += 2;
+            }
+        } else {
+            out.push(input[i]);
+            i += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(t: &str, input: &[u8], expect: &[u8]) {
+        let mut out = Vec::new();
+        Transform::from_name(t).unwrap().apply(input, &mut out);
+        assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(expect), "t:{t} on {:?}", String::from_utf8_lossy(input));
+    }
+
+    #[test]
+    fn decoders() {
+        check("urlDecode", b"a%20b+c%zz%4", b"a b c%zz%4");
+        check("urlDecodeUni", b"%u0041%uff0e%41%u00", b"A.A%u00");
+        check("jsDecode", b"\\x41\\u0042\\101\\n\\'\\uff0e", b"AB A\n'.".iter().copied().filter(|&c| c != b' ').collect::<Vec<_>>().as_slice());
+        check("htmlEntityDecode", b"&lt;&#x41;&#66&quot;&foo;&", b"<AB\"&foo;&");
+        check("cssDecode", b"\\6a\\61 vascript\\\nx\\", b"javascriptx");
+        check("utf8toUnicode", "é".as_bytes(), b"%u00e9");
+        check("escapeSeqDecode", b"\\x41\\101\\n\\z", b"AA\nz");
+        check("base64Decode", b"YWJj.ZGVm", b"abc");
+        check("base64DecodeExt", b"YWJj.ZGVm", b"abcdef");
+        check("sqlHexDecode", b"0x414243 x", b"ABC x");
+        check("hexDecode", b"414243", b"ABC");
+    }
+
+    #[test]
+    fn normalisers() {
+        check("cmdLine", b"C:\\\\Win\"dows ; /c  ,dir (x", b"c:windows/c dir(x");
+        check("replaceComments", b"a/*x*/b/*", b"a b ");
+        check("removeComments", b"a/*x*/b<!--c-->d--e", b"abd");
+        check("removeCommentsChar", b"a/*b*/c--d#e", b"abcde");
+        check("normalisePath", b"/a/./b/../../../c//d/", b"/c/d/");
+        check("normalisePath", b"../../etc/passwd", b"../../etc/passwd");
+        check("normalisePathWin", b"\\a\\..\\b", b"/b");
+        check("compressWhitespace", b"a  \t b", b"a b");
+        check("removeWhitespace", b"a  \t b", b"ab");
+        check("length", b"abcd", b"4");
+        check("trim", b"  a b  ", b"a b");
+    }
+
+    #[test]
+    fn hashes() {
+        check("sha1", b"abc", &[0xa9, 0x99, 0x3e, 0x36, 0x47, 0x06, 0x81, 0x6a, 0xba, 0x3e, 0x25, 0x71, 0x78, 0x50, 0xc2, 0x6c, 0x9c, 0xd0, 0xd8, 0x9d]);
+        let mut out = Vec::new();
+        Transform::Md5.apply(b"abc", &mut out);
+        let mut hex = Vec::new();
+        Transform::HexEncode.apply(&out, &mut hex);
+        assert_eq!(hex, b"900150983cd24fb0d6963f7d28e17f72");
+    }
+}
