@@ -125,6 +125,18 @@ impl DemoSite {
     }
 }
 
+impl std::fmt::Debug for DemoSite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoSite")
+            .field("local_addr", &self.local_addr)
+            .field(
+                "live_connections",
+                &self.shared.live_connections.load(Ordering::Relaxed),
+            )
+            .finish()
+    }
+}
+
 impl Drop for DemoSite {
     fn drop(&mut self) {
         self.stop();

@@ -634,3 +634,10 @@ fn each_site_has_its_own_database() {
     assert!(get(&first, "/donations/feed").text().contains("Ottilie"));
     assert!(!get(&second, "/donations/feed").text().contains("Ottilie"));
 }
+
+// The gateway keeps the site in shared state across async tasks, so it must stay Send + Sync.
+#[test]
+fn demo_site_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<DemoSite>();
+}

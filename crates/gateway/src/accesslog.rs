@@ -82,6 +82,11 @@ impl AccessLog {
         Ok(AccessLog { sender: Some(sender), metrics })
     }
 
+    /// Whether lines are written at all; callers skip building them if not.
+    pub fn enabled(&self) -> bool {
+        self.sender.is_some()
+    }
+
     pub fn write(&self, record: &AccessRecord<'_>) {
         let Some(sender) = &self.sender else { return };
         let Ok(line) = serde_json::to_string(record) else { return };

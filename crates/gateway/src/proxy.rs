@@ -168,7 +168,8 @@ impl ProxyHttp for Gateway {
 
         // Header size: the request line plus every header line.
         let head_bytes = header.method.as_str().len()
-            + header.uri.to_string().len()
+            + header.uri.path_and_query().map_or(1, |p| p.as_str().len())
+            + header.uri.authority().map_or(0, |a| a.as_str().len())
             + 12
             + header.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>();
         if head_bytes > limits.max_header_bytes {
@@ -325,6 +326,9 @@ impl ProxyHttp for Gateway {
         };
         if let (Some(s), Some(i)) = (&snapshot, ctx.site) {
             s.sites[i].metrics.record(status, bytes, elapsed.as_secs_f64());
+        }
+        if !self.access_log.enabled() {
+            return;
         }
         let upstream = match (ctx.pool(), ctx.server) {
             (Some(pool), Some(i)) => Some(pool.servers[i].address.to_string()),

@@ -55,7 +55,11 @@ impl ConnectionFilter for EarlyRefusal {
     async fn should_accept(&self, addr: Option<&std::net::SocketAddr>) -> bool {
         let Some(addr) = addr else { return true };
         let per_client = self.runtime.0.snapshot().config.limits.max_connections_per_client;
-        self.table.open_for(&addr.ip()) < per_client
+        let admit = self.table.open_for(&addr.ip()) < per_client;
+        if !admit {
+            self.runtime.0.metrics.connections_rejected_per_client.fetch_add(1, Ordering::Relaxed);
+        }
+        admit
     }
 }
 

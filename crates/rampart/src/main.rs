@@ -9,6 +9,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use rampart_gateway::config::AccessLogTarget;
 use rampart_gateway::Config;
 
+/// mimalloc instead of the system allocator: the proxy allocates many small,
+/// short-lived objects per request, where glibc's malloc showed as about a
+/// tenth of the CPU profile under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "\
 rampart — a layered security gateway
 

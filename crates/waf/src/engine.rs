@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::error::{ErrorKind, LoadError, LoadErrors};
 use crate::lexer;
-use crate::rule::{self, Actions, DataFiles, Disruptive, EngineMode, Rule, Selector};
+use crate::rule::{self, Actions, DataFiles, Disruptive, EngineMode, Rule};
 use crate::source::{FileSource, FsSource};
 use crate::transform::Transform;
 use crate::tx::{Transaction, TxMeta};
@@ -117,6 +117,8 @@ struct Loader<'a> {
     errors: Vec<LoadError>,
     /// True while the last rule loaded ends with `chain`.
     open_chain: bool,
+    /// True while skipping the rest of a chain whose first rule had errors.
+    discard_chain: bool,
     include_depth: usize,
 }
 
@@ -158,6 +160,7 @@ impl Engine {
             chains: Vec::new(),
             errors: Vec::new(),
             open_chain: false,
+            discard_chain: false,
             include_depth: 0,
         };
         if let Some(p) = &opts.prelude {
@@ -185,6 +188,11 @@ impl Engine {
     /// Starts a transaction for one request.
     pub fn transaction(&self, meta: TxMeta) -> Transaction {
         Transaction::new(self.clone(), meta)
+    }
+
+    /// The ids of rules carrying a tag (exactly), e.g. `paranoia-level/1`.
+    pub fn rules_with_tag(&self, tag: &str) -> Vec<u32> {
+        self.inner.rules.iter().filter(|r| r.actions.tags.iter().any(|t| t == tag)).map(|r| r.id).collect()
     }
 
     /// The number of rules (chain starters and SecActions) loaded.
@@ -486,6 +494,10 @@ impl Loader<'_> {
             }
             None => (Vec::new(), Vec::new(), false, crate::operator::Operator::UnconditionalMatch, "unconditionalMatch".into(), String::new(), true),
         };
+        if self.discard_chain {
+            self.discard_chain = actions.chain;
+            return Ok(());
+        }
         let is_child = self.open_chain;
         let phase = if is_child {
             self.rules.last().map(|r| r.phase).unwrap_or(2)
@@ -508,11 +520,8 @@ impl Loader<'_> {
         }
         if !first {
             // Keep chain bookkeeping consistent after an error.
-            if !actions.chain {
-                self.open_chain = false;
-            } else if !is_child {
-                self.open_chain = false;
-            }
+            self.open_chain = false;
+            self.discard_chain = actions.chain;
             return Ok(());
         }
         let defaults = self.defaults.get(&phase).cloned().unwrap_or_default();
@@ -613,7 +622,3 @@ fn intern(ids: &mut HashMap<Vec<Transform>, u32>, chains: &mut Vec<Vec<Transform
     id
 }
 
-/// Whether a selector-based exclusion applies to a key of a variable.
-pub(crate) fn excluded(ex: &[rule::Exclusion], var: crate::vars::Var, key: &str) -> bool {
-    ex.iter().any(|e| e.var == var && !matches!(e.selector, Selector::All) && e.selector.matches(key) || e.var == var && matches!(e.selector, Selector::All))
-}

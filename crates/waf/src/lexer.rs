@@ -79,8 +79,10 @@ fn split_args(line: &str) -> Result<Vec<String>, String> {
             let mut word = Vec::new();
             let mut closed = false;
             while i < b.len() {
-                if b[i] == b'\\' && i + 1 < b.len() && b[i + 1] == quote {
-                    word.push(quote);
+                // Apache's substring_conf: `\\\\` and an escaped quote lose
+                // their backslash; every other backslash stays.
+                if b[i] == b'\\' && i + 1 < b.len() && (b[i + 1] == quote || b[i + 1] == b'\\') {
+                    word.push(b[i + 1]);
                     i += 2;
                 } else if b[i] == quote {
                     i += 1;
@@ -96,11 +98,15 @@ fn split_args(line: &str) -> Result<Vec<String>, String> {
             }
             out.push(String::from_utf8_lossy(&word).into_owned());
         } else {
-            let start = i;
+            let mut word = Vec::new();
             while i < b.len() && !b[i].is_ascii_whitespace() {
+                if b[i] == b'\\' && i + 1 < b.len() && b[i + 1] == b'\\' {
+                    i += 1;
+                }
+                word.push(b[i]);
                 i += 1;
             }
-            out.push(line[start..i].to_string());
+            out.push(String::from_utf8_lossy(&word).into_owned());
         }
     }
     Ok(out)
@@ -123,6 +129,8 @@ mod tests {
             r#"[(2, "SecRule", ["ARGS", "@rx a\"b", "id:1,  pass"])] []"#,
         );
         check("SecMarker 'END'\n", r#"[(1, "SecMarker", ["END"])] []"#);
+        // Apache turns `\\\\` into one backslash, in and out of quotes (920460 relies on it).
+        check("A \"x\\\\y\" p\\\\q\n", r#"[(1, "A", ["x\\y", "p\\q"])] []"#);
         check("SecRule A \"x\n", r#"[] [(1, "unterminated quoted argument")]"#);
     }
 }

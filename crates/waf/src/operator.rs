@@ -52,7 +52,6 @@ pub(crate) enum Rx {
 #[derive(Debug)]
 pub(crate) struct Pm {
     pub ac: AhoCorasick,
-    pub phrases: Vec<Vec<u8>>,
 }
 
 impl Pm {
@@ -62,7 +61,7 @@ impl Pm {
             .match_kind(MatchKind::LeftmostFirst)
             .build(&phrases)
             .map_err(|e| e.to_string())?;
-        Ok(Pm { ac, phrases })
+        Ok(Pm { ac })
     }
 }
 

@@ -48,6 +48,19 @@ pub(crate) fn translate(p: &str) -> String {
         if c == b'\\' && i + 1 < b.len() {
             let n = b[i + 1];
             match n {
+                b'x' if b.get(i + 2) == Some(&b'{') => {
+                    // `\x{HH}` is a byte here, as in PCRE without UTF mode.
+                    if let Some(end) = p[i + 3..].find('}') {
+                        let hex = &p[i + 3..i + 3 + end];
+                        match u32::from_str_radix(hex, 16) {
+                            Ok(v) if v <= 0xff => push_literal(&mut out, v as u8),
+                            _ => out.push_str(&p[i..i + 3 + end + 1]),
+                        }
+                        i += 3 + end + 1;
+                        continue;
+                    }
+                    out.push_str("\\x");
+                }
                 b'e' => out.push_str("\\x1b"),
                 b'h' => out.push_str(if in_class { " \\t" } else { "[ \\t]" }),
                 b'0' => {
@@ -68,6 +81,7 @@ pub(crate) fn translate(p: &str) -> String {
                     // Rust only allows it for meta characters.
                     push_literal(&mut out, n);
                 }
+                _ if n >= 0x80 => push_literal(&mut out, n),
                 _ => {
                     out.push('\\');
                     out.push(n as char);
@@ -99,7 +113,11 @@ pub(crate) fn translate(p: &str) -> String {
                 i += 1;
                 continue;
             }
-            out.push(c as char);
+            if c >= 0x80 {
+                push_literal(&mut out, c);
+            } else {
+                out.push(c as char);
+            }
             i += 1;
             continue;
         }
@@ -154,7 +172,11 @@ pub(crate) fn translate(p: &str) -> String {
             }
             _ => {}
         }
-        out.push(c as char);
+        if c >= 0x80 {
+            push_literal(&mut out, c);
+        } else {
+            out.push(c as char);
+        }
         i += 1;
     }
     out

@@ -78,9 +78,9 @@ pub(crate) enum SetOp {
 pub(crate) enum Ctl {
     RuleEngine(EngineMode),
     RuleRemoveById(Vec<(u32, u32)>),
-    RuleRemoveByTag(String),
+    RuleRemoveByTag(Regex),
     RuleRemoveTargetById(Vec<(u32, u32)>, Exclusion),
-    RuleRemoveTargetByTag(String, Exclusion),
+    RuleRemoveTargetByTag(Regex, Exclusion),
     RequestBodyProcessor(String),
     ForceRequestBodyVariable(bool),
     RequestBodyAccess(bool),
@@ -264,7 +264,7 @@ fn split_vars(s: &str) -> Vec<&str> {
             i += 2;
             continue;
         }
-        if c == b'/' && i > 0 && b[i - 1] == b':' {
+        if c == b'/' && i > 0 && b[i - 1] == b':' && !s[start..].trim_start_matches(['!', '&']).to_ascii_uppercase().starts_with("XML:") {
             in_re = true;
         } else if c == b'/' && in_re {
             in_re = false;
@@ -418,14 +418,14 @@ fn parse_ctl(v: &str) -> Result<Ctl, ErrorKind> {
     Ok(match name.trim().to_ascii_lowercase().as_str() {
         "ruleengine" => Ctl::RuleEngine(parse_engine_mode(val).ok_or_else(|| ErrorKind::Syntax(format!("invalid engine mode `{val}`")))?),
         "ruleremovebyid" => Ctl::RuleRemoveById(parse_id_ranges(val)?),
-        "ruleremovebytag" => Ctl::RuleRemoveByTag(val.trim().to_string()),
+        "ruleremovebytag" => Ctl::RuleRemoveByTag(crate::pcre::compile(val.trim(), false).map_err(ErrorKind::Regex)?),
         "ruleremovetargetbyid" => {
             let (ids, target) = val.split_once(';').ok_or_else(|| ErrorKind::Syntax(format!("invalid ctl `{v}`")))?;
             Ctl::RuleRemoveTargetById(parse_id_ranges(ids)?, parse_exclusion(target)?)
         }
         "ruleremovetargetbytag" => {
             let (tag, target) = val.split_once(';').ok_or_else(|| ErrorKind::Syntax(format!("invalid ctl `{v}`")))?;
-            Ctl::RuleRemoveTargetByTag(tag.trim().to_string(), parse_exclusion(target)?)
+            Ctl::RuleRemoveTargetByTag(crate::pcre::compile(tag.trim(), false).map_err(ErrorKind::Regex)?, parse_exclusion(target)?)
         }
         "requestbodyprocessor" => Ctl::RequestBodyProcessor(val.trim().to_ascii_uppercase()),
         "forcerequestbodyvariable" => Ctl::ForceRequestBodyVariable(on(val)),

@@ -1,0 +1,1061 @@
+//! Transactions: one request and its response going through the rules.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::time::Instant;
+
+use regex::bytes::Regex;
+
+use crate::body;
+use crate::engine::{Engine, Item, LimitAction};
+use crate::macros::{Macro, Part};
+use crate::operator::OpContext;
+use crate::rule::{Action, Ctl, Disruptive, EngineMode, Exclusion, Rule, SetOp, Target};
+use crate::transform::Transform;
+use crate::vars::Var;
+
+/// Facts about a request known before its headers are read.
+#[derive(Debug, Clone, Default)]
+pub struct TxMeta {
+    /// The client address (after trusted-proxy resolution).
+    pub remote_addr: String,
+    /// The client port.
+    pub remote_port: u16,
+    /// The address the request arrived on.
+    pub server_addr: String,
+    /// The port the request arrived on.
+    pub server_port: u16,
+    /// The request's unique id, echoed in every error log line.
+    pub unique_id: String,
+}
+
+/// What the rules decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// Let the request (or response) through.
+    Continue,
+    /// Answer with `status` instead; `rule_id` is the rule that decided.
+    Deny { status: u16, rule_id: u32 },
+    /// Close the connection without answering.
+    Drop { rule_id: u32 },
+    /// Redirect the client.
+    Redirect { status: u16, location: String, rule_id: u32 },
+}
+
+/// A rule (chain) that matched during the transaction.
+#[derive(Debug, Clone)]
+pub struct MatchedRule {
+    /// The rule id.
+    pub id: u32,
+    /// The phase it ran in.
+    pub phase: u8,
+    /// The expanded `msg`.
+    pub msg: String,
+    /// The expanded `logdata`.
+    pub data: String,
+    /// The severity, 0 (emergency) to 7 (debug).
+    pub severity: Option<u8>,
+    /// The rule's tags.
+    pub tags: Vec<String>,
+    /// The variable that matched last, e.g. `ARGS:q`.
+    pub matched_var_name: String,
+    /// Whether the rule writes to the error log (`log`, not `nolog`).
+    pub logged: bool,
+}
+
+/// The request and response as the rules see them.
+#[derive(Debug, Default)]
+struct Request {
+    method: Vec<u8>,
+    uri_raw: Vec<u8>,
+    uri: Vec<u8>,
+    protocol: Vec<u8>,
+    line: Vec<u8>,
+    filename: Vec<u8>,
+    basename: Vec<u8>,
+    query: Vec<u8>,
+    headers: Vec<(String, Vec<u8>)>,
+    cookies: Vec<(String, Vec<u8>)>,
+    args_get: Vec<(String, Vec<u8>)>,
+    args_post: Vec<(String, Vec<u8>)>,
+    files: Vec<(String, Vec<u8>)>,
+    files_sizes: Vec<(String, Vec<u8>)>,
+    files_combined_size: usize,
+    part_headers: Vec<(String, Vec<u8>)>,
+    multipart: Option<body::Multipart>,
+    xml: Option<body::Xml>,
+    body: Vec<u8>,
+    body_truncated: bool,
+    body_processor: Option<String>,
+    reqbody_error: Option<String>,
+    resp_status: Vec<u8>,
+    resp_protocol: Vec<u8>,
+    resp_headers: Vec<(String, Vec<u8>)>,
+    resp_content_type: Vec<u8>,
+    resp_body: Vec<u8>,
+    resp_body_truncated: bool,
+}
+
+const STORES: [Var; 8] = [Var::Tx, Var::Ip, Var::Global, Var::Session, Var::User, Var::Resource, Var::Geo, Var::Env];
+
+fn store_index(v: Var) -> usize {
+    STORES.iter().position(|&s| s == v).unwrap_or(0)
+}
+
+/// Mutable per-transaction state the rules read and write.
+#[derive(Debug)]
+struct State {
+    mode: EngineMode,
+    stores: [HashMap<String, Vec<u8>>; 8],
+    matched_var: Vec<u8>,
+    matched_var_name: String,
+    matched_vars: Vec<(String, Vec<u8>)>,
+    removed_ids: Vec<(u32, u32)>,
+    removed_tags: Vec<Regex>,
+    removed_targets: Vec<(Vec<(u32, u32)>, Exclusion)>,
+    removed_targets_by_tag: Vec<(Regex, Exclusion)>,
+    body_processor: Option<String>,
+    force_body_variable: bool,
+    body_access: bool,
+    body_limit: u64,
+    highest_severity: u8,
+    allow_all: bool,
+}
+
+/// Caches that make repeated work cheap within a transaction.
+#[derive(Default)]
+struct Caches {
+    /// Transformed values keyed by (variable, value index, pipeline id).
+    transformed: HashMap<(u8, u32, u32), Vec<u8>>,
+    /// Regexes compiled from macro-expanded patterns.
+    regex: HashMap<Vec<u8>, Option<Regex>>,
+    scratch: Vec<u8>,
+    scratch2: Vec<u8>,
+}
+
+/// The most error log lines one transaction keeps; a hostile request that
+/// matches thousands of times must not grow memory without bound.
+const MAX_LOG_LINES: usize = 1000;
+/// ModSecurity truncates `[data]` to 512 bytes; so do we.
+const MAX_LOGDATA: usize = 512;
+
+/// One request/response pair being evaluated.
+pub struct Transaction {
+    engine: Engine,
+    meta: TxMeta,
+    req: Request,
+    st: State,
+    caches: Caches,
+    matched: Vec<MatchedRule>,
+    log_lines: Vec<String>,
+    started: Instant,
+    interrupted: Option<Verdict>,
+    phases_done: u8,
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction").field("unique_id", &self.meta.unique_id).finish()
+    }
+}
+
+struct Found {
+    name: String,
+    value: Vec<u8>,
+    captures: Option<Vec<Vec<u8>>>,
+}
+
+impl Transaction {
+    pub(crate) fn new(engine: Engine, meta: TxMeta) -> Transaction {
+        let cfg = &engine.inner.config;
+        let st = State {
+            mode: cfg.mode,
+            stores: Default::default(),
+            matched_var: Vec::new(),
+            matched_var_name: String::new(),
+            matched_vars: Vec::new(),
+            removed_ids: Vec::new(),
+            removed_tags: Vec::new(),
+            removed_targets: Vec::new(),
+            removed_targets_by_tag: Vec::new(),
+            body_processor: None,
+            force_body_variable: false,
+            body_access: cfg.request_body_access,
+            body_limit: cfg.request_body_limit,
+            highest_severity: 255,
+            allow_all: false,
+        };
+        Transaction {
+            engine,
+            meta,
+            req: Request::default(),
+            st,
+            caches: Caches::default(),
+            matched: Vec::new(),
+            log_lines: Vec::new(),
+            started: Instant::now(),
+            interrupted: None,
+            phases_done: 0,
+        }
+    }
+
+    /// Phase 1: the request line and headers. Call once, first.
+    pub fn process_request_headers<I, K, V>(&mut self, method: &str, uri: &str, protocol: &str, headers: I) -> Verdict
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<[u8]>,
+    {
+        let r = &mut self.req;
+        r.method = method.as_bytes().to_vec();
+        r.uri_raw = uri.as_bytes().to_vec();
+        r.protocol = protocol.as_bytes().to_vec();
+        r.line = format!("{method} {uri} {protocol}").into_bytes();
+        // An absolute URI keeps only its path and query in REQUEST_URI.
+        let rel = match uri.find("://") {
+            Some(p) if !uri[..p].contains(['/', '?']) => {
+                let rest = &uri[p + 3..];
+                match rest.find('/') {
+                    Some(s) => &rest[s..],
+                    None => "/",
+                }
+            }
+            _ => uri,
+        };
+        r.uri = rel.as_bytes().to_vec();
+        let (path, query) = match rel.find('?') {
+            Some(q) => (&rel[..q], Some(&rel[q + 1..])),
+            None => (rel, None),
+        };
+        let path = path.split('#').next().unwrap_or(path);
+        // The path is percent-decoded (not `+`), as the web server hands it
+        // to ModSecurity; the CRS tests rely on it (e.g. 933151).
+        r.filename = percent_decode(path.as_bytes());
+        let base_start = r.filename.iter().rposition(|&c| c == b'/').map(|p| p + 1).unwrap_or(0);
+        r.basename = r.filename[base_start..].to_vec();
+        if let Some(q) = query {
+            let q = q.split('#').next().unwrap_or(q);
+            r.query = q.as_bytes().to_vec();
+            body::parse_urlencoded(q.as_bytes(), self.engine.inner.config.arguments_limit, &mut r.args_get);
+        }
+        for (k, v) in headers {
+            let k = k.as_ref();
+            let v = v.as_ref();
+            if k.eq_ignore_ascii_case("cookie") {
+                body::parse_cookies(v, &mut r.cookies);
+            }
+            if k.eq_ignore_ascii_case("content-type") && self.st.body_processor.is_none() {
+                // ModSecurity picks the processor from the content type when
+                // the transaction starts, so phase 1 rules already see it.
+                let lower = v.to_ascii_lowercase();
+                if lower.starts_with(b"application/x-www-form-urlencoded") {
+                    self.st.body_processor = Some("URLENCODED".into());
+                } else if lower.starts_with(b"multipart/form-data") {
+                    self.st.body_processor = Some("MULTIPART".into());
+                }
+            }
+            r.headers.push((k.to_string(), v.to_vec()));
+        }
+        self.run_phase(1)
+    }
+
+    /// Buffers request body bytes, up to the configured limit.
+    pub fn append_request_body(&mut self, chunk: &[u8]) {
+        let limit = self.st.body_limit as usize;
+        let room = limit.saturating_sub(self.req.body.len());
+        if chunk.len() > room {
+            self.req.body_truncated = true;
+        }
+        self.req.body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+
+    /// Phase 2: parses the buffered body and runs the body rules.
+    pub fn process_request_body(&mut self) -> Verdict {
+        if self.interrupted.is_some() {
+            return self.interrupted.clone().unwrap_or(Verdict::Continue);
+        }
+        if self.req.body_truncated && self.engine.inner.config.request_body_limit_action == LimitAction::Reject && self.st.mode == EngineMode::On {
+            let v = Verdict::Deny { status: 413, rule_id: 0 };
+            self.interrupted = Some(v.clone());
+            return v;
+        }
+        if self.st.body_access {
+            self.parse_body();
+        }
+        self.run_phase(2)
+    }
+
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.req.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
+    }
+
+    fn parse_body(&mut self) {
+        let ct = self.header("content-type").map(<[u8]>::to_vec).unwrap_or_default();
+        let lower = ct.to_ascii_lowercase();
+        let processor = match &self.st.body_processor {
+            Some(p) => Some(p.clone()),
+            None if lower.starts_with(b"application/x-www-form-urlencoded") => Some("URLENCODED".to_string()),
+            None if lower.starts_with(b"multipart/form-data") => Some("MULTIPART".to_string()),
+            None => None,
+        };
+        let limit = self.engine.inner.config.arguments_limit;
+        let r = &mut self.req;
+        r.body_processor = processor.clone();
+        if r.body.is_empty() && processor.as_deref() != Some("MULTIPART") {
+            return;
+        }
+        match processor.as_deref() {
+            Some("URLENCODED") => body::parse_urlencoded(&r.body, limit, &mut r.args_post),
+            Some("MULTIPART") => {
+                let mp = body::parse_multipart(&ct, &r.body, limit);
+                r.args_post.extend(mp.args.iter().cloned());
+                r.files = mp.files.clone();
+                r.files_sizes = mp.file_sizes.iter().map(|(k, s)| (k.clone(), s.to_string().into_bytes())).collect();
+                r.files_combined_size = mp.file_sizes.iter().map(|(_, s)| s).sum();
+                r.part_headers = mp.part_headers.clone();
+                if let Some(e) = &mp.error {
+                    r.reqbody_error = Some(e.clone());
+                }
+                r.multipart = Some(mp);
+            }
+            Some("JSON") => {
+                if let Err(e) = body::parse_json(&r.body, limit, &mut r.args_post) {
+                    r.reqbody_error = Some(e);
+                }
+            }
+            Some("XML") => match body::parse_xml(&r.body) {
+                Ok(x) => r.xml = Some(x),
+                Err(e) => r.reqbody_error = Some(e),
+            },
+            _ => {}
+        }
+    }
+
+    /// Phase 3: the response status line and headers.
+    pub fn process_response_headers<I, K, V>(&mut self, status: u16, protocol: &str, headers: I) -> Verdict
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<[u8]>,
+    {
+        self.req.resp_status = status.to_string().into_bytes();
+        self.req.resp_protocol = protocol.as_bytes().to_vec();
+        for (k, v) in headers {
+            let (k, v) = (k.as_ref(), v.as_ref());
+            if k.eq_ignore_ascii_case("content-type") {
+                self.req.resp_content_type = v.to_vec();
+            }
+            self.req.resp_headers.push((k.to_string(), v.to_vec()));
+        }
+        if self.interrupted.is_some() {
+            return self.interrupted.clone().unwrap_or(Verdict::Continue);
+        }
+        self.run_phase(3)
+    }
+
+    /// Whether the response body will be inspected (access on and a MIME
+    /// type listed in SecResponseBodyMimeType).
+    pub fn response_body_wanted(&self) -> bool {
+        let cfg = &self.engine.inner.config;
+        if !cfg.response_body_access {
+            return false;
+        }
+        let ct = String::from_utf8_lossy(&self.req.resp_content_type).to_ascii_lowercase();
+        let mime = ct.split(';').next().unwrap_or("").trim().to_string();
+        cfg.response_mime_types.iter().any(|m| *m == mime)
+    }
+
+    /// Buffers response body bytes, up to the configured limit.
+    pub fn append_response_body(&mut self, chunk: &[u8]) {
+        if !self.response_body_wanted() {
+            return;
+        }
+        let limit = self.engine.inner.config.response_body_limit as usize;
+        let room = limit.saturating_sub(self.req.resp_body.len());
+        if chunk.len() > room {
+            self.req.resp_body_truncated = true;
+        }
+        self.req.resp_body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+
+    /// Phase 4: the response body rules.
+    pub fn process_response_body(&mut self) -> Verdict {
+        if self.interrupted.is_some() {
+            return self.interrupted.clone().unwrap_or(Verdict::Continue);
+        }
+        self.run_phase(4)
+    }
+
+    /// Phase 5: logging rules (e.g. CRS's correlation rules). Runs even when
+    /// an earlier phase denied.
+    pub fn process_logging(&mut self) {
+        let _ = self.run_phase(5);
+    }
+
+    /// Every rule that matched, in order.
+    pub fn matched_rules(&self) -> &[MatchedRule] {
+        &self.matched
+    }
+
+    /// ModSecurity-style error log lines, one per logged match.
+    pub fn error_log_lines(&self) -> &[String] {
+        &self.log_lines
+    }
+
+    /// A value of the TX collection, e.g. `blocking_inbound_anomaly_score`.
+    pub fn tx_var(&self, name: &str) -> Option<&[u8]> {
+        self.st.stores[0].get(&name.to_ascii_lowercase()).map(Vec::as_slice)
+    }
+
+    /// The request body error, if a body processor failed.
+    pub fn request_body_error(&self) -> Option<&str> {
+        self.req.reqbody_error.as_deref()
+    }
+
+    fn run_phase(&mut self, phase: u8) -> Verdict {
+        self.phases_done = self.phases_done.max(phase);
+        if self.st.mode == EngineMode::Off {
+            return Verdict::Continue;
+        }
+        if self.st.allow_all && phase < 5 {
+            return Verdict::Continue;
+        }
+        let engine = self.engine.clone();
+        let inner = &engine.inner;
+        let items = &inner.phases[phase as usize];
+        let mut i = 0;
+        let mut skip = 0u32;
+        while i < items.len() {
+            let Item::Rule(ri) = &items[i] else {
+                i += 1;
+                continue;
+            };
+            let rule = &inner.rules[*ri];
+            i += 1;
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            if self.is_removed(rule) {
+                continue;
+            }
+            if !self.eval_chain(rule) {
+                continue;
+            }
+            // The whole chain matched: disruptive action and flow control.
+            let mut d = rule.actions.disruptive.unwrap_or(Disruptive::Pass);
+            if d == Disruptive::Block {
+                d = inner.default_disruptive[phase as usize];
+            }
+            match d {
+                Disruptive::Allow => {
+                    self.st.allow_all = true;
+                    return Verdict::Continue;
+                }
+                Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect if self.st.mode == EngineMode::On && phase < 5 => {
+                    let v = match d {
+                        Disruptive::Deny => Verdict::Deny { status: rule.actions.status.unwrap_or(403), rule_id: rule.id },
+                        Disruptive::Drop => Verdict::Drop { rule_id: rule.id },
+                        _ => Verdict::Redirect {
+                            status: rule.actions.status.filter(|s| (300..400).contains(s)).unwrap_or(302),
+                            location: rule.actions.redirect.as_ref().map(|m| String::from_utf8_lossy(&self.expand_in(m, rule)).into_owned()).unwrap_or_default(),
+                            rule_id: rule.id,
+                        },
+                    };
+                    self.interrupted = Some(v.clone());
+                    return v;
+                }
+                _ => {}
+            }
+            if let Some(marker) = &rule.actions.skip_after {
+                let mut j = i;
+                while j < items.len() {
+                    if let Item::Marker(m) = &items[j] {
+                        if m == marker {
+                            break;
+                        }
+                    }
+                    j += 1;
+                }
+                i = j + 1;
+                continue;
+            }
+            if rule.actions.skip > 0 {
+                skip = rule.actions.skip;
+            }
+        }
+        Verdict::Continue
+    }
+
+    fn is_removed(&self, rule: &Rule) -> bool {
+        self.st.removed_ids.iter().any(|&(a, b)| rule.id >= a && rule.id <= b) || self.st.removed_tags.iter().any(|re| rule.has_tag(re))
+    }
+
+    /// Evaluates a rule and its chain; runs actions of each matching link.
+    fn eval_chain(&mut self, rule: &Rule) -> bool {
+        let mut link = rule;
+        loop {
+            let last = link.chain.is_none();
+            if !self.eval_link(rule, link, last) {
+                return false;
+            }
+            match &link.chain {
+                Some(next) => link = next,
+                None => return true,
+            }
+        }
+    }
+
+    fn target_excluded(&self, starter: &Rule, link: &Rule, var: Var, key: &str) -> bool {
+        if link.exclusions.iter().any(|e| e.var == var && e.selector.matches(key)) {
+            return true;
+        }
+        for (ids, e) in &self.st.removed_targets {
+            if e.var == var && ids.iter().any(|&(a, b)| starter.id >= a && starter.id <= b) && e.selector.matches(key) {
+                return true;
+            }
+        }
+        for (re, e) in &self.st.removed_targets_by_tag {
+            if e.var == var && starter.has_tag(re) && e.selector.matches(key) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn eval_link(&mut self, starter: &Rule, link: &Rule, last: bool) -> bool {
+        let mut found: Vec<Found> = Vec::new();
+        if link.unconditional {
+            found.push(Found { name: String::new(), value: Vec::new(), captures: None });
+        } else {
+            let chain: &[Transform] = &self.engine.inner.transform_chains[link.chain_id as usize];
+            let chain = chain.to_vec();
+            for target in &link.targets {
+                self.eval_target(starter, link, target, &chain, &mut found);
+            }
+        }
+        if found.is_empty() {
+            return false;
+        }
+        let mut new_matched_vars = Vec::with_capacity(found.len());
+        for f in found {
+            self.st.matched_var = f.value.clone();
+            self.st.matched_var_name = f.name.clone();
+            new_matched_vars.push((f.name.clone(), f.value));
+            if let Some(caps) = f.captures {
+                let tx = &mut self.st.stores[0];
+                for k in 0..10 {
+                    tx.remove(&k.to_string());
+                }
+                for (k, c) in caps.into_iter().enumerate() {
+                    tx.insert(k.to_string(), c);
+                }
+            }
+            for a in &link.actions.actions {
+                self.run_action(starter, a);
+            }
+            if last {
+                self.record_match(starter, link);
+            }
+        }
+        self.st.matched_vars = new_matched_vars;
+        true
+    }
+
+    fn eval_target(&mut self, starter: &Rule, link: &Rule, target: &Target, chain: &[Transform], found: &mut Vec<Found>) {
+        let values = self.collect(target);
+        let values: Vec<(String, Cow<'_, [u8]>, Option<(u8, u32)>)> = values
+            .into_iter()
+            .filter(|(k, _, _)| target.count || !self.target_excluded(starter, link, target.var, k))
+            .collect();
+        if target.count {
+            let n = values.iter().filter(|(k, _, _)| !self.target_excluded(starter, link, target.var, k)).count();
+            let v = n.to_string().into_bytes();
+            let name = if target.raw_key.is_empty() { format!("&{}", target.var.name()) } else { format!("&{}:{}", target.var.name(), target.raw_key) };
+            self.test_value(link, name, &v, None, &[], found);
+            return;
+        }
+        // Owned copies are needed only for the values that match; evaluation
+        // needs `&mut self` for caches, so detach the list from `self` first.
+        let owned: Vec<(String, Vec<u8>, Option<(u8, u32)>)> = values.into_iter().map(|(k, v, c)| (k, v.into_owned(), c)).collect();
+        for (key, value, cache_key) in owned {
+            let name = if target.var.is_collection() && target.var != Var::Xml { format!("{}:{}", target.var.name(), key) } else { target.var.name().to_string() };
+            self.test_value(link, name, &value, cache_key, chain, found);
+        }
+    }
+
+    fn test_value(&mut self, link: &Rule, name: String, value: &[u8], cache_key: Option<(u8, u32)>, chain: &[Transform], found: &mut Vec<Found>) {
+        let want_caps = link.actions.capture;
+        if link.actions.multi_match {
+            let mut cur = value.to_vec();
+            let mut next = Vec::new();
+            let mut steps = vec![cur.clone()];
+            for t in chain {
+                t.apply(&cur, &mut next);
+                if next != cur {
+                    steps.push(next.clone());
+                }
+                std::mem::swap(&mut cur, &mut next);
+            }
+            for s in steps {
+                let mut caps = Vec::new();
+                let m = self.run_op(link, &s, if want_caps { Some(&mut caps) } else { None });
+                if m {
+                    found.push(Found { name: name.clone(), value: s, captures: want_caps.then_some(caps) });
+                }
+            }
+            return;
+        }
+        let transformed: Vec<u8> = if chain.is_empty() {
+            value.to_vec()
+        } else if let Some((v, i)) = cache_key {
+            let key = (v, i, link.chain_id);
+            if let Some(t) = self.caches.transformed.get(&key) {
+                t.clone()
+            } else {
+                let t = apply_chain(chain, value, &mut self.caches.scratch, &mut self.caches.scratch2);
+                self.caches.transformed.insert(key, t.clone());
+                t
+            }
+        } else {
+            apply_chain(chain, value, &mut self.caches.scratch, &mut self.caches.scratch2)
+        };
+        let mut caps = Vec::new();
+        if self.run_op(link, &transformed, if want_caps { Some(&mut caps) } else { None }) {
+            found.push(Found { name, value: transformed, captures: want_caps.then_some(caps) });
+        }
+    }
+
+    fn run_op(&mut self, link: &Rule, input: &[u8], caps: Option<&mut Vec<Vec<u8>>>) -> bool {
+        let mut ctx = Ctx { req: &self.req, st: &self.st, meta: &self.meta, regex: &mut self.caches.regex, rule: link, started: self.started };
+        let m = link.op.eval(&mut ctx, input, caps);
+        m != link.negated
+    }
+
+    /// Lists (key, value, cache key) of a target's variable.
+    fn collect(&self, target: &Target) -> Vec<(String, Cow<'_, [u8]>, Option<(u8, u32)>)> {
+        let mut out = Vec::new();
+        let r = &self.req;
+        let sel = &target.selector;
+        type Out<'a> = Vec<(String, Cow<'a, [u8]>, Option<(u8, u32)>)>;
+        fn coll<'a>(out: &mut Out<'a>, sel: &crate::rule::Selector, list: &'a [(String, Vec<u8>)], id: Var) {
+            for (i, (k, v)) in list.iter().enumerate() {
+                if sel.matches(k) {
+                    out.push((k.clone(), Cow::Borrowed(v.as_slice()), Some((id as u8, i as u32))));
+                }
+            }
+        }
+        fn names<'a>(out: &mut Out<'a>, sel: &crate::rule::Selector, list: &'a [(String, Vec<u8>)], id: Var) {
+            for (i, (k, _)) in list.iter().enumerate() {
+                if sel.matches(k) {
+                    out.push((k.clone(), Cow::Borrowed(k.as_bytes()), Some((id as u8, i as u32))));
+                }
+            }
+        }
+        fn scalar<'a>(out: &mut Out<'a>, v: Cow<'a, [u8]>, id: Option<Var>) {
+            out.push((String::new(), v, id.map(|id| (id as u8, 0))));
+        }
+        match target.var {
+            Var::Args => {
+                coll(&mut out, sel, &r.args_get, Var::ArgsGet);
+                coll(&mut out, sel, &r.args_post, Var::ArgsPost);
+            }
+            Var::ArgsGet => coll(&mut out, sel, &r.args_get, Var::ArgsGet),
+            Var::ArgsPost => coll(&mut out, sel, &r.args_post, Var::ArgsPost),
+            Var::ArgsNames => {
+                names(&mut out, sel, &r.args_get, Var::ArgsGetNames);
+                names(&mut out, sel, &r.args_post, Var::ArgsPostNames);
+            }
+            Var::ArgsGetNames => names(&mut out, sel, &r.args_get, Var::ArgsGetNames),
+            Var::ArgsPostNames => names(&mut out, sel, &r.args_post, Var::ArgsPostNames),
+            Var::RequestHeaders => coll(&mut out, sel, &r.headers, Var::RequestHeaders),
+            Var::RequestHeadersNames => names(&mut out, sel, &r.headers, Var::RequestHeadersNames),
+            Var::RequestCookies => coll(&mut out, sel, &r.cookies, Var::RequestCookies),
+            Var::RequestCookiesNames => names(&mut out, sel, &r.cookies, Var::RequestCookiesNames),
+            Var::Files => coll(&mut out, sel, &r.files, Var::Files),
+            Var::FilesNames => names(&mut out, sel, &r.files, Var::FilesNames),
+            Var::FilesSizes => coll(&mut out, sel, &r.files_sizes, Var::FilesSizes),
+            Var::FilesTmpNames => {}
+            Var::MultipartPartHeaders => coll(&mut out, sel, &r.part_headers, Var::MultipartPartHeaders),
+            Var::ResponseHeaders => coll(&mut out, sel, &r.resp_headers, Var::ResponseHeaders),
+            Var::ResponseHeadersNames => names(&mut out, sel, &r.resp_headers, Var::ResponseHeadersNames),
+            Var::Tx | Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource | Var::Geo | Var::Env => {
+                let store = &self.st.stores[store_index(target.var)];
+                let mut keys: Vec<&String> = store.keys().filter(|k| sel.matches(k)).collect();
+                keys.sort();
+                for k in keys {
+                    out.push((k.clone(), Cow::Borrowed(store[k].as_slice()), None));
+                }
+            }
+            Var::Xml => {
+                if let Some(x) = &r.xml {
+                    if target.raw_key.contains('@') {
+                        for (i, (_, v)) in x.attrs.iter().enumerate() {
+                            out.push((String::new(), Cow::Borrowed(v.as_slice()), Some((Var::Xml as u8, i as u32 + 1))));
+                        }
+                    } else {
+                        scalar(&mut out, Cow::Borrowed(x.text.as_slice()), Some(Var::Xml));
+                    }
+                }
+            }
+            Var::MatchedVars => {
+                for (k, v) in &self.st.matched_vars {
+                    if sel.matches(k) {
+                        out.push((k.clone(), Cow::Borrowed(v.as_slice()), None));
+                    }
+                }
+            }
+            Var::MatchedVarsNames => {
+                for (k, _) in &self.st.matched_vars {
+                    if sel.matches(k) {
+                        out.push((k.clone(), Cow::Owned(k.as_bytes().to_vec()), None));
+                    }
+                }
+            }
+            Var::Rule => {}
+            v => {
+                if let Some(val) = self.scalar(v) {
+                    let id = match v {
+                        Var::MatchedVar | Var::MatchedVarName | Var::Duration | Var::ReqbodyProcessor | Var::ReqbodyError | Var::HighestSeverity | Var::ResponseBody => None,
+                        v => Some(v),
+                    };
+                    scalar(&mut out, val, id);
+                }
+            }
+        }
+        out
+    }
+
+    fn scalar(&self, v: Var) -> Option<Cow<'_, [u8]>> {
+        scalar_value(&self.req, &self.st, &self.meta, self.started, v)
+    }
+
+    fn expand_in(&self, m: &Macro, rule: &Rule) -> Vec<u8> {
+        expand(&self.req, &self.st, &self.meta, self.started, rule, m)
+    }
+
+    fn run_action(&mut self, starter: &Rule, a: &Action) {
+        match a {
+            Action::SetVar(sv) => {
+                let name = String::from_utf8_lossy(&self.expand_in(&sv.name, starter)).to_ascii_lowercase();
+                let value = self.expand_in(&sv.value, starter);
+                let store = &mut self.st.stores[store_index(sv.collection)];
+                match sv.op {
+                    SetOp::Set => {
+                        store.insert(name, value);
+                    }
+                    SetOp::Delete => {
+                        store.remove(&name);
+                    }
+                    SetOp::Add | SetOp::Sub => {
+                        let cur = store.get(&name).map(|v| crate::operator::parse_int(v)).unwrap_or(0);
+                        let d = crate::operator::parse_int(&value);
+                        let n = if sv.op == SetOp::Add { cur.saturating_add(d) } else { cur.saturating_sub(d) };
+                        store.insert(name, n.to_string().into_bytes());
+                    }
+                }
+            }
+            Action::Ctl(c) => match c {
+                Ctl::RuleEngine(m) => self.st.mode = *m,
+                Ctl::RuleRemoveById(r) => self.st.removed_ids.extend(r.iter().copied()),
+                Ctl::RuleRemoveByTag(t) => self.st.removed_tags.push(t.clone()),
+                Ctl::RuleRemoveTargetById(ids, e) => self.st.removed_targets.push((ids.clone(), e.clone())),
+                Ctl::RuleRemoveTargetByTag(t, e) => self.st.removed_targets_by_tag.push((t.clone(), e.clone())),
+                Ctl::RequestBodyProcessor(p) => self.st.body_processor = Some(p.clone()),
+                Ctl::ForceRequestBodyVariable(b) => self.st.force_body_variable = *b,
+                Ctl::RequestBodyAccess(b) => self.st.body_access = *b,
+                Ctl::RequestBodyLimit(n) => self.st.body_limit = *n,
+                Ctl::AuditEngine | Ctl::AuditLogParts => {}
+            },
+            Action::ExpireVar | Action::InitCol | Action::SetEnv => {}
+        }
+    }
+
+    fn record_match(&mut self, starter: &Rule, link: &Rule) {
+        let a = &starter.actions;
+        let msg = a.msg.as_ref().map(|m| String::from_utf8_lossy(&self.expand_in(m, starter)).into_owned()).unwrap_or_default();
+        let mut data = a.logdata.as_ref().map(|m| self.expand_in(m, starter)).unwrap_or_default();
+        data.truncate(MAX_LOGDATA);
+        let data = String::from_utf8_lossy(&data).into_owned();
+        if let Some(s) = a.severity {
+            self.st.highest_severity = self.st.highest_severity.min(s);
+        }
+        let logged = a.log.unwrap_or(true);
+        let mrule = MatchedRule {
+            id: starter.id,
+            phase: starter.phase,
+            msg,
+            data,
+            severity: a.severity,
+            tags: a.tags.clone(),
+            matched_var_name: self.st.matched_var_name.clone(),
+            logged,
+        };
+        if logged && self.log_lines.len() < MAX_LOG_LINES {
+            let line = self.format_log(starter, link, &mrule);
+            self.log_lines.push(line);
+        }
+        if !self.matched.iter().any(|m| m.id == starter.id && m.phase == starter.phase) || logged {
+            self.matched.push(mrule);
+        }
+    }
+
+    fn format_log(&self, starter: &Rule, link: &Rule, m: &MatchedRule) -> String {
+        use std::fmt::Write;
+        let mut s = String::with_capacity(512);
+        let head = if self.st.mode == EngineMode::On && matches!(starter.actions.disruptive, Some(Disruptive::Deny | Disruptive::Drop)) {
+            format!("Access denied with code {} (phase {}). ", starter.actions.status.unwrap_or(403), starter.phase)
+        } else {
+            "Warning. ".to_string()
+        };
+        let _ = write!(
+            s,
+            "ModSecurity: {head}Matched \"Operator `{}' with parameter `{}' against variable `{}' (Value: `{}' )\" [file \"{}\"] [line \"{}\"] [id \"{}\"]",
+            link.op_name,
+            esc(link.op_arg.as_bytes(), 200),
+            self.st.matched_var_name,
+            esc(&self.st.matched_var, 200),
+            starter.file,
+            starter.line,
+            starter.id
+        );
+        if let Some(rev) = &starter.actions.rev {
+            let _ = write!(s, " [rev \"{rev}\"]");
+        }
+        if starter.actions.msg.is_some() {
+            let _ = write!(s, " [msg \"{}\"]", esc(m.msg.as_bytes(), 1024));
+        }
+        if starter.actions.logdata.is_some() {
+            let _ = write!(s, " [data \"{}\"]", esc(m.data.as_bytes(), 1024));
+        }
+        if let Some(sev) = m.severity {
+            let _ = write!(s, " [severity \"{}\"]", crate::rule::severity_name(sev));
+        }
+        if let Some(v) = &starter.actions.ver {
+            let _ = write!(s, " [ver \"{v}\"]");
+        }
+        for t in &m.tags {
+            let _ = write!(s, " [tag \"{}\"]", esc(t.as_bytes(), 256));
+        }
+        let host = self.header("host").map(|h| String::from_utf8_lossy(h).into_owned()).unwrap_or_default();
+        let _ = write!(s, " [hostname \"{}\"] [uri \"{}\"] [unique_id \"{}\"]", esc(host.as_bytes(), 256), esc(&self.req.filename, 256), self.meta.unique_id);
+        s
+    }
+}
+
+fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] == b'%' && i + 2 < input.len() && input[i + 1].is_ascii_hexdigit() && input[i + 2].is_ascii_hexdigit() {
+            let h = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+            out.push((h(input[i + 1]) << 4) | h(input[i + 2]));
+            i += 3;
+        } else {
+            out.push(input[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn esc(b: &[u8], max: usize) -> String {
+    let mut s = String::new();
+    for &c in b.iter().take(max) {
+        match c {
+            b'"' => s.push_str("\\\""),
+            b'\\' => s.push_str("\\\\"),
+            0x20..=0x7e => s.push(c as char),
+            _ => s.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    s
+}
+
+fn apply_chain(chain: &[Transform], value: &[u8], a: &mut Vec<u8>, b: &mut Vec<u8>) -> Vec<u8> {
+    a.clear();
+    a.extend_from_slice(value);
+    for t in chain {
+        t.apply(a, b);
+        std::mem::swap(a, b);
+    }
+    a.clone()
+}
+
+struct Ctx<'a> {
+    req: &'a Request,
+    st: &'a State,
+    meta: &'a TxMeta,
+    regex: &'a mut HashMap<Vec<u8>, Option<Regex>>,
+    rule: &'a Rule,
+    started: Instant,
+}
+
+/// Dynamic regexes are bounded per transaction so macro-built patterns
+/// cannot fill memory.
+const MAX_DYNAMIC_REGEX: usize = 64;
+
+impl OpContext for Ctx<'_> {
+    fn expand(&self, m: &Macro) -> Vec<u8> {
+        expand(self.req, self.st, self.meta, self.started, self.rule, m)
+    }
+
+    fn dynamic_regex(&mut self, pattern: &[u8]) -> Option<Regex> {
+        if let Some(r) = self.regex.get(pattern) {
+            return r.clone();
+        }
+        let re = crate::pcre::compile(&String::from_utf8_lossy(pattern), false).ok();
+        if self.regex.len() < MAX_DYNAMIC_REGEX {
+            self.regex.insert(pattern.to_vec(), re.clone());
+        }
+        re
+    }
+}
+
+fn expand(req: &Request, st: &State, meta: &TxMeta, started: Instant, rule: &Rule, m: &Macro) -> Vec<u8> {
+    if let Some(l) = m.as_literal() {
+        return l.to_vec();
+    }
+    let mut out = Vec::new();
+    for p in &m.parts {
+        match p {
+            Part::Literal(l) => out.extend_from_slice(l),
+            Part::Rule(k) => match k.as_str() {
+                "id" => out.extend_from_slice(rule.id.to_string().as_bytes()),
+                "msg" => {
+                    if let Some(msg) = rule.actions.msg.as_ref().and_then(|m| m.as_literal()) {
+                        out.extend_from_slice(msg);
+                    }
+                }
+                "severity" => {
+                    if let Some(s) = rule.actions.severity {
+                        out.extend_from_slice(s.to_string().as_bytes());
+                    }
+                }
+                "phase" => out.extend_from_slice(rule.phase.to_string().as_bytes()),
+                _ => {}
+            },
+            Part::Var(v, key) => {
+                if v.is_store() {
+                    if let Some(k) = key {
+                        if let Some(val) = st.stores[store_index(*v)].get(k) {
+                            out.extend_from_slice(val);
+                        }
+                    }
+                } else if v.is_collection() {
+                    let list: &[(String, Vec<u8>)] = match v {
+                        Var::RequestHeaders => &req.headers,
+                        Var::ResponseHeaders => &req.resp_headers,
+                        Var::RequestCookies => &req.cookies,
+                        Var::ArgsGet => &req.args_get,
+                        Var::ArgsPost => &req.args_post,
+                        Var::Args => {
+                            if let Some(k) = key {
+                                if let Some((_, val)) = req.args_get.iter().chain(req.args_post.iter()).find(|(n, _)| n.eq_ignore_ascii_case(k)) {
+                                    out.extend_from_slice(val);
+                                }
+                            }
+                            continue;
+                        }
+                        _ => &[],
+                    };
+                    if let Some(k) = key {
+                        if let Some((_, val)) = list.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)) {
+                            out.extend_from_slice(val);
+                        }
+                    }
+                } else if let Some(val) = scalar_value(req, st, meta, started, *v) {
+                    out.extend_from_slice(&val);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn flag(b: bool) -> Cow<'static, [u8]> {
+    Cow::Borrowed(if b { b"1" } else { b"0" })
+}
+
+fn scalar_value<'a>(r: &'a Request, st: &'a State, meta: &'a TxMeta, started: Instant, v: Var) -> Option<Cow<'a, [u8]>> {
+    let s = |x: &'a [u8]| Some(Cow::Borrowed(x));
+    let n = |x: usize| Some(Cow::Owned(x.to_string().into_bytes()));
+    let mp = r.multipart.as_ref();
+    let mpf = |f: fn(&body::Multipart) -> bool| Some(flag(mp.is_some_and(f)));
+    match v {
+        Var::ArgsCombinedSize => n(r.args_get.iter().chain(r.args_post.iter()).map(|(k, v)| k.len() + v.len()).sum()),
+        Var::RequestUri => s(&r.uri),
+        Var::RequestUriRaw => s(&r.uri_raw),
+        Var::RequestLine => s(&r.line),
+        Var::RequestMethod => s(&r.method),
+        Var::RequestProtocol => s(&r.protocol),
+        Var::RequestFilename => s(&r.filename),
+        Var::RequestBasename => s(&r.basename),
+        Var::QueryString => s(&r.query),
+        Var::RequestBody => {
+            // As in ModSecurity v2: only the URL-encoded processor, or
+            // ctl:forceRequestBodyVariable, fills REQUEST_BODY.
+            if r.body_processor.as_deref() == Some("URLENCODED") || st.force_body_variable {
+                s(&r.body)
+            } else {
+                None
+            }
+        }
+        Var::RequestBodyLength => n(r.body.len()),
+        Var::FilesCombinedSize => n(r.files_combined_size),
+        Var::ReqbodyError => Some(flag(r.reqbody_error.is_some())),
+        Var::ReqbodyErrorMsg | Var::ReqbodyProcessorError => Some(Cow::Borrowed(r.reqbody_error.as_deref().unwrap_or("").as_bytes())),
+        Var::ReqbodyProcessor => match (&r.body_processor, &st.body_processor) {
+            (Some(p), _) | (None, Some(p)) => Some(Cow::Owned(p.as_bytes().to_vec())),
+            (None, None) => Some(Cow::Borrowed(b"")),
+        },
+        Var::ResponseStatus => s(&r.resp_status),
+        Var::ResponseBody => s(&r.resp_body),
+        Var::ResponseContentType => s(&r.resp_content_type),
+        Var::ResponseContentLength => r
+            .resp_headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| Cow::Borrowed(v.as_slice())),
+        Var::ResponseProtocol => s(&r.resp_protocol),
+        Var::StatusLine => Some(Cow::Owned([r.resp_protocol.as_slice(), b" ", r.resp_status.as_slice()].concat())),
+        Var::MatchedVar => s(&st.matched_var),
+        Var::MatchedVarName => s(st.matched_var_name.as_bytes()),
+        Var::RemoteAddr => s(meta.remote_addr.as_bytes()),
+        Var::RemotePort => n(meta.remote_port as usize),
+        Var::RemoteHost => s(meta.remote_addr.as_bytes()),
+        Var::ServerAddr => s(meta.server_addr.as_bytes()),
+        Var::ServerPort => n(meta.server_port as usize),
+        Var::ServerName => r.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")).map(|(_, v)| Cow::Borrowed(v.as_slice())),
+        Var::UniqueId => s(meta.unique_id.as_bytes()),
+        Var::Duration => n(started.elapsed().as_micros() as usize),
+        Var::HighestSeverity => n(st.highest_severity as usize),
+        Var::FullRequestLength => n(r.line.len() + r.headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>() + r.body.len()),
+        Var::InboundDataError => Some(flag(r.body_truncated)),
+        Var::OutboundDataError => Some(flag(r.resp_body_truncated)),
+        Var::UrlencodedError => Some(flag(false)),
+        Var::MultipartStrictError => mpf(|m| m.strict_error()),
+        Var::MultipartUnmatchedBoundary => mpf(|m| m.unmatched_boundary),
+        Var::MultipartBoundaryQuoted => mpf(|m| m.boundary_quoted),
+        Var::MultipartBoundaryWhitespace => mpf(|m| m.boundary_whitespace),
+        Var::MultipartDataBefore => mpf(|m| m.data_before),
+        Var::MultipartDataAfter => mpf(|m| m.data_after),
+        Var::MultipartHeaderFolding => mpf(|m| m.header_folding),
+        Var::MultipartLfLine => mpf(|m| m.lf_line),
+        Var::MultipartCrlfLfLines => mpf(|m| m.lf_line && m.crlf_line),
+        Var::MultipartMissingSemicolon => mpf(|m| m.missing_semicolon),
+        Var::MultipartInvalidQuoting => mpf(|m| m.invalid_quoting),
+        Var::MultipartInvalidPart => mpf(|m| m.invalid_part),
+        Var::MultipartInvalidHeaderFolding => mpf(|m| m.invalid_header_folding),
+        Var::MultipartFileLimitExceeded => Some(flag(false)),
+        Var::MultipartFilename => mp.map(|m| Cow::Borrowed(m.last_filename.as_slice())),
+        Var::MultipartName => mp.map(|m| Cow::Borrowed(m.last_name.as_slice())),
+        Var::AuthType | Var::RemoteUser | Var::PathInfo | Var::Webappid | Var::FullRequest => None,
+        Var::Time | Var::TimeEpoch => {
+            let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            n(secs as usize)
+        }
+        _ => None,
+    }
+}
