@@ -39,21 +39,33 @@ pub struct AccessRecord<'a> {
 /// 64 Ki lines of backlog: a few seconds of a heavy flood.
 const BACKLOG: usize = 65_536;
 
+/// A file (or standard output) written by its own thread from a bounded
+/// queue of lines. Used for the access log and the WAF's logs.
 #[derive(Clone)]
-pub struct AccessLog {
+pub struct LineSink {
     sender: Option<SyncSender<String>>,
     metrics: Arc<Metrics>,
 }
 
-impl AccessLog {
-    pub fn start(target: &AccessLogTarget, metrics: Arc<Metrics>) -> std::io::Result<AccessLog> {
+impl LineSink {
+    pub fn off(metrics: Arc<Metrics>) -> LineSink {
+        LineSink { sender: None, metrics }
+    }
+
+    pub fn start(target: &AccessLogTarget, name: &str, metrics: Arc<Metrics>) -> std::io::Result<LineSink> {
         let mut out: Box<dyn Write + Send> = match target {
-            AccessLogTarget::Off => return Ok(AccessLog { sender: None, metrics }),
+            AccessLogTarget::Off => return Ok(LineSink::off(metrics)),
             AccessLogTarget::Stdout => Box::new(std::io::stdout()),
-            AccessLogTarget::File(path) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
+            AccessLogTarget::File(path) => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?,
+            ),
         };
         let (sender, receiver) = sync_channel::<String>(BACKLOG);
-        std::thread::Builder::new().name("access-log".into()).spawn(move || {
+        std::thread::Builder::new().name(name.to_string()).spawn(move || {
             let mut buffer = Vec::with_capacity(64 * 1024);
             loop {
                 // Block for the first line, then take what else is queued,
@@ -79,7 +91,7 @@ impl AccessLog {
                 buffer.clear();
             }
         })?;
-        Ok(AccessLog { sender: Some(sender), metrics })
+        Ok(LineSink { sender: Some(sender), metrics })
     }
 
     /// Whether lines are written at all; callers skip building them if not.
@@ -87,11 +99,31 @@ impl AccessLog {
         self.sender.is_some()
     }
 
-    pub fn write(&self, record: &AccessRecord<'_>) {
+    /// Queues a line; drops and counts it when the writer is behind.
+    pub fn send(&self, line: String) {
         let Some(sender) = &self.sender else { return };
-        let Ok(line) = serde_json::to_string(record) else { return };
         if let Err(TrySendError::Full(_)) = sender.try_send(line) {
-            self.metrics.access_log_dropped.fetch_add(1, Ordering::Relaxed);
+            self.metrics.log_lines_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The access log: one JSON line per request.
+#[derive(Clone)]
+pub struct AccessLog(LineSink);
+
+impl AccessLog {
+    pub fn start(target: &AccessLogTarget, metrics: Arc<Metrics>) -> std::io::Result<AccessLog> {
+        LineSink::start(target, "access-log", metrics).map(AccessLog)
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.0.enabled()
+    }
+
+    pub fn write(&self, record: &AccessRecord<'_>) {
+        if let Ok(line) = serde_json::to_string(record) {
+            self.0.send(line);
         }
     }
 }

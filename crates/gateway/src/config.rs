@@ -38,6 +38,10 @@ pub struct ServerSettings {
     pub access_log: AccessLogTarget,
     /// Peers whose X-Forwarded-For / Forwarded headers are believed.
     pub trusted_proxies: Vec<Cidr>,
+    /// The WAF's ModSecurity-style error log (one line per matched rule).
+    pub waf_log: Option<PathBuf>,
+    /// The JSON audit log of blocked and logged transactions.
+    pub audit_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,6 +139,72 @@ pub struct Site {
     pub upstream: String,
     pub tls: Option<SiteTls>,
     pub routes: Vec<Route>,
+    pub waf: WafSettings,
+}
+
+/// How the WAF runs for one site.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WafSettings {
+    pub mode: WafMode,
+    /// A CRS release directory (`rules/*.conf` plus its setup file), or
+    /// none to run only the extra rule files.
+    pub crs: Option<PathBuf>,
+    /// CRS paranoia level 1 to 4. 1 is CRS's default and the level at which
+    /// false positives are rare enough to block without tuning.
+    pub paranoia: u8,
+    /// CRS anomaly thresholds; 5 and 4 are CRS's defaults (one critical
+    /// inbound match blocks).
+    pub inbound_threshold: u32,
+    pub outbound_threshold: u32,
+    /// Extra SecLang files loaded before the CRS rules (runtime exclusions
+    /// with `ctl:`) and after them (`SecRuleRemoveById` and the like).
+    pub rules_before: Vec<PathBuf>,
+    pub rules_after: Vec<PathBuf>,
+    /// Simple exclusions: rules switched off under a path prefix.
+    pub exclusions: Vec<WafExclusion>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WafMode {
+    On,
+    DetectionOnly,
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WafExclusion {
+    pub prefix: String,
+    pub rule_ids: Vec<u32>,
+}
+
+impl Default for WafSettings {
+    fn default() -> Self {
+        WafSettings {
+            mode: WafMode::Off,
+            crs: None,
+            paranoia: 1,
+            inbound_threshold: 5,
+            outbound_threshold: 4,
+            rules_before: Vec::new(),
+            rules_after: Vec::new(),
+            exclusions: Vec::new(),
+        }
+    }
+}
+
+/// Debian's `modsecurity-crs` package installs CRS here.
+pub const DEBIAN_CRS: &str = "/usr/share/modsecurity-crs";
+
+impl WafSettings {
+    /// The zero-configuration WAF: blocking at paranoia level 1 with the CRS
+    /// installed by Debian, when it is there.
+    pub fn default_crs() -> WafSettings {
+        if Path::new(DEBIAN_CRS).join("rules").is_dir() {
+            WafSettings { mode: WafMode::On, crs: Some(PathBuf::from(DEBIAN_CRS)), ..WafSettings::default() }
+        } else {
+            WafSettings::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -210,6 +280,7 @@ impl Config {
                 upstream: "default".into(),
                 tls: None,
                 routes: Vec::new(),
+                waf: WafSettings::default_crs(),
             }],
         }
     }
@@ -265,6 +336,8 @@ impl Default for ServerSettings {
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9901))),
             access_log: AccessLogTarget::Stdout,
             trusted_proxies: Vec::new(),
+            waf_log: None,
+            audit_log: None,
         }
     }
 }
@@ -437,6 +510,12 @@ impl<'a> Checker<'a> {
                 };
             }
         }
+        if let Some(v) = r.take(&["waf_log"]) {
+            s.waf_log = self.string(v, "waf_log").map(PathBuf::from);
+        }
+        if let Some(v) = r.take(&["audit_log"]) {
+            s.audit_log = self.string(v, "audit_log").map(PathBuf::from);
+        }
         if let Some(v) = r.take(&["trusted_proxies"]) {
             s.trusted_proxies = self.string_list(v, "trusted_proxies")
                 .into_iter()
@@ -559,8 +638,71 @@ impl<'a> Checker<'a> {
         let upstream = self.required_string(&mut r, table, "upstream", "[[site]]", "upstream = \"app\"");
         let tls = r.take(&["tls"]).and_then(|v| self.site_tls(v, base));
         let routes = self.array_of_tables(r.take(&["route"]), "site.route", |cx, t| cx.route(t));
+        let waf = r.take(&["waf"]).map(|v| self.waf(v, base)).unwrap_or_default();
         self.finish(r);
-        Some(Site { name: name?, hosts, upstream: upstream.unwrap_or_default(), tls, routes })
+        Some(Site { name: name?, hosts, upstream: upstream.unwrap_or_default(), tls, routes, waf })
+    }
+
+    fn waf(&mut self, item: &Item, base: &Path) -> WafSettings {
+        let mut w = WafSettings { mode: WafMode::On, ..WafSettings::default() };
+        let Some(table) = self.table_like(item, "waf") else { return w };
+        let mut r = TableReader::new(&table, "a site's `waf`");
+        if let Some(v) = r.take(&["mode"]) {
+            match self.string(v, "mode").as_deref() {
+                Some("on") => w.mode = WafMode::On,
+                Some("detect") => w.mode = WafMode::DetectionOnly,
+                Some("off") => w.mode = WafMode::Off,
+                Some(other) => self.error_at(Self::item_span(v), format!("waf `mode` = \"{other}\" is not a mode; use \"on\" (block), \"detect\" (log only) or \"off\"")),
+                None => {}
+            }
+        }
+        w.crs = match r.take(&["crs"]) {
+            Some(v) => self.path(v, "crs", base),
+            None if Path::new(DEBIAN_CRS).join("rules").is_dir() => Some(PathBuf::from(DEBIAN_CRS)),
+            None => None,
+        };
+        if let Some(n) = r.take(&["paranoia"]).and_then(|v| self.integer(v, "paranoia", 1, 4)) {
+            w.paranoia = n as u8;
+        }
+        if let Some(n) = r.take(&["inbound_threshold"]).and_then(|v| self.integer(v, "inbound_threshold", 1, 10_000)) {
+            w.inbound_threshold = n as u32;
+        }
+        if let Some(n) = r.take(&["outbound_threshold"]).and_then(|v| self.integer(v, "outbound_threshold", 1, 10_000)) {
+            w.outbound_threshold = n as u32;
+        }
+        for (key, list) in [("rules_before", &mut w.rules_before), ("rules_after", &mut w.rules_after)] {
+            if let Some(v) = r.take(&[key]) {
+                *list = self.string_list(v, key).into_iter().map(|p| {
+                    let p = PathBuf::from(p);
+                    if p.is_absolute() { p } else { base.join(p) }
+                }).collect();
+            }
+        }
+        if let Some(v) = r.take(&["exclusions"]) {
+            match v.as_array() {
+                Some(array) => {
+                    for entry in array.iter() {
+                        let Some(t) = entry.as_inline_table() else {
+                            self.error_at(entry.span(), "each waf exclusion must be a table, e.g. { prefix = \"/api/upload\", rule_ids = [920420] }".into());
+                            continue;
+                        };
+                        let prefix = t.get("prefix").and_then(|p| p.as_str()).map(str::to_string);
+                        let ids: Option<Vec<u32>> = t.get("rule_ids").and_then(|a| a.as_array()).map(|a| a.iter().filter_map(|i| i.as_integer()).filter(|i| *i > 0 && *i < u32::MAX as i64).map(|i| i as u32).collect());
+                        let unknown: Vec<&str> = t.iter().map(|(k, _)| k).filter(|k| *k != "prefix" && *k != "rule_ids").collect();
+                        match (prefix, ids) {
+                            (Some(prefix), Some(rule_ids)) if prefix.starts_with('/') && !rule_ids.is_empty() && unknown.is_empty() => w.exclusions.push(WafExclusion { prefix, rule_ids }),
+                            _ => self.error_at(entry.span(), "a waf exclusion needs `prefix` (starting with `/`) and a non-empty `rule_ids` list of rule numbers, and nothing else".into()),
+                        }
+                    }
+                }
+                None => self.error_at(Self::item_span(v), "`exclusions` must be a list of tables, e.g. [{ prefix = \"/api/upload\", rule_ids = [920420] }]".into()),
+            }
+        }
+        self.finish(r);
+        if w.mode != WafMode::Off && w.crs.is_none() && w.rules_before.is_empty() && w.rules_after.is_empty() {
+            self.error_at(Self::item_span(item), format!("the WAF is on but has no rules: set `crs` to a CRS directory (e.g. \"{DEBIAN_CRS}\" from Debian's modsecurity-crs package) or list `rules_after` files"));
+        }
+        w
     }
 
     fn site_tls(&mut self, item: &Item, base: &Path) -> Option<SiteTls> {

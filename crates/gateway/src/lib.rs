@@ -18,6 +18,20 @@ pub mod pool;
 pub mod proxy;
 pub mod runtime;
 pub mod server;
+pub mod waf;
+
+#[cfg(test)]
+mod test_support {
+    use std::path::PathBuf;
+
+    /// The CRS releases the tests read: `RAMPART_CRS_ROOT`, or `../shared/crs`
+    /// beside the repository.
+    pub fn crs_root() -> PathBuf {
+        std::env::var_os("RAMPART_CRS_ROOT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs"))
+    }
+}
 
 pub use config::{Config, ConfigError, ConfigErrors};
 pub use server::{run, StartError};

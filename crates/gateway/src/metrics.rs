@@ -26,7 +26,10 @@ pub struct Metrics {
     pub health_flips: AtomicU64,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
-    pub access_log_dropped: AtomicU64,
+    pub log_lines_dropped: AtomicU64,
+    pub waf_blocks: AtomicU64,
+    pub waf_detections: AtomicU64,
+    pub waf_errors: AtomicU64,
     sites: Mutex<BTreeMap<String, Arc<SiteMetrics>>>,
 }
 
@@ -66,7 +69,7 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &AtomicU64); 14] = [
+        let counters: [(&str, &str, &AtomicU64); 17] = [
             ("rampart_connections_open", "Client connections open now.", &self.connections_open),
             ("rampart_connections_total", "Client connections accepted.", &self.connections_total),
             ("rampart_connections_rejected_per_client_total", "Connections refused by the per-client cap.", &self.connections_rejected_per_client),
@@ -80,7 +83,10 @@ impl Metrics {
             ("rampart_health_flips_total", "Changes of an upstream server's health-check verdict.", &self.health_flips),
             ("rampart_reloads_total{result=\"ok\"}", "Configuration reloads.", &self.reloads_ok),
             ("rampart_reloads_total{result=\"rejected\"}", "", &self.reloads_failed),
-            ("rampart_access_log_dropped_total", "Access-log lines dropped because the writer fell behind.", &self.access_log_dropped),
+            ("rampart_log_lines_dropped_total", "Log lines dropped because a log writer fell behind.", &self.log_lines_dropped),
+            ("rampart_waf_blocks_total", "Requests or responses stopped by the WAF.", &self.waf_blocks),
+            ("rampart_waf_detections_total", "Transactions in which the WAF matched a rule without stopping it.", &self.waf_detections),
+            ("rampart_waf_errors_total", "WAF evaluations that failed internally (the request was refused).", &self.waf_errors),
         ];
         for (name, help, value) in counters {
             let base = name.split('{').next().unwrap_or(name);

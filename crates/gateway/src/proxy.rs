@@ -13,7 +13,13 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
-use crate::accesslog::{now_rfc3339, AccessLog, AccessRecord};
+use std::borrow::Cow;
+
+use rampart_waf::{Transaction, TxMeta, Verdict};
+
+use crate::accesslog::{now_rfc3339, AccessLog, AccessRecord, LineSink};
+use crate::config::WafMode;
+use crate::waf::{audit_line, masked_body, AuditEntry};
 use crate::admission;
 use crate::net::client_address;
 use crate::pages;
@@ -26,6 +32,9 @@ const NO_HEALTHY_UPSTREAM: &str = "no healthy upstream server";
 pub struct Gateway {
     pub runtime: Arc<Runtime>,
     pub access_log: AccessLog,
+    /// The WAF's ModSecurity-style error log and JSON audit log.
+    pub waf_log: LineSink,
+    pub audit_log: LineSink,
     /// Whether this listener is TLS, for X-Forwarded-Proto.
     pub tls: bool,
     request_counter: AtomicU64,
@@ -33,10 +42,10 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(runtime: Arc<Runtime>, access_log: AccessLog, tls: bool) -> Gateway {
+    pub fn new(runtime: Arc<Runtime>, access_log: AccessLog, waf_log: LineSink, audit_log: LineSink, tls: bool) -> Gateway {
         let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let process_tag = (seed.as_nanos() as u32) ^ std::process::id().rotate_left(16);
-        Gateway { runtime, access_log, tls, request_counter: AtomicU64::new(0), process_tag }
+        Gateway { runtime, access_log, waf_log, audit_log, tls, request_counter: AtomicU64::new(0), process_tag }
     }
 
     /// A reference id unique across this process's life and unlikely to
@@ -63,8 +72,43 @@ pub struct RequestContext {
     body_received: u64,
     body_cap: u64,
     api: bool,
-    /// The security verdict for the access log; later layers fill it in.
-    verdict: &'static str,
+    /// The security verdict for the access log; the layers fill it in.
+    verdict: Cow<'static, str>,
+    waf: Option<WafState>,
+}
+
+/// The WAF's view of one request in flight.
+struct WafState {
+    tx: Transaction,
+    mode: WafMode,
+    /// The request body, held back from the upstream until phase 2 has
+    /// judged it; after release, kept (shared, not copied) for the audit log.
+    request_body: Vec<u8>,
+    released_body: Option<Bytes>,
+    /// Phase 2 has run (for a request without a body, in `request_filter`).
+    request_judged: bool,
+    /// Response body held back for phase 4, up to the engine's limit.
+    holding_response: bool,
+    response_body: Vec<u8>,
+    intervened: bool,
+    response_status: u16,
+    response_headers: Vec<(String, String)>,
+}
+
+/// The most response body held back for inspection: ModSecurity's default
+/// `SecResponseBodyLimit`, beyond which the rest streams (ProcessPartial).
+const RESPONSE_INSPECTION_CAP: usize = 512 * 1024;
+
+/// Runs one WAF step, turning a panic inside the engine into a refusal so
+/// that a bug in an inspection layer costs one request, not the process.
+fn guarded<T>(metrics: &crate::metrics::Metrics, step: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
+        Ok(v) => Some(v),
+        Err(_) => {
+            metrics.waf_errors.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
 }
 
 impl RequestContext {
@@ -101,6 +145,114 @@ impl Gateway {
         session.write_response_body(Some(body), true).await?;
         Ok(())
     }
+
+    /// Records that the WAF refused the transaction and says which status
+    /// to answer with. A failed evaluation (`None`) refuses with 500.
+    fn note_waf_refusal(&self, ctx: &mut RequestContext, verdict: Option<Verdict>) -> u16 {
+        if let Some(waf) = ctx.waf.as_mut() {
+            waf.intervened = true;
+        }
+        self.runtime.metrics.waf_blocks.fetch_add(1, Ordering::Relaxed);
+        match verdict {
+            Some(Verdict::Deny { status, rule_id }) => {
+                ctx.verdict = Cow::Owned(format!("waf:block:{rule_id}"));
+                status
+            }
+            Some(Verdict::Redirect { rule_id, .. }) | Some(Verdict::Drop { rule_id }) => {
+                ctx.verdict = Cow::Owned(format!("waf:block:{rule_id}"));
+                403
+            }
+            _ => {
+                ctx.verdict = Cow::Borrowed("waf:error");
+                500
+            }
+        }
+    }
+
+    /// Acts on a request-side verdict. Returns true when a response was sent.
+    async fn enforce_request_verdict(&self, session: &mut Session, ctx: &mut RequestContext, verdict: Option<Verdict>) -> Result<bool> {
+        match verdict {
+            Some(Verdict::Continue) => Ok(false),
+            Some(Verdict::Drop { .. }) => {
+                self.note_waf_refusal(ctx, verdict);
+                Err(Error::explain(ErrorType::ConnectionClosed, "dropped by the WAF"))
+            }
+            Some(Verdict::Redirect { status, ref location, .. }) => {
+                let location = location.clone();
+                self.note_waf_refusal(ctx, verdict);
+                let mut head = ResponseHeader::build(status, Some(3))?;
+                head.insert_header("location", location)?;
+                head.insert_header("content-length", "0")?;
+                head.insert_header("x-request-id", ctx.reference.as_str())?;
+                session.set_keepalive(None);
+                session.write_response_header(Box::new(head), true).await?;
+                Ok(true)
+            }
+            other => {
+                let status = self.note_waf_refusal(ctx, other);
+                self.answer(session, ctx, status, &[]).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Phase 5, the error log lines and the audit record.
+    fn finish_waf(&self, session: &Session, ctx: &mut RequestContext, status: u16) {
+        let Some(waf) = ctx.waf.as_mut() else { return };
+        let metrics = &self.runtime.metrics;
+        guarded(metrics, || waf.tx.process_logging());
+        for line in waf.tx.error_log_lines() {
+            self.waf_log.send(line.clone());
+        }
+        let matched = waf.tx.matched_rules();
+        let logged = matched.iter().any(|m| m.logged);
+        if logged && !waf.intervened {
+            metrics.waf_detections.fetch_add(1, Ordering::Relaxed);
+            if ctx.verdict == "allow" {
+                ctx.verdict = Cow::Borrowed(if waf.mode == WafMode::On { "waf:logged" } else { "waf:detect" });
+            }
+        }
+        if !(logged || waf.intervened) || !self.audit_log.enabled() {
+            return;
+        }
+        let header = session.req_header();
+        let content_type = header.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let body: &[u8] = match &waf.released_body {
+            Some(b) => b,
+            None => &waf.request_body,
+        };
+        let client = session.client_addr().and_then(|a| a.as_inet()).copied();
+        let server = session.server_addr().and_then(|a| a.as_inet()).copied();
+        let entry = AuditEntry {
+            time: now_rfc3339(),
+            unique_id: &ctx.reference,
+            client_ip: ctx.client.map(|c| c.to_string()).unwrap_or_default(),
+            client_port: client.map_or(0, |a| a.port()),
+            host_ip: server.map(|a| a.ip().to_string()).unwrap_or_default(),
+            host_port: server.map_or(0, |a| a.port()),
+            method: header.method.as_str(),
+            uri: header.uri.path_and_query().map_or("/", |p| p.as_str()),
+            http_version: protocol_name(header.version),
+            request_headers: header.headers.iter().map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect(),
+            request_body: masked_body(content_type, body),
+            response_status: if status > 0 { status } else { waf.response_status },
+            response_headers: std::mem::take(&mut waf.response_headers),
+            engine_mode: waf.mode,
+            matched,
+            intervened: waf.intervened,
+        };
+        self.audit_log.send(audit_line(&entry));
+    }
+}
+
+fn protocol_name(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
 }
 
 #[async_trait]
@@ -121,7 +273,8 @@ impl ProxyHttp for Gateway {
             body_received: 0,
             body_cap: u64::MAX,
             api: false,
-            verdict: "allow",
+            verdict: Cow::Borrowed("allow"),
+            waf: None,
         }
     }
 
@@ -157,7 +310,7 @@ impl ProxyHttp for Gateway {
             .unwrap_or("");
         let host = strip_port(host).to_ascii_lowercase();
         let Some(site) = snapshot.site_for_host(&host) else {
-            ctx.verdict = "unknown-site";
+            ctx.verdict = Cow::Borrowed("unknown-site");
             self.answer(session, ctx, 404, &[]).await?;
             return Ok(true);
         };
@@ -173,7 +326,7 @@ impl ProxyHttp for Gateway {
             + 12
             + header.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>();
         if head_bytes > limits.max_header_bytes {
-            ctx.verdict = "limit:header-size";
+            ctx.verdict = Cow::Borrowed("limit:header-size");
             self.answer(session, ctx, 431, &[]).await?;
             return Ok(true);
         }
@@ -181,13 +334,51 @@ impl ProxyHttp for Gateway {
         ctx.body_cap = route.and_then(|r| r.max_body_bytes).unwrap_or(limits.max_body_bytes);
         let length = header.headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
         if length.is_some_and(|n| n > ctx.body_cap) {
-            ctx.verdict = "limit:body-size";
+            ctx.verdict = Cow::Borrowed("limit:body-size");
             self.answer(session, ctx, 413, &[]).await?;
             return Ok(true);
         }
-        let chunked = header.headers.get("transfer-encoding").is_some();
-        if length.is_some_and(|n| n > 0) || chunked {
+        let has_body = !session.is_body_empty();
+        if has_body {
             admission::body_expected();
+        }
+
+        if let Some(engine) = &snapshot.sites[site].waf {
+            let header = session.req_header();
+            let meta = TxMeta {
+                remote_addr: ctx.client.map(|c| c.to_string()).unwrap_or_default(),
+                remote_port: session.client_addr().and_then(|a| a.as_inet()).map_or(0, |a| a.port()),
+                server_addr: session.server_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()).unwrap_or_default(),
+                server_port: session.server_addr().and_then(|a| a.as_inet()).map_or(0, |a| a.port()),
+                unique_id: ctx.reference.clone(),
+            };
+            let uri = String::from_utf8_lossy(header.raw_path()).into_owned();
+            let protocol = protocol_name(header.version);
+            let metrics = &self.runtime.metrics;
+            let mut tx = engine.transaction(meta);
+            let mut verdict = guarded(metrics, || {
+                tx.process_request_headers(header.method.as_str(), &uri, protocol, header.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())))
+            });
+            // Phase 2 holds CRS's argument checks; for a request without a
+            // body it runs now, before any upstream is contacted.
+            if !has_body && verdict == Some(Verdict::Continue) {
+                verdict = guarded(metrics, || tx.process_request_body());
+            }
+            ctx.waf = Some(WafState {
+                tx,
+                mode: snapshot.sites[site].waf_mode,
+                request_body: Vec::new(),
+                released_body: None,
+                request_judged: !has_body,
+                holding_response: false,
+                response_body: Vec::new(),
+                intervened: false,
+                response_status: 0,
+                response_headers: Vec::new(),
+            });
+            if self.enforce_request_verdict(session, ctx, verdict).await? {
+                return Ok(true);
+            }
         }
         Ok(false)
     }
@@ -199,8 +390,34 @@ impl ProxyHttp for Gateway {
         ctx.body_received += n as u64;
         admission::body_progress(n, end_of_stream);
         if ctx.body_received > ctx.body_cap {
-            ctx.verdict = "limit:body-size";
+            ctx.verdict = Cow::Borrowed("limit:body-size");
             return Err(status_error(413, "request body over the size cap"));
+        }
+        let metrics = self.runtime.metrics.clone();
+        if let Some(waf) = ctx.waf.as_mut() {
+            if waf.request_judged {
+                return Ok(());
+            }
+            // Hold the body back until phase 2 has judged all of it.
+            if let Some(chunk) = body.take() {
+                waf.tx.append_request_body(&chunk);
+                waf.request_body.extend_from_slice(&chunk);
+            }
+            if end_of_stream {
+                waf.request_judged = true;
+                let verdict = guarded(&metrics, || waf.tx.process_request_body());
+                match verdict {
+                    Some(Verdict::Continue) => {
+                        let released = Bytes::from(std::mem::take(&mut waf.request_body));
+                        waf.released_body = Some(released.clone());
+                        *body = Some(released);
+                    }
+                    other => {
+                        let status = self.note_waf_refusal(ctx, other);
+                        return Err(status_error(status, "refused by the WAF"));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -258,8 +475,48 @@ impl ProxyHttp for Gateway {
         if let (Some(pool), Some(i)) = (ctx.pool(), ctx.server) {
             pool.report_success(i);
         }
+        let metrics = self.runtime.metrics.clone();
+        if let Some(waf) = ctx.waf.as_mut() {
+            waf.response_status = response.status.as_u16();
+            waf.response_headers = response.headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+            let protocol = protocol_name(response.version);
+            let verdict = guarded(&metrics, || waf.tx.process_response_headers(response.status.as_u16(), protocol, response.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes()))));
+            if verdict != Some(Verdict::Continue) {
+                let status = self.note_waf_refusal(ctx, verdict);
+                return Err(status_error(status, "response refused by the WAF"));
+            }
+            // Compressed bodies pass uninspected until the decoder is in
+            // place; identity bodies of the inspected types are held.
+            let encoded = response.headers.get("content-encoding").is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+            waf.holding_response = !encoded && waf.tx.response_body_wanted();
+        }
         response.insert_header("x-request-id", ctx.reference.as_str())?;
         Ok(())
+    }
+
+    /// Runs for each piece of the response body on its way to the client:
+    /// holds inspected types back until phase 4 has judged them.
+    fn response_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestContext) -> Result<Option<Duration>> {
+        let Some(waf) = ctx.waf.as_mut() else { return Ok(None) };
+        if !waf.holding_response {
+            return Ok(None);
+        }
+        if let Some(chunk) = body.take() {
+            waf.tx.append_response_body(&chunk);
+            waf.response_body.extend_from_slice(&chunk);
+        }
+        if end_of_stream || waf.response_body.len() >= RESPONSE_INSPECTION_CAP {
+            waf.holding_response = false;
+            let verdict = guarded(&self.runtime.metrics, || waf.tx.process_response_body());
+            if verdict != Some(Verdict::Continue) {
+                // The status line is already on its way, so the only safe
+                // answer is to cut the response off before the body leaks.
+                self.note_waf_refusal(ctx, verdict);
+                return Err(Error::explain(ErrorType::HTTPStatus(403), "response body refused by the WAF"));
+            }
+            *body = Some(Bytes::from(std::mem::take(&mut waf.response_body)));
+        }
+        Ok(None)
     }
 
     /// Connecting to an upstream server failed: count it against the server
@@ -301,7 +558,7 @@ impl ProxyHttp for Gateway {
             },
         };
         if status >= 500 && ctx.verdict == "allow" {
-            ctx.verdict = "upstream-failure";
+            ctx.verdict = Cow::Borrowed("upstream-failure");
         }
         if status > 0 && session.response_written().is_none() {
             let retry_after = [("retry-after", "5")];
@@ -327,6 +584,7 @@ impl ProxyHttp for Gateway {
         if let (Some(s), Some(i)) = (&snapshot, ctx.site) {
             s.sites[i].metrics.record(status, bytes, elapsed.as_secs_f64());
         }
+        self.finish_waf(session, ctx, status);
         if !self.access_log.enabled() {
             return;
         }
@@ -350,7 +608,7 @@ impl ProxyHttp for Gateway {
             bytes,
             duration_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
             upstream,
-            verdict: ctx.verdict,
+            verdict: &ctx.verdict,
             error: e.map(|e| e.etype().as_str().to_string()),
         };
         self.access_log.write(&record);

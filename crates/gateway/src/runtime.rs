@@ -30,6 +30,9 @@ pub struct Snapshot {
 
 pub struct SiteRuntime {
     pub name: String,
+    /// The site's compiled rule set; `None` when its WAF is off.
+    pub waf: Option<rampart_waf::Engine>,
+    pub waf_mode: crate::config::WafMode,
     pub metrics: Arc<SiteMetrics>,
     pub pool: Arc<Pool>,
     /// Longest prefix first, so the first match is the most specific.
@@ -150,7 +153,22 @@ pub fn build(config: Config, generation: u64, metrics: &Metrics, previous: Optio
     let mut catch_all = None;
     let mut certificates = HashMap::new();
     let mut default_certificate = None;
+    // Sites with the same WAF settings share one compiled engine.
+    let mut engines: Vec<(crate::config::WafSettings, Option<rampart_waf::Engine>)> = Vec::new();
     for (i, site) in config.sites.iter().enumerate() {
+        let waf = match engines.iter().find(|(s, _)| *s == site.waf) {
+            Some((_, engine)) => engine.clone(),
+            None => match crate::waf::build_engine(&site.name, &site.waf) {
+                Ok(engine) => {
+                    engines.push((site.waf.clone(), engine.clone()));
+                    engine
+                }
+                Err(list) => {
+                    errors.extend(list);
+                    None
+                }
+            },
+        };
         let Some(pool) = pools.get(&site.upstream).cloned() else { continue };
         let mut routes: Vec<RouteRuntime> = site
             .routes
@@ -190,7 +208,7 @@ pub fn build(config: Config, generation: u64, metrics: &Metrics, previous: Optio
                 }),
             }
         }
-        sites.push(SiteRuntime { name: site.name.clone(), metrics: metrics.site(&site.name), pool, routes });
+        sites.push(SiteRuntime { name: site.name.clone(), waf, waf_mode: site.waf.mode, metrics: metrics.site(&site.name), pool, routes });
     }
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));

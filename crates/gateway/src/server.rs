@@ -15,7 +15,8 @@ use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
-use crate::accesslog::AccessLog;
+use crate::accesslog::{AccessLog, LineSink};
+use crate::config::AccessLogTarget;
 use crate::admin::AdminApp;
 use crate::admission::{Admission, ConnectionTable};
 use crate::config::Config;
@@ -35,7 +36,7 @@ impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StartError::Config(e) => write!(f, "{e}"),
-            StartError::AccessLog(e) => write!(f, "cannot open the access log: {e}"),
+            StartError::AccessLog(e) => write!(f, "cannot open a log file: {e}"),
         }
     }
 }
@@ -69,6 +70,12 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let metrics = Arc::new(Metrics::default());
     let runtime = Runtime::new(config.clone(), metrics.clone()).map_err(StartError::Config)?;
     let access_log = AccessLog::start(&config.server.access_log, metrics.clone()).map_err(StartError::AccessLog)?;
+    let file_sink = |path: &Option<std::path::PathBuf>, name: &str| match path {
+        Some(p) => LineSink::start(&AccessLogTarget::File(p.clone()), name, metrics.clone()),
+        None => Ok(LineSink::off(metrics.clone())),
+    };
+    let waf_log = file_sink(&config.server.waf_log, "waf-log").map_err(StartError::AccessLog)?;
+    let audit_log = file_sink(&config.server.audit_log, "audit-log").map_err(StartError::AccessLog)?;
 
     let mut conf = ServerConf::default();
     conf.threads = config.server.threads;
@@ -84,7 +91,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let table = Arc::new(ConnectionTable::default());
     let handle = Arc::new(RuntimeHandle(runtime.clone()));
     for listener in &config.listeners {
-        let gateway = Gateway::new(runtime.clone(), access_log.clone(), listener.tls);
+        let gateway = Gateway::new(runtime.clone(), access_log.clone(), waf_log.clone(), audit_log.clone(), listener.tls);
         let mut proxy = HttpProxy::new(gateway, conf.clone());
         proxy.handle_init_modules();
         let mut options = pingora::apps::HttpServerOptions::default();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
-use rampart_gateway::config::AccessLogTarget;
+use rampart_gateway::config::{AccessLogTarget, WafMode, DEBIAN_CRS};
 use rampart_gateway::Config;
 
 /// mimalloc instead of the system allocator: the proxy allocates many small,
@@ -30,6 +30,11 @@ OPTIONS for serve and demo:
   --admin ADDR|off        admin listener for metrics and reload (default 127.0.0.1:9901)
   --access-log PATH|-|off where the JSON access log goes (default: standard output)
   --threads N             worker threads (default: number of CPUs)
+  --crs DIR               OWASP CRS directory (default /usr/share/modsecurity-crs when present)
+  --waf on|detect|off     block, only log, or skip (default on when a CRS is found)
+  --paranoia N            CRS paranoia level 1-4 (default 1)
+  --waf-log PATH          ModSecurity-style WAF error log
+  --audit-log PATH        JSON audit log of blocked and logged transactions
 ";
 
 fn main() -> ExitCode {
@@ -84,10 +89,10 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
     };
     let rest = &args[1..];
     match command.as_str() {
-        "serve" => serve(&Flags::parse(rest, &["--config", "--upstream", "--listen", "--admin", "--access-log", "--threads"])?),
+        "serve" => serve(&Flags::parse(rest, &["--config", "--upstream", "--listen", "--admin", "--access-log", "--threads", "--crs", "--waf", "--paranoia", "--waf-log", "--audit-log"])?),
         "check" => check(&Flags::parse(rest, &["--config"])?),
         "reload" => reload(&Flags::parse(rest, &["--admin"])?),
-        "demo" => demo(&Flags::parse(rest, &["--listen", "--origin-listen", "--admin", "--access-log", "--threads"])?),
+        "demo" => demo(&Flags::parse(rest, &["--listen", "--origin-listen", "--admin", "--access-log", "--threads", "--crs", "--waf", "--paranoia", "--waf-log", "--audit-log"])?),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -122,6 +127,34 @@ fn apply_overrides(config: &mut Config, flags: &Flags) -> Result<()> {
             "off" => AccessLogTarget::Off,
             path => AccessLogTarget::File(PathBuf::from(path)),
         };
+    }
+    if let Some(path) = flags.get("--waf-log") {
+        config.server.waf_log = Some(PathBuf::from(path));
+    }
+    if let Some(path) = flags.get("--audit-log") {
+        config.server.audit_log = Some(PathBuf::from(path));
+    }
+    for site in &mut config.sites {
+        if let Some(dir) = flags.get("--crs") {
+            site.waf.crs = Some(PathBuf::from(dir));
+            if site.waf.mode == WafMode::Off && flags.get("--waf").is_none() {
+                site.waf.mode = WafMode::On;
+            }
+        }
+        if let Some(mode) = flags.get("--waf") {
+            site.waf.mode = match mode {
+                "on" => WafMode::On,
+                "detect" => WafMode::DetectionOnly,
+                "off" => WafMode::Off,
+                other => bail!("--waf {other}: use on (block), detect (log only) or off"),
+            };
+        }
+        if let Some(level) = flags.get("--paranoia") {
+            site.waf.paranoia = level.parse().ok().filter(|n| (1..=4).contains(n)).ok_or_else(|| anyhow!("--paranoia must be 1, 2, 3 or 4"))?;
+        }
+        if site.waf.mode != WafMode::Off && site.waf.crs.is_none() && site.waf.rules_after.is_empty() && site.waf.rules_before.is_empty() {
+            bail!("the WAF is on but no CRS was found at {DEBIAN_CRS}; give --crs DIR (a CRS release directory) or --waf off");
+        }
     }
     if let Some(threads) = flags.get("--threads") {
         config.server.threads = threads.parse().ok().filter(|n| *n > 0).ok_or_else(|| anyhow!("--threads must be a positive number"))?;

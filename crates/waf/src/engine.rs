@@ -91,6 +91,8 @@ pub(crate) struct Inner {
     /// The default disruptive action (what `block` means) per phase.
     pub default_disruptive: [Disruptive; 6],
     pub transform_chains: Vec<Vec<Transform>>,
+    /// Literal prefilter per pipeline id (see `prefilter.rs`).
+    pub prefilters: Vec<Option<crate::prefilter::ChainPrefilter>>,
 }
 
 /// A compiled rule set. Cheap to clone; share it between threads.
@@ -202,7 +204,37 @@ impl Engine {
 }
 
 impl Loader<'_> {
-    fn finish(self) -> Engine {
+    fn finish(mut self) -> Engine {
+        // Assign prefilter bits per pipeline and build one automaton each.
+        let mut groups: Vec<Vec<(u32, Vec<Vec<u8>>)>> = (0..self.chains.len()).map(|_| Vec::new()).collect();
+        for r in self.rules.iter_mut() {
+            let mut link: Option<&mut Rule> = Some(r);
+            while let Some(l) = link {
+                if let crate::operator::Operator::Rx(crate::operator::Rx::Static(_)) = &l.op {
+                    if let Some(lits) = crate::prefilter::required_literals(&crate::pcre::translate(&l.op_arg)) {
+                        let g = &mut groups[l.chain_id as usize];
+                        let bit = g.len() as u32;
+                        g.push((bit, lits));
+                        l.pf_bit = Some(bit);
+                    }
+                }
+                link = l.chain.as_deref_mut();
+            }
+        }
+        let prefilters: Vec<Option<crate::prefilter::ChainPrefilter>> =
+            groups.iter().map(|g| if g.is_empty() { None } else { crate::prefilter::ChainPrefilter::build(g) }).collect();
+        if prefilters.iter().zip(&groups).any(|(p, g)| p.is_none() && !g.is_empty()) {
+            // An automaton that failed to build disables its rules' bits.
+            for r in self.rules.iter_mut() {
+                let mut link: Option<&mut Rule> = Some(r);
+                while let Some(l) = link {
+                    if prefilters[l.chain_id as usize].is_none() {
+                        l.pf_bit = None;
+                    }
+                    link = l.chain.as_deref_mut();
+                }
+            }
+        }
         let mut phases: [Vec<Item>; 6] = Default::default();
         for item in &self.order {
             match item {
@@ -230,6 +262,7 @@ impl Loader<'_> {
                 phases,
                 default_disruptive,
                 transform_chains: self.chains,
+                prefilters,
             }),
         }
     }
@@ -555,6 +588,7 @@ impl Loader<'_> {
             actions,
             chain: None,
             unconditional,
+            pf_bit: None,
         };
         if is_child {
             if let Some(parent) = self.rules.last_mut() {

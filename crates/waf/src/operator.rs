@@ -151,8 +151,12 @@ impl Operator {
                     }
                     Rx::Emulated(e) => return e.eval(input, captures),
                 };
+                // Captures cost a slower engine; run it only after a match.
+                if !re.is_match(input) {
+                    return false;
+                }
                 match captures {
-                    None => re.is_match(input),
+                    None => true,
                     Some(caps) => match re.captures(input) {
                         Some(c) => {
                             caps.clear();

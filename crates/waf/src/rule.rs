@@ -165,6 +165,9 @@ pub(crate) struct Rule {
     pub chain: Option<Box<Rule>>,
     /// SecAction: no targets, always matches.
     pub unconditional: bool,
+    /// This rule's bit in the literal prefilter of its pipeline, if its
+    /// regex has a usable required-literal set.
+    pub pf_bit: Option<u32>,
 }
 
 impl Rule {

@@ -1,7 +1,7 @@
 //! Transactions: one request and its response going through the rules.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use crate::fxhash::FxMap;
 use std::time::Instant;
 
 use regex::bytes::Regex;
@@ -107,7 +107,7 @@ fn store_index(v: Var) -> usize {
 #[derive(Debug)]
 struct State {
     mode: EngineMode,
-    stores: [HashMap<String, Vec<u8>>; 8],
+    stores: [FxMap<String, Vec<u8>>; 8],
     matched_var: Vec<u8>,
     matched_var_name: String,
     matched_vars: Vec<(String, Vec<u8>)>,
@@ -126,12 +126,23 @@ struct State {
 /// Caches that make repeated work cheap within a transaction.
 #[derive(Default)]
 struct Caches {
-    /// Transformed values keyed by (variable, value index, pipeline id).
-    transformed: HashMap<(u8, u32, u32), Vec<u8>>,
+    /// Transformed values keyed by (variable, value index, pipeline id):
+    /// each pipeline runs once per value per transaction, whatever the
+    /// number of rules sharing it.
+    transformed: FxMap<(u8, u32, u32), CacheEntry>,
     /// Regexes compiled from macro-expanded patterns.
-    regex: HashMap<Vec<u8>, Option<Regex>>,
+    regex: FxMap<Vec<u8>, Option<Regex>>,
     scratch: Vec<u8>,
     scratch2: Vec<u8>,
+}
+
+/// A value after one pipeline, and which prefiltered rules may match it.
+#[derive(Default)]
+struct CacheEntry {
+    /// `None` when the pipeline is empty and the value is used as it is.
+    value: Option<Vec<u8>>,
+    /// Prefilter bits, computed the first time a prefiltered rule asks.
+    bits: Option<Vec<u64>>,
 }
 
 /// The most error log lines one transaction keeps; a hostile request that
@@ -507,32 +518,16 @@ impl Transaction {
         }
     }
 
-    fn target_excluded(&self, starter: &Rule, link: &Rule, var: Var, key: &str) -> bool {
-        if link.exclusions.iter().any(|e| e.var == var && e.selector.matches(key)) {
-            return true;
-        }
-        for (ids, e) in &self.st.removed_targets {
-            if e.var == var && ids.iter().any(|&(a, b)| starter.id >= a && starter.id <= b) && e.selector.matches(key) {
-                return true;
-            }
-        }
-        for (re, e) in &self.st.removed_targets_by_tag {
-            if e.var == var && starter.has_tag(re) && e.selector.matches(key) {
-                return true;
-            }
-        }
-        false
-    }
-
     fn eval_link(&mut self, starter: &Rule, link: &Rule, last: bool) -> bool {
         let mut found: Vec<Found> = Vec::new();
         if link.unconditional {
             found.push(Found { name: String::new(), value: Vec::new(), captures: None });
         } else {
-            let chain: &[Transform] = &self.engine.inner.transform_chains[link.chain_id as usize];
-            let chain = chain.to_vec();
+            let engine = self.engine.clone();
+            let chain: &[Transform] = &engine.inner.transform_chains[link.chain_id as usize];
+            let mut ev = Evaluator { inner: &engine.inner, req: &self.req, st: &self.st, meta: &self.meta, started: self.started, caches: &mut self.caches };
             for target in &link.targets {
-                self.eval_target(starter, link, target, &chain, &mut found);
+                ev.eval_target(starter, link, target, chain, &mut found);
             }
         }
         if found.is_empty() {
@@ -542,14 +537,14 @@ impl Transaction {
         for f in found {
             self.st.matched_var = f.value.clone();
             self.st.matched_var_name = f.name.clone();
-            new_matched_vars.push((f.name.clone(), f.value));
+            new_matched_vars.push((f.name, f.value));
             if let Some(caps) = f.captures {
                 let tx = &mut self.st.stores[0];
-                for k in 0..10 {
-                    tx.remove(&k.to_string());
+                for k in 0..10u8 {
+                    tx.remove(DIGITS[k as usize]);
                 }
-                for (k, c) in caps.into_iter().enumerate() {
-                    tx.insert(k.to_string(), c);
+                for (k, c) in caps.into_iter().enumerate().take(10) {
+                    tx.insert(DIGITS[k].to_string(), c);
                 }
             }
             for a in &link.actions.actions {
@@ -561,174 +556,6 @@ impl Transaction {
         }
         self.st.matched_vars = new_matched_vars;
         true
-    }
-
-    fn eval_target(&mut self, starter: &Rule, link: &Rule, target: &Target, chain: &[Transform], found: &mut Vec<Found>) {
-        let values = self.collect(target);
-        let values: Vec<(String, Cow<'_, [u8]>, Option<(u8, u32)>)> = values
-            .into_iter()
-            .filter(|(k, _, _)| target.count || !self.target_excluded(starter, link, target.var, k))
-            .collect();
-        if target.count {
-            let n = values.iter().filter(|(k, _, _)| !self.target_excluded(starter, link, target.var, k)).count();
-            let v = n.to_string().into_bytes();
-            let name = if target.raw_key.is_empty() { format!("&{}", target.var.name()) } else { format!("&{}:{}", target.var.name(), target.raw_key) };
-            self.test_value(link, name, &v, None, &[], found);
-            return;
-        }
-        // Owned copies are needed only for the values that match; evaluation
-        // needs `&mut self` for caches, so detach the list from `self` first.
-        let owned: Vec<(String, Vec<u8>, Option<(u8, u32)>)> = values.into_iter().map(|(k, v, c)| (k, v.into_owned(), c)).collect();
-        for (key, value, cache_key) in owned {
-            let name = if target.var.is_collection() && target.var != Var::Xml { format!("{}:{}", target.var.name(), key) } else { target.var.name().to_string() };
-            self.test_value(link, name, &value, cache_key, chain, found);
-        }
-    }
-
-    fn test_value(&mut self, link: &Rule, name: String, value: &[u8], cache_key: Option<(u8, u32)>, chain: &[Transform], found: &mut Vec<Found>) {
-        let want_caps = link.actions.capture;
-        if link.actions.multi_match {
-            let mut cur = value.to_vec();
-            let mut next = Vec::new();
-            let mut steps = vec![cur.clone()];
-            for t in chain {
-                t.apply(&cur, &mut next);
-                if next != cur {
-                    steps.push(next.clone());
-                }
-                std::mem::swap(&mut cur, &mut next);
-            }
-            for s in steps {
-                let mut caps = Vec::new();
-                let m = self.run_op(link, &s, if want_caps { Some(&mut caps) } else { None });
-                if m {
-                    found.push(Found { name: name.clone(), value: s, captures: want_caps.then_some(caps) });
-                }
-            }
-            return;
-        }
-        let transformed: Vec<u8> = if chain.is_empty() {
-            value.to_vec()
-        } else if let Some((v, i)) = cache_key {
-            let key = (v, i, link.chain_id);
-            if let Some(t) = self.caches.transformed.get(&key) {
-                t.clone()
-            } else {
-                let t = apply_chain(chain, value, &mut self.caches.scratch, &mut self.caches.scratch2);
-                self.caches.transformed.insert(key, t.clone());
-                t
-            }
-        } else {
-            apply_chain(chain, value, &mut self.caches.scratch, &mut self.caches.scratch2)
-        };
-        let mut caps = Vec::new();
-        if self.run_op(link, &transformed, if want_caps { Some(&mut caps) } else { None }) {
-            found.push(Found { name, value: transformed, captures: want_caps.then_some(caps) });
-        }
-    }
-
-    fn run_op(&mut self, link: &Rule, input: &[u8], caps: Option<&mut Vec<Vec<u8>>>) -> bool {
-        let mut ctx = Ctx { req: &self.req, st: &self.st, meta: &self.meta, regex: &mut self.caches.regex, rule: link, started: self.started };
-        let m = link.op.eval(&mut ctx, input, caps);
-        m != link.negated
-    }
-
-    /// Lists (key, value, cache key) of a target's variable.
-    fn collect(&self, target: &Target) -> Vec<(String, Cow<'_, [u8]>, Option<(u8, u32)>)> {
-        let mut out = Vec::new();
-        let r = &self.req;
-        let sel = &target.selector;
-        type Out<'a> = Vec<(String, Cow<'a, [u8]>, Option<(u8, u32)>)>;
-        fn coll<'a>(out: &mut Out<'a>, sel: &crate::rule::Selector, list: &'a [(String, Vec<u8>)], id: Var) {
-            for (i, (k, v)) in list.iter().enumerate() {
-                if sel.matches(k) {
-                    out.push((k.clone(), Cow::Borrowed(v.as_slice()), Some((id as u8, i as u32))));
-                }
-            }
-        }
-        fn names<'a>(out: &mut Out<'a>, sel: &crate::rule::Selector, list: &'a [(String, Vec<u8>)], id: Var) {
-            for (i, (k, _)) in list.iter().enumerate() {
-                if sel.matches(k) {
-                    out.push((k.clone(), Cow::Borrowed(k.as_bytes()), Some((id as u8, i as u32))));
-                }
-            }
-        }
-        fn scalar<'a>(out: &mut Out<'a>, v: Cow<'a, [u8]>, id: Option<Var>) {
-            out.push((String::new(), v, id.map(|id| (id as u8, 0))));
-        }
-        match target.var {
-            Var::Args => {
-                coll(&mut out, sel, &r.args_get, Var::ArgsGet);
-                coll(&mut out, sel, &r.args_post, Var::ArgsPost);
-            }
-            Var::ArgsGet => coll(&mut out, sel, &r.args_get, Var::ArgsGet),
-            Var::ArgsPost => coll(&mut out, sel, &r.args_post, Var::ArgsPost),
-            Var::ArgsNames => {
-                names(&mut out, sel, &r.args_get, Var::ArgsGetNames);
-                names(&mut out, sel, &r.args_post, Var::ArgsPostNames);
-            }
-            Var::ArgsGetNames => names(&mut out, sel, &r.args_get, Var::ArgsGetNames),
-            Var::ArgsPostNames => names(&mut out, sel, &r.args_post, Var::ArgsPostNames),
-            Var::RequestHeaders => coll(&mut out, sel, &r.headers, Var::RequestHeaders),
-            Var::RequestHeadersNames => names(&mut out, sel, &r.headers, Var::RequestHeadersNames),
-            Var::RequestCookies => coll(&mut out, sel, &r.cookies, Var::RequestCookies),
-            Var::RequestCookiesNames => names(&mut out, sel, &r.cookies, Var::RequestCookiesNames),
-            Var::Files => coll(&mut out, sel, &r.files, Var::Files),
-            Var::FilesNames => names(&mut out, sel, &r.files, Var::FilesNames),
-            Var::FilesSizes => coll(&mut out, sel, &r.files_sizes, Var::FilesSizes),
-            Var::FilesTmpNames => {}
-            Var::MultipartPartHeaders => coll(&mut out, sel, &r.part_headers, Var::MultipartPartHeaders),
-            Var::ResponseHeaders => coll(&mut out, sel, &r.resp_headers, Var::ResponseHeaders),
-            Var::ResponseHeadersNames => names(&mut out, sel, &r.resp_headers, Var::ResponseHeadersNames),
-            Var::Tx | Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource | Var::Geo | Var::Env => {
-                let store = &self.st.stores[store_index(target.var)];
-                let mut keys: Vec<&String> = store.keys().filter(|k| sel.matches(k)).collect();
-                keys.sort();
-                for k in keys {
-                    out.push((k.clone(), Cow::Borrowed(store[k].as_slice()), None));
-                }
-            }
-            Var::Xml => {
-                if let Some(x) = &r.xml {
-                    if target.raw_key.contains('@') {
-                        for (i, (_, v)) in x.attrs.iter().enumerate() {
-                            out.push((String::new(), Cow::Borrowed(v.as_slice()), Some((Var::Xml as u8, i as u32 + 1))));
-                        }
-                    } else {
-                        scalar(&mut out, Cow::Borrowed(x.text.as_slice()), Some(Var::Xml));
-                    }
-                }
-            }
-            Var::MatchedVars => {
-                for (k, v) in &self.st.matched_vars {
-                    if sel.matches(k) {
-                        out.push((k.clone(), Cow::Borrowed(v.as_slice()), None));
-                    }
-                }
-            }
-            Var::MatchedVarsNames => {
-                for (k, _) in &self.st.matched_vars {
-                    if sel.matches(k) {
-                        out.push((k.clone(), Cow::Owned(k.as_bytes().to_vec()), None));
-                    }
-                }
-            }
-            Var::Rule => {}
-            v => {
-                if let Some(val) = self.scalar(v) {
-                    let id = match v {
-                        Var::MatchedVar | Var::MatchedVarName | Var::Duration | Var::ReqbodyProcessor | Var::ReqbodyError | Var::HighestSeverity | Var::ResponseBody => None,
-                        v => Some(v),
-                    };
-                    scalar(&mut out, val, id);
-                }
-            }
-        }
-        out
-    }
-
-    fn scalar(&self, v: Var) -> Option<Cow<'_, [u8]>> {
-        scalar_value(&self.req, &self.st, &self.meta, self.started, v)
     }
 
     fn expand_in(&self, m: &Macro, rule: &Rule) -> Vec<u8> {
@@ -873,21 +700,21 @@ fn esc(b: &[u8], max: usize) -> String {
     s
 }
 
-fn apply_chain(chain: &[Transform], value: &[u8], a: &mut Vec<u8>, b: &mut Vec<u8>) -> Vec<u8> {
+/// Runs a pipeline; the result is left in `a`.
+fn apply_chain(chain: &[Transform], value: &[u8], a: &mut Vec<u8>, b: &mut Vec<u8>) {
     a.clear();
     a.extend_from_slice(value);
     for t in chain {
         t.apply(a, b);
         std::mem::swap(a, b);
     }
-    a.clone()
 }
 
 struct Ctx<'a> {
     req: &'a Request,
     st: &'a State,
     meta: &'a TxMeta,
-    regex: &'a mut HashMap<Vec<u8>, Option<Regex>>,
+    regex: &'a mut FxMap<Vec<u8>, Option<Regex>>,
     rule: &'a Rule,
     started: Instant,
 }
@@ -1057,5 +884,239 @@ fn scalar_value<'a>(r: &'a Request, st: &'a State, meta: &'a TxMeta, started: In
             n(secs as usize)
         }
         _ => None,
+    }
+}
+
+const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+/// Where the values of one target come from.
+enum Source<'a> {
+    None,
+    /// (key, value) pairs; `names` yields the keys as values.
+    List { list: &'a [(String, Vec<u8>)], id: Var, names: bool },
+    Store(&'a FxMap<String, Vec<u8>>),
+    Matched { list: &'a [(String, Vec<u8>)], names: bool },
+    Scalar(Cow<'a, [u8]>, Option<Var>),
+    XmlAttrs(&'a [(String, Vec<u8>)]),
+}
+
+/// Read-only view of the transaction used while a rule's targets are
+/// evaluated; only the caches are written.
+struct Evaluator<'t> {
+    inner: &'t crate::engine::Inner,
+    req: &'t Request,
+    st: &'t State,
+    meta: &'t TxMeta,
+    started: Instant,
+    caches: &'t mut Caches,
+}
+
+impl<'t> Evaluator<'t> {
+    fn sources(&self, target: &Target) -> [Source<'t>; 2] {
+        let r = self.req;
+        let list = |list: &'t [(String, Vec<u8>)], id: Var, names: bool| Source::List { list, id, names };
+        match target.var {
+            Var::Args => [list(&r.args_get, Var::ArgsGet, false), list(&r.args_post, Var::ArgsPost, false)],
+            Var::ArgsGet => [list(&r.args_get, Var::ArgsGet, false), Source::None],
+            Var::ArgsPost => [list(&r.args_post, Var::ArgsPost, false), Source::None],
+            Var::ArgsNames => [list(&r.args_get, Var::ArgsGetNames, true), list(&r.args_post, Var::ArgsPostNames, true)],
+            Var::ArgsGetNames => [list(&r.args_get, Var::ArgsGetNames, true), Source::None],
+            Var::ArgsPostNames => [list(&r.args_post, Var::ArgsPostNames, true), Source::None],
+            Var::RequestHeaders => [list(&r.headers, Var::RequestHeaders, false), Source::None],
+            Var::RequestHeadersNames => [list(&r.headers, Var::RequestHeadersNames, true), Source::None],
+            Var::RequestCookies => [list(&r.cookies, Var::RequestCookies, false), Source::None],
+            Var::RequestCookiesNames => [list(&r.cookies, Var::RequestCookiesNames, true), Source::None],
+            Var::Files => [list(&r.files, Var::Files, false), Source::None],
+            Var::FilesNames => [list(&r.files, Var::FilesNames, true), Source::None],
+            Var::FilesSizes => [list(&r.files_sizes, Var::FilesSizes, false), Source::None],
+            Var::MultipartPartHeaders => [list(&r.part_headers, Var::MultipartPartHeaders, false), Source::None],
+            Var::ResponseHeaders => [list(&r.resp_headers, Var::ResponseHeaders, false), Source::None],
+            Var::ResponseHeadersNames => [list(&r.resp_headers, Var::ResponseHeadersNames, true), Source::None],
+            Var::Tx | Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource | Var::Geo | Var::Env => {
+                [Source::Store(&self.st.stores[store_index(target.var)]), Source::None]
+            }
+            Var::Xml => match &r.xml {
+                Some(x) if target.raw_key.contains('@') => [Source::XmlAttrs(&x.attrs), Source::None],
+                Some(x) => [Source::Scalar(Cow::Borrowed(x.text.as_slice()), Some(Var::Xml)), Source::None],
+                None => [Source::None, Source::None],
+            },
+            Var::MatchedVars => [Source::Matched { list: &self.st.matched_vars, names: false }, Source::None],
+            Var::MatchedVarsNames => [Source::Matched { list: &self.st.matched_vars, names: true }, Source::None],
+            Var::FilesTmpNames | Var::Rule => [Source::None, Source::None],
+            v => match scalar_value(r, self.st, self.meta, self.started, v) {
+                Some(val) => {
+                    let id = match v {
+                        Var::MatchedVar | Var::MatchedVarName | Var::Duration | Var::ReqbodyProcessor | Var::ReqbodyError | Var::HighestSeverity | Var::ResponseBody => None,
+                        v => Some(v),
+                    };
+                    [Source::Scalar(val, id), Source::None]
+                }
+                None => [Source::None, Source::None],
+            },
+        }
+    }
+
+    fn excluded(&self, starter: &Rule, link: &Rule, var: Var, key: &str) -> bool {
+        if link.exclusions.iter().any(|e| e.var == var && e.selector.matches(key)) {
+            return true;
+        }
+        for (ids, e) in &self.st.removed_targets {
+            if e.var == var && ids.iter().any(|&(a, b)| starter.id >= a && starter.id <= b) && e.selector.matches(key) {
+                return true;
+            }
+        }
+        for (re, e) in &self.st.removed_targets_by_tag {
+            if e.var == var && starter.has_tag(re) && e.selector.matches(key) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn eval_target(&mut self, starter: &Rule, link: &Rule, target: &Target, chain: &[Transform], found: &mut Vec<Found>) {
+        let sel = &target.selector;
+        let var = target.var;
+        let mut count = 0usize;
+        for source in self.sources(target) {
+            match source {
+                Source::None => {}
+                Source::List { list, id, names } => {
+                    for (i, (k, v)) in list.iter().enumerate() {
+                        if !sel.matches(k) || self.excluded(starter, link, var, k) {
+                            continue;
+                        }
+                        count += 1;
+                        if !target.count {
+                            let value: &[u8] = if names { k.as_bytes() } else { v };
+                            self.test_value(link, var, k, value, Some((id as u8, i as u32)), chain, found);
+                        }
+                    }
+                }
+                Source::Store(map) => {
+                    for (k, v) in map.iter() {
+                        if !sel.matches(k) || self.excluded(starter, link, var, k) {
+                            continue;
+                        }
+                        count += 1;
+                        if !target.count {
+                            self.test_value(link, var, k, v, None, chain, found);
+                        }
+                    }
+                }
+                Source::Matched { list, names } => {
+                    for (k, v) in list {
+                        if !sel.matches(k) || self.excluded(starter, link, var, k) {
+                            continue;
+                        }
+                        count += 1;
+                        if !target.count {
+                            let value: &[u8] = if names { k.as_bytes() } else { v };
+                            self.test_value(link, var, k, value, None, chain, found);
+                        }
+                    }
+                }
+                Source::XmlAttrs(list) => {
+                    for (i, (_, v)) in list.iter().enumerate() {
+                        count += 1;
+                        if !target.count {
+                            self.test_value(link, var, "", v, Some((Var::Xml as u8, i as u32 + 1)), chain, found);
+                        }
+                    }
+                }
+                Source::Scalar(v, id) => {
+                    if self.excluded(starter, link, var, "") {
+                        continue;
+                    }
+                    count += 1;
+                    if !target.count {
+                        self.test_value(link, var, "", &v, id.map(|id| (id as u8, 0)), chain, found);
+                    }
+                }
+            }
+        }
+        if target.count {
+            let v = count.to_string().into_bytes();
+            let before = found.len();
+            self.test_value(link, var, "", &v, None, &[], found);
+            if found.len() > before {
+                let name = if target.raw_key.is_empty() { format!("&{}", var.name()) } else { format!("&{}:{}", var.name(), target.raw_key) };
+                if let Some(f) = found.last_mut() {
+                    f.name = name;
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn test_value(&mut self, link: &Rule, var: Var, key: &str, value: &[u8], cache_key: Option<(u8, u32)>, chain: &[Transform], found: &mut Vec<Found>) {
+        let want_caps = link.actions.capture;
+        let name = || if var.is_collection() && var != Var::Xml { format!("{}:{}", var.name(), key) } else { var.name().to_string() };
+        if link.actions.multi_match {
+            let mut cur = value.to_vec();
+            let mut next = Vec::new();
+            let mut steps = vec![cur.clone()];
+            for t in chain {
+                t.apply(&cur, &mut next);
+                if next != cur {
+                    steps.push(next.clone());
+                }
+                std::mem::swap(&mut cur, &mut next);
+            }
+            for s in steps {
+                let mut caps = Vec::new();
+                let m = self.run_op(link, &s, if want_caps { Some(&mut caps) } else { None });
+                if m {
+                    found.push(Found { name: name(), value: s, captures: want_caps.then_some(caps) });
+                }
+            }
+            return;
+        }
+        let Caches { transformed, regex, scratch, scratch2 } = &mut *self.caches;
+        let prefilter = link.pf_bit.and_then(|bit| Some((self.inner.prefilters.get(link.chain_id as usize)?.as_ref()?, bit)));
+        let input: &[u8] = match cache_key {
+            Some((v, i)) if !chain.is_empty() || prefilter.is_some() => {
+                let entry = transformed.entry((v, i, link.chain_id)).or_insert_with(|| {
+                    if chain.is_empty() {
+                        CacheEntry { value: None, bits: None }
+                    } else {
+                        apply_chain(chain, value, scratch, scratch2);
+                        CacheEntry { value: Some(scratch.clone()), bits: None }
+                    }
+                });
+                if let Some((pf, bit)) = prefilter {
+                    let bits = entry.bits.get_or_insert_with(|| {
+                        let mut b = Vec::new();
+                        pf.scan(entry.value.as_deref().unwrap_or(value), &mut b);
+                        b
+                    });
+                    if bits.get((bit / 64) as usize).is_none_or(|w| w & (1 << (bit % 64)) == 0) {
+                        // None of the regex's required literals occurs: it
+                        // cannot match, so its result is known without running it.
+                        if link.negated {
+                            let input = entry.value.as_deref().unwrap_or(value);
+                            found.push(Found { name: name(), value: input.to_vec(), captures: None });
+                        }
+                        return;
+                    }
+                }
+                entry.value.as_deref().unwrap_or(value)
+            }
+            _ if chain.is_empty() => value,
+            _ => {
+                apply_chain(chain, value, scratch, scratch2);
+                scratch
+            }
+        };
+        let mut caps = Vec::new();
+        let mut ctx = Ctx { req: self.req, st: self.st, meta: self.meta, regex, rule: link, started: self.started };
+        let m = link.op.eval(&mut ctx, input, if want_caps { Some(&mut caps) } else { None }) != link.negated;
+        if m {
+            found.push(Found { name: name(), value: input.to_vec(), captures: want_caps.then_some(caps) });
+        }
+    }
+
+    fn run_op(&mut self, link: &Rule, input: &[u8], caps: Option<&mut Vec<Vec<u8>>>) -> bool {
+        let mut ctx = Ctx { req: self.req, st: self.st, meta: self.meta, regex: &mut self.caches.regex, rule: link, started: self.started };
+        link.op.eval(&mut ctx, input, caps) != link.negated
     }
 }

@@ -1,0 +1,331 @@
+//! The WAF in the gateway: building a site's rule engine from its settings,
+//! and the logs a WAF owes its operator.
+//!
+//! The engine itself lives in `rampart-waf` and knows nothing of Pingora;
+//! this module turns a site's `[site.waf]` into the SecLang inputs ModSecurity
+//! users would write by hand (recommended base settings, the CRS setup file,
+//! paranoia and thresholds, exclusions, the rules), and writes the
+//! ModSecurity-style error log and the JSON audit log.
+
+use std::path::{Path, PathBuf};
+
+use rampart_waf::{ConfigInput, Engine, FsSource, MatchedRule, RuleLoadOptions};
+use serde_json::{json, Map, Value};
+
+use crate::config::{ConfigError, WafMode, WafSettings, DEBIAN_CRS};
+
+/// Where Debian keeps the CRS setup file and the operator's exclusion files
+/// for the rules it installs under [`DEBIAN_CRS`].
+const DEBIAN_CRS_ETC: &str = "/etc/modsecurity/crs";
+
+/// ModSecurity's recommended base settings (modsecurity.conf-recommended),
+/// which CRS assumes: bodies inspected, JSON and XML parsed by content type,
+/// a body that cannot be parsed refused.
+const BASE_SETTINGS: &str = r#"
+SecRequestBodyAccess On
+SecRule REQUEST_HEADERS:Content-Type "^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
+SecRule REQUEST_HEADERS:Content-Type "^application/json" "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRequestBodyLimit 13107200
+SecRequestBodyNoFilesLimit 131072
+SecRequestBodyLimitAction Reject
+SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',logdata:'%{reqbody_error_msg}',severity:2"
+SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:400,msg:'Multipart request body failed strict validation'"
+SecRule MULTIPART_UNMATCHED_BOUNDARY "@eq 1" "id:200004,phase:2,t:none,log,deny,msg:'Multipart parser detected a possible unmatched boundary.'"
+SecResponseBodyAccess On
+SecResponseBodyMimeType text/plain text/html text/xml
+SecResponseBodyLimit 524288
+SecResponseBodyLimitAction ProcessPartial
+"#;
+
+/// The files that make up a CRS installation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrsLayout {
+    pub setup: PathBuf,
+    pub rules: PathBuf,
+    /// Debian's operator exclusion files, loaded around the rules.
+    pub before: Option<PathBuf>,
+    pub after: Option<PathBuf>,
+}
+
+/// Finds the setup file and rules of a CRS directory: `crs-setup.conf` or
+/// `crs-setup.conf.example` beside `rules/`, or, for Debian's layout,
+/// `/etc/modsecurity/crs/crs-setup.conf` beside `/usr/share/modsecurity-crs/rules`.
+pub fn crs_layout(dir: &Path) -> Result<CrsLayout, String> {
+    let rules = dir.join("rules");
+    if !rules.is_dir() {
+        return Err(format!("`{}` is not a CRS directory: it has no `rules/` folder", dir.display()));
+    }
+    let debian = dir == Path::new(DEBIAN_CRS);
+    let etc = Path::new(DEBIAN_CRS_ETC);
+    let mut candidates = vec![dir.join("crs-setup.conf"), dir.join("crs-setup.conf.example")];
+    if debian {
+        candidates.insert(0, etc.join("crs-setup.conf"));
+    }
+    let setup = candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        format!("`{}` has no crs-setup.conf or crs-setup.conf.example; copy the example from the CRS release next to `rules/`", dir.display())
+    })?;
+    let existing = |p: PathBuf| p.is_file().then_some(p);
+    Ok(CrsLayout {
+        setup,
+        rules: rules.join("*.conf"),
+        before: if debian { existing(etc.join("REQUEST-900-EXCLUSION-RULES-BEFORE-CRS.conf")) } else { None },
+        after: if debian { existing(etc.join("RESPONSE-999-EXCLUSION-RULES-AFTER-CRS.conf")) } else { None },
+    })
+}
+
+/// The SecLang a site's settings add between the CRS setup and its rules.
+fn site_directives(settings: &WafSettings) -> String {
+    let pl = settings.paranoia;
+    // v4 reads blocking_paranoia_level, v3 reads paranoia_level; setting
+    // both lets one setting drive either release.
+    let mut text = format!(
+        "SecAction \"id:900100,phase:1,pass,nolog,t:none,setvar:tx.paranoia_level={pl},setvar:tx.blocking_paranoia_level={pl},setvar:tx.inbound_anomaly_score_threshold={},setvar:tx.outbound_anomaly_score_threshold={}\"\n",
+        settings.inbound_threshold, settings.outbound_threshold
+    );
+    for (i, exclusion) in settings.exclusions.iter().enumerate() {
+        let removals: Vec<String> = exclusion.rule_ids.iter().map(|id| format!("ctl:ruleRemoveById={id}")).collect();
+        text.push_str(&format!(
+            "SecRule REQUEST_FILENAME \"@beginsWith {}\" \"id:{},phase:1,pass,nolog,t:none,{}\"\n",
+            exclusion.prefix,
+            10_000 + i,
+            removals.join(",")
+        ));
+    }
+    text
+}
+
+/// Compiles the engine for one site's settings. `None` when the WAF is off.
+/// Errors carry the rule file and line.
+pub fn build_engine(site: &str, settings: &WafSettings) -> Result<Option<Engine>, Vec<ConfigError>> {
+    if settings.mode == WafMode::Off {
+        return Ok(None);
+    }
+    let problem = |file: String, line: usize, message: String| ConfigError { file, line, column: 0, message };
+    for exclusion in &settings.exclusions {
+        if exclusion.prefix.contains(|c: char| c == '"' || c == '\\' || c.is_whitespace()) {
+            return Err(vec![problem(
+                format!("site `{site}`"),
+                0,
+                format!("waf exclusion prefix `{}` may not contain quotes, backslashes or spaces", exclusion.prefix),
+            )]);
+        }
+    }
+    let engine_mode = match settings.mode {
+        WafMode::On => "SecRuleEngine On\n",
+        _ => "SecRuleEngine DetectionOnly\n",
+    };
+    let base_dir = settings.crs.clone().unwrap_or_else(|| PathBuf::from("."));
+    let text = |name: &str, text: String| ConfigInput::Text { name: name.to_string(), text, base_dir: base_dir.clone() };
+    let mut inputs = vec![text("<rampart base settings>", format!("{engine_mode}{BASE_SETTINGS}"))];
+    let layout = match &settings.crs {
+        Some(dir) => Some(crs_layout(dir).map_err(|m| vec![problem(dir.display().to_string(), 0, m)])?),
+        None => None,
+    };
+    if let Some(layout) = &layout {
+        inputs.push(ConfigInput::File(layout.setup.clone()));
+    }
+    inputs.push(text(&format!("<site {site} waf settings>"), site_directives(settings)));
+    inputs.extend(settings.rules_before.iter().cloned().map(ConfigInput::File));
+    if let Some(layout) = &layout {
+        inputs.extend(layout.before.clone().map(ConfigInput::File));
+        inputs.push(ConfigInput::File(layout.rules.clone()));
+        inputs.extend(layout.after.clone().map(ConfigInput::File));
+    }
+    inputs.extend(settings.rules_after.iter().cloned().map(ConfigInput::File));
+    Engine::load(&FsSource, &inputs, &RuleLoadOptions::default())
+        .map(Some)
+        .map_err(|errors| errors.errors.iter().map(|e| problem(e.file.clone(), e.line, e.kind.to_string())).collect())
+}
+
+/// Field names whose values never reach the audit log.
+const SENSITIVE_FIELDS: [&str; 12] = ["pass", "pwd", "secret", "token", "card", "ccnum", "cc_", "cvv", "cvc", "iban", "account", "sortcode"];
+
+fn is_sensitive(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    SENSITIVE_FIELDS.iter().any(|s| lower.contains(s))
+}
+
+/// The request body as the audit log shows it: form and JSON fields with
+/// sensitive names masked; other bodies only by size, since they cannot be
+/// masked field by field.
+pub fn masked_body(content_type: &str, body: &[u8]) -> String {
+    const SHOWN: usize = 16 * 1024;
+    let ct = content_type.to_ascii_lowercase();
+    if body.is_empty() {
+        return String::new();
+    }
+    if ct.starts_with("application/x-www-form-urlencoded") {
+        let text = String::from_utf8_lossy(&body[..body.len().min(SHOWN)]);
+        return text
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if is_sensitive(&percent_decode(k)) => format!("{k}=*****"),
+                _ => pair.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+    }
+    if ct.starts_with("application/json") && body.len() <= 1024 * 1024 {
+        if let Ok(mut v) = serde_json::from_slice::<Value>(body) {
+            mask_json(&mut v, false);
+            let mut s = v.to_string();
+            s.truncate(SHOWN);
+            return s;
+        }
+    }
+    format!("[{} bytes of {} not logged]", body.len(), if ct.is_empty() { "unknown type" } else { &ct })
+}
+
+fn mask_json(v: &mut Value, masked: bool) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                mask_json(child, masked || is_sensitive(k));
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|c| mask_json(c, masked)),
+        other if masked => *other = Value::String("*****".into()),
+        _ => {}
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What the audit log needs to know about one transaction.
+pub struct AuditEntry<'a> {
+    pub time: String,
+    pub unique_id: &'a str,
+    pub client_ip: String,
+    pub client_port: u16,
+    pub host_ip: String,
+    pub host_port: u16,
+    pub method: &'a str,
+    pub uri: &'a str,
+    pub http_version: &'a str,
+    pub request_headers: Vec<(&'a str, String)>,
+    pub request_body: String,
+    pub response_status: u16,
+    pub response_headers: Vec<(String, String)>,
+    pub engine_mode: WafMode,
+    pub matched: &'a [MatchedRule],
+    pub intervened: bool,
+}
+
+/// One line of ModSecurity v3's JSON audit log layout, so that SIEM
+/// pipelines built for ModSecurity can take it unchanged.
+pub fn audit_line(e: &AuditEntry<'_>) -> String {
+    let headers = |list: &[(&str, String)]| -> Map<String, Value> {
+        list.iter().map(|(k, v)| (k.to_string(), Value::String(if is_sensitive(k) || k.eq_ignore_ascii_case("authorization") { "*****".into() } else { v.clone() }))).collect()
+    };
+    let response_headers: Map<String, Value> = e.response_headers.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    let messages: Vec<Value> = e
+        .matched
+        .iter()
+        .filter(|m| m.logged)
+        .map(|m| {
+            json!({
+                "message": m.msg,
+                "details": {
+                    "match": format!("Matched {}", m.matched_var_name),
+                    "reference": "",
+                    "ruleId": m.id.to_string(),
+                    "file": "",
+                    "lineNumber": "",
+                    "data": m.data,
+                    "severity": m.severity.map(|s| s.to_string()).unwrap_or_default(),
+                    "ver": "",
+                    "rev": "",
+                    "tags": m.tags,
+                    "maturity": "0",
+                    "accuracy": "0"
+                }
+            })
+        })
+        .collect();
+    let record = json!({
+        "transaction": {
+            "client_ip": e.client_ip,
+            "time_stamp": e.time,
+            "server_id": "rampart",
+            "client_port": e.client_port,
+            "host_ip": e.host_ip,
+            "host_port": e.host_port,
+            "unique_id": e.unique_id,
+            "request": {
+                "method": e.method,
+                "http_version": e.http_version.trim_start_matches("HTTP/").parse::<f64>().unwrap_or(1.1),
+                "uri": e.uri,
+                "headers": headers(&e.request_headers),
+                "body": e.request_body,
+            },
+            "response": {
+                "http_code": e.response_status,
+                "headers": response_headers,
+            },
+            "producer": {
+                "modsecurity": "rampart-waf",
+                "connector": concat!("rampart ", env!("CARGO_PKG_VERSION")),
+                "secrules_engine": if e.engine_mode == WafMode::On { "Enabled" } else { "DetectionOnly" },
+                "components": [],
+            },
+            "messages": messages,
+            "intervened": e.intervened,
+        }
+    });
+    record.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sensitive_form_and_json_fields_are_masked() {
+        let form = masked_body("application/x-www-form-urlencoded", b"user=ann&password=hunter2&card_number=4111111111111111&q=hello");
+        assert_eq!(form, "user=ann&password=*****&card_number=*****&q=hello");
+        let json = masked_body("application/json", br#"{"user":"ann","auth":{"Password":"x","token":["a","b"]},"n":1}"#);
+        assert!(!json.contains("hunter") && !json.contains("\"x\"") && !json.contains("\"a\""), "{json}");
+        assert!(json.contains("\"user\":\"ann\""), "{json}");
+        assert_eq!(masked_body("application/x-www-form-urlencoded", b"pass%77ord=x&%e2%82=1"), "pass%77ord=*****&%e2%82=1");
+        assert_eq!(masked_body("application/octet-stream", b"\x00\x01"), "[2 bytes of application/octet-stream not logged]");
+    }
+
+    #[test]
+    fn crs_directories_are_recognised() {
+        let root = crate::test_support::crs_root();
+        let v4 = crs_layout(&root.join("v4.28.0")).unwrap();
+        assert!(v4.setup.ends_with("crs-setup.conf.example"));
+        assert!(crs_layout(Path::new("/nonexistent")).unwrap_err().contains("not a CRS directory"));
+    }
+
+    #[test]
+    fn broken_extra_rules_are_reported_with_file_and_line() {
+        let dir = std::env::temp_dir().join(format!("rampart-waf-broken-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("extra.conf");
+        std::fs::write(&file, "SecRule ARGS \"@rx a\" \"id:1,phase:2,deny\"\nSecRuel ARGS \"@rx b\" \"id:2\"\n").unwrap();
+        let settings = WafSettings { mode: WafMode::On, rules_after: vec![file.clone()], ..WafSettings::default() };
+        let errors = build_engine("www", &settings).unwrap_err();
+        assert!(errors.iter().any(|e| e.file.ends_with("extra.conf") && e.line == 2), "{errors:?}");
+    }
+}

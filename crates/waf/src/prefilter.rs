@@ -1,0 +1,276 @@
+//! Literal prefilters for `@rx`.
+//!
+//! For each static regex, [`required_literals`] computes a set of literals
+//! one of which must occur in any input the regex matches (lowercased; the
+//! check is ASCII case-insensitive, so it is a superset test). Rules sharing a
+//! transformation pipeline get one Aho-Corasick automaton over all their
+//! literals; a transformed value is scanned once and only the rules whose
+//! literals occur run their regex. A rule without a usable literal set always
+//! runs its regex.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+/// Exact sets larger than this are not tracked.
+const EXACT_LIMIT: usize = 64;
+/// Literal sets larger than this are not worth a prefilter.
+const NEED_LIMIT: usize = 400;
+
+struct Info {
+    /// Every string the node can match, if that set is small and finite.
+    exact: Option<Vec<Vec<u8>>>,
+    /// A set one member of which occurs in every match.
+    need: Option<Vec<Vec<u8>>>,
+}
+
+fn lower(b: &[u8]) -> Vec<u8> {
+    b.to_ascii_lowercase()
+}
+
+fn dedup(mut v: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn score(set: &[Vec<u8>]) -> Option<i64> {
+    if set.is_empty() || set.iter().any(Vec::is_empty) || set.len() > NEED_LIMIT {
+        return None;
+    }
+    let min = set.iter().map(Vec::len).min().unwrap_or(0) as i64;
+    Some(min.min(8) * 1000 - set.len() as i64)
+}
+
+fn better(a: Option<Vec<Vec<u8>>>, b: Option<Vec<Vec<u8>>>) -> Option<Vec<Vec<u8>>> {
+    match (a, b) {
+        (Some(a), Some(b)) => match (score(&a), score(&b)) {
+            (Some(sa), Some(sb)) => Some(if sb > sa { b } else { a }),
+            (Some(_), None) => Some(a),
+            (None, Some(_)) => Some(b),
+            (None, None) => None,
+        },
+        (Some(a), None) => score(&a).map(|_| a),
+        (None, Some(b)) => score(&b).map(|_| b),
+        (None, None) => None,
+    }
+}
+
+fn product(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+    if a.len() * b.len() > EXACT_LIMIT {
+        return None;
+    }
+    let mut out = Vec::with_capacity(a.len() * b.len());
+    for x in a {
+        for y in b {
+            let mut s = x.clone();
+            s.extend_from_slice(y);
+            out.push(s);
+        }
+    }
+    Some(dedup(out))
+}
+
+fn class_bytes(c: &Class) -> Option<Vec<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    match c {
+        Class::Bytes(b) => {
+            for r in b.ranges() {
+                if (r.end() - r.start()) as usize > 32 {
+                    return None;
+                }
+                for x in r.start()..=r.end() {
+                    bytes.push(x.to_ascii_lowercase());
+                }
+            }
+        }
+        Class::Unicode(u) => {
+            for r in u.ranges() {
+                let (s, e) = (r.start() as u32, r.end() as u32);
+                if e > 0xff || e - s > 32 {
+                    return None;
+                }
+                for x in s..=e {
+                    bytes.push((x as u8).to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    bytes.sort_unstable();
+    bytes.dedup();
+    if bytes.len() > 16 {
+        return None;
+    }
+    Some(bytes.into_iter().map(|b| vec![b]).collect())
+}
+
+fn analyze(h: &Hir, depth: usize) -> Info {
+    if depth > 200 {
+        return Info { exact: None, need: None };
+    }
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => Info { exact: Some(vec![Vec::new()]), need: None },
+        HirKind::Literal(l) => {
+            let v = vec![lower(&l.0)];
+            Info { exact: Some(v.clone()), need: Some(v) }
+        }
+        HirKind::Class(c) => {
+            let e = class_bytes(c);
+            Info { need: e.clone(), exact: e }
+        }
+        HirKind::Capture(c) => analyze(&c.sub, depth + 1),
+        HirKind::Repetition(r) => {
+            let sub = analyze(&r.sub, depth + 1);
+            if r.min == 0 {
+                return Info { exact: None, need: None };
+            }
+            let exact = match (&sub.exact, r.max) {
+                (Some(e), Some(max)) if max == r.min && r.min <= 4 => {
+                    let mut cur = vec![Vec::new()];
+                    let mut ok = true;
+                    for _ in 0..r.min {
+                        match product(&cur, e) {
+                            Some(p) => cur = p,
+                            None => {
+                                ok = false;
+                                break;
+                            }
+                        }
+                    }
+                    ok.then_some(cur)
+                }
+                _ => None,
+            };
+            let need = better(sub.need, exact.clone());
+            Info { exact, need }
+        }
+        HirKind::Concat(parts) => {
+            let mut best: Option<Vec<Vec<u8>>> = None;
+            let mut cur: Option<Vec<Vec<u8>>> = Some(vec![Vec::new()]);
+            let mut all_exact = true;
+            for p in parts {
+                let info = analyze(p, depth + 1);
+                match info.exact {
+                    Some(e) => {
+                        let next = cur.as_ref().and_then(|c| product(c, &e));
+                        match next {
+                            Some(n) => cur = Some(n),
+                            None => {
+                                best = better(best, cur.take());
+                                all_exact = false;
+                                cur = Some(e);
+                            }
+                        }
+                    }
+                    None => {
+                        all_exact = false;
+                        best = better(best, cur.take());
+                        best = better(best, info.need);
+                        cur = Some(vec![Vec::new()]);
+                    }
+                }
+            }
+            let exact = if all_exact { cur.clone() } else { None };
+            best = better(best, cur);
+            Info { exact, need: best }
+        }
+        HirKind::Alternation(alts) => {
+            let mut exact: Option<Vec<Vec<u8>>> = Some(Vec::new());
+            let mut need: Option<Vec<Vec<u8>>> = Some(Vec::new());
+            for a in alts {
+                let info = analyze(a, depth + 1);
+                exact = match (exact, info.exact.clone()) {
+                    (Some(mut x), Some(e)) if x.len() + e.len() <= EXACT_LIMIT => {
+                        x.extend(e);
+                        Some(x)
+                    }
+                    _ => None,
+                };
+                let n = info.need.or(info.exact.filter(|e| !e.iter().any(Vec::is_empty)));
+                need = match (need, n) {
+                    (Some(mut x), Some(n)) if x.len() + n.len() <= NEED_LIMIT => {
+                        x.extend(n);
+                        Some(x)
+                    }
+                    _ => None,
+                };
+            }
+            Info { exact: exact.map(dedup), need: need.map(dedup) }
+        }
+    }
+}
+
+/// The literals one of which must occur (ASCII case-insensitively) in any
+/// input the pattern matches, or `None` when no useful set exists.
+pub(crate) fn required_literals(translated_pattern: &str) -> Option<Vec<Vec<u8>>> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .dot_matches_new_line(true)
+        .nest_limit(250)
+        .build()
+        .parse(translated_pattern)
+        .ok()?;
+    let info = analyze(&hir, 0);
+    let need = better(info.need, info.exact.filter(|e| !e.iter().any(Vec::is_empty)))?;
+    score(&need)?;
+    Some(need)
+}
+
+/// One automaton for all prefiltered rules sharing a pipeline.
+#[derive(Debug)]
+pub(crate) struct ChainPrefilter {
+    pub ac: AhoCorasick,
+    /// For each automaton pattern, the bit of the rule it belongs to.
+    pub pattern_bit: Vec<u32>,
+    /// Number of rule bits.
+    pub bits: u32,
+}
+
+impl ChainPrefilter {
+    pub(crate) fn build(rules: &[(u32, Vec<Vec<u8>>)]) -> Option<ChainPrefilter> {
+        let mut patterns = Vec::new();
+        let mut pattern_bit = Vec::new();
+        let mut bits = 0;
+        for (bit, lits) in rules {
+            for l in lits {
+                patterns.push(l.clone());
+                pattern_bit.push(*bit);
+            }
+            bits = bits.max(bit + 1);
+        }
+        let ac = AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(&patterns).ok()?;
+        Some(ChainPrefilter { ac, pattern_bit, bits })
+    }
+
+    /// Scans a value once and sets the bits of every rule whose literal occurs.
+    pub(crate) fn scan(&self, value: &[u8], out: &mut Vec<u64>) {
+        out.clear();
+        out.resize(self.bits.div_ceil(64) as usize, 0);
+        for m in self.ac.find_overlapping_iter(value) {
+            let bit = self.pattern_bit[m.pattern().as_usize()];
+            out[(bit / 64) as usize] |= 1 << (bit % 64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(pattern: &str, expect: Option<&[&str]>) {
+        let got = required_literals(&crate::pcre::translate(pattern));
+        let got: Option<Vec<String>> = got.map(|v| v.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect());
+        let expect: Option<Vec<String>> = expect.map(|e| e.iter().map(|s| s.to_string()).collect());
+        assert_eq!(got, expect, "{pattern}");
+    }
+
+    #[test]
+    fn literal_sets() {
+        check(r"(?i)union\s+select", Some(&["select"]));
+        check(r"(?i:foo|bar)\d", Some(&["bar", "foo"]));
+        check(r"^.*$", None);
+        check(r"a?b*", None);
+        check(r"[;&|]\s*id", Some(&["id"]));
+        check(r"(?:ab|cd)ef", Some(&["abef", "cdef"]));
+    }
+}
