@@ -25,6 +25,9 @@ USAGE:
   rampart reload [--admin ADDR]                  re-read the configuration of a running gateway
   rampart demo [--listen ADDR] [--origin-listen ADDR]
                                                  run the bundled demo site behind the gateway
+  rampart crs-test [--suite DIR] [--blocking] [--http] [--only PREFIX] [--overrides FILE]
+                                                 run a CRS regression suite (default ../shared/crs/v4.28.0)
+                                                 through the engine, or with --http through a real gateway
 
 OPTIONS for serve and demo:
   --admin ADDR|off        admin listener for metrics and reload (default 127.0.0.1:9901)
@@ -93,6 +96,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
         "check" => check(&Flags::parse(rest, &["--config"])?),
         "reload" => reload(&Flags::parse(rest, &["--admin"])?),
         "demo" => demo(&Flags::parse(rest, &["--listen", "--origin-listen", "--admin", "--access-log", "--threads", "--crs", "--waf", "--paranoia", "--waf-log", "--audit-log"])?),
+        "crs-test" => crs_test(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -249,4 +253,104 @@ fn demo(flags: &Flags) -> Result<ExitCode> {
     std::mem::forget(site);
     rampart_gateway::run(config)?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn crs_test(args: &[String]) -> Result<ExitCode> {
+    use rampart_waf::crs_test::{self as crs, Overrides, Suite};
+    let mut switches = Vec::new();
+    let mut rest = Vec::new();
+    for a in args {
+        if a == "--blocking" || a == "--http" || a == "--verbose" {
+            switches.push(a.as_str());
+        } else {
+            rest.push(a.clone());
+        }
+    }
+    let flags = Flags::parse(&rest, &["--suite", "--only", "--overrides"])?;
+    let blocking = switches.contains(&"--blocking");
+    let http = switches.contains(&"--http");
+    let suite_dir = match flags.get("--suite") {
+        Some(dir) => PathBuf::from(dir),
+        None => crs::crs_root().join("v4.28.0"),
+    };
+    if !suite_dir.join("tests").is_dir() {
+        bail!("`{}` is not a CRS release with its regression tests (no tests/ folder); give --suite DIR", suite_dir.display());
+    }
+    let suite = Suite::new(suite_dir.clone());
+    let overrides_path = match flags.get("--overrides") {
+        Some(p) => PathBuf::from(p),
+        None if http => rampart_crstest::default_http_overrides_path(),
+        None => crs::default_overrides_path(),
+    };
+    let overrides = Overrides::load(&overrides_path).map_err(|e| anyhow!(e))?;
+    let mut cases = crs::read_cases(&suite).map_err(|e| anyhow!(e))?;
+    if let Some(prefix) = flags.get("--only") {
+        cases.retain(|c| c.name.starts_with(prefix));
+    }
+    let paranoia = if blocking { 1 } else { 4 };
+    let report = if http {
+        crs_test_http(&suite, &cases, &overrides, blocking, paranoia)?
+    } else {
+        let engine = crs::load_engine(&suite, !blocking, paranoia).map_err(|e| anyhow!("{e}"))?;
+        if blocking { crs::run_blocking(&engine, &suite, &cases, &overrides) } else { crs::run_suite(&engine, &suite, &cases, &overrides) }
+    };
+    print!("{}", report.render());
+    println!("pass rate {:.2}% ({})", report.pass_rate(), suite.name);
+    Ok(if report.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Starts CRS's reflecting backend and a gateway process in front of it,
+/// configured as CRS's test README asks, and runs the suite over HTTP.
+fn crs_test_http(
+    suite: &rampart_waf::crs_test::Suite,
+    cases: &[rampart_waf::crs_test::Case],
+    overrides: &rampart_waf::crs_test::Overrides,
+    blocking: bool,
+    paranoia: u8,
+) -> Result<rampart_waf::crs_test::Report> {
+    use std::time::Duration;
+    let backend = rampart_crstest::ReflectBackend::start("127.0.0.1:0".parse()?)?;
+    let dir = std::env::temp_dir().join(format!("rampart-crs-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let setup = dir.join("crs-test-setup.conf");
+    std::fs::write(&setup, format!("{}\n{}\n", rampart_waf::crs_test::setup_rule(suite.schema, !blocking, paranoia), rampart_crstest::MARKER_RULE))?;
+    let waf_log = dir.join("waf.log");
+    let _ = std::fs::remove_file(&waf_log);
+    let config = dir.join("rampart.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nadmin_listen = \"off\"\naccess_log = \"off\"\nwaf_log = {:?}\nthreads = 2\n\n[limits]\nmax_header_bytes = 65536\n\n[[listener]]\naddress = \"{listen}\"\n\n[[upstream]]\nname = \"backend\"\nservers = [\"{}\"]\n\n[[site]]\nname = \"crs-test\"\nhosts = [\"*\"]\nupstream = \"backend\"\n[site.waf]\nmode = \"on\"\ncrs = {:?}\nparanoia = {paranoia}\nrules_before = [{:?}]\n",
+            waf_log.display().to_string(),
+            backend.local_addr(),
+            suite.root.display().to_string(),
+            setup.display().to_string()
+        ),
+    )?;
+    let mut gateway = std::process::Command::new(std::env::current_exe()?)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("gateway.err"))?)
+        .spawn()
+        .context("cannot start the gateway")?;
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect_timeout(&listen, Duration::from_millis(200)).is_err() {
+        if started.elapsed() > Duration::from_secs(60) || gateway.try_wait()?.is_some() {
+            let _ = gateway.kill();
+            bail!("the gateway did not start: {}", std::fs::read_to_string(dir.join("gateway.err")).unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let target = rampart_crstest::HttpTarget { gateway: listen, waf_log, timeout: Duration::from_secs(5) };
+    let report = if blocking {
+        let _ = gateway.kill();
+        bail!("--http runs the detection suite; the blocking pass runs through the engine (drop --http)");
+    } else {
+        rampart_crstest::run_suite_http(&target, suite, cases, overrides)
+    };
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    Ok(report)
 }

@@ -77,7 +77,7 @@ SecResponseBodyLimitAction ProcessPartial
 
 /// Rule 900005 as CRS's test README gives it, per schema, with the
 /// paranoia level and engine mode as parameters.
-fn setup_rule(schema: Schema, detection_only: bool, pl: u8) -> String {
+pub fn setup_rule(schema: Schema, detection_only: bool, pl: u8) -> String {
     let mode = if detection_only { "ctl:ruleEngine=DetectionOnly," } else { "" };
     match schema {
         Schema::V4 => format!(
@@ -478,7 +478,8 @@ impl Overrides {
         Ok(o)
     }
 
-    fn action(&self, suite: &str, case: &str) -> Option<&OverrideAction> {
+    /// The override for one case of one suite, if any.
+    pub fn action(&self, suite: &str, case: &str) -> Option<&OverrideAction> {
         self.entries.get(suite)?.get(case).map(|(a, _)| a)
     }
 }
@@ -543,7 +544,8 @@ fn log_has_id(log: &[String], id: u32) -> bool {
     log.iter().any(|l| l.contains(&needle))
 }
 
-fn check(expect: &Expect, out: Option<&Outcome>, reasons: &mut Vec<String>) {
+/// Compares one outcome with its expectations, adding a reason per miss.
+pub fn check(expect: &Expect, out: Option<&Outcome>, reasons: &mut Vec<String>) {
     let Some(out) = out else {
         if !expect.expect_error {
             reasons.push("request could not be built".into());

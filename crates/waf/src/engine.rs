@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::error::{ErrorKind, LoadError, LoadErrors};
 use crate::lexer;
+use crate::operator::{Operator, Rx};
 use crate::rule::{self, Actions, DataFiles, Disruptive, EngineMode, Rule};
 use crate::source::{FileSource, FsSource};
 use crate::transform::Transform;
@@ -181,15 +182,53 @@ impl Engine {
             let (file, line) = l.rules.last().map(|r| (r.file.clone(), r.line)).unwrap_or_default();
             l.errors.push(LoadError { file, line, kind: ErrorKind::Syntax("chain without a following rule".into()) });
         }
-        if !l.errors.is_empty() {
-            return Err(LoadErrors { errors: l.errors });
-        }
-        Ok(l.finish())
+        // Regexes are checked in `finish`, after every directive, so their
+        // errors come last; run it even after other errors so that every
+        // problem is reported at once.
+        l.finish()
     }
 
     /// Starts a transaction for one request.
     pub fn transaction(&self, meta: TxMeta) -> Transaction {
         Transaction::new(self.clone(), meta)
+    }
+
+    /// Compiles every regex now instead of on first use, so the first
+    /// requests do not pay for it; returns the patterns that fail (which then
+    /// never match). Call it once after loading, e.g. on a background thread.
+    pub fn warm_up(&self) -> Result<(), LoadErrors> {
+        let mut errors = Vec::new();
+        let mut lazies = Vec::new();
+        for r in &self.inner.rules {
+            let mut link: Option<&Rule> = Some(r);
+            while let Some(l) = link {
+                if let Operator::Rx(Rx::Lazy(lz)) = &l.op {
+                    lazies.push((r, &**lz));
+                }
+                link = l.chain.as_deref();
+            }
+        }
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+        std::thread::scope(|scope| {
+            for t in 0..threads {
+                let lazies = &lazies;
+                scope.spawn(move || {
+                    for (_, lz) in lazies.iter().skip(t).step_by(threads) {
+                        let _ = lz.get();
+                    }
+                });
+            }
+        });
+        for (r, lz) in &lazies {
+            if let Err(e) = lz.get() {
+                errors.push(LoadError { file: r.file.clone(), line: r.line, kind: ErrorKind::Regex(e.to_string()) });
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(LoadErrors { errors })
+        }
     }
 
     /// The ids of rules carrying a tag (exactly), e.g. `paranoia-level/1`.
@@ -204,22 +243,49 @@ impl Engine {
 }
 
 impl Loader<'_> {
-    fn finish(mut self) -> Engine {
-        // Assign prefilter bits per pipeline and build one automaton each.
+    fn finish(mut self) -> Result<Engine, LoadErrors> {
+        // Check every static regex and extract its prefilter literals on all
+        // cores; compiling waits for first use (see `Rx::Lazy`).
+        let mut patterns: Vec<String> = Vec::new();
+        for r in &self.rules {
+            let mut link: Option<&Rule> = Some(r);
+            while let Some(l) = link {
+                if let Operator::Rx(Rx::Pending(p)) = &l.op {
+                    patterns.push(p.clone());
+                }
+                link = l.chain.as_deref();
+            }
+        }
+        let compiled = compile_all(&patterns);
+        let mut results = compiled.into_iter();
         let mut groups: Vec<Vec<(u32, Vec<Vec<u8>>)>> = (0..self.chains.len()).map(|_| Vec::new()).collect();
         for r in self.rules.iter_mut() {
+            let (file, line) = (r.file.clone(), r.line);
             let mut link: Option<&mut Rule> = Some(r);
             while let Some(l) = link {
-                if let crate::operator::Operator::Rx(crate::operator::Rx::Static(_)) = &l.op {
-                    if let Some(lits) = crate::prefilter::required_literals(&crate::pcre::translate(&l.op_arg)) {
-                        let g = &mut groups[l.chain_id as usize];
-                        let bit = g.len() as u32;
-                        g.push((bit, lits));
-                        l.pf_bit = Some(bit);
+                if let Operator::Rx(Rx::Pending(_)) = &l.op {
+                    match results.next() {
+                        Some(Ok((pattern, lits))) => {
+                            l.op = Operator::Rx(Rx::Lazy(Box::new(crate::operator::LazyRegex { pattern, cell: std::sync::OnceLock::new() })));
+                            if let Some(lits) = lits {
+                                let g = &mut groups[l.chain_id as usize];
+                                let bit = g.len() as u32;
+                                g.push((bit, lits));
+                                l.pf_bit = Some(bit);
+                            }
+                        }
+                        Some(Err(e)) => {
+                            self.errors.push(LoadError { file: file.clone(), line, kind: ErrorKind::Regex(e) });
+                            l.op = Operator::NoMatch;
+                        }
+                        None => l.op = Operator::NoMatch,
                     }
                 }
                 link = l.chain.as_deref_mut();
             }
+        }
+        if !self.errors.is_empty() {
+            return Err(LoadErrors { errors: self.errors });
         }
         let prefilters: Vec<Option<crate::prefilter::ChainPrefilter>> =
             groups.iter().map(|g| if g.is_empty() { None } else { crate::prefilter::ChainPrefilter::build(g) }).collect();
@@ -255,7 +321,7 @@ impl Loader<'_> {
                 default_disruptive[(*p as usize).min(5)] = d;
             }
         }
-        Engine {
+        Ok(Engine {
             inner: Arc::new(Inner {
                 config: self.config,
                 rules: self.rules,
@@ -264,7 +330,7 @@ impl Loader<'_> {
                 transform_chains: self.chains,
                 prefilters,
             }),
-        }
+        })
     }
 
     fn err(&mut self, file: &str, line: usize, kind: ErrorKind) {
@@ -418,12 +484,12 @@ impl Loader<'_> {
                 Ok(())
             }
             "secruleremovebytag" => {
-                let re = crate::pcre::compile(Self::arg(d, 0)?, false).map_err(ErrorKind::Regex)?;
+                let re = crate::pcre::compile_cached(Self::arg(d, 0)?, false).map_err(ErrorKind::Regex)?;
                 self.remove_rules(|r| r.has_tag(&re));
                 Ok(())
             }
             "secruleremovebymsg" => {
-                let re = crate::pcre::compile(Self::arg(d, 0)?, false).map_err(ErrorKind::Regex)?;
+                let re = crate::pcre::compile_cached(Self::arg(d, 0)?, false).map_err(ErrorKind::Regex)?;
                 self.remove_rules(|r| r.actions.msg.as_ref().and_then(|m| m.as_literal()).is_some_and(|m| re.is_match(m)));
                 Ok(())
             }
@@ -436,10 +502,10 @@ impl Loader<'_> {
                     let ranges = rule::parse_id_ranges(&sel)?;
                     Box::new(move |r: &Rule| ranges.iter().any(|&(a, b)| r.id >= a && r.id <= b))
                 } else if by.ends_with("bytag") {
-                    let re = crate::pcre::compile(&sel, false).map_err(ErrorKind::Regex)?;
+                    let re = crate::pcre::compile_cached(&sel, false).map_err(ErrorKind::Regex)?;
                     Box::new(move |r: &Rule| r.has_tag(&re))
                 } else {
-                    let re = crate::pcre::compile(&sel, false).map_err(ErrorKind::Regex)?;
+                    let re = crate::pcre::compile_cached(&sel, false).map_err(ErrorKind::Regex)?;
                     Box::new(move |r: &Rule| r.actions.msg.as_ref().and_then(|m| m.as_literal()).is_some_and(|m| re.is_match(m)))
                 };
                 for r in self.rules.iter_mut().filter(|r| pick(r)) {
@@ -656,3 +722,40 @@ fn intern(ids: &mut HashMap<Vec<Transform>, u32>, chains: &mut Vec<Vec<Transform
     id
 }
 
+
+type Compiled = Result<(String, Option<Vec<Vec<u8>>>), String>;
+
+/// Checks the syntax of patterns and extracts their prefilter literals on
+/// every available core, keeping their order.
+fn compile_all(patterns: &[String]) -> Vec<Compiled> {
+    let one = |p: &String| -> Compiled {
+        let hir = crate::pcre::parse_hir(&crate::pcre::translate(p))?;
+        let lits = crate::prefilter::required_literals_hir(&hir);
+        Ok((p.clone(), lits))
+    };
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+    if threads == 1 || patterns.len() < 16 {
+        return patterns.iter().map(one).collect();
+    }
+    // Interleave so each thread gets a similar mix of large and small patterns.
+    let mut slots: Vec<Option<Compiled>> = (0..patterns.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let one = &one;
+                scope.spawn(move || patterns.iter().enumerate().skip(t).step_by(threads).map(|(i, p)| (i, one(p))).collect::<Vec<_>>())
+            })
+            .collect();
+        for h in handles {
+            match h.join() {
+                Ok(done) => {
+                    for (i, c) in done {
+                        slots[i] = Some(c);
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+    });
+    slots.into_iter().map(|s| s.unwrap_or_else(|| Err("regex compilation failed".into()))).collect()
+}

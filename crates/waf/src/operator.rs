@@ -41,11 +41,30 @@ pub(crate) enum Operator {
 /// per transaction.
 #[derive(Debug)]
 pub(crate) enum Rx {
-    Static(Regex),
     Dynamic(Macro),
     /// A pattern that needs a PCRE-only construct, evaluated by one of the
     /// strategies in PCRE-ONLY.md.
     Emulated(crate::pcre_only::Emulated),
+    /// A static pattern not checked yet: the loader checks all of them at
+    /// the end, in parallel, and replaces this with `Lazy`.
+    Pending(String),
+    /// A checked static pattern, compiled the first time a request needs it
+    /// (or by [`crate::Engine::warm_up`]). At paranoia level 1 about half of
+    /// the CRS regexes are never needed, and compiling is most of load time.
+    Lazy(Box<LazyRegex>),
+}
+
+/// A regex compiled on first use, once, whichever thread gets there first.
+#[derive(Debug)]
+pub(crate) struct LazyRegex {
+    pub pattern: String,
+    pub cell: std::sync::OnceLock<Result<Regex, String>>,
+}
+
+impl LazyRegex {
+    pub(crate) fn get(&self) -> Result<&Regex, &str> {
+        self.cell.get_or_init(|| pcre::compile(&self.pattern, false)).as_ref().map_err(String::as_str)
+    }
 }
 
 /// `@pm` and `@pmFromFile`: case-insensitive phrase match.
@@ -56,11 +75,27 @@ pub(crate) struct Pm {
 
 impl Pm {
     pub(crate) fn new(phrases: Vec<Vec<u8>>) -> Result<Pm, String> {
+        // The CRS uses some data files from several rules; an automaton is
+        // cheap to clone and shares its tables, so build each set once.
+        use std::cell::RefCell;
+        use std::collections::HashMap;
+        thread_local! {
+            static CACHE: RefCell<HashMap<Vec<Vec<u8>>, AhoCorasick>> = RefCell::new(HashMap::new());
+        }
+        if let Some(ac) = CACHE.with(|c| c.borrow().get(&phrases).cloned()) {
+            return Ok(Pm { ac });
+        }
         let ac = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostFirst)
             .build(&phrases)
             .map_err(|e| e.to_string())?;
+        CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() < 256 {
+                c.insert(phrases, ac.clone());
+            }
+        });
         Ok(Pm { ac })
     }
 }
@@ -102,7 +137,7 @@ impl IpNet {
 /// What an operator needs from the transaction: macro expansion and the
 /// place to put captures.
 pub(crate) trait OpContext {
-    fn expand(&self, m: &Macro) -> Vec<u8>;
+    fn expand<'m>(&'m self, m: &'m Macro) -> std::borrow::Cow<'m, [u8]>;
     fn dynamic_regex(&mut self, pattern: &[u8]) -> Option<Regex>;
 }
 
@@ -138,9 +173,8 @@ impl Operator {
             Operator::Rx(rx) => {
                 let dynamic;
                 let re = match rx {
-                    Rx::Static(re) => re,
                     Rx::Dynamic(m) => {
-                        let pattern = ctx.expand(m);
+                        let pattern = ctx.expand(m).into_owned();
                         match ctx.dynamic_regex(&pattern) {
                             Some(re) => {
                                 dynamic = re;
@@ -150,6 +184,15 @@ impl Operator {
                         }
                     }
                     Rx::Emulated(e) => return e.eval(input, captures),
+                    // A pattern that fails to compile here passed the syntax
+                    // check at load; only a size limit can fail now, and
+                    // `Engine::warm_up` reports it.
+                    Rx::Lazy(l) => match l.get() {
+                        Ok(re) => re,
+                        Err(_) => return false,
+                    },
+                    // The loader never leaves a pattern pending.
+                    Rx::Pending(_) => return false,
                 };
                 // Captures cost a slower engine; run it only after a match.
                 if !re.is_match(input) {
@@ -203,7 +246,7 @@ impl Operator {
             }
             Operator::BeginsWith(m) => input.starts_with(&ctx.expand(m)),
             Operator::EndsWith(m) => input.ends_with(&ctx.expand(m)),
-            Operator::Streq(m) => input == ctx.expand(m).as_slice(),
+            Operator::Streq(m) => input == &*ctx.expand(m),
             Operator::Within(m) => {
                 let hay = ctx.expand(m);
                 input.is_empty() || memmem(&hay, input).is_some()
@@ -308,10 +351,120 @@ pub(crate) fn parse_byte_range(arg: &str) -> Result<Box<[bool; 256]>, String> {
     Ok(table)
 }
 
-/// Compiles a static `@rx` pattern.
+/// Prepares a static `@rx` pattern: PCRE-only ones get their strategy now,
+/// the others are compiled later by the loader (see [`Rx::Pending`]).
 pub(crate) fn compile_rx(pattern: &str) -> Result<Rx, String> {
     if pcre::needs_pcre(pattern) {
         return crate::pcre_only::Emulated::new(pattern).map(Rx::Emulated);
     }
-    pcre::compile(pattern, false).map(Rx::Static)
+    Ok(Rx::Pending(pattern.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rule::{parse_operator, DataFiles};
+
+    struct NoFiles;
+    impl DataFiles for NoFiles {
+        fn read_data(&mut self, name: &str) -> Result<Vec<u8>, String> {
+            match name {
+                "words.data" => Ok(b"# comment\n\nunion select\nsleep(\n".to_vec()),
+                "nets.data" => Ok(b"10.0.0.0/8\n192.168.1.1\n".to_vec()),
+                _ => Err(format!("{name}: no such file")),
+            }
+        }
+    }
+
+    struct Literal;
+    impl OpContext for Literal {
+        fn expand<'m>(&'m self, m: &'m Macro) -> std::borrow::Cow<'m, [u8]> {
+            std::borrow::Cow::Borrowed(m.as_literal().unwrap_or(b""))
+        }
+        fn dynamic_regex(&mut self, pattern: &[u8]) -> Option<Regex> {
+            pcre::compile(&String::from_utf8_lossy(pattern), false).ok()
+        }
+    }
+
+    /// Runs `op` (as written after the variables of a SecRule) on `input`;
+    /// returns whether the rule would match and TX.0 if captured.
+    fn check(op: &str, input: &[u8], expect: bool) {
+        let (negated, op_c, _, _) = parse_operator(op, &mut NoFiles).unwrap_or_else(|e| panic!("{op}: {e}"));
+        let op_c = match op_c {
+            Operator::Rx(Rx::Pending(p)) => Operator::Rx(Rx::Lazy(Box::new(LazyRegex { pattern: p, cell: Default::default() }))),
+            o => o,
+        };
+        let mut caps = Vec::new();
+        let got = op_c.eval(&mut Literal, input, Some(&mut caps)) != negated;
+        assert_eq!(got, expect, "{op} on {:?}", String::from_utf8_lossy(input));
+    }
+
+    #[test]
+    fn string_operators() {
+        check("@contains evil", b"very evil thing", true);
+        check("@contains evil", b"good", false);
+        check("@containsWord evil", b"devilish", false);
+        check("@containsWord evil", b"an evil-doer", true);
+        check("@beginsWith /admin", b"/admin/x", true);
+        check("@endsWith .php", b"/x.php", true);
+        check("@streq GET", b"GET", true);
+        check("@streq GET", b"get", false);
+        check("@within GET POST HEAD", b"POST", true);
+        check("@within GET POST HEAD", b"PUT", false);
+        check("!@within GET POST", b"PUT", true);
+    }
+
+    #[test]
+    fn numeric_operators() {
+        check("@eq 0", b"0", true);
+        check("@eq 0", b"", true);
+        check("@gt 5", b"10", true);
+        check("@lt 5", b" 3abc", true);
+        check("@ge -1", b"-1", true);
+        check("@le 2", b"3", false);
+    }
+
+    #[test]
+    fn matching_operators() {
+        check("@rx (?i)union\\s+select", b"1 UNION  select 2", true);
+        check("^\\d+$", b"123", true);
+        check("@rx ^\\d+$", b"12a", false);
+        check("@pm foo bar", b"xxBARxx", true);
+        check("@pm foo bar", b"baz", false);
+        check("@pmFromFile words.data", b"1 UNION SELECT 2", true);
+        check("@pmFromFile words.data", b"sleep (", false);
+        check("@ipMatch 127.0.0.1,10.0.0.0/8,::1", b"10.2.3.4", true);
+        check("@ipMatch 127.0.0.1,10.0.0.0/8,::1", b"11.2.3.4", false);
+        check("@ipMatch 2001:db8::/32", b"2001:db8::1", true);
+        check("@ipMatchFromFile nets.data", b"192.168.1.1", true);
+        check("@validateByteRange 32-126", b"abc", false);
+        check("@validateByteRange 32-126", b"ab\x01", true);
+        check("@validateUrlEncoding", b"a%zz", true);
+        check("@validateUrlEncoding", b"a%20b", false);
+        check("@validateUtf8Encoding", "é".as_bytes(), false);
+        check("@validateUtf8Encoding", b"\xc0\xaf", true);
+        check("@unconditionalMatch", b"", true);
+        check("@noMatch", b"x", false);
+    }
+
+    /// Representative libinjection behaviour: well-known attack strings and
+    /// the benign strings that must not trip it.
+    #[test]
+    fn libinjection_vectors() {
+        for sqli in ["1 UNION SELECT * FROM TABLE", "-1' and 1=1--", "1' OR '1'='1", "admin'--", "1;DROP TABLE users", "' or 1=1#", "1 AND SLEEP(5)"] {
+            check("@detectSQLi", sqli.as_bytes(), true);
+        }
+        for benign in ["hello world", "O'Reilly", "1.5", "john@example.com", "SELECT is a word", "a-b-c", ""] {
+            check("@detectSQLi", benign.as_bytes(), false);
+        }
+        for xss in ["<script>alert(1)</script>", "');}</style><script>alert(1);</script>", "<img src=x onerror=alert(1)>", "\"><script>alert(1)</script>", "<svg onload=alert(1)>", "<a href=\"javascript:alert(1)\">x</a>"] {
+            check("@detectXSS", xss.as_bytes(), true);
+        }
+        for benign in ["hello world", "a < b and c > d", "<b>bold</b>", "x=1&y=2", ""] {
+            check("@detectXSS", benign.as_bytes(), false);
+        }
+        // libinjection's fingerprint is what TX.0 captures.
+        let r = libinjectionrs::detect_sqli(b"1 UNION SELECT * FROM TABLE");
+        assert_eq!(r.fingerprint.map(|f| f.to_string()).as_deref(), Some("1UEok"));
+    }
 }

@@ -29,6 +29,43 @@ pub(crate) fn compile(pattern: &str, caseless: bool) -> Result<Regex, String> {
         .map_err(|e| format!("{e}"))
 }
 
+/// Like [`compile`], but reuses an earlier compilation of the same pattern
+/// on this thread. Rule files repeat small patterns many times (the CRS puts
+/// `!REQUEST_COOKIES:/__utm/` on hundreds of rules); a compiled `Regex` is
+/// cheap to clone and shares its program.
+pub(crate) fn compile_cached(pattern: &str, caseless: bool) -> Result<Regex, String> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    thread_local! {
+        static CACHE: RefCell<HashMap<(String, bool), Regex>> = RefCell::new(HashMap::new());
+    }
+    /// Bounds the cache; beyond it patterns are compiled each time.
+    const MAX_CACHED: usize = 4096;
+    if let Some(re) = CACHE.with(|c| c.borrow().get(&(pattern.to_string(), caseless)).cloned()) {
+        return Ok(re);
+    }
+    let re = compile(pattern, caseless)?;
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() < MAX_CACHED {
+            c.insert((pattern.to_string(), caseless), re.clone());
+        }
+    });
+    Ok(re)
+}
+
+/// Parses a translated pattern as the compiler will see it, without
+/// building the matcher: this checks its syntax at load time.
+pub(crate) fn parse_hir(translated: &str) -> Result<regex_syntax::hir::Hir, String> {
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .dot_matches_new_line(true)
+        .build()
+        .parse(translated)
+        .map_err(|e| e.to_string())
+}
+
 /// Whether a pattern uses a construct Rust's regex cannot express directly.
 pub(crate) fn needs_pcre(pattern: &str) -> bool {
     pattern.contains("(?=")

@@ -151,7 +151,10 @@ fn analyze(h: &Hir, depth: usize) -> Info {
                 let info = analyze(p, depth + 1);
                 match info.exact {
                     Some(e) => {
-                        let next = cur.as_ref().and_then(|c| product(c, &e));
+                        // Literals of 8 bytes are selective enough; longer
+                        // ones only cost load time.
+                        let long = cur.as_ref().is_some_and(|c| c.iter().all(|l| l.len() >= 8));
+                        let next = if long { None } else { cur.as_ref().and_then(|c| product(c, &e)) };
                         match next {
                             Some(n) => cur = Some(n),
                             None => {
@@ -201,16 +204,15 @@ fn analyze(h: &Hir, depth: usize) -> Info {
 
 /// The literals one of which must occur (ASCII case-insensitively) in any
 /// input the pattern matches, or `None` when no useful set exists.
+#[cfg(test)]
 pub(crate) fn required_literals(translated_pattern: &str) -> Option<Vec<Vec<u8>>> {
-    let hir = regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .dot_matches_new_line(true)
-        .nest_limit(250)
-        .build()
-        .parse(translated_pattern)
-        .ok()?;
-    let info = analyze(&hir, 0);
+    let hir = crate::pcre::parse_hir(translated_pattern).ok()?;
+    required_literals_hir(&hir)
+}
+
+/// [`required_literals`] for an already parsed pattern.
+pub(crate) fn required_literals_hir(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+    let info = analyze(hir, 0);
     let need = better(info.need, info.exact.filter(|e| !e.iter().any(Vec::is_empty)))?;
     score(&need)?;
     Some(need)
@@ -238,7 +240,13 @@ impl ChainPrefilter {
             }
             bits = bits.max(bit + 1);
         }
-        let ac = AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(&patterns).ok()?;
+        // Let the crate pick: a DFA for small sets, a contiguous NFA otherwise.
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(None)
+            .build(&patterns)
+            .ok()?;
         Some(ChainPrefilter { ac, pattern_bit, bits })
     }
 
@@ -267,7 +275,8 @@ mod tests {
     #[test]
     fn literal_sets() {
         check(r"(?i)union\s+select", Some(&["select"]));
-        check(r"(?i:foo|bar)\d", Some(&["bar", "foo"]));
+        check(r"(?i:foo|bar)\d", Some(&["bar0", "bar1", "bar2", "bar3", "bar4", "bar5", "bar6", "bar7", "bar8", "bar9", "foo0", "foo1", "foo2", "foo3", "foo4", "foo5", "foo6", "foo7", "foo8", "foo9"]));
+        check(r"(?i:foo|bar)[a-z]", Some(&["bar", "foo"]));
         check(r"^.*$", None);
         check(r"a?b*", None);
         check(r"[;&|]\s*id", Some(&["id"]));

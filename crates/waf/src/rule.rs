@@ -206,7 +206,7 @@ pub(crate) fn parse_selector(key: &str) -> Result<Selector, ErrorKind> {
     let key = key.trim();
     let key = key.strip_prefix('\'').and_then(|k| k.strip_suffix('\'')).unwrap_or(key);
     if key.len() >= 2 && key.starts_with('/') && key.ends_with('/') {
-        let re = crate::pcre::compile(&key[1..key.len() - 1], true).map_err(ErrorKind::Regex)?;
+        let re = crate::pcre::compile_cached(&key[1..key.len() - 1], true).map_err(ErrorKind::Regex)?;
         return Ok(Selector::Regex(re));
     }
     Ok(Selector::Key(key.to_ascii_lowercase()))
@@ -421,14 +421,14 @@ fn parse_ctl(v: &str) -> Result<Ctl, ErrorKind> {
     Ok(match name.trim().to_ascii_lowercase().as_str() {
         "ruleengine" => Ctl::RuleEngine(parse_engine_mode(val).ok_or_else(|| ErrorKind::Syntax(format!("invalid engine mode `{val}`")))?),
         "ruleremovebyid" => Ctl::RuleRemoveById(parse_id_ranges(val)?),
-        "ruleremovebytag" => Ctl::RuleRemoveByTag(crate::pcre::compile(val.trim(), false).map_err(ErrorKind::Regex)?),
+        "ruleremovebytag" => Ctl::RuleRemoveByTag(crate::pcre::compile_cached(val.trim(), false).map_err(ErrorKind::Regex)?),
         "ruleremovetargetbyid" => {
             let (ids, target) = val.split_once(';').ok_or_else(|| ErrorKind::Syntax(format!("invalid ctl `{v}`")))?;
             Ctl::RuleRemoveTargetById(parse_id_ranges(ids)?, parse_exclusion(target)?)
         }
         "ruleremovetargetbytag" => {
             let (tag, target) = val.split_once(';').ok_or_else(|| ErrorKind::Syntax(format!("invalid ctl `{v}`")))?;
-            Ctl::RuleRemoveTargetByTag(crate::pcre::compile(tag.trim(), false).map_err(ErrorKind::Regex)?, parse_exclusion(target)?)
+            Ctl::RuleRemoveTargetByTag(crate::pcre::compile_cached(tag.trim(), false).map_err(ErrorKind::Regex)?, parse_exclusion(target)?)
         }
         "requestbodyprocessor" => Ctl::RequestBodyProcessor(val.trim().to_ascii_uppercase()),
         "forcerequestbodyvariable" => Ctl::ForceRequestBodyVariable(on(val)),

@@ -10,7 +10,7 @@ use crate::body;
 use crate::engine::{Engine, Item, LimitAction};
 use crate::macros::{Macro, Part};
 use crate::operator::OpContext;
-use crate::rule::{Action, Ctl, Disruptive, EngineMode, Exclusion, Rule, SetOp, Target};
+use crate::rule::{Action, Ctl, Disruptive, EngineMode, Exclusion, Rule, Selector, SetOp, Target};
 use crate::transform::Transform;
 use crate::vars::Var;
 
@@ -110,7 +110,7 @@ struct State {
     stores: [FxMap<String, Vec<u8>>; 8],
     matched_var: Vec<u8>,
     matched_var_name: String,
-    matched_vars: Vec<(String, Vec<u8>)>,
+    matched_vars: MatchedList,
     removed_ids: Vec<(u32, u32)>,
     removed_tags: Vec<Regex>,
     removed_targets: Vec<(Vec<(u32, u32)>, Exclusion)>,
@@ -132,18 +132,36 @@ struct Caches {
     transformed: FxMap<(u8, u32, u32), CacheEntry>,
     /// Regexes compiled from macro-expanded patterns.
     regex: FxMap<Vec<u8>, Option<Regex>>,
+    /// Per (list, pipeline): the list's length when computed and the union
+    /// of its values' prefilter bits.
+    summaries: FxMap<(u8, u32), (usize, Vec<u64>)>,
     scratch: Vec<u8>,
     scratch2: Vec<u8>,
+    /// Transformed values and prefilter bits, referenced by `CacheEntry`.
+    arena: Vec<u8>,
+    bit_arena: Vec<u64>,
+    /// Matches of the rule being evaluated, and their names and values.
+    found: Vec<Found>,
+    found_buf: Vec<u8>,
+    /// The previous MATCHED_VARS, kept to reuse its buffers.
+    spare_matched: MatchedList,
 }
 
 /// A value after one pipeline, and which prefiltered rules may match it.
 #[derive(Default)]
 struct CacheEntry {
-    /// `None` when the pipeline is empty and the value is used as it is.
-    value: Option<Vec<u8>>,
-    /// Prefilter bits, computed the first time a prefiltered rule asks.
-    bits: Option<Vec<u64>>,
+    /// The transformed value in `Caches::arena`; `None` when the pipeline is
+    /// empty and the value is used as it is.
+    value: Option<std::ops::Range<usize>>,
+    /// Prefilter bits in `Caches::bit_arena`, computed the first time a
+    /// prefiltered rule asks.
+    bits: Option<std::ops::Range<usize>>,
 }
+
+/// Transformed values cached per transaction stop growing past this; later
+/// ones are recomputed per rule instead. 32 MiB covers a maximal body
+/// through the handful of pipelines rules apply to it.
+const MAX_CACHE_BYTES: usize = 32 << 20;
 
 /// The most error log lines one transaction keeps; a hostile request that
 /// matches thousands of times must not grow memory without bound.
@@ -171,10 +189,54 @@ impl std::fmt::Debug for Transaction {
     }
 }
 
+/// A match of one target value, its name and value kept in
+/// `Caches::found_buf` so matching allocates nothing.
 struct Found {
-    name: String,
-    value: Vec<u8>,
+    name: std::ops::Range<usize>,
+    value: std::ops::Range<usize>,
     captures: Option<Vec<Vec<u8>>>,
+}
+
+/// Appends to a buffer and returns the appended range.
+fn push_range(buf: &mut Vec<u8>, bytes: &[u8]) -> std::ops::Range<usize> {
+    let start = buf.len();
+    buf.extend_from_slice(bytes);
+    start..buf.len()
+}
+
+/// Writes a variable's display name (`ARGS:q`, `REQUEST_URI`) into a buffer.
+fn push_name(buf: &mut Vec<u8>, var: Var, key: &str) -> std::ops::Range<usize> {
+    let start = buf.len();
+    buf.extend_from_slice(var.name().as_bytes());
+    if var.is_collection() && var != Var::Xml {
+        buf.push(b':');
+        buf.extend_from_slice(key.as_bytes());
+    }
+    start..buf.len()
+}
+
+/// MATCHED_VARS: names and values in one buffer.
+#[derive(Debug, Default)]
+struct MatchedList {
+    buf: Vec<u8>,
+    items: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+}
+
+impl MatchedList {
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.items.clear();
+    }
+
+    fn push(&mut self, name: &[u8], value: &[u8]) {
+        let n = push_range(&mut self.buf, name);
+        let v = push_range(&mut self.buf, value);
+        self.items.push((n, v));
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.items.iter().map(|(n, v)| (std::str::from_utf8(&self.buf[n.clone()]).unwrap_or(""), &self.buf[v.clone()]))
+    }
 }
 
 impl Transaction {
@@ -185,7 +247,7 @@ impl Transaction {
             stores: Default::default(),
             matched_var: Vec::new(),
             matched_var_name: String::new(),
-            matched_vars: Vec::new(),
+            matched_vars: MatchedList::default(),
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
             removed_targets: Vec::new(),
@@ -197,12 +259,15 @@ impl Transaction {
             highest_severity: 255,
             allow_all: false,
         };
+        let mut caches = Caches::default();
+        // Sized for a typical request so the cache rarely grows.
+        caches.transformed.reserve(256);
         Transaction {
             engine,
             meta,
             req: Request::default(),
             st,
-            caches: Caches::default(),
+            caches,
             matched: Vec::new(),
             log_lines: Vec::new(),
             started: Instant::now(),
@@ -519,9 +584,11 @@ impl Transaction {
     }
 
     fn eval_link(&mut self, starter: &Rule, link: &Rule, last: bool) -> bool {
-        let mut found: Vec<Found> = Vec::new();
+        let mut found: Vec<Found> = std::mem::take(&mut self.caches.found);
+        found.clear();
+        self.caches.found_buf.clear();
         if link.unconditional {
-            found.push(Found { name: String::new(), value: Vec::new(), captures: None });
+            found.push(Found { name: 0..0, value: 0..0, captures: None });
         } else {
             let engine = self.engine.clone();
             let chain: &[Transform] = &engine.inner.transform_chains[link.chain_id as usize];
@@ -531,17 +598,23 @@ impl Transaction {
             }
         }
         if found.is_empty() {
+            self.caches.found = found;
             return false;
         }
-        let mut new_matched_vars = Vec::with_capacity(found.len());
-        for f in found {
-            self.st.matched_var = f.value.clone();
-            self.st.matched_var_name = f.name.clone();
-            new_matched_vars.push((f.name, f.value));
-            if let Some(caps) = f.captures {
+        let buf = std::mem::take(&mut self.caches.found_buf);
+        let mut next_matched = std::mem::take(&mut self.caches.spare_matched);
+        next_matched.clear();
+        for f in found.iter_mut() {
+            let (name, value) = (&buf[f.name.clone()], &buf[f.value.clone()]);
+            self.st.matched_var.clear();
+            self.st.matched_var.extend_from_slice(value);
+            self.st.matched_var_name.clear();
+            self.st.matched_var_name.push_str(std::str::from_utf8(name).unwrap_or(""));
+            next_matched.push(name, value);
+            if let Some(caps) = f.captures.take() {
                 let tx = &mut self.st.stores[0];
-                for k in 0..10u8 {
-                    tx.remove(DIGITS[k as usize]);
+                for k in DIGITS {
+                    tx.remove(k);
                 }
                 for (k, c) in caps.into_iter().enumerate().take(10) {
                     tx.insert(DIGITS[k].to_string(), c);
@@ -554,18 +627,35 @@ impl Transaction {
                 self.record_match(starter, link);
             }
         }
-        self.st.matched_vars = new_matched_vars;
+        self.caches.spare_matched = std::mem::replace(&mut self.st.matched_vars, next_matched);
+        self.caches.found_buf = buf;
+        self.caches.found = found;
         true
     }
 
     fn expand_in(&self, m: &Macro, rule: &Rule) -> Vec<u8> {
-        expand(&self.req, &self.st, &self.meta, self.started, rule, m)
+        expand(&self.req, &self.st, &self.meta, self.started, rule, m).into_owned()
     }
 
     fn run_action(&mut self, starter: &Rule, a: &Action) {
         match a {
             Action::SetVar(sv) => {
-                let name = String::from_utf8_lossy(&self.expand_in(&sv.name, starter)).to_ascii_lowercase();
+                let name = match sv.name.as_literal() {
+                    Some(l) => String::from_utf8_lossy(l).into_owned(),
+                    None => String::from_utf8_lossy(&self.expand_in(&sv.name, starter)).to_ascii_lowercase(),
+                };
+                if sv.op == SetOp::Add || sv.op == SetOp::Sub {
+                    // The common CRS case (`tx.score=+%{tx.critical_anomaly_score}`):
+                    // update the number in place.
+                    let d = crate::operator::parse_int(&expand(&self.req, &self.st, &self.meta, self.started, starter, &sv.value));
+                    let store = &mut self.st.stores[store_index(sv.collection)];
+                    let cur = store.get(&name).map(|v| crate::operator::parse_int(v)).unwrap_or(0);
+                    let n = if sv.op == SetOp::Add { cur.saturating_add(d) } else { cur.saturating_sub(d) };
+                    let slot = store.entry(name).or_default();
+                    slot.clear();
+                    slot.extend_from_slice(n.to_string().as_bytes());
+                    return;
+                }
                 let value = self.expand_in(&sv.value, starter);
                 let store = &mut self.st.stores[store_index(sv.collection)];
                 match sv.op {
@@ -601,14 +691,31 @@ impl Transaction {
 
     fn record_match(&mut self, starter: &Rule, link: &Rule) {
         let a = &starter.actions;
-        let msg = a.msg.as_ref().map(|m| String::from_utf8_lossy(&self.expand_in(m, starter)).into_owned()).unwrap_or_default();
-        let mut data = a.logdata.as_ref().map(|m| self.expand_in(m, starter)).unwrap_or_default();
-        data.truncate(MAX_LOGDATA);
-        let data = String::from_utf8_lossy(&data).into_owned();
         if let Some(s) = a.severity {
             self.st.highest_severity = self.st.highest_severity.min(s);
         }
         let logged = a.log.unwrap_or(true);
+        if !logged {
+            // Flow-control rules (`nolog`) match on every request; record
+            // them without expanding texts nobody will read.
+            if !self.matched.iter().any(|m| m.id == starter.id && m.phase == starter.phase) {
+                self.matched.push(MatchedRule {
+                    id: starter.id,
+                    phase: starter.phase,
+                    msg: String::new(),
+                    data: String::new(),
+                    severity: a.severity,
+                    tags: Vec::new(),
+                    matched_var_name: String::new(),
+                    logged,
+                });
+            }
+            return;
+        }
+        let msg = a.msg.as_ref().map(|m| String::from_utf8_lossy(&self.expand_in(m, starter)).into_owned()).unwrap_or_default();
+        let mut data = a.logdata.as_ref().map(|m| self.expand_in(m, starter)).unwrap_or_default();
+        data.truncate(MAX_LOGDATA);
+        let data = String::from_utf8_lossy(&data).into_owned();
         let mrule = MatchedRule {
             id: starter.id,
             phase: starter.phase,
@@ -623,9 +730,7 @@ impl Transaction {
             let line = self.format_log(starter, link, &mrule);
             self.log_lines.push(line);
         }
-        if !self.matched.iter().any(|m| m.id == starter.id && m.phase == starter.phase) || logged {
-            self.matched.push(mrule);
-        }
+        self.matched.push(mrule);
     }
 
     fn format_log(&self, starter: &Rule, link: &Rule, m: &MatchedRule) -> String {
@@ -724,7 +829,7 @@ struct Ctx<'a> {
 const MAX_DYNAMIC_REGEX: usize = 64;
 
 impl OpContext for Ctx<'_> {
-    fn expand(&self, m: &Macro) -> Vec<u8> {
+    fn expand<'m>(&'m self, m: &'m Macro) -> Cow<'m, [u8]> {
         expand(self.req, self.st, self.meta, self.started, self.rule, m)
     }
 
@@ -740,9 +845,14 @@ impl OpContext for Ctx<'_> {
     }
 }
 
-fn expand(req: &Request, st: &State, meta: &TxMeta, started: Instant, rule: &Rule, m: &Macro) -> Vec<u8> {
-    if let Some(l) = m.as_literal() {
-        return l.to_vec();
+fn expand<'a>(req: &'a Request, st: &'a State, meta: &TxMeta, started: Instant, rule: &Rule, m: &'a Macro) -> Cow<'a, [u8]> {
+    match m.parts.as_slice() {
+        [] => return Cow::Borrowed(b""),
+        [Part::Literal(l)] => return Cow::Borrowed(l),
+        [Part::Var(v, Some(k))] if v.is_store() => {
+            return Cow::Borrowed(st.stores[store_index(*v)].get(k.as_str()).map(Vec::as_slice).unwrap_or(b""));
+        }
+        _ => {}
     }
     let mut out = Vec::new();
     for p in &m.parts {
@@ -798,7 +908,7 @@ fn expand(req: &Request, st: &State, meta: &TxMeta, started: Instant, rule: &Rul
             }
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 fn flag(b: bool) -> Cow<'static, [u8]> {
@@ -895,7 +1005,7 @@ enum Source<'a> {
     /// (key, value) pairs; `names` yields the keys as values.
     List { list: &'a [(String, Vec<u8>)], id: Var, names: bool },
     Store(&'a FxMap<String, Vec<u8>>),
-    Matched { list: &'a [(String, Vec<u8>)], names: bool },
+    Matched { list: &'a MatchedList, names: bool },
     Scalar(Cow<'a, [u8]>, Option<Var>),
     XmlAttrs(&'a [(String, Vec<u8>)]),
 }
@@ -981,6 +1091,9 @@ impl<'t> Evaluator<'t> {
             match source {
                 Source::None => {}
                 Source::List { list, id, names } => {
+                    if !target.count && !link.negated && matches!(sel, Selector::All) && !list.is_empty() && self.list_cannot_match(link, list, id, names, chain) {
+                        continue;
+                    }
                     for (i, (k, v)) in list.iter().enumerate() {
                         if !sel.matches(k) || self.excluded(starter, link, var, k) {
                             continue;
@@ -993,6 +1106,19 @@ impl<'t> Evaluator<'t> {
                     }
                 }
                 Source::Store(map) => {
+                    if let Selector::Key(key) = sel {
+                        // Store keys are lowercase, like selector keys: look
+                        // the one key up instead of scanning the collection.
+                        if let Some((k, v)) = map.get_key_value(key.as_str()) {
+                            if !self.excluded(starter, link, var, k) {
+                                count += 1;
+                                if !target.count {
+                                    self.test_value(link, var, k, v, None, chain, found);
+                                }
+                            }
+                        }
+                        continue;
+                    }
                     for (k, v) in map.iter() {
                         if !sel.matches(k) || self.excluded(starter, link, var, k) {
                             continue;
@@ -1004,7 +1130,7 @@ impl<'t> Evaluator<'t> {
                     }
                 }
                 Source::Matched { list, names } => {
-                    for (k, v) in list {
+                    for (k, v) in list.iter() {
                         if !sel.matches(k) || self.excluded(starter, link, var, k) {
                             continue;
                         }
@@ -1035,22 +1161,65 @@ impl<'t> Evaluator<'t> {
             }
         }
         if target.count {
-            let v = count.to_string().into_bytes();
+            let mut digits = [0u8; 20];
+            let v = format_count(count, &mut digits);
             let before = found.len();
-            self.test_value(link, var, "", &v, None, &[], found);
+            self.test_value(link, var, "", v, None, &[], found);
             if found.len() > before {
-                let name = if target.raw_key.is_empty() { format!("&{}", var.name()) } else { format!("&{}:{}", var.name(), target.raw_key) };
+                let buf = &mut self.caches.found_buf;
+                let start = buf.len();
+                buf.push(b'&');
+                buf.extend_from_slice(var.name().as_bytes());
+                if !target.raw_key.is_empty() {
+                    buf.push(b':');
+                    buf.extend_from_slice(target.raw_key.as_bytes());
+                }
+                let end = buf.len();
                 if let Some(f) = found.last_mut() {
-                    f.name = name;
+                    f.name = start..end;
                 }
             }
+        }
+    }
+
+    /// Whether a prefiltered rule's regex can match no value of a list: the
+    /// union of the prefilter bits of every (transformed) value, computed
+    /// once per list and pipeline, lacks the rule's bit. Then the rule skips
+    /// the whole list in one lookup, which is the common case for benign
+    /// traffic.
+    fn list_cannot_match(&mut self, link: &Rule, list: &[(String, Vec<u8>)], id: Var, names: bool, chain: &[Transform]) -> bool {
+        // multiMatch tests every intermediate value; the bits only cover the last.
+        if link.actions.multi_match {
+            return false;
+        }
+        let Some(bit) = link.pf_bit else { return false };
+        let Some(pf) = self.inner.prefilters.get(link.chain_id as usize).and_then(Option::as_ref) else { return false };
+        let key = (id as u8, link.chain_id);
+        if !self.caches.summaries.contains_key(&key) {
+            let mut union = vec![0u64; pf.bits.div_ceil(64) as usize];
+            for (i, (k, v)) in list.iter().enumerate() {
+                let value: &[u8] = if names { k.as_bytes() } else { v };
+                let Some(r) = self.cached_bits((id as u8, i as u32, link.chain_id), chain, value, pf) else { return false };
+                for (u, b) in union.iter_mut().zip(self.caches.bit_arena[r].iter()) {
+                    *u |= *b;
+                }
+            }
+            self.caches.summaries.insert(key, (list.len(), union));
+        }
+        match self.caches.summaries.get(&key) {
+            // A list that grew since (phase 2 adds ARGS_POST) is rescanned.
+            Some((n, _)) if *n != list.len() => {
+                self.caches.summaries.remove(&key);
+                self.list_cannot_match(link, list, id, names, chain)
+            }
+            Some((_, union)) => union.get((bit / 64) as usize).is_none_or(|w| w & (1 << (bit % 64)) == 0),
+            None => false,
         }
     }
 
     #[allow(clippy::too_many_arguments)]
     fn test_value(&mut self, link: &Rule, var: Var, key: &str, value: &[u8], cache_key: Option<(u8, u32)>, chain: &[Transform], found: &mut Vec<Found>) {
         let want_caps = link.actions.capture;
-        let name = || if var.is_collection() && var != Var::Xml { format!("{}:{}", var.name(), key) } else { var.name().to_string() };
         if link.actions.multi_match {
             let mut cur = value.to_vec();
             let mut next = Vec::new();
@@ -1066,43 +1235,48 @@ impl<'t> Evaluator<'t> {
                 let mut caps = Vec::new();
                 let m = self.run_op(link, &s, if want_caps { Some(&mut caps) } else { None });
                 if m {
-                    found.push(Found { name: name(), value: s, captures: want_caps.then_some(caps) });
+                    let v = push_range(&mut self.caches.found_buf, &s);
+                    let n = push_name(&mut self.caches.found_buf, var, key);
+                    found.push(Found { name: n, value: v, captures: want_caps.then_some(caps) });
                 }
             }
             return;
         }
-        let Caches { transformed, regex, scratch, scratch2 } = &mut *self.caches;
         let prefilter = link.pf_bit.and_then(|bit| Some((self.inner.prefilters.get(link.chain_id as usize)?.as_ref()?, bit)));
-        let input: &[u8] = match cache_key {
-            Some((v, i)) if !chain.is_empty() || prefilter.is_some() => {
-                let entry = transformed.entry((v, i, link.chain_id)).or_insert_with(|| {
-                    if chain.is_empty() {
-                        CacheEntry { value: None, bits: None }
-                    } else {
-                        apply_chain(chain, value, scratch, scratch2);
-                        CacheEntry { value: Some(scratch.clone()), bits: None }
-                    }
-                });
-                if let Some((pf, bit)) = prefilter {
-                    let bits = entry.bits.get_or_insert_with(|| {
-                        let mut b = Vec::new();
-                        pf.scan(entry.value.as_deref().unwrap_or(value), &mut b);
-                        b
-                    });
-                    if bits.get((bit / 64) as usize).is_none_or(|w| w & (1 << (bit % 64)) == 0) {
+        let mut cached: Option<Option<std::ops::Range<usize>>> = None;
+        if let Some((v, i)) = cache_key {
+            let ck = (v, i, link.chain_id);
+            if let Some((pf, bit)) = prefilter {
+                if let Some(r) = self.cached_bits(ck, chain, value, pf) {
+                    let set = self.caches.bit_arena[r].get((bit / 64) as usize).is_some_and(|w| w & (1 << (bit % 64)) != 0);
+                    if !set {
                         // None of the regex's required literals occurs: it
                         // cannot match, so its result is known without running it.
                         if link.negated {
-                            let input = entry.value.as_deref().unwrap_or(value);
-                            found.push(Found { name: name(), value: input.to_vec(), captures: None });
+                            let r = self.cached_value(ck, chain, value);
+                            let Caches { arena, found_buf, .. } = &mut *self.caches;
+                            let input: &[u8] = match &r {
+                                Some(Some(r)) => &arena[r.clone()],
+                                _ => value,
+                            };
+                            let v = push_range(found_buf, input);
+                            let n = push_name(found_buf, var, key);
+                            found.push(Found { name: n, value: v, captures: None });
                         }
                         return;
                     }
                 }
-                entry.value.as_deref().unwrap_or(value)
             }
-            _ if chain.is_empty() => value,
-            _ => {
+            if !chain.is_empty() {
+                cached = self.cached_value(ck, chain, value);
+            }
+        }
+        let Caches { regex, scratch, scratch2, arena, found_buf, .. } = &mut *self.caches;
+        let input: &[u8] = match cached {
+            Some(Some(r)) => &arena[r],
+            Some(None) => value,
+            None if chain.is_empty() => value,
+            None => {
                 apply_chain(chain, value, scratch, scratch2);
                 scratch
             }
@@ -1111,12 +1285,75 @@ impl<'t> Evaluator<'t> {
         let mut ctx = Ctx { req: self.req, st: self.st, meta: self.meta, regex, rule: link, started: self.started };
         let m = link.op.eval(&mut ctx, input, if want_caps { Some(&mut caps) } else { None }) != link.negated;
         if m {
-            found.push(Found { name: name(), value: input.to_vec(), captures: want_caps.then_some(caps) });
+            let v = push_range(found_buf, input);
+            let n = push_name(found_buf, var, key);
+            found.push(Found { name: n, value: v, captures: want_caps.then_some(caps) });
         }
+    }
+
+    /// The cached transformed value of a list value, computing it on first
+    /// use; `Some(None)` means the value is used untransformed, `None` that
+    /// the cache is full and the caller must transform it itself.
+    fn cached_value(&mut self, key: (u8, u32, u32), chain: &[Transform], value: &[u8]) -> Option<Option<std::ops::Range<usize>>> {
+        let Caches { transformed, scratch, scratch2, arena, .. } = &mut *self.caches;
+        if let Some(e) = transformed.get(&key) {
+            return Some(e.value.clone());
+        }
+        if chain.is_empty() {
+            transformed.insert(key, CacheEntry { value: None, bits: None });
+            return Some(None);
+        }
+        apply_chain(chain, value, scratch, scratch2);
+        if arena.len() + scratch.len() > MAX_CACHE_BYTES {
+            return None;
+        }
+        let r = push_range(arena, scratch);
+        transformed.insert(key, CacheEntry { value: Some(r.clone()), bits: None });
+        Some(Some(r))
+    }
+
+    /// The prefilter bits of a list value after a pipeline, computing and
+    /// caching them on first use.
+    fn cached_bits(&mut self, key: (u8, u32, u32), chain: &[Transform], value: &[u8], pf: &crate::prefilter::ChainPrefilter) -> Option<std::ops::Range<usize>> {
+        if let Some(Some(r)) = self.caches.transformed.get(&key).map(|e| e.bits.clone()) {
+            return Some(r);
+        }
+        let v = self.cached_value(key, chain, value)?;
+        let Caches { transformed, arena, bit_arena, scratch2, .. } = &mut *self.caches;
+        let input: &[u8] = match &v {
+            Some(r) => &arena[r.clone()],
+            None => value,
+        };
+        let mut words = std::mem::take(scratch2);
+        let mut bits = Vec::new();
+        pf.scan(input, &mut bits);
+        let start = bit_arena.len();
+        bit_arena.extend_from_slice(&bits);
+        let r = start..bit_arena.len();
+        if let Some(e) = transformed.get_mut(&key) {
+            e.bits = Some(r.clone());
+        }
+        words.clear();
+        *scratch2 = words;
+        Some(r)
     }
 
     fn run_op(&mut self, link: &Rule, input: &[u8], caps: Option<&mut Vec<Vec<u8>>>) -> bool {
         let mut ctx = Ctx { req: self.req, st: self.st, meta: self.meta, regex: &mut self.caches.regex, rule: link, started: self.started };
         link.op.eval(&mut ctx, input, caps) != link.negated
     }
+}
+
+/// Formats a count in decimal into a stack buffer.
+fn format_count(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
 }

@@ -1,0 +1,245 @@
+//! Behaviour of the public API on small rule sets: verdicts, chains, flow
+//! control, ctl, macros, body processors, the error log and load errors.
+
+use rampart_waf::{ConfigInput, Engine, EngineMode, ErrorKind, MemSource, RuleLoadOptions, Transaction, TxMeta, Verdict};
+
+fn engine(rules: &str) -> Engine {
+    Engine::from_str_with_name(rules, "test.conf").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn meta() -> TxMeta {
+    TxMeta { remote_addr: "192.0.2.1".into(), unique_id: "abc123".into(), ..TxMeta::default() }
+}
+
+/// Sends a request through phases 1 and 2.
+fn request(e: &Engine, method: &str, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> (Verdict, Transaction) {
+    let mut tx = e.transaction(meta());
+    let v = tx.process_request_headers(method, uri, "HTTP/1.1", headers.iter().map(|(k, v)| (*k, v.as_bytes())));
+    if v != Verdict::Continue {
+        return (v, tx);
+    }
+    tx.append_request_body(body);
+    let v = tx.process_request_body();
+    (v, tx)
+}
+
+fn ids(tx: &Transaction) -> Vec<u32> {
+    tx.matched_rules().iter().filter(|m| m.logged).map(|m| m.id).collect()
+}
+
+#[test]
+fn deny_in_phase_1_with_status() {
+    let e = engine("SecRuleEngine On\nSecRule ARGS:q \"@contains evil\" \"id:1,phase:1,deny,status:418,msg:'evil'\"");
+    let (v, _) = request(&e, "GET", "/?q=so+evil", &[], b"");
+    assert_eq!(v, Verdict::Deny { status: 418, rule_id: 1 });
+    let (v, _) = request(&e, "GET", "/?q=good", &[], b"");
+    assert_eq!(v, Verdict::Continue);
+}
+
+#[test]
+fn detection_only_logs_but_never_disrupts() {
+    let e = engine("SecRuleEngine DetectionOnly\nSecRule ARGS \"@rx evil\" \"id:2,phase:1,deny,log,msg:'evil'\"");
+    let (v, tx) = request(&e, "GET", "/?a=evil", &[], b"");
+    assert_eq!(v, Verdict::Continue);
+    assert_eq!(ids(&tx), [2]);
+}
+
+#[test]
+fn error_log_line_has_modsecurity_fields() {
+    let e = engine(
+        "SecRuleEngine On\nSecRule ARGS \"@rx (ev)il\" \"id:3,phase:2,pass,capture,log,msg:'Found %{TX.1}',logdata:'Matched %{TX.0} in %{MATCHED_VAR_NAME}',severity:CRITICAL,tag:'attack-x',tag:'paranoia-level/1'\"",
+    );
+    let (_, tx) = request(&e, "GET", "/?name=devil", &[], b"");
+    let lines = tx.error_log_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let l = &lines[0];
+    for part in [r#"[id "3"]"#, r#"[msg "Found ev"]"#, r#"[data "Matched evil in ARGS:name"]"#, r#"[severity "CRITICAL"]"#, r#"[tag "attack-x"]"#, r#"[tag "paranoia-level/1"]"#, r#"[unique_id "abc123"]"#] {
+        assert!(l.contains(part), "{part} missing in {l}");
+    }
+}
+
+#[test]
+fn chain_and_setvar_arithmetic() {
+    let e = engine(
+        r#"SecRuleEngine On
+SecAction "id:10,phase:1,nolog,pass,setvar:tx.score=0,setvar:tx.limit=5"
+SecRule REQUEST_METHOD "@streq POST" "id:11,phase:1,pass,nolog,chain"
+    SecRule ARGS:x "@eq 1" "setvar:tx.score=+3"
+SecRule ARGS:y "@rx ." "id:12,phase:1,pass,nolog,setvar:tx.score=+4,setvar:tx.score=-2"
+SecRule TX:score "@ge %{tx.limit}" "id:13,phase:1,deny,status:403,msg:'score %{tx.score}'"
+"#,
+    );
+    let (v, _) = request(&e, "POST", "/?x=1&y=a", &[], b"");
+    assert_eq!(v, Verdict::Deny { status: 403, rule_id: 13 });
+    let (v, _) = request(&e, "GET", "/?x=1&y=a", &[], b"");
+    assert_eq!(v, Verdict::Continue);
+}
+
+#[test]
+fn skip_after_and_markers() {
+    let e = engine(
+        r#"SecRuleEngine On
+SecRule ARGS:skip "@eq 1" "id:20,phase:1,pass,nolog,skipAfter:END"
+SecRule ARGS "@rx ." "id:21,phase:1,deny,status:403"
+SecMarker END
+SecRule ARGS:after "@rx ." "id:22,phase:1,deny,status:401"
+"#,
+    );
+    assert_eq!(request(&e, "GET", "/?skip=1", &[], b"").0, Verdict::Continue);
+    assert_eq!(request(&e, "GET", "/?skip=1&after=x", &[], b"").0, Verdict::Deny { status: 401, rule_id: 22 });
+    assert_eq!(request(&e, "GET", "/?a=x", &[], b"").0, Verdict::Deny { status: 403, rule_id: 21 });
+}
+
+#[test]
+fn ctl_removes_rules_and_targets_at_runtime() {
+    let e = engine(
+        r#"SecRuleEngine On
+SecRule REQUEST_URI "@beginsWith /api" "id:30,phase:1,pass,nolog,ctl:ruleRemoveById=31-32,ctl:ruleRemoveTargetById=33;ARGS:password"
+SecRule ARGS "@contains x" "id:31,phase:1,deny"
+SecRule ARGS "@contains x" "id:32,phase:1,deny"
+SecRule ARGS "@contains secret" "id:33,phase:1,deny,status:403"
+"#,
+    );
+    assert_eq!(request(&e, "GET", "/api?password=secret&a=x", &[], b"").0, Verdict::Continue);
+    assert_eq!(request(&e, "GET", "/api?other=secret", &[], b"").0, Verdict::Deny { status: 403, rule_id: 33 });
+    assert_eq!(request(&e, "GET", "/web?a=x", &[], b"").0, Verdict::Deny { status: 403, rule_id: 31 });
+}
+
+#[test]
+fn exclusions_counts_and_regex_keys() {
+    let e = engine(
+        r#"SecRuleEngine On
+SecRule &ARGS "@gt 2" "id:40,phase:1,deny,status:413"
+SecRule ARGS:/^user_/|!ARGS:user_ok "@contains bad" "id:41,phase:1,deny,status:403"
+"#,
+    );
+    assert_eq!(request(&e, "GET", "/?a=1&b=2&c=3", &[], b"").0, Verdict::Deny { status: 413, rule_id: 40 });
+    assert_eq!(request(&e, "GET", "/?user_ok=bad", &[], b"").0, Verdict::Continue);
+    assert_eq!(request(&e, "GET", "/?USER_x=bad", &[], b"").0, Verdict::Deny { status: 403, rule_id: 41 });
+}
+
+#[test]
+fn body_processors_fill_args() {
+    let e = engine(
+        r#"SecRuleEngine On
+SecRequestBodyAccess On
+SecRule REQUEST_HEADERS:Content-Type "^application/json" "id:50,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule REQUEST_HEADERS:Content-Type "^application/xml" "id:51,phase:1,pass,nolog,ctl:requestBodyProcessor=XML"
+SecRule ARGS:json.user.name "@streq root" "id:52,phase:2,deny,status:403"
+SecRule ARGS_POST:field "@streq v" "id:53,phase:2,deny,status:401"
+SecRule FILES "@endsWith .php" "id:54,phase:2,deny,status:415"
+SecRule XML:/* "@contains attack" "id:55,phase:2,deny,status:402"
+SecRule XML://@* "@streq evil" "id:56,phase:2,deny,status:409"
+SecRule REQBODY_ERROR "!@eq 0" "id:57,phase:2,deny,status:400"
+"#,
+    );
+    let json = [("Content-Type", "application/json")];
+    assert_eq!(request(&e, "POST", "/", &json, br#"{"user":{"name":"root"}}"#).0, Verdict::Deny { status: 403, rule_id: 52 });
+    assert_eq!(request(&e, "POST", "/", &json, br#"{"user":"#).0, Verdict::Deny { status: 400, rule_id: 57 });
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    assert_eq!(request(&e, "POST", "/", &form, b"field=v").0, Verdict::Deny { status: 401, rule_id: 53 });
+    let mp = [("Content-Type", "multipart/form-data; boundary=B")];
+    let body = b"--B\r\nContent-Disposition: form-data; name=\"up\"; filename=\"shell.php\"\r\n\r\n<?php\r\n--B--\r\n";
+    assert_eq!(request(&e, "POST", "/", &mp, body).0, Verdict::Deny { status: 415, rule_id: 54 });
+    let xml = [("Content-Type", "application/xml")];
+    assert_eq!(request(&e, "POST", "/", &xml, b"<a><b>an attack</b></a>").0, Verdict::Deny { status: 402, rule_id: 55 });
+    assert_eq!(request(&e, "POST", "/", &xml, b"<a k=\"evil\"/>").0, Verdict::Deny { status: 409, rule_id: 56 });
+    // A body of another type is never parsed into ARGS.
+    let text = [("Content-Type", "text/plain")];
+    assert_eq!(request(&e, "POST", "/", &text, b"field=v").0, Verdict::Continue);
+}
+
+#[test]
+fn response_phases() {
+    let e = engine(
+        r#"SecRuleEngine On
+SecResponseBodyAccess On
+SecResponseBodyMimeType text/html
+SecRule RESPONSE_STATUS "@streq 500" "id:60,phase:3,deny,status:502"
+SecRule RESPONSE_BODY "@contains ORA-00933" "id:61,phase:4,deny,status:503"
+"#,
+    );
+    let mut tx = e.transaction(meta());
+    assert_eq!(tx.process_request_headers("GET", "/", "HTTP/1.1", [("Host", "x")]), Verdict::Continue);
+    assert_eq!(tx.process_request_body(), Verdict::Continue);
+    assert_eq!(tx.process_response_headers(200, "HTTP/1.1", [("Content-Type", "text/html; charset=utf-8")]), Verdict::Continue);
+    tx.append_response_body(b"error: ORA-00933: SQL command not properly ended");
+    assert_eq!(tx.process_response_body(), Verdict::Deny { status: 503, rule_id: 61 });
+    let mut tx = e.transaction(meta());
+    tx.process_request_headers("GET", "/", "HTTP/1.1", [("Host", "x")]);
+    tx.process_request_body();
+    assert_eq!(tx.process_response_headers(500, "HTTP/1.1", [("Content-Type", "text/html")]), Verdict::Deny { status: 502, rule_id: 60 });
+}
+
+#[test]
+fn load_errors_are_all_reported_with_positions() {
+    let text = "SecRuleEngine On\nSecBogus x\nSecRule NOPE \"@rx a\" \"id:1\"\nSecRule ARGS \"@nope a\" \"id:2\"\nSecRule ARGS \"@rx a\" \"id:3,frobnicate\"\nSecRule ARGS \"@rx (\" \"id:4\"\nSecRule ARGS \"@rx a\" \"id:5,t:nope\"\n";
+    let err = Engine::from_str_with_name(text, "bad.conf").unwrap_err();
+    let got: Vec<(String, usize)> = err.errors.iter().map(|e| (e.file.clone(), e.line)).collect();
+    assert_eq!(got, [("bad.conf".to_string(), 2), ("bad.conf".into(), 3), ("bad.conf".into(), 4), ("bad.conf".into(), 5), ("bad.conf".into(), 7), ("bad.conf".into(), 6)], "{err}");
+    assert!(matches!(err.errors[0].kind, ErrorKind::UnknownDirective(_)));
+    assert!(matches!(err.errors[1].kind, ErrorKind::UnknownVariable(_)));
+    assert!(matches!(err.errors[2].kind, ErrorKind::UnknownOperator(_)));
+    assert!(matches!(err.errors[3].kind, ErrorKind::UnknownAction(_)));
+    assert!(err.to_string().contains("bad.conf:2:"));
+}
+
+#[test]
+fn include_globs_through_a_file_source() {
+    let mut src = MemSource::new();
+    src.insert("/rules/main.conf", "SecRuleEngine On\nInclude /rules/conf.d/*.conf\n");
+    src.insert("/rules/conf.d/b.conf", "SecRule ARGS \"@pmFromFile words.data\" \"id:2,phase:1,deny,status:402\"\n");
+    src.insert("/rules/conf.d/a.conf", "SecRule ARGS:first \"@rx .\" \"id:1,phase:1,deny,status:401\"\n");
+    src.insert("/rules/conf.d/words.data", "# words\nbadword\n");
+    let e = Engine::load(&src, &[ConfigInput::File("/rules/main.conf".into())], &RuleLoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(e.rule_count(), 2);
+    assert_eq!(request(&e, "GET", "/?first=1&x=badword", &[], b"").0, Verdict::Deny { status: 401, rule_id: 1 });
+    assert_eq!(request(&e, "GET", "/?x=a+BADWORD", &[], b"").0, Verdict::Deny { status: 402, rule_id: 2 });
+}
+
+#[test]
+fn prelude_sets_mode_before_rules() {
+    let opts = RuleLoadOptions { prelude: Some("SecRuleEngine DetectionOnly".into()), epilogue: None };
+    let e = Engine::load(&MemSource::new(), &[ConfigInput::Text { name: "r".into(), text: "SecRule ARGS \"@rx x\" \"id:1,phase:1,deny\"".into(), base_dir: ".".into() }], &opts).unwrap();
+    assert_eq!(request(&e, "GET", "/?a=x", &[], b"").0, Verdict::Continue);
+    let _ = EngineMode::On;
+}
+
+/// No input makes the engine panic: random bytes through every entry point.
+#[test]
+fn hostile_input_never_panics() {
+    let e = engine(
+        r#"SecRuleEngine On
+SecRequestBodyAccess On
+SecResponseBodyAccess On
+SecRule REQUEST_HEADERS:Content-Type "json" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule REQUEST_HEADERS:Content-Type "xml" "id:2,phase:1,pass,nolog,ctl:requestBodyProcessor=XML"
+SecRule ARGS|ARGS_NAMES|REQUEST_HEADERS|REQUEST_COOKIES|XML:/*|FILES|MULTIPART_PART_HEADERS "@rx \x{00}" "id:3,phase:2,pass,t:urlDecodeUni,t:htmlEntityDecode,t:jsDecode,t:cssDecode,t:cmdLine,t:normalisePath,t:base64Decode,t:utf8toUnicode"
+SecRule ARGS "@detectSQLi" "id:4,phase:2,pass"
+SecRule ARGS "@detectXSS" "id:5,phase:2,pass"
+SecRule RESPONSE_BODY "@pm a b" "id:6,phase:4,pass"
+"#,
+    );
+    let mut seed: u64 = 0x9e3779b97f4a7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let alphabet: &[u8] = b"%u0&;=<>\"'\\/-*#{}[]:,aZ09\r\n \x00\xff\xc3\xa9+?";
+    for round in 0..400 {
+        let len = (next() % 300) as usize;
+        let bytes: Vec<u8> = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let ct = ["application/json", "application/xml", "multipart/form-data; boundary=\"a\"", "application/x-www-form-urlencoded", "text/plain"][round % 5];
+        let mut tx = e.transaction(meta());
+        tx.process_request_headers("POST", &format!("/{text}?{text}"), "HTTP/1.1", [("Content-Type", ct.as_bytes()), ("Cookie", &bytes[..]), (text.as_str(), &bytes[..])]);
+        tx.append_request_body(&bytes);
+        tx.process_request_body();
+        tx.process_response_headers(200, "HTTP/1.1", [("Content-Type", "text/html")]);
+        tx.append_response_body(&bytes);
+        tx.process_response_body();
+        tx.process_logging();
+    }
+}
