@@ -72,6 +72,7 @@ pub struct RequestContext {
     body_received: u64,
     body_cap: u64,
     api: bool,
+    upgrade: bool,
     /// The security verdict for the access log; the layers fill it in.
     verdict: Cow<'static, str>,
     waf: Option<WafState>,
@@ -273,6 +274,7 @@ impl ProxyHttp for Gateway {
             body_received: 0,
             body_cap: u64::MAX,
             api: false,
+            upgrade: false,
             verdict: Cow::Borrowed("allow"),
             waf: None,
         }
@@ -338,7 +340,10 @@ impl ProxyHttp for Gateway {
             self.answer(session, ctx, 413, &[]).await?;
             return Ok(true);
         }
-        let has_body = !session.is_body_empty();
+        // An upgrade (WebSocket) carries a tunnel, not a body: no body-rate
+        // floor, no size cap, and the WAF judges it on its head alone.
+        ctx.upgrade = session.is_upgrade_req();
+        let has_body = !ctx.upgrade && !session.is_body_empty();
         if has_body {
             admission::body_expected();
         }
@@ -386,6 +391,9 @@ impl ProxyHttp for Gateway {
     /// Runs for each piece of request body as it arrives: counts it against
     /// the size cap and reports progress to the body-rate floor.
     async fn request_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestContext) -> Result<()> {
+        if ctx.upgrade {
+            return Ok(());
+        }
         let n = body.as_ref().map_or(0, |b| b.len());
         ctx.body_received += n as u64;
         admission::body_progress(n, end_of_stream);
@@ -398,8 +406,10 @@ impl ProxyHttp for Gateway {
             if waf.request_judged {
                 return Ok(());
             }
-            // Hold the body back until phase 2 has judged all of it.
-            if let Some(chunk) = body.take() {
+            // Hold the body back until phase 2 has judged all of it. An empty
+            // chunk, not `None`, is what holds: Pingora reads `None` as the
+            // end of the body and would close the upstream request early.
+            if let Some(chunk) = body.replace(Bytes::new()) {
                 waf.tx.append_request_body(&chunk);
                 waf.request_body.extend_from_slice(&chunk);
             }
@@ -440,6 +450,13 @@ impl ProxyHttp for Gateway {
         peer.options.connection_timeout = Some(limits.upstream_connect_timeout);
         peer.options.read_timeout = Some(limits.upstream_read_timeout);
         peer.options.idle_timeout = Some(Duration::from_secs(60));
+        if ctx.upgrade {
+            // Pingora can end an upgrade at once when it rides a pooled
+            // connection (seen as about 4% of WebSocket upgrades after a
+            // keep-alive request); a group key of its own gives every
+            // upgrade a fresh connection.
+            peer.group_key = self.request_counter.fetch_add(1, Ordering::Relaxed) | (1 << 63);
+        }
         Ok(Box::new(peer))
     }
 

@@ -131,7 +131,10 @@ fn boundary(content_type: &[u8], mp: &mut Multipart) -> Option<Vec<u8>> {
 }
 
 /// Parses `name="x"; filename="y"` parameters of Content-Disposition.
-fn disposition_params(value: &[u8], mp: &mut Multipart) -> Option<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+/// The `name` and `filename` parameters of a part.
+type Disposition = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+fn disposition_params(value: &[u8], mp: &mut Multipart) -> Option<Disposition> {
     let v = trim(value);
     let lower = v.to_ascii_lowercase();
     if !lower.starts_with(b"form-data") {

@@ -92,8 +92,15 @@ pub(crate) struct Inner {
     /// The default disruptive action (what `block` means) per phase.
     pub default_disruptive: [Disruptive; 6],
     pub transform_chains: Vec<Vec<Transform>>,
+    /// For each pipeline, the id of its parent (all but the last step);
+    /// `u32::MAX` for the empty pipeline.
+    pub chain_parent: Vec<u32>,
     /// Literal prefilter per pipeline id (see `prefilter.rs`).
     pub prefilters: Vec<Option<crate::prefilter::ChainPrefilter>>,
+    /// Idle per-transaction buffers, reused by the next transaction.
+    pub cache_pool: std::sync::Mutex<Vec<crate::tx::Caches>>,
+    /// Regexes compiled from macro-expanded `@rx` patterns.
+    pub dynamic_regex: std::sync::Mutex<crate::fxhash::FxMap<Vec<u8>, Option<regex::bytes::Regex>>>,
 }
 
 /// A compiled rule set. Cheap to clone; share it between threads.
@@ -139,9 +146,21 @@ impl DataFiles for DataDir<'_> {
 }
 
 impl Engine {
-    /// Loads rule files (globs allowed) from the file system.
+    /// Loads rule files from the file system, in order. A path may be a
+    /// glob (`rules/*.conf`) or a directory, which loads its `*.conf` files
+    /// in name order.
     pub fn from_files<P: AsRef<Path>>(paths: &[P], opts: &RuleLoadOptions) -> Result<Engine, LoadErrors> {
-        let inputs: Vec<ConfigInput> = paths.iter().map(|p| ConfigInput::File(p.as_ref().to_path_buf())).collect();
+        let inputs: Vec<ConfigInput> = paths
+            .iter()
+            .map(|p| {
+                let p = p.as_ref();
+                if p.is_dir() {
+                    ConfigInput::File(p.join("*.conf"))
+                } else {
+                    ConfigInput::File(p.to_path_buf())
+                }
+            })
+            .collect();
         Engine::load(&FsSource, &inputs, opts)
     }
 
@@ -321,14 +340,25 @@ impl Loader<'_> {
                 default_disruptive[(*p as usize).min(5)] = d;
             }
         }
+        let chain_parent: Vec<u32> = self
+            .chains
+            .iter()
+            .map(|c| match c.split_last() {
+                Some((_, prefix)) => self.chain_ids.get(prefix).copied().unwrap_or(u32::MAX),
+                None => u32::MAX,
+            })
+            .collect();
         Ok(Engine {
             inner: Arc::new(Inner {
                 config: self.config,
                 rules: self.rules,
                 phases,
                 default_disruptive,
+                chain_parent,
                 transform_chains: self.chains,
                 prefilters,
+                cache_pool: std::sync::Mutex::new(Vec::new()),
+                dynamic_regex: std::sync::Mutex::new(Default::default()),
             }),
         })
     }
@@ -375,7 +405,7 @@ impl Loader<'_> {
         }
     }
 
-    fn arg<'d>(d: &'d lexer::Directive, i: usize) -> Result<&'d str, ErrorKind> {
+    fn arg(d: &lexer::Directive, i: usize) -> Result<&str, ErrorKind> {
         d.args.get(i).map(String::as_str).ok_or_else(|| ErrorKind::Syntax(format!("{} needs {} argument(s)", d.name, i + 1)))
     }
 
@@ -712,9 +742,15 @@ fn resolve_transforms(defaults: &[Option<Transform>], own: &[Option<Transform>])
     out
 }
 
+/// Interns a pipeline and, first, every prefix of it, so that a pipeline's
+/// parent (itself minus its last transformation) always has an id: values
+/// are then transformed one step from their cached parent.
 fn intern(ids: &mut HashMap<Vec<Transform>, u32>, chains: &mut Vec<Vec<Transform>>, t: &[Transform]) -> u32 {
     if let Some(&id) = ids.get(t) {
         return id;
+    }
+    if let Some((_, prefix)) = t.split_last() {
+        intern(ids, chains, prefix);
     }
     let id = chains.len() as u32;
     chains.push(t.to_vec());
@@ -747,13 +783,11 @@ fn compile_all(patterns: &[String]) -> Vec<Compiled> {
             })
             .collect();
         for h in handles {
-            match h.join() {
-                Ok(done) => {
-                    for (i, c) in done {
-                        slots[i] = Some(c);
-                    }
+            // A panicking worker leaves its slots empty; they become errors below.
+            if let Ok(done) = h.join() {
+                for (i, c) in done {
+                    slots[i] = Some(c);
                 }
-                Err(_) => {}
             }
         }
     });

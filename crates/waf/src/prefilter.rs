@@ -37,6 +37,11 @@ fn score(set: &[Vec<u8>]) -> Option<i64> {
     if set.is_empty() || set.iter().any(Vec::is_empty) || set.len() > NEED_LIMIT {
         return None;
     }
+    // A single letter or digit occurs in nearly every value: it filters
+    // nothing and makes every scan report matches.
+    if set.iter().any(|l| l.len() == 1 && l[0].is_ascii_alphanumeric()) {
+        return None;
+    }
     let min = set.iter().map(Vec::len).min().unwrap_or(0) as i64;
     Some(min.min(8) * 1000 - set.len() as i64)
 }
@@ -250,15 +255,18 @@ impl ChainPrefilter {
         Some(ChainPrefilter { ac, pattern_bit, bits })
     }
 
-    /// Scans a value once and sets the bits of every rule whose literal occurs.
-    pub(crate) fn scan(&self, value: &[u8], out: &mut Vec<u64>) {
-        out.clear();
-        out.resize(self.bits.div_ceil(64) as usize, 0);
+    /// Scans a value once and sets the bits of every rule whose literal
+    /// occurs, appending the words to `arena` and returning their range.
+    pub(crate) fn scan_into(&self, value: &[u8], arena: &mut Vec<u64>) -> std::ops::Range<usize> {
+        let start = arena.len();
+        arena.resize(start + self.bits.div_ceil(64) as usize, 0);
         for m in self.ac.find_overlapping_iter(value) {
             let bit = self.pattern_bit[m.pattern().as_usize()];
-            out[(bit / 64) as usize] |= 1 << (bit % 64);
+            arena[start + (bit / 64) as usize] |= 1 << (bit % 64);
         }
+        start..arena.len()
     }
+
 }
 
 #[cfg(test)]

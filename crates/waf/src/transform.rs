@@ -514,9 +514,8 @@ fn remove_comments(input: &[u8], out: &mut Vec<u8>) {
             } else if input[i] == b'<' && input[i..].starts_with(b"<!--") {
                 incomment = true;
                 i += 4;
-            } else if input[i] == b'-' && i + 1 < n && input[i + 1] == b'-' {
-                break;
-            } else if input[i] == b'#' {
+            } else if (input[i] == b'-' && i + 1 < n && input[i + 1] == b'-') || input[i] == b'#' {
+                // `--` and `#` comment out the rest of the input.
                 break;
             } else {
                 out.push(input[i]);
@@ -559,60 +558,66 @@ fn remove_comments_char(input: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// `normalisePath`: collapses `//`, drops `.` segments and resolves `..`
+/// (kept at the start of a relative path), keeping a trailing slash. It
+/// writes straight into `out`, using it as the segment stack.
 fn normalise_path(input: &[u8], out: &mut Vec<u8>, win: bool) {
     if input.is_empty() {
         return;
     }
-    let src: Vec<u8> = if win {
-        input.iter().map(|&c| if c == b'\\' { b'/' } else { c }).collect()
-    } else {
-        input.to_vec()
-    };
-    let absolute = src[0] == b'/';
-    let mut segments: Vec<&[u8]> = Vec::new();
-    let parts: Vec<&[u8]> = src.split(|&c| c == b'/').collect();
-    let last = parts.len() - 1;
-    let mut trailing = false;
-    for (idx, seg) in parts.iter().enumerate() {
-        match *seg {
-            b"" => {
-                if idx == last && idx != 0 {
-                    trailing = true;
-                }
-            }
-            b"." => {
-                if idx == last {
-                    trailing = true;
-                }
-            }
-            b".." => {
-                if idx == last {
-                    trailing = true;
-                }
-                match segments.last() {
-                    Some(s) if *s != b".." => {
-                        segments.pop();
-                    }
-                    _ => {
-                        if !absolute {
-                            segments.push(seg);
-                        }
-                    }
-                }
-            }
-            _ => segments.push(seg),
-        }
-    }
+    let is_sep = |c: u8| c == b'/' || (win && c == b'\\');
+    let absolute = is_sep(input[0]);
     if absolute {
         out.push(b'/');
     }
-    for (k, s) in segments.iter().enumerate() {
-        if k > 0 {
-            out.push(b'/');
+    let base = out.len();
+    // Number of leading `..` segments kept in a relative path.
+    let mut kept_up = 0usize;
+    let mut segments = 0usize;
+    let mut trailing = false;
+    let mut i = 0;
+    while i <= input.len() {
+        let start = i;
+        while i < input.len() && !is_sep(input[i]) {
+            i += 1;
         }
-        out.extend_from_slice(s);
+        let seg = &input[start..i];
+        let last = i >= input.len();
+        i += 1;
+        match seg {
+            b"" => {
+                if last && start > 0 {
+                    trailing = true;
+                }
+            }
+            b"." => trailing = last,
+            b".." => {
+                trailing = last;
+                if segments > kept_up {
+                    // Drop the last real segment (and its separator).
+                    let cut = out[base..].iter().rposition(|&c| c == b'/').map(|p| base + p).unwrap_or(base);
+                    out.truncate(cut);
+                    segments -= 1;
+                } else if !absolute {
+                    if out.len() > base {
+                        out.push(b'/');
+                    }
+                    out.extend_from_slice(b"..");
+                    segments += 1;
+                    kept_up += 1;
+                }
+            }
+            _ => {
+                trailing = false;
+                if out.len() > base {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(seg);
+                segments += 1;
+            }
+        }
     }
-    if trailing && !segments.is_empty() {
+    if trailing && segments > 0 {
         out.push(b'/');
     }
 }
@@ -768,6 +773,10 @@ mod tests {
         check("normalisePath", b"/a/./b/../../../c//d/", b"/c/d/");
         check("normalisePath", b"../../etc/passwd", b"../../etc/passwd");
         check("normalisePathWin", b"\\a\\..\\b", b"/b");
+        check("normalisePath", b"/a/b/../c/./", b"/a/c/");
+        check("normalisePath", b"a/../../b", b"../b");
+        check("normalisePath", b"/../../etc/passwd", b"/etc/passwd");
+        check("normalisePath", b"/a/b/..", b"/a/");
         check("compressWhitespace", b"a  \t b", b"a b");
         check("removeWhitespace", b"a  \t b", b"ab");
         check("length", b"abcd", b"4");

@@ -125,7 +125,7 @@ struct State {
 
 /// Caches that make repeated work cheap within a transaction.
 #[derive(Default)]
-struct Caches {
+pub(crate) struct Caches {
     /// Transformed values keyed by (variable, value index, pipeline id):
     /// each pipeline runs once per value per transaction, whatever the
     /// number of rules sharing it.
@@ -134,7 +134,7 @@ struct Caches {
     regex: FxMap<Vec<u8>, Option<Regex>>,
     /// Per (list, pipeline): the list's length when computed and the union
     /// of its values' prefilter bits.
-    summaries: FxMap<(u8, u32), (usize, Vec<u64>)>,
+    summaries: FxMap<(u8, u32), (usize, std::ops::Range<usize>)>,
     scratch: Vec<u8>,
     scratch2: Vec<u8>,
     /// Transformed values and prefilter bits, referenced by `CacheEntry`.
@@ -181,6 +181,45 @@ pub struct Transaction {
     started: Instant,
     interrupted: Option<Verdict>,
     phases_done: u8,
+}
+
+/// Pooled caches keep at most this many bytes of buffers; a transaction
+/// that grew them beyond (a large body) gives them back to the allocator.
+const MAX_POOLED_BYTES: usize = 1 << 20;
+/// How many idle cache sets the engine keeps, about one per worker thread.
+pub(crate) const MAX_POOLED: usize = 64;
+
+impl Caches {
+    fn reset(&mut self) -> bool {
+        let bytes = self.arena.capacity() + self.found_buf.capacity() + self.scratch.capacity() + self.scratch2.capacity() + self.bit_arena.capacity() * 8;
+        if bytes > MAX_POOLED_BYTES || self.transformed.capacity() > 4096 {
+            return false;
+        }
+        self.transformed.clear();
+        self.regex.clear();
+        self.summaries.clear();
+        self.scratch.clear();
+        self.scratch2.clear();
+        self.arena.clear();
+        self.bit_arena.clear();
+        self.found.clear();
+        self.found_buf.clear();
+        self.spare_matched.clear();
+        true
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        let mut caches = std::mem::take(&mut self.caches);
+        if caches.reset() {
+            if let Ok(mut pool) = self.engine.inner.cache_pool.lock() {
+                if pool.len() < MAX_POOLED {
+                    pool.push(caches);
+                }
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Transaction {
@@ -259,9 +298,13 @@ impl Transaction {
             highest_severity: 255,
             allow_all: false,
         };
-        let mut caches = Caches::default();
-        // Sized for a typical request so the cache rarely grows.
-        caches.transformed.reserve(256);
+        // Buffers come from the engine's pool, so a steady stream of requests
+        // reuses them instead of growing new ones each time.
+        let caches = engine.inner.cache_pool.lock().ok().and_then(|mut p| p.pop()).unwrap_or_else(|| {
+            let mut c = Caches::default();
+            c.transformed.reserve(256);
+            c
+        });
         Transaction {
             engine,
             meta,
@@ -351,7 +394,11 @@ impl Transaction {
         if self.interrupted.is_some() {
             return self.interrupted.clone().unwrap_or(Verdict::Continue);
         }
-        if self.req.body_truncated && self.engine.inner.config.request_body_limit_action == LimitAction::Reject && self.st.mode == EngineMode::On {
+        // SecRequestBodyNoFilesLimit: a body that carries no files (anything
+        // but multipart) is held to the smaller limit, as in ModSecurity.
+        let multipart = self.header("content-type").is_some_and(|v| v.to_ascii_lowercase().starts_with(b"multipart/"));
+        let over_no_files = !multipart && self.req.body.len() as u64 > self.engine.inner.config.request_body_no_files_limit;
+        if (self.req.body_truncated || over_no_files) && self.engine.inner.config.request_body_limit_action == LimitAction::Reject && self.st.mode == EngineMode::On {
             let v = Verdict::Deny { status: 413, rule_id: 0 };
             self.interrupted = Some(v.clone());
             return v;
@@ -439,7 +486,7 @@ impl Transaction {
         }
         let ct = String::from_utf8_lossy(&self.req.resp_content_type).to_ascii_lowercase();
         let mime = ct.split(';').next().unwrap_or("").trim().to_string();
-        cfg.response_mime_types.iter().any(|m| *m == mime)
+        cfg.response_mime_types.contains(&mime)
     }
 
     /// Buffers response body bytes, up to the configured limit.
@@ -623,11 +670,14 @@ impl Transaction {
             for a in &link.actions.actions {
                 self.run_action(starter, a);
             }
-            if last {
-                self.record_match(starter, link);
-            }
         }
         self.caches.spare_matched = std::mem::replace(&mut self.st.matched_vars, next_matched);
+        if last {
+            // One finding and one log line per matched rule, describing its
+            // last match; the per-match actions above (scores) already ran
+            // once per matched value, as in ModSecurity.
+            self.record_match(starter, link);
+        }
         self.caches.found_buf = buf;
         self.caches.found = found;
         true
@@ -640,22 +690,46 @@ impl Transaction {
     fn run_action(&mut self, starter: &Rule, a: &Action) {
         match a {
             Action::SetVar(sv) => {
-                let name = match sv.name.as_literal() {
-                    Some(l) => String::from_utf8_lossy(l).into_owned(),
-                    None => String::from_utf8_lossy(&self.expand_in(&sv.name, starter)).to_ascii_lowercase(),
+                let name: Cow<'_, str> = match sv.name.as_literal() {
+                    Some(l) => match std::str::from_utf8(l) {
+                        Ok(n) => Cow::Borrowed(n),
+                        Err(_) => String::from_utf8_lossy(l),
+                    },
+                    None => Cow::Owned(String::from_utf8_lossy(&self.expand_in(&sv.name, starter)).to_ascii_lowercase()),
                 };
                 if sv.op == SetOp::Add || sv.op == SetOp::Sub {
                     // The common CRS case (`tx.score=+%{tx.critical_anomaly_score}`):
-                    // update the number in place.
+                    // update the number in place, allocating nothing once
+                    // the variable exists.
                     let d = crate::operator::parse_int(&expand(&self.req, &self.st, &self.meta, self.started, starter, &sv.value));
                     let store = &mut self.st.stores[store_index(sv.collection)];
-                    let cur = store.get(&name).map(|v| crate::operator::parse_int(v)).unwrap_or(0);
+                    let cur = store.get(name.as_ref()).map(|v| crate::operator::parse_int(v)).unwrap_or(0);
                     let n = if sv.op == SetOp::Add { cur.saturating_add(d) } else { cur.saturating_sub(d) };
-                    let slot = store.entry(name).or_default();
-                    slot.clear();
-                    slot.extend_from_slice(n.to_string().as_bytes());
+                    let mut digits = [0u8; 24];
+                    let text = format_i64(n, &mut digits);
+                    match store.get_mut(name.as_ref()) {
+                        Some(slot) => {
+                            slot.clear();
+                            slot.extend_from_slice(text);
+                        }
+                        None => {
+                            store.insert(name.into_owned(), text.to_vec());
+                        }
+                    }
                     return;
                 }
+                if sv.op == SetOp::Set {
+                    let value = expand(&self.req, &self.st, &self.meta, self.started, starter, &sv.value).into_owned();
+                    let store = &mut self.st.stores[store_index(sv.collection)];
+                    match store.get_mut(name.as_ref()) {
+                        Some(slot) => *slot = value,
+                        None => {
+                            store.insert(name.into_owned(), value);
+                        }
+                    }
+                    return;
+                }
+                let name = name.into_owned();
                 let value = self.expand_in(&sv.value, starter);
                 let store = &mut self.st.stores[store_index(sv.collection)];
                 match sv.op {
@@ -820,6 +894,7 @@ struct Ctx<'a> {
     st: &'a State,
     meta: &'a TxMeta,
     regex: &'a mut FxMap<Vec<u8>, Option<Regex>>,
+    shared_regex: &'a std::sync::Mutex<FxMap<Vec<u8>, Option<Regex>>>,
     rule: &'a Rule,
     started: Instant,
 }
@@ -827,6 +902,8 @@ struct Ctx<'a> {
 /// Dynamic regexes are bounded per transaction so macro-built patterns
 /// cannot fill memory.
 const MAX_DYNAMIC_REGEX: usize = 64;
+/// Macro-built patterns the engine keeps across transactions.
+const MAX_SHARED_DYNAMIC_REGEX: usize = 256;
 
 impl OpContext for Ctx<'_> {
     fn expand<'m>(&'m self, m: &'m Macro) -> Cow<'m, [u8]> {
@@ -837,8 +914,23 @@ impl OpContext for Ctx<'_> {
         if let Some(r) = self.regex.get(pattern) {
             return r.clone();
         }
+        // Patterns built from configuration variables are the same on every
+        // request, so the engine keeps them; the shared cache is bounded, so
+        // patterns built from request data cannot grow it without limit.
+        if let Ok(shared) = self.shared_regex.lock() {
+            if let Some(r) = shared.get(pattern) {
+                return r.clone();
+            }
+        }
         let re = crate::pcre::compile(&String::from_utf8_lossy(pattern), false).ok();
-        if self.regex.len() < MAX_DYNAMIC_REGEX {
+        let stored = match self.shared_regex.lock() {
+            Ok(mut shared) if shared.len() < MAX_SHARED_DYNAMIC_REGEX => {
+                shared.insert(pattern.to_vec(), re.clone());
+                true
+            }
+            _ => false,
+        };
+        if !stored && self.regex.len() < MAX_DYNAMIC_REGEX {
             self.regex.insert(pattern.to_vec(), re.clone());
         }
         re
@@ -1196,15 +1288,26 @@ impl<'t> Evaluator<'t> {
         let Some(pf) = self.inner.prefilters.get(link.chain_id as usize).and_then(Option::as_ref) else { return false };
         let key = (id as u8, link.chain_id);
         if !self.caches.summaries.contains_key(&key) {
-            let mut union = vec![0u64; pf.bits.div_ceil(64) as usize];
+            let words = pf.bits.div_ceil(64) as usize;
             for (i, (k, v)) in list.iter().enumerate() {
                 let value: &[u8] = if names { k.as_bytes() } else { v };
-                let Some(r) = self.cached_bits((id as u8, i as u32, link.chain_id), chain, value, pf) else { return false };
-                for (u, b) in union.iter_mut().zip(self.caches.bit_arena[r].iter()) {
-                    *u |= *b;
+                if self.cached_bits((id as u8, i as u32, link.chain_id), chain, value, pf).is_none() {
+                    return false;
                 }
             }
-            self.caches.summaries.insert(key, (list.len(), union));
+            // OR every value's words into a fresh slot of the bit arena.
+            let start = self.caches.bit_arena.len();
+            self.caches.bit_arena.resize(start + words, 0);
+            for i in 0..list.len() {
+                let ck = (id as u8, i as u32, link.chain_id);
+                if let Some(Some(r)) = self.caches.transformed.get(&ck).map(|e| e.bits.clone()) {
+                    for w in 0..words.min(r.len()) {
+                        let b = self.caches.bit_arena[r.start + w];
+                        self.caches.bit_arena[start + w] |= b;
+                    }
+                }
+            }
+            self.caches.summaries.insert(key, (list.len(), start..start + words));
         }
         match self.caches.summaries.get(&key) {
             // A list that grew since (phase 2 adds ARGS_POST) is rescanned.
@@ -1212,7 +1315,7 @@ impl<'t> Evaluator<'t> {
                 self.caches.summaries.remove(&key);
                 self.list_cannot_match(link, list, id, names, chain)
             }
-            Some((_, union)) => union.get((bit / 64) as usize).is_none_or(|w| w & (1 << (bit % 64)) == 0),
+            Some((_, union)) => self.caches.bit_arena[union.clone()].get((bit / 64) as usize).is_none_or(|w| w & (1 << (bit % 64)) == 0),
             None => false,
         }
     }
@@ -1221,25 +1324,37 @@ impl<'t> Evaluator<'t> {
     fn test_value(&mut self, link: &Rule, var: Var, key: &str, value: &[u8], cache_key: Option<(u8, u32)>, chain: &[Transform], found: &mut Vec<Found>) {
         let want_caps = link.actions.capture;
         if link.actions.multi_match {
-            let mut cur = value.to_vec();
-            let mut next = Vec::new();
-            let mut steps = vec![cur.clone()];
-            for t in chain {
-                t.apply(&cur, &mut next);
-                if next != cur {
-                    steps.push(next.clone());
+            // The operator runs on the value before any transformation and
+            // after each one that changed it, as ModSecurity's multiMatch does.
+            let mut cur = std::mem::take(&mut self.caches.scratch);
+            let mut next = std::mem::take(&mut self.caches.scratch2);
+            cur.clear();
+            cur.extend_from_slice(value);
+            let mut first = true;
+            let mut steps = chain.iter();
+            loop {
+                if !first {
+                    match steps.next() {
+                        Some(t) => {
+                            t.apply(&cur, &mut next);
+                            if next == cur {
+                                continue;
+                            }
+                            std::mem::swap(&mut cur, &mut next);
+                        }
+                        None => break,
+                    }
                 }
-                std::mem::swap(&mut cur, &mut next);
-            }
-            for s in steps {
+                first = false;
                 let mut caps = Vec::new();
-                let m = self.run_op(link, &s, if want_caps { Some(&mut caps) } else { None });
-                if m {
-                    let v = push_range(&mut self.caches.found_buf, &s);
+                if self.run_op(link, &cur, if want_caps { Some(&mut caps) } else { None }) {
+                    let v = push_range(&mut self.caches.found_buf, &cur);
                     let n = push_name(&mut self.caches.found_buf, var, key);
                     found.push(Found { name: n, value: v, captures: want_caps.then_some(caps) });
                 }
             }
+            self.caches.scratch = cur;
+            self.caches.scratch2 = next;
             return;
         }
         let prefilter = link.pf_bit.and_then(|bit| Some((self.inner.prefilters.get(link.chain_id as usize)?.as_ref()?, bit)));
@@ -1282,7 +1397,7 @@ impl<'t> Evaluator<'t> {
             }
         };
         let mut caps = Vec::new();
-        let mut ctx = Ctx { req: self.req, st: self.st, meta: self.meta, regex, rule: link, started: self.started };
+        let mut ctx = Ctx { req: self.req, st: self.st, meta: self.meta, regex, shared_regex: &self.inner.dynamic_regex, rule: link, started: self.started };
         let m = link.op.eval(&mut ctx, input, if want_caps { Some(&mut caps) } else { None }) != link.negated;
         if m {
             let v = push_range(found_buf, input);
@@ -1295,21 +1410,40 @@ impl<'t> Evaluator<'t> {
     /// use; `Some(None)` means the value is used untransformed, `None` that
     /// the cache is full and the caller must transform it itself.
     fn cached_value(&mut self, key: (u8, u32, u32), chain: &[Transform], value: &[u8]) -> Option<Option<std::ops::Range<usize>>> {
-        let Caches { transformed, scratch, scratch2, arena, .. } = &mut *self.caches;
-        if let Some(e) = transformed.get(&key) {
+        if let Some(e) = self.caches.transformed.get(&key) {
             return Some(e.value.clone());
         }
-        if chain.is_empty() {
-            transformed.insert(key, CacheEntry { value: None, bits: None });
+        let Some((last, _)) = chain.split_last() else {
+            self.caches.transformed.insert(key, CacheEntry { value: None, bits: None });
             return Some(None);
-        }
-        apply_chain(chain, value, scratch, scratch2);
-        if arena.len() + scratch.len() > MAX_CACHE_BYTES {
-            return None;
-        }
-        let r = push_range(arena, scratch);
-        transformed.insert(key, CacheEntry { value: Some(r.clone()), bits: None });
-        Some(Some(r))
+        };
+        // One step from the cached parent pipeline: pipelines sharing a
+        // prefix (most CRS ones start `urlDecodeUni,htmlEntityDecode,...`)
+        // share its work.
+        let parent_id = self.inner.chain_parent.get(key.2 as usize).copied().unwrap_or(u32::MAX);
+        let parent = if parent_id == u32::MAX {
+            None
+        } else {
+            let parent_chain = &self.inner.transform_chains[parent_id as usize];
+            self.cached_value((key.0, key.1, parent_id), parent_chain, value)?
+        };
+        let Caches { transformed, scratch, arena, .. } = &mut *self.caches;
+        let input: &[u8] = match &parent {
+            Some(r) => &arena[r.clone()],
+            None => value,
+        };
+        last.apply(input, scratch);
+        let r = if scratch.as_slice() == input {
+            // The step changed nothing: share the parent's bytes.
+            parent
+        } else {
+            if arena.len() + scratch.len() > MAX_CACHE_BYTES {
+                return None;
+            }
+            Some(push_range(arena, scratch))
+        };
+        transformed.insert(key, CacheEntry { value: r.clone(), bits: None });
+        Some(r)
     }
 
     /// The prefilter bits of a list value after a pipeline, computing and
@@ -1324,22 +1458,16 @@ impl<'t> Evaluator<'t> {
             Some(r) => &arena[r.clone()],
             None => value,
         };
-        let mut words = std::mem::take(scratch2);
-        let mut bits = Vec::new();
-        pf.scan(input, &mut bits);
-        let start = bit_arena.len();
-        bit_arena.extend_from_slice(&bits);
-        let r = start..bit_arena.len();
+        let _ = scratch2;
+        let r = pf.scan_into(input, bit_arena);
         if let Some(e) = transformed.get_mut(&key) {
             e.bits = Some(r.clone());
         }
-        words.clear();
-        *scratch2 = words;
         Some(r)
     }
 
     fn run_op(&mut self, link: &Rule, input: &[u8], caps: Option<&mut Vec<Vec<u8>>>) -> bool {
-        let mut ctx = Ctx { req: self.req, st: self.st, meta: self.meta, regex: &mut self.caches.regex, rule: link, started: self.started };
+        let mut ctx = Ctx { req: self.req, st: self.st, meta: self.meta, regex: &mut self.caches.regex, shared_regex: &self.inner.dynamic_regex, rule: link, started: self.started };
         link.op.eval(&mut ctx, input, caps) != link.negated
     }
 }
@@ -1354,6 +1482,26 @@ fn format_count(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
         if n == 0 {
             break;
         }
+    }
+    &buf[i..]
+}
+
+/// Formats a signed number in decimal into a stack buffer.
+fn format_i64(n: i64, buf: &mut [u8; 24]) -> &[u8] {
+    let mut i = buf.len();
+    let neg = n < 0;
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if neg {
+        i -= 1;
+        buf[i] = b'-';
     }
     &buf[i..]
 }

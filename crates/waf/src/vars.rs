@@ -2,7 +2,7 @@
 
 /// A SecLang variable (collection or scalar).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(missing_docs)]
+#[allow(missing_docs, clippy::enum_variant_names)]
 pub(crate) enum Var {
     // Collections.
     Args,

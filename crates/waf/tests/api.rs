@@ -243,3 +243,38 @@ SecRule RESPONSE_BODY "@pm a b" "id:6,phase:4,pass"
         tx.process_logging();
     }
 }
+
+#[test]
+fn body_limits_reject_in_blocking_mode() {
+    let e = engine("SecRuleEngine On\nSecRequestBodyAccess On\nSecRequestBodyLimit 100\nSecRequestBodyNoFilesLimit 10\nSecRequestBodyLimitAction Reject\n");
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    assert_eq!(request(&e, "POST", "/", &form, b"a=0123456789").0, Verdict::Deny { status: 413, rule_id: 0 });
+    assert_eq!(request(&e, "POST", "/", &form, b"a=1").0, Verdict::Continue);
+    let mp = [("Content-Type", "multipart/form-data; boundary=B")];
+    let body = b"--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a\"\r\n\r\n0123456789\r\n--B--\r\n";
+    assert_eq!(request(&e, "POST", "/", &mp, body).0, Verdict::Continue);
+}
+
+#[test]
+fn one_log_line_per_rule_but_actions_per_match() {
+    let e = engine(
+        r#"SecRuleEngine On
+SecRule ARGS "@contains x" "id:70,phase:1,pass,log,msg:'x in %{MATCHED_VAR_NAME}',setvar:tx.hits=+1"
+"#,
+    );
+    let (_, tx) = request(&e, "GET", "/?a=x&b=x&c=y", &[], b"");
+    assert_eq!(tx.error_log_lines().len(), 1, "{:?}", tx.error_log_lines());
+    assert_eq!(tx.matched_rules().len(), 1);
+    assert_eq!(tx.matched_rules()[0].msg, "x in ARGS:b");
+    assert_eq!(tx.tx_var("hits"), Some(&b"2"[..]));
+}
+
+/// The gateway shares one engine between worker threads and may move a
+/// transaction between them across await points.
+#[test]
+fn engine_is_shareable_and_transactions_movable() {
+    fn shared<T: Send + Sync>() {}
+    fn movable<T: Send>() {}
+    shared::<Engine>();
+    movable::<Transaction>();
+}

@@ -1,0 +1,87 @@
+//! The generic cell rate algorithm (GCRA).
+//!
+//! GCRA keeps one number per key, the theoretical arrival time (TAT): the
+//! moment at which the key's bucket would be completely refilled. That makes
+//! an entry eight bytes, lets any backend (a hash map here, a Redis script in
+//! a cluster) update it atomically, and gives an exact retry-after for free.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, ErrorKind};
+use crate::time::Time;
+
+/// A rate limit as written in configuration: `requests` per `per_secs`
+/// seconds, with up to `burst` requests allowed back to back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// Requests allowed per period, sustained.
+    pub requests: u32,
+    /// The period in seconds.
+    #[serde(default = "default_period")]
+    pub per_secs: u32,
+    /// How many requests may arrive at once; a browser loading a page fetches
+    /// a dozen assets together, so bursts must be allowed above the rate.
+    pub burst: u32,
+}
+
+fn default_period() -> u32 {
+    1
+}
+
+impl Limit {
+    /// Converts to the form the algorithm uses, rejecting zero values.
+    pub fn rate(&self) -> Result<Rate, Error> {
+        if self.requests == 0 || self.per_secs == 0 || self.burst == 0 {
+            return Err(Error::new(
+                ErrorKind::BadConfig,
+                format!("limit {self:?}: requests, per_secs and burst must all be at least 1"),
+            ));
+        }
+        let interval = u64::from(self.per_secs) * 1_000_000_000 / u64::from(self.requests);
+        Ok(Rate {
+            interval: interval.max(1),
+            tolerance: interval.max(1).saturating_mul(u64::from(self.burst)),
+        })
+    }
+}
+
+/// A limit in algorithm form: the emission interval between requests and the
+/// tolerance (how far ahead of now the TAT may run), both in nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    /// Nanoseconds of "cost" one request adds.
+    pub interval: u64,
+    /// Nanoseconds of cost a key may carry; `interval * burst`.
+    pub tolerance: u64,
+}
+
+/// The outcome of taking one token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Take {
+    /// The request fits within the limit.
+    Allowed,
+    /// The request is over the limit; a retry after this long would fit.
+    Denied {
+        /// How long until one request would be allowed again.
+        retry_after: Duration,
+    },
+}
+
+/// One GCRA step. `tat` is the stored arrival time (0 for a new key).
+/// Returns the new TAT when allowed, so the caller stores it; a denied request
+/// leaves the stored TAT unchanged, so refused requests cost the client
+/// nothing more (the ban logic punishes persistence instead).
+#[inline]
+pub fn step(tat: u64, rate: Rate, now: Time) -> Result<u64, Duration> {
+    let now = now.as_nanos();
+    let new_tat = tat.max(now).saturating_add(rate.interval);
+    let ahead = new_tat - now;
+    if ahead > rate.tolerance {
+        Err(Duration::from_nanos(ahead - rate.tolerance))
+    } else {
+        Ok(new_tat)
+    }
+}

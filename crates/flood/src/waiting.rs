@@ -1,0 +1,243 @@
+//! Concurrency caps and the waiting room of one route.
+//!
+//! A gate counts requests in flight to the upstream. While there is room and
+//! nobody is queued, requests go straight through with a `Permit`, released
+//! when the gateway drops it at the end of the upstream request. Beyond the
+//! cap, browsers take a numbered ticket and are let in first come, first
+//! served as they refresh the waiting-room page; API clients get 503.
+//!
+//! A freed slot is kept for the queue, not given to newcomers, so it stays
+//! idle until a ticket holder near the head refreshes. To keep that short,
+//! holders within one capacity's worth of the head are told to refresh every
+//! second; the rest refresh at the configured, slower interval.
+//!
+//! A ticket whose holder stops refreshing (closed tab) goes stale after three
+//! missed refreshes and no longer holds anyone up. The queue is bounded;
+//! beyond it browsers get 503 as well.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::table::lock;
+use crate::time::Time;
+
+#[derive(Clone, Copy, Debug)]
+struct Waiter {
+    ticket: u64,
+    /// After this the holder counts as gone.
+    deadline: Time,
+    admitted: bool,
+}
+
+struct Queue {
+    in_flight: u32,
+    next_ticket: u64,
+    waiters: VecDeque<Waiter>,
+}
+
+/// The in-flight cap and queue of one route.
+pub struct Gate {
+    cap: u32,
+    queue_cap: usize,
+    refresh: Duration,
+    /// Distinguishes this queue's tickets from those of an earlier process,
+    /// whose numbers would mean nothing here.
+    pub(crate) epoch: u64,
+    queue: Mutex<Queue>,
+}
+
+/// Permission to send one request upstream; dropping it frees the slot.
+/// Keep it in the request context until the upstream response is finished.
+pub struct Permit {
+    gate: Arc<Gate>,
+}
+
+impl std::fmt::Debug for Permit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Permit")
+            .field("cap", &self.gate.cap)
+            .finish()
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut q = lock(&self.gate.queue);
+        q.in_flight = q.in_flight.saturating_sub(1);
+    }
+}
+
+/// What a gate decided.
+#[derive(Debug)]
+pub enum Admission {
+    /// Go ahead.
+    Enter(Permit),
+    /// Wait in the queue with this ticket, at this position (1 is next).
+    Wait {
+        /// The ticket number to keep in the ticket cookie.
+        ticket: u64,
+        /// Live tickets ahead of this one, plus one.
+        position: u32,
+        /// When to refresh: soon near the head of the queue, at the
+        /// configured interval further back.
+        refresh: Duration,
+    },
+    /// No room in the queue either (or an API client at capacity).
+    Full,
+}
+
+impl Gate {
+    /// A gate letting `cap` requests through at once, queueing up to
+    /// `queue_cap` browsers that refresh every `refresh`.
+    pub fn new(cap: u32, queue_cap: u32, refresh: Duration, epoch: u64) -> Arc<Gate> {
+        let queue_cap = queue_cap as usize;
+        Arc::new(Gate {
+            cap: cap.max(1),
+            queue_cap,
+            refresh,
+            epoch,
+            queue: Mutex::new(Queue {
+                in_flight: 0,
+                next_ticket: 1,
+                waiters: VecDeque::with_capacity(queue_cap.min(4096)),
+            }),
+        })
+    }
+
+    /// Seconds between waiting-room refreshes.
+    pub fn refresh(&self) -> Duration {
+        self.refresh
+    }
+
+    /// Requests in flight now.
+    pub fn in_flight(&self) -> u32 {
+        lock(&self.queue).in_flight
+    }
+
+    /// Tickets in the queue now, stale ones included until pruned.
+    pub fn queued(&self) -> usize {
+        lock(&self.queue).waiters.len()
+    }
+
+    /// A permit regardless of the cap, for allowlisted clients: they must
+    /// never wait, but their requests still count against the cap so that
+    /// everyone else's view of the upstream's load stays true.
+    pub fn force(self: &Arc<Gate>) -> Permit {
+        lock(&self.queue).in_flight += 1;
+        Permit {
+            gate: Arc::clone(self),
+        }
+    }
+
+    /// Asks to enter. `ticket` is the client's ticket from an earlier visit;
+    /// `browser` says whether it can wait in the queue at all.
+    pub fn try_enter(self: &Arc<Gate>, ticket: Option<u64>, browser: bool, now: Time) -> Admission {
+        let mut q = lock(&self.queue);
+        let stale = |w: &Waiter| now > w.deadline;
+        while q.waiters.front().is_some_and(|w| w.admitted || stale(w)) {
+            q.waiters.pop_front();
+        }
+        let free = self.cap.saturating_sub(q.in_flight);
+
+        if let Some(t) = ticket {
+            if let Ok(idx) = q.waiters.binary_search_by_key(&t, |w| w.ticket) {
+                if !q.waiters[idx].admitted {
+                    let ahead = q
+                        .waiters
+                        .iter()
+                        .take(idx)
+                        .filter(|w| !w.admitted && !stale(w))
+                        .count() as u32;
+                    if ahead < free {
+                        q.waiters[idx].admitted = true;
+                        q.in_flight += 1;
+                        return Admission::Enter(Permit {
+                            gate: Arc::clone(self),
+                        });
+                    }
+                    let refresh = self.refresh_for(ahead + 1);
+                    q.waiters[idx].deadline = deadline(now, refresh);
+                    return Admission::Wait {
+                        ticket: t,
+                        position: ahead + 1,
+                        refresh,
+                    };
+                }
+            }
+            // An unknown ticket (stale and pruned, or already used) joins at
+            // the back like a newcomer.
+        }
+
+        if q.waiters.is_empty() && free > 0 {
+            q.in_flight += 1;
+            return Admission::Enter(Permit {
+                gate: Arc::clone(self),
+            });
+        }
+        if !browser {
+            return Admission::Full;
+        }
+        if q.waiters.len() >= self.queue_cap {
+            q.waiters.retain(|w| !w.admitted && !stale(w));
+            if q.waiters.len() >= self.queue_cap {
+                return Admission::Full;
+            }
+        }
+        let t = q.next_ticket;
+        q.next_ticket += 1;
+        let position = q
+            .waiters
+            .iter()
+            .filter(|w| !w.admitted && !stale(w))
+            .count() as u32
+            + 1;
+        let refresh = self.refresh_for(position);
+        q.waiters.push_back(Waiter {
+            ticket: t,
+            deadline: deadline(now, refresh),
+            admitted: false,
+        });
+        Admission::Wait {
+            ticket: t,
+            position,
+            refresh,
+        }
+    }
+
+    /// Holders within one capacity's worth of the head refresh every second,
+    /// so a freed slot is claimed within about a second.
+    fn refresh_for(&self, position: u32) -> Duration {
+        if position <= self.cap {
+            self.refresh.min(Duration::from_secs(1))
+        } else {
+            self.refresh
+        }
+    }
+}
+
+/// Three missed refreshes: a slow phone on a train may miss one or two, a
+/// closed tab misses them all.
+fn deadline(now: Time, refresh: Duration) -> Time {
+    now.plus(refresh.saturating_mul(3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_of_queue_refreshes_faster() {
+        let g = Gate::new(2, 100, Duration::from_secs(5), 1);
+        let t0 = Time::from_secs(1000);
+        let _a = g.try_enter(None, true, t0);
+        let _b = g.try_enter(None, true, t0);
+        let refreshes: Vec<u64> = (0..4)
+            .map(|_| match g.try_enter(None, true, t0) {
+                Admission::Wait { refresh, .. } => refresh.as_secs(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(refreshes, vec![1, 1, 5, 5]);
+    }
+}
