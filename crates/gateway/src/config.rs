@@ -15,7 +15,7 @@ use toml_edit::{ImDocument, Item, Table, Value};
 use crate::net::Cidr;
 
 /// A fully validated configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Where this configuration was read from, if a file; reload re-reads it.
     pub source: Option<PathBuf>,
@@ -24,6 +24,9 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     pub upstreams: Vec<UpstreamPool>,
     pub sites: Vec<Site>,
+    /// The flood shield (rate limits, challenge, waiting room, bans); off
+    /// when the file has no `[flood]` section.
+    pub flood: Option<rampart_flood::FloodConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +45,9 @@ pub struct ServerSettings {
     pub waf_log: Option<PathBuf>,
     /// The JSON audit log of blocked and logged transactions.
     pub audit_log: Option<PathBuf>,
+    /// Where the flood shield's clearance keys persist (mode 0600), so
+    /// clearance cookies survive a restart.
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,6 +288,13 @@ impl Config {
                 routes: Vec::new(),
                 waf: WafSettings::default_crs(),
             }],
+            flood: Some(rampart_flood::FloodConfig {
+                // A smaller client table than the library's default: one
+                // site on one machine, still room for a million clients.
+                max_tracked_keys: 2_000_000,
+                sites: vec![rampart_flood::SiteConfig { name: "default".into(), ..Default::default() }],
+                ..Default::default()
+            }),
         }
     }
 
@@ -338,6 +351,7 @@ impl Default for ServerSettings {
             trusted_proxies: Vec::new(),
             waf_log: None,
             audit_log: None,
+            key_file: None,
         }
     }
 }
@@ -411,11 +425,31 @@ impl<'a> Checker<'a> {
         let listeners = self.array_of_tables(r.take(&["listener"]), "listener", |cx, t| cx.listener(t));
         let upstreams = self.array_of_tables(r.take(&["upstream"]), "upstream", |cx, t| cx.upstream(t));
         let sites = self.array_of_tables(r.take(&["site"]), "site", |cx, t| cx.site(t, base));
+        let flood = r.take(&["flood"]).and_then(|_| self.flood());
         self.finish(r);
 
-        let config = Config { source: None, server, limits, listeners, upstreams, sites };
+        let config = Config { source: None, server, limits, listeners, upstreams, sites, flood };
         self.cross_check(&config, root);
         config
+    }
+
+    /// The `[flood]` section, read by the flood crate's own serde types
+    /// (unknown keys refused there too); positions come from the whole text.
+    fn flood(&mut self) -> Option<rampart_flood::FloodConfig> {
+        #[derive(serde::Deserialize)]
+        struct FloodOnly {
+            flood: rampart_flood::FloodConfig,
+            #[serde(flatten)]
+            _rest: std::collections::BTreeMap<String, toml::Value>,
+        }
+        match toml::from_str::<FloodOnly>(self.text) {
+            Ok(f) => Some(f.flood),
+            Err(e) => {
+                let message = e.message().trim().to_string();
+                self.error_at(e.span(), format!("in [flood]: {message}"));
+                None
+            }
+        }
     }
 
     /// Checks that need the whole file: names that refer to each other.
@@ -454,6 +488,20 @@ impl<'a> Checker<'a> {
                     self.error_at(site_span.clone(), format!("host `{host}` belongs to more than one site; a host must pick exactly one site"));
                 }
                 hosts_seen.push(host);
+            }
+        }
+        if let Some(flood) = &config.flood {
+            for fs in &flood.sites {
+                match config.sites.iter().find(|s| s.name == fs.name) {
+                    None => self.error_at(None, format!("[[flood.sites]] `{}` names no site; use the `name` of a `[[site]]`", fs.name)),
+                    Some(site) => {
+                        for fr in &fs.routes {
+                            if !site.routes.iter().any(|r| r.prefix == fr.name) {
+                                self.error_at(None, format!("flood route `{}` of site `{}` is not a route prefix of that site; name flood routes by their `[[site.route]]` prefix, e.g. \"/donate\"", fr.name, fs.name));
+                            }
+                        }
+                    }
+                }
             }
         }
         let any_tls = config.listeners.iter().any(|l| l.tls);
@@ -515,6 +563,9 @@ impl<'a> Checker<'a> {
         }
         if let Some(v) = r.take(&["audit_log"]) {
             s.audit_log = self.string(v, "audit_log").map(PathBuf::from);
+        }
+        if let Some(v) = r.take(&["key_file"]) {
+            s.key_file = self.string(v, "key_file").map(PathBuf::from);
         }
         if let Some(v) = r.take(&["trusted_proxies"]) {
             s.trusted_proxies = self.string_list(v, "trusted_proxies")

@@ -76,6 +76,10 @@ pub struct RequestContext {
     /// The security verdict for the access log; the layers fill it in.
     verdict: Cow<'static, str>,
     waf: Option<WafState>,
+    /// The flood shield's site id for this request, and the concurrency
+    /// slot it holds (released when the context is dropped).
+    flood_site: Option<rampart_flood::SiteId>,
+    flood_permit: Option<rampart_flood::Permit>,
 }
 
 /// The WAF's view of one request in flight.
@@ -145,6 +149,147 @@ impl Gateway {
         session.write_response_header(Box::new(head), false).await?;
         session.write_response_body(Some(body), true).await?;
         Ok(())
+    }
+
+    /// Writes a page the flood layer made (challenge, waiting room, wait).
+    async fn answer_page(&self, session: &mut Session, ctx: &RequestContext, status: u16, body: String, headers: &[(&str, String)]) -> Result<()> {
+        let mut head = ResponseHeader::build(status, Some(6))?;
+        head.insert_header("content-type", "text/html; charset=utf-8")?;
+        head.insert_header("content-length", body.len().to_string())?;
+        head.insert_header("cache-control", "no-store")?;
+        head.insert_header("x-request-id", ctx.reference.as_str())?;
+        for (k, v) in headers {
+            head.append_header(k.to_string(), v.as_str())?;
+        }
+        session.set_keepalive(None);
+        session.write_response_header(Box::new(head), false).await?;
+        session.write_response_body(Some(Bytes::from(body)), true).await?;
+        Ok(())
+    }
+
+    /// The flood layer: its two challenge endpoints, then admission by rate
+    /// limits, bans, challenge and concurrency caps. Returns true when it
+    /// answered the request itself.
+    async fn flood_gate(&self, session: &mut Session, ctx: &mut RequestContext, snapshot: &Snapshot, site: usize) -> Result<bool> {
+        use rampart_flood::{pages, FloodVerdict, Reject, RequestFacts, RouteId};
+        let Some(flood) = &snapshot.flood else { return Ok(false) };
+        let Some(site_id) = flood.site_ids[site] else { return Ok(false) };
+        let Some(client) = ctx.client else { return Ok(false) };
+        ctx.flood_site = Some(site_id);
+        let shield = &flood.shield;
+        let now = crate::flood::now();
+        let header = session.req_header();
+        let path = header.uri.path().to_string();
+        let method = header.method.clone();
+
+        if path == pages::VERIFY_PATH && method == http::Method::POST {
+            // The solution form is tiny; anything larger is not ours.
+            let mut form = Vec::new();
+            while let Some(chunk) = session.read_request_body().await? {
+                form.extend_from_slice(&chunk);
+                if form.len() > 4096 {
+                    break;
+                }
+            }
+            let form = String::from_utf8_lossy(&form).into_owned();
+            let token = pages::form_field(&form, "token").map(pages::percent_decode).unwrap_or_default();
+            let solution = pages::form_field(&form, "solution").map(pages::percent_decode).unwrap_or_default();
+            match shield.verify_solution(site_id, client, &token, &solution, now) {
+                Ok(clearance) => {
+                    ctx.verdict = Cow::Borrowed("flood:cleared");
+                    let mut head = ResponseHeader::build(204, Some(3))?;
+                    head.insert_header("set-cookie", clearance.set_cookie())?;
+                    head.insert_header("cache-control", "no-store")?;
+                    session.write_response_header(Box::new(head), true).await?;
+                }
+                Err(why) => {
+                    ctx.verdict = Cow::Owned(format!("flood:challenge-rejected:{why:?}"));
+                    self.answer(session, ctx, 403, &[]).await?;
+                }
+            }
+            return Ok(true);
+        }
+        if path == pages::WAIT_PATH {
+            let query = header.uri.query().unwrap_or("").to_string();
+            let token = pages::form_field(&query, "t").map(pages::percent_decode).unwrap_or_default();
+            let return_to = pages::form_field(&query, "r").map(pages::percent_decode).unwrap_or_else(|| "/".into());
+            match shield.redeem_wait(site_id, client, &token, now) {
+                Ok(clearance) => {
+                    ctx.verdict = Cow::Borrowed("flood:cleared-nojs");
+                    let mut head = ResponseHeader::build(303, Some(4))?;
+                    head.insert_header("location", pages::safe_return_path(&return_to))?;
+                    head.insert_header("set-cookie", clearance.set_cookie())?;
+                    head.insert_header("cache-control", "no-store")?;
+                    head.insert_header("content-length", "0")?;
+                    session.write_response_header(Box::new(head), true).await?;
+                }
+                Err(Reject::TooEarly { remaining }) => {
+                    let page = pages::wait_page(&token, &return_to, rampart_flood::retry_after_secs(remaining));
+                    self.answer_page(session, ctx, 403, page, &[]).await?;
+                }
+                Err(why) => {
+                    ctx.verdict = Cow::Owned(format!("flood:challenge-rejected:{why:?}"));
+                    self.answer(session, ctx, 403, &[]).await?;
+                }
+            }
+            return Ok(true);
+        }
+
+        let cookies = header.headers.get_all("cookie").iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join("; ");
+        let accept = header.headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let is_browser = accept.contains("text/html");
+        let facts = RequestFacts {
+            client,
+            site: site_id,
+            route: ctx.route.map_or(RouteId::NONE, |r| flood.route_ids[site][r]),
+            is_api: ctx.api || (accept.contains("application/json") && !is_browser),
+            is_browser,
+            clearance_cookie: pages::find_cookie(&cookies, pages::CLEARANCE_COOKIE),
+            ticket_cookie: pages::find_cookie(&cookies, pages::TICKET_COOKIE),
+            now,
+        };
+        let return_to = header.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        match shield.admit(&facts) {
+            FloodVerdict::Continue { permit } => {
+                ctx.flood_permit = permit;
+                Ok(false)
+            }
+            FloodVerdict::Limited { retry_after_secs, scope } => {
+                ctx.verdict = Cow::Owned(format!("flood:limited:{scope:?}"));
+                self.answer(session, ctx, 429, &[("retry-after", &retry_after_secs.to_string())]).await?;
+                Ok(true)
+            }
+            FloodVerdict::Challenge(challenge) => {
+                ctx.verdict = Cow::Borrowed("flood:challenge");
+                if is_browser {
+                    let page = challenge.page(&return_to);
+                    self.answer_page(session, ctx, 403, page, &[("content-security-policy", pages::challenge_csp())]).await?;
+                } else {
+                    self.answer(session, ctx, 403, &[]).await?;
+                }
+                Ok(true)
+            }
+            FloodVerdict::WaitingRoom { position, refresh_secs, ticket_cookie } => {
+                ctx.verdict = Cow::Borrowed("flood:waiting-room");
+                let page = pages::waiting_room_page(position, refresh_secs);
+                self.answer_page(session, ctx, 503, page, &[("retry-after", refresh_secs.to_string()), ("set-cookie", pages::ticket_set_cookie(&ticket_cookie))]).await?;
+                Ok(true)
+            }
+            FloodVerdict::Unavailable { retry_after_secs } => {
+                ctx.verdict = Cow::Borrowed("flood:unavailable");
+                if is_browser {
+                    self.answer_page(session, ctx, 503, pages::busy_page(retry_after_secs), &[("retry-after", retry_after_secs.to_string())]).await?;
+                } else {
+                    self.answer(session, ctx, 503, &[("retry-after", &retry_after_secs.to_string())]).await?;
+                }
+                Ok(true)
+            }
+            FloodVerdict::Banned { .. } => {
+                ctx.verdict = Cow::Borrowed("flood:banned");
+                self.answer(session, ctx, 403, &[]).await?;
+                Ok(true)
+            }
+        }
     }
 
     /// Records that the WAF refused the transaction and says which status
@@ -277,6 +422,8 @@ impl ProxyHttp for Gateway {
             upgrade: false,
             verdict: Cow::Borrowed("allow"),
             waf: None,
+            flood_site: None,
+            flood_permit: None,
         }
     }
 
@@ -346,6 +493,10 @@ impl ProxyHttp for Gateway {
         let has_body = !ctx.upgrade && !session.is_body_empty();
         if has_body {
             admission::body_expected();
+        }
+
+        if self.flood_gate(session, ctx, &snapshot, site).await? {
+            return Ok(true);
         }
 
         if let Some(engine) = &snapshot.sites[site].waf {
@@ -602,6 +753,15 @@ impl ProxyHttp for Gateway {
             s.sites[i].metrics.record(status, bytes, elapsed.as_secs_f64());
         }
         self.finish_waf(session, ctx, status);
+        if let (Some(site), Some(flood)) = (ctx.flood_site, snapshot.as_ref().and_then(|s| s.flood.as_ref())) {
+            let now = crate::flood::now();
+            if ctx.server.is_some() {
+                flood.shield.observe_response(site, elapsed, status >= 500 || status == 0, now);
+            }
+            if let (Some(client), true) = (ctx.client, ctx.verdict.starts_with("waf:block")) {
+                flood.shield.report_strike(client, rampart_flood::Strike::Waf, now);
+            }
+        }
         if !self.access_log.enabled() {
             return;
         }

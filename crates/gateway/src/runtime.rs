@@ -26,6 +26,8 @@ pub struct Snapshot {
     pub pools: HashMap<String, Arc<Pool>>,
     certificates: HashMap<String, Arc<CertifiedKey>>,
     default_certificate: Option<Arc<CertifiedKey>>,
+    /// The flood shield, when the configuration has one.
+    pub flood: Option<crate::flood::FloodRuntime>,
 }
 
 pub struct SiteRuntime {
@@ -87,12 +89,15 @@ pub struct Runtime {
     current: RwLock<Arc<Snapshot>>,
     pub metrics: Arc<Metrics>,
     generation: AtomicU64,
+    /// Flood state and keys, kept across reloads.
+    pub flood_state: crate::flood::FloodState,
 }
 
 impl Runtime {
     pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Arc<Runtime>, ConfigErrors> {
-        let snapshot = build(config, 1, &metrics, None)?;
-        Ok(Arc::new(Runtime { current: RwLock::new(Arc::new(snapshot)), metrics, generation: AtomicU64::new(1) }))
+        let flood_state = crate::flood::FloodState::default();
+        let snapshot = build(config, 1, &metrics, None, Some(&flood_state))?;
+        Ok(Arc::new(Runtime { current: RwLock::new(Arc::new(snapshot)), metrics, generation: AtomicU64::new(1), flood_state }))
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
@@ -115,7 +120,7 @@ impl Runtime {
         };
         let result = Config::load(&path).and_then(|config| {
             let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-            build(config, generation, &self.metrics, Some(&old))
+            build(config, generation, &self.metrics, Some(&old), Some(&self.flood_state))
         });
         match result {
             Ok(snapshot) => {
@@ -140,8 +145,25 @@ impl Runtime {
 
 /// Compiles a configuration. Pools whose definition did not change are
 /// carried over from `previous` so that their health state survives reload.
-pub fn build(config: Config, generation: u64, metrics: &Metrics, previous: Option<&Snapshot>) -> Result<Snapshot, ConfigErrors> {
+pub fn build(
+    config: Config,
+    generation: u64,
+    metrics: &Metrics,
+    previous: Option<&Snapshot>,
+    flood_state: Option<&crate::flood::FloodState>,
+) -> Result<Snapshot, ConfigErrors> {
     let mut errors = Vec::new();
+    let source = config.source.as_ref().map_or_else(|| "(command line)".to_string(), |p| p.display().to_string());
+    let flood = match flood_state {
+        Some(state) => match state.build(&config, &source) {
+            Ok(f) => f,
+            Err(list) => {
+                errors.extend(list);
+                None
+            }
+        },
+        None => None,
+    };
     let mut pools = HashMap::new();
     for def in &config.upstreams {
         let reused = previous.and_then(|p| p.pools.get(&def.name)).filter(|p| p.definition == *def).cloned();
@@ -223,6 +245,7 @@ pub fn build(config: Config, generation: u64, metrics: &Metrics, previous: Optio
         pools,
         certificates,
         default_certificate,
+        flood,
     })
 }
 

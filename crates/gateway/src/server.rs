@@ -125,6 +125,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     }
     server.add_service(background_service("health checks", HealthChecker { runtime: runtime.clone() }));
     server.add_service(background_service("reload on SIGHUP", ReloadOnSignal { runtime: runtime.clone() }));
+    server.add_service(background_service("flood shield clock", FloodClock { runtime: runtime.clone() }));
 
     eprintln!("rampart: serving {} site(s) on {}", config.sites.len(), config.listeners.iter().map(|l| format!("{}{}", if l.tls { "https://" } else { "http://" }, l.address)).collect::<Vec<_>>().join(", "));
     if let Some(admin) = config.server.admin_listen {
@@ -197,6 +198,32 @@ impl BackgroundService for ReloadOnSignal {
                     }
                     Err(errors) => eprintln!("rampart: reload rejected; the running configuration stays:\n{errors}"),
                 },
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Drives the flood shield's clock once a second (detector buckets,
+/// schedules, ban expiry) and writes its events, one JSON line each.
+struct FloodClock {
+    runtime: Arc<Runtime>,
+}
+
+#[async_trait]
+impl BackgroundService for FloodClock {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut events = Vec::new();
+        loop {
+            if let Some(flood) = &self.runtime.snapshot().flood {
+                flood.shield.tick(crate::flood::now());
+                flood.shield.drain_events(&mut events);
+                for event in events.drain(..) {
+                    eprintln!("rampart: event {}", crate::flood::event_json(&event));
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = shutdown.changed() => return,
             }
         }

@@ -25,6 +25,10 @@ USAGE:
   rampart reload [--admin ADDR]                  re-read the configuration of a running gateway
   rampart demo [--listen ADDR] [--origin-listen ADDR]
                                                  run the bundled demo site behind the gateway
+  rampart mode SITE under-attack|normal|auto [--admin ADDR]
+                                                 switch a site's flood mode by hand
+  rampart ban ADDRESS [--for SECONDS] | unban ADDRESS | bans [--admin ADDR]
+                                                 manage bans (escalating when --for is not given)
   rampart crs-test [--suite DIR] [--blocking] [--http] [--only PREFIX] [--overrides FILE]
                                                  run a CRS regression suite (default ../shared/crs/v4.28.0)
                                                  through the engine, or with --http through a real gateway
@@ -97,6 +101,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
         "reload" => reload(&Flags::parse(rest, &["--admin"])?),
         "demo" => demo(&Flags::parse(rest, &["--listen", "--origin-listen", "--admin", "--access-log", "--threads", "--crs", "--waf", "--paranoia", "--waf-log", "--audit-log"])?),
         "crs-test" => crs_test(rest),
+        "mode" | "ban" | "unban" | "bans" => flood_command(command, rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -202,7 +207,7 @@ fn check(flags: &Flags) -> Result<ExitCode> {
             // Certificates are loaded here too, so that a bad key is found
             // by `check` rather than at start.
             let metrics = std::sync::Arc::new(Default::default());
-            if let Err(errors) = rampart_gateway::runtime::build(config.clone(), 0, &metrics, None) {
+            if let Err(errors) = rampart_gateway::runtime::build(config.clone(), 0, &metrics, None, None) {
                 eprintln!("{errors}");
                 return Ok(ExitCode::from(1));
             }
@@ -353,4 +358,38 @@ fn crs_test_http(
     let _ = gateway.kill();
     let _ = gateway.wait();
     Ok(report)
+}
+
+/// Sends one request to the admin listener and returns (status, body).
+fn admin_call(admin: &str, method: &str, path: &str) -> Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let admin = resolve(admin, "--admin")?;
+    let mut stream = std::net::TcpStream::connect_timeout(&admin, std::time::Duration::from_secs(5))
+        .with_context(|| format!("cannot reach the admin listener at {admin}; is rampart running with --admin {admin}?"))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((status, answer.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string()))
+}
+
+fn flood_command(command: &str, args: &[String]) -> Result<ExitCode> {
+    let positional: Vec<&String> = args.iter().take_while(|a| !a.starts_with("--")).collect();
+    let flags = Flags::parse(&args[positional.len()..], &["--admin", "--for"])?;
+    let admin = flags.get("--admin").unwrap_or("127.0.0.1:9901");
+    let enc = |s: &str| s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._:".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect::<String>();
+    let (method, path) = match (command, positional.as_slice()) {
+        ("mode", [site, mode]) => ("POST", format!("/mode?site={}&mode={}", enc(site), enc(mode))),
+        ("ban", [client]) => match flags.get("--for") {
+            Some(secs) => ("POST", format!("/ban?client={}&secs={}", enc(client), enc(secs))),
+            None => ("POST", format!("/ban?client={}", enc(client))),
+        },
+        ("unban", [client]) => ("POST", format!("/unban?client={}", enc(client))),
+        ("bans", []) => ("GET", "/bans".to_string()),
+        _ => bail!("usage:\n{USAGE}"),
+    };
+    let (status, body) = admin_call(admin, method, &path)?;
+    println!("{body}");
+    Ok(if status == 200 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -52,7 +52,9 @@ pub fn crs_root() -> PathBuf {
     if let Ok(p) = std::env::var("RAMPART_CRS_ROOT") {
         return PathBuf::from(p);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs")
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs");
+    // Canonical, so error log lines name the rule files plainly.
+    std::fs::canonicalize(&p).unwrap_or(p)
 }
 
 /// The modsecurity.conf-recommended settings that CRS's test containers run
@@ -160,10 +162,12 @@ fn strings(v: Option<&Value>) -> Vec<String> {
     }
 }
 
+/// Decodes go-ftw's base64 fields (line breaks allowed) with the engine's own
+/// `t:base64DecodeExt`, which skips what is not base64.
 fn base64_decode(s: &str) -> Vec<u8> {
-    use base64::Engine as _;
-    let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD.decode(clean.as_bytes()).unwrap_or_default()
+    let mut out = Vec::new();
+    crate::transform::Transform::Base64DecodeExt.apply(s.as_bytes(), &mut out);
+    out
 }
 
 fn parse_input(v: &Value, schema: Schema) -> Input {

@@ -96,7 +96,7 @@ pub(crate) struct Inner {
     /// `u32::MAX` for the empty pipeline.
     pub chain_parent: Vec<u32>,
     /// Literal prefilter per pipeline id (see `prefilter.rs`).
-    pub prefilters: Vec<Option<crate::prefilter::ChainPrefilter>>,
+    pub prefilter: Option<crate::prefilter::ChainPrefilter>,
     /// Idle per-transaction buffers, reused by the next transaction.
     pub cache_pool: std::sync::Mutex<Vec<crate::tx::Caches>>,
     /// Regexes compiled from macro-expanded `@rx` patterns.
@@ -277,7 +277,10 @@ impl Loader<'_> {
         }
         let compiled = compile_all(&patterns);
         let mut results = compiled.into_iter();
-        let mut groups: Vec<Vec<(u32, Vec<Vec<u8>>)>> = (0..self.chains.len()).map(|_| Vec::new()).collect();
+        // One automaton for every prefiltered regex: a value is scanned once
+        // and the result serves every pipeline that leaves it unchanged
+        // (ignoring ASCII case, as the scan does).
+        let mut group: Vec<(u32, Vec<Vec<u8>>)> = Vec::new();
         for r in self.rules.iter_mut() {
             let (file, line) = (r.file.clone(), r.line);
             let mut link: Option<&mut Rule> = Some(r);
@@ -287,9 +290,8 @@ impl Loader<'_> {
                         Some(Ok((pattern, lits))) => {
                             l.op = Operator::Rx(Rx::Lazy(Box::new(crate::operator::LazyRegex { pattern, cell: std::sync::OnceLock::new() })));
                             if let Some(lits) = lits {
-                                let g = &mut groups[l.chain_id as usize];
-                                let bit = g.len() as u32;
-                                g.push((bit, lits));
+                                let bit = group.len() as u32;
+                                group.push((bit, lits));
                                 l.pf_bit = Some(bit);
                             }
                         }
@@ -300,22 +302,30 @@ impl Loader<'_> {
                         None => l.op = Operator::NoMatch,
                     }
                 }
+                if let Operator::Pm(pm) = &l.op {
+                    // A phrase set is its own exact prefilter.
+                    let lits: Vec<Vec<u8>> = pm.phrases.iter().map(|p| p.to_ascii_lowercase()).collect();
+                    // Very large phrase sets cost more to build into the shared
+                    // automaton (load time) than they save per request.
+                    if lits.len() <= MAX_PM_PREFILTER && crate::prefilter::usable(&lits) {
+                        let bit = group.len() as u32;
+                        group.push((bit, lits));
+                        l.pf_bit = Some(bit);
+                    }
+                }
                 link = l.chain.as_deref_mut();
             }
         }
         if !self.errors.is_empty() {
             return Err(LoadErrors { errors: self.errors });
         }
-        let prefilters: Vec<Option<crate::prefilter::ChainPrefilter>> =
-            groups.iter().map(|g| if g.is_empty() { None } else { crate::prefilter::ChainPrefilter::build(g) }).collect();
-        if prefilters.iter().zip(&groups).any(|(p, g)| p.is_none() && !g.is_empty()) {
-            // An automaton that failed to build disables its rules' bits.
+        let prefilter = if group.is_empty() { None } else { crate::prefilter::ChainPrefilter::build(&group) };
+        if prefilter.is_none() {
+            // Without an automaton every regex simply runs.
             for r in self.rules.iter_mut() {
                 let mut link: Option<&mut Rule> = Some(r);
                 while let Some(l) = link {
-                    if prefilters[l.chain_id as usize].is_none() {
-                        l.pf_bit = None;
-                    }
+                    l.pf_bit = None;
                     link = l.chain.as_deref_mut();
                 }
             }
@@ -356,7 +366,7 @@ impl Loader<'_> {
                 default_disruptive,
                 chain_parent,
                 transform_chains: self.chains,
-                prefilters,
+                prefilter,
                 cache_pool: std::sync::Mutex::new(Vec::new()),
                 dynamic_regex: std::sync::Mutex::new(Default::default()),
             }),
@@ -758,6 +768,9 @@ fn intern(ids: &mut HashMap<Vec<Transform>, u32>, chains: &mut Vec<Vec<Transform
     id
 }
 
+
+/// The largest `@pm` phrase set folded into the shared prefilter.
+const MAX_PM_PREFILTER: usize = 800;
 
 type Compiled = Result<(String, Option<Vec<Vec<u8>>>), String>;
 

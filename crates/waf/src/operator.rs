@@ -67,10 +67,14 @@ impl LazyRegex {
     }
 }
 
-/// `@pm` and `@pmFromFile`: case-insensitive phrase match.
-#[derive(Debug)]
+/// `@pm` and `@pmFromFile`: case-insensitive phrase match. Cloning shares
+/// the automaton and the phrases.
+#[derive(Debug, Clone)]
 pub(crate) struct Pm {
     pub ac: AhoCorasick,
+    /// The phrases, kept for the engine's literal prefilter (an `@pm` can
+    /// only match where one of its phrases occurs).
+    pub phrases: std::sync::Arc<Vec<Vec<u8>>>,
 }
 
 impl Pm {
@@ -80,23 +84,24 @@ impl Pm {
         use std::cell::RefCell;
         use std::collections::HashMap;
         thread_local! {
-            static CACHE: RefCell<HashMap<Vec<Vec<u8>>, AhoCorasick>> = RefCell::new(HashMap::new());
+            static CACHE: RefCell<HashMap<Vec<Vec<u8>>, Pm>> = RefCell::new(HashMap::new());
         }
-        if let Some(ac) = CACHE.with(|c| c.borrow().get(&phrases).cloned()) {
-            return Ok(Pm { ac });
+        if let Some(pm) = CACHE.with(|c| c.borrow().get(&phrases).cloned()) {
+            return Ok(pm);
         }
         let ac = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostFirst)
             .build(&phrases)
             .map_err(|e| e.to_string())?;
+        let shared = std::sync::Arc::new(phrases.clone());
         CACHE.with(|c| {
             let mut c = c.borrow_mut();
             if c.len() < 256 {
-                c.insert(phrases, ac.clone());
+                c.insert(phrases, Pm { ac: ac.clone(), phrases: shared.clone() });
             }
         });
-        Ok(Pm { ac })
+        Ok(Pm { ac, phrases: shared })
     }
 }
 

@@ -76,6 +76,8 @@ pub(crate) fn needs_pcre(pattern: &str) -> bool {
 
 /// Rewrites PCRE-only syntax into the Rust equivalent.
 pub(crate) fn translate(p: &str) -> String {
+    let possessive = possessive_whitespace(p);
+    let p = possessive.as_str();
     let b = p.as_bytes();
     let mut out = String::with_capacity(p.len() + 8);
     let mut i = 0;
@@ -219,6 +221,88 @@ pub(crate) fn translate(p: &str) -> String {
     out
 }
 
+/// A possessive whitespace run (`\s*+`, `\s++`) never gives whitespace back,
+/// so whatever follows it cannot start with whitespace. Rust has no
+/// possessive quantifiers; this makes that explicit where it matters: a
+/// negated class right after the run (directly, or first in a branch of the
+/// group that follows) gets `\s` added to its exclusions. With that, the
+/// greedy `\s*` the quantifier becomes matches exactly what PCRE matches
+/// (CRS v3.3.4 rule 922110 depends on it; see PCRE-ONLY.md).
+fn possessive_whitespace(p: &str) -> String {
+    let mut out = p.to_string();
+    let mut positions = Vec::new();
+    let b = p.as_bytes();
+    let mut i = 0;
+    let mut in_class = false;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => {
+                if !in_class && (p[i..].starts_with("\\s*+") || p[i..].starts_with("\\s++")) {
+                    positions.push(i + 4);
+                }
+                i += 2;
+                continue;
+            }
+            b'[' if !in_class => in_class = true,
+            b']' if in_class => in_class = false,
+            _ => {}
+        }
+        i += 1;
+    }
+    for pos in positions.into_iter().rev() {
+        exclude_whitespace_at(&mut out, pos, 0);
+    }
+    out
+}
+
+fn exclude_whitespace_at(p: &mut String, pos: usize, depth: usize) {
+    if depth > 16 || pos >= p.len() {
+        return;
+    }
+    if p[pos..].starts_with("[^") {
+        p.insert_str(pos + 2, "\\s");
+        return;
+    }
+    if !p[pos..].starts_with('(') {
+        return;
+    }
+    // The start of each top-level branch of the group at `pos`.
+    let b = p.as_bytes();
+    let mut starts = Vec::new();
+    let mut i = pos + 1;
+    if p[i..].starts_with("?:") {
+        i += 2;
+    } else if p[i..].starts_with('?') {
+        return;
+    }
+    starts.push(i);
+    let mut level = 0;
+    let mut in_class = false;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => {
+                i += 2;
+                continue;
+            }
+            b'[' if !in_class => in_class = true,
+            b']' if in_class => in_class = false,
+            b'(' if !in_class => level += 1,
+            b')' if !in_class => {
+                if level == 0 {
+                    break;
+                }
+                level -= 1;
+            }
+            b'|' if !in_class && level == 0 => starts.push(i + 1),
+            _ => {}
+        }
+        i += 1;
+    }
+    for s in starts.into_iter().rev() {
+        exclude_whitespace_at(p, s, depth + 1);
+    }
+}
+
 fn push_literal(out: &mut String, c: u8) {
     out.push_str(&format!("\\x{c:02x}"));
 }
@@ -244,5 +328,8 @@ mod tests {
         check(r"[]a]", b"]", true);
         check(r"\0", b"\0", true);
         check(r"[a&&b]", b"&", true);
+        // A possessive whitespace run does not give whitespace to what follows.
+        check(r"^a;\s*+(?:[^c][^=]*=x|;?)$", b"a; charset=x", false);
+        check(r"^a;\s*+(?:[^c][^=]*=x|;?)$", b"a; name=x", true);
     }
 }

@@ -46,6 +46,12 @@ fn score(set: &[Vec<u8>]) -> Option<i64> {
     Some(min.min(8) * 1000 - set.len() as i64)
 }
 
+/// Whether a literal set is worth scanning for: no empty literal, no
+/// single letter or digit, and not enormous.
+pub(crate) fn usable(set: &[Vec<u8>]) -> bool {
+    set.len() <= 20_000 && !set.is_empty() && !set.iter().any(|l| l.is_empty() || (l.len() == 1 && l[0].is_ascii_alphanumeric()))
+}
+
 fn better(a: Option<Vec<Vec<u8>>>, b: Option<Vec<Vec<u8>>>) -> Option<Vec<Vec<u8>>> {
     match (a, b) {
         (Some(a), Some(b)) => match (score(&a), score(&b)) {
@@ -223,36 +229,49 @@ pub(crate) fn required_literals_hir(hir: &Hir) -> Option<Vec<Vec<u8>>> {
     Some(need)
 }
 
-/// One automaton for all prefiltered rules sharing a pipeline.
+/// One automaton over the required literals of every prefiltered regex.
+/// Literals shared by several regexes (`select`, `<script`) are one pattern.
 #[derive(Debug)]
 pub(crate) struct ChainPrefilter {
     pub ac: AhoCorasick,
-    /// For each automaton pattern, the bit of the rule it belongs to.
-    pub pattern_bit: Vec<u32>,
+    /// For each automaton pattern, the bits of the rules it belongs to, as a
+    /// range of `bit_list`.
+    pattern_bits: Vec<std::ops::Range<u32>>,
+    bit_list: Vec<u32>,
     /// Number of rule bits.
     pub bits: u32,
 }
 
 impl ChainPrefilter {
     pub(crate) fn build(rules: &[(u32, Vec<Vec<u8>>)]) -> Option<ChainPrefilter> {
-        let mut patterns = Vec::new();
-        let mut pattern_bit = Vec::new();
+        let mut by_literal: std::collections::BTreeMap<Vec<u8>, Vec<u32>> = std::collections::BTreeMap::new();
         let mut bits = 0;
         for (bit, lits) in rules {
             for l in lits {
-                patterns.push(l.clone());
-                pattern_bit.push(*bit);
+                by_literal.entry(l.to_ascii_lowercase()).or_default().push(*bit);
             }
             bits = bits.max(bit + 1);
         }
-        // Let the crate pick: a DFA for small sets, a contiguous NFA otherwise.
+        let mut patterns = Vec::with_capacity(by_literal.len());
+        let mut pattern_bits = Vec::with_capacity(by_literal.len());
+        let mut bit_list = Vec::new();
+        for (lit, mut owners) in by_literal {
+            owners.sort_unstable();
+            owners.dedup();
+            let start = bit_list.len() as u32;
+            bit_list.extend(owners);
+            pattern_bits.push(start..bit_list.len() as u32);
+            patterns.push(lit);
+        }
+        // A contiguous NFA: it builds in a few milliseconds for the CRS's
+        // thousands of literals, where a DFA costs tens.
         let ac = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
-            .kind(None)
+            .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
             .build(&patterns)
             .ok()?;
-        Some(ChainPrefilter { ac, pattern_bit, bits })
+        Some(ChainPrefilter { ac, pattern_bits, bit_list, bits })
     }
 
     /// Scans a value once and sets the bits of every rule whose literal
@@ -261,12 +280,13 @@ impl ChainPrefilter {
         let start = arena.len();
         arena.resize(start + self.bits.div_ceil(64) as usize, 0);
         for m in self.ac.find_overlapping_iter(value) {
-            let bit = self.pattern_bit[m.pattern().as_usize()];
-            arena[start + (bit / 64) as usize] |= 1 << (bit % 64);
+            let r = &self.pattern_bits[m.pattern().as_usize()];
+            for &bit in &self.bit_list[r.start as usize..r.end as usize] {
+                arena[start + (bit / 64) as usize] |= 1 << (bit % 64);
+            }
         }
         start..arena.len()
     }
-
 }
 
 #[cfg(test)]

@@ -135,6 +135,9 @@ pub(crate) struct Caches {
     /// Per (list, pipeline): the list's length when computed and the union
     /// of its values' prefilter bits.
     summaries: FxMap<(u8, u32), (usize, std::ops::Range<usize>)>,
+    /// Prefilter bits of raw values, shared by the pipelines that leave a
+    /// value unchanged (see `cached_bits`).
+    raw_bits: FxMap<(u8, u32), std::ops::Range<usize>>,
     scratch: Vec<u8>,
     scratch2: Vec<u8>,
     /// Transformed values and prefilter bits, referenced by `CacheEntry`.
@@ -198,6 +201,7 @@ impl Caches {
         self.transformed.clear();
         self.regex.clear();
         self.summaries.clear();
+        self.raw_bits.clear();
         self.scratch.clear();
         self.scratch2.clear();
         self.arena.clear();
@@ -563,7 +567,7 @@ impl Transaction {
             if self.is_removed(rule) {
                 continue;
             }
-            if !self.eval_chain(rule) {
+            if !self.eval_chain(inner, rule) {
                 continue;
             }
             // The whole chain matched: disruptive action and flow control.
@@ -616,11 +620,11 @@ impl Transaction {
     }
 
     /// Evaluates a rule and its chain; runs actions of each matching link.
-    fn eval_chain(&mut self, rule: &Rule) -> bool {
+    fn eval_chain(&mut self, inner: &crate::engine::Inner, rule: &Rule) -> bool {
         let mut link = rule;
         loop {
             let last = link.chain.is_none();
-            if !self.eval_link(rule, link, last) {
+            if !self.eval_link(inner, rule, link, last) {
                 return false;
             }
             match &link.chain {
@@ -630,16 +634,15 @@ impl Transaction {
         }
     }
 
-    fn eval_link(&mut self, starter: &Rule, link: &Rule, last: bool) -> bool {
+    fn eval_link(&mut self, inner: &crate::engine::Inner, starter: &Rule, link: &Rule, last: bool) -> bool {
         let mut found: Vec<Found> = std::mem::take(&mut self.caches.found);
         found.clear();
         self.caches.found_buf.clear();
         if link.unconditional {
             found.push(Found { name: 0..0, value: 0..0, captures: None });
         } else {
-            let engine = self.engine.clone();
-            let chain: &[Transform] = &engine.inner.transform_chains[link.chain_id as usize];
-            let mut ev = Evaluator { inner: &engine.inner, req: &self.req, st: &self.st, meta: &self.meta, started: self.started, caches: &mut self.caches };
+            let chain: &[Transform] = &inner.transform_chains[link.chain_id as usize];
+            let mut ev = Evaluator { inner, req: &self.req, st: &self.st, meta: &self.meta, started: self.started, caches: &mut self.caches };
             for target in &link.targets {
                 ev.eval_target(starter, link, target, chain, &mut found);
             }
@@ -1285,7 +1288,7 @@ impl<'t> Evaluator<'t> {
             return false;
         }
         let Some(bit) = link.pf_bit else { return false };
-        let Some(pf) = self.inner.prefilters.get(link.chain_id as usize).and_then(Option::as_ref) else { return false };
+        let Some(pf) = self.inner.prefilter.as_ref() else { return false };
         let key = (id as u8, link.chain_id);
         if !self.caches.summaries.contains_key(&key) {
             let words = pf.bits.div_ceil(64) as usize;
@@ -1357,7 +1360,7 @@ impl<'t> Evaluator<'t> {
             self.caches.scratch2 = next;
             return;
         }
-        let prefilter = link.pf_bit.and_then(|bit| Some((self.inner.prefilters.get(link.chain_id as usize)?.as_ref()?, bit)));
+        let prefilter = link.pf_bit.and_then(|bit| Some((self.inner.prefilter.as_ref()?, bit)));
         let mut cached: Option<Option<std::ops::Range<usize>>> = None;
         if let Some((v, i)) = cache_key {
             let ck = (v, i, link.chain_id);
@@ -1453,14 +1456,32 @@ impl<'t> Evaluator<'t> {
             return Some(r);
         }
         let v = self.cached_value(key, chain, value)?;
-        let Caches { transformed, arena, bit_arena, scratch2, .. } = &mut *self.caches;
-        let input: &[u8] = match &v {
-            Some(r) => &arena[r.clone()],
-            None => value,
+        // The scan is ASCII case-insensitive, so a pipeline whose output
+        // equals the raw value ignoring case (the usual case for benign
+        // values) reuses the raw value's bits: one scan per value.
+        let same_as_raw = match &v {
+            None => true,
+            Some(r) => self.caches.arena[r.clone()].eq_ignore_ascii_case(value),
         };
-        let _ = scratch2;
-        let r = pf.scan_into(input, bit_arena);
-        if let Some(e) = transformed.get_mut(&key) {
+        let r = if same_as_raw {
+            let raw_key = (key.0, key.1);
+            match self.caches.raw_bits.get(&raw_key) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = pf.scan_into(value, &mut self.caches.bit_arena);
+                    self.caches.raw_bits.insert(raw_key, r.clone());
+                    r
+                }
+            }
+        } else {
+            let Caches { arena, bit_arena, .. } = &mut *self.caches;
+            let input: &[u8] = match &v {
+                Some(r) => &arena[r.clone()],
+                None => value,
+            };
+            pf.scan_into(input, bit_arena)
+        };
+        if let Some(e) = self.caches.transformed.get_mut(&key) {
             e.bits = Some(r.clone());
         }
         Some(r)

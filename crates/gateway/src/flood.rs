@@ -1,0 +1,164 @@
+//! The flood shield in the gateway: building the shield from the
+//! configuration, its key file, and the shared state that outlives reloads.
+//!
+//! The shield itself lives in `rampart-flood` and takes the time as an
+//! argument; this module supplies the wall clock, the random bytes for keys
+//! and the file that keeps them across restarts.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use rampart_flood::{FloodConfig, Keyring, MemoryLimits, MemoryState, RouteId, Shield, SiteId, Time};
+
+use crate::config::{Config, ConfigError};
+
+/// The shield type the gateway runs: in-memory state shared across reloads.
+pub type GatewayShield = Shield<Arc<MemoryState>>;
+
+/// The flood shield of one configuration snapshot, with the names of the
+/// gateway's sites and routes resolved to the shield's ids.
+pub struct FloodRuntime {
+    pub shield: Arc<GatewayShield>,
+    /// Per gateway site (by index): its shield id, if the shield knows it.
+    pub site_ids: Vec<Option<SiteId>>,
+    /// Per gateway site and route (by index): the shield's route id.
+    pub route_ids: Vec<Vec<RouteId>>,
+}
+
+/// What survives a reload: limiter counters, bans, used nonces and keys.
+#[derive(Default)]
+pub struct FloodState {
+    state: Mutex<Option<Arc<MemoryState>>>,
+    keys: Mutex<Option<Keyring>>,
+}
+
+pub fn now() -> Time {
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    Time::from_nanos(nanos)
+}
+
+/// 32 bytes from the kernel's random source, for key material.
+fn random_bytes() -> Result<[u8; 32], String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("cannot read random bytes from /dev/urandom: {e}"))?;
+    Ok(bytes)
+}
+
+/// Where the clearance keys live when the configuration does not say: next
+/// to the configuration file, else in the user's state directory.
+pub fn key_file(config: &Config) -> PathBuf {
+    if let Some(path) = &config.server.key_file {
+        return path.clone();
+    }
+    if let Some(dir) = config.source.as_ref().and_then(|p| p.parent()) {
+        return dir.join("rampart.keys");
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("rampart").join("clearance.keys")
+}
+
+/// Reads the keyring, or makes one and writes it with mode 0600 so that
+/// only the gateway's user can forge clearance.
+fn load_or_create_keys(path: &Path) -> Result<Keyring, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => Keyring::from_bytes(&bytes).map_err(|e| format!("the key file {} is damaged ({e}); delete it to make new keys (clearance cookies will be asked for again)", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let keys = Keyring::generate(random_bytes()?);
+            write_keys(path, &keys.to_bytes())?;
+            Ok(keys)
+        }
+        Err(e) => Err(format!("cannot read the key file {}: {e}", path.display())),
+    }
+}
+
+pub fn write_keys(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| format!("cannot write the key file {}: {e}", tmp.display()))?;
+    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(|e| format!("cannot write the key file {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot move the key file into place at {}: {e}", path.display()))
+}
+
+impl FloodState {
+    /// Builds the shield for `config`, reusing the state and keys of earlier
+    /// snapshots. `None` when the configuration has no flood section.
+    pub fn build(&self, config: &Config, source: &str) -> Result<Option<FloodRuntime>, Vec<ConfigError>> {
+        let Some(flood) = &config.flood else { return Ok(None) };
+        let problem = |message: String| ConfigError { file: source.to_string(), line: 0, column: 0, message };
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(|| Arc::new(MemoryState::new(memory_limits(flood))))
+            .clone();
+        let keys = {
+            let mut slot = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+            match slot.as_ref() {
+                Some(k) => k.clone(),
+                None => {
+                    let k = load_or_create_keys(&key_file(config)).map_err(|m| vec![problem(m)])?;
+                    *slot = Some(k.clone());
+                    k
+                }
+            }
+        };
+        let shield = Shield::new(flood, state, keys, now())
+            .map_err(|errors| errors.into_iter().map(|e| problem(format!("in [flood]: {e}"))).collect::<Vec<_>>())?;
+        let site_ids: Vec<Option<SiteId>> = config.sites.iter().map(|s| shield.site_id(&s.name)).collect();
+        let route_ids = config
+            .sites
+            .iter()
+            .zip(&site_ids)
+            .map(|(site, id)| {
+                let mut routes: Vec<&crate::config::Route> = site.routes.iter().collect();
+                // The snapshot keeps routes longest prefix first; match that order.
+                routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+                routes.iter().map(|r| id.and_then(|id| shield.route_id(id, &r.prefix)).unwrap_or(RouteId::NONE)).collect()
+            })
+            .collect();
+        Ok(Some(FloodRuntime { shield: Arc::new(shield), site_ids, route_ids }))
+    }
+
+    /// Remembers keys rotated at run time so the next reload keeps them.
+    pub fn set_keys(&self, keys: Keyring) {
+        *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = Some(keys);
+    }
+}
+
+fn memory_limits(flood: &FloodConfig) -> MemoryLimits {
+    MemoryLimits { max_keys: flood.max_tracked_keys, max_bans: flood.max_bans, ..MemoryLimits::default() }
+}
+
+/// One flood event as a JSON line, for the event log.
+pub fn event_json(event: &rampart_flood::Event) -> String {
+    use rampart_flood::Event;
+    let at = |t: Time| t.as_secs();
+    match event {
+        Event::ModeChanged { site, under_attack, reason, at: when } => serde_json::json!({
+            "event": "mode", "site": &**site, "under_attack": under_attack, "reason": format!("{reason:?}"), "at": at(*when)
+        }),
+        Event::Banned { client, record, at: when } => serde_json::json!({
+            "event": "ban", "client": client.to_string(), "until": at(record.until), "level": record.level, "reason": format!("{:?}", record.reason), "at": at(*when)
+        }),
+        Event::Unbanned { client, at: when } => serde_json::json!({ "event": "unban", "client": client.to_string(), "at": at(*when) }),
+        other => serde_json::json!({ "event": format!("{other:?}") }),
+    }
+    .to_string()
+}

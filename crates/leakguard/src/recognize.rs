@@ -1,0 +1,948 @@
+//! The recognisers: patterns compiled once, the checks that confirm them, and the masks that
+//! replace them.
+//!
+//! Patterns never run over a whole body. The scanner's byte loop finds the few places where an
+//! identifier can start (a digit run of the right shape, an `@`, a currency sign) and asks the
+//! matching recogniser to search a small range around it. Clean text therefore costs one table
+//! lookup per byte; the regexes (linear-time, from `regex-automata`) only see candidates.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex_automata::meta::Regex;
+use regex_automata::Input;
+
+use crate::policy::EntityKind;
+use crate::validate;
+
+/// The searchers a trigger can ask for. Each has its own reach around the trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Searcher {
+    Card,
+    Nhs,
+    Phone,
+    Iban,
+    Ni,
+    Bank,
+    Email,
+    Postcode,
+    Date,
+    Amount,
+    Name,
+}
+
+pub(crate) const SEARCHERS: usize = 11;
+
+/// Context words, each with the recognisers it supports. Matched without case, and only as
+/// words: `pan` in `<span>` is no card context.
+const CONTEXT_WORDS: &[(&str, u32)] = &[
+    ("tel", CTX_PHONE),
+    ("phone", CTX_PHONE),
+    ("telephone", CTX_PHONE),
+    ("mobile", CTX_PHONE),
+    ("mob", CTX_PHONE),
+    ("call", CTX_PHONE),
+    ("fax", CTX_PHONE),
+    ("whatsapp", CTX_PHONE),
+    ("born", CTX_DOB),
+    ("birth", CTX_DOB),
+    ("ofbirth", CTX_DOB),
+    ("dob", CTX_DOB),
+    ("d.o.b", CTX_DOB),
+    ("birthday", CTX_DOB),
+    ("birthdate", CTX_DOB),
+    ("card", CTX_CARD),
+    ("cardnumber", CTX_CARD),
+    ("visa", CTX_CARD),
+    ("mastercard", CTX_CARD),
+    ("amex", CTX_CARD),
+    ("pan", CTX_CARD),
+    ("credit", CTX_CARD),
+    ("debit", CTX_CARD),
+    ("payment", CTX_CARD),
+    ("nhs", CTX_NHS),
+    ("postcode", CTX_POSTCODE),
+    ("post code", CTX_POSTCODE),
+    ("postal", CTX_POSTCODE),
+    ("address", CTX_POSTCODE),
+    ("zip", CTX_POSTCODE),
+    ("sort", CTX_SORT),
+    ("sortcode", CTX_SORT),
+    ("account", CTX_BANK),
+    ("acct", CTX_BANK),
+    ("a/c", CTX_BANK),
+    ("bank", CTX_BANK),
+];
+
+pub(crate) const CTX_PHONE: u32 = 1;
+pub(crate) const CTX_DOB: u32 = 2;
+pub(crate) const CTX_CARD: u32 = 4;
+pub(crate) const CTX_NHS: u32 = 8;
+pub(crate) const CTX_POSTCODE: u32 = 16;
+pub(crate) const CTX_BANK: u32 = 32;
+pub(crate) const CTX_SORT: u32 = 64;
+
+/// How far before a match context words count. A label and its value sit within one table cell,
+/// one JSON key or one sentence fragment.
+pub(crate) const CONTEXT_BACK: usize = 64;
+
+/// File extensions that look like top-level domains in `logo@2x.png`.
+const NOT_TLDS: &[&[u8]] = &[
+    b"png", b"jpg", b"jpeg", b"gif", b"svg", b"webp", b"css", b"js", b"ico", b"bmp", b"tif",
+    b"tiff", b"woff", b"woff2", b"ttf", b"eot", b"map", b"json", b"xml", b"html", b"htm", b"php",
+    b"avif", b"mp4", b"pdf",
+];
+
+/// A confirmed identifier in the normalised window.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Candidate {
+    pub start: usize,
+    pub end: usize,
+    pub kind: EntityKind,
+}
+
+/// A structural feature of a record: a person's name, an amount or a date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Feature {
+    Name = 1,
+    Amount = 2,
+    Date = 4,
+    /// A capitalised cell that may be a name the guard does not know.
+    WeakName = 8,
+}
+
+pub(crate) struct Recognizers {
+    card: Regex,
+    nhs: Regex,
+    phone: Regex,
+    iban: Regex,
+    ni: Regex,
+    sort_code: Regex,
+    email: Regex,
+    postcode: Regex,
+    date: Regex,
+    amount: Regex,
+    /// Three name shapes in one automaton, so a record's surroundings are read once: a JSON name
+    /// key, a name before a giving verb, a capitalised table cell or CSV field.
+    name_shapes: Regex,
+    names: AhoCorasick,
+    context: AhoCorasick,
+    context_bits: Vec<u32>,
+}
+
+fn build(pattern: &str) -> Result<Regex, String> {
+    Regex::new(pattern).map_err(|e| format!("{pattern}: {e}"))
+}
+
+impl Recognizers {
+    pub fn new() -> Result<Recognizers, String> {
+        let names = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(crate::names::GIVEN_NAMES)
+            .map_err(|e| e.to_string())?;
+        let context = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(CONTEXT_WORDS.iter().map(|(w, _)| w))
+            .map_err(|e| e.to_string())?;
+        Ok(Recognizers {
+            card: build(r"(?-u:\b)(?:\d[ -]?){12,18}\d(?-u:\b)")?,
+            nhs: build(r"(?-u:\b)\d{3}[ -]?\d{3}[ -]?\d{4}(?-u:\b)")?,
+            phone: build(
+                r"(?:(?:\+|00)44 ?(?:\(0\) ?)?|\(?0)\d{2,4}\)?[ .-]?\d{3,4}[ .-]?\d{3,4}(?-u:\b)",
+            )?,
+            iban: build(r"(?-u:\b)[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?-u:\b)")?,
+            ni: build(r"(?-u:\b)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D](?-u:\b)")?,
+            sort_code: build(r"(?-u:\b)\d{2}[- ]\d{2}[- ]\d{2}(?-u:\b)")?,
+            email: build(
+                r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?){0,4}\.[A-Za-z]{2,18}(?-u:\b)",
+            )?,
+            postcode: build(
+                r"(?-u:\b)(?:[A-PR-UWYZ](?:\d{1,2}|[A-HK-Y]\d{1,2}|\d[A-HJKPSTUW]|[A-HK-Y]\d[ABEHMNPRVWXY]) ?\d[ABD-HJLNP-UW-Z]{2}|GIR ?0AA)(?-u:\b)",
+            )?,
+            date: build(
+                r"(?-u:\b)(?:\d{1,2}[/.-]\d{1,2}[/.-](?:19|20)\d{2}|(?:19|20)\d{2}-\d{2}-\d{2}|\d{1,2}(?:st|nd|rd|th)? [A-Z][a-z]{2,8}\.?,? (?:19|20)\d{2}|[A-Z][a-z]{2,8}\.? \d{1,2}(?:st|nd|rd|th)?,? (?:19|20)\d{2})(?:T\d{2}|(?-u:\b))",
+            )?,
+            amount: build(
+                r#"(?:£|€|\$|(?:GBP|EUR|USD) ?)(?:\d{1,3}(?:,\d{3})+|\d{1,7})(?:\.\d{2})?(?-u:\b)|(?-u:\b)(?:\d{1,3}(?:,\d{3})+|\d{1,7})\.\d{2}(?-u:\b)|"[A-Za-z_]{0,20}(?i:amount|donation|total|gift|value|paid)[A-Za-z_]{0,20}" ?: ?"?\d{1,9}(?:\.\d{1,2})?"#,
+            )?,
+            // Pattern 0: `"first_name": "Alice"`. Pattern 1: "Ottoline donated £25", a donor's
+            // name even when it is not in the list of common names. Pattern 2: a table cell or
+            // CSV field holding one or two capitalised words; on its own that is anything (a
+            // product, a town), so it counts towards a donor list only once the same document has
+            // shown records with names the guard knows.
+            name_shapes: Regex::new_many(&[
+                r#""(?i:first_?name|given_?name|full_?name|donor_?name|donor|name|supporter|forename)" ?: ?"[A-Z][a-z]"#,
+                r"(?-u:\b)[A-Z][a-z]{1,20}(?: [A-Z][a-z'-]{1,20})? (?:donated|gave|pledged|contributed|has donated|has given)(?-u:\b)",
+                r#"(?:<t[dh][^<>]{0,60}>|\n|,"?)[A-Z][a-z]{1,20}(?: [A-Z][a-z'-]{1,20})?(?:</t[dh]>|"?,)"#,
+            ])
+            .map_err(|e| e.to_string())?,
+            names,
+            context,
+            context_bits: CONTEXT_WORDS.iter().map(|(_, b)| *b).collect(),
+        })
+    }
+
+    /// The context bits present in `win[start - CONTEXT_BACK .. start]`.
+    pub fn context_before(&self, win: &[u8], start: usize) -> u32 {
+        self.context_in(win, start.saturating_sub(CONTEXT_BACK), start)
+    }
+
+    /// The context bits of the value's own field: as [`context_before`](Self::context_before),
+    /// but not reaching back past the end of the previous JSON field (`",`), table cell or
+    /// element (`</`) or line. A `card_number` key must not vouch for the `ref` after it.
+    pub fn field_context_before(&self, win: &[u8], start: usize) -> u32 {
+        let mut lo = start.saturating_sub(CONTEXT_BACK);
+        let region = &win[lo..start];
+        let cut = region
+            .windows(2)
+            .rposition(|w| w == b"\",," || w == b",\"" || w == b"</" || w == b"},")
+            .map(|p| p + 2)
+            .into_iter()
+            .chain(memchr::memrchr(b'\n', region).map(|p| p + 1))
+            .max();
+        if let Some(cut) = cut {
+            lo += cut;
+        }
+        self.context_in(win, lo, start)
+    }
+
+    fn context_in(&self, win: &[u8], lo: usize, start: usize) -> u32 {
+        let mut bits = 0;
+        for m in self.context.find_iter(&win[lo..start]) {
+            let (s, e) = (lo + m.start(), lo + m.end());
+            let before_ok =
+                s == 0 || !win[s - 1].is_ascii_lowercase() || win[s].is_ascii_uppercase();
+            let after_ok = e >= win.len() || !win[e].is_ascii_lowercase();
+            if before_ok && after_ok {
+                bits |= self.context_bits[m.pattern().as_usize()];
+            }
+        }
+        bits
+    }
+
+    /// Runs one searcher over `win[lo..hi]`, calling `found` for each confirmed identifier and
+    /// `feature` for each record feature, both only for matches starting in `accept`.
+    pub fn search(
+        &self,
+        searcher: Searcher,
+        win: &[u8],
+        range: std::ops::Range<usize>,
+        accept: (usize, usize),
+        found: &mut dyn FnMut(Candidate),
+        feature: &mut dyn FnMut(usize, Feature, &[u8]),
+    ) {
+        let (lo, hi) = (range.start, range.end);
+        let input = Input::new(win).range(lo..hi);
+        let ok = |s: usize| s >= accept.0 && s < accept.1;
+        match searcher {
+            Searcher::Name => {
+                for m in self.names.find_iter(&win[lo..hi]) {
+                    let (s, e) = (lo + m.start(), lo + m.end());
+                    if ok(s) && word_bounded(win, s, e) {
+                        feature(s, Feature::Name, &win[s..e]);
+                    }
+                }
+                for m in self.name_shapes.find_iter(input) {
+                    let (ms, me) = (m.start(), m.end());
+                    match m.pattern().as_usize() {
+                        0 => {
+                            let s = me - 2;
+                            if ok(s) {
+                                let e = win[s..]
+                                    .iter()
+                                    .take(40)
+                                    .position(|b| *b == b'"')
+                                    .map_or(s + 2, |p| s + p);
+                                feature(s, Feature::Name, &win[s..e]);
+                            }
+                        }
+                        1 => {
+                            if ok(ms) {
+                                let e = win[ms..me]
+                                    .iter()
+                                    .position(|b| *b == b' ')
+                                    .map_or(me, |p| ms + p);
+                                feature(ms, Feature::Name, &win[ms..e]);
+                            }
+                        }
+                        _ => {
+                            let text = &win[ms..me];
+                            let Some(p) = text.iter().enumerate().position(|(i, b)| {
+                                b.is_ascii_uppercase()
+                                    && i > 0
+                                    && matches!(text[i - 1], b'>' | b'\n' | b',' | b'"')
+                            }) else {
+                                continue;
+                            };
+                            let s = ms + p;
+                            if ok(s) {
+                                let e = win[s..me]
+                                    .iter()
+                                    .position(|b| matches!(b, b'<' | b',' | b'"'))
+                                    .map_or(me, |q| s + q);
+                                feature(s, Feature::WeakName, &win[s..e]);
+                            }
+                        }
+                    }
+                }
+            }
+            Searcher::Amount => {
+                for m in self.amount.find_iter(input) {
+                    if ok(m.start()) {
+                        feature(m.start(), Feature::Amount, &win[m.start()..m.end()]);
+                    }
+                }
+            }
+            Searcher::Date => {
+                for m in self.date.find_iter(input) {
+                    let (s, e) = (m.start(), m.end());
+                    if !ok(s) {
+                        continue;
+                    }
+                    let Some(year) = parse_date(&win[s..e]) else {
+                        continue;
+                    };
+                    feature(s, Feature::Date, &win[s..e]);
+                    if year <= 2025 && self.context_before(win, s) & CTX_DOB != 0 {
+                        found(Candidate {
+                            start: s,
+                            end: e,
+                            kind: EntityKind::DateOfBirth,
+                        });
+                    }
+                }
+            }
+            _ => {
+                let (regex, kind) = match searcher {
+                    Searcher::Card => (&self.card, EntityKind::Card),
+                    Searcher::Nhs => (&self.nhs, EntityKind::NhsNumber),
+                    Searcher::Phone => (&self.phone, EntityKind::Phone),
+                    Searcher::Iban => (&self.iban, EntityKind::Iban),
+                    Searcher::Ni => (&self.ni, EntityKind::NiNumber),
+                    Searcher::Bank => (&self.sort_code, EntityKind::BankAccount),
+                    Searcher::Email => (&self.email, EntityKind::Email),
+                    _ => (&self.postcode, EntityKind::Postcode),
+                };
+                for m in regex.find_iter(input) {
+                    if !ok(m.start()) {
+                        continue;
+                    }
+                    if let Some((s, e)) = self.confirm(kind, win, m.start(), m.end()) {
+                        found(Candidate {
+                            start: s,
+                            end: e,
+                            kind,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies a kind's checks to a pattern match; returns the span to report, which may be
+    /// narrower (an IBAN followed by a short word) or wider (a sort code with its account).
+    fn confirm(&self, kind: EntityKind, win: &[u8], s: usize, e: usize) -> Option<(usize, usize)> {
+        let text = &win[s..e];
+        let mut digits = [0u8; 24];
+        match kind {
+            EntityKind::Card => {
+                let (n, seps) = compact_digits(text, &mut digits)?;
+                let d = &digits[..n];
+                if !standalone_number(win, s, e)
+                    || !validate::card_issuer_ok(d)
+                    || !validate::luhn(d)
+                {
+                    return None;
+                }
+                if seps == 0 {
+                    // An unseparated 16-digit number passes prefix and Luhn about one time in
+                    // sixty by chance; most IDs are not card numbers, so ask for context unless
+                    // the number is grouped the way cards are printed.
+                    if self.field_context_before(win, s) & CTX_CARD == 0
+                        && !json_or_cell_value(win, s)
+                    {
+                        return None;
+                    }
+                } else if !card_grouping_ok(text) {
+                    return None;
+                }
+                Some((s, e))
+            }
+            EntityKind::NhsNumber => {
+                let (n, seps) = compact_digits(text, &mut digits)?;
+                if n != 10 || !standalone_number(win, s, e) || !validate::nhs_ok(&digits[..10]) {
+                    return None;
+                }
+                if !consistent_separators(text) {
+                    return None;
+                }
+                let context = self.field_context_before(win, s);
+                if context & CTX_NHS == 0 {
+                    // Without the word "NHS" the number must look like nothing else: in a range
+                    // NHS numbers are issued from (England and Wales 400-499 and 600-708 million,
+                    // Northern Ireland 320-399 million; Unix timestamps and most IDs are not),
+                    // and either alone in a cell, where the column header is the context, or
+                    // grouped 3-3-4 with spaces the way the NHS prints it. A US phone number
+                    // (`317-274-5902`, after "fax") passes mod 11 one time in eleven.
+                    let prefix = u32::from(digits[0] - b'0') * 100
+                        + u32::from(digits[1] - b'0') * 10
+                        + u32::from(digits[2] - b'0');
+                    let issued = (400..=499).contains(&prefix)
+                        || (600..=708).contains(&prefix)
+                        || (320..=399).contains(&prefix);
+                    let shaped = cell_value(win, s, e) || (seps > 0 && text[3] == b' ');
+                    if !issued || !shaped || context & CTX_PHONE != 0 {
+                        return None;
+                    }
+                }
+                Some((s, e))
+            }
+            EntityKind::Phone => {
+                if s > 0
+                    && (win[s - 1].is_ascii_alphanumeric()
+                        || matches!(win[s - 1], b'/' | b'=' | b'#'))
+                {
+                    return None;
+                }
+                if !standalone_number(win, s, e) {
+                    return None;
+                }
+                let mut national = [0u8; 24];
+                let n = phone_national(text, &mut national)?;
+                let nat = &national[..n];
+                let ok = match nat[1] {
+                    b'7' => n == 11 && nat[2] != b'0',
+                    b'1' => n == 10 || n == 11,
+                    b'2' | b'3' | b'8' | b'9' => n == 11,
+                    _ => false,
+                };
+                if !ok {
+                    return None;
+                }
+                let structured = text.starts_with(b"+")
+                    || text.starts_with(b"00")
+                    || text.iter().any(|b| matches!(b, b' ' | b'-' | b'.' | b'('));
+                if !structured && self.context_before(win, s) & CTX_PHONE == 0 {
+                    return None;
+                }
+                Some((s, e))
+            }
+            EntityKind::Iban => {
+                let mut compact = [0u8; 40];
+                let mut n = 0;
+                let mut ends = [0usize; 40];
+                for (i, &b) in text.iter().enumerate() {
+                    if b != b' ' {
+                        compact[n] = b;
+                        ends[n] = s + i + 1;
+                        n += 1;
+                    }
+                }
+                let want = (15..=n).rev().find(|&len| {
+                    validate::iban_ok(&compact[..len])
+                        && (ends[len - 1] == e || win[ends[len - 1]] == b' ')
+                })?;
+                Some((s, ends[want - 1]))
+            }
+            EntityKind::NiNumber => {
+                if !validate::ni_prefix_ok(&text[..2]) {
+                    return None;
+                }
+                let spaces = text.iter().filter(|b| **b == b' ').count();
+                (spaces == 0 || spaces == 4).then_some((s, e))
+            }
+            EntityKind::BankAccount => {
+                // `AB 12 34 56 C` is a National Insurance number, not a sort code.
+                let ni_shape = s >= 2 && win[s - 1] == b' ' && win[s - 2].is_ascii_uppercase()
+                    || s >= 1 && win[s - 1].is_ascii_uppercase();
+                if ni_shape
+                    || !consistent_separators(text)
+                    || self.field_context_before(win, s) & CTX_SORT == 0
+                {
+                    return None;
+                }
+                let (a, b) = find_account_number(win, s, e)?;
+                Some((s.min(a), e.max(b)))
+            }
+            EntityKind::Email => {
+                let at = text.iter().position(|b| *b == b'@')?;
+                let local = &text[..at];
+                if local.starts_with(b".")
+                    || local.ends_with(b".")
+                    || local.windows(2).any(|w| w == b"..")
+                {
+                    return None;
+                }
+                let tld_start = text.iter().rposition(|b| *b == b'.')? + 1;
+                let tld = &text[tld_start..];
+                if NOT_TLDS.iter().any(|t| tld.eq_ignore_ascii_case(t)) {
+                    return None;
+                }
+                // A local part glued to the end of a word, as in `see:bob@x.org`, starts after the
+                // last character an address cannot contain; the regex already guarantees that.
+                Some((s, e))
+            }
+            EntityKind::Postcode => {
+                if !text.contains(&b' ')
+                    && self.context_before(win, s) & CTX_POSTCODE == 0
+                    && !cell_value(win, s, e)
+                {
+                    return None;
+                }
+                Some((s, e))
+            }
+            _ => None,
+        }
+    }
+
+    /// Classifies a whole value, as found in a CSV export of canaries or records, by the same
+    /// rules as the stream. Returns the kind whose pattern covers the whole value.
+    pub fn classify(&self, value: &[u8]) -> Option<EntityKind> {
+        // Context-dependent kinds are judged as if their label were present: in an export the
+        // label is the column header.
+        let mut framed = Vec::with_capacity(value.len() + 32);
+        framed.extend_from_slice(b"card nhs tel postcode: ");
+        let s = framed.len();
+        framed.extend_from_slice(value);
+        let e = framed.len();
+        framed.push(b' ');
+        let order = [
+            (Searcher::Email, EntityKind::Email),
+            (Searcher::Iban, EntityKind::Iban),
+            (Searcher::Card, EntityKind::Card),
+            (Searcher::Nhs, EntityKind::NhsNumber),
+            (Searcher::Ni, EntityKind::NiNumber),
+            (Searcher::Phone, EntityKind::Phone),
+            (Searcher::Postcode, EntityKind::Postcode),
+        ];
+        for (searcher, kind) in order {
+            let mut hit = None;
+            self.search(
+                searcher,
+                &framed,
+                s..e,
+                (s, e),
+                &mut |c| {
+                    if c.start == s && c.end == e {
+                        hit = Some(c.kind);
+                    }
+                },
+                &mut |_, _, _| {},
+            );
+            if hit.is_some() {
+                return Some(kind);
+            }
+        }
+        None
+    }
+}
+
+fn word_bounded(win: &[u8], s: usize, e: usize) -> bool {
+    (s == 0 || !win[s - 1].is_ascii_alphanumeric())
+        && (e >= win.len() || !win[e].is_ascii_alphanumeric())
+}
+
+/// Copies the digits of `text` into `out`; returns how many, and how many separators there were.
+fn compact_digits(text: &[u8], out: &mut [u8; 24]) -> Option<(usize, usize)> {
+    let mut n = 0;
+    let mut seps = 0;
+    for &b in text {
+        if b.is_ascii_digit() {
+            if n == out.len() {
+                return None;
+            }
+            out[n] = b;
+            n += 1;
+        } else {
+            seps += 1;
+        }
+    }
+    Some((n, seps))
+}
+
+/// A number is standalone when it is not a piece of a longer run of digits and separators: the
+/// middle of an ISBN or a long reference must not be read as a card or phone number.
+fn standalone_number(win: &[u8], s: usize, e: usize) -> bool {
+    let before = s.checked_sub(1).map(|i| win[i]);
+    let before2 = s.checked_sub(2).map(|i| win[i]);
+    if before.is_some_and(|b| b.is_ascii_alphanumeric()) {
+        return false;
+    }
+    if matches!(before, Some(b' ' | b'-' | b'.' | b'/'))
+        && before2.is_some_and(|b| b.is_ascii_digit())
+    {
+        return false;
+    }
+    let after = win.get(e).copied();
+    let after2 = win.get(e + 1).copied();
+    if after.is_some_and(|b| b.is_ascii_alphanumeric()) {
+        return false;
+    }
+    if matches!(after, Some(b' ' | b'-' | b'/')) && after2.is_some_and(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    if after == Some(b'.') && after2.is_some_and(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    true
+}
+
+/// Whether a value sits alone in a table cell or a CSV field: `>…<`, `,…,` or `,"…"`. An unseparated card number there is a stored value, not a reference in prose.
+fn json_or_cell_value(win: &[u8], s: usize) -> bool {
+    let before = s.checked_sub(1).map(|i| win[i]);
+    let before2 = s.checked_sub(2).map(|i| win[i]);
+    match before {
+        Some(b'>' | b',' | b'\t') | None => true,
+        // A quoted CSV field; a JSON string value (`"ref":"…"`) instead relies on its key for
+        // context, which the context words see.
+        Some(b'"') => matches!(before2, Some(b',' | b'\n') | None),
+        _ => false,
+    }
+}
+
+/// Whether `win[s..e]` is the whole content of a table cell, CSV field or JSON string.
+fn cell_value(win: &[u8], s: usize, e: usize) -> bool {
+    let before = s.checked_sub(1).map(|i| win[i]);
+    let after = win.get(e).copied();
+    matches!(before, Some(b'>' | b',' | b'"' | b'\t' | b'\n') | None)
+        && matches!(
+            after,
+            Some(b'<' | b',' | b'"' | b'\t' | b'\r' | b'\n') | None
+        )
+}
+
+/// All separators the same character.
+fn consistent_separators(text: &[u8]) -> bool {
+    let mut sep = None;
+    for &b in text {
+        if !b.is_ascii_digit() {
+            match sep {
+                None => sep = Some(b),
+                Some(s) if s != b => return false,
+                _ => {}
+            }
+        }
+    }
+    true
+}
+
+/// Cards are printed in groups of four (4-4-4-4, 4-4-4-4-3) or, for Amex and Diners, 4-6-5 and
+/// 4-6-4.
+fn card_grouping_ok(text: &[u8]) -> bool {
+    if !consistent_separators(text) {
+        return false;
+    }
+    let mut groups = [0usize; 6];
+    let mut g = 0;
+    for &b in text {
+        if b.is_ascii_digit() {
+            groups[g] += 1;
+        } else {
+            g += 1;
+            if g == groups.len() {
+                return false;
+            }
+        }
+    }
+    let groups = &groups[..=g];
+    matches!(
+        groups,
+        [4, 4, 4, 4] | [4, 4, 4, 4, 3] | [4, 6, 5] | [4, 6, 4] | [4, 4, 4, 1] | [4, 4, 4, 4, 1..=3]
+    )
+}
+
+/// The national form of a UK phone number (leading 0), from a match of the phone pattern.
+fn phone_national(text: &[u8], out: &mut [u8; 24]) -> Option<usize> {
+    let mut rest = text;
+    let mut n = 0;
+    if let Some(r) = rest
+        .strip_prefix(b"+44")
+        .or_else(|| rest.strip_prefix(b"0044"))
+    {
+        rest = r;
+        out[0] = b'0';
+        n = 1;
+        // Skip a written trunk prefix: `+44 (0)20`.
+        let trimmed: &[u8] = r.strip_prefix(b" ").unwrap_or(r);
+        if let Some(r2) = trimmed.strip_prefix(b"(0)") {
+            rest = r2;
+        }
+    }
+    for &b in rest {
+        if b.is_ascii_digit() {
+            if n == out.len() {
+                return None;
+            }
+            out[n] = b;
+            n += 1;
+        }
+    }
+    (n >= 10 && out[0] == b'0').then_some(n)
+}
+
+/// An eight-digit account number within reach of a sort code, before or after it.
+fn find_account_number(win: &[u8], s: usize, e: usize) -> Option<(usize, usize)> {
+    const REACH: usize = 48;
+    let after = e..(e + REACH).min(win.len());
+    let before = s.saturating_sub(REACH)..s;
+    for range in [after, before] {
+        let mut i = range.start;
+        while i < range.end {
+            if win[i].is_ascii_digit() && (i == 0 || !win[i - 1].is_ascii_alphanumeric()) {
+                let run = win[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+                if run == 8 && win.get(i + 8).is_none_or(|b| !b.is_ascii_alphanumeric()) {
+                    return Some((i, i + 8));
+                }
+                i += run;
+            } else {
+                i += 1;
+            }
+        }
+    }
+    None
+}
+
+/// Parses a match of the date pattern; returns its year when the date exists.
+pub(crate) fn parse_date(text: &[u8]) -> Option<u32> {
+    let text = text.strip_suffix(b"T").unwrap_or(text);
+    let text = if text.len() > 3 && text[text.len() - 3] == b'T' {
+        &text[..text.len() - 3]
+    } else {
+        text
+    };
+    let mut nums = [0u32; 3];
+    let mut lens = [0usize; 3];
+    let mut n = 0;
+    let mut month_word: Option<u32> = None;
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        if b.is_ascii_digit() {
+            let start = i;
+            let mut v = 0u32;
+            while i < text.len() && text[i].is_ascii_digit() {
+                v = v * 10 + u32::from(text[i] - b'0');
+                i += 1;
+            }
+            if n == 3 {
+                return None;
+            }
+            nums[n] = v;
+            lens[n] = i - start;
+            n += 1;
+            // Skip ordinal suffixes.
+            while i < text.len() && text[i].is_ascii_lowercase() {
+                i += 1;
+            }
+        } else if b.is_ascii_uppercase() {
+            let start = i;
+            while i < text.len() && text[i].is_ascii_alphabetic() {
+                i += 1;
+            }
+            let word = &text[start..i];
+            let m = validate::month_number(word)?;
+            if !is_month_word(word) {
+                return None;
+            }
+            month_word = Some(m);
+        } else {
+            i += 1;
+        }
+    }
+    let (day, month, year) = match (month_word, n) {
+        (Some(m), 2) => {
+            let (d, y) = if lens[0] == 4 {
+                (nums[1], nums[0])
+            } else {
+                (nums[0], nums[1])
+            };
+            (d, m, y)
+        }
+        (None, 3) if lens[0] == 4 => (nums[2], nums[1], nums[0]),
+        (None, 3) => (nums[0], nums[1], nums[2]),
+        _ => return None,
+    };
+    validate::date_ok(day, month, year).then_some(year)
+}
+
+/// A month written as its three-letter abbreviation, `Sept`, or in full.
+fn is_month_word(word: &[u8]) -> bool {
+    const FULL: [&[u8]; 12] = [
+        b"january",
+        b"february",
+        b"march",
+        b"april",
+        b"may",
+        b"june",
+        b"july",
+        b"august",
+        b"september",
+        b"october",
+        b"november",
+        b"december",
+    ];
+    if word.len() == 3 || word.eq_ignore_ascii_case(b"sept") {
+        return true;
+    }
+    FULL.iter().any(|m| m.eq_ignore_ascii_case(word))
+}
+
+/// Writes the mask that replaces a redacted match: its kind and, for cards and accounts, the
+/// last four digits, as payment pages show them.
+pub(crate) fn write_mask(kind: EntityKind, text: &[u8], out: &mut Vec<u8>) {
+    let last4 = |out: &mut Vec<u8>| {
+        let mut tail = [0u8; 4];
+        let mut n = 0;
+        for &b in text.iter().rev() {
+            if b.is_ascii_digit() {
+                tail[3 - n] = b;
+                n += 1;
+                if n == 4 {
+                    break;
+                }
+            }
+        }
+        out.extend_from_slice(&tail[4 - n..]);
+    };
+    match kind {
+        EntityKind::Card => {
+            out.extend_from_slice(b"[card ending ");
+            last4(out);
+            out.push(b']');
+        }
+        EntityKind::Iban => {
+            out.extend_from_slice(b"[IBAN ending ");
+            last4(out);
+            out.push(b']');
+        }
+        EntityKind::BankAccount => {
+            out.extend_from_slice(b"[account ending ");
+            last4(out);
+            out.push(b']');
+        }
+        EntityKind::NiNumber => out.extend_from_slice(b"[NI number]"),
+        EntityKind::NhsNumber => out.extend_from_slice(b"[NHS number]"),
+        EntityKind::Email => out.extend_from_slice(b"[email]"),
+        EntityKind::Phone => out.extend_from_slice(b"[phone]"),
+        EntityKind::Postcode => out.extend_from_slice(b"[postcode]"),
+        EntityKind::DateOfBirth => out.extend_from_slice(b"[date of birth]"),
+        _ => out.extend_from_slice(b"****"),
+    }
+}
+
+/// A sample for a finding: enough to recognise the kind and tell findings apart, never the value.
+pub(crate) fn sample(kind: EntityKind, text: &[u8]) -> String {
+    let text = String::from_utf8_lossy(text);
+    let keep_last = |n: usize| -> String {
+        let digits: Vec<char> = text.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+        let shown = digits.len().saturating_sub(n);
+        digits
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if i < shown { '*' } else { *c })
+            .collect()
+    };
+    match kind {
+        EntityKind::Email => {
+            let (local, domain) = text.split_once('@').unwrap_or((&text, ""));
+            let first = local.chars().next().unwrap_or('*');
+            let tld = domain.rsplit('.').next().unwrap_or("");
+            let dfirst = domain.chars().next().unwrap_or('*');
+            format!("{first}***@{dfirst}***.{tld}")
+        }
+        EntityKind::Card | EntityKind::Iban | EntityKind::BankAccount => keep_last(4),
+        EntityKind::Phone | EntityKind::NhsNumber => keep_last(3),
+        EntityKind::Postcode => {
+            let outward = text.split(' ').next().unwrap_or("");
+            if outward.len() < text.len() {
+                format!("{outward} ***")
+            } else {
+                "*******".into()
+            }
+        }
+        EntityKind::DateOfBirth => {
+            let year: String = text.chars().filter(|c| c.is_ascii_digit()).collect();
+            let year = if year.len() >= 4 {
+                &year[year.len() - 4..]
+            } else {
+                ""
+            };
+            format!("**/**/{year}")
+        }
+        EntityKind::NiNumber => {
+            let prefix: String = text.chars().take(2).collect();
+            format!("{prefix}******?")
+        }
+        _ => {
+            let first = text.chars().next().unwrap_or('*');
+            format!("{first}***")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find(kind: Searcher, text: &str) -> Vec<(EntityKind, String)> {
+        let r = Recognizers::new().unwrap();
+        let win = text.as_bytes();
+        let mut out = Vec::new();
+        r.search(
+            kind,
+            win,
+            0..win.len(),
+            (0, win.len()),
+            &mut |c| {
+                out.push((c.kind, text[c.start..c.end].to_string()));
+            },
+            &mut |_, _, _| {},
+        );
+        out
+    }
+
+    #[test]
+    fn cards_need_issuer_luhn_and_grouping() {
+        assert_eq!(find(Searcher::Card, "pay 4242 4242 4242 4242 now").len(), 1);
+        assert_eq!(find(Searcher::Card, "pay 4242 4242 4242 4241 now").len(), 0);
+        assert_eq!(
+            find(Searcher::Card, "id 4242424242424242 x").len(),
+            0,
+            "bare digits in prose need context"
+        );
+        assert_eq!(find(Searcher::Card, "card: 4242424242424242").len(), 1);
+        assert_eq!(
+            find(Searcher::Card, "isbn 978 4242 4242 4242 4242").len(),
+            0
+        );
+        assert_eq!(find(Searcher::Card, "amex 3782 822463 10005").len(), 1);
+    }
+
+    #[test]
+    fn phones_take_uk_shapes() {
+        assert_eq!(find(Searcher::Phone, "call 020 7946 0958.").len(), 1);
+        assert_eq!(find(Searcher::Phone, "ring +44 (0)20 7946 0958").len(), 1);
+        assert_eq!(find(Searcher::Phone, "ring +44 7700 900123").len(), 1);
+        assert_eq!(find(Searcher::Phone, "order 07700900123").len(), 0);
+        assert_eq!(find(Searcher::Phone, "mobile: 07700900123").len(), 1);
+        assert_eq!(find(Searcher::Phone, "ref 0400 123 4567").len(), 0);
+    }
+
+    #[test]
+    fn dates_parse() {
+        assert_eq!(parse_date(b"19 Nov 2019"), Some(2019));
+        assert_eq!(parse_date(b"2019-11-19T10"), Some(2019));
+        assert_eq!(parse_date(b"31/02/2019"), None);
+        assert_eq!(parse_date(b"November 19th, 2019"), Some(2019));
+        assert_eq!(parse_date(b"19 Widget 2019"), None);
+    }
+
+    #[test]
+    fn iban_trims_a_trailing_word() {
+        assert_eq!(
+            find(Searcher::Iban, "IBAN GB82 WEST 1234 5698 7654 32 GB please"),
+            vec![(EntityKind::Iban, "GB82 WEST 1234 5698 7654 32".to_string())]
+        );
+    }
+}

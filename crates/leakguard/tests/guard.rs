@@ -1,0 +1,712 @@
+//! Behaviour of the leak guard through its public API: recognisers at chunk boundaries and behind
+//! encodings, each policy, canaries, and the demo site's donor feed and thank-you page.
+
+use std::io::Write;
+
+use rampart_leakguard::{
+    is_scannable, Action, EntityKind, GuardConfig, LeakGuard, Overflow, PolicySet, Progress,
+    RoutePolicy, Severity,
+};
+
+const DONORS: &[(&str, i64, &str)] = &[
+    ("Margaret", 2500, "Fri, 01 Nov 2019 09:12:44 GMT"),
+    ("David Okafor", 10000, "Fri, 01 Nov 2019 18:40:02 GMT"),
+    ("Priya", 1500, "Sat, 02 Nov 2019 11:05:19 GMT"),
+    ("Siobhan", 5000, "Sun, 03 Nov 2019 20:17:55 GMT"),
+    ("Tom", 1000, "Mon, 04 Nov 2019 07:58:31 GMT"),
+    ("Gareth Llewellyn", 25000, "Tue, 05 Nov 2019 13:22:08 GMT"),
+    ("Aisha", 2000, "Wed, 06 Nov 2019 16:45:37 GMT"),
+    ("Callum", 500, "Thu, 07 Nov 2019 22:03:14 GMT"),
+    ("Eleanor", 7500, "Fri, 08 Nov 2019 10:31:50 GMT"),
+    ("Mohammed", 3000, "Sat, 09 Nov 2019 14:09:26 GMT"),
+    ("Fiona", 1200, "Sun, 10 Nov 2019 19:54:03 GMT"),
+    ("Rhys", 2000, "Mon, 11 Nov 2019 08:26:47 GMT"),
+    ("Hannah Whitfield", 50000, "Tue, 12 Nov 2019 14:03:00 GMT"),
+    ("Oluwaseun", 4000, "Wed, 13 Nov 2019 12:37:21 GMT"),
+    ("Bethan", 1000, "Thu, 14 Nov 2019 17:11:09 GMT"),
+    ("James", 15000, "Fri, 15 Nov 2019 21:48:42 GMT"),
+    ("Zainab", 2500, "Sat, 16 Nov 2019 09:02:58 GMT"),
+    ("Ruth Abernethy", 100000, "Sun, 17 Nov 2019 15:30:12 GMT"),
+    ("Kwame", 3500, "Mon, 18 Nov 2019 11:19:36 GMT"),
+    ("Harriet", 20000, "Tue, 19 Nov 2019 18:55:04 GMT"),
+];
+
+fn money(pence: i64) -> String {
+    let pounds = (pence / 100).to_string();
+    let mut grouped = String::new();
+    for (i, c) in pounds.chars().enumerate() {
+        if i > 0 && (pounds.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("£{grouped}.{:02}", pence % 100)
+}
+
+/// The demo site's feed markup, as `crates/demo/src/pages.rs` renders it.
+fn demo_feed() -> String {
+    let mut items = String::new();
+    for (i, (name, pence, date)) in DONORS.iter().enumerate() {
+        let amount = money(*pence);
+        items.push_str(&format!(
+            "    <item>\n      <title>{name} donated {amount}</title>\n      <description>{name} gave {amount} to the Northfield Independents campaign.</description>\n      <link>http://localhost:8080/donate</link>\n      <guid isPermaLink=\"false\">donation-{}</guid>\n      <pubDate>{date}</pubDate>\n    </item>\n",
+            i + 1
+        ));
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rss version=\"2.0\">\n  <channel>\n    <title>Northfield Independents: recent donations</title>\n    <link>http://localhost:8080/</link>\n    <description>Thank you to everyone who has donated to the campaign.</description>\n    <language>en-gb</language>\n{items}  </channel>\n</rss>\n"
+    )
+}
+
+fn thank_you_page() -> String {
+    r#"<!doctype html><html lang="en-gb"><head><meta charset="utf-8"><title>Thank you</title>
+<link rel="stylesheet" href="/static/style.css"></head><body><header><a href="/">Northfield Independents</a></header>
+<main><section class="card" style="border-top: 6px solid #0b6e4f">
+<h1>Thank you, Alice!</h1>
+<p>We have received your donation of <strong>£25.00</strong>. A receipt is on its way to your inbox.</p>
+<a class="button" href="/">Back to the campaign</a>
+</section></main><footer>Promoted by J. Smith on behalf of Northfield Independents, 1 High St, Northfield. Published 19 Nov 2019.</footer></body></html>"#
+        .to_string()
+}
+
+fn guard() -> LeakGuard {
+    LeakGuard::new(GuardConfig::default()).unwrap()
+}
+
+/// Scans `body` fed in chunks of `chunk` bytes; returns the bytes sent and the outcome.
+fn scan_with(
+    guard: &LeakGuard,
+    policy: &RoutePolicy,
+    body: &[u8],
+    chunk: usize,
+) -> (Vec<u8>, rampart_leakguard::Outcome) {
+    let mut scanner = guard.scanner(policy);
+    let mut out = Vec::new();
+    for piece in body.chunks(chunk.max(1)) {
+        if scanner.push(piece, &mut out) == Progress::Block {
+            break;
+        }
+    }
+    let outcome = scanner.finish(&mut out);
+    (out, outcome)
+}
+
+fn count(outcome: &rampart_leakguard::Outcome, kind: EntityKind) -> u32 {
+    outcome
+        .findings
+        .iter()
+        .find(|f| f.kind == kind)
+        .map_or(0, |f| f.count)
+}
+
+#[test]
+fn demo_feed_is_a_donor_list_and_is_blocked_by_default() {
+    let feed = demo_feed();
+    for chunk in [1, 7, 100, 4096, usize::MAX] {
+        let (out, outcome) = scan_with(&guard(), &RoutePolicy::default(), feed.as_bytes(), chunk);
+        assert_eq!(outcome.action, Action::Block, "chunk {chunk}: {outcome:?}");
+        assert!(out.is_empty(), "nothing of a blocked response is sent");
+        let donor = outcome
+            .findings
+            .iter()
+            .find(|f| f.kind == EntityKind::DonorList)
+            .expect("donor list");
+        assert!(donor.count >= 5, "{donor:?}");
+        assert!(
+            !donor.sample.contains("Margaret"),
+            "sample is masked: {}",
+            donor.sample
+        );
+    }
+    // Without early blocking (alert), every record is counted.
+    let (_, outcome) = scan_with(
+        &guard(),
+        &RoutePolicy::with_action(Action::Alert),
+        feed.as_bytes(),
+        512,
+    );
+    assert_eq!(count(&outcome, EntityKind::DonorList), 20, "{outcome:?}");
+    assert_eq!(outcome.action, Action::Alert);
+}
+
+#[test]
+fn thank_you_page_passes() {
+    let page = thank_you_page();
+    let (out, outcome) = scan_with(&guard(), &RoutePolicy::default(), page.as_bytes(), 64);
+    assert_eq!(outcome.action, Action::Allow, "{outcome:?}");
+    assert_eq!(out, page.as_bytes());
+}
+
+#[test]
+fn card_split_across_chunks_is_found_at_every_split_point() {
+    let body = "<p>Paid with 4242 4242 4242 4242 yesterday.</p>";
+    for split in 0..body.len() {
+        let mut scanner = guard().scanner(&RoutePolicy::with_action(Action::Alert));
+        let mut out = Vec::new();
+        scanner.push(&body.as_bytes()[..split], &mut out);
+        scanner.push(&body.as_bytes()[split..], &mut out);
+        let outcome = scanner.finish(&mut out);
+        assert_eq!(count(&outcome, EntityKind::Card), 1, "split {split}");
+        assert_eq!(out, body.as_bytes());
+    }
+}
+
+#[test]
+fn entity_encoded_emails_are_found() {
+    for body in [
+        "contact jo.bloggs&#64;example.org",
+        "contact jo.bloggs&commat;example.org",
+        "contact jo.bloggs&#x40;example.org",
+        r#"{"email":"jo.bloggs\u0040example.org"}"#,
+    ] {
+        let (_, outcome) = scan_with(
+            &guard(),
+            &RoutePolicy::with_action(Action::Alert),
+            body.as_bytes(),
+            3,
+        );
+        assert_eq!(count(&outcome, EntityKind::Email), 1, "{body}");
+    }
+}
+
+#[test]
+fn redaction_masks_in_the_original_bytes_and_keeps_markup() {
+    let body = "<td>jo&#64;example.org</td><td>Card 4111 1111 1111 1111</td><td>&lt;b&gt;</td>";
+    for chunk in [1, 5, 1000] {
+        let (out, outcome) = scan_with(
+            &guard(),
+            &RoutePolicy::with_action(Action::Redact),
+            body.as_bytes(),
+            chunk,
+        );
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(
+            out, "<td>[email]</td><td>Card [card ending 1111]</td><td>&lt;b&gt;</td>",
+            "chunk {chunk}"
+        );
+        assert_eq!(outcome.action, Action::Redact);
+    }
+}
+
+#[test]
+fn redaction_of_a_long_body_keeps_everything_else_byte_for_byte() {
+    let mut body = String::new();
+    for i in 0..3000 {
+        body.push_str(&format!(
+            "<p>Paragraph {i} of ordinary text &amp; markup.</p>\n"
+        ));
+        if i % 500 == 0 {
+            body.push_str("<p>Call 020 7946 0958 or email help@example.org</p>\n");
+        }
+    }
+    let (out, outcome) = scan_with(
+        &guard(),
+        &RoutePolicy::with_action(Action::Redact),
+        body.as_bytes(),
+        1000,
+    );
+    let expected = body
+        .replace("020 7946 0958", "[phone]")
+        .replace("help@example.org", "[email]");
+    assert_eq!(String::from_utf8(out).unwrap(), expected);
+    assert_eq!(count(&outcome, EntityKind::Phone), 6);
+}
+
+#[test]
+fn thresholds_tolerate_a_contact_page_but_not_a_member_list() {
+    let contact = "<p>Press: press@example.org, volunteers: help@example.org</p>";
+    let (_, outcome) = scan_with(&guard(), &RoutePolicy::default(), contact.as_bytes(), 4096);
+    assert_eq!(outcome.action, Action::Allow, "{outcome:?}");
+    assert_eq!(count(&outcome, EntityKind::Email), 2);
+    let members: String = (0..50)
+        .map(|i| format!("<li>member{i}@example.org</li>\n"))
+        .collect();
+    let (out, outcome) = scan_with(&guard(), &RoutePolicy::default(), members.as_bytes(), 4096);
+    assert_eq!(outcome.action, Action::Block);
+    assert!(out.is_empty());
+}
+
+#[test]
+fn allowlisted_kinds_are_reported_but_not_acted_on() {
+    let members: String = (0..50)
+        .map(|i| format!("<li>member{i}@example.org</li>\n"))
+        .collect();
+    let policy = RoutePolicy {
+        allow: vec![EntityKind::Email],
+        ..RoutePolicy::default()
+    };
+    let (out, outcome) = scan_with(&guard(), &policy, members.as_bytes(), 4096);
+    assert_eq!(outcome.action, Action::Allow);
+    assert_eq!(count(&outcome, EntityKind::Email), 50);
+    assert_eq!(out, members.as_bytes());
+}
+
+#[test]
+fn alert_sends_the_body_unchanged_and_reports() {
+    let body = "NI number: AB 12 34 56 C, NHS 943 476 5919, IBAN GB82 WEST 1234 5698 7654 32, sort code 20-00-00 account 12345678";
+    let (out, outcome) = scan_with(
+        &guard(),
+        &RoutePolicy::with_action(Action::Alert),
+        body.as_bytes(),
+        10,
+    );
+    assert_eq!(out, body.as_bytes());
+    assert_eq!(outcome.action, Action::Alert);
+    for kind in [
+        EntityKind::NiNumber,
+        EntityKind::NhsNumber,
+        EntityKind::Iban,
+        EntityKind::BankAccount,
+    ] {
+        assert_eq!(count(&outcome, kind), 1, "{kind:?} in {outcome:?}");
+    }
+    for f in &outcome.findings {
+        assert!(
+            !body.contains(&f.sample) || f.sample.len() < 4,
+            "sample {} leaks",
+            f.sample
+        );
+    }
+}
+
+#[test]
+fn invalid_checksums_are_not_findings() {
+    let body = "card 4242 4242 4242 4241, NHS 943 476 5918, IBAN GB82 WEST 1234 5698 7654 33, NI GB 12 34 56 C";
+    let (_, outcome) = scan_with(
+        &guard(),
+        &RoutePolicy::with_action(Action::Alert),
+        body.as_bytes(),
+        4096,
+    );
+    assert!(outcome.findings.is_empty(), "{outcome:?}");
+}
+
+#[test]
+fn allow_route_scans_but_never_acts() {
+    let body = "card 4242 4242 4242 4242";
+    let (out, outcome) = scan_with(
+        &guard(),
+        &RoutePolicy::with_action(Action::Allow),
+        body.as_bytes(),
+        4096,
+    );
+    assert_eq!(out, body.as_bytes());
+    assert_eq!(outcome.action, Action::Allow);
+    assert_eq!(count(&outcome, EntityKind::Card), 1);
+}
+
+fn canary_guard() -> LeakGuard {
+    LeakGuard::new(GuardConfig {
+        fingerprint_key: b"0123456789abcdef0123456789abcdef".to_vec(),
+        canaries_csv: Some("first_name,last_name,email,phone\nZebedee,Quarrington,z.quarrington.7f3a@example.net,07700 900461\n".into()),
+        records_csv: Some("name,email\nPat Doe,pat.doe@example.com\n".into()),
+        public_values: vec!["press@example.org".into()],
+    })
+    .unwrap()
+}
+
+#[test]
+fn canary_trip_is_critical_and_blocks_even_on_an_alert_route() {
+    let guard = canary_guard();
+    assert_eq!(guard.canary_report().rows, 1);
+    assert_eq!(
+        guard.canary_report().skipped.len(),
+        2,
+        "names are not stored: {:?}",
+        guard.canary_report()
+    );
+    let body = "<td>Z.Quarrington.7F3A@example.net</td>";
+    let (_, outcome) = scan_with(
+        &guard,
+        &RoutePolicy::with_action(Action::Alert),
+        body.as_bytes(),
+        5,
+    );
+    assert_eq!(outcome.action, Action::Block, "{outcome:?}");
+    assert_eq!(outcome.findings[0].kind, EntityKind::Canary);
+    assert_eq!(outcome.findings[0].severity, Severity::Critical);
+    assert!(!outcome.findings[0].sample.contains("quarrington"));
+    // The phone canary in another format trips too.
+    let (_, outcome) = scan_with(
+        &guard,
+        &RoutePolicy::with_action(Action::Allow),
+        b"tel +44 7700 900461",
+        4096,
+    );
+    assert_eq!(count(&outcome, EntityKind::Canary), 1, "{outcome:?}");
+    // A canary ignores the route allowlist.
+    let policy = RoutePolicy {
+        allow: vec![EntityKind::Email, EntityKind::Canary],
+        ..RoutePolicy::with_action(Action::Alert)
+    };
+    let (_, outcome) = scan_with(&guard, &policy, body.as_bytes(), 4096);
+    assert_eq!(outcome.action, Action::Block);
+}
+
+#[test]
+fn own_records_and_public_values() {
+    let guard = canary_guard();
+    let (_, outcome) = scan_with(
+        &guard,
+        &RoutePolicy::default(),
+        b"owner pat.doe@example.com",
+        4096,
+    );
+    assert_eq!(count(&outcome, EntityKind::Record), 1);
+    assert_eq!(outcome.action, Action::Block);
+    let (_, outcome) = scan_with(
+        &guard,
+        &RoutePolicy::default(),
+        b"press PRESS@example.org",
+        4096,
+    );
+    assert!(outcome.findings.is_empty(), "{outcome:?}");
+}
+
+#[test]
+fn short_fingerprint_key_is_refused() {
+    let err = LeakGuard::new(GuardConfig {
+        fingerprint_key: b"short".to_vec(),
+        canaries_csv: Some("email\na@b.org\n".into()),
+        ..GuardConfig::default()
+    })
+    .unwrap_err();
+    assert_eq!(err.kind(), &rampart_leakguard::ErrorKind::Key);
+}
+
+#[test]
+fn compressed_feed_is_caught_after_decoding() {
+    let feed = demo_feed();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(feed.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    let mut decoder = rampart_decode::Decoder::new("gzip", 8 << 20).unwrap();
+    let mut scanner = guard().scanner(&RoutePolicy::default());
+    let mut plain = Vec::new();
+    let mut out = Vec::new();
+    for piece in gz.chunks(97) {
+        plain.clear();
+        decoder.push(piece, &mut plain).unwrap();
+        scanner.push(&plain, &mut out);
+    }
+    plain.clear();
+    decoder.finish(&mut plain).unwrap();
+    scanner.push(&plain, &mut out);
+    let outcome = scanner.finish(&mut out);
+    assert_eq!(outcome.action, Action::Block);
+    assert!(count(&outcome, EntityKind::DonorList) >= 5);
+}
+
+#[test]
+fn block_route_overflow_fails_closed_or_releases() {
+    let body = "<p>ordinary text</p>\n".repeat(10_000);
+    let policy = RoutePolicy {
+        max_buffered: 64 * 1024,
+        ..RoutePolicy::default()
+    };
+    let (out, outcome) = scan_with(&guard(), &policy, body.as_bytes(), 4096);
+    assert_eq!(outcome.action, Action::Block);
+    assert_eq!(outcome.findings[0].kind, EntityKind::Oversize);
+    assert!(out.is_empty());
+    let policy = RoutePolicy {
+        on_overflow: Overflow::Release,
+        ..policy
+    };
+    let (out, outcome) = scan_with(&guard(), &policy, body.as_bytes(), 4096);
+    assert_eq!(outcome.action, Action::Allow);
+    assert_eq!(out, body.as_bytes());
+}
+
+#[test]
+fn json_donor_array_and_html_table_are_donor_lists() {
+    let json: String = {
+        let items: Vec<String> = DONORS
+            .iter()
+            .map(|(n, p, _)| format!(r#"{{"first_name":"{n}","amount_pence":{p},"donated_at":"2019-11-0{} 10:00:00"}}"#, p % 9 + 1))
+            .collect();
+        format!("[{}]", items.join(","))
+    };
+    let (_, outcome) = scan_with(
+        &guard(),
+        &RoutePolicy::with_action(Action::Alert),
+        json.as_bytes(),
+        333,
+    );
+    assert!(count(&outcome, EntityKind::DonorList) >= 15, "{outcome:?}");
+    let table: String = DONORS
+        .iter()
+        .map(|(n, p, d)| {
+            format!(
+                "<tr><td>{n}</td><td>{}</td><td>{}</td></tr>\n",
+                money(*p),
+                &d[5..16]
+            )
+        })
+        .collect();
+    let page =
+        format!("<table><tr><th>Name</th><th>Amount</th><th>Date</th></tr>\n{table}</table>");
+    let (_, outcome) = scan_with(
+        &guard(),
+        &RoutePolicy::with_action(Action::Alert),
+        page.as_bytes(),
+        4096,
+    );
+    assert_eq!(count(&outcome, EntityKind::DonorList), 20, "{outcome:?}");
+}
+
+#[test]
+fn fewer_records_than_the_threshold_is_not_a_list() {
+    let table: String = DONORS[..4]
+        .iter()
+        .map(|(n, p, d)| {
+            format!(
+                "<tr><td>{n}</td><td>{}</td><td>{}</td></tr>\n",
+                money(*p),
+                &d[5..16]
+            )
+        })
+        .collect();
+    let (_, outcome) = scan_with(&guard(), &RoutePolicy::default(), table.as_bytes(), 4096);
+    assert_eq!(outcome.action, Action::Allow, "{outcome:?}");
+}
+
+#[test]
+fn policies_deserialise_from_toml() {
+    let set: PolicySet = toml::from_str(
+        r#"
+        [default]
+        action = "alert"
+
+        [[sites]]
+        host = "party.example"
+        [sites.default]
+        action = "redact"
+        [[sites.routes]]
+        path_prefix = "/donations/"
+        action = "block"
+        thresholds = { email = 3 }
+        [[sites.routes]]
+        path_prefix = "/team"
+        action = "alert"
+        allow = ["email", "phone"]
+        "#,
+    )
+    .unwrap();
+    assert_eq!(
+        set.route("party.example", "/donations/feed").action,
+        Action::Block
+    );
+    assert_eq!(
+        set.route("party.example", "/donations/feed")
+            .thresholds
+            .email,
+        3
+    );
+    assert_eq!(
+        set.route("PARTY.example:443", "/team/x").allow,
+        vec![EntityKind::Email, EntityKind::Phone]
+    );
+    assert_eq!(set.route("party.example", "/").action, Action::Redact);
+    assert_eq!(set.route("other.example", "/").action, Action::Alert);
+}
+
+#[test]
+fn scannable_types() {
+    for t in [
+        "text/html; charset=utf-8",
+        "application/json",
+        "application/rss+xml",
+        "application/atom+xml",
+        "text/csv",
+        "text/plain",
+        "application/javascript",
+        "application/ld+json",
+    ] {
+        assert!(is_scannable(t), "{t}");
+    }
+    for t in [
+        "image/png",
+        "application/octet-stream",
+        "application/zip",
+        "font/woff2",
+        "",
+    ] {
+        assert!(!is_scannable(t), "{t}");
+    }
+}
+
+#[test]
+fn scanner_can_be_reused() {
+    let guard = guard();
+    let mut scanner = guard.scanner(&RoutePolicy::default());
+    let mut out = Vec::new();
+    scanner.push(b"card 4242 4242 4242 4242", &mut out);
+    assert_eq!(scanner.finish(&mut out).action, Action::Block);
+    scanner.reset(&RoutePolicy::default());
+    out.clear();
+    scanner.push(b"hello", &mut out);
+    let outcome = scanner.finish(&mut out);
+    assert_eq!(outcome.action, Action::Allow);
+    assert_eq!(out, b"hello");
+}
+
+#[test]
+fn hostile_input_never_panics() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let alphabet = b"0123456789 -./@<>{}[]\n&#;x\\u\"':,AZaz\xc2\xa3GBNHS";
+    for round in 0..200 {
+        let len = (round * 37) % 3000;
+        let body: Vec<u8> = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                alphabet[(seed % alphabet.len() as u64) as usize]
+            })
+            .collect();
+        for action in [Action::Alert, Action::Redact, Action::Block] {
+            let (_, _) = scan_with(
+                &guard(),
+                &RoutePolicy::with_action(action),
+                &body,
+                1 + round % 50,
+            );
+        }
+    }
+}
+
+/// Redaction maps normalised offsets back to the original bytes through decoded escapes; a
+/// mistake there would cut markup or leave part of an address. Exercise it at every split point
+/// and across many internal windows.
+#[test]
+fn redaction_through_escapes_is_exact_at_every_split_and_window() {
+    let guard = guard();
+    let policy = RoutePolicy::with_action(Action::Redact);
+    let body = "&lt;p&gt;Mail jo&#64;example.org or \\u0061l\\u0040example.org&lt;/p&gt; &amp; call 020&#32;7946&#32;0958.";
+    let expected = "&lt;p&gt;Mail [email] or [email]&lt;/p&gt; &amp; call [phone].";
+    for split in 0..=body.len() {
+        let mut scanner = guard.scanner(&policy);
+        let mut out = Vec::new();
+        scanner.push(&body.as_bytes()[..split], &mut out);
+        scanner.push(&body.as_bytes()[split..], &mut out);
+        scanner.finish(&mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), expected, "split {split}");
+    }
+    let mut long = String::new();
+    let mut want = String::new();
+    for i in 0..2000 {
+        let filler = "<p>Some &amp; text &#8212; more.</p>\n".repeat(i % 5);
+        long.push_str(&filler);
+        want.push_str(&filler);
+        long.push_str(&format!(
+            "<li>user{i}&#64;example.org &ndash; 4242&#x20;4242 4242 4242</li>\n"
+        ));
+        want.push_str("<li>[email] &ndash; [card ending 4242]</li>\n");
+    }
+    for chunk in [1, 100, 4096, 70_000] {
+        let (out, outcome) = scan_with(&guard, &policy, long.as_bytes(), chunk);
+        assert!(String::from_utf8(out).unwrap() == want, "chunk {chunk}");
+        assert_eq!(count(&outcome, EntityKind::Email), 2000);
+        assert_eq!(count(&outcome, EntityKind::Card), 2000);
+    }
+}
+
+#[test]
+fn policy_typos_are_errors() {
+    // `rampart check` must be able to report a misspelt key rather than silently use a default.
+    let route_typo = toml::from_str::<PolicySet>(
+        r#"
+        [[sites]]
+        host = "party.example"
+        [[sites.routes]]
+        path_prefix = "/x"
+        acton = "alert"
+        "#,
+    );
+    assert!(route_typo.is_err(), "{route_typo:?}");
+    let default_typo = toml::from_str::<PolicySet>("[default]\nthreshold = { email = 3 }\n");
+    assert!(default_typo.is_err());
+    let bad_kind = toml::from_str::<PolicySet>("[default]\nallow = [\"emails\"]\n");
+    assert!(bad_kind.is_err());
+}
+
+/// Regression: a contact address in the header, a mailto link and the footer of every page was
+/// counted as many addresses and tripped the threshold. Thresholds count distinct values.
+#[test]
+fn one_address_repeated_is_one_address() {
+    let page: String = (0..30)
+        .map(|_| "<a href=\"mailto:press@example.org\">press@example.org</a>\n")
+        .collect();
+    let (out, outcome) = scan_with(&guard(), &RoutePolicy::default(), page.as_bytes(), 4096);
+    assert_eq!(outcome.action, Action::Allow, "{outcome:?}");
+    assert_eq!(out, page.as_bytes());
+    let email = &outcome.findings[0];
+    assert_eq!((email.count, email.distinct), (60, 1));
+}
+
+#[test]
+fn policy_problems_are_listed_with_their_place() {
+    let set: PolicySet = toml::from_str(
+        r#"
+        [default]
+        max_buffered = 0
+
+        [[sites]]
+        host = "party.example"
+        [[sites.routes]]
+        path_prefix = "donations"
+        allow = ["canary"]
+        [[sites.routes]]
+        path_prefix = "donations"
+
+        [[sites]]
+        host = "PARTY.example"
+        "#,
+    )
+    .unwrap();
+    let problems = set.problems();
+    assert_eq!(problems.len(), 6, "{problems:#?}");
+    assert!(problems[0].starts_with("default: action is block but max_buffered is 0"));
+    assert!(problems.iter().any(|p| p.contains(
+        "sites[0] (party.example).routes[0] (donations): path_prefix must start with '/'"
+    )));
+    assert!(problems
+        .iter()
+        .any(|p| p.contains("canary cannot be allowed")));
+    assert!(problems.iter().any(|p| p.contains("listed twice")));
+    assert!(PolicySet::default().problems().is_empty());
+}
+
+/// Regression: two thank-you lines with known names made a shop table's capitalised product
+/// rows count as donors, and the page was blocked as a donor list. Known names now vouch only for
+/// the rows of their own list.
+#[test]
+fn a_shop_table_does_not_borrow_names_from_thank_yous() {
+    let mut page = String::from("<ul><li>Thank you Alice for £25.00 on 19 Nov 2019</li><li>Thank you Priya for £10.00 on 20 Nov 2019</li></ul>\n<table>\n");
+    for (i, product) in [
+        "Enamel Badge",
+        "Tote Bag",
+        "Window Poster",
+        "Campaign Mug",
+        "Rosette",
+        "Tea Towel",
+    ]
+    .iter()
+    .enumerate()
+    {
+        page.push_str(&format!(
+            "<tr><td>{product}</td><td>£{}.50</td><td>{:02}/11/2019</td></tr>\n",
+            i + 2,
+            i + 10
+        ));
+    }
+    page.push_str("</table>");
+    let (_, outcome) = scan_with(&guard(), &RoutePolicy::default(), page.as_bytes(), 4096);
+    assert_eq!(outcome.action, Action::Allow, "{outcome:?}");
+    // The same rows with two known names among them are a donor list.
+    let donors = page
+        .replace("Enamel Badge", "Margaret")
+        .replace("Tote Bag", "Declan");
+    let (_, outcome) = scan_with(&guard(), &RoutePolicy::default(), donors.as_bytes(), 4096);
+    assert_eq!(outcome.action, Action::Block, "{outcome:?}");
+}
