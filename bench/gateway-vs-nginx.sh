@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Side-by-side proxy benchmark: nginx (Debian package) and rampart in front
+# Side-by-side proxy benchmark: nginx (Debian package) and rampart (all
+# security layers off, so this measures the proxy core) in front
 # of the same upstream, with the same number of worker threads, loaded by wrk
 # with keep-alive small GETs. Prints requests/s, p50 and p99 for both and
 # the ratios. This is a benchmark, not a test: it never fails on a figure.
@@ -68,7 +69,7 @@ $nginx -c "$work/proxy/nginx.conf" -p "$work/proxy" -g 'daemon off;' 2>/dev/null
 pids+=($!)
 
 "$rampart" serve --upstream "127.0.0.1:$upstream_port" --listen "127.0.0.1:$rampart_port" \
-  --threads "$workers" --access-log off --admin off 2>"$work/rampart.err" &
+  --threads "$workers" --access-log off --admin off --waf off --flood off --leak-guard off 2>"$work/rampart.err" &
 pids+=($!)
 
 for port in $upstream_port $nginx_port $rampart_port; do

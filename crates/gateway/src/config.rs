@@ -27,6 +27,8 @@ pub struct Config {
     /// The flood shield (rate limits, challenge, waiting room, bans); off
     /// when the file has no `[flood]` section.
     pub flood: Option<rampart_flood::FloodConfig>,
+    /// The leak guard's policies; off when the file has no `[leak_guard]`.
+    pub leak_guard: Option<rampart_leakguard::PolicySet>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +50,10 @@ pub struct ServerSettings {
     /// Where the flood shield's clearance keys persist (mode 0600), so
     /// clearance cookies survive a restart.
     pub key_file: Option<PathBuf>,
+    /// CSV exports for the leak guard: planted canary records, and the
+    /// organisation's own sensitive records. Kept only as keyed hashes.
+    pub canaries_csv: Option<PathBuf>,
+    pub records_csv: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,6 +301,12 @@ impl Config {
                 sites: vec![rampart_flood::SiteConfig { name: "default".into(), ..Default::default() }],
                 ..Default::default()
             }),
+            // Without a configuration the leak guard watches and reports but
+            // never changes a response: blocking is a per-route decision.
+            leak_guard: Some(rampart_leakguard::PolicySet {
+                default: rampart_leakguard::RoutePolicy { action: rampart_leakguard::Action::Alert, ..Default::default() },
+                sites: Vec::new(),
+            }),
         }
     }
 
@@ -352,6 +364,8 @@ impl Default for ServerSettings {
             waf_log: None,
             audit_log: None,
             key_file: None,
+            canaries_csv: None,
+            records_csv: None,
         }
     }
 }
@@ -426,9 +440,10 @@ impl<'a> Checker<'a> {
         let upstreams = self.array_of_tables(r.take(&["upstream"]), "upstream", |cx, t| cx.upstream(t));
         let sites = self.array_of_tables(r.take(&["site"]), "site", |cx, t| cx.site(t, base));
         let flood = r.take(&["flood"]).and_then(|_| self.flood());
+        let leak_guard = r.take(&["leak_guard"]).and_then(|_| self.leak_guard());
         self.finish(r);
 
-        let config = Config { source: None, server, limits, listeners, upstreams, sites, flood };
+        let config = Config { source: None, server, limits, listeners, upstreams, sites, flood, leak_guard };
         self.cross_check(&config, root);
         config
     }
@@ -447,6 +462,29 @@ impl<'a> Checker<'a> {
             Err(e) => {
                 let message = e.message().trim().to_string();
                 self.error_at(e.span(), format!("in [flood]: {message}"));
+                None
+            }
+        }
+    }
+
+    /// The `[leak_guard]` section, read by the leak guard's serde types.
+    fn leak_guard(&mut self) -> Option<rampart_leakguard::PolicySet> {
+        #[derive(serde::Deserialize)]
+        struct LeakOnly {
+            leak_guard: rampart_leakguard::PolicySet,
+            #[serde(flatten)]
+            _rest: std::collections::BTreeMap<String, toml::Value>,
+        }
+        match toml::from_str::<LeakOnly>(self.text) {
+            Ok(l) => {
+                for problem in l.leak_guard.problems() {
+                    self.error_at(None, format!("in [leak_guard]: {problem}"));
+                }
+                Some(l.leak_guard)
+            }
+            Err(e) => {
+                let message = e.message().trim().to_string();
+                self.error_at(e.span(), format!("in [leak_guard]: {message}"));
                 None
             }
         }
@@ -566,6 +604,12 @@ impl<'a> Checker<'a> {
         }
         if let Some(v) = r.take(&["key_file"]) {
             s.key_file = self.string(v, "key_file").map(PathBuf::from);
+        }
+        if let Some(v) = r.take(&["canaries_csv"]) {
+            s.canaries_csv = self.string(v, "canaries_csv").map(PathBuf::from);
+        }
+        if let Some(v) = r.take(&["records_csv"]) {
+            s.records_csv = self.string(v, "records_csv").map(PathBuf::from);
         }
         if let Some(v) = r.take(&["trusted_proxies"]) {
             s.trusted_proxies = self.string_list(v, "trusted_proxies")

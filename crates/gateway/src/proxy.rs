@@ -80,6 +80,33 @@ pub struct RequestContext {
     /// slot it holds (released when the context is dropped).
     flood_site: Option<rampart_flood::SiteId>,
     flood_permit: Option<rampart_flood::Permit>,
+    leak: Option<LeakState>,
+}
+
+/// The leak guard's view of one streamed response.
+struct LeakState {
+    scanner: rampart_leakguard::ResponseScanner,
+    decoder: Option<rampart_decode::LayeredDecoder>,
+    /// Redact routes send the scanner's output (decoded, masked); the
+    /// others send the upstream's bytes untouched.
+    redact: bool,
+    decoded: Vec<u8>,
+    out: Vec<u8>,
+}
+
+/// The most decoded response body the leak guard reads from one response;
+/// beyond it a decompression bomb is cut off rather than expanded.
+const LEAK_DECODE_CAP: usize = 64 * 1024 * 1024;
+
+/// Writes a leak-guard outcome to the event log and returns the verdict
+/// for the access log, if anything was found.
+fn leak_outcome(reference: &str, site: &str, route: &str, outcome: &rampart_leakguard::Outcome) -> Option<String> {
+    if outcome.findings.is_empty() {
+        return None;
+    }
+    eprintln!("rampart: event {}", crate::leak::findings_event(reference, site, route, outcome));
+    let kinds: Vec<&str> = outcome.findings.iter().map(|f| f.kind.name()).collect();
+    Some(format!("leak:{}:{}", format!("{:?}", outcome.action).to_lowercase(), kinds.join("+")))
 }
 
 /// The WAF's view of one request in flight.
@@ -424,6 +451,7 @@ impl ProxyHttp for Gateway {
             waf: None,
             flood_site: None,
             flood_permit: None,
+            leak: None,
         }
     }
 
@@ -536,6 +564,9 @@ impl ProxyHttp for Gateway {
                 return Ok(true);
             }
         }
+        if self.leak_block_route(session, ctx, &snapshot, site, &host).await? {
+            return Ok(true);
+        }
         Ok(false)
     }
 
@@ -639,7 +670,7 @@ impl ProxyHttp for Gateway {
     }
 
     /// The upstream answered: its server is alive as far as traffic shows.
-    async fn response_filter(&self, _session: &mut Session, response: &mut ResponseHeader, ctx: &mut RequestContext) -> Result<()> {
+    async fn response_filter(&self, session: &mut Session, response: &mut ResponseHeader, ctx: &mut RequestContext) -> Result<()> {
         if let (Some(pool), Some(i)) = (ctx.pool(), ctx.server) {
             pool.report_success(i);
         }
@@ -658,32 +689,46 @@ impl ProxyHttp for Gateway {
             let encoded = response.headers.get("content-encoding").is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
             waf.holding_response = !encoded && waf.tx.response_body_wanted();
         }
+        if let Some(leak) = snapshot_leak(ctx) {
+            let content_type = response.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let status = response.status.as_u16();
+            if rampart_leakguard::is_scannable(content_type) && status != 204 && status != 304 && !ctx.upgrade {
+                let host = session.req_header().headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let policy = leak.policies.route(&host, session.req_header().uri.path()).clone();
+                let encoding = response.headers.get("content-encoding").and_then(|v| v.to_str().ok()).map(str::trim).filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity")).map(str::to_string);
+                let decoder = match encoding.as_deref() {
+                    Some(e) => match rampart_decode::LayeredDecoder::new(e, LEAK_DECODE_CAP) {
+                        Ok(d) => Some(d),
+                        // An encoding we cannot read cannot be inspected: a
+                        // block or redact route refuses it rather than pass it blind.
+                        Err(_) if policy.action >= rampart_leakguard::Action::Redact => {
+                            ctx.verdict = Cow::Borrowed("leak:uninspectable");
+                            return Err(status_error(502, "response encoding cannot be inspected"));
+                        }
+                        Err(_) => None,
+                    },
+                    None => None,
+                };
+                let redact = policy.action == rampart_leakguard::Action::Redact;
+                if redact {
+                    // The masked body goes out decoded and chunked.
+                    response.remove_header("content-length");
+                    response.remove_header("content-encoding");
+                }
+                if encoding.is_none() || decoder.is_some() {
+                    ctx.leak = Some(LeakState { scanner: leak.guard.scanner(&policy), decoder, redact, decoded: Vec::new(), out: Vec::new() });
+                }
+            }
+        }
         response.insert_header("x-request-id", ctx.reference.as_str())?;
         Ok(())
     }
 
     /// Runs for each piece of the response body on its way to the client:
     /// holds inspected types back until phase 4 has judged them.
-    fn response_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestContext) -> Result<Option<Duration>> {
-        let Some(waf) = ctx.waf.as_mut() else { return Ok(None) };
-        if !waf.holding_response {
-            return Ok(None);
-        }
-        if let Some(chunk) = body.take() {
-            waf.tx.append_response_body(&chunk);
-            waf.response_body.extend_from_slice(&chunk);
-        }
-        if end_of_stream || waf.response_body.len() >= RESPONSE_INSPECTION_CAP {
-            waf.holding_response = false;
-            let verdict = guarded(&self.runtime.metrics, || waf.tx.process_response_body());
-            if verdict != Some(Verdict::Continue) {
-                // The status line is already on its way, so the only safe
-                // answer is to cut the response off before the body leaks.
-                self.note_waf_refusal(ctx, verdict);
-                return Err(Error::explain(ErrorType::HTTPStatus(403), "response body refused by the WAF"));
-            }
-            *body = Some(Bytes::from(std::mem::take(&mut waf.response_body)));
-        }
+    fn response_body_filter(&self, session: &mut Session, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestContext) -> Result<Option<Duration>> {
+        self.waf_response_body(body, end_of_stream, ctx)?;
+        self.leak_response_body(session, body, end_of_stream, ctx)?;
         Ok(None)
     }
 
@@ -808,4 +853,197 @@ mod tests {
         assert_eq!(super::strip_port("example.org"), "example.org");
         assert_eq!(super::strip_port("[::1]:8080"), "[::1]");
     }
+}
+
+impl Gateway {
+    /// Phase 4: holds inspected response types back until the WAF has
+    /// judged them.
+    fn waf_response_body(&self, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestContext) -> Result<Option<Duration>> {
+        let Some(waf) = ctx.waf.as_mut() else { return Ok(None) };
+        if !waf.holding_response {
+            return Ok(None);
+        }
+        if let Some(chunk) = body.take() {
+            waf.tx.append_response_body(&chunk);
+            waf.response_body.extend_from_slice(&chunk);
+        }
+        if end_of_stream || waf.response_body.len() >= RESPONSE_INSPECTION_CAP {
+            waf.holding_response = false;
+            let verdict = guarded(&self.runtime.metrics, || waf.tx.process_response_body());
+            if verdict != Some(Verdict::Continue) {
+                // The status line is already on its way, so the only safe
+                // answer is to cut the response off before the body leaks.
+                self.note_waf_refusal(ctx, verdict);
+                return Err(Error::explain(ErrorType::HTTPStatus(403), "response body refused by the WAF"));
+            }
+            *body = Some(Bytes::from(std::mem::take(&mut waf.response_body)));
+        }
+        Ok(None)
+    }
+}
+
+impl Gateway {
+    /// The leak guard on a streamed response: scans each piece after
+    /// decoding; redact routes send the masked text, others the original
+    /// bytes. A block found mid-stream can only cut the response off.
+    fn leak_response_body(&self, session: &Session, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestContext) -> Result<()> {
+        let Some(leak) = ctx.leak.as_mut() else { return Ok(()) };
+        let mut blocked = false;
+        if let Some(chunk) = body.as_ref() {
+            let input: &[u8] = match leak.decoder.as_mut() {
+                Some(decoder) => {
+                    leak.decoded.clear();
+                    if decoder.push(chunk, &mut leak.decoded).is_err() {
+                        blocked = true;
+                    }
+                    &leak.decoded
+                }
+                None => chunk,
+            };
+            leak.out.clear();
+            if leak.scanner.push(input, &mut leak.out) == rampart_leakguard::Progress::Block {
+                blocked = true;
+            }
+            if leak.redact {
+                *body = Some(Bytes::copy_from_slice(&leak.out));
+            }
+        }
+        if end_of_stream || blocked {
+            if let Some(decoder) = leak.decoder.as_mut() {
+                leak.decoded.clear();
+                let _ = decoder.finish(&mut leak.decoded);
+                let mut tail = Vec::new();
+                leak.scanner.push(&leak.decoded, &mut tail);
+                if leak.redact {
+                    leak.out.clear();
+                    leak.out.extend_from_slice(&tail);
+                }
+            }
+            let mut rest = Vec::new();
+            let outcome = leak.scanner.finish(&mut rest);
+            if leak.redact {
+                let mut last = body.take().map(|b| b.to_vec()).unwrap_or_default();
+                last.extend_from_slice(&rest);
+                *body = Some(Bytes::from(last));
+            }
+            let (site, route) = site_and_route(ctx);
+            if let Some(verdict) = leak_outcome(&ctx.reference, &site, &route, &outcome) {
+                ctx.verdict = Cow::Owned(verdict);
+            }
+            ctx.leak = None;
+            if blocked || outcome.action == rampart_leakguard::Action::Block {
+                let _ = session;
+                return Err(Error::explain(ErrorType::HTTPStatus(503), "response cut off by the leak guard"));
+            }
+        }
+        Ok(())
+    }
+
+    /// A `block` route: fetch the whole response, judge it, then send it or
+    /// an error page. Returns true when it answered the request.
+    async fn leak_block_route(&self, session: &mut Session, ctx: &mut RequestContext, snapshot: &Snapshot, site: usize, host: &str) -> Result<bool> {
+        use rampart_leakguard::Action;
+        let Some(leak) = &snapshot.leak else { return Ok(false) };
+        let header = session.req_header();
+        let method = header.method.clone();
+        if ctx.upgrade || !(method == http::Method::GET || method == http::Method::HEAD) {
+            return Ok(false);
+        }
+        let policy = leak.policies.route(host, header.uri.path()).clone();
+        if policy.action != Action::Block {
+            return Ok(false);
+        }
+        let Some(pool) = ctx.pool().cloned() else { return Ok(false) };
+        let Some(index) = pool.pick(0) else {
+            self.answer(session, ctx, 503, &[("retry-after", "5")]).await?;
+            return Ok(true);
+        };
+        ctx.server = Some(index);
+        let limits = &snapshot.config.limits;
+        let mut head = format!("{} {} HTTP/1.1\r\n", method.as_str(), String::from_utf8_lossy(header.raw_path())).into_bytes();
+        for (name, value) in header.headers.iter() {
+            if crate::leak::is_hop_by_hop(name.as_str()) || name.as_str().eq_ignore_ascii_case("x-forwarded-for") {
+                continue;
+            }
+            head.extend_from_slice(name.as_str().as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        let forwarded = ctx.client.map(|c| c.to_string()).unwrap_or_default();
+        head.extend_from_slice(format!("X-Forwarded-For: {forwarded}\r\nX-Request-Id: {}\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n", ctx.reference).as_bytes());
+        let fetched = crate::leak::fetch(pool.servers[index].address, head, limits.upstream_connect_timeout, limits.upstream_read_timeout, policy.max_buffered).await;
+        let response = match fetched {
+            Ok(r) => {
+                pool.report_success(index);
+                r
+            }
+            Err(e) => {
+                let status = match e {
+                    crate::leak::FetchError::Timeout => 504,
+                    crate::leak::FetchError::TooLarge => {
+                        ctx.verdict = Cow::Borrowed("leak:too-large-to-judge");
+                        503
+                    }
+                    crate::leak::FetchError::Connect => {
+                        if pool.report_failure(index) {
+                            self.runtime.metrics.upstream_ejections.fetch_add(1, Ordering::Relaxed);
+                        }
+                        502
+                    }
+                    crate::leak::FetchError::Invalid(_) => 502,
+                };
+                if status >= 500 && ctx.verdict == "allow" {
+                    ctx.verdict = Cow::Borrowed("upstream-failure");
+                }
+                self.answer(session, ctx, status, &[]).await?;
+                return Ok(true);
+            }
+        };
+        let content_type = response.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+        let mut body = response.body;
+        if rampart_leakguard::is_scannable(&content_type) {
+            let mut scanner = leak.guard.scanner(&policy);
+            let mut out = Vec::with_capacity(body.len());
+            scanner.push(&body, &mut out);
+            let outcome = scanner.finish(&mut out);
+            let route = ctx.route.map_or(String::new(), |r| snapshot.sites[site].routes[r].prefix.clone());
+            if let Some(verdict) = leak_outcome(&ctx.reference, &snapshot.sites[site].name, &route, &outcome) {
+                ctx.verdict = Cow::Owned(verdict);
+            }
+            if outcome.action == Action::Block {
+                self.answer(session, ctx, 503, &[]).await?;
+                return Ok(true);
+            }
+            body = out;
+        }
+        let mut reply = ResponseHeader::build(response.status, Some(response.headers.len() + 2))?;
+        for (name, value) in &response.headers {
+            if crate::leak::is_hop_by_hop(name) {
+                continue;
+            }
+            reply.append_header(name.clone(), value.as_slice())?;
+        }
+        reply.insert_header("content-length", body.len().to_string())?;
+        reply.insert_header("x-request-id", ctx.reference.as_str())?;
+        let head_only = method == http::Method::HEAD;
+        session.write_response_header(Box::new(reply), head_only).await?;
+        if !head_only {
+            session.write_response_body(Some(Bytes::from(body)), true).await?;
+        }
+        Ok(true)
+    }
+}
+
+/// The site name and route prefix of a request, for events.
+fn site_and_route(ctx: &RequestContext) -> (String, String) {
+    match (&ctx.snapshot, ctx.site) {
+        (Some(s), Some(i)) => (s.sites[i].name.clone(), ctx.route.map_or(String::new(), |r| s.sites[i].routes[r].prefix.clone())),
+        _ => (String::new(), String::new()),
+    }
+}
+
+/// The leak guard of the request's snapshot.
+fn snapshot_leak(ctx: &RequestContext) -> Option<&crate::leak::LeakRuntime> {
+    ctx.snapshot.as_ref()?.leak.as_ref()
 }

@@ -28,6 +28,8 @@ pub struct Snapshot {
     default_certificate: Option<Arc<CertifiedKey>>,
     /// The flood shield, when the configuration has one.
     pub flood: Option<crate::flood::FloodRuntime>,
+    /// The leak guard, when the configuration has one.
+    pub leak: Option<crate::leak::LeakRuntime>,
 }
 
 pub struct SiteRuntime {
@@ -164,6 +166,13 @@ pub fn build(
         },
         None => None,
     };
+    let leak = match crate::leak::build(&config, &source) {
+        Ok(l) => l,
+        Err(list) => {
+            errors.extend(list);
+            None
+        }
+    };
     let mut pools = HashMap::new();
     for def in &config.upstreams {
         let reused = previous.and_then(|p| p.pools.get(&def.name)).filter(|p| p.definition == *def).cloned();
@@ -246,6 +255,7 @@ pub fn build(
         certificates,
         default_certificate,
         flood,
+        leak,
     })
 }
 

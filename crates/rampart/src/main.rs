@@ -41,6 +41,8 @@ OPTIONS for serve and demo:
   --waf on|detect|off     block, only log, or skip (default on when a CRS is found)
   --paranoia N            CRS paranoia level 1-4 (default 1)
   --waf-log PATH          ModSecurity-style WAF error log
+  --flood on|off          the flood shield (rate limits, challenge, bans); default on
+  --leak-guard on|off     the response scan for personal data; default on (report only)
   --audit-log PATH        JSON audit log of blocked and logged transactions
 ";
 
@@ -96,10 +98,10 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
     };
     let rest = &args[1..];
     match command.as_str() {
-        "serve" => serve(&Flags::parse(rest, &["--config", "--upstream", "--listen", "--admin", "--access-log", "--threads", "--crs", "--waf", "--paranoia", "--waf-log", "--audit-log"])?),
+        "serve" => serve(&Flags::parse(rest, &["--config", "--upstream", "--listen", "--admin", "--access-log", "--threads", "--crs", "--waf", "--paranoia", "--waf-log", "--audit-log", "--flood", "--leak-guard"])?),
         "check" => check(&Flags::parse(rest, &["--config"])?),
         "reload" => reload(&Flags::parse(rest, &["--admin"])?),
-        "demo" => demo(&Flags::parse(rest, &["--listen", "--origin-listen", "--admin", "--access-log", "--threads", "--crs", "--waf", "--paranoia", "--waf-log", "--audit-log"])?),
+        "demo" => demo(&Flags::parse(rest, &["--listen", "--origin-listen", "--admin", "--access-log", "--threads", "--crs", "--waf", "--paranoia", "--waf-log", "--audit-log", "--flood", "--leak-guard"])?),
         "crs-test" => crs_test(rest),
         "mode" | "ban" | "unban" | "bans" => flood_command(command, rest),
         "-h" | "--help" | "help" => {
@@ -164,6 +166,18 @@ fn apply_overrides(config: &mut Config, flags: &Flags) -> Result<()> {
         if site.waf.mode != WafMode::Off && site.waf.crs.is_none() && site.waf.rules_after.is_empty() && site.waf.rules_before.is_empty() {
             bail!("the WAF is on but no CRS was found at {DEBIAN_CRS}; give --crs DIR (a CRS release directory) or --waf off");
         }
+    }
+    match flags.get("--flood") {
+        Some("off") => config.flood = None,
+        Some("on") if config.flood.is_none() => bail!("--flood on needs a [flood] section when a configuration file is used"),
+        Some("on") | None => {}
+        Some(other) => bail!("--flood {other}: use on or off"),
+    }
+    match flags.get("--leak-guard") {
+        Some("off") => config.leak_guard = None,
+        Some("on") if config.leak_guard.is_none() => bail!("--leak-guard on needs a [leak_guard] section when a configuration file is used"),
+        Some("on") | None => {}
+        Some(other) => bail!("--leak-guard {other}: use on or off"),
     }
     if let Some(threads) = flags.get("--threads") {
         config.server.threads = threads.parse().ok().filter(|n| *n > 0).ok_or_else(|| anyhow!("--threads must be a positive number"))?;
@@ -250,6 +264,14 @@ fn demo(flags: &Flags) -> Result<ExitCode> {
     let site = rampart_demo::DemoSite::start(origin_listen).with_context(|| format!("cannot start the demo site on {origin_listen}"))?;
     let origin = site.local_addr();
     let mut config = Config::single_site(origin, listen);
+    // The demo's donor feed is the leak this product exists to catch: block
+    // it, under whichever name the visitor uses for the demo's address.
+    let hosts = ["localhost".to_string(), "127.0.0.1".to_string(), listen.ip().to_string()];
+    let mut policies = String::from("[default]\naction = \"alert\"\n");
+    for host in hosts.iter().collect::<std::collections::BTreeSet<_>>() {
+        policies.push_str(&format!("[[sites]]\nhost = \"{host}\"\n[[sites.routes]]\npath_prefix = \"/donations/feed\"\naction = \"block\"\n"));
+    }
+    config.leak_guard = Some(toml::from_str(&policies).context("the demo's leak-guard policy")?);
     apply_overrides(&mut config, flags)?;
     println!("demo site (the origin, unprotected): http://{origin}/");
     println!("protected by rampart:                http://{listen}/");

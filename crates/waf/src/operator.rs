@@ -267,6 +267,9 @@ impl Operator {
                 nets.iter().any(|n| n.contains(&ip))
             }
             Operator::DetectSqli => {
+                if sqli_impossible(input) {
+                    return false;
+                }
                 let r = libinjectionrs::detect_sqli(input);
                 if r.is_injection() {
                     if let Some(caps) = captures {
@@ -280,6 +283,9 @@ impl Operator {
                 }
             }
             Operator::DetectXss => {
+                if xss_impossible(input) {
+                    return false;
+                }
                 let r = libinjectionrs::detect_xss(input);
                 if r.is_injection() {
                     if let Some(caps) = captures {
@@ -365,9 +371,64 @@ pub(crate) fn compile_rx(pattern: &str) -> Result<Rx, String> {
     Ok(Rx::Pending(pattern.to_string()))
 }
 
+/// Inputs libinjection's SQLi detector cannot flag, recognised without
+/// running it. A value that is one word (`[A-Za-z][A-Za-z0-9_]*`) or one
+/// run of digits tokenises to a single token (letters that may open a
+/// prefixed string — `b'`, `n'`, `x'`, `u&'`… — fall back to a word without
+/// the quote or `&`), and no quote means only the as-is context is tried, so
+/// the fingerprint is that token's one-letter type. The only one-letter
+/// fingerprint in libinjection's blacklist is `X` (evil), which comes from
+/// folding two or more tokens, never from a word lookup. Most benign
+/// argument names and many values (names, numbers, codes) are such words.
+fn sqli_impossible(input: &[u8]) -> bool {
+    match input.first() {
+        Some(c) if c.is_ascii_alphabetic() => input.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_'),
+        Some(c) if c.is_ascii_digit() => input.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+/// Inputs libinjection's XSS detector cannot flag: without `<` no tag,
+/// comment or doctype token is ever produced (in any of the five contexts
+/// the data state only yields text), and without `=` an attribute name is
+/// never followed by an attribute value, so the attribute checks (`on*`,
+/// `style`, URL attributes) never fire; a leading value token alone carries
+/// no attribute and is harmless.
+fn xss_impossible(input: &[u8]) -> bool {
+    !input.iter().any(|&c| c == b'<' || c == b'=')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The libinjection fast rejects agree with libinjection itself on
+    /// SQL keywords, functions, operators-as-words, numbers and plain words,
+    /// and on values that look like the start of an attack.
+    #[test]
+    fn libinjection_fast_rejects_agree() {
+        let words = [
+            "select", "SELECT", "union", "UNION", "or", "and", "xor", "not", "like", "null", "true", "false", "sleep", "benchmark", "version", "user", "admin",
+            "sp_password", "waitfor", "delay", "exec", "execute", "drop", "table", "insert", "into", "from", "where", "having", "order", "by", "group", "limit",
+            "procedure", "analyse", "load_file", "outfile", "char", "concat", "x", "b", "n", "q", "u", "e", "X", "B", "N", "Q", "U", "E", "abc", "Alice",
+            "first_name", "f1", "a_b_c", "0", "1", "12345678901234567890", "75002", "ascii", "substring", "information_schema", "utl_inaddr", "dbms_pipe",
+            "onload", "onerror", "javascript", "script", "style", "alert", "1e5", "0x41", "0b1", "x41", "id", "abcdefghijklmnopqrstuvwxyzabcdefghijklmnop",
+        ];
+        for w in words {
+            if sqli_impossible(w.as_bytes()) {
+                assert!(!libinjectionrs::detect_sqli(w.as_bytes()).is_injection(), "sqli {w}");
+            }
+            if xss_impossible(w.as_bytes()) {
+                assert!(!libinjectionrs::detect_xss(w.as_bytes()).is_injection(), "xss {w}");
+            }
+        }
+        for v in ["1 or 1", "1'or'1", "x onerror", "a' onload", "<script>", "x onerror=alert(1)", "javascript:alert(1)", "1;drop table t", "' or 1=1--"] {
+            if xss_impossible(v.as_bytes()) {
+                assert!(!libinjectionrs::detect_xss(v.as_bytes()).is_injection(), "xss {v}");
+            }
+            assert!(!sqli_impossible(v.as_bytes()), "{v}");
+        }
+    }
     use crate::rule::{parse_operator, DataFiles};
 
     struct NoFiles;

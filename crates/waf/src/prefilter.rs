@@ -1,12 +1,12 @@
-//! Literal prefilters for `@rx`.
+//! The literal prefilter.
 //!
-//! For each static regex, [`required_literals`] computes a set of literals
-//! one of which must occur in any input the regex matches (lowercased; the
-//! check is ASCII case-insensitive, so it is a superset test). Rules sharing a
-//! transformation pipeline get one Aho-Corasick automaton over all their
-//! literals; a transformed value is scanned once and only the rules whose
-//! literals occur run their regex. A rule without a usable literal set always
-//! runs its regex.
+//! For each static regex, [`required_literals_hir`] computes a set of
+//! literals one of which must occur in any input the regex matches
+//! (lowercased; the check is ASCII case-insensitive, so it is a superset
+//! test). An `@pm` phrase set is its own exact literal set. One Aho-Corasick
+//! automaton holds all of them; a value is scanned once and only the rules
+//! whose literals occur run their operator. A rule without a usable literal
+//! set always runs.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex_syntax::hir::{Class, Hir, HirKind};

@@ -87,6 +87,44 @@ impl Transform {
         })
     }
 
+    /// Whether `apply` would certainly return `input` unchanged: a cheap
+    /// scan for the bytes the transformation acts on. Conservative — `false`
+    /// only means "run it". Benign values (plain words, numbers) leave most
+    /// of CRS's pipelines unchanged, so this spares the copy and the compare.
+    pub fn is_noop_on(self, input: &[u8]) -> bool {
+        self.is_noop_with(features(input))
+    }
+
+    /// `is_noop_on` from the value's [`features`], which the pipeline cache
+    /// keeps per value so each step's test is one AND.
+    pub(crate) fn is_noop_with(self, features: u32) -> bool {
+        self.trigger().is_some_and(|t| features & t == 0)
+    }
+
+    /// The feature bits of the bytes this transformation acts on; `None`
+    /// when it changes (nearly) every value (encoders, hashes, `length`).
+    fn trigger(self) -> Option<u32> {
+        use Transform::*;
+        Some(match self {
+            Lowercase => F_UPPER,
+            Uppercase => F_LOWER,
+            UrlDecode | UrlDecodeUni => F_PCT_PLUS,
+            JsDecode | CssDecode | EscapeSeqDecode => F_BACKSLASH,
+            HtmlEntityDecode => F_AMP,
+            Utf8ToUnicode => F_NONASCII,
+            RemoveNulls | ReplaceNulls => F_NUL,
+            RemoveWhitespace | CompressWhitespace => F_SPACE | F_NBSP,
+            CmdLine => F_UPPER | F_SPACE | F_BACKSLASH | F_SLASH | F_CMD,
+            ReplaceComments => F_SLASH,
+            RemoveComments | RemoveCommentsChar => F_SLASH | F_COMMENT,
+            NormalisePath => F_SLASH | F_DOT,
+            NormalisePathWin => F_SLASH | F_BACKSLASH | F_DOT,
+            // Conservative: any whitespace at all, not only at the ends.
+            Trim | TrimLeft | TrimRight => F_SPACE,
+            _ => return None,
+        })
+    }
+
     /// Applies the transformation.
     pub fn apply(self, input: &[u8], out: &mut Vec<u8>) {
         out.clear();
@@ -158,6 +196,65 @@ impl Transform {
             })),
         }
     }
+}
+
+const F_UPPER: u32 = 1;
+const F_LOWER: u32 = 1 << 1;
+const F_PCT_PLUS: u32 = 1 << 2;
+const F_BACKSLASH: u32 = 1 << 3;
+const F_AMP: u32 = 1 << 4;
+const F_NONASCII: u32 = 1 << 5;
+const F_NUL: u32 = 1 << 6;
+const F_SPACE: u32 = 1 << 7;
+const F_NBSP: u32 = 1 << 8;
+/// `"` `'` `^` `,` `;` `(`: what `cmdLine` drops or rewrites besides
+/// whitespace, `\\`, `/` and capitals.
+const F_CMD: u32 = 1 << 9;
+const F_SLASH: u32 = 1 << 10;
+/// `<` `-` `#` `*`: what opens or closes a comment besides `/`.
+const F_COMMENT: u32 = 1 << 11;
+const F_DOT: u32 = 1 << 12;
+
+/// Feature bits of every byte value, see [`features`].
+static FEATURES: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut c = 0usize;
+    while c < 256 {
+        let b = c as u8;
+        let mut f = 0;
+        if b.is_ascii_uppercase() {
+            f |= F_UPPER;
+        }
+        if b.is_ascii_lowercase() {
+            f |= F_LOWER;
+        }
+        if b >= 0x80 {
+            f |= F_NONASCII;
+        }
+        f |= match b {
+            b'%' | b'+' => F_PCT_PLUS,
+            b'\\' => F_BACKSLASH,
+            b'&' => F_AMP,
+            0 => F_NUL,
+            b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' => F_SPACE,
+            0xa0 => F_NBSP,
+            b'"' | b'\'' | b'^' | b',' | b';' | b'(' => F_CMD,
+            b'/' => F_SLASH,
+            b'<' | b'-' | b'#' | b'*' => F_COMMENT,
+            b'.' => F_DOT,
+            _ => 0,
+        };
+        t[c] = f;
+        c += 1;
+    }
+    t
+};
+
+/// Which kinds of bytes a value holds (capitals, `%`/`+`, `\\`, `&`,
+/// non-ASCII, NUL, whitespace, comment and path characters): the union of
+/// [`FEATURES`] over its bytes.
+pub(crate) fn features(input: &[u8]) -> u32 {
+    input.iter().fold(0, |a, &c| a | FEATURES[c as usize])
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -742,6 +839,40 @@ fn sql_hex_decode(input: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `is_noop_on` must never claim a no-op where `apply` changes the
+    /// value (it lets the pipeline cache skip the step): every
+    /// transformation over many short inputs drawn from the bytes they act on.
+    #[test]
+    fn is_noop_on_never_lies() {
+        let names = [
+            "lowercase", "uppercase", "urlDecode", "urlDecodeUni", "urlEncode", "jsDecode", "htmlEntityDecode", "cssDecode", "utf8toUnicode", "removeNulls", "replaceNulls",
+            "removeWhitespace", "compressWhitespace", "cmdLine", "replaceComments", "removeComments", "removeCommentsChar", "normalisePath", "normalisePathWin", "escapeSeqDecode",
+            "base64Decode", "base64DecodeExt", "base64Encode", "hexEncode", "hexDecode", "sha1", "md5", "length", "trim", "trimLeft", "trimRight", "sqlHexDecode", "parityEven7bit",
+        ];
+        let alphabet: &[u8] = b"aZ09_.-/\\%+&#;<>!*'\"^,( \t\n\x00\xa0\xc3\xa9uxX=";
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut out = Vec::new();
+        for name in names {
+            let t = Transform::from_name(name).expect(name);
+            for len in 0..7 {
+                for _ in 0..4000 {
+                    let input: Vec<u8> = (0..len)
+                        .map(|_| {
+                            seed ^= seed << 13;
+                            seed ^= seed >> 7;
+                            seed ^= seed << 17;
+                            alphabet[(seed % alphabet.len() as u64) as usize]
+                        })
+                        .collect();
+                    if t.is_noop_on(&input) {
+                        t.apply(&input, &mut out);
+                        assert_eq!(out, input, "{name} on {input:?}");
+                    }
+                }
+            }
+        }
+    }
 
     fn check(t: &str, input: &[u8], expect: &[u8]) {
         let mut out = Vec::new();

@@ -159,6 +159,9 @@ struct CacheEntry {
     /// Prefilter bits in `Caches::bit_arena`, computed the first time a
     /// prefiltered rule asks.
     bits: Option<std::ops::Range<usize>>,
+    /// `transform::features` of the value, so the next step of a pipeline
+    /// knows in one AND whether it would change it.
+    features: u32,
 }
 
 /// Transformed values cached per transaction stop growing past this; later
@@ -1339,6 +1342,9 @@ impl<'t> Evaluator<'t> {
                 if !first {
                     match steps.next() {
                         Some(t) => {
+                            if t.is_noop_on(&cur) {
+                                continue;
+                            }
                             t.apply(&cur, &mut next);
                             if next == cur {
                                 continue;
@@ -1413,40 +1419,51 @@ impl<'t> Evaluator<'t> {
     /// use; `Some(None)` means the value is used untransformed, `None` that
     /// the cache is full and the caller must transform it itself.
     fn cached_value(&mut self, key: (u8, u32, u32), chain: &[Transform], value: &[u8]) -> Option<Option<std::ops::Range<usize>>> {
+        self.cached_value_features(key, chain, value).map(|(r, _)| r)
+    }
+
+    /// `cached_value` with the value's `transform::features`.
+    fn cached_value_features(&mut self, key: (u8, u32, u32), chain: &[Transform], value: &[u8]) -> Option<(Option<std::ops::Range<usize>>, u32)> {
         if let Some(e) = self.caches.transformed.get(&key) {
-            return Some(e.value.clone());
+            return Some((e.value.clone(), e.features));
         }
         let Some((last, _)) = chain.split_last() else {
-            self.caches.transformed.insert(key, CacheEntry { value: None, bits: None });
-            return Some(None);
+            // Unknown features (all bits): only ever a conservative answer.
+            self.caches.transformed.insert(key, CacheEntry { value: None, bits: None, features: u32::MAX });
+            return Some((None, u32::MAX));
         };
         // One step from the cached parent pipeline: pipelines sharing a
         // prefix (most CRS ones start `urlDecodeUni,htmlEntityDecode,...`)
         // share its work.
         let parent_id = self.inner.chain_parent.get(key.2 as usize).copied().unwrap_or(u32::MAX);
-        let parent = if parent_id == u32::MAX {
-            None
+        let (parent, parent_features) = if parent_id == u32::MAX {
+            (None, crate::transform::features(value))
         } else {
             let parent_chain = &self.inner.transform_chains[parent_id as usize];
-            self.cached_value((key.0, key.1, parent_id), parent_chain, value)?
+            self.cached_value_features((key.0, key.1, parent_id), parent_chain, value)?
         };
         let Caches { transformed, scratch, arena, .. } = &mut *self.caches;
         let input: &[u8] = match &parent {
             Some(r) => &arena[r.clone()],
             None => value,
         };
-        last.apply(input, scratch);
-        let r = if scratch.as_slice() == input {
-            // The step changed nothing: share the parent's bytes.
-            parent
+        let (r, features) = if last.is_noop_with(parent_features) {
+            // The step cannot change the value: share the parent's bytes
+            // without running it.
+            (parent, parent_features)
         } else {
-            if arena.len() + scratch.len() > MAX_CACHE_BYTES {
-                return None;
+            last.apply(input, scratch);
+            if scratch.as_slice() == input {
+                (parent, parent_features)
+            } else {
+                if arena.len() + scratch.len() > MAX_CACHE_BYTES {
+                    return None;
+                }
+                (Some(push_range(arena, scratch)), crate::transform::features(scratch))
             }
-            Some(push_range(arena, scratch))
         };
-        transformed.insert(key, CacheEntry { value: r.clone(), bits: None });
-        Some(r)
+        transformed.insert(key, CacheEntry { value: r.clone(), bits: None, features });
+        Some((r, features))
     }
 
     /// The prefilter bits of a list value after a pipeline, computing and

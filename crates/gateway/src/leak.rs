@@ -1,0 +1,181 @@
+//! The leak guard in the gateway: building it from the configuration, and
+//! fetching whole responses for `block` routes.
+//!
+//! A `block` route must be able to answer with an error page instead of the
+//! upstream's response, so the response head cannot leave before the body
+//! has been judged. Pingora sends the head as soon as `response_filter`
+//! returns, so for `GET` and `HEAD` on a block route the gateway fetches the
+//! upstream response itself (bounded in size and time), judges it whole, and
+//! then sends either it or the error page. Other methods on a block route
+//! stream, and a leak found there can only cut the response off.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use rampart_leakguard::{GuardConfig, LeakGuard, PolicySet};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::config::{Config, ConfigError};
+
+/// The leak guard of one configuration snapshot.
+pub struct LeakRuntime {
+    pub guard: LeakGuard,
+    pub policies: PolicySet,
+}
+
+/// Builds the leak guard; `None` when the configuration has none.
+pub fn build(config: &Config, source: &str) -> Result<Option<LeakRuntime>, Vec<ConfigError>> {
+    let Some(policies) = &config.leak_guard else { return Ok(None) };
+    let problem = |file: String, message: String| ConfigError { file, line: 0, column: 0, message };
+    let read = |path: &Option<std::path::PathBuf>| -> Result<Option<String>, Vec<ConfigError>> {
+        match path {
+            None => Ok(None),
+            Some(p) => std::fs::read_to_string(p).map(Some).map_err(|e| vec![problem(p.display().to_string(), format!("cannot read this CSV export: {e}"))]),
+        }
+    };
+    let canaries_csv = read(&config.server.canaries_csv)?;
+    let records_csv = read(&config.server.records_csv)?;
+    // The fingerprint key only matters when there are records to hash; it
+    // lives beside the clearance keys and is made on first use.
+    let fingerprint_key = if canaries_csv.is_some() || records_csv.is_some() {
+        fingerprint_key(&crate::flood::key_file(config).with_extension("fingerprint")).map_err(|m| vec![problem(source.to_string(), m)])?
+    } else {
+        vec![0u8; 32]
+    };
+    let guard = LeakGuard::new(GuardConfig { fingerprint_key, canaries_csv, records_csv, public_values: Vec::new() })
+        .map_err(|e| vec![problem(source.to_string(), format!("in [leak_guard]: {e}"))])?;
+    Ok(Some(LeakRuntime { guard, policies: policies.clone() }))
+}
+
+fn fingerprint_key(path: &Path) -> Result<Vec<u8>, String> {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.len() >= 32 => Ok(bytes),
+        Ok(_) => Err(format!("the fingerprint key {} is too short; delete it to make a new one", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::io::Read;
+            let mut key = vec![0u8; 32];
+            std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key)).map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+            crate::flood::write_keys(path, &key)?;
+            Ok(key)
+        }
+        Err(e) => Err(format!("cannot read the fingerprint key {}: {e}", path.display())),
+    }
+}
+
+/// A whole upstream response, fetched for judging.
+pub struct FetchedResponse {
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+/// Why a fetch failed, mapped by the caller to 502 or 504.
+pub enum FetchError {
+    Connect,
+    Timeout,
+    Invalid(&'static str),
+    TooLarge,
+}
+
+/// Headers that describe one connection, not the message; never forwarded.
+const HOP_BY_HOP: [&str; 9] = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "accept-encoding", "content-length"];
+
+pub fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// Fetches `request_head` (without a body) from `server` and reads the whole
+/// response, asking for an unencoded body so it can be judged as sent.
+pub async fn fetch(server: SocketAddr, request_head: Vec<u8>, connect_timeout: Duration, read_timeout: Duration, max_body: usize) -> Result<FetchedResponse, FetchError> {
+    let mut stream = tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(server)).await.map_err(|_| FetchError::Timeout)?.map_err(|_| FetchError::Connect)?;
+    stream.write_all(&request_head).await.map_err(|_| FetchError::Connect)?;
+    let limit = max_body + 64 * 1024;
+    let mut raw = Vec::with_capacity(16 * 1024);
+    let read_all = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = stream.read(&mut buf).await.map_err(|_| FetchError::Invalid("read failed"))?;
+            if n == 0 {
+                return Ok(());
+            }
+            raw.extend_from_slice(&buf[..n]);
+            if raw.len() > limit {
+                return Err(FetchError::TooLarge);
+            }
+        }
+    };
+    tokio::time::timeout(read_timeout, read_all).await.map_err(|_| FetchError::Timeout)??;
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> Result<FetchedResponse, FetchError> {
+    let mut headers = [httparse::EMPTY_HEADER; 128];
+    let mut response = httparse::Response::new(&mut headers);
+    let head_len = match response.parse(raw) {
+        Ok(httparse::Status::Complete(n)) => n,
+        _ => return Err(FetchError::Invalid("the upstream's response head is incomplete or malformed")),
+    };
+    let status = response.code.ok_or(FetchError::Invalid("no status"))?;
+    let headers: Vec<(String, Vec<u8>)> = response.headers.iter().map(|h| (h.name.to_string(), h.value.to_vec())).collect();
+    let rest = &raw[head_len..];
+    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && String::from_utf8_lossy(v).to_ascii_lowercase().contains("chunked"));
+    let length = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok());
+    let body = if chunked {
+        dechunk(rest).ok_or(FetchError::Invalid("the upstream's chunked body is malformed"))?
+    } else if let Some(n) = length {
+        if rest.len() < n {
+            return Err(FetchError::Invalid("the upstream closed before the whole body"));
+        }
+        rest[..n].to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Ok(FetchedResponse { status, headers, body })
+}
+
+fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::with_capacity(rest.len());
+    loop {
+        let eol = rest.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&rest[..eol]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return Some(body);
+        }
+        if rest.len() < size + 2 {
+            return None;
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+}
+
+/// One leak-guard finding as a JSON event line (never the value itself:
+/// the sample is masked by the leak guard).
+pub fn findings_event(reference: &str, site: &str, route: &str, outcome: &rampart_leakguard::Outcome) -> String {
+    let findings: Vec<serde_json::Value> = outcome
+        .findings
+        .iter()
+        .map(|f| serde_json::json!({ "kind": f.kind.name(), "count": f.count, "distinct": f.distinct, "sample": f.sample, "action": format!("{:?}", f.action).to_lowercase(), "severity": format!("{:?}", f.severity).to_lowercase() }))
+        .collect();
+    serde_json::json!({ "event": "leak", "reference": reference, "site": site, "route": route, "action": format!("{:?}", outcome.action).to_lowercase(), "findings": findings }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_parse_with_length_chunks_or_close() {
+        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloXX").ok().unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
+        let r = parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").ok().unwrap();
+        assert_eq!(r.body, b"abcde");
+        let r = parse_response(b"HTTP/1.0 404 Not Found\r\n\r\ngone").ok().unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (404, &b"gone"[..]));
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort").is_err());
+        assert!(parse_response(b"garbage").is_err());
+    }
+}

@@ -1,0 +1,138 @@
+//! End-to-end tests of the leak guard in the gateway: real `rampart`
+//! processes in front of the real demo site and a reflecting backend.
+
+mod common;
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use common::*;
+
+fn leak_config(upstream: SocketAddr, server_extra: &str, policies: &str) -> String {
+    format!(
+        r#"
+[server]
+admin_listen = "{{admin}}"
+{server_extra}
+
+[[listener]]
+address = "{{listen}}"
+
+[[upstream]]
+name = "app"
+servers = ["{upstream}"]
+
+[[site]]
+name = "www"
+hosts = ["*"]
+upstream = "app"
+
+{policies}
+"#
+    )
+}
+
+#[test]
+fn the_demo_donor_feed_is_blocked_and_the_thank_you_page_passes() {
+    let site = rampart_demo::DemoSite::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let gw = GatewayProcess::start(
+        "leak-demo",
+        &leak_config(site.local_addr(), "", "[leak_guard.default]\naction = \"alert\"\n[[leak_guard.sites]]\nhost = \"party.example\"\n[[leak_guard.sites.routes]]\npath_prefix = \"/donations/feed\"\naction = \"block\"\n"),
+    );
+    let feed = raw(gw.listen, b"GET /donations/feed HTTP/1.1\r\nHost: party.example\r\nAccept: text/html\r\nConnection: close\r\n\r\n").unwrap();
+    assert_eq!(feed.status, 503, "the donor feed must not leave");
+    let reference = feed.header("x-request-id").unwrap().to_string();
+    assert!(feed.body_text().contains(&reference));
+    assert!(!feed.body_text().contains('£'), "no donor data in the error page");
+
+    let form = "first_name=Alice&last_name=Smith&email=alice%40example.org&amount=25";
+    let thanks = raw(
+        gw.listen,
+        format!("POST /donate HTTP/1.1\r\nHost: party.example\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}", form.len()).as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(thanks.status, 200);
+    assert!(thanks.body_text().contains("Thank you, Alice"), "{}", thanks.body_text());
+
+    eventually("the leak is an event with a masked sample", || gw.stderr().contains("\"event\":\"leak\"") && gw.stderr().contains("donor_list"));
+    let events = gw.stderr();
+    let line = events.lines().find(|l| l.contains(&reference)).expect("the event names the reference");
+    // The seeded donors must not appear in the event, only masked samples.
+    for name in ["Margaret", "Siobhan", "Oluwaseun"] {
+        assert!(!line.contains(name), "the event carries a donor's name: {line}");
+    }
+    assert!(gw.access_log().contains("leak:block:donor_list"));
+}
+
+fn reflect(gw: &GatewayProcess, json: &str) -> Reply {
+    raw(gw.listen, format!("POST /reflect HTTP/1.1\r\nHost: app.example\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}", json.len()).as_bytes()).unwrap()
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn redact_routes_mask_card_numbers_even_in_gzip_bodies() {
+    let backend = rampart_crstest::ReflectBackend::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let gw = GatewayProcess::start("leak-redact", &leak_config(backend.local_addr(), "", "[leak_guard.default]\naction = \"redact\"\n"));
+    let page = "<html><body><p>Receipt</p><p>Card number: 4111 1111 1111 1111</p><p>Thank you</p></body></html>";
+    let r = reflect(&gw, &format!(r#"{{"status":200,"headers":{{"Content-Type":"text/html"}},"body":"{page}"}}"#));
+    assert_eq!(r.status, 200);
+    let text = r.body_text();
+    assert!(!text.contains("4111 1111 1111 1111"), "{text}");
+    assert!(text.contains("Receipt") && text.contains("Thank you"), "{text}");
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(page.as_bytes()).unwrap();
+    let encoded = base64(&gz.finish().unwrap());
+    let r = reflect(&gw, &format!(r#"{{"status":200,"headers":{{"Content-Type":"text/html","Content-Encoding":"gzip"}},"encodedBody":"{encoded}"}}"#));
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-encoding").is_none(), "the masked body goes out decoded");
+    let text = r.body_text();
+    assert!(text.contains("Receipt") && !text.contains("4111 1111 1111 1111"), "{text}");
+}
+
+#[test]
+fn alert_routes_pass_data_through_and_report_it() {
+    let backend = rampart_crstest::ReflectBackend::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let gw = GatewayProcess::start("leak-alert", &leak_config(backend.local_addr(), "", "[leak_guard.default]\naction = \"alert\"\n"));
+    let page = "<p>Card number: 4111 1111 1111 1111</p>";
+    let r = reflect(&gw, &format!(r#"{{"status":200,"headers":{{"Content-Type":"text/html"}},"body":"{page}"}}"#));
+    assert_eq!(r.status, 200);
+    assert!(r.body_text().contains("4111 1111 1111 1111"), "alert must not change the response");
+    eventually("the card is reported, masked", || gw.stderr().contains("\"kind\":\"card\""));
+    assert!(!gw.stderr().contains("4111 1111 1111 1111"), "the event must not carry the number");
+}
+
+#[test]
+fn a_canary_record_trips_even_on_an_alert_route() {
+    let backend = rampart_crstest::ReflectBackend::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let dir = temp_dir("leak-canary-files");
+    let csv = dir.join("canaries.csv");
+    std::fs::write(&csv, "name,email,phone\nCanary Person,trap.donor.7731@fairshare-canary.example,07700 900123\n").unwrap();
+    let gw = GatewayProcess::start(
+        "leak-canary",
+        &leak_config(backend.local_addr(), &format!("canaries_csv = \"{}\"\nkey_file = \"{}\"", csv.display(), dir.join("keys").display()), "[leak_guard.default]\naction = \"alert\"\n"),
+    );
+    let page = "<table><tr><td>trap.donor.7731@fairshare-canary.example</td></tr></table>";
+    let r = reflect(&gw, &format!(r#"{{"status":200,"headers":{{"Content-Type":"text/html"}},"body":"{page}"}}"#));
+    assert!(!r.body_text().contains("trap.donor.7731"), "the canary record must not leave (status {})", r.status);
+    eventually("the canary trip is a critical event", || gw.stderr().contains("\"kind\":\"canary\"") && gw.stderr().contains("\"severity\":\"critical\""));
+    // The fingerprint key was made, private to the gateway's user.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.join("keys.fingerprint")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "the fingerprint key must be mode 0600, is {mode:o}");
+}
