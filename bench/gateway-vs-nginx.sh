@@ -5,12 +5,15 @@
 # with keep-alive small GETs. Prints requests/s, p50 and p99 for both and
 # the ratios. This is a benchmark, not a test: it never fails on a figure.
 #
-# Usage: bench/gateway-vs-nginx.sh [workers] [connections] [seconds]
+# Usage: bench/gateway-vs-nginx.sh [workers] [connections] [seconds] [rounds]
+# Each round measures nginx then rampart; the medians are reported, since a
+# 2-core machine shared with other work is noisy.
 # Needs: nginx, wrk (apt install nginx wrk), a release build of rampart.
 set -euo pipefail
 workers=${1:-1}
 connections=${2:-50}
 seconds=${3:-10}
+rounds=${4:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/rampart-bench.XXXXXX)
 pids=()
@@ -88,11 +91,20 @@ measure() { # port -> "rps p50 p99"
   echo "$rps $p50 $p99 ${errors:-}"
 }
 
-echo "small keep-alive GETs: $workers worker thread(s) each, $connections connections, ${seconds}s, wrk -t1, $(nproc) cores"
-read -r n_rps n_p50 n_p99 n_err <<<"$(measure $nginx_port)"
-read -r r_rps r_p50 r_p99 r_err <<<"$(measure $rampart_port)"
-printf '%-10s %12s %10s %10s\n' peer "requests/s" "p50 ms" "p99 ms"
-printf '%-10s %12s %10s %10s %s\n' nginx "$n_rps" "$n_p50" "$n_p99" "$n_err"
-printf '%-10s %12s %10s %10s %s\n' rampart "$r_rps" "$r_p50" "$r_p99" "$r_err"
+echo "small keep-alive GETs: $workers worker thread(s) each, $connections connections, ${seconds}s x $rounds round(s), wrk -t1, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+: > "$work/nginx.txt"; : > "$work/rampart.txt"
+for round in $(seq "$rounds"); do
+  measure $nginx_port >> "$work/nginx.txt"
+  measure $rampart_port >> "$work/rampart.txt"
+done
+col() { awk -v c="$2" '{print $c}' "$work/$1.txt" | median; }
+n_rps=$(col nginx 1); n_p50=$(col nginx 2); n_p99=$(col nginx 3)
+r_rps=$(col rampart 1); r_p50=$(col rampart 2); r_p99=$(col rampart 3)
+printf '%-10s %12s %10s %10s   %s\n' peer "requests/s" "p50 ms" "p99 ms" "requests/s per round"
+printf '%-10s %12s %10s %10s   %s\n' nginx "$n_rps" "$n_p50" "$n_p99" "$(awk '{printf "%s ", $1}' "$work/nginx.txt")"
+printf '%-10s %12s %10s %10s   %s\n' rampart "$r_rps" "$r_p50" "$r_p99" "$(awk '{printf "%s ", $1}' "$work/rampart.txt")"
+errors=$(cat "$work/nginx.txt" "$work/rampart.txt" | awk 'NF > 3' | wc -l)
+[ "$errors" -eq 0 ] || echo "warning: $errors measurement(s) had non-2xx responses or socket errors (see above)"
 awk -v a="$r_rps" -v b="$n_rps" -v c="$r_p99" -v d="$n_p99" 'BEGIN {
-  printf "ratio rampart/nginx: requests/s %.2fx (target >= 0.90), p99 %.2fx (target <= 1.20)\n", a/b, c/d }'
+  printf "ratio rampart/nginx (medians): requests/s %.2fx (target >= 0.90), p99 %.2fx (target <= 1.20)\n", a/b, c/d }'

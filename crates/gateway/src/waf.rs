@@ -20,22 +20,9 @@ const DEBIAN_CRS_ETC: &str = "/etc/modsecurity/crs";
 
 /// ModSecurity's recommended base settings (modsecurity.conf-recommended),
 /// which CRS assumes: bodies inspected, JSON and XML parsed by content type,
-/// a body that cannot be parsed refused.
-const BASE_SETTINGS: &str = r#"
-SecRequestBodyAccess On
-SecRule REQUEST_HEADERS:Content-Type "^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
-SecRule REQUEST_HEADERS:Content-Type "^application/json" "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
-SecRequestBodyLimit 13107200
-SecRequestBodyNoFilesLimit 131072
-SecRequestBodyLimitAction Reject
-SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',logdata:'%{reqbody_error_msg}',severity:2"
-SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:400,msg:'Multipart request body failed strict validation'"
-SecRule MULTIPART_UNMATCHED_BOUNDARY "@eq 1" "id:200004,phase:2,t:none,log,deny,msg:'Multipart parser detected a possible unmatched boundary.'"
-SecResponseBodyAccess On
-SecResponseBodyMimeType text/plain text/html text/xml
-SecResponseBodyLimit 524288
-SecResponseBodyLimitAction ProcessPartial
-"#;
+/// a body that cannot be parsed refused. The same text the CRS test runner
+/// uses, so that what the suites prove is what the gateway runs.
+use rampart_waf::crs_test::BASE_CONFIG as BASE_SETTINGS;
 
 /// The files that make up a CRS installation.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,7 +103,9 @@ pub fn build_engine(site: &str, settings: &WafSettings) -> Result<Option<Engine>
     };
     let base_dir = settings.crs.clone().unwrap_or_else(|| PathBuf::from("."));
     let text = |name: &str, text: String| ConfigInput::Text { name: name.to_string(), text, base_dir: base_dir.clone() };
-    let mut inputs = vec![text("<rampart base settings>", format!("{engine_mode}{BASE_SETTINGS}"))];
+    // The base text switches the engine on; the site's mode comes after it
+    // and wins.
+    let mut inputs = vec![text("<rampart base settings>", format!("{BASE_SETTINGS}{engine_mode}"))];
     let layout = match &settings.crs {
         Some(dir) => Some(crs_layout(dir).map_err(|m| vec![problem(dir.display().to_string(), 0, m)])?),
         None => None,

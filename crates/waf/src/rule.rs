@@ -73,6 +73,12 @@ pub(crate) enum SetOp {
     Delete,
 }
 
+/// The rules carrying a tag that a `ctl:ruleRemoveTargetByTag` regex
+/// matches, computed on first use: (address of the engine's rule list, the
+/// addresses of those rules in it). A rule's tags never change, so the tag
+/// regexes run once per engine instead of once per rule and value.
+pub(crate) type TaggedRules = std::sync::Arc<std::sync::OnceLock<(usize, crate::fxhash::FxMap<usize, ()>)>>;
+
 /// A `ctl` action.
 #[derive(Debug, Clone)]
 pub(crate) enum Ctl {
@@ -80,7 +86,7 @@ pub(crate) enum Ctl {
     RuleRemoveById(Vec<(u32, u32)>),
     RuleRemoveByTag(Regex),
     RuleRemoveTargetById(Vec<(u32, u32)>, Exclusion),
-    RuleRemoveTargetByTag(Regex, Exclusion),
+    RuleRemoveTargetByTag(Regex, Exclusion, TaggedRules),
     RequestBodyProcessor(String),
     ForceRequestBodyVariable(bool),
     RequestBodyAccess(bool),
@@ -428,7 +434,7 @@ fn parse_ctl(v: &str) -> Result<Ctl, ErrorKind> {
         }
         "ruleremovetargetbytag" => {
             let (tag, target) = val.split_once(';').ok_or_else(|| ErrorKind::Syntax(format!("invalid ctl `{v}`")))?;
-            Ctl::RuleRemoveTargetByTag(crate::pcre::compile_cached(tag.trim(), false).map_err(ErrorKind::Regex)?, parse_exclusion(target)?)
+            Ctl::RuleRemoveTargetByTag(crate::pcre::compile_cached(tag.trim(), false).map_err(ErrorKind::Regex)?, parse_exclusion(target)?, TaggedRules::default())
         }
         "requestbodyprocessor" => Ctl::RequestBodyProcessor(val.trim().to_ascii_uppercase()),
         "forcerequestbodyvariable" => Ctl::ForceRequestBodyVariable(on(val)),

@@ -92,13 +92,21 @@ impl Transform {
     /// only means "run it". Benign values (plain words, numbers) leave most
     /// of CRS's pipelines unchanged, so this spares the copy and the compare.
     pub fn is_noop_on(self, input: &[u8]) -> bool {
-        self.is_noop_with(features(input))
+        self.is_noop_with(features(input), input)
     }
 
-    /// `is_noop_on` from the value's [`features`], which the pipeline cache
-    /// keeps per value so each step's test is one AND.
-    pub(crate) fn is_noop_with(self, features: u32) -> bool {
-        self.trigger().is_some_and(|t| features & t == 0)
+    /// `is_noop_on` given the value's [`features`], which the pipeline cache
+    /// keeps per value so most steps' test is one AND.
+    pub(crate) fn is_noop_with(self, features: u32, input: &[u8]) -> bool {
+        use Transform::*;
+        match self {
+            // Only whitespace at the ends matters.
+            Trim | TrimLeft | TrimRight => input.first().is_none_or(|&c| !is_space(c)) && input.last().is_none_or(|&c| !is_space(c)),
+            // A value without a separator is one segment, kept unless `.`/`..`.
+            NormalisePath => features & F_SLASH == 0 && input != b"." && input != b"..",
+            NormalisePathWin => features & (F_SLASH | F_BACKSLASH) == 0 && input != b"." && input != b"..",
+            _ => self.trigger().is_some_and(|t| features & t == 0),
+        }
     }
 
     /// The feature bits of the bytes this transformation acts on; `None`

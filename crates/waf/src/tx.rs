@@ -114,7 +114,7 @@ struct State {
     removed_ids: Vec<(u32, u32)>,
     removed_tags: Vec<Regex>,
     removed_targets: Vec<(Vec<(u32, u32)>, Exclusion)>,
-    removed_targets_by_tag: Vec<(Regex, Exclusion)>,
+    removed_targets_by_tag: Vec<(Regex, Exclusion, crate::rule::TaggedRules)>,
     body_processor: Option<String>,
     force_body_variable: bool,
     body_access: bool,
@@ -129,7 +129,7 @@ pub(crate) struct Caches {
     /// Transformed values keyed by (variable, value index, pipeline id):
     /// each pipeline runs once per value per transaction, whatever the
     /// number of rules sharing it.
-    transformed: FxMap<(u8, u32, u32), CacheEntry>,
+    transformed: TransformCache,
     /// Regexes compiled from macro-expanded patterns.
     regex: FxMap<Vec<u8>, Option<Regex>>,
     /// Per (list, pipeline): the list's length when computed and the union
@@ -150,8 +150,77 @@ pub(crate) struct Caches {
     spare_matched: MatchedList,
 }
 
-/// A value after one pipeline, and which prefiltered rules may match it.
+/// The pipeline cache: one row of slots per (variable, value index), one
+/// slot per pipeline id. Rows are found through a small map with a
+/// one-entry memo (a value's pipelines are asked for in runs), so a
+/// pipeline and its parents cost array indexing, not a hash each.
 #[derive(Default)]
+pub(crate) struct TransformCache {
+    rows: FxMap<(u8, u32), u32>,
+    slots: Vec<Option<CacheEntry>>,
+    /// Slots per row: the engine's number of pipelines.
+    width: usize,
+    last: Option<((u8, u32), usize)>,
+}
+
+/// Rows (values) past this are not cached; their pipelines run per rule.
+/// Bounds the slots at about 2 048 × pipelines (≈ 7 MiB for CRS's ~60).
+const MAX_CACHE_ROWS: usize = 2048;
+
+impl TransformCache {
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.slots.clear();
+        self.last = None;
+    }
+
+    /// The first slot of a value's row; with `create`, adds the row.
+    #[inline]
+    fn base(&mut self, v: u8, i: u32, create: bool) -> Option<usize> {
+        if let Some((k, b)) = self.last {
+            if k == (v, i) {
+                return Some(b);
+            }
+        }
+        let b = match self.rows.get(&(v, i)) {
+            Some(&r) => r as usize * self.width,
+            None if create && self.rows.len() < MAX_CACHE_ROWS => {
+                let r = self.rows.len();
+                self.rows.insert((v, i), r as u32);
+                self.slots.resize(self.slots.len() + self.width, None);
+                r * self.width
+            }
+            None => return None,
+        };
+        self.last = Some(((v, i), b));
+        Some(b)
+    }
+
+    fn get(&mut self, key: &(u8, u32, u32)) -> Option<&CacheEntry> {
+        let b = self.base(key.0, key.1, false)?;
+        self.slots.get(b + key.2 as usize)?.as_ref()
+    }
+
+    fn get_mut(&mut self, key: &(u8, u32, u32)) -> Option<&mut CacheEntry> {
+        let b = self.base(key.0, key.1, false)?;
+        self.slots.get_mut(b + key.2 as usize)?.as_mut()
+    }
+
+    /// Stores an entry; `false` when the cache is full.
+    fn insert(&mut self, key: (u8, u32, u32), e: CacheEntry) -> bool {
+        let Some(b) = self.base(key.0, key.1, true) else { return false };
+        match self.slots.get_mut(b + key.2 as usize) {
+            Some(slot) => {
+                *slot = Some(e);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A value after one pipeline, and which prefiltered rules may match it.
+#[derive(Default, Clone)]
 struct CacheEntry {
     /// The transformed value in `Caches::arena`; `None` when the pipeline is
     /// empty and the value is used as it is.
@@ -198,7 +267,8 @@ pub(crate) const MAX_POOLED: usize = 64;
 impl Caches {
     fn reset(&mut self) -> bool {
         let bytes = self.arena.capacity() + self.found_buf.capacity() + self.scratch.capacity() + self.scratch2.capacity() + self.bit_arena.capacity() * 8;
-        if bytes > MAX_POOLED_BYTES || self.transformed.capacity() > 4096 {
+        let slot_bytes = self.transformed.slots.capacity() * std::mem::size_of::<Option<CacheEntry>>();
+        if bytes + slot_bytes > MAX_POOLED_BYTES || self.transformed.rows.capacity() > 4096 {
             return false;
         }
         self.transformed.clear();
@@ -309,9 +379,11 @@ impl Transaction {
         // reuses them instead of growing new ones each time.
         let caches = engine.inner.cache_pool.lock().ok().and_then(|mut p| p.pop()).unwrap_or_else(|| {
             let mut c = Caches::default();
-            c.transformed.reserve(256);
+            c.transformed.rows.reserve(256);
             c
         });
+        let mut caches = caches;
+        caches.transformed.width = engine.inner.transform_chains.len();
         Transaction {
             engine,
             meta,
@@ -758,7 +830,7 @@ impl Transaction {
                 Ctl::RuleRemoveById(r) => self.st.removed_ids.extend(r.iter().copied()),
                 Ctl::RuleRemoveByTag(t) => self.st.removed_tags.push(t.clone()),
                 Ctl::RuleRemoveTargetById(ids, e) => self.st.removed_targets.push((ids.clone(), e.clone())),
-                Ctl::RuleRemoveTargetByTag(t, e) => self.st.removed_targets_by_tag.push((t.clone(), e.clone())),
+                Ctl::RuleRemoveTargetByTag(t, e, tagged) => self.st.removed_targets_by_tag.push((t.clone(), e.clone(), tagged.clone())),
                 Ctl::RequestBodyProcessor(p) => self.st.body_processor = Some(p.clone()),
                 Ctl::ForceRequestBodyVariable(b) => self.st.force_body_variable = *b,
                 Ctl::RequestBodyAccess(b) => self.st.body_access = *b,
@@ -1173,8 +1245,17 @@ impl<'t> Evaluator<'t> {
                 return true;
             }
         }
-        for (re, e) in &self.st.removed_targets_by_tag {
-            if e.var == var && starter.has_tag(re) && e.selector.matches(key) {
+        for (re, e, tagged) in &self.st.removed_targets_by_tag {
+            if e.var != var || !e.selector.matches(key) {
+                continue;
+            }
+            let rules = &self.inner.rules;
+            let owner = rules.as_ptr() as usize;
+            let (built_for, set) = tagged.get_or_init(|| (owner, rules.iter().filter(|r| r.has_tag(re)).map(|r| r as *const Rule as usize).map(|a| (a, ())).collect()));
+            // `starter` is always one of the engine's rules; the set was built
+            // for this engine unless the ctl's rule is shared with another.
+            let has = if *built_for == owner { set.contains_key(&(starter as *const Rule as usize)) } else { starter.has_tag(re) };
+            if has {
                 return true;
             }
         }
@@ -1428,9 +1509,11 @@ impl<'t> Evaluator<'t> {
             return Some((e.value.clone(), e.features));
         }
         let Some((last, _)) = chain.split_last() else {
-            // Unknown features (all bits): only ever a conservative answer.
-            self.caches.transformed.insert(key, CacheEntry { value: None, bits: None, features: u32::MAX });
-            return Some((None, u32::MAX));
+            let features = crate::transform::features(value);
+            if !self.caches.transformed.insert(key, CacheEntry { value: None, bits: None, features }) {
+                return None;
+            }
+            return Some((None, features));
         };
         // One step from the cached parent pipeline: pipelines sharing a
         // prefix (most CRS ones start `urlDecodeUni,htmlEntityDecode,...`)
@@ -1447,7 +1530,7 @@ impl<'t> Evaluator<'t> {
             Some(r) => &arena[r.clone()],
             None => value,
         };
-        let (r, features) = if last.is_noop_with(parent_features) {
+        let (r, features) = if last.is_noop_with(parent_features, input) {
             // The step cannot change the value: share the parent's bytes
             // without running it.
             (parent, parent_features)
@@ -1462,7 +1545,9 @@ impl<'t> Evaluator<'t> {
                 (Some(push_range(arena, scratch)), crate::transform::features(scratch))
             }
         };
-        transformed.insert(key, CacheEntry { value: r.clone(), bits: None, features });
+        if !transformed.insert(key, CacheEntry { value: r.clone(), bits: None, features }) {
+            return None;
+        }
         Some((r, features))
     }
 
