@@ -300,6 +300,9 @@ fn crs_test(args: &[String]) -> Result<ExitCode> {
         Some(dir) => PathBuf::from(dir),
         None => crs::crs_root().join("v4.28.0"),
     };
+    // The gateway's configuration resolves relative paths from its own
+    // directory, so hand it an absolute one.
+    let suite_dir = std::fs::canonicalize(&suite_dir).unwrap_or(suite_dir);
     if !suite_dir.join("tests").is_dir() {
         bail!("`{}` is not a CRS release with its regression tests (no tests/ folder); give --suite DIR", suite_dir.display());
     }

@@ -138,6 +138,11 @@ pub(crate) struct Caches {
     /// Prefilter bits of raw values, shared by the pipelines that leave a
     /// value unchanged (see `cached_bits`).
     raw_bits: FxMap<(u8, u32), std::ops::Range<usize>>,
+    /// Prefilter bits of transformed values by a case-insensitive hash of
+    /// their bytes: (the value's range in `arena`, its bits).
+    bits_by_content: FxMap<u64, (std::ops::Range<usize>, std::ops::Range<usize>)>,
+    /// Scratch list of one list's value bit ranges (`list_cannot_match`).
+    bit_ranges: Vec<std::ops::Range<usize>>,
     scratch: Vec<u8>,
     scratch2: Vec<u8>,
     /// Transformed values and prefilter bits, referenced by `CacheEntry`.
@@ -275,6 +280,7 @@ impl Caches {
         self.regex.clear();
         self.summaries.clear();
         self.raw_bits.clear();
+        self.bits_by_content.clear();
         self.scratch.clear();
         self.scratch2.clear();
         self.arena.clear();
@@ -375,6 +381,10 @@ impl Transaction {
             highest_severity: 255,
             allow_all: false,
         };
+        // CRS sets about a hundred TX variables per request (901's
+        // defaults, scores, flags): one allocation instead of a rehash chain.
+        let mut st = st;
+        st.stores[0].reserve(128);
         // Buffers come from the engine's pool, so a steady stream of requests
         // reuses them instead of growing new ones each time.
         let caches = engine.inner.cache_pool.lock().ok().and_then(|mut p| p.pop()).unwrap_or_else(|| {
@@ -1376,24 +1386,28 @@ impl<'t> Evaluator<'t> {
         let key = (id as u8, link.chain_id);
         if !self.caches.summaries.contains_key(&key) {
             let words = pf.bits.div_ceil(64) as usize;
+            let mut ranges = std::mem::take(&mut self.caches.bit_ranges);
+            ranges.clear();
             for (i, (k, v)) in list.iter().enumerate() {
                 let value: &[u8] = if names { k.as_bytes() } else { v };
-                if self.cached_bits((id as u8, i as u32, link.chain_id), chain, value, pf).is_none() {
-                    return false;
+                match self.cached_bits((id as u8, i as u32, link.chain_id), chain, value, pf) {
+                    Some(r) => ranges.push(r),
+                    None => {
+                        self.caches.bit_ranges = ranges;
+                        return false;
+                    }
                 }
             }
             // OR every value's words into a fresh slot of the bit arena.
             let start = self.caches.bit_arena.len();
             self.caches.bit_arena.resize(start + words, 0);
-            for i in 0..list.len() {
-                let ck = (id as u8, i as u32, link.chain_id);
-                if let Some(Some(r)) = self.caches.transformed.get(&ck).map(|e| e.bits.clone()) {
-                    for w in 0..words.min(r.len()) {
-                        let b = self.caches.bit_arena[r.start + w];
-                        self.caches.bit_arena[start + w] |= b;
-                    }
+            for r in &ranges {
+                for w in 0..words.min(r.len()) {
+                    let b = self.caches.bit_arena[r.start + w];
+                    self.caches.bit_arena[start + w] |= b;
                 }
             }
+            self.caches.bit_ranges = ranges;
             self.caches.summaries.insert(key, (list.len(), start..start + words));
         }
         match self.caches.summaries.get(&key) {
@@ -1576,12 +1590,27 @@ impl<'t> Evaluator<'t> {
                 }
             }
         } else {
-            let Caches { arena, bit_arena, .. } = &mut *self.caches;
-            let input: &[u8] = match &v {
-                Some(r) => &arena[r.clone()],
-                None => value,
-            };
-            pf.scan_into(input, bit_arena)
+            let Caches { arena, bit_arena, bits_by_content, .. } = &mut *self.caches;
+            match &v {
+                Some(vr) => {
+                    // Pipelines often produce the same bytes up to case (a
+                    // decoded value and its lowercase form), and forms repeat
+                    // values: transformed values equal ignoring case share
+                    // one scan. The hash only finds the candidate; equality
+                    // is checked on the bytes.
+                    let input = &arena[vr.clone()];
+                    let h = hash_ignore_case(input);
+                    match bits_by_content.get(&h) {
+                        Some((src, bits)) if arena[src.clone()].eq_ignore_ascii_case(input) => bits.clone(),
+                        _ => {
+                            let bits = pf.scan_into(input, bit_arena);
+                            bits_by_content.insert(h, (vr.clone(), bits.clone()));
+                            bits
+                        }
+                    }
+                }
+                None => pf.scan_into(value, bit_arena),
+            }
         };
         if let Some(e) = self.caches.transformed.get_mut(&key) {
             e.bits = Some(r.clone());
@@ -1593,6 +1622,23 @@ impl<'t> Evaluator<'t> {
         let mut ctx = Ctx { req: self.req, st: self.st, meta: self.meta, regex: &mut self.caches.regex, shared_regex: &self.inner.dynamic_regex, rule: link, started: self.started };
         link.op.eval(&mut ctx, input, caps) != link.negated
     }
+}
+
+/// A hash of bytes ignoring ASCII case (FxHash's step over 8-byte words).
+fn hash_ignore_case(b: &[u8]) -> u64 {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+    let mut h = b.len() as u64;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        // Clearing bit 0x20 folds ASCII case (and merges a few other pairs,
+        // which only costs an equality check).
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) & !0x2020_2020_2020_2020;
+        h = (h.rotate_left(5) ^ w).wrapping_mul(SEED);
+    }
+    for &c in chunks.remainder() {
+        h = (h.rotate_left(5) ^ u64::from(c & !0x20)).wrapping_mul(SEED);
+    }
+    h
 }
 
 /// Formats a count in decimal into a stack buffer.
