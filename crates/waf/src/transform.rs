@@ -223,6 +223,32 @@ const F_SLASH: u32 = 1 << 10;
 const F_COMMENT: u32 = 1 << 11;
 const F_DOT: u32 = 1 << 12;
 
+/// Whether a pipeline leaves any value with these features equal to itself
+/// up to ASCII case: every step either cannot change it (its trigger bits
+/// are absent) or only changes case. The prefilter scan ignores case, so
+/// such a pipeline's values have the raw values' prefilter bits.
+pub(crate) fn chain_keeps_bits(chain: &[Transform], mut features: u32) -> bool {
+    for t in chain {
+        match t {
+            Transform::Lowercase => {
+                if features & F_UPPER != 0 {
+                    features = (features & !F_UPPER) | F_LOWER;
+                }
+            }
+            Transform::Uppercase => {
+                if features & F_LOWER != 0 {
+                    features = (features & !F_LOWER) | F_UPPER;
+                }
+            }
+            _ => match t.trigger() {
+                Some(tr) if features & tr == 0 => {}
+                _ => return false,
+            },
+        }
+    }
+    true
+}
+
 /// Feature bits of every byte value, see [`features`].
 static FEATURES: [u32; 256] = {
     let mut t = [0u32; 256];

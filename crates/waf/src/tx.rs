@@ -141,6 +141,9 @@ pub(crate) struct Caches {
     /// Prefilter bits of transformed values by a case-insensitive hash of
     /// their bytes: (the value's range in `arena`, its bits).
     bits_by_content: FxMap<u64, (std::ops::Range<usize>, std::ops::Range<usize>)>,
+    /// Per list id: (its length when computed, the union of its values'
+    /// `transform::features`).
+    list_features: FxMap<u8, (usize, u32)>,
     /// Scratch list of one list's value bit ranges (`list_cannot_match`).
     bit_ranges: Vec<std::ops::Range<usize>>,
     scratch: Vec<u8>,
@@ -281,6 +284,7 @@ impl Caches {
         self.summaries.clear();
         self.raw_bits.clear();
         self.bits_by_content.clear();
+        self.list_features.clear();
         self.scratch.clear();
         self.scratch2.clear();
         self.arena.clear();
@@ -1383,14 +1387,19 @@ impl<'t> Evaluator<'t> {
         }
         let Some(bit) = link.pf_bit else { return false };
         let Some(pf) = self.inner.prefilter.as_ref() else { return false };
-        let key = (id as u8, link.chain_id);
+        // When no step of the pipeline can change any value of the list
+        // beyond case, its summary is the raw values' one, shared by every
+        // such pipeline (key `u32::MAX`) and built without transforming.
+        let raw = crate::transform::chain_keeps_bits(chain, self.list_features(list, id, names));
+        let key = (id as u8, if raw { u32::MAX } else { link.chain_id });
         if !self.caches.summaries.contains_key(&key) {
             let words = pf.bits.div_ceil(64) as usize;
             let mut ranges = std::mem::take(&mut self.caches.bit_ranges);
             ranges.clear();
             for (i, (k, v)) in list.iter().enumerate() {
                 let value: &[u8] = if names { k.as_bytes() } else { v };
-                match self.cached_bits((id as u8, i as u32, link.chain_id), chain, value, pf) {
+                let bits = if raw { Some(self.raw_bits(id as u8, i as u32, value, pf)) } else { self.cached_bits((id as u8, i as u32, link.chain_id), chain, value, pf) };
+                match bits {
                     Some(r) => ranges.push(r),
                     None => {
                         self.caches.bit_ranges = ranges;
@@ -1419,6 +1428,29 @@ impl<'t> Evaluator<'t> {
             Some((_, union)) => self.caches.bit_arena[union.clone()].get((bit / 64) as usize).is_none_or(|w| w & (1 << (bit % 64)) == 0),
             None => false,
         }
+    }
+
+    /// The union of `transform::features` over a list's values (or names),
+    /// cached per list and recomputed when the list grew.
+    fn list_features(&mut self, list: &[(String, Vec<u8>)], id: Var, names: bool) -> u32 {
+        if let Some(&(n, f)) = self.caches.list_features.get(&(id as u8)) {
+            if n == list.len() {
+                return f;
+            }
+        }
+        let f = list.iter().fold(0, |a, (k, v)| a | crate::transform::features(if names { k.as_bytes() } else { v }));
+        self.caches.list_features.insert(id as u8, (list.len(), f));
+        f
+    }
+
+    /// The prefilter bits of a raw list value, scanning it on first use.
+    fn raw_bits(&mut self, v: u8, i: u32, value: &[u8], pf: &crate::prefilter::ChainPrefilter) -> std::ops::Range<usize> {
+        if let Some(r) = self.caches.raw_bits.get(&(v, i)) {
+            return r.clone();
+        }
+        let r = pf.scan_into(value, &mut self.caches.bit_arena);
+        self.caches.raw_bits.insert((v, i), r.clone());
+        r
     }
 
     #[allow(clippy::too_many_arguments)]

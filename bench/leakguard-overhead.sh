@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The leak guard's cost on the gateway: requests/s for a typical 20 KB HTML
+# page with the leak guard on (alert, the zero-config default: every byte is
+# scanned) against the same gateway with it off, side by side in one run.
+# The WAF and flood shield are off in both, so the difference is the scan.
+# Target: on >= 0.9x off. Also prints the scanner's own throughput bench.
+#
+# Usage: bench/leakguard-overhead.sh [workers] [connections] [seconds] [rounds]
+set -euo pipefail
+workers=${1:-1}
+connections=${2:-32}
+seconds=${3:-10}
+rounds=${4:-3}
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d /tmp/rampart-leakbench.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.2; rm -rf "$work"; }
+trap cleanup EXIT
+for tool in nginx wrk python3; do command -v $tool >/dev/null || { echo "bench: $tool is missing"; exit 2; }; done
+(cd "$root" && cargo build --release -q -p rampart)
+rampart="$root/target/release/rampart"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+up=$(free_port); off=$(free_port); on=$(free_port)
+
+# A 20 KB campaign page with the usual public contact details and no leak.
+mkdir -p "$work/www"
+python3 - "$work/www/index.html" <<'PY'
+import sys
+parts = ['<!doctype html><html><head><title>Fairshare Party</title></head><body><header><nav>Home News Donate Volunteer</nav></header><main>']
+i = 0
+while sum(len(p) for p in parts) < 20 * 1024:
+    parts.append(f'<article><h2>Campaign update {i}</h2><p>Volunteers met in the town hall on Saturday to plan leafleting across the ward. '
+                 'We talked about housing, buses and the library, and agreed the next steps for the spring. Thank you to everyone who came.</p></article>')
+    i += 1
+parts.append('<footer>Contact us: press@fairshare.example, 020 7946 0000. Promoted by the Fairshare Party.</footer></main></body></html>')
+open(sys.argv[1], 'w').write(''.join(parts))
+PY
+chmod -R a+rX "$work/www"
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/error.log;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000; default_type text/html;
+  server { listen 127.0.0.1:$up; root $work/www; location / { index index.html; } } }
+CONF
+/usr/sbin/nginx -c "$work/nginx.conf" -p "$work" -g 'daemon off;' 2>/dev/null & pids+=($!)
+common=(--upstream "127.0.0.1:$up" --threads "$workers" --access-log off --admin off --waf off --flood off)
+"$rampart" serve "${common[@]}" --listen "127.0.0.1:$off" --leak-guard off 2>"$work/off.err" & pids+=($!)
+"$rampart" serve "${common[@]}" --listen "127.0.0.1:$on" --leak-guard on 2>"$work/on.err" & pids+=($!)
+for port in $up $off $on; do
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+done
+size=$(curl -s "http://127.0.0.1:$on/" | wc -c)
+[ "$size" -gt 20000 ] || { echo "bench: the page through the gateway is only $size bytes"; exit 1; }
+
+measure() {
+  wrk -t1 -c"$connections" -d2s "http://127.0.0.1:$1/" >/dev/null 2>&1
+  out=$(wrk -t1 -c"$connections" -d"${seconds}s" --latency "http://127.0.0.1:$1/")
+  echo "$out" | awk '/Requests\/sec/ {print $2}'
+  echo "$out" | grep -E "Non-2xx|Socket errors" >&2 || true
+}
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo "20 KB HTML page ($size bytes), $workers worker thread(s), $connections connections, ${seconds}s x $rounds round(s), load $(cut -d' ' -f1-3 /proc/loadavg)"
+: > "$work/off.txt"; : > "$work/on.txt"
+for r in $(seq "$rounds"); do
+  measure $off >> "$work/off.txt"
+  measure $on >> "$work/on.txt"
+done
+a=$(median < "$work/off.txt"); b=$(median < "$work/on.txt")
+printf '%-22s %12s   %s\n' "rampart" "requests/s" "per round"
+printf '%-22s %12s   %s\n' "leak guard off" "$a" "$(tr '\n' ' ' < "$work/off.txt")"
+printf '%-22s %12s   %s\n' "leak guard on (alert)" "$b" "$(tr '\n' ' ' < "$work/on.txt")"
+awk -v a="$a" -v b="$b" 'BEGIN { printf "ratio on/off: %.2fx (target >= 0.90)\n", b/a }'
