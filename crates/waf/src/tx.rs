@@ -1398,7 +1398,13 @@ impl<'t> Evaluator<'t> {
             ranges.clear();
             for (i, (k, v)) in list.iter().enumerate() {
                 let value: &[u8] = if names { k.as_bytes() } else { v };
-                let bits = if raw { Some(self.raw_bits(id as u8, i as u32, value, pf)) } else { self.cached_bits((id as u8, i as u32, link.chain_id), chain, value, pf) };
+                // Per value, the same shortcut: a value the pipeline cannot
+                // change beyond case has its raw bits.
+                let bits = if raw || crate::transform::chain_keeps_bits(chain, crate::transform::features(value)) {
+                    Some(self.raw_bits(id as u8, i as u32, value, pf))
+                } else {
+                    self.cached_bits((id as u8, i as u32, link.chain_id), chain, value, pf)
+                };
                 match bits {
                     Some(r) => ranges.push(r),
                     None => {
@@ -1498,7 +1504,8 @@ impl<'t> Evaluator<'t> {
         if let Some((v, i)) = cache_key {
             let ck = (v, i, link.chain_id);
             if let Some((pf, bit)) = prefilter {
-                if let Some(r) = self.cached_bits(ck, chain, value, pf) {
+                let bits = if crate::transform::chain_keeps_bits(chain, crate::transform::features(value)) { Some(self.raw_bits(v, i, value, pf)) } else { self.cached_bits(ck, chain, value, pf) };
+                if let Some(r) = bits {
                     let set = self.caches.bit_arena[r].get((bit / 64) as usize).is_some_and(|w| w & (1 << (bit % 64)) != 0);
                     if !set {
                         // None of the regex's required literals occurs: it
