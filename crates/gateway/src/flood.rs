@@ -40,7 +40,7 @@ pub fn now() -> Time {
 }
 
 /// 32 bytes from the kernel's random source, for key material.
-fn random_bytes() -> Result<[u8; 32], String> {
+pub fn random_bytes() -> Result<[u8; 32], String> {
     use std::io::Read;
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")

@@ -53,9 +53,7 @@ fn fingerprint_key(path: &Path) -> Result<Vec<u8>, String> {
         Ok(bytes) if bytes.len() >= 32 => Ok(bytes),
         Ok(_) => Err(format!("the fingerprint key {} is too short; delete it to make a new one", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            use std::io::Read;
-            let mut key = vec![0u8; 32];
-            std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key)).map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+            let key = crate::flood::random_bytes()?.to_vec();
             crate::flood::write_keys(path, &key)?;
             Ok(key)
         }

@@ -159,29 +159,25 @@ fn status_error(status: u16, why: &'static str) -> Box<Error> {
 }
 
 impl Gateway {
-    /// Writes one of the gateway's own pages as the whole response.
+    /// Writes one of the gateway's own error pages as the whole response.
     async fn answer(&self, session: &mut Session, ctx: &RequestContext, status: u16, extra: &[(&str, &str)]) -> Result<()> {
         let accept = session.req_header().headers.get("accept").and_then(|v| v.to_str().ok());
         let json = pages::wants_json(ctx.api, accept);
         let (content_type, body) = pages::render(status, &ctx.reference, json);
-        let mut head = ResponseHeader::build(status, Some(4))?;
-        head.insert_header("content-type", content_type)?;
-        head.insert_header("content-length", body.len().to_string())?;
-        head.insert_header("cache-control", "no-store")?;
-        head.insert_header("x-request-id", ctx.reference.as_str())?;
-        for (k, v) in extra {
-            head.insert_header(k.to_string(), v.to_string())?;
-        }
-        session.set_keepalive(None);
-        session.write_response_header(Box::new(head), false).await?;
-        session.write_response_body(Some(body), true).await?;
-        Ok(())
+        let headers: Vec<(&str, String)> = extra.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        self.write_page(session, ctx, status, content_type, body, &headers).await
     }
 
     /// Writes a page the flood layer made (challenge, waiting room, wait).
     async fn answer_page(&self, session: &mut Session, ctx: &RequestContext, status: u16, body: String, headers: &[(&str, String)]) -> Result<()> {
-        let mut head = ResponseHeader::build(status, Some(6))?;
-        head.insert_header("content-type", "text/html; charset=utf-8")?;
+        self.write_page(session, ctx, status, "text/html; charset=utf-8", Bytes::from(body), headers).await
+    }
+
+    /// Sends a whole response the gateway made itself: never cached, tagged
+    /// with the request's reference, and the connection closed after it.
+    async fn write_page(&self, session: &mut Session, ctx: &RequestContext, status: u16, content_type: &str, body: Bytes, headers: &[(&str, String)]) -> Result<()> {
+        let mut head = ResponseHeader::build(status, Some(4 + headers.len()))?;
+        head.insert_header("content-type", content_type)?;
         head.insert_header("content-length", body.len().to_string())?;
         head.insert_header("cache-control", "no-store")?;
         head.insert_header("x-request-id", ctx.reference.as_str())?;
@@ -190,7 +186,7 @@ impl Gateway {
         }
         session.set_keepalive(None);
         session.write_response_header(Box::new(head), false).await?;
-        session.write_response_body(Some(Bytes::from(body)), true).await?;
+        session.write_response_body(Some(body), true).await?;
         Ok(())
     }
 
@@ -262,7 +258,13 @@ impl Gateway {
             return Ok(true);
         }
 
-        let cookies = header.headers.get_all("cookie").iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join("; ");
+        // Most requests carry one Cookie header; only several need joining.
+        let mut cookie_values = header.headers.get_all("cookie").iter().filter_map(|v| v.to_str().ok());
+        let cookies: Cow<'_, str> = match (cookie_values.next(), cookie_values.next()) {
+            (None, _) => Cow::Borrowed(""),
+            (Some(one), None) => Cow::Borrowed(one),
+            (Some(a), Some(b)) => Cow::Owned(std::iter::once(a).chain(std::iter::once(b)).chain(cookie_values).collect::<Vec<_>>().join("; ")),
+        };
         let accept = header.headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or("");
         let is_browser = accept.contains("text/html");
         let facts = RequestFacts {

@@ -233,16 +233,9 @@ fn check(flags: &Flags) -> Result<ExitCode> {
 }
 
 fn reload(flags: &Flags) -> Result<ExitCode> {
-    use std::io::{Read, Write};
-    let admin = resolve(flags.get("--admin").unwrap_or("127.0.0.1:9901"), "--admin")?;
-    let mut stream = std::net::TcpStream::connect_timeout(&admin, std::time::Duration::from_secs(5))
-        .with_context(|| format!("cannot reach the admin listener at {admin}; is rampart running with --admin {admin}?"))?;
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
-    write!(stream, "POST /reload HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    let outcome: serde_json::Value = serde_json::from_str(body).with_context(|| format!("unexpected answer from {admin}: {answer}"))?;
+    let admin = flags.get("--admin").unwrap_or("127.0.0.1:9901");
+    let (_, body) = admin_call(admin, "POST", "/reload")?;
+    let outcome: serde_json::Value = serde_json::from_str(&body).with_context(|| format!("unexpected answer from {admin}: {body}"))?;
     if outcome["reloaded"] == true {
         println!("reloaded (generation {})", outcome["generation"]);
         for w in outcome["warnings"].as_array().into_iter().flatten() {

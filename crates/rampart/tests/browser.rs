@@ -18,31 +18,7 @@ fn chromium_passes_the_challenge_with_and_without_javascript() {
         "playwright-core is not installed: run scripts/setup (npm ci in tests-browser/)"
     );
     let site = rampart_demo::DemoSite::start("127.0.0.1:0".parse().unwrap()).unwrap();
-    let config = format!(
-        r#"
-[server]
-admin_listen = "{{admin}}"
-
-[[listener]]
-address = "{{listen}}"
-
-[[upstream]]
-name = "app"
-servers = ["{}"]
-
-[[site]]
-name = "www"
-hosts = ["*"]
-upstream = "app"
-
-[flood]
-[flood.challenge]
-nojs_wait_secs = 2
-[[flood.sites]]
-name = "www"
-"#,
-        site.local_addr()
-    );
+    let config = one_site_config(site.local_addr(), "\n[flood]\n[flood.challenge]\nnojs_wait_secs = 2\n[[flood.sites]]\nname = \"www\"\n");
     let gw = GatewayProcess::start("browser", &config);
     let out = Command::new(binary()).args(["mode", "www", "under-attack", "--admin", &gw.admin.to_string()]).output().unwrap();
     assert!(out.status.success());

@@ -11,33 +11,7 @@ use common::*;
 use sha2::{Digest, Sha256};
 
 fn flood_config(upstream: SocketAddr, flood: &str) -> String {
-    format!(
-        r#"
-[server]
-admin_listen = "{{admin}}"
-
-[[listener]]
-address = "{{listen}}"
-
-[[upstream]]
-name = "app"
-servers = ["{upstream}"]
-
-[[site]]
-name = "www"
-hosts = ["*"]
-upstream = "app"
-
-[[site.route]]
-prefix = "/api/"
-api = true
-
-[[site.route]]
-prefix = "/slow"
-
-{flood}
-"#
-    )
+    one_site_config(upstream, &format!("\n[[site.route]]\nprefix = \"/api/\"\napi = true\n\n[[site.route]]\nprefix = \"/slow\"\n\n{flood}"))
 }
 
 const BROWSER: &str = "Accept: text/html,application/xhtml+xml\r\nUser-Agent: Mozilla/5.0 test\r\n";

@@ -323,3 +323,12 @@ pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     }
     panic!("never happened: {what}");
 }
+
+/// A configuration with one site `www` for any host in front of `upstream`,
+/// with `{listen}` and `{admin}` left for [`GatewayProcess::start`]; `tail`
+/// adds routes and layer sections after the site.
+pub fn one_site_config(upstream: SocketAddr, tail: &str) -> String {
+    format!(
+        "[server]\nadmin_listen = \"{{admin}}\"\n\n[[listener]]\naddress = \"{{listen}}\"\n\n[[upstream]]\nname = \"app\"\nservers = [\"{upstream}\"]\n\n[[site]]\nname = \"www\"\nhosts = [\"*\"]\nupstream = \"app\"\n{tail}\n"
+    )
+}

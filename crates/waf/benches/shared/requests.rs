@@ -1,0 +1,54 @@
+//! The benign requests the benchmark and the profiling driver both time,
+//! kept in one place so their figures describe the same work.
+
+use rampart_waf::{Engine, TxMeta, Verdict};
+
+/// A browser's GET with three query arguments, its headers and cookies.
+pub fn get(engine: &Engine) {
+    let mut tx = engine.transaction(TxMeta { remote_addr: "192.0.2.10".into(), unique_id: "bench".into(), ..TxMeta::default() });
+    let headers = [
+        ("Host", &b"shop.example.com"[..]),
+        ("User-Agent", b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
+        ("Accept", b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        ("Accept-Language", b"en-US,en;q=0.5"),
+        ("Accept-Encoding", b"gzip, deflate, br"),
+        ("Cookie", b"session=3f2a9c0d1e; theme=dark"),
+    ];
+    assert_eq!(tx.process_request_headers("GET", "/products/shoes?page=2&sort=price", "HTTP/1.1", headers), Verdict::Continue);
+    assert_eq!(tx.process_request_body(), Verdict::Continue);
+}
+
+/// A URL-encoded form POST of `body`.
+pub fn post(engine: &Engine, body: &[u8]) {
+    let mut tx = engine.transaction(TxMeta { remote_addr: "192.0.2.10".into(), unique_id: "bench".into(), ..TxMeta::default() });
+    let len = body.len().to_string();
+    let headers = [
+        ("Host", &b"shop.example.com"[..]),
+        ("User-Agent", b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
+        ("Accept", b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        ("Content-Type", b"application/x-www-form-urlencoded"),
+        ("Content-Length", len.as_bytes()),
+    ];
+    assert_eq!(tx.process_request_headers("POST", "/checkout", "HTTP/1.1", headers), Verdict::Continue);
+    tx.append_request_body(body);
+    assert_eq!(tx.process_request_body(), Verdict::Continue, "{:?}", tx.error_log_lines());
+}
+
+/// A realistic checkout form body of about 1 KB.
+pub fn form_body() -> String {
+    let mut body = String::new();
+    let fields = ["first_name=Alice", "last_name=Martin", "email=alice.martin%40example.com", "street=12+Rue+de+la+Paix", "city=Paris", "zip=75002", "country=FR", "phone=%2B33123456789", "comment=Please+leave+the+parcel+with+the+concierge+if+nobody+answers"];
+    let mut i = 0;
+    while body.len() < 1000 {
+        if !body.is_empty() {
+            body.push('&');
+        }
+        body.push_str(fields[i % fields.len()]);
+        i += 1;
+    }
+    body.truncate(1024);
+    while body.ends_with('%') || body.ends_with('&') {
+        body.pop();
+    }
+    body
+}
