@@ -42,6 +42,20 @@ impl ServeHttp for AdminApp {
                     }
                     text.push_str(&format!("# TYPE rampart_flood_events_dropped_total counter\nrampart_flood_events_dropped_total {}\n", c.events_dropped));
                 }
+                let cache = self.runtime.cache.stats();
+                text.push_str(&format!(
+                    "# HELP rampart_cache_entries Responses kept by the serve-stale cache.\n# TYPE rampart_cache_entries gauge\nrampart_cache_entries {}\n\
+                     # HELP rampart_cache_bytes Memory held by the serve-stale cache.\n# TYPE rampart_cache_bytes gauge\nrampart_cache_bytes {}\n\
+                     # HELP rampart_cache_stored_total Responses copied into the cache.\n# TYPE rampart_cache_stored_total counter\nrampart_cache_stored_total {}\n",
+                    cache.entries, cache.bytes, cache.stored
+                ));
+                if self.runtime.events.enabled() {
+                    let (recorded, dropped) = self.runtime.events.counts();
+                    text.push_str(&format!(
+                        "# HELP rampart_events_recorded_total Events handed to the event store.\n# TYPE rampart_events_recorded_total counter\nrampart_events_recorded_total {recorded}\n\
+                         # HELP rampart_events_dropped_total Events dropped because the store's queue was full.\n# TYPE rampart_events_dropped_total counter\nrampart_events_dropped_total {dropped}\n"
+                    ));
+                }
                 respond(200, "text/plain; version=0.0.4", text)
             }
             ("POST", "/mode") | ("POST", "/ban") | ("POST", "/unban") | ("GET", "/bans") => self.flood_admin(&method, &path, session.req_header().uri.query().unwrap_or("")),

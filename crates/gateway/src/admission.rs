@@ -295,28 +295,26 @@ async fn watch(state: &ConnectionState, head_deadline: Instant, limits: &Limits)
             _ = state.changed.notified() => {}
         }
     }
+    // Sleep until a body is announced; requests without one never tick.
+    while state.body_started_ms.load(Ordering::Acquire) == u64::MAX {
+        state.changed.notified().await;
+    }
+    if limits.body_min_rate == 0 {
+        std::future::pending::<()>().await;
+    }
+    let started_ms = state.body_started_ms.load(Ordering::Acquire);
     loop {
-        // Sleep until a body is announced; requests without one never tick.
-        while state.body_started_ms.load(Ordering::Acquire) == u64::MAX {
-            state.changed.notified().await;
-        }
-        if limits.body_min_rate == 0 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if state.body_done.load(Ordering::Acquire) {
             std::future::pending::<()>().await;
         }
-        let started_ms = state.body_started_ms.load(Ordering::Acquire);
-        loop {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            if state.body_done.load(Ordering::Acquire) {
-                std::future::pending::<()>().await;
-            }
-            let elapsed_ms = (state.started.elapsed().as_millis() as u64).saturating_sub(started_ms);
-            if elapsed_ms < limits.body_rate_grace.as_millis() as u64 {
-                continue;
-            }
-            let bytes = state.body_bytes.load(Ordering::Relaxed);
-            if bytes * 1000 < limits.body_min_rate * elapsed_ms {
-                return Cutoff::SlowBody;
-            }
+        let elapsed_ms = (state.started.elapsed().as_millis() as u64).saturating_sub(started_ms);
+        if elapsed_ms < limits.body_rate_grace.as_millis() as u64 {
+            continue;
+        }
+        let bytes = state.body_bytes.load(Ordering::Relaxed);
+        if bytes * 1000 < limits.body_min_rate * elapsed_ms {
+            return Cutoff::SlowBody;
         }
     }
 }

@@ -29,6 +29,10 @@ pub struct Config {
     pub flood: Option<rampart_flood::FloodConfig>,
     /// The leak guard's policies; off when the file has no `[leak_guard]`.
     pub leak_guard: Option<rampart_leakguard::PolicySet>,
+    /// The event store, incident grouping and alerts; on by default.
+    pub incidents: crate::incidents::IncidentSettings,
+    /// The serve-stale cache; on by default.
+    pub cache: rampart_cache::CacheConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -307,6 +311,8 @@ impl Config {
                 default: rampart_leakguard::RoutePolicy { action: rampart_leakguard::Action::Alert, ..Default::default() },
                 sites: Vec::new(),
             }),
+            incidents: Default::default(),
+            cache: Default::default(),
         }
     }
 
@@ -441,9 +447,11 @@ impl<'a> Checker<'a> {
         let sites = self.array_of_tables(r.take(&["site"]), "site", |cx, t| cx.site(t, base));
         let flood = r.take(&["flood"]).and_then(|_| self.flood());
         let leak_guard = r.take(&["leak_guard"]).and_then(|_| self.leak_guard());
+        let incidents = r.take(&["incidents"]).and_then(|_| self.incidents()).unwrap_or_default();
+        let cache = r.take(&["cache"]).and_then(|_| self.cache()).unwrap_or_default();
         self.finish(r);
 
-        let config = Config { source: None, server, limits, listeners, upstreams, sites, flood, leak_guard };
+        let config = Config { source: None, server, limits, listeners, upstreams, sites, flood, leak_guard, incidents, cache };
         self.cross_check(&config, root);
         config
     }
@@ -451,40 +459,48 @@ impl<'a> Checker<'a> {
     /// The `[flood]` section, read by the flood crate's own serde types
     /// (unknown keys refused there too); positions come from the whole text.
     fn flood(&mut self) -> Option<rampart_flood::FloodConfig> {
-        #[derive(serde::Deserialize)]
-        struct FloodOnly {
-            flood: rampart_flood::FloodConfig,
-            #[serde(flatten)]
-            _rest: std::collections::BTreeMap<String, toml::Value>,
-        }
-        match toml::from_str::<FloodOnly>(self.text) {
-            Ok(f) => Some(f.flood),
-            Err(e) => {
-                let message = e.message().trim().to_string();
-                self.error_at(e.span(), format!("in [flood]: {message}"));
-                None
-            }
-        }
+        self.section("flood", |_: &rampart_flood::FloodConfig| Vec::new())
     }
 
     /// The `[leak_guard]` section, read by the leak guard's serde types.
     fn leak_guard(&mut self) -> Option<rampart_leakguard::PolicySet> {
-        #[derive(serde::Deserialize)]
-        struct LeakOnly {
-            leak_guard: rampart_leakguard::PolicySet,
-            #[serde(flatten)]
-            _rest: std::collections::BTreeMap<String, toml::Value>,
-        }
-        match toml::from_str::<LeakOnly>(self.text) {
-            Ok(l) => {
-                for problem in l.leak_guard.problems() {
-                    self.error_at(None, format!("in [leak_guard]: {problem}"));
+        self.section("leak_guard", rampart_leakguard::PolicySet::problems)
+    }
+
+    /// The `[cache]` section, read by the cache crate's serde type.
+    fn cache(&mut self) -> Option<rampart_cache::CacheConfig> {
+        self.section("cache", rampart_cache::CacheConfig::problems)
+    }
+
+    /// The `[incidents]` section (event store, grouping thresholds, webhooks).
+    fn incidents(&mut self) -> Option<crate::incidents::IncidentSettings> {
+        self.section("incidents", crate::incidents::IncidentSettings::problems)
+    }
+
+    /// Reads one top-level section with its own serde type, over the whole
+    /// text so that errors carry positions, then adds the problems serde
+    /// cannot see (`problems`) as errors at the section's header.
+    fn section<T: serde::de::DeserializeOwned>(&mut self, name: &'static str, problems: impl Fn(&T) -> Vec<String>) -> Option<T> {
+        match serde::Deserializer::deserialize_map(toml::Deserializer::new(self.text), OneSection::<T> { name, found: std::marker::PhantomData }) {
+            Ok(Some(value)) => {
+                let header = self.text.find(&format!("[{name}")).map(|start| start..start + 1);
+                for problem in problems(&value) {
+                    self.error_at(header.clone(), format!("in [{name}]: {problem}"));
                 }
-                Some(l.leak_guard)
+                Some(value)
             }
+            Ok(None) => None,
             Err(e) => {
                 let message = e.message().trim().to_string();
-                self.error_at(e.span(), format!("in [leak_guard]: {message}"));
+                // serde names an unknown key but points at its table; point at the key.
+                let span = e.span().map(|span| {
+                    let key = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next());
+                    match key.and_then(|k| self.text.get(span.start..)?.find(k)) {
+                        Some(offset) => span.start + offset..span.start + offset + 1,
+                        None => span,
+                    }
+                });
+                self.error_at(span, format!("in [{name}]: {message}"));
                 None
             }
         }
@@ -972,6 +988,34 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     }
 }
 
+/// A serde visitor that reads one top-level key of a document with `T` and
+/// skips the others, so that a section's errors keep their positions in the
+/// whole file.
+struct OneSection<T> {
+    name: &'static str,
+    found: std::marker::PhantomData<T>,
+}
+
+impl<'de, T: serde::de::DeserializeOwned> serde::de::Visitor<'de> for OneSection<T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "a table with a `{}` section", self.name)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == self.name {
+                found = Some(map.next_value::<T>()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1058,3 +1102,4 @@ upstream = "missing"
         assert_eq!(parse_duration("s"), None);
     }
 }
+

@@ -162,3 +162,38 @@ pub fn event_json(event: &rampart_flood::Event) -> String {
     }
     .to_string()
 }
+
+/// One flood event as an incident event: (site, client, kind). Bans are per
+/// client, not per site, so they carry no site; the grouping attaches them
+/// to the incidents open at the time.
+pub fn incident_event(event: &rampart_flood::Event) -> Option<(String, Option<std::net::IpAddr>, rampart_incidents::EventKind)> {
+    use rampart_flood::{BanReason, Event, ModeReason};
+    use rampart_incidents::EventKind;
+    let millis = |t: Time| (t.as_nanos() / 1_000_000) as i64;
+    Some(match event {
+        Event::ModeChanged { site, under_attack, reason, .. } => {
+            let reason = match reason {
+                ModeReason::Surge { metric, observed, threshold } => format!("surge: {metric:?} {observed:.0} above {threshold:.0}"),
+                ModeReason::Calm => "traffic back to its baseline".to_string(),
+                ModeReason::Manual => "switched by an operator".to_string(),
+                ModeReason::ManualCleared => "handed back to the detector by an operator".to_string(),
+                ModeReason::ScheduleStart => "scheduled window began".to_string(),
+                ModeReason::ScheduleEnd => "scheduled window ended".to_string(),
+            };
+            (site.to_string(), None, EventKind::ModeChanged { under_attack: *under_attack, reason })
+        }
+        Event::Banned { client, record, .. } => {
+            let reason = match record.reason {
+                BanReason::RateLimits => "rate_limits",
+                BanReason::Waf => "waf",
+                BanReason::Manual => "manual",
+                _ => "other",
+            };
+            (String::new(), Some(*client), EventKind::Banned { until: millis(record.until), level: u32::from(record.level), reason: reason.to_string() })
+        }
+        Event::Unbanned { client, .. } => (String::new(), Some(*client), EventKind::Unbanned),
+        // A kind added to the flood crate later has no incident meaning
+        // yet; its JSON line on standard error still records it.
+        _ => return None,
+    })
+}

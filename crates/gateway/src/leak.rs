@@ -161,6 +161,27 @@ pub fn findings_event(reference: &str, site: &str, route: &str, outcome: &rampar
     serde_json::json!({ "event": "leak", "reference": reference, "site": site, "route": route, "action": format!("{:?}", outcome.action).to_lowercase(), "findings": findings }).to_string()
 }
 
+/// A leak-guard outcome as incident events: a canary trip of its own (it
+/// is always an incident), and one event for the other kinds together.
+/// Samples are the guard's masked ones.
+pub fn incident_events(reference: &str, outcome: &rampart_leakguard::Outcome) -> Vec<rampart_incidents::EventKind> {
+    use rampart_incidents::{EntityCount, EventKind};
+    let action = |a: rampart_leakguard::Action| format!("{a:?}").to_lowercase();
+    let mut out = Vec::with_capacity(2);
+    let mut entities = Vec::new();
+    for f in &outcome.findings {
+        if f.kind == rampart_leakguard::EntityKind::Canary {
+            out.push(EventKind::CanaryTrip { action: action(f.action), reference: reference.to_string(), count: f.count });
+        } else {
+            entities.push(EntityCount { kind: f.kind.name().to_string(), count: f.count, distinct: f.distinct, sample: f.sample.clone() });
+        }
+    }
+    if !entities.is_empty() {
+        out.push(EventKind::Leak { action: action(outcome.action), reference: reference.to_string(), entities });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod admission;
 pub mod config;
 pub mod flood;
+pub mod incidents;
 pub mod leak;
 pub mod metrics;
 pub mod net;

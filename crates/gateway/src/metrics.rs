@@ -42,6 +42,8 @@ pub struct SiteMetrics {
     duration_buckets: [AtomicU64; DURATION_BUCKETS.len()],
     duration_count: AtomicU64,
     duration_micros_sum: AtomicU64,
+    /// The current one-second window for the event store's traffic samples.
+    pub traffic: crate::incidents::TrafficWindow,
 }
 
 impl SiteMetrics {

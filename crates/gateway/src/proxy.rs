@@ -81,6 +81,18 @@ pub struct RequestContext {
     flood_site: Option<rampart_flood::SiteId>,
     flood_permit: Option<rampart_flood::Permit>,
     leak: Option<LeakState>,
+    /// The serve-stale cache's key for an anonymous GET or HEAD, and the
+    /// copy being taken of this response, if it is worth keeping.
+    cache_key: Option<rampart_cache::Key>,
+    cache_fill: Option<CacheFill>,
+}
+
+/// A response being copied into the serve-stale cache as it streams out.
+struct CacheFill {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    keep_for: (u64, u64),
 }
 
 /// The leak guard's view of one streamed response.
@@ -100,11 +112,16 @@ const LEAK_DECODE_CAP: usize = 64 * 1024 * 1024;
 
 /// Writes a leak-guard outcome to the event log and returns the verdict
 /// for the access log, if anything was found.
-fn leak_outcome(reference: &str, site: &str, route: &str, outcome: &rampart_leakguard::Outcome) -> Option<String> {
+fn leak_outcome(events: &crate::incidents::EventLog, client: Option<IpAddr>, reference: &str, site: &str, route: &str, outcome: &rampart_leakguard::Outcome) -> Option<String> {
     if outcome.findings.is_empty() {
         return None;
     }
     eprintln!("rampart: event {}", crate::leak::findings_event(reference, site, route, outcome));
+    if events.enabled() {
+        for kind in crate::leak::incident_events(reference, outcome) {
+            events.record(site, client, route, kind);
+        }
+    }
     let kinds: Vec<&str> = outcome.findings.iter().map(|f| f.kind.name()).collect();
     Some(format!("leak:{}:{}", format!("{:?}", outcome.action).to_lowercase(), kinds.join("+")))
 }
@@ -450,6 +467,8 @@ impl ProxyHttp for Gateway {
             api: false,
             upgrade: false,
             verdict: Cow::Borrowed("allow"),
+            cache_key: None,
+            cache_fill: None,
             waf: None,
             flood_site: None,
             flood_permit: None,
@@ -565,6 +584,9 @@ impl ProxyHttp for Gateway {
             if self.enforce_request_verdict(session, ctx, verdict).await? {
                 return Ok(true);
             }
+        }
+        if self.serve_from_cache(session, ctx, &snapshot, site, &host).await? {
+            return Ok(true);
         }
         if self.leak_block_route(session, ctx, &snapshot, site, &host).await? {
             return Ok(true);
@@ -723,6 +745,16 @@ impl ProxyHttp for Gateway {
             }
         }
         response.insert_header("x-request-id", ctx.reference.as_str())?;
+        if let Some(key) = ctx.cache_key {
+            let cache = &self.runtime.cache;
+            if session.req_header().method == http::Method::GET && ctx.verdict == "allow" && ctx.leak.as_ref().is_none_or(|l| !l.redact) && cache.wants(key, crate::incidents::now_ms() as u64) {
+                let headers = response.headers.iter().map(|(k, v)| (k.as_str(), v.to_str().unwrap_or("")));
+                if let Some(keep_for) = rampart_cache::storable_for(cache.config(), response.status.as_u16(), headers) {
+                    let headers = response.headers.iter().filter(|(k, _)| *k != "x-request-id").map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+                    ctx.cache_fill = Some(CacheFill { status: response.status.as_u16(), headers, body: Vec::new(), keep_for });
+                }
+            }
+        }
         Ok(())
     }
 
@@ -731,6 +763,7 @@ impl ProxyHttp for Gateway {
     fn response_body_filter(&self, session: &mut Session, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestContext) -> Result<Option<Duration>> {
         self.waf_response_body(body, end_of_stream, ctx)?;
         self.leak_response_body(session, body, end_of_stream, ctx)?;
+        self.fill_cache(body, end_of_stream, ctx);
         Ok(None)
     }
 
@@ -774,6 +807,14 @@ impl ProxyHttp for Gateway {
         };
         if status >= 500 && ctx.verdict == "allow" {
             ctx.verdict = Cow::Borrowed("upstream-failure");
+            // The origin failed: a kept copy, even a stale one, beats an error page.
+            if (502..=504).contains(&status) && session.response_written().is_none() {
+                if let Some((copy, freshness)) = ctx.cache_key.and_then(|key| self.runtime.cache.get(key, crate::incidents::now_ms() as u64)) {
+                    ctx.verdict = Cow::Borrowed("cache:stale-on-error");
+                    let written = self.write_cached(session, ctx, &copy, freshness).await.is_ok();
+                    return FailToProxy { error_code: if written { copy.status } else { status }, can_reuse_downstream: false };
+                }
+            }
         }
         if status > 0 && session.response_written().is_none() {
             let retry_after = [("retry-after", "5")];
@@ -796,10 +837,14 @@ impl ProxyHttp for Gateway {
             (Some(s), Some(i)) => (s.sites[i].name.as_str(), ctx.route.map_or("", |r| s.sites[i].routes[r].prefix.as_str())),
             _ => ("", ""),
         };
+        self.finish_waf(session, ctx, status);
         if let (Some(s), Some(i)) = (&snapshot, ctx.site) {
             s.sites[i].metrics.record(status, bytes, elapsed.as_secs_f64());
+            s.sites[i].metrics.traffic.count(traffic_outcome(&ctx.verdict));
+            if self.runtime.events.enabled() {
+                self.record_request_event(ctx, site_name, route_prefix, status, e);
+            }
         }
-        self.finish_waf(session, ctx, status);
         if let (Some(site), Some(flood)) = (ctx.flood_site, snapshot.as_ref().and_then(|s| s.flood.as_ref())) {
             let now = crate::flood::now();
             if ctx.server.is_some() {
@@ -839,6 +884,157 @@ impl ProxyHttp for Gateway {
     }
 }
 
+impl Gateway {
+    /// The serve-stale cache, request side: notes the key of an anonymous
+    /// GET or HEAD, and answers from a kept copy when the origin should be
+    /// spared (the site is under attack) or cannot answer (no healthy
+    /// upstream server). Returns true when it answered.
+    async fn serve_from_cache(&self, session: &mut Session, ctx: &mut RequestContext, snapshot: &Snapshot, site: usize, host: &str) -> Result<bool> {
+        let cache = &self.runtime.cache;
+        if !cache.config().enabled || ctx.upgrade {
+            return Ok(false);
+        }
+        let header = session.req_header();
+        // The gateway's own clearance and ticket cookies say nothing about
+        // who the visitor is to the site; any other cookie may.
+        let site_cookies = header.headers.get_all("cookie").iter().any(|v| {
+            v.to_str().map_or(true, |v| v.split(';').map(str::trim).any(|c| !c.is_empty() && !c.starts_with("rampart_clearance=") && !c.starts_with("rampart_ticket=")))
+        });
+        if !rampart_cache::request_is_cacheable(header.method.as_str(), site_cookies, header.headers.contains_key("authorization")) {
+            return Ok(false);
+        }
+        let path = header.uri.path_and_query().map_or("/", |p| p.as_str());
+        let encoding = header.headers.get("accept-encoding").and_then(|v| v.to_str().ok());
+        let key = cache.key(&snapshot.sites[site].name, host, path, encoding);
+        ctx.cache_key = Some(key);
+        let under_attack = match (ctx.flood_site, &snapshot.flood) {
+            (Some(id), Some(flood)) => flood.shield.under_attack(id),
+            _ => false,
+        };
+        let origin_down = ctx.pool().is_some_and(|p| p.up_count() == 0);
+        if !(under_attack || origin_down) {
+            return Ok(false);
+        }
+        let Some((copy, freshness)) = cache.get(key, crate::incidents::now_ms() as u64) else { return Ok(false) };
+        ctx.verdict = Cow::Borrowed(if under_attack { "cache:under-attack" } else { "cache:origin-down" });
+        self.write_cached(session, ctx, &copy, freshness).await?;
+        Ok(true)
+    }
+
+    /// Sends a kept copy, marked with its age and whether it was stale.
+    async fn write_cached(&self, session: &mut Session, ctx: &RequestContext, copy: &rampart_cache::CachedResponse, freshness: rampart_cache::Freshness) -> Result<()> {
+        let mut head = ResponseHeader::build(copy.status, Some(copy.headers.len() + 4))?;
+        for (name, value) in &copy.headers {
+            head.append_header(name.clone(), value.as_str())?;
+        }
+        head.insert_header("content-length", copy.body.len().to_string())?;
+        head.insert_header("age", copy.age_secs(crate::incidents::now_ms() as u64).to_string())?;
+        head.insert_header("x-rampart-cache", if freshness == rampart_cache::Freshness::Fresh { "hit" } else { "stale" })?;
+        head.insert_header("x-request-id", ctx.reference.as_str())?;
+        let head_only = session.req_header().method == http::Method::HEAD;
+        session.write_response_header(Box::new(head), head_only).await?;
+        if !head_only {
+            session.write_response_body(Some(copy.body.clone()), true).await?;
+        }
+        Ok(())
+    }
+
+    /// The serve-stale cache, response side: copies the bytes that went to
+    /// the client and keeps them at the end, if no layer objected.
+    fn fill_cache(&self, body: &Option<Bytes>, end_of_stream: bool, ctx: &mut RequestContext) {
+        let Some(fill) = ctx.cache_fill.as_mut() else { return };
+        if let Some(chunk) = body {
+            if fill.body.len() + chunk.len() > self.runtime.cache.config().max_entry_bytes {
+                ctx.cache_fill = None;
+                return;
+            }
+            fill.body.extend_from_slice(chunk);
+        }
+        if end_of_stream {
+            let Some(fill) = ctx.cache_fill.take() else { return };
+            let clean = ctx.verdict == "allow" && !ctx.waf.as_ref().is_some_and(|w| w.intervened);
+            if clean {
+                if let Some(key) = ctx.cache_key {
+                    self.runtime.cache.put(key, fill.status, &fill.headers, Bytes::from(fill.body), fill.keep_for, crate::incidents::now_ms() as u64);
+                }
+            }
+        }
+    }
+}
+
+/// How a request's verdict counts in the per-second traffic samples.
+fn traffic_outcome(verdict: &str) -> crate::incidents::Outcome {
+    use crate::incidents::Outcome;
+    let (layer, rest) = verdict.split_once(':').unwrap_or((verdict, ""));
+    match layer {
+        "waf" if rest.starts_with("block") || rest == "error" => Outcome::Blocked,
+        "flood" if rest == "challenge" => Outcome::Challenged,
+        "flood" if rest.starts_with("limited") || rest == "waiting-room" || rest == "unavailable" => Outcome::Limited,
+        "flood" if rest == "banned" || rest.starts_with("challenge-rejected") => Outcome::Blocked,
+        "limit" | "unknown-site" => Outcome::Blocked,
+        "leak" if rest.starts_with("block") || rest.starts_with("too-large") => Outcome::Blocked,
+        "upstream-failure" => Outcome::UpstreamError,
+        "cache" if rest == "stale-on-error" => Outcome::UpstreamError,
+        _ => Outcome::Passed,
+    }
+}
+
+impl Gateway {
+    /// The event a finished request leaves in the store, if its verdict is
+    /// one an incident is made of. Allowed requests leave none: the traffic
+    /// samples count them.
+    fn record_request_event(&self, ctx: &RequestContext, site: &str, route: &str, status: u16, error: Option<&Error>) {
+        use rampart_incidents::EventKind;
+        let verdict: &str = &ctx.verdict;
+        let waf_findings = || {
+            let Some(waf) = ctx.waf.as_ref() else { return (Vec::new(), 0, Vec::new()) };
+            let mut rules = Vec::new();
+            let mut attacks: Vec<String> = Vec::new();
+            for m in waf.tx.matched_rules().iter().filter(|m| m.logged) {
+                if rules.len() < 32 && !rules.contains(&m.id) {
+                    rules.push(m.id);
+                }
+                for tag in &m.tags {
+                    if let Some(attack) = tag.strip_prefix("attack-") {
+                        if attacks.len() < 8 && !attacks.iter().any(|a| a == attack) {
+                            attacks.push(attack.to_string());
+                        }
+                    }
+                }
+            }
+            let score = waf
+                .tx
+                .tx_var("blocking_inbound_anomaly_score")
+                .or_else(|| waf.tx.tx_var("anomaly_score"))
+                .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
+                .unwrap_or(0);
+            (rules, score, attacks)
+        };
+        let kind = match verdict.split_once(':').unwrap_or((verdict, "")) {
+            ("waf", rest) if rest.starts_with("block") => {
+                let (rules, score, attacks) = waf_findings();
+                EventKind::WafBlock { rules, score, attacks, status }
+            }
+            ("waf", "logged" | "detect") => {
+                let (rules, score, attacks) = waf_findings();
+                EventKind::WafMatch { rules, score, attacks }
+            }
+            ("flood", "challenge") => EventKind::Challenged,
+            ("flood", rest) if rest.starts_with("cleared") => EventKind::Cleared,
+            ("flood", rest) if rest.starts_with("limited") => {
+                EventKind::RateLimited { scope: rest.trim_start_matches("limited:").to_ascii_lowercase() }
+            }
+            ("flood", "waiting-room" | "unavailable") => EventKind::Queued,
+            ("upstream-failure", _) | ("cache", "stale-on-error") => EventKind::UpstreamFailure {
+                status,
+                reason: error.map_or_else(|| format!("answered {status}"), |e| e.etype().as_str().to_string()),
+            },
+            _ => return,
+        };
+        self.runtime.events.record(site, ctx.client, route, kind);
+    }
+}
+
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
         // [v6]:port
@@ -847,15 +1043,6 @@ fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn ports_are_stripped_from_hosts() {
-        assert_eq!(super::strip_port("example.org:8080"), "example.org");
-        assert_eq!(super::strip_port("example.org"), "example.org");
-        assert_eq!(super::strip_port("[::1]:8080"), "[::1]");
-    }
-}
 
 impl Gateway {
     /// Phase 4: holds inspected response types back until the WAF has
@@ -929,7 +1116,7 @@ impl Gateway {
                 *body = Some(Bytes::from(last));
             }
             let (site, route) = site_and_route(ctx);
-            if let Some(verdict) = leak_outcome(&ctx.reference, &site, &route, &outcome) {
+            if let Some(verdict) = leak_outcome(&self.runtime.events, ctx.client, &ctx.reference, &site, &route, &outcome) {
                 ctx.verdict = Cow::Owned(verdict);
             }
             ctx.leak = None;
@@ -1010,7 +1197,7 @@ impl Gateway {
             scanner.push(&body, &mut out);
             let outcome = scanner.finish(&mut out);
             let route = ctx.route.map_or(String::new(), |r| snapshot.sites[site].routes[r].prefix.clone());
-            if let Some(verdict) = leak_outcome(&ctx.reference, &snapshot.sites[site].name, &route, &outcome) {
+            if let Some(verdict) = leak_outcome(&self.runtime.events, ctx.client, &ctx.reference, &snapshot.sites[site].name, &route, &outcome) {
                 ctx.verdict = Cow::Owned(verdict);
             }
             if outcome.action == Action::Block {
@@ -1048,4 +1235,14 @@ fn site_and_route(ctx: &RequestContext) -> (String, String) {
 /// The leak guard of the request's snapshot.
 fn snapshot_leak(ctx: &RequestContext) -> Option<&crate::leak::LeakRuntime> {
     ctx.snapshot.as_ref()?.leak.as_ref()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ports_are_stripped_from_hosts() {
+        assert_eq!(super::strip_port("example.org:8080"), "example.org");
+        assert_eq!(super::strip_port("example.org"), "example.org");
+        assert_eq!(super::strip_port("[::1]:8080"), "[::1]");
+    }
 }

@@ -93,13 +93,20 @@ pub struct Runtime {
     generation: AtomicU64,
     /// Flood state and keys, kept across reloads.
     pub flood_state: crate::flood::FloodState,
+    /// Where every layer's events go. Started once: the store's place and
+    /// the webhooks take effect at the next restart, like the listeners.
+    pub events: crate::incidents::EventLog,
+    /// The serve-stale cache, shared by all sites (keys include the site).
+    /// Its size takes effect at the next restart.
+    pub cache: rampart_cache::Cache,
 }
 
 impl Runtime {
-    pub fn new(config: Config, metrics: Arc<Metrics>) -> Result<Arc<Runtime>, ConfigErrors> {
+    pub fn new(config: Config, metrics: Arc<Metrics>, events: crate::incidents::EventLog) -> Result<Arc<Runtime>, ConfigErrors> {
         let flood_state = crate::flood::FloodState::default();
+        let cache = rampart_cache::Cache::new(config.cache.clone());
         let snapshot = build(config, 1, &metrics, None, Some(&flood_state))?;
-        Ok(Arc::new(Runtime { current: RwLock::new(Arc::new(snapshot)), metrics, generation: AtomicU64::new(1), flood_state }))
+        Ok(Arc::new(Runtime { current: RwLock::new(Arc::new(snapshot)), metrics, generation: AtomicU64::new(1), flood_state, events, cache }))
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
@@ -132,6 +139,12 @@ impl Runtime {
                 }
                 if snapshot.config.server.threads != old.config.server.threads || snapshot.config.server.admin_listen != old.config.server.admin_listen {
                     warnings.push("`threads` and `admin_listen` take effect at the next restart".to_string());
+                }
+                if format!("{:?}", snapshot.config.incidents) != format!("{:?}", old.config.incidents) {
+                    warnings.push("`[incidents]` changes take effect at the next restart".to_string());
+                }
+                if snapshot.config.cache != old.config.cache {
+                    warnings.push("`[cache]` changes take effect at the next restart".to_string());
                 }
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
                 self.metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);

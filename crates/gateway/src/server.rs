@@ -30,6 +30,7 @@ use crate::pool;
 pub enum StartError {
     Config(crate::config::ConfigErrors),
     AccessLog(std::io::Error),
+    Events(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -37,6 +38,7 @@ impl std::fmt::Display for StartError {
         match self {
             StartError::Config(e) => write!(f, "{e}"),
             StartError::AccessLog(e) => write!(f, "cannot open a log file: {e}"),
+            StartError::Events(e) => write!(f, "cannot start the event store: {e}"),
         }
     }
 }
@@ -68,7 +70,8 @@ impl ConnectionFilter for EarlyRefusal {
 /// Never returns on success: Pingora exits the process at shutdown.
 pub fn run(config: Config) -> Result<(), StartError> {
     let metrics = Arc::new(Metrics::default());
-    let runtime = Runtime::new(config.clone(), metrics.clone()).map_err(StartError::Config)?;
+    let events = crate::incidents::EventLog::start(&config).map_err(StartError::Events)?;
+    let runtime = Runtime::new(config.clone(), metrics.clone(), events).map_err(StartError::Config)?;
     let access_log = AccessLog::start(&config.server.access_log, metrics.clone()).map_err(StartError::AccessLog)?;
     let file_sink = |path: &Option<std::path::PathBuf>, name: &str| match path {
         Some(p) => LineSink::start(&AccessLogTarget::File(p.clone()), name, metrics.clone()),
@@ -130,6 +133,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
     eprintln!("rampart: serving {} site(s) on {}", config.sites.len(), config.listeners.iter().map(|l| format!("{}{}", if l.tls { "https://" } else { "http://" }, l.address)).collect::<Vec<_>>().join(", "));
     if let Some(admin) = config.server.admin_listen {
         eprintln!("rampart: admin (metrics, reload) on http://{admin}");
+    }
+    if let Some(store) = &runtime.events.store {
+        eprintln!("rampart: recording events to {}", store.display());
     }
     server.run_forever();
 }
@@ -204,8 +210,9 @@ impl BackgroundService for ReloadOnSignal {
     }
 }
 
-/// Drives the flood shield's clock once a second (detector buckets,
-/// schedules, ban expiry) and writes its events, one JSON line each.
+/// Drives the once-a-second work: the flood shield's clock (detector
+/// buckets, schedules, ban expiry) and its events, and each site's traffic
+/// sample for the event store. Flushes the event store at shutdown.
 struct FloodClock {
     runtime: Arc<Runtime>,
 }
@@ -214,17 +221,39 @@ struct FloodClock {
 impl BackgroundService for FloodClock {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut events = Vec::new();
+        let mut last = Instant::now();
+        let mut last_purge = Instant::now();
         loop {
-            if let Some(flood) = &self.runtime.snapshot().flood {
+            if last_purge.elapsed() >= Duration::from_secs(60) {
+                last_purge = Instant::now();
+                self.runtime.cache.purge_expired(crate::incidents::now_ms() as u64);
+            }
+            let snapshot = self.runtime.snapshot();
+            if let Some(flood) = &snapshot.flood {
                 flood.shield.tick(crate::flood::now());
                 flood.shield.drain_events(&mut events);
                 for event in events.drain(..) {
                     eprintln!("rampart: event {}", crate::flood::event_json(&event));
+                    if let Some((site, client, kind)) = crate::flood::incident_event(&event) {
+                        self.runtime.events.record(&site, client, "", kind);
+                    }
+                }
+            }
+            if self.runtime.events.enabled() {
+                let window = last.elapsed().as_millis().clamp(1, u32::MAX as u128) as u32;
+                last = Instant::now();
+                for site in &snapshot.sites {
+                    if let Some(kind) = site.metrics.traffic.take(window) {
+                        self.runtime.events.record(&site.name, None, "", kind);
+                    }
                 }
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    self.runtime.events.shutdown();
+                    return;
+                }
             }
         }
     }

@@ -19,4 +19,5 @@ pub mod report;
 pub mod store;
 pub mod writer;
 
+pub use export::{Format, UnknownFormat};
 pub use model::*;

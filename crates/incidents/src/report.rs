@@ -74,6 +74,30 @@ pub struct ReportInput<'a> {
 // ---------------------------------------------------------------------------
 // Time
 
+/// Reads a UTC time written `2026-11-29T10:15Z`, `2026-11-29T10:15:30Z` or
+/// `2026-11-29 10:15` into Unix milliseconds.
+pub fn parse_time(text: &str) -> Option<i64> {
+    let text = text.trim().trim_end_matches('Z').trim_end_matches(" UTC");
+    let (date, time) = text.split_once(['T', ' '])?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
+    let (hour, minute, second) = (t.next()??, t.next()??, t.next().unwrap_or(Some(0))?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    // Days from the civil date (proleptic Gregorian), after Howard Hinnant's algorithm.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000)
+}
+
+
 /// The proleptic Gregorian date `(year, month, day)` of a day count since
 /// 1970-01-01 (Howard Hinnant's `civil_from_days`; negative counts are days
 /// before 1970).
@@ -2012,5 +2036,17 @@ mod tests {
         let line = with_code("run `a b` now");
         assert_eq!(line.0.len(), 3);
         assert!(matches!(&line.0[1], Inline::Code(c) if c == "a b"));
+    }
+}
+
+#[cfg(test)]
+mod parse_time_tests {
+    #[test]
+    fn utc_times_parse() {
+        assert_eq!(super::parse_time("1970-01-01T00:00Z"), Some(0));
+        assert_eq!(super::parse_time("2026-11-29T10:15Z"), Some(1_795_947_300_000));
+        assert_eq!(super::parse_time("2024-02-29 12:00:30"), Some(1_709_208_030_000));
+        assert_eq!(super::parse_time("2026-13-01T00:00Z"), None);
+        assert_eq!(super::parse_time("yesterday"), None);
     }
 }

@@ -132,6 +132,42 @@ fn under_attack_mode_challenges_browsers_and_a_solved_challenge_clears_them() {
     assert_eq!(browser(gw.listen, "/", None).status, 200);
 }
 
+#[test]
+fn under_attack_page_views_from_cleared_browsers_cost_the_origin_nothing() {
+    let up = NamedUpstream::start("app");
+    let gw = GatewayProcess::start(
+        "flood-cache",
+        &flood_config(up.addr, "[flood]\n[flood.challenge]\nmin_difficulty = 8\nmax_difficulty = 10\n[[flood.sites]]\nname = \"www\"\n"),
+    );
+    // A first, ordinary view leaves a copy in the serve-stale cache.
+    assert_eq!(browser(gw.listen, "/news", None).status, 200);
+    let (ok, out) = admin(&gw, &["mode", "www", "under-attack"]);
+    assert!(ok, "{out}");
+    let page = browser(gw.listen, "/news", None).body_text();
+    let token = html_unescape(attribute(&page, "data-token"));
+    let bits: u32 = attribute(&page, "data-bits").parse().unwrap();
+    let verify = html_unescape(attribute(&page, "data-verify"));
+    let body = format!("token={}&solution={}", enc(&token), solve(&token, bits));
+    let cleared = raw(gw.listen, format!("POST {verify} HTTP/1.1\r\nHost: www.example\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes()).unwrap();
+    assert_eq!(cleared.status, 204);
+    let cookie = set_cookie_value(&cleared);
+
+    let before = up.served.load(std::sync::atomic::Ordering::Relaxed);
+    for _ in 0..20 {
+        let r = browser(gw.listen, "/news", Some(&cookie));
+        assert_eq!(r.status, 200);
+        assert!(r.header("x-rampart-cache").is_some(), "under attack, page views come from the cache");
+        assert_eq!(r.body_text(), "app /news 0");
+    }
+    assert_eq!(up.served.load(std::sync::atomic::Ordering::Relaxed), before, "the origin saw none of them");
+    // A visitor with a session of their own still reaches the origin.
+    let own = browser(gw.listen, "/news", Some(&format!("session=1; {cookie}")));
+    assert_eq!(own.status, 200);
+    assert!(own.header("x-rampart-cache").is_none());
+    assert_eq!(up.served.load(std::sync::atomic::Ordering::Relaxed), before + 1);
+    eventually("cache answers are logged", || gw.access_log().contains("cache:under-attack"));
+}
+
 fn enc(s: &str) -> String {
     s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }

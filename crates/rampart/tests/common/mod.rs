@@ -332,3 +332,12 @@ pub fn one_site_config(upstream: SocketAddr, tail: &str) -> String {
         "[server]\nadmin_listen = \"{{admin}}\"\n\n[[listener]]\naddress = \"{{listen}}\"\n\n[[upstream]]\nname = \"app\"\nservers = [\"{upstream}\"]\n\n[[site]]\nname = \"www\"\nhosts = [\"*\"]\nupstream = \"app\"\n{tail}\n"
     )
 }
+
+/// Runs `rampart check` on a configuration with `{listen}` and `{admin}`
+/// filled in; returns whether it passed and everything it printed.
+pub fn check_config(name: &str, config: &str) -> (bool, String) {
+    let path = temp_dir(name).join("rampart.toml");
+    std::fs::write(&path, config.replace("{admin}", "127.0.0.1:1").replace("{listen}", "127.0.0.1:2")).unwrap();
+    let out = Command::new(binary()).args(["check", "--config"]).arg(&path).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The cost of recording events on the gateway: requests/s with the event
+# store on against the same gateway with it off, side by side in one run.
+#
+# Two workloads:
+#  * benign: small GETs that pass every layer; each request is counted in
+#    its site's one-second traffic sample and leaves no event of its own.
+#  * flood: one client far over its rate limit, so that every answer is a
+#    429 or a ban and the limit answers are events of their own (the worst
+#    case for the recorder: one event per request, more than the writer's
+#    queue can take, so the overflow is counted and dropped).
+# The WAF and leak guard are off in both so that the difference is the
+# recorder. nginx serves the upstream page and is measured directly as the
+# reference. Target: on >= 0.95x off.
+#
+# Usage: bench/events-overhead.sh [workers] [connections] [seconds] [rounds]
+set -euo pipefail
+workers=${1:-1}
+connections=${2:-50}
+seconds=${3:-10}
+rounds=${4:-3}
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d /tmp/rampart-eventbench.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$work"; }
+trap cleanup EXIT
+for tool in nginx wrk python3 curl; do command -v $tool >/dev/null || { echo "bench: $tool is missing"; exit 2; }; done
+(cd "$root" && cargo build --release -q -p rampart)
+rampart="$root/target/release/rampart"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+up=$(free_port)
+mkdir -p "$work/www" "$work/on" "$work/off"
+printf 'hello from the origin\n' > "$work/www/index.html"
+chmod -R a+rX "$work/www"
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/error.log;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000; default_type text/html;
+  server { listen 127.0.0.1:$up; root $work/www; location / { index index.html; } } }
+CONF
+/usr/sbin/nginx -c "$work/nginx.conf" -p "$work" -g 'daemon off;' 2>/dev/null & pids+=($!)
+
+# One gateway pair per workload. Without a configuration file the store goes
+# to $XDG_STATE_HOME/rampart/, so each gateway gets its own state directory.
+start_pair() { # $1 = flood on|off; prints "off_port on_port on_admin"
+  local off on admin
+  off=$(free_port); on=$(free_port); admin=$(free_port)
+  local common=(--upstream "127.0.0.1:$up" --threads "$workers" --access-log off --waf off --leak-guard off --flood "$1")
+  XDG_STATE_HOME="$work/off" "$rampart" serve "${common[@]}" --admin off --listen "127.0.0.1:$off" --events off 2>>"$work/off.err" & pids+=($!)
+  XDG_STATE_HOME="$work/on-$1" "$rampart" serve "${common[@]}" --admin "127.0.0.1:$admin" --listen "127.0.0.1:$on" --events on 2>>"$work/on.err" & pids+=($!)
+  for port in $off $on; do
+    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+  done
+  echo "$off $on $admin"
+}
+
+measure() {
+  wrk -t1 -c"$connections" -d2s "http://127.0.0.1:$1/" >/dev/null 2>&1
+  out=$(wrk -t1 -c"$connections" -d"${seconds}s" "http://127.0.0.1:$1/")
+  echo "$out" | awk '/Requests\/sec/ {print $2}'
+}
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
+
+echo "$workers worker thread(s), $connections connections, ${seconds}s x $rounds round(s), load $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-10s %12s %12s %12s %8s   %s\n' "workload" "nginx" "events off" "events on" "on/off" "events recorded / dropped"
+for workload in benign flood; do
+  flood=off; [ "$workload" = flood ] && flood=on
+  read -r off on admin < <(start_pair $flood)
+  : > "$work/n.txt"; : > "$work/a.txt"; : > "$work/b.txt"
+  for r in $(seq "$rounds"); do
+    measure $up >> "$work/n.txt"
+    measure $off >> "$work/a.txt"
+    measure $on >> "$work/b.txt"
+  done
+  n=$(median < "$work/n.txt"); a=$(median < "$work/a.txt"); b=$(median < "$work/b.txt")
+  recorded=$(metric $admin rampart_events_recorded_total); dropped=$(metric $admin rampart_events_dropped_total)
+  awk -v w="$workload" -v n="$n" -v a="$a" -v b="$b" -v r="${recorded:-?}" -v d="${dropped:-?}" \
+    'BEGIN { printf "%-10s %12.0f %12.0f %12.0f %7.2fx   %s / %s\n", w, n, a, b, b/a, r, d }'
+done
+echo "target: events on >= 0.95x events off"

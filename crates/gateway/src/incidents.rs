@@ -1,0 +1,501 @@
+//! The gateway's side of incidents: the `[incidents]` settings, the event
+//! recorder that every layer reports to, the per-second traffic samples,
+//! and webhook alerts.
+//!
+//! The request path only ever calls [`EventLog::record`], which never
+//! waits: the recorder is a bounded channel that counts what it cannot take.
+//! The store, the grouping and the alerts run on their own threads.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rampart_incidents::grouping::{Change, Thresholds};
+use rampart_incidents::store::Retention;
+use rampart_incidents::writer::{Recorder, WriterConfig, WriterHandle};
+use rampart_incidents::{Event, EventKind, Incident, Millis};
+use serde::Deserialize;
+
+use crate::config::Config;
+
+/// The `[incidents]` section. Every field has a default, so a file without
+/// the section records events next to itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IncidentSettings {
+    /// Record events at all. On by default: an account of an attack is
+    /// worth far more than the few per cent of throughput it costs.
+    pub record: bool,
+    /// The SQLite store; relative paths are relative to the configuration
+    /// file. Default: `rampart-events.db` next to the configuration.
+    pub store: Option<PathBuf>,
+    /// Events that may wait for the writer. 65,536 holds several seconds of
+    /// a flood's per-request events while the writer commits a batch.
+    pub channel_capacity: usize,
+    /// Events older than this are deleted. 30 days covers an incident's
+    /// investigation and the ICO's questions that follow a report.
+    pub retention_days: u32,
+    /// The store's size cap; the oldest events go first beyond it.
+    pub max_store_mb: u64,
+    /// Who the reports are from.
+    pub organisation: String,
+    /// The contact point the ICO asks for (Article 33(3)(b)).
+    pub contact: String,
+    /// The organisation's sector, for the NCSC report.
+    pub sector: String,
+    /// When incidents open and close.
+    pub thresholds: Thresholds,
+    /// Where alerts go when an incident opens, escalates or closes.
+    pub webhook: Vec<Webhook>,
+}
+
+impl Default for IncidentSettings {
+    fn default() -> Self {
+        IncidentSettings {
+            record: true,
+            store: None,
+            channel_capacity: 65_536,
+            retention_days: 30,
+            max_store_mb: 1024,
+            organisation: String::new(),
+            contact: String::new(),
+            sector: String::new(),
+            thresholds: Thresholds::default(),
+            webhook: Vec::new(),
+        }
+    }
+}
+
+/// One alert destination.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// A name for events and logs (the URL may carry a secret, so it is
+    /// never logged).
+    pub name: String,
+    /// `http://` or `https://`.
+    pub url: String,
+    /// `slack` (Slack-compatible `text` and `blocks`) or `json` (generic).
+    #[serde(default = "default_format")]
+    pub format: WebhookFormat,
+}
+
+fn default_format() -> WebhookFormat {
+    WebhookFormat::Json
+}
+
+/// The body a webhook receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    Slack,
+    Json,
+}
+
+impl IncidentSettings {
+    /// Problems serde cannot see: reported with the rest of the file's errors.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.channel_capacity == 0 {
+            out.push("`channel_capacity` must be at least 1".to_string());
+        }
+        if self.retention_days == 0 {
+            out.push("`retention_days` must be at least 1".to_string());
+        }
+        for hook in &self.webhook {
+            if let Err(e) = WebhookUrl::parse(&hook.url) {
+                out.push(format!("webhook `{}`: {e}", hook.name));
+            }
+        }
+        out
+    }
+}
+
+/// Where the event store lives: the configured path (relative to the
+/// configuration file), else next to the configuration, else in the user's
+/// state directory (the same place as the clearance keys).
+pub fn store_path(config: &Config) -> PathBuf {
+    let dir = config.source.as_ref().and_then(|p| p.parent()).map(Path::to_path_buf);
+    match (&config.incidents.store, dir) {
+        (Some(p), _) if p.is_absolute() => p.clone(),
+        (Some(p), Some(dir)) => dir.join(p),
+        (Some(p), None) => p.clone(),
+        (None, Some(dir)) => dir.join("rampart-events.db"),
+        (None, None) => match &config.server.key_file {
+            Some(keys) => keys.with_file_name("rampart-events.db"),
+            None => default_store_path(),
+        },
+    }
+}
+
+/// The store of a gateway started without a configuration file: in the
+/// user's state directory, beside the clearance keys.
+pub fn default_store_path() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("rampart").join("rampart-events.db")
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
+}
+
+/// One site's traffic in the current one-second window, counted on the
+/// request path with relaxed atomics and sampled by the clock.
+#[derive(Debug, Default)]
+pub struct TrafficWindow {
+    requests: AtomicU32,
+    blocked: AtomicU32,
+    challenged: AtomicU32,
+    limited: AtomicU32,
+    upstream_errors: AtomicU32,
+}
+
+/// How a finished request counts in the traffic samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    Blocked,
+    Challenged,
+    Limited,
+    UpstreamError,
+}
+
+impl TrafficWindow {
+    pub fn count(&self, outcome: Outcome) {
+        self.requests.fetch_add(1, Relaxed);
+        let counter = match outcome {
+            Outcome::Passed => return,
+            Outcome::Blocked => &self.blocked,
+            Outcome::Challenged => &self.challenged,
+            Outcome::Limited => &self.limited,
+            Outcome::UpstreamError => &self.upstream_errors,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
+    /// Takes the window's counts and starts a new window; `None` when the
+    /// site saw nothing.
+    pub fn take(&self, window_ms: u32) -> Option<EventKind> {
+        let requests = self.requests.swap(0, Relaxed);
+        let kind = EventKind::Traffic {
+            window_ms,
+            requests,
+            blocked: self.blocked.swap(0, Relaxed),
+            challenged: self.challenged.swap(0, Relaxed),
+            limited: self.limited.swap(0, Relaxed),
+            upstream_errors: self.upstream_errors.swap(0, Relaxed),
+        };
+        (requests > 0).then_some(kind)
+    }
+}
+
+/// The recorder the layers report to; a no-op when recording is off.
+pub struct EventLog {
+    recorder: Option<Recorder>,
+    writer: Mutex<Option<WriterHandle>>,
+    pub store: Option<PathBuf>,
+}
+
+impl EventLog {
+    /// Opens the store and starts the writer and alert threads. A store that
+    /// cannot be opened stops the gateway at startup with the reason.
+    pub fn start(config: &Config) -> Result<EventLog, String> {
+        let settings = &config.incidents;
+        if !settings.record {
+            return Ok(EventLog::off());
+        }
+        let path = store_path(config);
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the directory of the event store {}: {e}", path.display()))?;
+            }
+        }
+        let alerts = AlertSender::start(settings.webhook.clone());
+        let writer_config = WriterConfig {
+            path: path.clone(),
+            capacity: settings.channel_capacity,
+            retention: Retention {
+                max_age_ms: settings.retention_days as Millis * 24 * 3600 * 1000,
+                max_bytes: settings.max_store_mb.saturating_mul(1024 * 1024),
+            },
+            thresholds: settings.thresholds.clone(),
+            ..WriterConfig::new(path.clone())
+        };
+        let on_change = Box::new(move |change: &Change| alerts.notify(change));
+        let (recorder, handle) = rampart_incidents::writer::spawn(writer_config, on_change).map_err(|e| e.to_string())?;
+        alerts_recorder_set(&recorder);
+        Ok(EventLog { recorder: Some(recorder), writer: Mutex::new(Some(handle)), store: Some(path) })
+    }
+
+    /// An event log that records nothing.
+    pub fn off() -> EventLog {
+        EventLog { recorder: None, writer: Mutex::new(None), store: None }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.recorder.is_some()
+    }
+
+    /// Hands an event to the writer; never waits.
+    pub fn record(&self, site: &str, client: Option<IpAddr>, route: &str, kind: EventKind) {
+        if let Some(recorder) = &self.recorder {
+            recorder.record(Event { at: now_ms(), site: site.to_string(), client, route: route.to_string(), kind });
+        }
+    }
+
+    /// Events accepted and dropped so far, for the metrics.
+    pub fn counts(&self) -> (u64, u64) {
+        self.recorder.as_ref().map_or((0, 0), |r| (r.recorded(), r.dropped()))
+    }
+
+    /// Flushes what is queued; called on shutdown.
+    pub fn shutdown(&self) {
+        if let Some(handle) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            handle.shutdown();
+        }
+    }
+}
+
+/// The recorder the alert thread reports delivery failures to. Set once
+/// the writer runs (the alert thread starts first, so it cannot hold the
+/// recorder from the beginning).
+static ALERT_FAILURES: std::sync::OnceLock<Recorder> = std::sync::OnceLock::new();
+
+fn alerts_recorder_set(recorder: &Recorder) {
+    let _ = ALERT_FAILURES.set(recorder.clone());
+}
+
+/// A parsed webhook address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+impl WebhookUrl {
+    pub fn parse(url: &str) -> Result<WebhookUrl, String> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err("the url must start with http:// or https://".into());
+        };
+        let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+        if authority.is_empty() || authority.contains('@') {
+            return Err("the url needs a host (and no user:password@)".into());
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+                (h.trim_matches(|c| c == '[' || c == ']').to_string(), p.parse().map_err(|_| format!("`{p}` is not a port number"))?)
+            }
+            _ => (authority.trim_matches(|c| c == '[' || c == ']').to_string(), if tls { 443 } else { 80 }),
+        };
+        Ok(WebhookUrl { tls, host, port, path: path.to_string() })
+    }
+}
+
+/// What the alert thread is asked to send.
+struct Alert {
+    change: &'static str,
+    why: String,
+    incident: Incident,
+}
+
+/// Delivers alerts on its own thread, with retries and backoff, so that a
+/// slow or dead webhook never holds the writer up.
+struct AlertSender {
+    queue: Option<SyncSender<Alert>>,
+}
+
+/// Alerts waiting for delivery; beyond this, alerts are dropped (and the
+/// drop is an event) rather than piling up behind a dead webhook.
+const ALERT_QUEUE: usize = 256;
+
+/// Tries per alert and the first pause between them (doubling each time):
+/// 1 + 2 + 4 + 8 s rides out a webhook's restart without delaying later
+/// alerts for long.
+const ALERT_TRIES: u32 = 5;
+const ALERT_FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+impl AlertSender {
+    fn start(hooks: Vec<Webhook>) -> AlertSender {
+        if hooks.is_empty() {
+            return AlertSender { queue: None };
+        }
+        let (tx, rx) = sync_channel(ALERT_QUEUE);
+        let spawned = std::thread::Builder::new().name("rampart-alerts".into()).spawn(move || deliver_alerts(rx, hooks));
+        AlertSender { queue: spawned.is_ok().then_some(tx) }
+    }
+
+    fn notify(&self, change: &Change) {
+        let Some(queue) = &self.queue else { return };
+        let (name, incident, why) = match change {
+            Change::Opened(i) => ("opened", i, String::new()),
+            Change::Escalated { incident, why } => ("escalated", incident, why.clone()),
+            Change::Closed(i) => ("closed", i, String::new()),
+            _ => return,
+        };
+        if let Err(TrySendError::Full(alert) | TrySendError::Disconnected(alert)) = queue.try_send(Alert { change: name, why, incident: incident.clone() }) {
+            alert_failed("queue", &format!("alert for {} dropped: the alert queue is full", alert.incident.reference()), &alert.incident.site);
+        }
+    }
+}
+
+fn alert_failed(target: &str, error: &str, site: &str) {
+    eprintln!("rampart: alert to `{target}` failed: {error}");
+    if let Some(recorder) = ALERT_FAILURES.get() {
+        recorder.record(Event { at: now_ms(), site: site.to_string(), client: None, route: String::new(), kind: EventKind::AlertFailed { target: target.to_string(), error: error.to_string() } });
+    }
+}
+
+fn deliver_alerts(rx: Receiver<Alert>, hooks: Vec<Webhook>) {
+    while let Ok(alert) = rx.recv() {
+        for hook in &hooks {
+            let body = match hook.format {
+                WebhookFormat::Slack => rampart_incidents::alert::slack_payload(&alert.incident, alert.change, &alert.why),
+                WebhookFormat::Json => rampart_incidents::alert::generic_payload(&alert.incident, alert.change, &alert.why),
+            };
+            let mut pause = ALERT_FIRST_BACKOFF;
+            let mut last_error = String::new();
+            let mut delivered = false;
+            for attempt in 1..=ALERT_TRIES {
+                match post_json(&hook.url, &body) {
+                    Ok(()) => {
+                        delivered = true;
+                        break;
+                    }
+                    Err(e) => last_error = e,
+                }
+                if attempt < ALERT_TRIES {
+                    std::thread::sleep(pause);
+                    pause *= 2;
+                }
+            }
+            if !delivered {
+                alert_failed(&hook.name, &format!("{} not delivered after {ALERT_TRIES} tries: {last_error}", alert.incident.reference()), &alert.incident.site);
+            }
+        }
+    }
+}
+
+/// Posts a JSON body and succeeds on a 2xx answer. Plain HTTP/1.1 over a
+/// blocking socket (this runs on the alert thread), with TLS by rustls and
+/// the system's root certificates for `https://`.
+pub fn post_json(url: &str, body: &str) -> Result<(), String> {
+    let url = WebhookUrl::parse(url)?;
+    let timeout = Duration::from_secs(10);
+    let address = std::net::ToSocketAddrs::to_socket_addrs(&(url.host.as_str(), url.port))
+        .map_err(|e| format!("cannot resolve {}: {e}", url.host))?
+        .next()
+        .ok_or_else(|| format!("{} has no address", url.host))?;
+    let socket = std::net::TcpStream::connect_timeout(&address, timeout).map_err(|e| format!("cannot connect to {}:{}: {e}", url.host, url.port))?;
+    socket.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    socket.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nUser-Agent: rampart\r\nConnection: close\r\n\r\n{body}",
+        url.path,
+        url.host,
+        body.len()
+    );
+    // Only the status line matters; the cap keeps a hostile endpoint from
+    // making the thread read forever.
+    let mut answer = Vec::with_capacity(256);
+    let mut exchange = |stream: &mut dyn ReadWrite| -> Result<(), String> {
+        stream.write_all(request.as_bytes()).map_err(|e| format!("sending: {e}"))?;
+        let _ = stream.flush();
+        let mut buf = [0u8; 1024];
+        while answer.len() < 16 * 1024 && !answer.windows(2).any(|w| w == b"\r\n") {
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(e) => return Err(format!("reading the answer: {e}")),
+            }
+        }
+        Ok(())
+    };
+    if url.tls {
+        let mut stream = tls_stream(&url.host, socket)?;
+        exchange(&mut stream)?;
+    } else {
+        let mut socket = socket;
+        exchange(&mut socket)?;
+    }
+    let line = String::from_utf8_lossy(&answer);
+    let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    if (200..300).contains(&status) {
+        Ok(())
+    } else if status == 0 {
+        Err("no HTTP answer".into())
+    } else {
+        Err(format!("answered {status}"))
+    }
+}
+
+trait ReadWrite: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
+
+fn tls_stream(host: &str, socket: std::net::TcpStream) -> Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>, String> {
+    static CONFIG: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> = std::sync::OnceLock::new();
+    let config = CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            let native = rustls_native_certs::load_native_certs().map_err(|e| format!("cannot read the system's root certificates: {e}"))?;
+            for cert in native {
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                return Err("the system has no root certificates (install ca-certificates)".to_string());
+            }
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Ok(Arc::new(config))
+        })
+        .clone()?;
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| format!("`{host}` is not a valid TLS server name: {e}"))?;
+    let connection = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
+    Ok(rustls::StreamOwned::new(connection, socket))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_urls_parse() {
+        let u = WebhookUrl::parse("https://hooks.slack.com/services/T/B/X").unwrap();
+        assert_eq!((u.tls, u.host.as_str(), u.port, u.path.as_str()), (true, "hooks.slack.com", 443, "/services/T/B/X"));
+        let u = WebhookUrl::parse("http://127.0.0.1:9000").unwrap();
+        assert_eq!((u.tls, u.host.as_str(), u.port, u.path.as_str()), (false, "127.0.0.1", 9000, "/"));
+        assert!(WebhookUrl::parse("ftp://x").is_err());
+        assert!(WebhookUrl::parse("http://user:pw@host/").is_err());
+        assert!(WebhookUrl::parse("http://host:notaport/").is_err());
+    }
+
+    #[test]
+    fn traffic_windows_reset_when_taken() {
+        let w = TrafficWindow::default();
+        assert_eq!(w.take(1000), None);
+        w.count(Outcome::Passed);
+        w.count(Outcome::Blocked);
+        w.count(Outcome::Limited);
+        match w.take(1000) {
+            Some(EventKind::Traffic { requests, blocked, limited, challenged, .. }) => assert_eq!((requests, blocked, limited, challenged), (3, 1, 1, 0)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(w.take(1000), None);
+    }
+}
