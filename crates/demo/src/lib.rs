@@ -15,6 +15,7 @@
 //! site.shutdown();
 //! ```
 
+mod capacity;
 mod clock;
 mod escape;
 mod form;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+pub use capacity::STATS_PATH;
 pub use http::{MAX_BODY_BYTES, MAX_HEAD_BYTES};
 
 /// The most client connections served at once. Each connection holds one thread, so this bounds
@@ -63,6 +65,27 @@ pub(crate) struct Shared {
     pub(crate) stopping: AtomicBool,
     /// How many connection threads are alive, for the [`MAX_CONNECTIONS`] cap.
     live_connections: AtomicUsize,
+    /// The requests-per-second cap, when the site was started with one.
+    pub(crate) capacity: Option<capacity::Capacity>,
+}
+
+/// How to run the site; [`DemoSite::start`] uses the defaults.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Options {
+    /// Serve at most this many requests in any one wall-clock second and answer the rest with a
+    /// quick 503, like a small origin at the end of its strength; count arrivals per second and
+    /// serve the counts as JSON at [`STATS_PATH`]. `None` (the default): no cap, no counts.
+    pub capacity_per_sec: Option<u32>,
+}
+
+impl Options {
+    /// Options with a capacity of `per_sec` requests per second.
+    pub fn with_capacity(per_sec: u32) -> Options {
+        Options {
+            capacity_per_sec: Some(per_sec),
+        }
+    }
 }
 
 impl DemoSite {
@@ -75,6 +98,12 @@ impl DemoSite {
     /// Each `DemoSite` gets its own freshly seeded in-memory database, so tests running in
     /// parallel don't see each other's donations.
     pub fn start(addr: SocketAddr) -> io::Result<DemoSite> {
+        DemoSite::start_with(addr, Options::default())
+    }
+
+    /// Like [`DemoSite::start`], with [`Options`]: for benchmarks, a fixed capacity in requests
+    /// per second and its counts at [`STATS_PATH`].
+    pub fn start_with(addr: SocketAddr, options: Options) -> io::Result<DemoSite> {
         let store = store::Store::open_seeded().map_err(io::Error::other)?;
         let listener = TcpListener::bind(addr)?;
         let local_addr = listener.local_addr()?;
@@ -82,6 +111,7 @@ impl DemoSite {
             store,
             stopping: AtomicBool::new(false),
             live_connections: AtomicUsize::new(0),
+            capacity: options.capacity_per_sec.map(capacity::Capacity::new),
         });
         let accept_shared = Arc::clone(&shared);
         let accept_thread = thread::Builder::new()

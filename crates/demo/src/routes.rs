@@ -14,6 +14,9 @@
 //! | `/big?kb=` | GET | `kb` KiB of numbered text, for streaming tests |
 //!
 //! `HEAD` is accepted wherever `GET` is. Anything else is a 404 page.
+//!
+//! A site started with a capacity (see [`crate::Options`]) answers 503 to requests beyond it and
+//! serves its counts at `/.demo/stats`.
 
 use std::thread;
 use std::time::Duration;
@@ -50,6 +53,16 @@ const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 /// Answers one request. Runs on the connection's thread; the database lock is held only inside
 /// the store's methods.
 pub(crate) fn route(request: &Request, shared: &Shared) -> Response {
+    if let Some(capacity) = &shared.capacity {
+        if request.path == crate::STATS_PATH {
+            return Response::new(200, "application/json", capacity.stats_json())
+                .with_header("Cache-Control", "no-store");
+        }
+        if !capacity.admit() {
+            return Response::html(503, crate::capacity::OVER_CAPACITY_PAGE.to_string())
+                .with_header("Retry-After", "1");
+        }
+    }
     let method = request.method.as_str();
     let is_get = matches!(method, "GET" | "HEAD");
     match (request.path.as_str(), method) {

@@ -641,3 +641,37 @@ fn demo_site_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<DemoSite>();
 }
+
+#[test]
+fn capacity_refuses_beyond_it_and_counts_every_arrival() {
+    let site = DemoSite::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        rampart_demo::Options::with_capacity(5),
+    )
+    .expect("demo site starts");
+    let statuses: Vec<u16> = (0..20).map(|_| get(&site, "/").status).collect();
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    let served = statuses.iter().filter(|s| **s == 200).count();
+    assert!(served >= 5, "the capacity is served: {statuses:?}");
+    let stats = get(&site, rampart_demo::STATS_PATH);
+    assert_eq!(stats.status, 200);
+    let stats: serde_json::Value = serde_json::from_str(&stats.text()).unwrap();
+    assert_eq!(stats["capacity_per_sec"], 5);
+    assert_eq!(stats["arrived"], 20, "the stats request itself is not counted");
+    assert_eq!(stats["served"], served);
+    // However the twenty requests fell across seconds, no second served more than five.
+    for second in stats["seconds"].as_array().unwrap() {
+        assert!(second[2].as_u64().unwrap() <= 5, "{second}");
+    }
+    let busiest = stats["seconds"].as_array().unwrap().iter().map(|s| s[1].as_u64().unwrap()).max();
+    assert_eq!(stats["max_arrived_in_a_second"].as_u64(), busiest);
+}
+
+#[test]
+fn a_site_without_capacity_has_no_stats_page() {
+    let site = start();
+    assert_eq!(get(&site, rampart_demo::STATS_PATH).status, 404);
+}

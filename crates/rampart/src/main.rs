@@ -29,6 +29,9 @@ USAGE:
                                                  switch a site's flood mode by hand
   rampart ban ADDRESS [--for SECONDS] | unban ADDRESS | bans [--admin ADDR]
                                                  manage bans (escalating when --for is not given)
+  rampart drill --target URL [--duration 60s] [--attack-rate N] [--attackers N] [--browsers N] [--json] ...
+                                                 flood your own deployment from many loopback addresses while
+                                                 browser-like visitors use it; `rampart drill --help` for all flags
   rampart crs-test [--suite DIR] [--blocking] [--http] [--only PREFIX] [--overrides FILE]
                                                  run a CRS regression suite (default ../shared/crs/v4.28.0)
                                                  through the engine, or with --http through a real gateway
@@ -103,6 +106,8 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
         "reload" => reload(&Flags::parse(rest, &["--admin"])?),
         "demo" => demo(&Flags::parse(rest, &["--listen", "--origin-listen", "--admin", "--access-log", "--threads", "--crs", "--waf", "--paranoia", "--waf-log", "--audit-log", "--flood", "--leak-guard"])?),
         "crs-test" => crs_test(rest),
+        "drill" => rampart_drill::command(rest),
+        "demo-origin" => demo_origin(&Flags::parse(rest, &["--listen", "--capacity"])?),
         "mode" | "ban" | "unban" | "bans" => flood_command(command, rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
@@ -410,4 +415,19 @@ fn flood_command(command: &str, args: &[String]) -> Result<ExitCode> {
     let (status, body) = admin_call(admin, method, &path)?;
     println!("{body}");
     Ok(if status == 200 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `rampart demo-origin`: the demo site alone, optionally capped at N
+/// requests per second with its counts at /.demo/stats; for `bench/`.
+fn demo_origin(flags: &Flags) -> Result<ExitCode> {
+    let listen = resolve(flags.get("--listen").unwrap_or("127.0.0.1:8081"), "--listen")?;
+    let mut options = rampart_demo::Options::default();
+    if let Some(n) = flags.get("--capacity") {
+        options = rampart_demo::Options::with_capacity(n.parse().ok().filter(|n| *n > 0).ok_or_else(|| anyhow!("--capacity must be a positive number of requests per second"))?);
+    }
+    let site = rampart_demo::DemoSite::start_with(listen, options).with_context(|| format!("cannot start the demo site on {listen}"))?;
+    println!("demo site on http://{}/", site.local_addr());
+    loop {
+        std::thread::park();
+    }
 }
