@@ -30,7 +30,7 @@ for tool in nginx wrk python3 curl; do command -v $tool >/dev/null || { echo "be
 rampart="$root/target/release/rampart"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 up=$(free_port)
-mkdir -p "$work/www" "$work/on" "$work/off"
+mkdir -p "$work/www"
 printf 'hello from the origin\n' > "$work/www/index.html"
 chmod -R a+rX "$work/www"
 cat > "$work/nginx.conf" <<CONF
@@ -43,18 +43,54 @@ http { access_log off; keepalive_requests 1000000; default_type text/html;
 CONF
 /usr/sbin/nginx -c "$work/nginx.conf" -p "$work" -g 'daemon off;' 2>/dev/null & pids+=($!)
 
-# One gateway pair per workload. Without a configuration file the store goes
-# to $XDG_STATE_HOME/rampart/, so each gateway gets its own state directory.
-start_pair() { # $1 = flood on|off; prints "off_port on_port on_admin"
-  local off on admin
-  off=$(free_port); on=$(free_port); admin=$(free_port)
-  local common=(--upstream "127.0.0.1:$up" --threads "$workers" --access-log off --waf off --leak-guard off --flood "$1")
-  XDG_STATE_HOME="$work/off" "$rampart" serve "${common[@]}" --admin off --listen "127.0.0.1:$off" --events off 2>>"$work/off.err" & pids+=($!)
-  XDG_STATE_HOME="$work/on-$1" "$rampart" serve "${common[@]}" --admin "127.0.0.1:$admin" --listen "127.0.0.1:$on" --events on 2>>"$work/on.err" & pids+=($!)
+# One gateway pair per workload, from configuration files that differ only
+# in `[incidents] record`. The flood workload's limit is 20 requests/s for
+# the one client, with bans out of reach so that every refused request stays
+# a 429 with an event of its own (a ban would answer 403 without one).
+start_pair() { # $1 = workload; prints "off_port on_port on_admin"
+  local off on admin_off admin_on
+  off=$(free_port); on=$(free_port); admin_off=$(free_port); admin_on=$(free_port)
+  local flood=""
+  if [ "$1" = flood ]; then
+    flood='[flood]
+[flood.bans]
+limit_strikes = { requests = 100000000, per_secs = 1, burst = 100000000 }
+[[flood.sites]]
+name = "www"
+client = { requests = 20, per_secs = 1, burst = 20 }'
+  fi
+  for side in off on; do
+    local port=$off admin=$admin_off record=false
+    [ $side = on ] && { port=$on; admin=$admin_on; record=true; }
+    cat > "$work/$1-$side.toml" <<CONF
+[server]
+threads = $workers
+admin_listen = "127.0.0.1:$admin"
+access_log = "off"
+
+[[listener]]
+address = "127.0.0.1:$port"
+
+[[upstream]]
+name = "origin"
+servers = ["127.0.0.1:$up"]
+
+[[site]]
+name = "www"
+hosts = ["*"]
+upstream = "origin"
+
+[incidents]
+record = $record
+
+$flood
+CONF
+    "$rampart" serve --config "$work/$1-$side.toml" --leak-guard off 2>>"$work/$side.err" & pids+=($!)
+  done
   for port in $off $on; do
     for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
   done
-  echo "$off $on $admin"
+  echo "$off $on $admin_on"
 }
 
 measure() {
@@ -68,8 +104,7 @@ metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print
 echo "$workers worker thread(s), $connections connections, ${seconds}s x $rounds round(s), load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-10s %12s %12s %12s %8s   %s\n' "workload" "nginx" "events off" "events on" "on/off" "events recorded / dropped"
 for workload in benign flood; do
-  flood=off; [ "$workload" = flood ] && flood=on
-  read -r off on admin < <(start_pair $flood)
+  read -r off on admin < <(start_pair $workload)
   : > "$work/n.txt"; : > "$work/a.txt"; : > "$work/b.txt"
   for r in $(seq "$rounds"); do
     measure $up >> "$work/n.txt"

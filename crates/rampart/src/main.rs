@@ -9,6 +9,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use rampart_gateway::config::{AccessLogTarget, WafMode, DEBIAN_CRS};
 use rampart_gateway::Config;
 
+mod incidents_cmd;
+
 /// mimalloc instead of the system allocator: the proxy allocates many small,
 /// short-lived objects per request, where glibc's malloc showed as about a
 /// tenth of the CPU profile under load.
@@ -29,6 +31,10 @@ USAGE:
                                                  switch a site's flood mode by hand
   rampart ban ADDRESS [--for SECONDS] | unban ADDRESS | bans [--admin ADDR]
                                                  manage bans (escalating when --for is not given)
+  rampart incidents [show ID | note ID TEXT [--told PARTY] | aware ID --at TIME] [--store FILE | --config FILE]
+                                                 list incidents, show one, add to its decision log
+  rampart report ID --format md|html|json|stix|misp [--out FILE] [--store FILE | --config FILE]
+                                                 write an incident report (NCSC, ICO) or export
   rampart drill --target URL [--duration 60s] [--attack-rate N] [--attackers N] [--browsers N] [--json] ...
                                                  flood your own deployment from many loopback addresses while
                                                  browser-like visitors use it; `rampart drill --help` for all flags
@@ -47,6 +53,8 @@ OPTIONS for serve and demo:
   --flood on|off          the flood shield (rate limits, challenge, bans); default on
   --leak-guard on|off     the response scan for personal data; default on (report only)
   --audit-log PATH        JSON audit log of blocked and logged transactions
+  --events on|off         record events and incidents (default on; store next to the config,
+                          or ~/.local/state/rampart/rampart-events.db without one)
 ";
 
 fn main() -> ExitCode {
@@ -61,12 +69,12 @@ fn main() -> ExitCode {
 }
 
 /// Command-line flags, each given at most once.
-struct Flags {
+pub(crate) struct Flags {
     values: Vec<(String, String)>,
 }
 
 impl Flags {
-    fn parse(args: &[String], known: &[&str]) -> Result<Flags> {
+    pub(crate) fn parse(args: &[String], known: &[&str]) -> Result<Flags> {
         let mut values = Vec::new();
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -89,7 +97,7 @@ impl Flags {
         Ok(Flags { values })
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.values.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
@@ -101,14 +109,16 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
     };
     let rest = &args[1..];
     match command.as_str() {
-        "serve" => serve(&Flags::parse(rest, &["--config", "--upstream", "--listen", "--admin", "--access-log", "--threads", "--crs", "--waf", "--paranoia", "--waf-log", "--audit-log", "--flood", "--leak-guard"])?),
+        "serve" => serve(&Flags::parse(rest, &["--config", "--upstream", "--listen", "--admin", "--access-log", "--threads", "--crs", "--waf", "--paranoia", "--waf-log", "--audit-log", "--flood", "--leak-guard", "--events"])?),
         "check" => check(&Flags::parse(rest, &["--config"])?),
         "reload" => reload(&Flags::parse(rest, &["--admin"])?),
-        "demo" => demo(&Flags::parse(rest, &["--listen", "--origin-listen", "--admin", "--access-log", "--threads", "--crs", "--waf", "--paranoia", "--waf-log", "--audit-log", "--flood", "--leak-guard"])?),
+        "demo" => demo(&Flags::parse(rest, &["--listen", "--origin-listen", "--admin", "--access-log", "--threads", "--crs", "--waf", "--paranoia", "--waf-log", "--audit-log", "--flood", "--leak-guard", "--events"])?),
         "crs-test" => crs_test(rest),
         "drill" => rampart_drill::command(rest),
         "demo-origin" => demo_origin(&Flags::parse(rest, &["--listen", "--capacity"])?),
         "mode" | "ban" | "unban" | "bans" => flood_command(command, rest),
+        "incidents" => incidents_cmd::incidents(rest),
+        "report" => incidents_cmd::report(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -183,6 +193,12 @@ fn apply_overrides(config: &mut Config, flags: &Flags) -> Result<()> {
         Some("on") if config.leak_guard.is_none() => bail!("--leak-guard on needs a [leak_guard] section when a configuration file is used"),
         Some("on") | None => {}
         Some(other) => bail!("--leak-guard {other}: use on or off"),
+    }
+    match flags.get("--events") {
+        Some("off") => config.incidents.record = false,
+        Some("on") => config.incidents.record = true,
+        None => {}
+        Some(other) => bail!("--events {other}: use on or off"),
     }
     if let Some(threads) = flags.get("--threads") {
         config.server.threads = threads.parse().ok().filter(|n| *n > 0).ok_or_else(|| anyhow!("--threads must be a positive number"))?;
