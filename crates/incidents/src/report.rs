@@ -17,7 +17,7 @@
 //! The organisation's contact point is printed as configured: it is the
 //! contact the ICO asks for, not data about the people in the breach.
 //!
-//! Times are printed in UTC, as `2026-11-29 10:15 UTC` for people and as RFC
+//! Times are printed in UTC, as `2026-11-29 10:15:00 UTC` for people and as RFC
 //! 3339 with milliseconds (`2026-11-29T10:15:00.000Z`) for machines.
 
 use crate::export::{attack_pattern, AttackPatternInfo};
@@ -147,12 +147,13 @@ pub fn rfc3339(ms: Millis) -> String {
     )
 }
 
-/// A time for people, to the minute: `2026-11-29 10:15 UTC`.
+/// A time for people, to the second (a flood's timeline moves by the
+/// second): `2026-11-29 10:15:07 UTC`.
 pub fn human_time(ms: Millis) -> String {
     let c = civil(ms);
     format!(
-        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-        c.year, c.month, c.day, c.hour, c.minute
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
     )
 }
 

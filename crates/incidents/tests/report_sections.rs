@@ -37,7 +37,7 @@ const ARTICLE_33_3: &[&str] = &[
 ];
 
 const WINDOW_LINE: &str =
-    "ICO 72-hour window: aware 2026-11-29 10:15 UTC, deadline 2026-12-02 10:15 UTC — 61 h 20 min left at the time of this report";
+    "ICO 72-hour window: aware 2026-11-29 10:15:00 UTC, deadline 2026-12-02 10:15:00 UTC — 61 h 20 min left at the time of this report";
 
 fn check_human(name: &str, text: &str) {
     for section in NCSC_SECTIONS.iter().chain(ARTICLE_33_3) {
@@ -114,7 +114,7 @@ fn check_human(name: &str, text: &str) {
     assert!(feed < host, "{name}: the decision log is not in time order");
     // Next steps.
     assert!(
-        text.contains("Decide whether to notify the ICO before 2026-12-02 10:15 UTC"),
+        text.contains("Decide whether to notify the ICO before 2026-12-02 10:15:00 UTC"),
         "{name}"
     );
     assert!(
@@ -164,7 +164,7 @@ fn html_has_every_section_and_a_chart() {
         "10:00",
         "10:20",
         "10:40",
-        "peak 950 req/s, 2026-11-29 10:12 UTC",
+        "peak 950 req/s, 2026-11-29 10:12:00 UTC",
         "requests per 1 min",
     ] {
         assert!(svg.contains(label), "the chart lacks {label:?}");
@@ -412,7 +412,7 @@ fn the_window_line_says_when_it_passed_and_when_the_ico_was_told() {
     let s = report::sections(&late);
     assert_eq!(
         s.ico_window.line,
-        "ICO 72-hour window: aware 2026-11-29 10:15 UTC, deadline 2026-12-02 10:15 UTC — passed 3 h 0 min ago."
+        "ICO 72-hour window: aware 2026-11-29 10:15:00 UTC, deadline 2026-12-02 10:15:00 UTC — passed 3 h 0 min ago."
     );
     assert!(s
         .next_steps
@@ -430,7 +430,7 @@ fn the_window_line_says_when_it_passed_and_when_the_ico_was_told() {
     assert!(
         s.ico_window
             .line
-            .ends_with("; the ICO was told 2026-11-29 18:00 UTC."),
+            .ends_with("; the ICO was told 2026-11-29 18:00:00 UTC."),
         "{}",
         s.ico_window.line
     );

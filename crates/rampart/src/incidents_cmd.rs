@@ -93,10 +93,20 @@ fn show_one(id: i64, flags: &Flags) -> Result<ExitCode> {
     let (store, config) = open(flags, false)?;
     let incident = find(&store, id)?;
     let organisation = organisation(config.as_ref());
-    let timeline = store.timeline(&incident.site, incident.first_event, incident.last_event.max(incident.first_event + 1000), 60).map_err(|e| anyhow!("{e}"))?;
+    let timeline = timeline(&store, &incident)?;
     let input = ReportInput { incident: &incident, timeline: &timeline, organisation: &organisation, generated_at: rampart_gateway::incidents::now_ms() };
     print!("{}", rampart_incidents::report::markdown(&input));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The incident's traffic over time, in at most 60 buckets of at least one
+/// second each (the gateway samples traffic once a second, so a finer
+/// bucket would show every other one empty).
+fn timeline(store: &Store, incident: &Incident) -> Result<Vec<rampart_incidents::store::TimelinePoint>> {
+    let from = incident.first_event - incident.first_event.rem_euclid(1000);
+    let to = incident.last_event.max(from) + 1000 - incident.last_event.rem_euclid(1000);
+    let buckets = ((to - from) / 1000).clamp(1, 60) as usize;
+    store.timeline(&incident.site, from, to, buckets).map_err(|e| anyhow!("{e}"))
 }
 
 fn add_note(id: i64, text: Option<&str>, flags: &Flags) -> Result<ExitCode> {
@@ -147,7 +157,7 @@ pub fn report(args: &[String]) -> Result<ExitCode> {
         bail!("use `rampart report ID --format md|html|json|stix|misp [--out FILE]`");
     };
     let id = incident_id(id)?;
-    let flags = Flags::parse(&args[positional.len()..], &["--store", "--config", "--format", "--out", "--organisation", "--contact"])?;
+    let flags = Flags::parse(&args[positional.len()..], &["--store", "--config", "--format", "--out", "--organisation", "--contact", "--sector"])?;
     let format: rampart_incidents::export::Format = flags.get("--format").unwrap_or("md").parse().map_err(|e: rampart_incidents::export::UnknownFormat| anyhow!("--format: {e}"))?;
     let (store, config) = open(&flags, false)?;
     let incident = find(&store, id)?;
@@ -158,7 +168,10 @@ pub fn report(args: &[String]) -> Result<ExitCode> {
     if let Some(contact) = flags.get("--contact") {
         organisation.contact = contact.to_string();
     }
-    let timeline = store.timeline(&incident.site, incident.first_event, incident.last_event.max(incident.first_event + 1000), 60).map_err(|e| anyhow!("{e}"))?;
+    if let Some(sector) = flags.get("--sector") {
+        organisation.sector = sector.to_string();
+    }
+    let timeline = timeline(&store, &incident)?;
     let input = ReportInput { incident: &incident, timeline: &timeline, organisation: &organisation, generated_at: rampart_gateway::incidents::now_ms() };
     let text = rampart_incidents::export::render(&input, format);
     match flags.get("--out") {
