@@ -586,13 +586,6 @@ impl<S: State> Shield<S> {
                 Some(prefix),
                 LimitScope::RoutePrefix,
             ),
-            (
-                route.and_then(|r| r.total),
-                KeyKind::Route,
-                route_scope,
-                None,
-                LimitScope::RouteTotal,
-            ),
         ];
         // Gather the limits that apply into a fixed array (no allocation) and
         // take them in one call, so the backend can overlap or batch them.
@@ -603,8 +596,8 @@ impl<S: State> Shield<S> {
                 tolerance: 1,
             },
         );
-        let mut keys = [placeholder; 5];
-        let mut scopes = [LimitScope::Client; 5];
+        let mut keys = [placeholder; 4];
+        let mut scopes = [LimitScope::Client; 4];
         let mut n = 0;
         for (rate, kind, scope, addr, which) in candidates {
             if let Some(rate) = rate {
@@ -636,6 +629,20 @@ impl<S: State> Shield<S> {
             });
             if !cleared {
                 return FloodVerdict::Challenge(self.new_challenge(site, prefix, now));
+            }
+        }
+
+        // The route's total is what the origin can take, so only requests
+        // that would reach it spend it: taken after the challenge, a flood
+        // that is being challenged cannot use it up and lock out the
+        // visitors who cleared.
+        if let Some(total) = route.and_then(|r| r.total) {
+            let key = [(LimitKey::new(KeyKind::Route, route_scope, None), total)];
+            if let Err((_, retry_after)) = self.state.take_tokens(&key, now) {
+                return FloodVerdict::Limited {
+                    retry_after_secs: retry_after_secs(retry_after),
+                    scope: LimitScope::RouteTotal,
+                };
             }
         }
 

@@ -350,3 +350,36 @@ detector = { enabled = false }
     assert_eq!(c.continued + c.limited, 200_000);
     assert!(s.state().table().len() <= s.state().table().capacity());
 }
+
+/// A route's total is what its origin can take: requests that get the
+/// challenge never reach the origin, so they must not spend it, or a
+/// challenged flood would lock out the visitors who cleared.
+#[test]
+fn challenged_requests_do_not_spend_the_route_total() {
+    let s = shield(
+        r#"
+[[sites]]
+name = "party"
+client = { requests = 100, burst = 100 }
+detector = { enabled = false }
+[[sites.routes]]
+name = "news"
+always_challenge = true
+total = { requests = 1, per_secs = 60, burst = 2 }
+"#,
+    );
+    let news = s.route_id(rampart_flood::SiteId(0), "news").unwrap();
+    for i in 0..50 {
+        let client = format!("203.0.113.{}", i + 1);
+        assert_eq!(kind(&s.admit(&facts(&client, news, at(0.0)))), "challenge");
+    }
+    // Requests that would reach the origin (here an API client, which the
+    // challenge skips) still find the whole total, and no more.
+    let api = |client: &str| rampart_flood::RequestFacts { is_api: true, is_browser: false, ..facts(client, news, at(0.0)) };
+    assert_eq!(kind(&s.admit(&api("192.0.2.1"))), "continue");
+    assert_eq!(kind(&s.admit(&api("192.0.2.2"))), "continue");
+    match s.admit(&api("192.0.2.3")) {
+        FloodVerdict::Limited { scope: LimitScope::RouteTotal, .. } => {}
+        v => panic!("the third passes the total of 2: {v:?}"),
+    }
+}
