@@ -43,7 +43,8 @@ wait_port "$origin_port"
 # detector with 1-second buckets (the default 10 s buckets would take 20 s
 # or more to notice; a flood this size needs no long look) and a hardest
 # challenge of 18 bits (2^18 hashes, about 0.1 s in a browser), since the
-# drill's visitors solve on this same 2-core machine.
+# drill's visitors solve on this same 2-core machine. The whole site is one
+# route with a total at the origin's capacity.
 cat > "$work/rampart.toml" <<CONF
 [server]
 admin_listen = "127.0.0.1:$admin_port"
@@ -62,6 +63,8 @@ servers = ["127.0.0.1:$origin_port"]
 name = "demo"
 hosts = ["*"]
 upstream = "origin"
+[[site.route]]
+prefix = "/"
 
 [flood]
 [flood.challenge]
@@ -73,6 +76,12 @@ bucket_secs = 1
 warmup_buckets = 5
 enter_buckets = 1
 leave_buckets = 30
+# What the origin can take, as nginx's site zone below: 0.9 C per second
+# plus a burst of 0.1 C, so no second can bring it more than C. Only
+# requests that would reach the origin spend it (challenged ones do not).
+[[flood.sites.routes]]
+name = "/"
+total = { requests = $((capacity * 9 / 10)), per_secs = 1, burst = $((capacity / 10)) }
 CONF
 
 # nginx: per-address request and connection limits, as deployed against
