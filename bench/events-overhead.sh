@@ -82,6 +82,7 @@ upstream = "origin"
 
 [incidents]
 record = $record
+${EVENTS_EXTRA:-}
 
 $flood
 CONF

@@ -196,8 +196,47 @@ impl TrafficWindow {
     }
 }
 
+/// Remembers which client already left an event of a kind this second, so
+/// that a flood in which every request is refused the same way leaves one
+/// event per client per second instead of one per request (the traffic
+/// samples still count every request). Lossy on purpose: a fixed table of
+/// slots indexed by a hash, where a collision only costs an extra event.
+pub struct EventThrottle {
+    slots: Box<[std::sync::atomic::AtomicU64]>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+/// 65,536 slots (512 KiB): more clients than that refused in one second
+/// share slots, which at worst records some of them twice.
+const THROTTLE_SLOTS: usize = 1 << 16;
+
+impl Default for EventThrottle {
+    fn default() -> Self {
+        EventThrottle { slots: (0..THROTTLE_SLOTS).map(|_| std::sync::atomic::AtomicU64::new(0)).collect(), hasher: Default::default() }
+    }
+}
+
+impl EventThrottle {
+    /// True for the first event of `kind` from `client` in the second `now_secs`.
+    pub fn first_this_second(&self, client: IpAddr, kind: u8, now_secs: u64) -> bool {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = self.hasher.build_hasher();
+        client.hash(&mut h);
+        kind.hash(&mut h);
+        let hash = h.finish();
+        // The slot holds the second (low 32 bits) and a tag from the hash's
+        // high bits, so a different client in the same slot does not count
+        // as the same one.
+        let mark = (hash & 0xffff_ffff_0000_0000) | (now_secs & 0xffff_ffff);
+        let slot = &self.slots[(hash as usize) & (THROTTLE_SLOTS - 1)];
+        slot.swap(mark, Relaxed) != mark
+    }
+}
+
 /// The recorder the layers report to; a no-op when recording is off.
 pub struct EventLog {
+    /// Per-client, per-second thinning of the per-request flood events.
+    pub throttle: EventThrottle,
     recorder: Option<Recorder>,
     writer: Mutex<Option<WriterHandle>>,
     pub store: Option<PathBuf>,
@@ -231,12 +270,12 @@ impl EventLog {
         let on_change = Box::new(move |change: &Change| alerts.notify(change));
         let (recorder, handle) = rampart_incidents::writer::spawn(writer_config, on_change).map_err(|e| e.to_string())?;
         alerts_recorder_set(&recorder);
-        Ok(EventLog { recorder: Some(recorder), writer: Mutex::new(Some(handle)), store: Some(path) })
+        Ok(EventLog { throttle: EventThrottle::default(), recorder: Some(recorder), writer: Mutex::new(Some(handle)), store: Some(path) })
     }
 
     /// An event log that records nothing.
     pub fn off() -> EventLog {
-        EventLog { recorder: None, writer: Mutex::new(None), store: None }
+        EventLog { throttle: EventThrottle { slots: Box::new([]), hasher: Default::default() }, recorder: None, writer: Mutex::new(None), store: None }
     }
 
     pub fn enabled(&self) -> bool {
@@ -483,6 +522,20 @@ mod tests {
         assert!(WebhookUrl::parse("ftp://x").is_err());
         assert!(WebhookUrl::parse("http://user:pw@host/").is_err());
         assert!(WebhookUrl::parse("http://host:notaport/").is_err());
+    }
+
+    #[test]
+    fn the_throttle_passes_one_event_per_client_kind_and_second() {
+        let t = EventThrottle::default();
+        let a: IpAddr = "203.0.113.7".parse().unwrap();
+        let b: IpAddr = "203.0.113.8".parse().unwrap();
+        assert!(t.first_this_second(a, 1, 100));
+        assert!(!t.first_this_second(a, 1, 100));
+        assert!(t.first_this_second(a, 2, 100), "another kind is another event");
+        assert!(t.first_this_second(b, 1, 100), "another client is another event");
+        assert!(t.first_this_second(a, 1, 101), "the next second is another event");
+        let passed = (0..1000).filter(|_| t.first_this_second(a, 1, 102)).count();
+        assert_eq!(passed, 1);
     }
 
     #[test]

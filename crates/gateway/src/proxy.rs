@@ -1031,6 +1031,22 @@ impl Gateway {
             },
             _ => return,
         };
+        // High-volume kinds (a flood refused or challenged request by request,
+        // a detection on every request) are kept once per client per second.
+        let tag = match kind {
+            EventKind::Challenged => Some(1),
+            EventKind::RateLimited { .. } => Some(2),
+            EventKind::Queued => Some(3),
+            EventKind::WafMatch { .. } => Some(4),
+            EventKind::Cleared => Some(5),
+            _ => None,
+        };
+        if let (Some(tag), Some(client)) = (tag, ctx.client) {
+            let second = (crate::incidents::now_ms() / 1000) as u64;
+            if !self.runtime.events.throttle.first_this_second(client, tag, second) {
+                return;
+            }
+        }
         self.runtime.events.record(site, ctx.client, route, kind);
     }
 }

@@ -18,7 +18,7 @@ use crate::store::{Retention, Store, StoreError, StoreErrorKind};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -262,6 +262,10 @@ pub fn spawn(
     ))
 }
 
+/// How long the writer sleeps when the queue was empty: short next to the
+/// flush interval, so a `kill -9` still loses well under a second.
+const IDLE_POLL: Duration = Duration::from_millis(20);
+
 struct Writer {
     store: Store,
     grouper: Grouper,
@@ -290,27 +294,30 @@ impl Writer {
                 .unwrap_or(now + flush_every)
                 .min(next_tick)
                 .min(next_prune);
+            // The writer never parks on the channel: a parked receiver makes
+            // every `record` on the request path wake it with a futex call
+            // and a context switch (a fifth of the gateway's time in a flood
+            // where every request is an event). It takes what is queued, and
+            // sleeps briefly when there was nothing.
             let mut disconnected = false;
-            match self
-                .receiver
-                .recv_timeout(wake.saturating_duration_since(now))
-            {
-                Ok(event) => {
-                    batch.push(event);
-                    batch_due.get_or_insert_with(|| Instant::now() + flush_every);
-                    while batch.len() < batch_max {
-                        match self.receiver.try_recv() {
-                            Ok(event) => batch.push(event),
-                            Err(TryRecvError::Empty) => break,
-                            Err(TryRecvError::Disconnected) => {
-                                disconnected = true;
-                                break;
-                            }
-                        }
+            let mut received = false;
+            while batch.len() < batch_max {
+                match self.receiver.try_recv() {
+                    Ok(event) => {
+                        batch.push(event);
+                        received = true;
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        disconnected = true;
+                        break;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => disconnected = true,
+            }
+            if received {
+                batch_due.get_or_insert_with(|| Instant::now() + flush_every);
+            } else if !disconnected {
+                std::thread::sleep(wake.saturating_duration_since(now).min(IDLE_POLL));
             }
             let stopping = disconnected || self.stop.load(Ordering::Acquire);
             let now = Instant::now();
