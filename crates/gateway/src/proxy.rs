@@ -75,12 +75,14 @@ pub struct RequestContext {
     upgrade: bool,
     /// The security verdict for the access log; the layers fill it in.
     verdict: Cow<'static, str>,
-    waf: Option<WafState>,
+    // The layers' per-request state is boxed: inline it made the context
+    // about 6 KB, which Pingora's request futures then copied around.
+    waf: Option<Box<WafState>>,
     /// The flood shield's site id for this request, and the concurrency
     /// slot it holds (released when the context is dropped).
     flood_site: Option<rampart_flood::SiteId>,
     flood_permit: Option<rampart_flood::Permit>,
-    leak: Option<LeakState>,
+    leak: Option<Box<LeakState>>,
     /// The serve-stale cache's key for an anonymous GET or HEAD, and the
     /// copy being taken of this response, if it is worth keeping.
     cache_key: Option<rampart_cache::Key>,
@@ -569,7 +571,7 @@ impl ProxyHttp for Gateway {
             if !has_body && verdict == Some(Verdict::Continue) {
                 verdict = guarded(metrics, || tx.process_request_body());
             }
-            ctx.waf = Some(WafState {
+            ctx.waf = Some(Box::new(WafState {
                 tx,
                 mode: snapshot.sites[site].waf_mode,
                 request_body: Vec::new(),
@@ -580,7 +582,7 @@ impl ProxyHttp for Gateway {
                 intervened: false,
                 response_status: 0,
                 response_headers: Vec::new(),
-            });
+            }));
             if self.enforce_request_verdict(session, ctx, verdict).await? {
                 return Ok(true);
             }
@@ -740,7 +742,7 @@ impl ProxyHttp for Gateway {
                     response.remove_header("content-encoding");
                 }
                 if encoding.is_none() || decoder.is_some() {
-                    ctx.leak = Some(LeakState { scanner: leak.guard.scanner(&policy), decoder, redact, decoded: Vec::new(), out: Vec::new() });
+                    ctx.leak = Some(Box::new(LeakState { scanner: leak.guard.scanner(&policy), decoder, redact, decoded: Vec::new(), out: Vec::new() }));
                 }
             }
         }
@@ -1260,5 +1262,16 @@ mod tests {
         assert_eq!(super::strip_port("example.org:8080"), "example.org");
         assert_eq!(super::strip_port("example.org"), "example.org");
         assert_eq!(super::strip_port("[::1]:8080"), "[::1]");
+    }
+}
+
+#[cfg(test)]
+mod size_probe {
+    /// Pingora keeps the context inside each request's future, which is
+    /// moved as a whole; the layers' large state stays behind a pointer.
+    #[test]
+    fn the_request_context_stays_small() {
+        let size = std::mem::size_of::<super::RequestContext>();
+        assert!(size <= 512, "RequestContext is {size} bytes; box the large parts");
     }
 }
