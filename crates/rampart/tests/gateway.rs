@@ -195,8 +195,9 @@ fn per_client_connection_cap() {
     let gw = GatewayProcess::start("conncap", &single_site(&format!("\"{}\"", up.addr), "max_connections_per_client = 2"));
     let mut a = TcpStream::connect(gw.listen).unwrap();
     let b = TcpStream::connect(gw.listen).unwrap();
-    // Give the gateway a moment to register both.
-    std::thread::sleep(Duration::from_millis(300));
+    // Wait until the gateway has registered both (it counts a connection
+    // when its task starts, which a loaded machine can delay).
+    eventually("both held connections are counted", || gw.metrics().contains("rampart_connections_open 2"));
     let third = raw(gw.listen, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     match third {
         Ok(r) => assert_eq!(r.status, 503, "third connection must be refused"),
