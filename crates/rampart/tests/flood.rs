@@ -202,7 +202,8 @@ fn concurrency_cap_sends_browsers_to_the_waiting_room() {
     );
     let listen = gw.listen;
     let holder = std::thread::spawn(move || browser(listen, "/slow", None));
-    std::thread::sleep(Duration::from_millis(500));
+    // The holder is inside once the upstream has it (it then answers after 2 s).
+    eventually("the first request holds the route's only slot", || up.served.load(std::sync::atomic::Ordering::Relaxed) >= 1);
     let r = browser(gw.listen, "/slow", None);
     assert_eq!(r.status, 503);
     assert!(r.header("set-cookie").is_some_and(|c| c.starts_with("rampart_ticket=")));

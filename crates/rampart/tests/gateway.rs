@@ -286,7 +286,7 @@ fn reload_keeps_in_flight_requests_and_rejects_a_broken_file() {
     let gw = GatewayProcess::start("reload", &single_site(&format!("\"{}\"", a.addr), ""));
     let listen = gw.listen;
     let slow = std::thread::spawn(move || get(listen, "/slow"));
-    std::thread::sleep(Duration::from_millis(500));
+    eventually("the slow request is in flight at `a`", || a.served.load(std::sync::atomic::Ordering::Relaxed) >= 1);
 
     // Point the site at `b` and reload through the command line.
     let text = std::fs::read_to_string(&gw.config_path).unwrap().replace(&a.addr.to_string(), &b.addr.to_string());
