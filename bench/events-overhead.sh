@@ -20,15 +20,10 @@ connections=${2:-50}
 seconds=${3:-10}
 rounds=${4:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d /tmp/rampart-eventbench.XXXXXX)
+# shellcheck source=bench/common.sh
+. "$root/bench/common.sh"
 chmod 755 "$work"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$work"; }
-trap cleanup EXIT
-for tool in nginx wrk python3 curl; do command -v $tool >/dev/null || { echo "bench: $tool is missing"; exit 2; }; done
-(cd "$root" && cargo build --release -q -p rampart)
-rampart="$root/target/release/rampart"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+for tool in wrk python3 curl; do command -v $tool >/dev/null || { echo "bench: $tool is missing"; exit 2; }; done
 up=$(free_port)
 mkdir -p "$work/www"
 printf 'hello from the origin\n' > "$work/www/index.html"
@@ -41,7 +36,7 @@ events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000; default_type text/html;
   server { listen 127.0.0.1:$up; root $work/www; location / { index index.html; } } }
 CONF
-/usr/sbin/nginx -c "$work/nginx.conf" -p "$work" -g 'daemon off;' 2>/dev/null & pids+=($!)
+"$nginx" -c "$work/nginx.conf" -p "$work" -g 'daemon off;' 2>/dev/null & pids+=($!)
 
 # One gateway pair per workload, from configuration files that differ only
 # in `[incidents] record`. The flood workload's limit is 20 requests/s for

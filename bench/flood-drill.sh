@@ -28,8 +28,8 @@ warmup=${WARMUP:-15}
 rows=${ROWS:-auto mode nginx}
 rate=$((20 * capacity))
 root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=bench/flood-common.sh
-. "$root/bench/flood-common.sh"
+# shellcheck source=bench/common.sh
+. "$root/bench/common.sh"
 
 origin_port=$(free_port); rampart_port=$(free_port); admin_port=$(free_port); nginx_port=$(free_port)
 

@@ -24,8 +24,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 for tool in slowhttptest curl; do
   command -v $tool >/dev/null || { echo "bench: $tool is missing (scripts/setup)"; exit 2; }
 done
-# shellcheck source=bench/flood-common.sh
-. "$root/bench/flood-common.sh"
+# shellcheck source=bench/common.sh
+. "$root/bench/common.sh"
 
 origin_port=$(free_port); rampart_port=$(free_port); admin_port=$(free_port); nginx_port=$(free_port)
 

@@ -1,4 +1,4 @@
-# Shared by bench/flood-drill.sh and bench/slow-attacks.sh (sourced, not
+# Shared by the bench scripts (sourced, not
 # run): a work directory removed on exit with every process in `pids`
 # killed, a raised open-file limit, nginx found, rampart built, and port
 # helpers. Expects `root` to be the repository.
