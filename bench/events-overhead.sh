@@ -42,8 +42,8 @@ CONF
 # in `[incidents] record`. The flood workload's limit is 20 requests/s for
 # the one client, with bans out of reach so that every refused request stays
 # a 429 with an event of its own (a ban would answer 403 without one).
-start_pair() { # $1 = workload; prints "off_port on_port on_admin"
-  local off on admin_off admin_on
+start_pair() { # $1 = workload; sets off, on and admin (the "on" gateway's admin port)
+  local admin_off admin_on
   off=$(free_port); on=$(free_port); admin_off=$(free_port); admin_on=$(free_port)
   local flood=""
   if [ "$1" = flood ]; then
@@ -55,12 +55,12 @@ name = "www"
 client = { requests = 20, per_secs = 1, burst = 20 }'
   fi
   for side in off on; do
-    local port=$off admin=$admin_off record=false
-    [ $side = on ] && { port=$on; admin=$admin_on; record=true; }
+    local port=$off side_admin=$admin_off record=false
+    [ $side = on ] && { port=$on; side_admin=$admin_on; record=true; }
     cat > "$work/$1-$side.toml" <<CONF
 [server]
 threads = $workers
-admin_listen = "127.0.0.1:$admin"
+admin_listen = "127.0.0.1:$side_admin"
 access_log = "off"
 
 [[listener]]
@@ -86,7 +86,7 @@ CONF
   for port in $off $on; do
     for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
   done
-  echo "$off $on $admin_on"
+  admin=$admin_on
 }
 
 measure() {
@@ -100,7 +100,9 @@ metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print
 echo "$workers worker thread(s), $connections connections, ${seconds}s x $rounds round(s), load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-10s %12s %12s %12s %8s   %s\n' "workload" "nginx" "events off" "events on" "on/off" "events recorded / dropped"
 for workload in benign flood; do
-  read -r off on admin < <(start_pair $workload)
+  # Called in this shell (not a subshell) so that its gateways are in
+  # `pids` and stopped on exit.
+  start_pair $workload
   : > "$work/n.txt"; : > "$work/a.txt"; : > "$work/b.txt"
   for r in $(seq "$rounds"); do
     measure $up >> "$work/n.txt"
