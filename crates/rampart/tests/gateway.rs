@@ -193,6 +193,8 @@ fn slow_body_is_cut_off_below_the_minimum_rate() {
 fn per_client_connection_cap() {
     let up = NamedUpstream::start("alpha");
     let gw = GatewayProcess::start("conncap", &single_site(&format!("\"{}\"", up.addr), "max_connections_per_client = 2"));
+    // The start-up probe's connection must be gone, or it holds one of the two slots.
+    eventually("no connection is open before the test's own", || gw.metrics().contains("rampart_connections_open 0"));
     let mut a = TcpStream::connect(gw.listen).unwrap();
     let b = TcpStream::connect(gw.listen).unwrap();
     // Wait until the gateway has registered both (it counts a connection
