@@ -58,11 +58,18 @@ pub fn key_file(config: &Config) -> PathBuf {
     if let Some(dir) = config.source.as_ref().and_then(|p| p.parent()) {
         return dir.join("rampart.keys");
     }
-    let base = std::env::var_os("XDG_STATE_HOME")
+    state_dir().join("clearance.keys")
+}
+
+/// Where a gateway started without a configuration file keeps its state
+/// (clearance keys, the event store): `$XDG_STATE_HOME/rampart`, else
+/// `~/.local/state/rampart`.
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("rampart").join("clearance.keys")
+        .unwrap_or_else(std::env::temp_dir)
+        .join("rampart")
 }
 
 /// Reads the keyring, or makes one and writes it with mode 0600 so that

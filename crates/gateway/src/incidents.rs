@@ -134,17 +134,11 @@ pub fn store_path(config: &Config) -> PathBuf {
 /// The store of a gateway started without a configuration file: in the
 /// user's state directory, beside the clearance keys.
 pub fn default_store_path() -> PathBuf {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("rampart").join("rampart-events.db")
+    crate::flood::state_dir().join("rampart-events.db")
 }
 
-/// Unix milliseconds now.
-pub fn now_ms() -> Millis {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
-}
+/// Unix milliseconds now (the store's clock).
+pub use rampart_incidents::writer::now_ms;
 
 /// One site's traffic in the current one-second window, counted on the
 /// request path with relaxed atomics and sampled by the clock.

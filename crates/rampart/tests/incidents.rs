@@ -209,13 +209,6 @@ fn a_broken_incidents_section_is_reported_with_its_position() {
 
 /// Like `eventually`, with room for the writer's flush and the grouping's
 /// quiet period.
-fn eventually_long(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
-    while std::time::Instant::now() < deadline {
-        if condition() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
-    panic!("never happened: {what}");
+fn eventually_long(what: &str, condition: impl FnMut() -> bool) {
+    eventually_within(what, std::time::Duration::from_secs(40), condition)
 }

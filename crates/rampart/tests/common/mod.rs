@@ -313,8 +313,13 @@ pub fn certificate(dir: &Path, host: &str) -> (PathBuf, PathBuf) {
 }
 
 /// Waits for a condition, polling; panics with `what` if it never holds.
-pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
+pub fn eventually(what: &str, condition: impl FnMut() -> bool) {
+    eventually_within(what, Duration::from_secs(15), condition)
+}
+
+/// Like [`eventually`], with a deadline of the caller's choosing.
+pub fn eventually_within(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if condition() {
             return;
