@@ -114,18 +114,29 @@ const LEAK_DECODE_CAP: usize = 64 * 1024 * 1024;
 
 /// Writes a leak-guard outcome to the event log and returns the verdict
 /// for the access log, if anything was found.
-fn leak_outcome(events: &crate::incidents::EventLog, client: Option<IpAddr>, reference: &str, site: &str, route: &str, outcome: &rampart_leakguard::Outcome) -> Option<String> {
+///
+/// Findings the route's policy allows (below its thresholds, such as the
+/// contact address in a site's footer) are only counted: an event per
+/// response for them would fill the log and the event store with noise and
+/// open a data-leak incident for every page of an ordinary site.
+fn leak_outcome(runtime: &crate::runtime::Runtime, client: Option<IpAddr>, reference: &str, site: &str, route: &str, outcome: &rampart_leakguard::Outcome) -> Option<String> {
     if outcome.findings.is_empty() {
         return None;
     }
+    let kinds: Vec<&str> = outcome.findings.iter().map(|f| f.kind.name()).collect();
+    let verdict = format!("leak:{}:{}", format!("{:?}", outcome.action).to_lowercase(), kinds.join("+"));
+    if outcome.action == rampart_leakguard::Action::Allow {
+        runtime.metrics.leak_allowed.fetch_add(1, Ordering::Relaxed);
+        return Some(verdict);
+    }
+    runtime.metrics.leak_events.fetch_add(1, Ordering::Relaxed);
     eprintln!("rampart: event {}", crate::leak::findings_event(reference, site, route, outcome));
-    if events.enabled() {
+    if runtime.events.enabled() {
         for kind in crate::leak::incident_events(reference, outcome) {
-            events.record(site, client, route, kind);
+            runtime.events.record(site, client, route, kind);
         }
     }
-    let kinds: Vec<&str> = outcome.findings.iter().map(|f| f.kind.name()).collect();
-    Some(format!("leak:{}:{}", format!("{:?}", outcome.action).to_lowercase(), kinds.join("+")))
+    Some(verdict)
 }
 
 /// The WAF's view of one request in flight.
@@ -1135,7 +1146,7 @@ impl Gateway {
                 *body = Some(Bytes::from(last));
             }
             let (site, route) = site_and_route(ctx);
-            if let Some(verdict) = leak_outcome(&self.runtime.events, ctx.client, &ctx.reference, &site, &route, &outcome) {
+            if let Some(verdict) = leak_outcome(&self.runtime, ctx.client, &ctx.reference, &site, &route, &outcome) {
                 ctx.verdict = Cow::Owned(verdict);
             }
             ctx.leak = None;
@@ -1216,7 +1227,7 @@ impl Gateway {
             scanner.push(&body, &mut out);
             let outcome = scanner.finish(&mut out);
             let route = ctx.route.map_or(String::new(), |r| snapshot.sites[site].routes[r].prefix.clone());
-            if let Some(verdict) = leak_outcome(&self.runtime.events, ctx.client, &ctx.reference, &snapshot.sites[site].name, &route, &outcome) {
+            if let Some(verdict) = leak_outcome(&self.runtime, ctx.client, &ctx.reference, &snapshot.sites[site].name, &route, &outcome) {
                 ctx.verdict = Cow::Owned(verdict);
             }
             if outcome.action == Action::Block {

@@ -115,6 +115,17 @@ fn alert_routes_pass_data_through_and_report_it() {
     assert!(r.body_text().contains("4111 1111 1111 1111"), "alert must not change the response");
     eventually("the card is reported, masked", || gw.stderr().contains("\"kind\":\"card\""));
     assert!(!gw.stderr().contains("4111 1111 1111 1111"), "the event must not carry the number");
+
+    // A site's public contact address is below every threshold: the guard
+    // allows it, so it is counted but raises no event (else every page of an
+    // ordinary site would be one).
+    let footer = "<footer>Contact us: press@fairshare.example</footer>";
+    let r = reflect(&gw, &format!(r#"{{"status":200,"headers":{{"Content-Type":"text/html"}},"body":"{footer}"}}"#));
+    assert_eq!(r.status, 200);
+    assert!(r.body_text().contains("press@fairshare.example"));
+    eventually("the allowed finding is counted", || gw.metrics().contains("rampart_leak_allowed_total 1"));
+    assert!(gw.metrics().contains("rampart_leak_events_total 1"), "only the card raised an event");
+    assert!(!gw.stderr().contains("\"kind\":\"email\""), "no event for an allowed finding: {}", gw.stderr());
 }
 
 #[test]
