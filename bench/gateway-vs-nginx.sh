@@ -3,7 +3,9 @@
 # security layers off, so this measures the proxy core) in front
 # of the same upstream, with the same number of worker threads, loaded by wrk
 # with keep-alive small GETs. Prints requests/s, p50 and p99 for both and
-# the ratios. This is a benchmark, not a test: it never fails on a figure.
+# the ratios. A third row is bare Pingora (crates/gateway/examples/
+# bare_pingora.rs: one upstream, no filters), the ceiling of any proxy built
+# on it, so the table shows which part of the gap is Pingora's own. This is a benchmark, not a test: it never fails on a figure.
 #
 # Usage: bench/gateway-vs-nginx.sh [workers] [connections] [seconds] [rounds]
 # Each round measures nginx then rampart; the medians are reported, since a
@@ -24,11 +26,12 @@ for tool in nginx wrk; do
   command -v $tool >/dev/null || { echo "bench: $tool is missing (apt install $tool)"; exit 2; }
 done
 [ -x /usr/sbin/nginx ] && nginx=/usr/sbin/nginx || nginx=$(command -v nginx)
-(cd "$root" && cargo build --release -q -p rampart)
+(cd "$root" && cargo build --release -q -p rampart && cargo build --release -q -p rampart-gateway --example bare_pingora)
 rampart="$root/target/release/rampart"
+bare="$root/target/release/examples/bare_pingora"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-upstream_port=$(free_port); nginx_port=$(free_port); rampart_port=$(free_port)
+upstream_port=$(free_port); nginx_port=$(free_port); rampart_port=$(free_port); bare_port=$(free_port)
 
 # The upstream: nginx serving a small fixed page, one worker of its own.
 mkdir -p "$work/upstream" "$work/proxy"
@@ -75,7 +78,10 @@ pids+=($!)
   --threads "$workers" --access-log off --admin off --waf off --flood off --leak-guard off 2>"$work/rampart.err" &
 pids+=($!)
 
-for port in $upstream_port $nginx_port $rampart_port; do
+"$bare" "127.0.0.1:$bare_port" "127.0.0.1:$upstream_port" "$workers" 2>"$work/bare.err" &
+pids+=($!)
+
+for port in $upstream_port $nginx_port $rampart_port $bare_port; do
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done
 
@@ -93,18 +99,23 @@ measure() { # port -> "rps p50 p99"
 
 echo "small keep-alive GETs: $workers worker thread(s) each, $connections connections, ${seconds}s x $rounds round(s), wrk -t1, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-: > "$work/nginx.txt"; : > "$work/rampart.txt"
+: > "$work/nginx.txt"; : > "$work/rampart.txt"; : > "$work/bare.txt"
 for round in $(seq "$rounds"); do
   measure $nginx_port >> "$work/nginx.txt"
   measure $rampart_port >> "$work/rampart.txt"
+  measure $bare_port >> "$work/bare.txt"
 done
 col() { awk -v c="$2" '{print $c}' "$work/$1.txt" | median; }
 n_rps=$(col nginx 1); n_p50=$(col nginx 2); n_p99=$(col nginx 3)
 r_rps=$(col rampart 1); r_p50=$(col rampart 2); r_p99=$(col rampart 3)
+b_rps=$(col bare 1); b_p50=$(col bare 2); b_p99=$(col bare 3)
 printf '%-10s %12s %10s %10s   %s\n' peer "requests/s" "p50 ms" "p99 ms" "requests/s per round"
 printf '%-10s %12s %10s %10s   %s\n' nginx "$n_rps" "$n_p50" "$n_p99" "$(awk '{printf "%s ", $1}' "$work/nginx.txt")"
 printf '%-10s %12s %10s %10s   %s\n' rampart "$r_rps" "$r_p50" "$r_p99" "$(awk '{printf "%s ", $1}' "$work/rampart.txt")"
-errors=$(cat "$work/nginx.txt" "$work/rampart.txt" | awk 'NF > 3' | wc -l)
+printf '%-10s %12s %10s %10s   %s\n' "pingora" "$b_rps" "$b_p50" "$b_p99" "$(awk '{printf "%s ", $1}' "$work/bare.txt")"
+errors=$(cat "$work/nginx.txt" "$work/rampart.txt" "$work/bare.txt" | awk 'NF > 3' | wc -l)
 [ "$errors" -eq 0 ] || echo "warning: $errors measurement(s) had non-2xx responses or socket errors (see above)"
 awk -v a="$r_rps" -v b="$n_rps" -v c="$r_p99" -v d="$n_p99" 'BEGIN {
   printf "ratio rampart/nginx (medians): requests/s %.2fx (target >= 0.90), p99 %.2fx (target <= 1.20)\n", a/b, c/d }'
+awk -v a="$b_rps" -v b="$n_rps" -v r="$r_rps" 'BEGIN {
+  printf "bare pingora/nginx: requests/s %.2fx; rampart/bare pingora: %.2fx\n", a/b, r/a }'
