@@ -14,6 +14,10 @@ use rampart_waf::crs_test::{self, Suite};
 mod requests;
 use requests::{form_body, get, post};
 
+/// The gateway's allocator (see `crates/rampart/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn report(name: &str, took: Duration, budget: Duration) {
     let ratio = took.as_secs_f64() / budget.as_secs_f64();
     println!("{name:<28} {:>10.1} µs   budget {:>8.1} µs   ratio {ratio:.2}", took.as_secs_f64() * 1e6, budget.as_secs_f64() * 1e6);

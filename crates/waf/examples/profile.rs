@@ -9,6 +9,10 @@ use rampart_waf::Engine;
 mod requests;
 use requests::{form_body, get, post};
 
+/// The gateway's allocator (see `crates/rampart/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let what = args.next().unwrap_or_else(|| "get".into());

@@ -11,6 +11,7 @@ use crate::rule::{self, Actions, DataFiles, Disruptive, EngineMode, Rule};
 use crate::source::{FileSource, FsSource};
 use crate::transform::Transform;
 use crate::tx::{Transaction, TxMeta};
+use crate::vars::Var;
 
 /// Options for loading rules.
 #[derive(Debug, Clone, Default)]
@@ -97,10 +98,75 @@ pub(crate) struct Inner {
     pub chain_parent: Vec<u32>,
     /// Literal prefilter per pipeline id (see `prefilter.rs`).
     pub prefilter: Option<crate::prefilter::ChainPrefilter>,
+    /// Target sets (with their pipeline) of the rules that can be skipped
+    /// whole when no value of the set carries their prefilter bit.
+    pub reject_groups: Vec<RejectGroup>,
     /// Idle per-transaction buffers, reused by the next transaction.
     pub cache_pool: std::sync::Mutex<Vec<crate::tx::Caches>>,
     /// Regexes compiled from macro-expanded `@rx` patterns.
     pub dynamic_regex: std::sync::Mutex<crate::fxhash::FxMap<Vec<u8>, Option<regex::bytes::Regex>>>,
+}
+
+/// The values a prefiltered rule inspects, as a unit a transaction can
+/// summarise once per phase: the union of the prefilter bits of every value
+/// of `vars` after pipeline `chain_id`. Rules with the same targets and
+/// pipeline share one group (CRS has a few dozen).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct RejectGroup {
+    /// Each variable, and for `XML` whether it is the attributes
+    /// (`XML://@*`) rather than the text.
+    pub vars: Vec<(Var, bool)>,
+    pub chain_id: u32,
+}
+
+/// Whether a rule's first link can be judged by a group summary: a
+/// prefiltered operator that is not negated, one value at a time (no
+/// `multiMatch`), over variables that are fixed for the whole of a phase
+/// and whose values the transformation cache keys (so their bits are
+/// cached). Exclusions and keyed selectors only narrow the values, so the
+/// union over the whole variable stays a superset and the test stays sound.
+fn reject_vars(rule: &Rule) -> Option<Vec<(Var, bool)>> {
+    if rule.pf_bit.is_none() || rule.negated || rule.unconditional || rule.actions.multi_match || rule.targets.is_empty() {
+        return None;
+    }
+    let mut vars = Vec::new();
+    for t in &rule.targets {
+        let fixed = matches!(
+            t.var,
+            Var::Args
+                | Var::ArgsGet
+                | Var::ArgsPost
+                | Var::ArgsNames
+                | Var::ArgsGetNames
+                | Var::ArgsPostNames
+                | Var::RequestHeaders
+                | Var::RequestHeadersNames
+                | Var::RequestCookies
+                | Var::RequestCookiesNames
+                | Var::Files
+                | Var::FilesNames
+                | Var::ResponseHeaders
+                | Var::ResponseHeadersNames
+                | Var::RequestUri
+                | Var::RequestUriRaw
+                | Var::RequestLine
+                | Var::RequestMethod
+                | Var::RequestProtocol
+                | Var::RequestFilename
+                | Var::RequestBasename
+                | Var::QueryString
+                | Var::RequestBody
+        ) || t.var == Var::Xml;
+        if t.count || !fixed {
+            return None;
+        }
+        let var = (t.var, t.var == Var::Xml && t.raw_key.contains('@'));
+        if !vars.contains(&var) {
+            vars.push(var);
+        }
+    }
+    vars.sort_by_key(|&(v, attrs)| (v as u8, attrs));
+    Some(vars)
 }
 
 /// A compiled rule set. Cheap to clone; share it between threads.
@@ -330,6 +396,20 @@ impl Loader<'_> {
                 }
             }
         }
+        let mut reject_groups: Vec<RejectGroup> = Vec::new();
+        if prefilter.is_some() {
+            let mut ids: HashMap<RejectGroup, u32> = HashMap::new();
+            for r in self.rules.iter_mut() {
+                if let Some(vars) = reject_vars(r) {
+                    let group = RejectGroup { vars, chain_id: r.chain_id };
+                    let id = *ids.entry(group.clone()).or_insert_with(|| {
+                        reject_groups.push(group);
+                        reject_groups.len() as u32 - 1
+                    });
+                    r.reject_group = Some(id);
+                }
+            }
+        }
         let mut phases: [Vec<Item>; 6] = Default::default();
         for item in &self.order {
             match item {
@@ -367,6 +447,7 @@ impl Loader<'_> {
                 chain_parent,
                 transform_chains: self.chains,
                 prefilter,
+                reject_groups,
                 cache_pool: std::sync::Mutex::new(Vec::new()),
                 dynamic_regex: std::sync::Mutex::new(Default::default()),
             }),
@@ -695,6 +776,7 @@ impl Loader<'_> {
             chain: None,
             unconditional,
             pf_bit: None,
+            reject_group: None,
         };
         if is_child {
             if let Some(parent) = self.rules.last_mut() {

@@ -16,6 +16,12 @@ pub(crate) enum Selector {
     Key(String),
     /// `/regex/`, matched case-insensitively against the key.
     Regex(Regex),
+    /// A `/regex/` that is a plain word (`/__utm/`), lowercased: a
+    /// case-insensitive substring test, which is what the regex means,
+    /// without running a regex per key per rule.
+    Contains(String),
+    /// A `/^word/` regex, lowercased: a case-insensitive prefix test.
+    Prefix(String),
 }
 
 impl Selector {
@@ -24,8 +30,16 @@ impl Selector {
             Selector::All => true,
             Selector::Key(k) => k.eq_ignore_ascii_case(key),
             Selector::Regex(r) => r.is_match(key.as_bytes()),
+            Selector::Contains(w) => key.as_bytes().windows(w.len()).any(|k| k.eq_ignore_ascii_case(w.as_bytes())),
+            Selector::Prefix(w) => key.as_bytes().get(..w.len()).is_some_and(|k| k.eq_ignore_ascii_case(w.as_bytes())),
         }
     }
+}
+
+/// Whether a regex selector's pattern is a plain word: letters, digits,
+/// `_` and `-`, none of which means anything special outside a class.
+fn plain_word(pattern: &str) -> bool {
+    !pattern.is_empty() && pattern.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// One target of a rule (`ARGS:foo`, `&TX:x`, `XML:/*`).
@@ -174,6 +188,9 @@ pub(crate) struct Rule {
     /// This rule's bit in the literal prefilter of its pipeline, if its
     /// regex has a usable required-literal set.
     pub pf_bit: Option<u32>,
+    /// For a rule whose first link can be ruled out by its prefilter bit
+    /// alone, the index of its target group in `Inner::reject_groups`.
+    pub reject_group: Option<u32>,
 }
 
 impl Rule {
@@ -212,7 +229,14 @@ pub(crate) fn parse_selector(key: &str) -> Result<Selector, ErrorKind> {
     let key = key.trim();
     let key = key.strip_prefix('\'').and_then(|k| k.strip_suffix('\'')).unwrap_or(key);
     if key.len() >= 2 && key.starts_with('/') && key.ends_with('/') {
-        let re = crate::pcre::compile_cached(&key[1..key.len() - 1], true).map_err(ErrorKind::Regex)?;
+        let pattern = &key[1..key.len() - 1];
+        if plain_word(pattern) {
+            return Ok(Selector::Contains(pattern.to_ascii_lowercase()));
+        }
+        if let Some(word) = pattern.strip_prefix('^').filter(|w| plain_word(w)) {
+            return Ok(Selector::Prefix(word.to_ascii_lowercase()));
+        }
+        let re = crate::pcre::compile_cached(pattern, true).map_err(ErrorKind::Regex)?;
         return Ok(Selector::Regex(re));
     }
     Ok(Selector::Key(key.to_ascii_lowercase()))
@@ -583,5 +607,25 @@ pub(crate) fn parse_actions(s: &str, a: &mut Actions, errors: &mut Vec<ErrorKind
             },
             other => err(ErrorKind::UnknownAction(other.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The word selectors must answer exactly as the regex they replace.
+    #[test]
+    fn word_selectors_agree_with_their_regex() {
+        let keys = ["__utma", "__UTMZ", "x__utm", "_pk_id.1", "_PK_ses", "pk_", "_pk", "", "session", "a-b_c"];
+        for pattern in ["__utm", "^_pk_", "^a-b", "b_c", "^session"] {
+            let fast = parse_selector(&format!("/{pattern}/")).unwrap();
+            assert!(matches!(fast, Selector::Contains(_) | Selector::Prefix(_)), "{pattern} should take the fast path");
+            let re = crate::pcre::compile_cached(pattern, true).unwrap();
+            for key in keys {
+                assert_eq!(fast.matches(key), re.is_match(key.as_bytes()), "/{pattern}/ on {key:?}");
+            }
+        }
+        assert!(matches!(parse_selector("/^_ga(_|$)/").unwrap(), Selector::Regex(_)));
     }
 }

@@ -144,8 +144,12 @@ pub(crate) struct Caches {
     /// Per list id: (its length when computed, the union of its values'
     /// `transform::features`).
     list_features: FxMap<u8, (usize, u32)>,
-    /// Scratch list of one list's value bit ranges (`list_cannot_match`).
+    /// Scratch list of one list's value bit ranges (`list_union`).
     bit_ranges: Vec<std::ops::Range<usize>>,
+    /// Per reject group (`Inner::reject_groups`), its summary in this phase.
+    group_bits: Vec<GroupSummary>,
+    /// Scratch list of one group's part ranges (`group_union`).
+    group_parts: Vec<std::ops::Range<usize>>,
     scratch: Vec<u8>,
     scratch2: Vec<u8>,
     /// Transformed values and prefilter bits, referenced by `CacheEntry`.
@@ -156,6 +160,23 @@ pub(crate) struct Caches {
     found_buf: Vec<u8>,
     /// The previous MATCHED_VARS, kept to reuse its buffers.
     spare_matched: MatchedList,
+}
+
+/// A reject group's prefilter summary within one phase.
+#[derive(Clone)]
+enum GroupSummary {
+    /// Not computed yet in this phase.
+    Pending,
+    /// The union of the bits of every value, in `Caches::bit_arena`.
+    Union(std::ops::Range<usize>),
+    /// Some value's bits could not be cached (the cache is full): the
+    /// group's rules are evaluated the ordinary way.
+    Unknown,
+}
+
+/// Whether a prefilter bit is set in a summary's words.
+fn has_bit(words: &[u64], bit: u32) -> bool {
+    words.get((bit / 64) as usize).is_some_and(|w| w & (1 << (bit % 64)) != 0)
 }
 
 /// The pipeline cache: one row of slots per (variable, value index), one
@@ -285,6 +306,7 @@ impl Caches {
         self.raw_bits.clear();
         self.bits_by_content.clear();
         self.list_features.clear();
+        self.group_bits.clear();
         self.scratch.clear();
         self.scratch2.clear();
         self.arena.clear();
@@ -640,6 +662,10 @@ impl Transaction {
         let engine = self.engine.clone();
         let inner = &engine.inner;
         let items = &inner.phases[phase as usize];
+        // Lists and request values change between phases (the body adds
+        // ARGS_POST), never within one: group summaries last a phase.
+        self.caches.group_bits.clear();
+        self.caches.group_bits.resize(inner.reject_groups.len(), GroupSummary::Pending);
         let mut i = 0;
         let mut skip = 0u32;
         while i < items.len() {
@@ -655,6 +681,16 @@ impl Transaction {
             }
             if self.is_removed(rule) {
                 continue;
+            }
+            if let (Some(group), Some(bit)) = (rule.reject_group, rule.pf_bit) {
+                // No value the rule looks at has any of its regex's required
+                // literals: it cannot match, whatever its targets' details.
+                let mut ev = Evaluator { inner, req: &self.req, st: &self.st, meta: &self.meta, started: self.started, caches: &mut self.caches };
+                if let Some(union) = ev.group_union(group as usize) {
+                    if !has_bit(&self.caches.bit_arena[union], bit) {
+                        continue;
+                    }
+                }
             }
             if !self.eval_chain(inner, rule) {
                 continue;
@@ -1207,9 +1243,15 @@ struct Evaluator<'t> {
 
 impl<'t> Evaluator<'t> {
     fn sources(&self, target: &Target) -> [Source<'t>; 2] {
+        self.sources_of(target.var, &target.raw_key)
+    }
+
+    /// Where the values of variable `var` come from; `raw_key` tells the
+    /// XML text (`XML:/*`) from its attributes (`XML://@*`).
+    fn sources_of(&self, var: Var, raw_key: &str) -> [Source<'t>; 2] {
         let r = self.req;
         let list = |list: &'t [(String, Vec<u8>)], id: Var, names: bool| Source::List { list, id, names };
-        match target.var {
+        match var {
             Var::Args => [list(&r.args_get, Var::ArgsGet, false), list(&r.args_post, Var::ArgsPost, false)],
             Var::ArgsGet => [list(&r.args_get, Var::ArgsGet, false), Source::None],
             Var::ArgsPost => [list(&r.args_post, Var::ArgsPost, false), Source::None],
@@ -1227,10 +1269,10 @@ impl<'t> Evaluator<'t> {
             Var::ResponseHeaders => [list(&r.resp_headers, Var::ResponseHeaders, false), Source::None],
             Var::ResponseHeadersNames => [list(&r.resp_headers, Var::ResponseHeadersNames, true), Source::None],
             Var::Tx | Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource | Var::Geo | Var::Env => {
-                [Source::Store(&self.st.stores[store_index(target.var)]), Source::None]
+                [Source::Store(&self.st.stores[store_index(var)]), Source::None]
             }
             Var::Xml => match &r.xml {
-                Some(x) if target.raw_key.contains('@') => [Source::XmlAttrs(&x.attrs), Source::None],
+                Some(x) if raw_key.contains('@') => [Source::XmlAttrs(&x.attrs), Source::None],
                 Some(x) => [Source::Scalar(Cow::Borrowed(x.text.as_slice()), Some(Var::Xml)), Source::None],
                 None => [Source::None, Source::None],
             },
@@ -1386,53 +1428,129 @@ impl<'t> Evaluator<'t> {
             return false;
         }
         let Some(bit) = link.pf_bit else { return false };
-        let Some(pf) = self.inner.prefilter.as_ref() else { return false };
+        match self.list_union(list, id, names, link.chain_id, chain) {
+            Some(union) => !has_bit(&self.caches.bit_arena[union], bit),
+            None => false,
+        }
+    }
+
+    /// The union of the prefilter bits of a list's values (or names) after
+    /// pipeline `chain_id`, cached per list and pipeline and recomputed when
+    /// the list grew (phase 2 adds ARGS_POST); `None` when some value's bits
+    /// could not be cached.
+    fn list_union(&mut self, list: &[(String, Vec<u8>)], id: Var, names: bool, chain_id: u32, chain: &[Transform]) -> Option<std::ops::Range<usize>> {
+        let pf = self.inner.prefilter.as_ref()?;
         // When no step of the pipeline can change any value of the list
         // beyond case, its summary is the raw values' one, shared by every
         // such pipeline (key `u32::MAX`) and built without transforming.
         let raw = crate::transform::chain_keeps_bits(chain, self.list_features(list, id, names));
-        let key = (id as u8, if raw { u32::MAX } else { link.chain_id });
-        if !self.caches.summaries.contains_key(&key) {
-            let words = pf.bits.div_ceil(64) as usize;
-            let mut ranges = std::mem::take(&mut self.caches.bit_ranges);
-            ranges.clear();
-            for (i, (k, v)) in list.iter().enumerate() {
-                let value: &[u8] = if names { k.as_bytes() } else { v };
-                // Per value, the same shortcut: a value the pipeline cannot
-                // change beyond case has its raw bits.
-                let bits = if raw || crate::transform::chain_keeps_bits(chain, crate::transform::features(value)) {
-                    Some(self.raw_bits(id as u8, i as u32, value, pf))
-                } else {
-                    self.cached_bits((id as u8, i as u32, link.chain_id), chain, value, pf)
+        let key = (id as u8, if raw { u32::MAX } else { chain_id });
+        if let Some((n, union)) = self.caches.summaries.get(&key) {
+            if *n == list.len() {
+                return Some(union.clone());
+            }
+        }
+        let words = pf.bits.div_ceil(64) as usize;
+        let mut ranges = std::mem::take(&mut self.caches.bit_ranges);
+        ranges.clear();
+        for (i, (k, v)) in list.iter().enumerate() {
+            let value: &[u8] = if names { k.as_bytes() } else { v };
+            // Per value, the same shortcut: a value the pipeline cannot
+            // change beyond case has its raw bits.
+            let bits = if raw { Some(self.raw_bits(id as u8, i as u32, value, pf)) } else { self.value_bits((id as u8, i as u32, chain_id), chain, value, pf) };
+            match bits {
+                Some(r) => ranges.push(r),
+                None => {
+                    self.caches.bit_ranges = ranges;
+                    return None;
+                }
+            }
+        }
+        let union = self.or_words(&ranges, words);
+        self.caches.bit_ranges = ranges;
+        self.caches.summaries.insert(key, (list.len(), union.clone()));
+        Some(union)
+    }
+
+    /// The prefilter bits of one cached value after a pipeline: its raw
+    /// bits when the pipeline cannot change it beyond case, else those of
+    /// its transformed form. `None` when the cache is full.
+    fn value_bits(&mut self, key: (u8, u32, u32), chain: &[Transform], value: &[u8], pf: &crate::prefilter::ChainPrefilter) -> Option<std::ops::Range<usize>> {
+        if crate::transform::chain_keeps_bits(chain, crate::transform::features(value)) {
+            Some(self.raw_bits(key.0, key.1, value, pf))
+        } else {
+            self.cached_bits(key, chain, value, pf)
+        }
+    }
+
+    /// ORs the bit ranges `parts` into a fresh slot of `words` words in the
+    /// bit arena and returns the slot.
+    fn or_words(&mut self, parts: &[std::ops::Range<usize>], words: usize) -> std::ops::Range<usize> {
+        let arena = &mut self.caches.bit_arena;
+        let start = arena.len();
+        arena.resize(start + words, 0);
+        for r in parts {
+            for w in 0..words.min(r.len()) {
+                let b = arena[r.start + w];
+                arena[start + w] |= b;
+            }
+        }
+        start..start + words
+    }
+
+    /// The summary of reject group `g` in this phase: the union of the
+    /// prefilter bits of every value of its variables after its pipeline,
+    /// computed on first use. `None` when it cannot be known.
+    fn group_union(&mut self, g: usize) -> Option<std::ops::Range<usize>> {
+        match self.caches.group_bits.get(g)? {
+            GroupSummary::Union(r) => return Some(r.clone()),
+            GroupSummary::Unknown => return None,
+            GroupSummary::Pending => {}
+        }
+        let inner = self.inner;
+        let pf = inner.prefilter.as_ref()?;
+        let group = &inner.reject_groups[g];
+        let chain: &[Transform] = &inner.transform_chains[group.chain_id as usize];
+        let mut parts = std::mem::take(&mut self.caches.group_parts);
+        parts.clear();
+        let mut known = true;
+        'vars: for &(var, attrs) in &group.vars {
+            for source in self.sources_of(var, if attrs { "@" } else { "" }) {
+                let bits = match source {
+                    Source::None => continue,
+                    Source::List { list, .. } if list.is_empty() => continue,
+                    Source::List { list, id, names } => self.list_union(list, id, names, group.chain_id, chain),
+                    Source::Scalar(value, Some(id)) => self.value_bits((id as u8, 0, group.chain_id), chain, &value, pf),
+                    Source::XmlAttrs(list) => {
+                        // Attributes are keyed as `test_value` keys them: index + 1.
+                        for (i, (_, value)) in list.iter().enumerate() {
+                            match self.value_bits((Var::Xml as u8, i as u32 + 1, group.chain_id), chain, value, pf) {
+                                Some(r) => parts.push(r),
+                                None => {
+                                    known = false;
+                                    break 'vars;
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                    _ => None,
                 };
                 match bits {
-                    Some(r) => ranges.push(r),
+                    Some(r) => parts.push(r),
                     None => {
-                        self.caches.bit_ranges = ranges;
-                        return false;
+                        known = false;
+                        break 'vars;
                     }
                 }
             }
-            // OR every value's words into a fresh slot of the bit arena.
-            let start = self.caches.bit_arena.len();
-            self.caches.bit_arena.resize(start + words, 0);
-            for r in &ranges {
-                for w in 0..words.min(r.len()) {
-                    let b = self.caches.bit_arena[r.start + w];
-                    self.caches.bit_arena[start + w] |= b;
-                }
-            }
-            self.caches.bit_ranges = ranges;
-            self.caches.summaries.insert(key, (list.len(), start..start + words));
         }
-        match self.caches.summaries.get(&key) {
-            // A list that grew since (phase 2 adds ARGS_POST) is rescanned.
-            Some((n, _)) if *n != list.len() => {
-                self.caches.summaries.remove(&key);
-                self.list_cannot_match(link, list, id, names, chain)
-            }
-            Some((_, union)) => self.caches.bit_arena[union.clone()].get((bit / 64) as usize).is_none_or(|w| w & (1 << (bit % 64)) == 0),
-            None => false,
+        let summary = if known { GroupSummary::Union(self.or_words(&parts, pf.bits.div_ceil(64) as usize)) } else { GroupSummary::Unknown };
+        self.caches.group_parts = parts;
+        self.caches.group_bits[g] = summary.clone();
+        match summary {
+            GroupSummary::Union(r) => Some(r),
+            _ => None,
         }
     }
 
@@ -1504,7 +1622,7 @@ impl<'t> Evaluator<'t> {
         if let Some((v, i)) = cache_key {
             let ck = (v, i, link.chain_id);
             if let Some((pf, bit)) = prefilter {
-                let bits = if crate::transform::chain_keeps_bits(chain, crate::transform::features(value)) { Some(self.raw_bits(v, i, value, pf)) } else { self.cached_bits(ck, chain, value, pf) };
+                let bits = self.value_bits(ck, chain, value, pf);
                 if let Some(r) = bits {
                     let set = self.caches.bit_arena[r].get((bit / 64) as usize).is_some_and(|w| w & (1 << (bit % 64)) != 0);
                     if !set {
