@@ -7,7 +7,7 @@ use rampart_waf::Engine;
 
 #[path = "../benches/shared/requests.rs"]
 mod requests;
-use requests::{form_body, get, post};
+use requests::{form_body, get, get_with_response, post};
 
 /// The gateway's allocator (see `crates/rampart/src/main.rs`).
 #[global_allocator]
@@ -17,7 +17,9 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let what = args.next().unwrap_or_else(|| "get".into());
     let n: u32 = args.next().and_then(|s| s.parse().ok()).unwrap_or(200);
-    let suite = Suite::new(crs_test::crs_root().join("v4.28.0"));
+    // RAMPART_CRS=v3.3.4 profiles the rule set the ModSecurity comparison uses.
+    let version = std::env::var("RAMPART_CRS").unwrap_or_else(|_| "v4.28.0".into());
+    let suite = Suite::new(crs_test::crs_root().join(version));
     let engine = crs_test::load_engine(&suite, false, 1).expect("CRS v4 loads");
     engine.warm_up().expect("warm up");
     let body = form_body();
@@ -36,6 +38,7 @@ fn run_loop(engine: &Engine, what: &str, n: u32, body: &[u8]) {
     for _ in 0..n {
         match what {
             "post" => post(engine, body),
+            "full" => get_with_response(engine),
             _ => get(engine),
         }
     }

@@ -230,6 +230,14 @@ pub(crate) fn parse_selector(key: &str) -> Result<Selector, ErrorKind> {
     let key = key.strip_prefix('\'').and_then(|k| k.strip_suffix('\'')).unwrap_or(key);
     if key.len() >= 2 && key.starts_with('/') && key.ends_with('/') {
         let pattern = &key[1..key.len() - 1];
+        // A trailing `.*` or `c*` can match nothing, so it does not change
+        // whether an unanchored search finds the word (`/paramcounter_.*/`).
+        let bytes = pattern.as_bytes();
+        let pattern = match bytes {
+            [.., b'.', b'*'] => &pattern[..pattern.len() - 2],
+            [.., c, b'*'] if c.is_ascii_alphanumeric() || *c == b'_' => &pattern[..pattern.len() - 2],
+            _ => pattern,
+        };
         if plain_word(pattern) {
             return Ok(Selector::Contains(pattern.to_ascii_lowercase()));
         }
@@ -618,7 +626,7 @@ mod tests {
     #[test]
     fn word_selectors_agree_with_their_regex() {
         let keys = ["__utma", "__UTMZ", "x__utm", "_pk_id.1", "_PK_ses", "pk_", "_pk", "", "session", "a-b_c"];
-        for pattern in ["__utm", "^_pk_", "^a-b", "b_c", "^session"] {
+        for pattern in ["__utm", "^_pk_", "^a-b", "b_c", "^session", "_pk_.*", "utm_*", "^_pk.*"] {
             let fast = parse_selector(&format!("/{pattern}/")).unwrap();
             assert!(matches!(fast, Selector::Contains(_) | Selector::Prefix(_)), "{pattern} should take the fast path");
             let re = crate::pcre::compile_cached(pattern, true).unwrap();

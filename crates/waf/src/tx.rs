@@ -109,7 +109,9 @@ struct State {
     mode: EngineMode,
     stores: [FxMap<String, Vec<u8>>; 8],
     matched_var: Vec<u8>,
-    matched_var_name: String,
+    /// Built from a static variable name and a `String` key, so always
+    /// UTF-8; kept as bytes so a match costs a copy, not a validation.
+    matched_var_name: Vec<u8>,
     matched_vars: MatchedList,
     removed_ids: Vec<(u32, u32)>,
     removed_tags: Vec<Regex>,
@@ -146,6 +148,8 @@ pub(crate) struct Caches {
     list_features: FxMap<u8, (usize, u32)>,
     /// Scratch list of one list's value bit ranges (`list_union`).
     bit_ranges: Vec<std::ops::Range<usize>>,
+    /// The (id, phase) of `nolog` rules already in `Transaction::matched`.
+    recorded_nolog: FxMap<(u32, u8), ()>,
     /// Per reject group (`Inner::reject_groups`), its summary in this phase.
     group_bits: Vec<GroupSummary>,
     /// Scratch list of one group's part ranges (`group_union`).
@@ -307,6 +311,7 @@ impl Caches {
         self.bits_by_content.clear();
         self.list_features.clear();
         self.group_bits.clear();
+        self.recorded_nolog.clear();
         self.scratch.clear();
         self.scratch2.clear();
         self.arena.clear();
@@ -394,7 +399,7 @@ impl Transaction {
             mode: cfg.mode,
             stores: Default::default(),
             matched_var: Vec::new(),
-            matched_var_name: String::new(),
+            matched_var_name: Vec::new(),
             matched_vars: MatchedList::default(),
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
@@ -784,7 +789,7 @@ impl Transaction {
             self.st.matched_var.clear();
             self.st.matched_var.extend_from_slice(value);
             self.st.matched_var_name.clear();
-            self.st.matched_var_name.push_str(std::str::from_utf8(name).unwrap_or(""));
+            self.st.matched_var_name.extend_from_slice(name);
             next_matched.push(name, value);
             if let Some(caps) = f.captures.take() {
                 let tx = &mut self.st.stores[0];
@@ -900,7 +905,7 @@ impl Transaction {
         if !logged {
             // Flow-control rules (`nolog`) match on every request; record
             // them without expanding texts nobody will read.
-            if !self.matched.iter().any(|m| m.id == starter.id && m.phase == starter.phase) {
+            if self.caches.recorded_nolog.insert((starter.id, starter.phase), ()).is_none() {
                 self.matched.push(MatchedRule {
                     id: starter.id,
                     phase: starter.phase,
@@ -925,7 +930,7 @@ impl Transaction {
             data,
             severity: a.severity,
             tags: a.tags.clone(),
-            matched_var_name: self.st.matched_var_name.clone(),
+            matched_var_name: String::from_utf8_lossy(&self.st.matched_var_name).into_owned(),
             logged,
         };
         if logged && self.log_lines.len() < MAX_LOG_LINES {
@@ -948,7 +953,7 @@ impl Transaction {
             "ModSecurity: {head}Matched \"Operator `{}' with parameter `{}' against variable `{}' (Value: `{}' )\" [file \"{}\"] [line \"{}\"] [id \"{}\"]",
             link.op_name,
             esc(link.op_arg.as_bytes(), 200),
-            self.st.matched_var_name,
+            String::from_utf8_lossy(&self.st.matched_var_name),
             esc(&self.st.matched_var, 200),
             starter.file,
             starter.line,
@@ -1178,7 +1183,7 @@ fn scalar_value<'a>(r: &'a Request, st: &'a State, meta: &'a TxMeta, started: In
         Var::ResponseProtocol => s(&r.resp_protocol),
         Var::StatusLine => Some(Cow::Owned([r.resp_protocol.as_slice(), b" ", r.resp_status.as_slice()].concat())),
         Var::MatchedVar => s(&st.matched_var),
-        Var::MatchedVarName => s(st.matched_var_name.as_bytes()),
+        Var::MatchedVarName => s(&st.matched_var_name),
         Var::RemoteAddr => s(meta.remote_addr.as_bytes()),
         Var::RemotePort => n(meta.remote_port as usize),
         Var::RemoteHost => s(meta.remote_addr.as_bytes()),

@@ -18,6 +18,30 @@ pub fn get(engine: &Engine) {
     assert_eq!(tx.process_request_body(), Verdict::Continue);
 }
 
+/// [`get`], then the response phases as the gateway runs them: a small
+/// HTML page, its headers, body and the logging phase.
+#[allow(dead_code)]
+pub fn get_with_response(engine: &Engine) {
+    let mut tx = engine.transaction(TxMeta { remote_addr: "192.0.2.10".into(), unique_id: "bench".into(), ..TxMeta::default() });
+    let headers = [
+        ("Host", &b"shop.example.com"[..]),
+        ("User-Agent", b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
+        ("Accept", b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        ("Accept-Language", b"en-US,en;q=0.5"),
+        ("Accept-Encoding", b"gzip, deflate, br"),
+        ("Cookie", b"session=3f2a9c0d1e; theme=dark"),
+    ];
+    assert_eq!(tx.process_request_headers("GET", "/products/shoes?page=2&sort=price", "HTTP/1.1", headers), Verdict::Continue);
+    assert_eq!(tx.process_request_body(), Verdict::Continue);
+    let response = [("Content-Type", &b"text/html; charset=utf-8"[..]), ("Content-Length", b"75"), ("Server", b"nginx")];
+    assert_eq!(tx.process_response_headers(200, "HTTP/1.1", response), Verdict::Continue);
+    if tx.response_body_wanted() {
+        tx.append_response_body(b"<html><body><h1>Shop</h1><p>hello from the upstream</p></body></html>\n");
+    }
+    assert_eq!(tx.process_response_body(), Verdict::Continue);
+    tx.process_logging();
+}
+
 /// A URL-encoded form POST of `body`.
 pub fn post(engine: &Engine, body: &[u8]) {
     let mut tx = engine.transaction(TxMeta { remote_addr: "192.0.2.10".into(), unique_id: "bench".into(), ..TxMeta::default() });
