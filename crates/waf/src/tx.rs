@@ -184,12 +184,15 @@ fn has_bit(words: &[u64], bit: u32) -> bool {
 }
 
 /// The pipeline cache: one row of slots per (variable, value index), one
-/// slot per pipeline id. Rows are found through a small map with a
-/// one-entry memo (a value's pipelines are asked for in runs), so a
-/// pipeline and its parents cost array indexing, not a hash each.
+/// slot per pipeline id. Rows are found by indexing (variable, then value
+/// index), with a one-entry memo (a value's pipelines are asked for in
+/// runs), so a pipeline and its parents cost array indexing, not a hash.
 #[derive(Default)]
 pub(crate) struct TransformCache {
-    rows: FxMap<(u8, u32), u32>,
+    /// Per variable id, per value index, the row number (`NO_ROW` if none).
+    rows: Vec<Vec<u32>>,
+    /// Rows in use.
+    n_rows: usize,
     slots: Vec<Option<CacheEntry>>,
     /// Slots per row: the engine's number of pipelines.
     width: usize,
@@ -200,9 +203,15 @@ pub(crate) struct TransformCache {
 /// Bounds the slots at about 2 048 × pipelines (≈ 7 MiB for CRS's ~60).
 const MAX_CACHE_ROWS: usize = 2048;
 
+/// A value without a row in [`TransformCache::rows`].
+const NO_ROW: u32 = u32::MAX;
+
 impl TransformCache {
     fn clear(&mut self) {
-        self.rows.clear();
+        for row in &mut self.rows {
+            row.clear();
+        }
+        self.n_rows = 0;
         self.slots.clear();
         self.last = None;
     }
@@ -215,15 +224,24 @@ impl TransformCache {
                 return Some(b);
             }
         }
-        let b = match self.rows.get(&(v, i)) {
-            Some(&r) => r as usize * self.width,
-            None if create && self.rows.len() < MAX_CACHE_ROWS => {
-                let r = self.rows.len();
-                self.rows.insert((v, i), r as u32);
-                self.slots.resize(self.slots.len() + self.width, None);
-                r * self.width
+        let row = self.rows.get(v as usize).and_then(|r| r.get(i as usize)).copied().unwrap_or(NO_ROW);
+        let b = if row != NO_ROW {
+            row as usize * self.width
+        } else if create && self.n_rows < MAX_CACHE_ROWS {
+            let r = self.n_rows;
+            self.n_rows += 1;
+            if self.rows.len() <= v as usize {
+                self.rows.resize_with(v as usize + 1, Vec::new);
             }
-            None => return None,
+            let list = &mut self.rows[v as usize];
+            if list.len() <= i as usize {
+                list.resize(i as usize + 1, NO_ROW);
+            }
+            list[i as usize] = r as u32;
+            self.slots.resize(self.slots.len() + self.width, None);
+            r * self.width
+        } else {
+            return None;
         };
         self.last = Some(((v, i), b));
         Some(b)
@@ -301,7 +319,8 @@ impl Caches {
     fn reset(&mut self) -> bool {
         let bytes = self.arena.capacity() + self.found_buf.capacity() + self.scratch.capacity() + self.scratch2.capacity() + self.bit_arena.capacity() * 8;
         let slot_bytes = self.transformed.slots.capacity() * std::mem::size_of::<Option<CacheEntry>>();
-        if bytes + slot_bytes > MAX_POOLED_BYTES || self.transformed.rows.capacity() > 4096 {
+        let row_bytes: usize = self.transformed.rows.iter().map(|r| r.capacity() * 4).sum();
+        if bytes + slot_bytes + row_bytes > MAX_POOLED_BYTES {
             return false;
         }
         self.transformed.clear();
@@ -418,11 +437,7 @@ impl Transaction {
         st.stores[0].reserve(128);
         // Buffers come from the engine's pool, so a steady stream of requests
         // reuses them instead of growing new ones each time.
-        let caches = engine.inner.cache_pool.lock().ok().and_then(|mut p| p.pop()).unwrap_or_else(|| {
-            let mut c = Caches::default();
-            c.transformed.rows.reserve(256);
-            c
-        });
+        let caches = engine.inner.cache_pool.lock().ok().and_then(|mut p| p.pop()).unwrap_or_default();
         let mut caches = caches;
         caches.transformed.width = engine.inner.transform_chains.len();
         Transaction {
