@@ -156,6 +156,7 @@ fn reject_vars(rule: &Rule) -> Option<Vec<(Var, bool)>> {
                 | Var::RequestBasename
                 | Var::QueryString
                 | Var::RequestBody
+                | Var::ResponseBody
         ) || t.var == Var::Xml;
         if t.count || !fixed {
             return None;

@@ -1302,7 +1302,7 @@ impl<'t> Evaluator<'t> {
             v => match scalar_value(r, self.st, self.meta, self.started, v) {
                 Some(val) => {
                     let id = match v {
-                        Var::MatchedVar | Var::MatchedVarName | Var::Duration | Var::ReqbodyProcessor | Var::ReqbodyError | Var::HighestSeverity | Var::ResponseBody => None,
+                        Var::MatchedVar | Var::MatchedVarName | Var::Duration | Var::ReqbodyProcessor | Var::ReqbodyError | Var::HighestSeverity => None,
                         v => Some(v),
                     };
                     [Source::Scalar(val, id), Source::None]
