@@ -60,19 +60,58 @@ pub fn post(engine: &Engine, body: &[u8]) {
 
 /// A realistic checkout form body of about 1 KB.
 pub fn form_body() -> String {
+    form_body_sized(1024)
+}
+
+/// A checkout form body of about `size` bytes (its fields repeat).
+pub fn form_body_sized(size: usize) -> String {
     let mut body = String::new();
     let fields = ["first_name=Alice", "last_name=Martin", "email=alice.martin%40example.com", "street=12+Rue+de+la+Paix", "city=Paris", "zip=75002", "country=FR", "phone=%2B33123456789", "comment=Please+leave+the+parcel+with+the+concierge+if+nobody+answers"];
     let mut i = 0;
-    while body.len() < 1000 {
+    while body.len() < size.saturating_sub(24) {
         if !body.is_empty() {
             body.push('&');
         }
         body.push_str(fields[i % fields.len()]);
         i += 1;
     }
-    body.truncate(1024);
+    body.truncate(size);
     while body.ends_with('%') || body.ends_with('&') {
         body.pop();
     }
     body
+}
+
+/// A JSON API body of about `size` bytes: an order with a list of line
+/// items, each with a few fields of ordinary text and numbers (few enough
+/// that 10 KB stays under CRS's default limit of 255 arguments).
+#[allow(dead_code)]
+pub fn json_body(size: usize) -> String {
+    let mut items = Vec::new();
+    let mut len = 0;
+    let mut i = 0;
+    while len < size.saturating_sub(160) {
+        let item = format!(r#"{{"sku":"SHOE-{i:04}","name":"Trail running shoe, size {}","quantity":{},"price":{}.99,"description":"A light trail shoe with a grippy outsole, a breathable upper and a cushioned midsole for long days on rough paths and wet rocks."}}"#, 36 + i % 10, 1 + i % 3, 40 + i % 50);
+        len += item.len() + 1;
+        items.push(item);
+        i += 1;
+    }
+    format!(r#"{{"order":{{"id":"ord_20261129_0042","customer":{{"name":"Alice Martin","email":"alice.martin@example.com"}},"items":[{}],"currency":"GBP"}}}}"#, items.join(","))
+}
+
+/// A JSON POST of `body` to an API route.
+#[allow(dead_code)]
+pub fn post_json(engine: &Engine, body: &[u8]) {
+    let mut tx = engine.transaction(TxMeta { remote_addr: "192.0.2.10".into(), unique_id: "bench".into(), ..TxMeta::default() });
+    let len = body.len().to_string();
+    let headers = [
+        ("Host", &b"shop.example.com"[..]),
+        ("User-Agent", b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
+        ("Accept", b"application/json"),
+        ("Content-Type", b"application/json"),
+        ("Content-Length", len.as_bytes()),
+    ];
+    assert_eq!(tx.process_request_headers("POST", "/api/orders", "HTTP/1.1", headers), Verdict::Continue);
+    tx.append_request_body(body);
+    assert_eq!(tx.process_request_body(), Verdict::Continue, "{:?}", tx.error_log_lines());
 }
