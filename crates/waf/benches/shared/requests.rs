@@ -44,16 +44,22 @@ pub fn get_with_response(engine: &Engine) {
 
 /// A URL-encoded form POST of `body`.
 pub fn post(engine: &Engine, body: &[u8]) {
+    post_to(engine, "/checkout", b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", b"application/x-www-form-urlencoded", body);
+}
+
+/// A browser-like POST of `body` with the given accepted and content types,
+/// which the engine must pass.
+fn post_to(engine: &Engine, path: &str, accept: &[u8], content_type: &[u8], body: &[u8]) {
     let mut tx = engine.transaction(TxMeta { remote_addr: "192.0.2.10".into(), unique_id: "bench".into(), ..TxMeta::default() });
     let len = body.len().to_string();
     let headers = [
         ("Host", &b"shop.example.com"[..]),
         ("User-Agent", b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
-        ("Accept", b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
-        ("Content-Type", b"application/x-www-form-urlencoded"),
+        ("Accept", accept),
+        ("Content-Type", content_type),
         ("Content-Length", len.as_bytes()),
     ];
-    assert_eq!(tx.process_request_headers("POST", "/checkout", "HTTP/1.1", headers), Verdict::Continue);
+    assert_eq!(tx.process_request_headers("POST", path, "HTTP/1.1", headers), Verdict::Continue);
     tx.append_request_body(body);
     assert_eq!(tx.process_request_body(), Verdict::Continue, "{:?}", tx.error_log_lines());
 }
@@ -102,16 +108,5 @@ pub fn json_body(size: usize) -> String {
 /// A JSON POST of `body` to an API route.
 #[allow(dead_code)]
 pub fn post_json(engine: &Engine, body: &[u8]) {
-    let mut tx = engine.transaction(TxMeta { remote_addr: "192.0.2.10".into(), unique_id: "bench".into(), ..TxMeta::default() });
-    let len = body.len().to_string();
-    let headers = [
-        ("Host", &b"shop.example.com"[..]),
-        ("User-Agent", b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
-        ("Accept", b"application/json"),
-        ("Content-Type", b"application/json"),
-        ("Content-Length", len.as_bytes()),
-    ];
-    assert_eq!(tx.process_request_headers("POST", "/api/orders", "HTTP/1.1", headers), Verdict::Continue);
-    tx.append_request_body(body);
-    assert_eq!(tx.process_request_body(), Verdict::Continue, "{:?}", tx.error_log_lines());
+    post_to(engine, "/api/orders", b"application/json", b"application/json", body);
 }
