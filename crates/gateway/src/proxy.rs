@@ -1119,8 +1119,15 @@ impl Gateway {
                 }
                 None => chunk,
             };
-            leak.out.clear();
-            if leak.scanner.push(input, &mut leak.out) == rampart_leakguard::Progress::Block {
+            // Only a redact route sends the scanner's output; the others
+            // send the original bytes, so the scanner need not copy them.
+            let progress = if leak.redact {
+                leak.out.clear();
+                leak.scanner.push(input, &mut leak.out)
+            } else {
+                leak.scanner.inspect(input)
+            };
+            if progress == rampart_leakguard::Progress::Block {
                 blocked = true;
             }
             if leak.redact {
@@ -1128,17 +1135,18 @@ impl Gateway {
             }
         }
         if end_of_stream || blocked {
+            // What the scanner still sends on a redact route: the masked
+            // form of the decoder's last bytes, then what it held back.
+            let mut rest = Vec::new();
             if let Some(decoder) = leak.decoder.as_mut() {
                 leak.decoded.clear();
                 let _ = decoder.finish(&mut leak.decoded);
-                let mut tail = Vec::new();
-                leak.scanner.push(&leak.decoded, &mut tail);
                 if leak.redact {
-                    leak.out.clear();
-                    leak.out.extend_from_slice(&tail);
+                    leak.scanner.push(&leak.decoded, &mut rest);
+                } else {
+                    leak.scanner.inspect(&leak.decoded);
                 }
             }
-            let mut rest = Vec::new();
             let outcome = leak.scanner.finish(&mut rest);
             if leak.redact {
                 let mut last = body.take().map(|b| b.to_vec()).unwrap_or_default();

@@ -259,6 +259,7 @@ impl LeakGuard {
             features: Vec::new(),
             redactions: Vec::new(),
             scratch: Vec::new(),
+            sink: Vec::new(),
         }
     }
 }
@@ -421,6 +422,8 @@ pub struct ResponseScanner {
     features: Vec<Event>,
     redactions: Vec<Redaction>,
     scratch: Vec<u8>,
+    /// Where [`inspect`](ResponseScanner::inspect) lets output go.
+    sink: Vec<u8>,
 }
 
 impl fmt::Debug for ResponseScanner {
@@ -468,6 +471,24 @@ impl ResponseScanner {
     /// the carry window, with matches masked; on `block` routes nothing until
     /// [`finish`](ResponseScanner::finish).
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Progress {
+        self.feed(chunk, out, true)
+    }
+
+    /// Scans one chunk of a body that the caller forwards itself, unchanged: what
+    /// [`push`](ResponseScanner::push) would append to its output is dropped, and on `allow` and
+    /// `alert` routes the chunk is not copied at all. Only for routes whose bytes go out as they
+    /// came (never `redact`); a `block` route's held bytes are lost to the caller.
+    pub fn inspect(&mut self, chunk: &[u8]) -> Progress {
+        let mut sink = std::mem::take(&mut self.sink);
+        let progress = self.feed(chunk, &mut sink, false);
+        sink.clear();
+        self.sink = sink;
+        progress
+    }
+
+    /// [`push`](ResponseScanner::push), copying pass-through bytes to `out` only with
+    /// `copy_passed`.
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>, copy_passed: bool) -> Progress {
         if self.blocked || self.finished {
             return if self.blocked {
                 Progress::Block
@@ -483,7 +504,8 @@ impl ResponseScanner {
         }
         for piece in chunk.chunks(SLICE) {
             match self.mode {
-                Mode::Pass => out.extend_from_slice(piece),
+                Mode::Pass if copy_passed => out.extend_from_slice(piece),
+                Mode::Pass => {}
                 Mode::Redact => self.held.extend_from_slice(piece),
                 Mode::Hold => {
                     if self.held.len() + piece.len() > self.rules.max_buffered {
@@ -494,7 +516,8 @@ impl ResponseScanner {
                     }
                     match self.mode {
                         Mode::Hold | Mode::Redact => self.held.extend_from_slice(piece),
-                        Mode::Pass => out.extend_from_slice(piece),
+                        Mode::Pass if copy_passed => out.extend_from_slice(piece),
+                        Mode::Pass => {}
                     }
                 }
             }

@@ -710,3 +710,28 @@ fn a_shop_table_does_not_borrow_names_from_thank_yous() {
     let (_, outcome) = scan_with(&guard(), &RoutePolicy::default(), donors.as_bytes(), 4096);
     assert_eq!(outcome.action, Action::Block, "{outcome:?}");
 }
+
+/// `inspect` finds what `push` finds, chunk by chunk, on an alert route,
+/// without the copy; on a block route the verdict is the same too.
+#[test]
+fn inspect_finds_what_push_finds() {
+    let guard = guard();
+    let feed = demo_feed();
+    for action in [Action::Alert, Action::Block] {
+        let policy = RoutePolicy { action, ..RoutePolicy::default() };
+        let mut pushed = guard.scanner(&policy);
+        let mut inspected = guard.scanner(&policy);
+        let mut out = Vec::new();
+        for chunk in feed.as_bytes().chunks(700) {
+            pushed.push(chunk, &mut out);
+            inspected.inspect(chunk);
+        }
+        let (a, b) = (pushed.finish(&mut out), inspected.finish(&mut Vec::new()));
+        assert!(count(&a, EntityKind::DonorList) > 0, "the feed is a donor list");
+        assert_eq!(a.action, b.action, "{action:?}");
+        assert_eq!(a.findings.len(), b.findings.len(), "{action:?}");
+        for kind in [EntityKind::DonorList, EntityKind::Email, EntityKind::DateOfBirth] {
+            assert_eq!(count(&a, kind), count(&b, kind), "{action:?} {kind:?}");
+        }
+    }
+}
