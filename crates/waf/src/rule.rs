@@ -36,10 +36,23 @@ impl Selector {
     }
 }
 
-/// Whether a regex selector's pattern is a plain word: letters, digits,
-/// `_` and `-`, none of which means anything special outside a class.
-fn plain_word(pattern: &str) -> bool {
-    !pattern.is_empty() && pattern.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+/// The text a regex selector's pattern matches literally, if it is only
+/// letters, digits, `_`, `-` and escaped punctuation (`LEAKAGE\/ERRORS`),
+/// none of which means anything special outside a class.
+fn literal_word(pattern: &str) -> Option<String> {
+    let mut word = String::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_ascii_alphanumeric() || c == '_' || c == '-' => word.push(c),
+            '\\' => match chars.next() {
+                Some(e) if e.is_ascii_punctuation() => word.push(e),
+                _ => return None,
+            },
+            _ => return None,
+        }
+    }
+    (!word.is_empty()).then(|| word.to_ascii_lowercase())
 }
 
 /// One target of a rule (`ARGS:foo`, `&TX:x`, `XML:/*`).
@@ -231,18 +244,20 @@ pub(crate) fn parse_selector(key: &str) -> Result<Selector, ErrorKind> {
     if key.len() >= 2 && key.starts_with('/') && key.ends_with('/') {
         let pattern = &key[1..key.len() - 1];
         // A trailing `.*` or `c*` can match nothing, so it does not change
-        // whether an unanchored search finds the word (`/paramcounter_.*/`).
+        // whether an unanchored search finds the word (`/paramcounter_.*/`);
+        // an escaped `\.*` or `\w*` is not such a tail.
         let bytes = pattern.as_bytes();
-        let pattern = match bytes {
+        let word_part = match bytes {
+            [.., b'\\', _, b'*'] => pattern,
             [.., b'.', b'*'] => &pattern[..pattern.len() - 2],
             [.., c, b'*'] if c.is_ascii_alphanumeric() || *c == b'_' => &pattern[..pattern.len() - 2],
             _ => pattern,
         };
-        if plain_word(pattern) {
-            return Ok(Selector::Contains(pattern.to_ascii_lowercase()));
+        if let Some(word) = literal_word(word_part) {
+            return Ok(Selector::Contains(word));
         }
-        if let Some(word) = pattern.strip_prefix('^').filter(|w| plain_word(w)) {
-            return Ok(Selector::Prefix(word.to_ascii_lowercase()));
+        if let Some(word) = word_part.strip_prefix('^').and_then(literal_word) {
+            return Ok(Selector::Prefix(word));
         }
         let re = crate::pcre::compile_cached(pattern, true).map_err(ErrorKind::Regex)?;
         return Ok(Selector::Regex(re));
@@ -625,8 +640,8 @@ mod tests {
     /// The word selectors must answer exactly as the regex they replace.
     #[test]
     fn word_selectors_agree_with_their_regex() {
-        let keys = ["__utma", "__UTMZ", "x__utm", "_pk_id.1", "_PK_ses", "pk_", "_pk", "", "session", "a-b_c"];
-        for pattern in ["__utm", "^_pk_", "^a-b", "b_c", "^session", "_pk_.*", "utm_*", "^_pk.*"] {
+        let keys = ["__utma", "__UTMZ", "x__utm", "_pk_id.1", "_PK_ses", "pk_", "_pk", "", "session", "a-b_c", "pk_xid", "leakage/errors-x", "LEAKAGE_ERRORS"];
+        for pattern in ["__utm", "^_pk_", "^a-b", "b_c", "^session", "_pk_.*", "utm_*", "^_pk.*", r"pk_\.id", r"^_pk_id\.", r"LEAKAGE\/ERRORS"] {
             let fast = parse_selector(&format!("/{pattern}/")).unwrap();
             assert!(matches!(fast, Selector::Contains(_) | Selector::Prefix(_)), "{pattern} should take the fast path");
             let re = crate::pcre::compile_cached(pattern, true).unwrap();
@@ -635,5 +650,11 @@ mod tests {
             }
         }
         assert!(matches!(parse_selector("/^_ga(_|$)/").unwrap(), Selector::Regex(_)));
+        // Escaped tails are not word tails: these stay regexes, and valid ones.
+        for pattern in [r"/ab\.*/", r"/ab\w*/", r"/^pbjs-\w+$/"] {
+            let sel = parse_selector(pattern).unwrap();
+            assert!(matches!(sel, Selector::Regex(_)), "{pattern}");
+        }
+        assert!(parse_selector(r"/ab\.*/").unwrap().matches("xab..."));
     }
 }
