@@ -90,6 +90,10 @@ pub(crate) struct Inner {
     pub rules: Vec<Rule>,
     /// Rules (by index) and markers of each phase 1..=5, in order.
     pub phases: [Vec<Item>; 6],
+    /// Per phase, parallel to `phases`: for a rule with `skipAfter`, the
+    /// index just past its marker (or the end), resolved once at load so a
+    /// skip costs no search.
+    pub skip_targets: [Vec<u32>; 6],
     /// The default disruptive action (what `block` means) per phase.
     pub default_disruptive: [Disruptive; 6],
     pub transform_chains: Vec<Vec<Transform>>,
@@ -425,6 +429,19 @@ impl Loader<'_> {
                 }
             }
         }
+        let mut skip_targets: [Vec<u32>; 6] = Default::default();
+        for (items, targets) in phases.iter().zip(skip_targets.iter_mut()) {
+            *targets = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let Item::Rule(ri) = item else { return u32::MAX };
+                    let Some(marker) = &self.rules[*ri].actions.skip_after else { return u32::MAX };
+                    let at = items[i + 1..].iter().position(|it| matches!(it, Item::Marker(m) if m == marker));
+                    at.map_or(items.len(), |k| i + 1 + k + 1) as u32
+                })
+                .collect();
+        }
         let mut default_disruptive = [Disruptive::Pass; 6];
         for (p, a) in &self.defaults {
             if let Some(d) = a.disruptive {
@@ -444,6 +461,7 @@ impl Loader<'_> {
                 config: self.config,
                 rules: self.rules,
                 phases,
+                skip_targets,
                 default_disruptive,
                 chain_parent,
                 transform_chains: self.chains,

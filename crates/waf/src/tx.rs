@@ -740,17 +740,9 @@ impl Transaction {
                 }
                 _ => {}
             }
-            if let Some(marker) = &rule.actions.skip_after {
-                let mut j = i;
-                while j < items.len() {
-                    if let Item::Marker(m) = &items[j] {
-                        if m == marker {
-                            break;
-                        }
-                    }
-                    j += 1;
-                }
-                i = j + 1;
+            if rule.actions.skip_after.is_some() {
+                // Resolved at load: just past the marker, or the end.
+                i = inner.skip_targets[phase as usize].get(i - 1).map_or(items.len(), |&t| t as usize);
                 continue;
             }
             if rule.actions.skip > 0 {
