@@ -1,38 +1,18 @@
 //! The benign requests the benchmark and the profiling driver both time,
 //! kept in one place so their figures describe the same work.
 
-use rampart_waf::{Engine, TxMeta, Verdict};
+use rampart_waf::{Engine, Transaction, TxMeta, Verdict};
 
 /// A browser's GET with three query arguments, its headers and cookies.
 pub fn get(engine: &Engine) {
-    let mut tx = engine.transaction(TxMeta { remote_addr: "192.0.2.10".into(), unique_id: "bench".into(), ..TxMeta::default() });
-    let headers = [
-        ("Host", &b"shop.example.com"[..]),
-        ("User-Agent", b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
-        ("Accept", b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
-        ("Accept-Language", b"en-US,en;q=0.5"),
-        ("Accept-Encoding", b"gzip, deflate, br"),
-        ("Cookie", b"session=3f2a9c0d1e; theme=dark"),
-    ];
-    assert_eq!(tx.process_request_headers("GET", "/products/shoes?page=2&sort=price", "HTTP/1.1", headers), Verdict::Continue);
-    assert_eq!(tx.process_request_body(), Verdict::Continue);
+    drop(get_request(engine));
 }
 
 /// [`get`], then the response phases as the gateway runs them: a small
 /// HTML page, its headers, body and the logging phase.
 #[allow(dead_code)]
 pub fn get_with_response(engine: &Engine) {
-    let mut tx = engine.transaction(TxMeta { remote_addr: "192.0.2.10".into(), unique_id: "bench".into(), ..TxMeta::default() });
-    let headers = [
-        ("Host", &b"shop.example.com"[..]),
-        ("User-Agent", b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
-        ("Accept", b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
-        ("Accept-Language", b"en-US,en;q=0.5"),
-        ("Accept-Encoding", b"gzip, deflate, br"),
-        ("Cookie", b"session=3f2a9c0d1e; theme=dark"),
-    ];
-    assert_eq!(tx.process_request_headers("GET", "/products/shoes?page=2&sort=price", "HTTP/1.1", headers), Verdict::Continue);
-    assert_eq!(tx.process_request_body(), Verdict::Continue);
+    let mut tx = get_request(engine);
     let response = [("Content-Type", &b"text/html; charset=utf-8"[..]), ("Content-Length", b"75"), ("Server", b"nginx")];
     assert_eq!(tx.process_response_headers(200, "HTTP/1.1", response), Verdict::Continue);
     if tx.response_body_wanted() {
@@ -40,6 +20,23 @@ pub fn get_with_response(engine: &Engine) {
     }
     assert_eq!(tx.process_response_body(), Verdict::Continue);
     tx.process_logging();
+}
+
+/// The request phases of [`get`]; the transaction is returned for the
+/// response phases.
+fn get_request(engine: &Engine) -> Transaction {
+    let mut tx = engine.transaction(TxMeta { remote_addr: "192.0.2.10".into(), unique_id: "bench".into(), ..TxMeta::default() });
+    let headers = [
+        ("Host", &b"shop.example.com"[..]),
+        ("User-Agent", b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
+        ("Accept", b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+        ("Accept-Language", b"en-US,en;q=0.5"),
+        ("Accept-Encoding", b"gzip, deflate, br"),
+        ("Cookie", b"session=3f2a9c0d1e; theme=dark"),
+    ];
+    assert_eq!(tx.process_request_headers("GET", "/products/shoes?page=2&sort=price", "HTTP/1.1", headers), Verdict::Continue);
+    assert_eq!(tx.process_request_body(), Verdict::Continue);
+    tx
 }
 
 /// A URL-encoded form POST of `body`.
