@@ -32,10 +32,13 @@ fn main() {
     let listen = args.next().expect(usage);
     let upstream: SocketAddr = args.next().expect(usage).parse().expect("UPSTREAM is host:port");
     let threads: usize = args.next().and_then(|t| t.parse().ok()).unwrap_or(1);
-    let mut conf = ServerConf::default();
-    conf.threads = threads;
-    conf.work_stealing = std::env::var_os("BARE_NO_STEAL").is_none();
-    conf.pid_file = std::env::temp_dir().join(format!("bare-pingora-{}.pid", std::process::id())).display().to_string();
+    // Worker threads keep their connections, as rampart's do (server.rs).
+    let conf = ServerConf {
+        threads,
+        work_stealing: false,
+        pid_file: std::env::temp_dir().join(format!("bare-pingora-{}.pid", std::process::id())).display().to_string(),
+        ..ServerConf::default()
+    };
     let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
     server.bootstrap();
     let mut proxy = http_proxy_service(&server.configuration, Bare { upstream });

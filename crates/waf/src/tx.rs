@@ -1530,7 +1530,7 @@ impl<'t> Evaluator<'t> {
             for source in self.sources_of(var, if attrs { "@" } else { "" }) {
                 let bits = match source {
                     Source::None => continue,
-                    Source::List { list, .. } if list.is_empty() => continue,
+                    Source::List { list: [], .. } => continue,
                     Source::List { list, id, names } => self.list_union(list, id, names, group.chain_id, chain),
                     Source::Scalar(value, Some(id)) => self.value_bits((id as u8, 0, group.chain_id), chain, &value, pf),
                     Source::XmlAttrs(list) => {
