@@ -149,7 +149,7 @@ pub(crate) struct Caches {
     /// Scratch list of one list's value bit ranges (`list_union`).
     bit_ranges: Vec<std::ops::Range<usize>>,
     /// The (id, phase) of `nolog` rules already in `Transaction::matched`.
-    recorded_nolog: FxMap<(u32, u8), ()>,
+    recorded_nolog: crate::fxhash::FxSet<(u32, u8)>,
     /// Per reject group (`Inner::reject_groups`), its summary in this phase.
     group_bits: Vec<GroupSummary>,
     /// Scratch list of one group's part ranges (`group_union`).
@@ -912,7 +912,7 @@ impl Transaction {
         if !logged {
             // Flow-control rules (`nolog`) match on every request; record
             // them without expanding texts nobody will read.
-            if self.caches.recorded_nolog.insert((starter.id, starter.phase), ()).is_none() {
+            if self.caches.recorded_nolog.insert((starter.id, starter.phase)) {
                 self.matched.push(MatchedRule {
                     id: starter.id,
                     phase: starter.phase,
