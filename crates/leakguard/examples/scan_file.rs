@@ -11,10 +11,18 @@ fn main() {
     let passes: u32 = args.next().and_then(|p| p.parse().ok()).unwrap_or(10_000);
     let page = std::fs::read(&path).expect("readable page");
     let guard = LeakGuard::new(GuardConfig::default()).expect("default guard");
-    let policy = RoutePolicy { action: Action::Alert, ..RoutePolicy::default() };
+    let policy = RoutePolicy {
+        action: Action::Alert,
+        ..RoutePolicy::default()
+    };
     let report = |how: &str, took: std::time::Duration| {
         let per = took / passes;
-        println!("{how:<28} {} bytes: {:.1} µs per pass, {:.0} MB/s", page.len(), per.as_secs_f64() * 1e6, page.len() as f64 / per.as_secs_f64() / 1e6);
+        println!(
+            "{how:<28} {} bytes: {:.1} µs per pass, {:.0} MB/s",
+            page.len(),
+            per.as_secs_f64() * 1e6,
+            page.len() as f64 / per.as_secs_f64() / 1e6
+        );
     };
 
     let mut out = Vec::with_capacity(page.len());

@@ -29,6 +29,7 @@ mod normalize;
 mod policy;
 mod recognize;
 mod scan;
+mod special;
 mod structure;
 mod validate;
 

@@ -3,6 +3,7 @@
 
 use crate::policy::EntityKind;
 use crate::recognize::{Candidate, Feature, Recognizers, Searcher, SEARCHERS};
+use crate::special::Finder;
 use crate::structure::{Tag, TAG_BRACE, TAG_BRACKET};
 
 /// How far forward of its trigger any searcher looks. Triggers this far before the window's
@@ -36,7 +37,7 @@ const C_NEWLINE: u8 = 5;
 const C_CURRENCY: u8 = 6;
 
 /// Byte classes for the main loop; zero means "nothing can start here", which is almost every
-/// byte of ordinary text.
+/// byte of ordinary text. [`Finder`] skips to the bytes whose class is not zero.
 static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut d = b'0';
@@ -111,27 +112,10 @@ impl WindowScan<'_> {
         let mut pending = Pending {
             ranges: [(0, 0); SEARCHERS],
         };
+        let finder = Finder::new();
         let mut i = self.from.saturating_sub(TRIGGER_REACH);
         loop {
-            // Skip eight bytes at a time while none of them can start anything: one OR of table
-            // lookups and one well-predicted branch per eight bytes.
-            while let Some(block) = win.get(i..i + 8) {
-                let any = CLASS[block[0] as usize]
-                    | CLASS[block[1] as usize]
-                    | CLASS[block[2] as usize]
-                    | CLASS[block[3] as usize]
-                    | CLASS[block[4] as usize]
-                    | CLASS[block[5] as usize]
-                    | CLASS[block[6] as usize]
-                    | CLASS[block[7] as usize];
-                if any != 0 {
-                    break;
-                }
-                i += 8;
-            }
-            while i < len && CLASS[win[i] as usize] == 0 {
-                i += 1;
-            }
+            i = finder.next(win, i);
             if i >= len {
                 break;
             }
@@ -457,5 +441,19 @@ pub(crate) fn priority(kind: EntityKind) -> u8 {
         EntityKind::DateOfBirth => 9,
         EntityKind::Postcode => 10,
         _ => 11,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_finder_stops_at_exactly_the_classified_bytes() {
+        for b in 0..256 {
+            assert_eq!(
+                super::CLASS[b] != 0,
+                crate::special::SPECIAL[b],
+                "byte {b:#04x}"
+            );
+        }
     }
 }

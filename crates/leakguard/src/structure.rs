@@ -48,7 +48,6 @@ pub(crate) const TAG_BRACKET: Tag = 2;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Frame {
-    tag: Tag,
     features: u8,
     name: u64,
     amount: u64,
@@ -86,10 +85,16 @@ impl Frame {
     }
 }
 
+/// The stack keeps the open elements' tags apart from what they have gathered: almost every frame
+/// of a page opens and closes with nothing in it, and those only ever touch their tag. The
+/// frames at `live` and above hold nothing yet and are written out on their first feature.
 #[derive(Debug)]
 pub(crate) struct Structure {
+    tags: [Tag; MAX_DEPTH],
     stack: [Frame; MAX_DEPTH],
     depth: usize,
+    /// `stack[..live]` is what the open frames below `live` hold; `live <= depth`.
+    live: usize,
     overflow: u32,
     root: Frame,
     distinct: Vec<u64>,
@@ -104,8 +109,10 @@ pub(crate) struct Structure {
 impl Default for Structure {
     fn default() -> Structure {
         Structure {
+            tags: [0; MAX_DEPTH],
             stack: [Frame::default(); MAX_DEPTH],
             depth: 0,
+            live: 0,
             overflow: 0,
             root: Frame::default(),
             distinct: Vec::new(),
@@ -130,6 +137,7 @@ pub(crate) fn fnv(bytes: &[u8]) -> u64 {
 impl Structure {
     pub fn reset(&mut self) {
         self.depth = 0;
+        self.live = 0;
         self.overflow = 0;
         self.root = Frame::default();
         self.distinct.clear();
@@ -141,7 +149,7 @@ impl Structure {
 
     /// Distinct records seen so far.
     pub fn records(&self) -> u32 {
-        let open: u32 = self.stack[..self.depth]
+        let open: u32 = self.stack[..self.live]
             .iter()
             .map(|f| contribution(f.strong_records, f.weak_records))
             .sum();
@@ -159,12 +167,16 @@ impl Structure {
         })
     }
 
+    /// The innermost open frame, written out (with any empty frames below it) so it can gather.
     fn top(&mut self) -> &mut Frame {
         if self.depth == 0 {
-            &mut self.root
-        } else {
-            &mut self.stack[self.depth - 1]
+            return &mut self.root;
         }
+        for frame in &mut self.stack[self.live..self.depth] {
+            *frame = Frame::default();
+        }
+        self.live = self.depth;
+        &mut self.stack[self.depth - 1]
     }
 
     pub fn feature(&mut self, feature: Feature, text: &[u8]) {
@@ -200,7 +212,7 @@ impl Structure {
         if implicit_close
             && self.overflow == 0
             && self.depth > 0
-            && self.stack[self.depth - 1].tag == tag
+            && self.tags[self.depth - 1] == tag
         {
             self.pop();
         }
@@ -208,10 +220,7 @@ impl Structure {
             self.overflow += 1;
             return;
         }
-        self.stack[self.depth] = Frame {
-            tag,
-            ..Frame::default()
-        };
+        self.tags[self.depth] = tag;
         self.depth += 1;
     }
 
@@ -222,7 +231,7 @@ impl Structure {
         }
         // Pop to the matching frame, closing unclosed children on the way; a stray end tag with
         // no matching frame is ignored.
-        let Some(at) = self.stack[..self.depth].iter().rposition(|f| f.tag == tag) else {
+        let Some(at) = self.tags[..self.depth].iter().rposition(|&t| t == tag) else {
             return;
         };
         while self.depth > at {
@@ -249,6 +258,11 @@ impl Structure {
 
     fn pop(&mut self) {
         self.depth -= 1;
+        if self.depth >= self.live {
+            // A frame that gathered nothing leaves nothing behind.
+            return;
+        }
+        self.live = self.depth;
         let frame = self.stack[self.depth];
         self.closed += contribution(frame.strong_records, frame.weak_records);
         if frame.features & ALL == ALL || frame.features & WEAK == WEAK {
@@ -275,7 +289,7 @@ impl Structure {
         let (list_strong, list_weak) = if self.depth == 0 {
             (&mut self.doc_strong, &mut self.doc_weak)
         } else {
-            let parent = &mut self.stack[self.depth - 1];
+            let parent = self.top();
             (&mut parent.strong_records, &mut parent.weak_records)
         };
         if !strong {

@@ -718,7 +718,10 @@ fn inspect_finds_what_push_finds() {
     let guard = guard();
     let feed = demo_feed();
     for action in [Action::Alert, Action::Block] {
-        let policy = RoutePolicy { action, ..RoutePolicy::default() };
+        let policy = RoutePolicy {
+            action,
+            ..RoutePolicy::default()
+        };
         let mut pushed = guard.scanner(&policy);
         let mut inspected = guard.scanner(&policy);
         let mut out = Vec::new();
@@ -727,10 +730,17 @@ fn inspect_finds_what_push_finds() {
             inspected.inspect(chunk);
         }
         let (a, b) = (pushed.finish(&mut out), inspected.finish(&mut Vec::new()));
-        assert!(count(&a, EntityKind::DonorList) > 0, "the feed is a donor list");
+        assert!(
+            count(&a, EntityKind::DonorList) > 0,
+            "the feed is a donor list"
+        );
         assert_eq!(a.action, b.action, "{action:?}");
         assert_eq!(a.findings.len(), b.findings.len(), "{action:?}");
-        for kind in [EntityKind::DonorList, EntityKind::Email, EntityKind::DateOfBirth] {
+        for kind in [
+            EntityKind::DonorList,
+            EntityKind::Email,
+            EntityKind::DateOfBirth,
+        ] {
             assert_eq!(count(&a, kind), count(&b, kind), "{action:?} {kind:?}");
         }
     }
