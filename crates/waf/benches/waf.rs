@@ -50,7 +50,11 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
 
 fn report(name: &str, took: Duration, budget: Duration) {
     let ratio = took.as_secs_f64() / budget.as_secs_f64();
-    println!("{name:<28} {:>10.1} µs   budget {:>8.1} µs   ratio {ratio:.2}", took.as_secs_f64() * 1e6, budget.as_secs_f64() * 1e6);
+    println!(
+        "{name:<28} {:>10.1} µs   budget {:>8.1} µs   ratio {ratio:.2}",
+        took.as_secs_f64() * 1e6,
+        budget.as_secs_f64() * 1e6
+    );
 }
 
 fn time_per_iter(iters: u32, mut f: impl FnMut()) -> Duration {
@@ -78,34 +82,71 @@ fn main() {
     let live_before = LIVE.load(std::sync::atomic::Ordering::Relaxed);
     let t = Instant::now();
     let engine = crs_test::load_engine(&suite, false, 1).expect("CRS v4 loads");
-    report("load CRS v4.28.0 (first)", t.elapsed(), Duration::from_millis(150));
+    report(
+        "load CRS v4.28.0 (first)",
+        t.elapsed(),
+        Duration::from_millis(150),
+    );
     let after = resident_bytes();
-    let live = LIVE.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(live_before) as f64 / 1e6;
-    println!("{:<28} {live:>10.1} MB   budget {:>8.1} MB   ratio {:.2}", "load CRS v4.28.0 (heap)", 50.0, live / 50.0);
+    let live = LIVE
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .saturating_sub(live_before) as f64
+        / 1e6;
+    println!(
+        "{:<28} {live:>10.1} MB   budget {:>8.1} MB   ratio {:.2}",
+        "load CRS v4.28.0 (heap)",
+        50.0,
+        live / 50.0
+    );
     // A reload in the same process finds the translated patterns cached;
     // it is what a configuration reload costs.
     let t = Instant::now();
     drop(crs_test::load_engine(&suite, false, 1).expect("CRS v4 loads"));
-    report("reload CRS v4.28.0", t.elapsed(), Duration::from_millis(150));
+    report(
+        "reload CRS v4.28.0",
+        t.elapsed(),
+        Duration::from_millis(150),
+    );
     if let (Some(a), Some(b)) = (before, after) {
         let mb = b.saturating_sub(a) as f64 / 1e6;
-        println!("{:<28} {mb:>10.1} MB   (resident growth, with what the allocator keeps)", "load CRS v4.28.0 (RSS)");
+        println!(
+            "{:<28} {mb:>10.1} MB   (resident growth, with what the allocator keeps)",
+            "load CRS v4.28.0 (RSS)"
+        );
     }
 
-    report("benign GET", time_per_iter(2000, || get(&engine)), Duration::from_micros(20));
+    report(
+        "benign GET",
+        time_per_iter(2000, || get(&engine)),
+        Duration::from_micros(20),
+    );
 
     let body = form_body();
-    report("1 KB form POST", time_per_iter(1000, || post(&engine, body.as_bytes())), Duration::from_micros(60));
+    report(
+        "1 KB form POST",
+        time_per_iter(1000, || post(&engine, body.as_bytes())),
+        Duration::from_micros(60),
+    );
 
     let json = json_body(10 * 1024);
     let took = time_per_iter(300, || post_json(&engine, json.as_bytes()));
-    println!("{:<28} {:>10.1} µs   ({} bytes)", "10 KB JSON POST", took.as_secs_f64() * 1e6, json.len());
+    println!(
+        "{:<28} {:>10.1} µs   ({} bytes)",
+        "10 KB JSON POST",
+        took.as_secs_f64() * 1e6,
+        json.len()
+    );
 
     // Up to 4 KB: a larger form of these fields would exceed CRS's limit of 255 arguments.
     for kb in [1usize, 2, 4] {
         let body = form_body_sized(kb * 1024);
         let took = time_per_iter(200, || post(&engine, body.as_bytes()));
-        println!("{:<28} {:>10.1} µs   {:>6.1} µs per KB", format!("{kb} KB form POST"), took.as_secs_f64() * 1e6, took.as_secs_f64() * 1e6 / kb as f64);
+        println!(
+            "{:<28} {:>10.1} µs   {:>6.1} µs per KB",
+            format!("{kb} KB form POST"),
+            took.as_secs_f64() * 1e6,
+            took.as_secs_f64() * 1e6 / kb as f64
+        );
     }
 
     // Every attack case of the suite's injection groups (REQUEST-93x/94x)
@@ -126,5 +167,10 @@ fn main() {
         }
     }
     let per = t.elapsed() / (rounds * attacks.len() as u32);
-    println!("{:<28} {:>10.1} µs   (mean over {} attack requests)", "attack mix (93x/94x)", per.as_secs_f64() * 1e6, attacks.len());
+    println!(
+        "{:<28} {:>10.1} µs   (mean over {} attack requests)",
+        "attack mix (93x/94x)",
+        per.as_secs_f64() * 1e6,
+        attacks.len()
+    );
 }

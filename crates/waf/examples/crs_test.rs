@@ -6,14 +6,26 @@ use rampart_waf::crs_test::{self, Suite};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let which = args.iter().find(|a| !a.starts_with("--")).cloned().unwrap_or_else(|| "v4.28.0".into());
-    let only: Option<String> = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1).cloned());
-    let root = if std::path::Path::new(&which).is_dir() { which.into() } else { crs_test::crs_root().join(&which) };
+    let which = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .cloned()
+        .unwrap_or_else(|| "v4.28.0".into());
+    let only: Option<String> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    let root = if std::path::Path::new(&which).is_dir() {
+        which.into()
+    } else {
+        crs_test::crs_root().join(&which)
+    };
     let suite = Suite::new(root);
-    let overrides = crs_test::Overrides::load(&crs_test::default_overrides_path()).unwrap_or_else(|e| {
-        eprintln!("{e}");
-        std::process::exit(2)
-    });
+    let overrides =
+        crs_test::Overrides::load(&crs_test::default_overrides_path()).unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(2)
+        });
     let mut cases = crs_test::read_cases(&suite).unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(2)
@@ -23,13 +35,18 @@ fn main() {
     }
     let blocking = args.iter().any(|a| a == "--blocking");
     let t = std::time::Instant::now();
-    let engine = crs_test::load_engine(&suite, !blocking, if blocking { 1 } else { 4 }).unwrap_or_else(|e| {
-        eprintln!("{e}");
-        std::process::exit(2)
-    });
+    let engine = crs_test::load_engine(&suite, !blocking, if blocking { 1 } else { 4 })
+        .unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(2)
+        });
     eprintln!("loaded {} rules in {:?}", engine.rule_count(), t.elapsed());
     let t = std::time::Instant::now();
-    let report = if blocking { crs_test::run_blocking(&engine, &suite, &cases, &overrides) } else { crs_test::run_suite(&engine, &suite, &cases, &overrides) };
+    let report = if blocking {
+        crs_test::run_blocking(&engine, &suite, &cases, &overrides)
+    } else {
+        crs_test::run_suite(&engine, &suite, &cases, &overrides)
+    };
     if args.iter().any(|a| a == "--verbose") {
         for c in &cases {
             for (i, _) in &c.stages {

@@ -1,5 +1,6 @@
 //! Profiling driver for callgrind: loads CRS v4 (PL1, blocking) once, then
-//! runs N benign GETs or 1 KB form POSTs.
+//! runs N benign GETs or 1 KB form POSTs (`get`, `post`, `full` for a GET
+//! with its response phases, `search` for the gateway benchmark's GET).
 //!
 //! `valgrind --tool=callgrind target/release/examples/profile get 200`
 use rampart_waf::crs_test::{self, Suite};
@@ -7,7 +8,7 @@ use rampart_waf::Engine;
 
 #[path = "../benches/shared/requests.rs"]
 mod requests;
-use requests::{form_body, get, get_with_response, post};
+use requests::{form_body, get, get_with_response, post, search_with_response};
 
 /// The gateway's allocator (see `crates/rampart/src/main.rs`).
 #[global_allocator]
@@ -28,7 +29,10 @@ fn main() {
     post(&engine, body.as_bytes());
     let t = std::time::Instant::now();
     run_loop(&engine, &what, n, body.as_bytes());
-    eprintln!("{what}: {:.1} µs/req", t.elapsed().as_secs_f64() * 1e6 / f64::from(n));
+    eprintln!(
+        "{what}: {:.1} µs/req",
+        t.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+    );
 }
 
 /// The measured loop, alone in its own symbol so callgrind can
@@ -39,6 +43,8 @@ fn run_loop(engine: &Engine, what: &str, n: u32, body: &[u8]) {
         match what {
             "post" => post(engine, body),
             "full" => get_with_response(engine),
+            // The gateway benchmark's GET and its response.
+            "search" => search_with_response(engine),
             _ => get(engine),
         }
     }

@@ -54,7 +54,11 @@ pub(crate) fn trim(s: &[u8]) -> &[u8] {
     if a == s.len() {
         return &[];
     }
-    let b = s.iter().rev().take_while(|c| c.is_ascii_whitespace()).count();
+    let b = s
+        .iter()
+        .rev()
+        .take_while(|c| c.is_ascii_whitespace())
+        .count();
     &s[a..s.len() - b]
 }
 
@@ -121,7 +125,10 @@ fn boundary(content_type: &[u8], mp: &mut Multipart) -> Option<Vec<u8>> {
         let end = r.iter().position(|&c| c == b'"')?;
         &r[..end]
     } else {
-        let end = rest.iter().position(|&c| c == b';' || c == b',' || c == b' ').unwrap_or(rest.len());
+        let end = rest
+            .iter()
+            .position(|&c| c == b';' || c == b',' || c == b' ')
+            .unwrap_or(rest.len());
         &rest[..end]
     };
     if b.is_empty() {
@@ -161,7 +168,10 @@ fn disposition_params(value: &[u8], mp: &mut Multipart) -> Option<Disposition> {
             let mut out = Vec::new();
             let mut closed = false;
             while i < rest.len() {
-                if rest[i] == b'\\' && i + 1 < rest.len() && (rest[i + 1] == b'"' || rest[i + 1] == b'\\') {
+                if rest[i] == b'\\'
+                    && i + 1 < rest.len()
+                    && (rest[i + 1] == b'"' || rest[i + 1] == b'\\')
+                {
                     out.push(rest[i + 1]);
                     i += 2;
                 } else if rest[i] == b'"' {
@@ -229,7 +239,9 @@ pub(crate) fn parse_multipart(content_type: &[u8], body: &[u8], limit: usize) ->
             break;
         }
         // The rest of the boundary line.
-        let Some(eol) = body[after..].iter().position(|&c| c == b'\n') else { break };
+        let Some(eol) = body[after..].iter().position(|&c| c == b'\n') else {
+            break;
+        };
         let part_start = after + eol + 1;
         let next = find_delim(body, &delim, part_start);
         let part_end = match next {
@@ -254,7 +266,8 @@ pub(crate) fn parse_multipart(content_type: &[u8], body: &[u8], limit: usize) ->
         }
     }
     if !finished {
-        mp.error.get_or_insert_with(|| "Multipart: Final boundary missing".into());
+        mp.error
+            .get_or_insert_with(|| "Multipart: Final boundary missing".into());
     }
     mp
 }
@@ -309,7 +322,9 @@ fn parse_part(part: &[u8], mp: &mut Multipart, limit: usize) {
     }
     let Some(body_start) = body_start else {
         mp.invalid_part = true;
-        mp.error.get_or_insert_with(|| "Multipart: Invalid part header (missing end of headers)".into());
+        mp.error.get_or_insert_with(|| {
+            "Multipart: Invalid part header (missing end of headers)".into()
+        });
         return;
     };
     let data = &part[body_start.min(part.len())..];
@@ -318,12 +333,18 @@ fn parse_part(part: &[u8], mp: &mut Multipart, limit: usize) {
     for h in &headers {
         let Some(colon) = h.iter().position(|&c| c == b':') else {
             mp.invalid_part = true;
-            mp.error.get_or_insert_with(|| "Multipart: Invalid part header (colon missing)".into());
+            mp.error
+                .get_or_insert_with(|| "Multipart: Invalid part header (colon missing)".into());
             continue;
         };
-        if h[..colon].iter().any(|&c| !(c.is_ascii_graphic() && c != b':')) {
+        if h[..colon]
+            .iter()
+            .any(|&c| !(c.is_ascii_graphic() && c != b':'))
+        {
             mp.invalid_part = true;
-            mp.error.get_or_insert_with(|| "Multipart: Invalid part header (contains invalid character)".into());
+            mp.error.get_or_insert_with(|| {
+                "Multipart: Invalid part header (contains invalid character)".into()
+            });
         }
         let key = trim(&h[..colon]).to_ascii_lowercase();
         if key == b"content-disposition" {
@@ -334,14 +355,17 @@ fn parse_part(part: &[u8], mp: &mut Multipart, limit: usize) {
                 }
                 None => {
                     mp.invalid_part = true;
-                    mp.error.get_or_insert_with(|| "Multipart: Invalid Content-Disposition header".into());
+                    mp.error.get_or_insert_with(|| {
+                        "Multipart: Invalid Content-Disposition header".into()
+                    });
                 }
             }
         }
     }
     let Some(name) = name else {
         mp.invalid_part = true;
-        mp.error.get_or_insert_with(|| "Multipart: Part missing Content-Disposition name".into());
+        mp.error
+            .get_or_insert_with(|| "Multipart: Part missing Content-Disposition name".into());
         return;
     };
     let name_s = String::from_utf8_lossy(&name).into_owned();
@@ -365,13 +389,25 @@ fn parse_part(part: &[u8], mp: &mut Multipart, limit: usize) {
 
 /// Parses a JSON body into arguments named like `json.a.b`; elements of
 /// array `json.a.c` are all named `json.a.c.c`, as in ModSecurity v2.
-pub(crate) fn parse_json(body: &[u8], limit: usize, out: &mut Vec<(String, Vec<u8>)>) -> Result<(), String> {
-    let mut p = JsonParser { s: body, i: 0, out, limit };
+pub(crate) fn parse_json(
+    body: &[u8],
+    limit: usize,
+    out: &mut Vec<(String, Vec<u8>)>,
+) -> Result<(), String> {
+    let mut p = JsonParser {
+        s: body,
+        i: 0,
+        out,
+        limit,
+    };
     p.ws();
     p.value("json", 0)?;
     p.ws();
     if p.i != p.s.len() {
-        return Err(format!("JSON parsing error: trailing data at offset {}", p.i));
+        return Err(format!(
+            "JSON parsing error: trailing data at offset {}",
+            p.i
+        ));
     }
     Ok(())
 }
@@ -469,7 +505,12 @@ impl JsonParser<'_, '_> {
             }
             Some(_) => {
                 let start = self.i;
-                while self.i < self.s.len() && !matches!(self.s[self.i], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                while self.i < self.s.len()
+                    && !matches!(
+                        self.s[self.i],
+                        b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'
+                    )
+                {
                     self.i += 1;
                 }
                 let lit = &self.s[start..self.i];
@@ -477,7 +518,11 @@ impl JsonParser<'_, '_> {
                 if !ok {
                     return self.err("invalid literal");
                 }
-                let v = if lit == b"null" { Vec::new() } else { lit.to_vec() };
+                let v = if lit == b"null" {
+                    Vec::new()
+                } else {
+                    lit.to_vec()
+                };
                 self.emit(key, v);
                 Ok(())
             }
@@ -496,7 +541,9 @@ impl JsonParser<'_, '_> {
                     return Ok(out);
                 }
                 b'\\' => {
-                    let Some(&e) = self.s.get(self.i + 1) else { return self.err("bad escape") };
+                    let Some(&e) = self.s.get(self.i + 1) else {
+                        return self.err("bad escape");
+                    };
                     self.i += 2;
                     match e {
                         b'"' => out.push(b'"'),
@@ -508,12 +555,25 @@ impl JsonParser<'_, '_> {
                         b'r' => out.push(b'\r'),
                         b't' => out.push(b'\t'),
                         b'u' => {
-                            let Some(h) = self.s.get(self.i..self.i + 4) else { return self.err("bad \\u escape") };
-                            let Ok(hs) = std::str::from_utf8(h) else { return self.err("bad \\u escape") };
-                            let Ok(mut cp) = u32::from_str_radix(hs, 16) else { return self.err("bad \\u escape") };
+                            let Some(h) = self.s.get(self.i..self.i + 4) else {
+                                return self.err("bad \\u escape");
+                            };
+                            let Ok(hs) = std::str::from_utf8(h) else {
+                                return self.err("bad \\u escape");
+                            };
+                            let Ok(mut cp) = u32::from_str_radix(hs, 16) else {
+                                return self.err("bad \\u escape");
+                            };
                             self.i += 4;
-                            if (0xd800..0xdc00).contains(&cp) && self.s.get(self.i..self.i + 2) == Some(b"\\u") {
-                                if let Some(lo) = self.s.get(self.i + 2..self.i + 6).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u32::from_str_radix(h, 16).ok()) {
+                            if (0xd800..0xdc00).contains(&cp)
+                                && self.s.get(self.i..self.i + 2) == Some(b"\\u")
+                            {
+                                if let Some(lo) = self
+                                    .s
+                                    .get(self.i + 2..self.i + 6)
+                                    .and_then(|h| std::str::from_utf8(h).ok())
+                                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                                {
                                     if (0xdc00..0xe000).contains(&lo) {
                                         cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
                                         self.i += 6;
@@ -538,7 +598,12 @@ impl JsonParser<'_, '_> {
 }
 
 fn is_number(s: &[u8]) -> bool {
-    !s.is_empty() && std::str::from_utf8(s).ok().and_then(|t| t.parse::<f64>().ok()).is_some() && !s.starts_with(b"+")
+    !s.is_empty()
+        && std::str::from_utf8(s)
+            .ok()
+            .and_then(|t| t.parse::<f64>().ok())
+            .is_some()
+        && !s.starts_with(b"+")
 }
 
 /// What the XML parser found.
@@ -560,11 +625,17 @@ pub(crate) fn parse_xml(body: &[u8]) -> Result<Xml, String> {
     let mut seen_root = false;
     while i < s.len() {
         if s[i] != b'<' {
-            let end = s[i..].iter().position(|&c| c == b'<').map(|p| p + i).unwrap_or(s.len());
+            let end = s[i..]
+                .iter()
+                .position(|&c| c == b'<')
+                .map(|p| p + i)
+                .unwrap_or(s.len());
             let text = &s[i..end];
             if stack.is_empty() {
                 if !trim(text).is_empty() {
-                    return Err("XML: Failed parsing document: content outside the root element".into());
+                    return Err(
+                        "XML: Failed parsing document: content outside the root element".into(),
+                    );
                 }
             } else {
                 decode_entities(text, &mut x.text);
@@ -601,7 +672,10 @@ pub(crate) fn parse_xml(body: &[u8]) -> Result<Xml, String> {
             }
             i += j + 1;
         } else if rest.starts_with(b"</") {
-            let end = rest.iter().position(|&c| c == b'>').ok_or("XML: unterminated end tag")?;
+            let end = rest
+                .iter()
+                .position(|&c| c == b'>')
+                .ok_or("XML: unterminated end tag")?;
             let name = trim(&rest[2..end]);
             match stack.pop() {
                 Some(open) if open == name => {}
@@ -611,7 +685,11 @@ pub(crate) fn parse_xml(body: &[u8]) -> Result<Xml, String> {
         } else {
             // Start tag with attributes.
             let mut j = 1;
-            while j < rest.len() && !rest[j].is_ascii_whitespace() && rest[j] != b'>' && rest[j] != b'/' {
+            while j < rest.len()
+                && !rest[j].is_ascii_whitespace()
+                && rest[j] != b'>'
+                && rest[j] != b'/'
+            {
                 j += 1;
             }
             let name = rest[1..j].to_vec();
@@ -640,7 +718,11 @@ pub(crate) fn parse_xml(body: &[u8]) -> Result<Xml, String> {
                     break;
                 }
                 let a0 = j;
-                while j < rest.len() && rest[j] != b'=' && !rest[j].is_ascii_whitespace() && rest[j] != b'>' {
+                while j < rest.len()
+                    && rest[j] != b'='
+                    && !rest[j].is_ascii_whitespace()
+                    && rest[j] != b'>'
+                {
                     j += 1;
                 }
                 let aname = String::from_utf8_lossy(&rest[a0..j]).into_owned();
@@ -658,7 +740,12 @@ pub(crate) fn parse_xml(body: &[u8]) -> Result<Xml, String> {
                 if q != b'"' && q != b'\'' {
                     return Err("XML: Failed parsing document: unquoted attribute".into());
                 }
-                let vend = rest[j + 1..].iter().position(|&c| c == q).ok_or("XML: unterminated attribute")? + j + 1;
+                let vend = rest[j + 1..]
+                    .iter()
+                    .position(|&c| c == q)
+                    .ok_or("XML: unterminated attribute")?
+                    + j
+                    + 1;
                 let mut v = Vec::new();
                 decode_entities(&rest[j + 1..vend], &mut v);
                 x.attrs.push((aname, v));
@@ -692,8 +779,12 @@ fn decode_entities(s: &[u8], out: &mut Vec<u8>) {
                     b"amp" => Some(u32::from(b'&')),
                     b"quot" => Some(u32::from(b'"')),
                     b"apos" => Some(u32::from(b'\'')),
-                    _ if ent.starts_with(b"#x") => std::str::from_utf8(&ent[2..]).ok().and_then(|h| u32::from_str_radix(h, 16).ok()),
-                    _ if ent.starts_with(b"#") => std::str::from_utf8(&ent[1..]).ok().and_then(|h| h.parse().ok()),
+                    _ if ent.starts_with(b"#x") => std::str::from_utf8(&ent[2..])
+                        .ok()
+                        .and_then(|h| u32::from_str_radix(h, 16).ok()),
+                    _ if ent.starts_with(b"#") => std::str::from_utf8(&ent[1..])
+                        .ok()
+                        .and_then(|h| h.parse().ok()),
                     _ => None,
                 };
                 if let Some(cp) = rep {
@@ -718,8 +809,14 @@ mod tests {
     fn json_keys() {
         let mut out = Vec::new();
         parse_json(br#"{"a":{"b":"x","c":[1,"y"]},"d":null}"#, 100, &mut out).unwrap();
-        let got: Vec<String> = out.iter().map(|(k, v)| format!("{k}={}", String::from_utf8_lossy(v))).collect();
-        assert_eq!(got, ["json.a.b=x", "json.a.c.c=1", "json.a.c.c=y", "json.d="]);
+        let got: Vec<String> = out
+            .iter()
+            .map(|(k, v)| format!("{k}={}", String::from_utf8_lossy(v)))
+            .collect();
+        assert_eq!(
+            got,
+            ["json.a.b=x", "json.a.c.c=1", "json.a.c.c=y", "json.d="]
+        );
         assert!(parse_json(b"{\"a\":", 100, &mut out).is_err());
         let deep = "[".repeat(100_000);
         assert!(parse_json(deep.as_bytes(), 100, &mut out).is_err());

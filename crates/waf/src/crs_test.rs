@@ -41,8 +41,15 @@ impl Suite {
     /// The suite for a release directory; v3 releases use the old schema.
     pub fn new(root: impl Into<PathBuf>) -> Suite {
         let root = root.into();
-        let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let schema = if name.starts_with("v3") { Schema::V3 } else { Schema::V4 };
+        let name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let schema = if name.starts_with("v3") {
+            Schema::V3
+        } else {
+            Schema::V4
+        };
         Suite { root, name, schema }
     }
 }
@@ -80,7 +87,11 @@ SecResponseBodyLimitAction ProcessPartial
 /// Rule 900005 as CRS's test README gives it, per schema, with the
 /// paranoia level and engine mode as parameters.
 pub fn setup_rule(schema: Schema, detection_only: bool, pl: u8) -> String {
-    let mode = if detection_only { "ctl:ruleEngine=DetectionOnly," } else { "" };
+    let mode = if detection_only {
+        "ctl:ruleEngine=DetectionOnly,"
+    } else {
+        ""
+    };
     match schema {
         Schema::V4 => format!(
             "SecAction \"id:900005,phase:1,nolog,pass,{mode}ctl:ruleRemoveById=910000,setvar:tx.blocking_paranoia_level={pl},setvar:tx.crs_validate_utf8_encoding=1,setvar:tx.arg_name_length=100,setvar:tx.arg_length=400,setvar:tx.total_arg_length=64000,setvar:tx.max_num_args=255,setvar:tx.max_file_size=64100,setvar:tx.combined_file_sizes=65535\"\n"
@@ -92,11 +103,23 @@ pub fn setup_rule(schema: Schema, detection_only: bool, pl: u8) -> String {
 }
 
 /// Loads a suite's CRS with the test configuration.
-pub fn load_engine(suite: &Suite, detection_only: bool, paranoia: u8) -> Result<Engine, crate::LoadErrors> {
+pub fn load_engine(
+    suite: &Suite,
+    detection_only: bool,
+    paranoia: u8,
+) -> Result<Engine, crate::LoadErrors> {
     let inputs = vec![
-        ConfigInput::Text { name: "<base>".into(), text: BASE_CONFIG.into(), base_dir: suite.root.clone() },
+        ConfigInput::Text {
+            name: "<base>".into(),
+            text: BASE_CONFIG.into(),
+            base_dir: suite.root.clone(),
+        },
         ConfigInput::File(suite.root.join("crs-setup.conf.example")),
-        ConfigInput::Text { name: "<900005>".into(), text: setup_rule(suite.schema, detection_only, paranoia), base_dir: suite.root.clone() },
+        ConfigInput::Text {
+            name: "<900005>".into(),
+            text: setup_rule(suite.schema, detection_only, paranoia),
+            base_dir: suite.root.clone(),
+        },
         ConfigInput::File(suite.root.join("rules/*.conf")),
     ];
     Engine::load(&crate::FsSource, &inputs, &RuleLoadOptions::default())
@@ -175,7 +198,9 @@ fn parse_input(v: &Value, schema: Schema) -> Input {
     let mut input = Input {
         method: get("method").and_then(s).unwrap_or_else(|| "GET".into()),
         uri: get("uri").and_then(s).unwrap_or_else(|| "/".into()),
-        version: get("version").and_then(s).unwrap_or_else(|| "HTTP/1.1".into()),
+        version: get("version")
+            .and_then(s)
+            .unwrap_or_else(|| "HTTP/1.1".into()),
         autocomplete: true,
         ..Input::default()
     };
@@ -187,7 +212,14 @@ fn parse_input(v: &Value, schema: Schema) -> Input {
         }
     }
     input.data = match get("data") {
-        Some(Value::Sequence(lines)) => Some(lines.iter().filter_map(s).collect::<Vec<_>>().join("\r\n").into_bytes()),
+        Some(Value::Sequence(lines)) => Some(
+            lines
+                .iter()
+                .filter_map(s)
+                .collect::<Vec<_>>()
+                .join("\r\n")
+                .into_bytes(),
+        ),
         Some(x) => s(x).map(String::into_bytes),
         None => None,
     };
@@ -206,8 +238,14 @@ fn parse_input(v: &Value, schema: Schema) -> Input {
 }
 
 fn parse_expect(v: &Value, schema: Schema) -> Expect {
-    let mut e = Expect { status: ids(v.get("status")).into_iter().map(|x| x as u16).collect(), ..Expect::default() };
-    e.expect_error = v.get("expect_error").and_then(Value::as_bool).unwrap_or(false);
+    let mut e = Expect {
+        status: ids(v.get("status")).into_iter().map(|x| x as u16).collect(),
+        ..Expect::default()
+    };
+    e.expect_error = v
+        .get("expect_error")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     match schema {
         Schema::V4 => {
             if let Some(log) = v.get("log") {
@@ -231,7 +269,10 @@ pub fn read_cases(suite: &Suite) -> Result<Vec<Case>, String> {
     let mut files = Vec::new();
     let mut stack = vec![dir.clone()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?.flatten() {
+        for e in std::fs::read_dir(&d)
+            .map_err(|e| format!("{}: {e}", d.display()))?
+            .flatten()
+        {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
@@ -244,30 +285,56 @@ pub fn read_cases(suite: &Suite) -> Result<Vec<Case>, String> {
     let mut cases = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
-        let doc: Value = serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", f.display()))?;
-        let group = f.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let doc: Value =
+            serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", f.display()))?;
+        let group = f
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let file_rule: u32 = doc
             .get("rule_id")
             .and_then(s)
             .and_then(|x| x.parse().ok())
-            .or_else(|| f.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok()))
+            .or_else(|| {
+                f.file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|s| s.parse().ok())
+            })
             .unwrap_or(0);
-        let Some(Value::Sequence(tests)) = doc.get("tests") else { continue };
+        let Some(Value::Sequence(tests)) = doc.get("tests") else {
+            continue;
+        };
         for t in tests {
             let name = match suite.schema {
-                Schema::V4 => format!("{}-{}", file_rule, t.get("test_id").and_then(s).unwrap_or_default()),
+                Schema::V4 => format!(
+                    "{}-{}",
+                    file_rule,
+                    t.get("test_id").and_then(s).unwrap_or_default()
+                ),
                 Schema::V3 => t.get("test_title").and_then(s).unwrap_or_default(),
             };
-            let rule_id = name.split('-').next().and_then(|x| x.parse().ok()).unwrap_or(file_rule);
+            let rule_id = name
+                .split('-')
+                .next()
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(file_rule);
             let mut stages = Vec::new();
             if let Some(Value::Sequence(st)) = t.get("stages") {
                 for stage in st {
                     let stage = stage.get("stage").unwrap_or(stage);
-                    let (Some(i), Some(o)) = (stage.get("input"), stage.get("output")) else { continue };
+                    let (Some(i), Some(o)) = (stage.get("input"), stage.get("output")) else {
+                        continue;
+                    };
                     stages.push((parse_input(i, suite.schema), parse_expect(o, suite.schema)));
                 }
             }
-            cases.push(Case { name, rule_id, group: group.clone(), stages });
+            cases.push(Case {
+                name,
+                rule_id,
+                group: group.clone(),
+                stages,
+            });
         }
     }
     Ok(cases)
@@ -287,9 +354,12 @@ fn dechunk(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < body.len() {
-        let Some(eol) = body[i..].windows(2).position(|w| w == b"\r\n") else { break };
+        let Some(eol) = body[i..].windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
         let size_line = String::from_utf8_lossy(&body[i..i + eol]).to_string();
-        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+            .unwrap_or(0);
         i += eol + 2;
         if size == 0 {
             break;
@@ -303,7 +373,15 @@ fn dechunk(body: &[u8]) -> Vec<u8> {
 
 fn build_request(input: &Input) -> Option<Request> {
     if let Some(raw) = &input.raw {
-        let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|p| (p, p + 4)).or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| (p, p + 2)))?;
+        let head_end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|p| (p, p + 4))
+            .or_else(|| {
+                raw.windows(2)
+                    .position(|w| w == b"\n\n")
+                    .map(|p| (p, p + 2))
+            })?;
         let head = String::from_utf8_lossy(&raw[..head_end.0]).into_owned();
         let mut lines = head.split('\n').map(|l| l.trim_end_matches('\r'));
         let rl = lines.next()?;
@@ -318,14 +396,28 @@ fn build_request(input: &Input) -> Option<Request> {
             }
         }
         let mut body = raw[head_end.1..].to_vec();
-        if headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case(b"chunked")) {
+        if headers.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case(b"chunked")
+        }) {
             body = dechunk(&body);
         }
-        return Some(Request { method, uri, version, headers, body });
+        return Some(Request {
+            method,
+            uri,
+            version,
+            headers,
+            body,
+        });
     }
-    let mut headers: Vec<(String, Vec<u8>)> = input.headers.iter().map(|(k, v)| (k.clone(), v.as_bytes().to_vec())).collect();
+    let mut headers: Vec<(String, Vec<u8>)> = input
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+        .collect();
     let mut body = input.data.clone().unwrap_or_default();
-    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case(b"chunked"));
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case(b"chunked")
+    });
     if chunked {
         // RFC 9112 6.3: with Transfer-Encoding, Content-Length is ignored;
         // a server (httpd, Pingora) drops it before the WAF sees the request.
@@ -338,18 +430,42 @@ fn build_request(input: &Input) -> Option<Request> {
             .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok());
         body.truncate(len.unwrap_or(0));
     }
-    if input.autocomplete && !body.is_empty() && !chunked && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length")) {
+    if input.autocomplete
+        && !body.is_empty()
+        && !chunked
+        && !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+    {
         headers.push(("Content-Length".into(), body.len().to_string().into_bytes()));
     }
     // go-ftw, like ftw before it, sends a form content type with a body that
     // has none when it completes headers.
-    if input.autocomplete && !body.is_empty() && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
-        headers.push(("Content-Type".into(), b"application/x-www-form-urlencoded".to_vec()));
+    if input.autocomplete
+        && !body.is_empty()
+        && !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        headers.push((
+            "Content-Type".into(),
+            b"application/x-www-form-urlencoded".to_vec(),
+        ));
     }
     let body = if chunked { dechunk(&body) } else { body };
     // A request line without a version is HTTP/0.9.
-    let version = if input.version.is_empty() { "HTTP/0.9".to_string() } else { input.version.clone() };
-    Some(Request { method: input.method.clone(), uri: input.uri.clone(), version, headers, body })
+    let version = if input.version.is_empty() {
+        "HTTP/0.9".to_string()
+    } else {
+        input.version.clone()
+    };
+    Some(Request {
+        method: input.method.clone(),
+        uri: input.uri.clone(),
+        version,
+        headers,
+        body,
+    })
 }
 
 /// The result of sending one request through the engine and backend.
@@ -368,12 +484,31 @@ pub fn run_request(engine: &Engine, input: &Input, unique_id: &str) -> Option<Ou
     let req = build_request(input)?;
     // An HTTP/1.1 front end (httpd in CRS's setup, Pingora in rampart's)
     // rejects a header with a bare CR or LF before any WAF sees it.
-    if req.headers.iter().any(|(k, v)| k.contains(['\r', '\n']) || v.contains(&b'\r') || v.contains(&b'\n')) {
-        return Some(Outcome { status: 400, blocked: false, log: Vec::new() });
+    if req
+        .headers
+        .iter()
+        .any(|(k, v)| k.contains(['\r', '\n']) || v.contains(&b'\r') || v.contains(&b'\n'))
+    {
+        return Some(Outcome {
+            status: 400,
+            blocked: false,
+            log: Vec::new(),
+        });
     }
-    let meta = TxMeta { remote_addr: "127.0.0.1".into(), remote_port: 40000, server_addr: "127.0.0.1".into(), server_port: 80, unique_id: unique_id.into() };
+    let meta = TxMeta {
+        remote_addr: "127.0.0.1".into(),
+        remote_port: 40000,
+        server_addr: "127.0.0.1".into(),
+        server_port: 80,
+        unique_id: unique_id.into(),
+    };
     let mut tx = engine.transaction(meta);
-    let mut verdict = tx.process_request_headers(&req.method, &req.uri, &req.version, req.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+    let mut verdict = tx.process_request_headers(
+        &req.method,
+        &req.uri,
+        &req.version,
+        req.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())),
+    );
     if verdict == Verdict::Continue {
         tx.append_request_body(&req.body);
         verdict = tx.process_request_body();
@@ -395,7 +530,11 @@ pub fn run_request(engine: &Engine, input: &Input, unique_id: &str) -> Option<Ou
     if !blocked {
         let (st, headers, body) = backend(&req);
         status = st;
-        let v = tx.process_response_headers(st, "HTTP/1.1", headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())));
+        let v = tx.process_response_headers(
+            st,
+            "HTTP/1.1",
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
+        );
         let v = if v == Verdict::Continue {
             tx.append_response_body(&body);
             tx.process_response_body()
@@ -408,7 +547,11 @@ pub fn run_request(engine: &Engine, input: &Input, unique_id: &str) -> Option<Ou
         }
     }
     tx.process_logging();
-    Some(Outcome { status, blocked, log: tx.error_log_lines().to_vec() })
+    Some(Outcome {
+        status,
+        blocked,
+        log: tx.error_log_lines().to_vec(),
+    })
 }
 
 /// CRS's test backend (albedo): `/reflect` answers with the JSON request's
@@ -416,25 +559,46 @@ pub fn run_request(engine: &Engine, input: &Input, unique_id: &str) -> Option<Ou
 fn backend(req: &Request) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let path = req.uri.split('?').next().unwrap_or("");
     if path == "/reflect" {
-        if let Ok(serde_json::Value::Object(m)) = serde_json::from_slice::<serde_json::Value>(&req.body) {
+        if let Ok(serde_json::Value::Object(m)) =
+            serde_json::from_slice::<serde_json::Value>(&req.body)
+        {
             let status = m.get("status").and_then(|v| v.as_u64()).unwrap_or(200) as u16;
             let mut headers = Vec::new();
             if let Some(serde_json::Value::Object(h)) = m.get("headers") {
                 for (k, v) in h {
-                    headers.push((k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())));
+                    headers.push((
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    ));
                 }
             }
-            let mut body = m.get("body").and_then(|v| v.as_str()).map(|s| s.as_bytes().to_vec()).unwrap_or_default();
+            let mut body = m
+                .get("body")
+                .and_then(|v| v.as_str())
+                .map(|s| s.as_bytes().to_vec())
+                .unwrap_or_default();
             if let Some(b) = m.get("encodedBody").and_then(|v| v.as_str()) {
                 body = base64_decode(b);
             }
-            if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            {
                 headers.push(("Content-Type".into(), "text/plain".into()));
             }
             return (status, headers, body);
         }
     }
-    (200, vec![("Content-Type".into(), "text/plain; charset=utf-8".into()), ("Content-Length".into(), "0".into())], Vec::new())
+    (
+        200,
+        vec![
+            ("Content-Type".into(), "text/plain; charset=utf-8".into()),
+            ("Content-Length".into(), "0".into()),
+        ],
+        Vec::new(),
+    )
 }
 
 /// What an override does to a case.
@@ -460,7 +624,8 @@ impl Overrides {
     /// `overrides: [{suite, tests: [..], action: skip|ignore_status, reason}]`.
     pub fn load(path: &Path) -> Result<Overrides, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let doc: Value = serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let doc: Value =
+            serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut o = Overrides::default();
         if let Some(Value::Sequence(list)) = doc.get("overrides") {
             for entry in list {
@@ -472,10 +637,18 @@ impl Overrides {
                 let action = match entry.get("action").and_then(s).as_deref() {
                     None | Some("skip") => OverrideAction::Skip,
                     Some("ignore_status") => OverrideAction::IgnoreStatus,
-                    Some(other) => return Err(format!("{}: unknown override action `{other}`", path.display())),
+                    Some(other) => {
+                        return Err(format!(
+                            "{}: unknown override action `{other}`",
+                            path.display()
+                        ))
+                    }
                 };
                 for t in strings(entry.get("tests")) {
-                    o.entries.entry(suite.clone()).or_default().insert(t, (action.clone(), reason.clone()));
+                    o.entries
+                        .entry(suite.clone())
+                        .or_default()
+                        .insert(t, (action.clone(), reason.clone()));
                 }
             }
         }
@@ -536,9 +709,17 @@ impl Report {
             }
         }
         if self.status_waived > 0 {
-            let _ = writeln!(out, "({} cases ran with their HTTP status expectation waived by overrides)", self.status_waived);
+            let _ = writeln!(
+                out,
+                "({} cases ran with their HTTP status expectation waived by overrides)",
+                self.status_waived
+            );
         }
-        let _ = writeln!(out, "{} passed, {} failed, {} skipped", self.passed, self.failed, self.skipped);
+        let _ = writeln!(
+            out,
+            "{} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.skipped
+        );
         out
     }
 }
@@ -611,7 +792,11 @@ pub fn run_suite(engine: &Engine, suite: &Suite, cases: &[Case], overrides: &Ove
             report.passed += 1;
         } else {
             report.failed += 1;
-            report.failures.push(Failure { case: case.name.clone(), rule_id: case.rule_id, reasons });
+            report.failures.push(Failure {
+                case: case.name.clone(),
+                rule_id: case.rule_id,
+                reasons,
+            });
         }
     }
     report
@@ -620,8 +805,16 @@ pub fn run_suite(engine: &Engine, suite: &Suite, cases: &[Case], overrides: &Ove
 /// The blocking pass: with the engine On at paranoia level 1, attack cases
 /// of REQUEST-93x/94x whose expected rule is a PL1 rule must be blocked, and
 /// the cases that expect no id at all must not be.
-pub fn run_blocking(engine: &Engine, suite: &Suite, cases: &[Case], overrides: &Overrides) -> Report {
-    let pl1: HashSet<u32> = engine.rules_with_tag("paranoia-level/1").into_iter().collect();
+pub fn run_blocking(
+    engine: &Engine,
+    suite: &Suite,
+    cases: &[Case],
+    overrides: &Overrides,
+) -> Report {
+    let pl1: HashSet<u32> = engine
+        .rules_with_tag("paranoia-level/1")
+        .into_iter()
+        .collect();
     let mut report = Report::default();
     for case in cases {
         if !(case.group.starts_with("REQUEST-93") || case.group.starts_with("REQUEST-94")) {
@@ -634,28 +827,45 @@ pub fn run_blocking(engine: &Engine, suite: &Suite, cases: &[Case], overrides: &
             report.skipped += 1;
             continue;
         }
-        let Some((input, expect)) = case.stages.first() else { continue };
+        let Some((input, expect)) = case.stages.first() else {
+            continue;
+        };
         let expected_ids: Vec<u32> = match suite.schema {
             Schema::V4 => expect.ids.clone(),
             Schema::V3 => expect
                 .match_regex
                 .iter()
-                .filter_map(|r| r.split(|c: char| !c.is_ascii_digit()).find(|p| p.len() == 6).and_then(|p| p.parse().ok()))
+                .filter_map(|r| {
+                    r.split(|c: char| !c.is_ascii_digit())
+                        .find(|p| p.len() == 6)
+                        .and_then(|p| p.parse().ok())
+                })
                 .collect(),
         };
         let attack = expected_ids.iter().any(|id| pl1.contains(id));
-        let benign = expected_ids.is_empty() && expect.no_match_regex.iter().any(|r| r.contains("\\d+"));
+        let benign =
+            expected_ids.is_empty() && expect.no_match_regex.iter().any(|r| r.contains("\\d+"));
         if !attack && !benign {
             continue;
         }
-        let Some(out) = run_request(engine, input, &case.name) else { continue };
+        let Some(out) = run_request(engine, input, &case.name) else {
+            continue;
+        };
         let ok = if attack { out.blocked } else { !out.blocked };
         if ok {
             report.passed += 1;
         } else {
             report.failed += 1;
-            let why = if attack { "attack not blocked" } else { "benign request blocked" };
-            report.failures.push(Failure { case: case.name.clone(), rule_id: case.rule_id, reasons: vec![why.into()] });
+            let why = if attack {
+                "attack not blocked"
+            } else {
+                "benign request blocked"
+            };
+            report.failures.push(Failure {
+                case: case.name.clone(),
+                rule_id: case.rule_id,
+                reasons: vec![why.into()],
+            });
         }
     }
     report

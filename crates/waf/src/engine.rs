@@ -30,7 +30,11 @@ pub enum ConfigInput {
     File(PathBuf),
     /// A configuration text with a name for error positions and a base
     /// directory for relative `Include` and data file paths.
-    Text { name: String, text: String, base_dir: PathBuf },
+    Text {
+        name: String,
+        text: String,
+        base_dir: PathBuf,
+    },
 }
 
 /// What `SecRequestBodyLimitAction` says to do with a body over the limit.
@@ -130,7 +134,12 @@ pub(crate) struct RejectGroup {
 /// cached). Exclusions and keyed selectors only narrow the values, so the
 /// union over the whole variable stays a superset and the test stays sound.
 fn reject_vars(rule: &Rule) -> Option<Vec<(Var, bool)>> {
-    if rule.pf_bit.is_none() || rule.negated || rule.unconditional || rule.actions.multi_match || rule.targets.is_empty() {
+    if rule.pf_bit.is_none()
+        || rule.negated
+        || rule.unconditional
+        || rule.actions.multi_match
+        || rule.targets.is_empty()
+    {
         return None;
     }
     let mut vars = Vec::new();
@@ -182,7 +191,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("rules", &self.inner.rules.len()).finish()
+        f.debug_struct("Engine")
+            .field("rules", &self.inner.rules.len())
+            .finish()
     }
 }
 
@@ -211,7 +222,11 @@ struct DataDir<'a> {
 impl DataFiles for DataDir<'_> {
     fn read_data(&mut self, name: &str) -> Result<Vec<u8>, String> {
         let p = Path::new(name);
-        let p = if p.is_absolute() { p.to_path_buf() } else { self.dir.join(p) };
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        };
         self.source.read(&p)
     }
 }
@@ -220,7 +235,10 @@ impl Engine {
     /// Loads rule files from the file system, in order. A path may be a
     /// glob (`rules/*.conf`) or a directory, which loads its `*.conf` files
     /// in name order.
-    pub fn from_files<P: AsRef<Path>>(paths: &[P], opts: &RuleLoadOptions) -> Result<Engine, LoadErrors> {
+    pub fn from_files<P: AsRef<Path>>(
+        paths: &[P],
+        opts: &RuleLoadOptions,
+    ) -> Result<Engine, LoadErrors> {
         let inputs: Vec<ConfigInput> = paths
             .iter()
             .map(|p| {
@@ -237,12 +255,20 @@ impl Engine {
 
     /// Loads a configuration text; `name` appears in error positions.
     pub fn from_str_with_name(text: &str, name: &str) -> Result<Engine, LoadErrors> {
-        let inputs = [ConfigInput::Text { name: name.to_string(), text: text.to_string(), base_dir: PathBuf::from(".") }];
+        let inputs = [ConfigInput::Text {
+            name: name.to_string(),
+            text: text.to_string(),
+            base_dir: PathBuf::from("."),
+        }];
         Engine::load(&FsSource, &inputs, &RuleLoadOptions::default())
     }
 
     /// Loads configuration inputs in order through a file source.
-    pub fn load(source: &dyn FileSource, inputs: &[ConfigInput], opts: &RuleLoadOptions) -> Result<Engine, LoadErrors> {
+    pub fn load(
+        source: &dyn FileSource,
+        inputs: &[ConfigInput],
+        opts: &RuleLoadOptions,
+    ) -> Result<Engine, LoadErrors> {
         let mut l = Loader {
             source,
             config: Config::default(),
@@ -262,15 +288,27 @@ impl Engine {
         for input in inputs {
             match input {
                 ConfigInput::File(p) => l.include(p, "<input>", 0),
-                ConfigInput::Text { name, text, base_dir } => l.load_text(name, text, base_dir),
+                ConfigInput::Text {
+                    name,
+                    text,
+                    base_dir,
+                } => l.load_text(name, text, base_dir),
             }
         }
         if let Some(p) = &opts.epilogue {
             l.load_text("<epilogue>", p, Path::new("."));
         }
         if l.open_chain {
-            let (file, line) = l.rules.last().map(|r| (r.file.clone(), r.line)).unwrap_or_default();
-            l.errors.push(LoadError { file, line, kind: ErrorKind::Syntax("chain without a following rule".into()) });
+            let (file, line) = l
+                .rules
+                .last()
+                .map(|r| (r.file.clone(), r.line))
+                .unwrap_or_default();
+            l.errors.push(LoadError {
+                file,
+                line,
+                kind: ErrorKind::Syntax("chain without a following rule".into()),
+            });
         }
         // Regexes are checked in `finish`, after every directive, so their
         // errors come last; run it even after other errors so that every
@@ -298,7 +336,10 @@ impl Engine {
                 link = l.chain.as_deref();
             }
         }
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
         std::thread::scope(|scope| {
             for t in 0..threads {
                 let lazies = &lazies;
@@ -311,7 +352,11 @@ impl Engine {
         });
         for (r, lz) in &lazies {
             if let Err(e) = lz.get() {
-                errors.push(LoadError { file: r.file.clone(), line: r.line, kind: ErrorKind::Regex(e.to_string()) });
+                errors.push(LoadError {
+                    file: r.file.clone(),
+                    line: r.line,
+                    kind: ErrorKind::Regex(e.to_string()),
+                });
             }
         }
         if errors.is_empty() {
@@ -323,7 +368,12 @@ impl Engine {
 
     /// The ids of rules carrying a tag (exactly), e.g. `paranoia-level/1`.
     pub fn rules_with_tag(&self, tag: &str) -> Vec<u32> {
-        self.inner.rules.iter().filter(|r| r.actions.tags.iter().any(|t| t == tag)).map(|r| r.id).collect()
+        self.inner
+            .rules
+            .iter()
+            .filter(|r| r.actions.tags.iter().any(|t| t == tag))
+            .map(|r| r.id)
+            .collect()
     }
 
     /// The number of rules (chain starters and SecActions) loaded.
@@ -359,7 +409,10 @@ impl Loader<'_> {
                 if let Operator::Rx(Rx::Pending(_)) = &l.op {
                     match results.next() {
                         Some(Ok((pattern, lits))) => {
-                            l.op = Operator::Rx(Rx::Lazy(Box::new(crate::operator::LazyRegex { pattern, cell: std::sync::OnceLock::new() })));
+                            l.op = Operator::Rx(Rx::Lazy(Box::new(crate::operator::LazyRegex {
+                                pattern,
+                                cell: std::sync::OnceLock::new(),
+                            })));
                             if let Some(lits) = lits {
                                 let bit = group.len() as u32;
                                 group.push((bit, lits));
@@ -367,7 +420,11 @@ impl Loader<'_> {
                             }
                         }
                         Some(Err(e)) => {
-                            self.errors.push(LoadError { file: file.clone(), line, kind: ErrorKind::Regex(e) });
+                            self.errors.push(LoadError {
+                                file: file.clone(),
+                                line,
+                                kind: ErrorKind::Regex(e),
+                            });
                             l.op = Operator::NoMatch;
                         }
                         None => l.op = Operator::NoMatch,
@@ -375,7 +432,8 @@ impl Loader<'_> {
                 }
                 if let Operator::Pm(pm) = &l.op {
                     // A phrase set is its own exact prefilter.
-                    let lits: Vec<Vec<u8>> = pm.phrases.iter().map(|p| p.to_ascii_lowercase()).collect();
+                    let lits: Vec<Vec<u8>> =
+                        pm.phrases.iter().map(|p| p.to_ascii_lowercase()).collect();
                     // Very large phrase sets cost more to build into the shared
                     // automaton (load time) than they save per request.
                     if lits.len() <= MAX_PM_PREFILTER && crate::prefilter::usable(&lits) {
@@ -388,9 +446,15 @@ impl Loader<'_> {
             }
         }
         if !self.errors.is_empty() {
-            return Err(LoadErrors { errors: self.errors });
+            return Err(LoadErrors {
+                errors: self.errors,
+            });
         }
-        let prefilter = if group.is_empty() { None } else { crate::prefilter::ChainPrefilter::build(&group) };
+        let prefilter = if group.is_empty() {
+            None
+        } else {
+            crate::prefilter::ChainPrefilter::build(&group)
+        };
         if prefilter.is_none() {
             // Without an automaton every regex simply runs.
             for r in self.rules.iter_mut() {
@@ -406,7 +470,10 @@ impl Loader<'_> {
             let mut ids: HashMap<RejectGroup, u32> = HashMap::new();
             for r in self.rules.iter_mut() {
                 if let Some(vars) = reject_vars(r) {
-                    let group = RejectGroup { vars, chain_id: r.chain_id };
+                    let group = RejectGroup {
+                        vars,
+                        chain_id: r.chain_id,
+                    };
                     let id = *ids.entry(group.clone()).or_insert_with(|| {
                         reject_groups.push(group);
                         reject_groups.len() as u32 - 1
@@ -435,9 +502,15 @@ impl Loader<'_> {
                 .iter()
                 .enumerate()
                 .map(|(i, item)| {
-                    let Item::Rule(ri) = item else { return u32::MAX };
-                    let Some(marker) = &self.rules[*ri].actions.skip_after else { return u32::MAX };
-                    let at = items[i + 1..].iter().position(|it| matches!(it, Item::Marker(m) if m == marker));
+                    let Item::Rule(ri) = item else {
+                        return u32::MAX;
+                    };
+                    let Some(marker) = &self.rules[*ri].actions.skip_after else {
+                        return u32::MAX;
+                    };
+                    let at = items[i + 1..]
+                        .iter()
+                        .position(|it| matches!(it, Item::Marker(m) if m == marker));
                     at.map_or(items.len(), |k| i + 1 + k + 1) as u32
                 })
                 .collect();
@@ -474,12 +547,20 @@ impl Loader<'_> {
     }
 
     fn err(&mut self, file: &str, line: usize, kind: ErrorKind) {
-        self.errors.push(LoadError { file: file.to_string(), line, kind });
+        self.errors.push(LoadError {
+            file: file.to_string(),
+            line,
+            kind,
+        });
     }
 
     fn include(&mut self, pattern: &Path, from: &str, line: usize) {
         if self.include_depth > 16 {
-            self.err(from, line, ErrorKind::Syntax("Include nested too deeply".into()));
+            self.err(
+                from,
+                line,
+                ErrorKind::Syntax("Include nested too deeply".into()),
+            );
             return;
         }
         let files = match self.source.glob(pattern) {
@@ -516,7 +597,10 @@ impl Loader<'_> {
     }
 
     fn arg(d: &lexer::Directive, i: usize) -> Result<&str, ErrorKind> {
-        d.args.get(i).map(String::as_str).ok_or_else(|| ErrorKind::Syntax(format!("{} needs {} argument(s)", d.name, i + 1)))
+        d.args
+            .get(i)
+            .map(String::as_str)
+            .ok_or_else(|| ErrorKind::Syntax(format!("{} needs {} argument(s)", d.name, i + 1)))
     }
 
     fn directive(&mut self, file: &str, dir: &Path, d: &lexer::Directive) -> Result<(), ErrorKind> {
@@ -525,7 +609,10 @@ impl Loader<'_> {
             "off" => Ok(false),
             _ => Err(ErrorKind::Syntax(format!("expected On or Off, got `{s}`"))),
         };
-        let num = |s: &str| s.parse::<u64>().map_err(|_| ErrorKind::Syntax(format!("expected a number, got `{s}`")));
+        let num = |s: &str| {
+            s.parse::<u64>()
+                .map_err(|_| ErrorKind::Syntax(format!("expected a number, got `{s}`")))
+        };
         match d.name.to_ascii_lowercase().as_str() {
             "secrule" => {
                 let vars = Self::arg(d, 0)?;
@@ -553,7 +640,8 @@ impl Loader<'_> {
                 Ok(())
             }
             "secruleengine" => {
-                self.config.mode = rule::parse_engine_mode(Self::arg(d, 0)?).ok_or_else(|| ErrorKind::Syntax("expected On, Off or DetectionOnly".into()))?;
+                self.config.mode = rule::parse_engine_mode(Self::arg(d, 0)?)
+                    .ok_or_else(|| ErrorKind::Syntax("expected On, Off or DetectionOnly".into()))?;
                 Ok(())
             }
             "secrequestbodyaccess" => {
@@ -576,7 +664,11 @@ impl Loader<'_> {
                 let a = match Self::arg(d, 0)?.to_ascii_lowercase().as_str() {
                     "reject" => LimitAction::Reject,
                     "processpartial" => LimitAction::ProcessPartial,
-                    other => return Err(ErrorKind::Syntax(format!("expected Reject or ProcessPartial, got `{other}`"))),
+                    other => {
+                        return Err(ErrorKind::Syntax(format!(
+                            "expected Reject or ProcessPartial, got `{other}`"
+                        )))
+                    }
                 };
                 if d.name.eq_ignore_ascii_case("secrequestbodylimitaction") {
                     self.config.request_body_limit_action = a;
@@ -590,7 +682,12 @@ impl Loader<'_> {
                 Ok(())
             }
             "secresponsebodymimetype" => {
-                self.config.response_mime_types = d.args.iter().flat_map(|a| a.split_whitespace()).map(|s| s.to_ascii_lowercase()).collect();
+                self.config.response_mime_types = d
+                    .args
+                    .iter()
+                    .flat_map(|a| a.split_whitespace())
+                    .map(|s| s.to_ascii_lowercase())
+                    .collect();
                 Ok(())
             }
             "secresponsebodymimetypesclear" => {
@@ -602,7 +699,9 @@ impl Loader<'_> {
                 Ok(())
             }
             "seccomponentsignature" => {
-                self.config.component_signatures.push(Self::arg(d, 0)?.to_string());
+                self.config
+                    .component_signatures
+                    .push(Self::arg(d, 0)?.to_string());
                 Ok(())
             }
             "seccollectiontimeout" => {
@@ -611,7 +710,11 @@ impl Loader<'_> {
             }
             "include" => {
                 let p = Path::new(Self::arg(d, 0)?);
-                let p = if p.is_absolute() { p.to_path_buf() } else { dir.join(p) };
+                let p = if p.is_absolute() {
+                    p.to_path_buf()
+                } else {
+                    dir.join(p)
+                };
                 self.include(&p, file, d.line);
                 Ok(())
             }
@@ -624,13 +727,21 @@ impl Loader<'_> {
                 Ok(())
             }
             "secruleremovebytag" => {
-                let re = crate::pcre::compile_cached(Self::arg(d, 0)?, false).map_err(ErrorKind::Regex)?;
+                let re = crate::pcre::compile_cached(Self::arg(d, 0)?, false)
+                    .map_err(ErrorKind::Regex)?;
                 self.remove_rules(|r| r.has_tag(&re));
                 Ok(())
             }
             "secruleremovebymsg" => {
-                let re = crate::pcre::compile_cached(Self::arg(d, 0)?, false).map_err(ErrorKind::Regex)?;
-                self.remove_rules(|r| r.actions.msg.as_ref().and_then(|m| m.as_literal()).is_some_and(|m| re.is_match(m)));
+                let re = crate::pcre::compile_cached(Self::arg(d, 0)?, false)
+                    .map_err(ErrorKind::Regex)?;
+                self.remove_rules(|r| {
+                    r.actions
+                        .msg
+                        .as_ref()
+                        .and_then(|m| m.as_literal())
+                        .is_some_and(|m| re.is_match(m))
+                });
                 Ok(())
             }
             "secruleupdatetargetbyid" | "secruleupdatetargetbytag" | "secruleupdatetargetbymsg" => {
@@ -646,12 +757,22 @@ impl Loader<'_> {
                     Box::new(move |r: &Rule| r.has_tag(&re))
                 } else {
                     let re = crate::pcre::compile_cached(&sel, false).map_err(ErrorKind::Regex)?;
-                    Box::new(move |r: &Rule| r.actions.msg.as_ref().and_then(|m| m.as_literal()).is_some_and(|m| re.is_match(m)))
+                    Box::new(move |r: &Rule| {
+                        r.actions
+                            .msg
+                            .as_ref()
+                            .and_then(|m| m.as_literal())
+                            .is_some_and(|m| re.is_match(m))
+                    })
                 };
                 for r in self.rules.iter_mut().filter(|r| pick(r)) {
                     r.exclusions.extend(exclusions.iter().cloned());
                     if let Some((old, _)) = &replace {
-                        r.targets.retain(|t| !old.iter().any(|o| o.var == t.var && o.raw_key.eq_ignore_ascii_case(&t.raw_key)));
+                        r.targets.retain(|t| {
+                            !old.iter().any(|o| {
+                                o.var == t.var && o.raw_key.eq_ignore_ascii_case(&t.raw_key)
+                            })
+                        });
                     }
                     r.targets.extend(targets.iter().cloned());
                 }
@@ -661,7 +782,11 @@ impl Loader<'_> {
                 let ranges = rule::parse_id_ranges(Self::arg(d, 0)?)?;
                 let text = Self::arg(d, 1)?.to_string();
                 let mut errs = Vec::new();
-                for r in self.rules.iter_mut().filter(|r| ranges.iter().any(|&(a, b)| r.id >= a && r.id <= b)) {
+                for r in self
+                    .rules
+                    .iter_mut()
+                    .filter(|r| ranges.iter().any(|&(a, b)| r.id >= a && r.id <= b))
+                {
                     let mut upd = Actions::default();
                     rule::parse_actions(&text, &mut upd, &mut errs);
                     merge_update(&mut r.actions, upd);
@@ -709,7 +834,14 @@ impl Loader<'_> {
             .collect();
     }
 
-    fn add_rule(&mut self, file: &str, dir: &Path, line: usize, spec: Option<(&str, &str)>, actions_text: &str) -> Result<(), ErrorKind> {
+    fn add_rule(
+        &mut self,
+        file: &str,
+        dir: &Path,
+        line: usize,
+        spec: Option<(&str, &str)>,
+        actions_text: &str,
+    ) -> Result<(), ErrorKind> {
         let mut actions = Actions::default();
         let mut errs = Vec::new();
         rule::parse_actions(actions_text, &mut actions, &mut errs);
@@ -722,16 +854,35 @@ impl Loader<'_> {
                         (Vec::new(), Vec::new())
                     }
                 };
-                let mut data = DataDir { source: self.source, dir: dir.to_path_buf() };
+                let mut data = DataDir {
+                    source: self.source,
+                    dir: dir.to_path_buf(),
+                };
                 match rule::parse_operator(op, &mut data) {
                     Ok((neg, o, n, a)) => (t, e, neg, o, n, a, false),
                     Err(k) => {
                         errs.push(k);
-                        (t, e, false, crate::operator::Operator::NoMatch, String::new(), String::new(), false)
+                        (
+                            t,
+                            e,
+                            false,
+                            crate::operator::Operator::NoMatch,
+                            String::new(),
+                            String::new(),
+                            false,
+                        )
                     }
                 }
             }
-            None => (Vec::new(), Vec::new(), false, crate::operator::Operator::UnconditionalMatch, "unconditionalMatch".into(), String::new(), true),
+            None => (
+                Vec::new(),
+                Vec::new(),
+                false,
+                crate::operator::Operator::UnconditionalMatch,
+                "unconditionalMatch".into(),
+                String::new(),
+                true,
+            ),
         };
         if self.discard_chain {
             self.discard_chain = actions.chain;
@@ -748,7 +899,9 @@ impl Loader<'_> {
         }
         if is_child && (actions.id.is_some() || actions.phase.is_some()) {
             // ModSecurity rejects these in chained rules; so do we.
-            errs.push(ErrorKind::Syntax("id and phase belong on the first rule of a chain".into()));
+            errs.push(ErrorKind::Syntax(
+                "id and phase belong on the first rule of a chain".into(),
+            ));
         }
         let mut first = true;
         for e in errs {
@@ -856,7 +1009,11 @@ fn resolve_transforms(defaults: &[Option<Transform>], own: &[Option<Transform>])
 /// Interns a pipeline and, first, every prefix of it, so that a pipeline's
 /// parent (itself minus its last transformation) always has an id: values
 /// are then transformed one step from their cached parent.
-fn intern(ids: &mut HashMap<Vec<Transform>, u32>, chains: &mut Vec<Vec<Transform>>, t: &[Transform]) -> u32 {
+fn intern(
+    ids: &mut HashMap<Vec<Transform>, u32>,
+    chains: &mut Vec<Vec<Transform>>,
+    t: &[Transform],
+) -> u32 {
     if let Some(&id) = ids.get(t) {
         return id;
     }
@@ -868,7 +1025,6 @@ fn intern(ids: &mut HashMap<Vec<Transform>, u32>, chains: &mut Vec<Vec<Transform
     ids.insert(t.to_vec(), id);
     id
 }
-
 
 /// The largest `@pm` phrase set folded into the shared prefilter.
 const MAX_PM_PREFILTER: usize = 800;
@@ -883,7 +1039,10 @@ fn compile_all(patterns: &[String]) -> Vec<Compiled> {
         let lits = crate::prefilter::required_literals_hir(&hir);
         Ok((p.clone(), lits))
     };
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
     if threads == 1 || patterns.len() < 16 {
         return patterns.iter().map(one).collect();
     }
@@ -893,7 +1052,15 @@ fn compile_all(patterns: &[String]) -> Vec<Compiled> {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let one = &one;
-                scope.spawn(move || patterns.iter().enumerate().skip(t).step_by(threads).map(|(i, p)| (i, one(p))).collect::<Vec<_>>())
+                scope.spawn(move || {
+                    patterns
+                        .iter()
+                        .enumerate()
+                        .skip(t)
+                        .step_by(threads)
+                        .map(|(i, p)| (i, one(p)))
+                        .collect::<Vec<_>>()
+                })
             })
             .collect();
         for h in handles {
@@ -905,5 +1072,8 @@ fn compile_all(patterns: &[String]) -> Vec<Compiled> {
             }
         }
     });
-    slots.into_iter().map(|s| s.unwrap_or_else(|| Err("regex compilation failed".into()))).collect()
+    slots
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|| Err("regex compilation failed".into())))
+        .collect()
 }

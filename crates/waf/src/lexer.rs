@@ -42,7 +42,11 @@ pub(crate) fn lex(text: &str) -> (Vec<Directive>, Vec<(usize, String)>) {
         match split_args(text.trim()) {
             Ok(mut words) if !words.is_empty() => {
                 let name = words.remove(0);
-                directives.push(Directive { line: start_line, name, args: words });
+                directives.push(Directive {
+                    line: start_line,
+                    name,
+                    args: words,
+                });
             }
             Ok(_) => {}
             Err(e) => errors.push((start_line, e)),
@@ -52,7 +56,11 @@ pub(crate) fn lex(text: &str) -> (Vec<Directive>, Vec<(usize, String)>) {
         match split_args(logical.trim()) {
             Ok(mut words) if !words.is_empty() => {
                 let name = words.remove(0);
-                directives.push(Directive { line: start_line, name, args: words });
+                directives.push(Directive {
+                    line: start_line,
+                    name,
+                    args: words,
+                });
             }
             Ok(_) => {}
             Err(e) => errors.push((start_line, e)),
@@ -118,7 +126,13 @@ mod tests {
 
     fn check(text: &str, expect: &str) {
         let (d, e) = lex(text);
-        let got = format!("{:?} {:?}", d.iter().map(|d| (d.line, &d.name, &d.args)).collect::<Vec<_>>(), e);
+        let got = format!(
+            "{:?} {:?}",
+            d.iter()
+                .map(|d| (d.line, &d.name, &d.args))
+                .collect::<Vec<_>>(),
+            e
+        );
         assert_eq!(got, expect);
     }
 
@@ -130,7 +144,13 @@ mod tests {
         );
         check("SecMarker 'END'\n", r#"[(1, "SecMarker", ["END"])] []"#);
         // Apache turns `\\\\` into one backslash, in and out of quotes (920460 relies on it).
-        check("A \"x\\\\y\" p\\\\q\n", r#"[(1, "A", ["x\\y", "p\\q"])] []"#);
-        check("SecRule A \"x\n", r#"[] [(1, "unterminated quoted argument")]"#);
+        check(
+            "A \"x\\\\y\" p\\\\q\n",
+            r#"[(1, "A", ["x\\y", "p\\q"])] []"#,
+        );
+        check(
+            "SecRule A \"x\n",
+            r#"[] [(1, "unterminated quoted argument")]"#,
+        );
     }
 }

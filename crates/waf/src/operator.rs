@@ -63,7 +63,10 @@ pub(crate) struct LazyRegex {
 
 impl LazyRegex {
     pub(crate) fn get(&self) -> Result<&Regex, &str> {
-        self.cell.get_or_init(|| pcre::compile(&self.pattern, false)).as_ref().map_err(String::as_str)
+        self.cell
+            .get_or_init(|| pcre::compile(&self.pattern, false))
+            .as_ref()
+            .map_err(String::as_str)
     }
 }
 
@@ -98,10 +101,19 @@ impl Pm {
         CACHE.with(|c| {
             let mut c = c.borrow_mut();
             if c.len() < 256 {
-                c.insert(phrases, Pm { ac: ac.clone(), phrases: shared.clone() });
+                c.insert(
+                    phrases,
+                    Pm {
+                        ac: ac.clone(),
+                        phrases: shared.clone(),
+                    },
+                );
             }
         });
-        Ok(Pm { ac, phrases: shared })
+        Ok(Pm {
+            ac,
+            phrases: shared,
+        })
     }
 }
 
@@ -125,9 +137,21 @@ impl IpNet {
             std::net::IpAddr::V6(v) => (u128::from(v), 128, false),
         };
         let len = len.unwrap_or(bits).min(bits);
-        let mask = if len == 0 { 0 } else { (!0u128 >> (128 - bits)) & !((1u128 << (bits - len)) - 1).min(!0u128 >> (128 - bits)) };
-        let mask = if len == bits { !0u128 >> (128 - bits) } else { mask };
-        Some(IpNet { addr: addr & mask, mask, v4 })
+        let mask = if len == 0 {
+            0
+        } else {
+            (!0u128 >> (128 - bits)) & !((1u128 << (bits - len)) - 1).min(!0u128 >> (128 - bits))
+        };
+        let mask = if len == bits {
+            !0u128 >> (128 - bits)
+        } else {
+            mask
+        };
+        Some(IpNet {
+            addr: addr & mask,
+            mask,
+            v4,
+        })
     }
 
     fn contains(&self, ip: &std::net::IpAddr) -> bool {
@@ -173,7 +197,12 @@ pub(crate) fn parse_int(s: &[u8]) -> i64 {
 impl Operator {
     /// Runs the operator. When `captures` is given and the operator matched,
     /// it receives what ModSecurity puts into TX.0..TX.9.
-    pub(crate) fn eval(&self, ctx: &mut dyn OpContext, input: &[u8], captures: Option<&mut Vec<Vec<u8>>>) -> bool {
+    pub(crate) fn eval(
+        &self,
+        ctx: &mut dyn OpContext,
+        input: &[u8],
+        captures: Option<&mut Vec<Vec<u8>>>,
+    ) -> bool {
         match self {
             Operator::Rx(rx) => {
                 let dynamic;
@@ -262,20 +291,26 @@ impl Operator {
             Operator::Le(m) => parse_int(input) <= parse_int(&ctx.expand(m)),
             Operator::Lt(m) => parse_int(input) < parse_int(&ctx.expand(m)),
             Operator::IpMatch(nets) => {
-                let Ok(s) = std::str::from_utf8(input) else { return false };
-                let Ok(ip) = s.trim().parse::<std::net::IpAddr>() else { return false };
+                let Ok(s) = std::str::from_utf8(input) else {
+                    return false;
+                };
+                let Ok(ip) = s.trim().parse::<std::net::IpAddr>() else {
+                    return false;
+                };
                 nets.iter().any(|n| n.contains(&ip))
             }
             Operator::DetectSqli => {
                 if sqli_impossible(input) {
                     return false;
                 }
-                let r = libinjectionrs::detect_sqli(input);
-                if r.is_injection() {
+                // `detect_sqli` is this, plus a second tokenising pass for the
+                // fingerprint that it always makes; only a detection needs it.
+                let mut state =
+                    libinjectionrs::SqliState::new(input, libinjectionrs::SqliFlags::FLAG_NONE);
+                if state.detect() {
                     if let Some(caps) = captures {
                         caps.clear();
-                        let fp = r.fingerprint.map(|f| f.to_string()).unwrap_or_default();
-                        caps.push(fp.into_bytes());
+                        caps.push(state.get_fingerprint().as_str().as_bytes().to_vec());
                     }
                     true
                 } else {
@@ -385,7 +420,9 @@ pub(crate) fn compile_rx(pattern: &str) -> Result<Rx, String> {
 /// argument names and many values (names, numbers, codes) are such words.
 fn sqli_impossible(input: &[u8]) -> bool {
     match input.first() {
-        Some(c) if c.is_ascii_alphabetic() => input.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_'),
+        Some(c) if c.is_ascii_alphabetic() => input
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'_'),
         Some(c) if c.is_ascii_digit() => input.iter().all(u8::is_ascii_digit),
         _ => false,
     }
@@ -411,23 +448,114 @@ mod tests {
     #[test]
     fn libinjection_fast_rejects_agree() {
         let words = [
-            "select", "SELECT", "union", "UNION", "or", "and", "xor", "not", "like", "null", "true", "false", "sleep", "benchmark", "version", "user", "admin",
-            "sp_password", "waitfor", "delay", "exec", "execute", "drop", "table", "insert", "into", "from", "where", "having", "order", "by", "group", "limit",
-            "procedure", "analyse", "load_file", "outfile", "char", "concat", "x", "b", "n", "q", "u", "e", "X", "B", "N", "Q", "U", "E", "abc", "Alice",
-            "first_name", "f1", "a_b_c", "0", "1", "12345678901234567890", "75002", "ascii", "substring", "information_schema", "utl_inaddr", "dbms_pipe",
-            "onload", "onerror", "javascript", "script", "style", "alert", "1e5", "0x41", "0b1", "x41", "id", "abcdefghijklmnopqrstuvwxyzabcdefghijklmnop",
+            "select",
+            "SELECT",
+            "union",
+            "UNION",
+            "or",
+            "and",
+            "xor",
+            "not",
+            "like",
+            "null",
+            "true",
+            "false",
+            "sleep",
+            "benchmark",
+            "version",
+            "user",
+            "admin",
+            "sp_password",
+            "waitfor",
+            "delay",
+            "exec",
+            "execute",
+            "drop",
+            "table",
+            "insert",
+            "into",
+            "from",
+            "where",
+            "having",
+            "order",
+            "by",
+            "group",
+            "limit",
+            "procedure",
+            "analyse",
+            "load_file",
+            "outfile",
+            "char",
+            "concat",
+            "x",
+            "b",
+            "n",
+            "q",
+            "u",
+            "e",
+            "X",
+            "B",
+            "N",
+            "Q",
+            "U",
+            "E",
+            "abc",
+            "Alice",
+            "first_name",
+            "f1",
+            "a_b_c",
+            "0",
+            "1",
+            "12345678901234567890",
+            "75002",
+            "ascii",
+            "substring",
+            "information_schema",
+            "utl_inaddr",
+            "dbms_pipe",
+            "onload",
+            "onerror",
+            "javascript",
+            "script",
+            "style",
+            "alert",
+            "1e5",
+            "0x41",
+            "0b1",
+            "x41",
+            "id",
+            "abcdefghijklmnopqrstuvwxyzabcdefghijklmnop",
         ];
         for w in words {
             if sqli_impossible(w.as_bytes()) {
-                assert!(!libinjectionrs::detect_sqli(w.as_bytes()).is_injection(), "sqli {w}");
+                assert!(
+                    !libinjectionrs::detect_sqli(w.as_bytes()).is_injection(),
+                    "sqli {w}"
+                );
             }
             if xss_impossible(w.as_bytes()) {
-                assert!(!libinjectionrs::detect_xss(w.as_bytes()).is_injection(), "xss {w}");
+                assert!(
+                    !libinjectionrs::detect_xss(w.as_bytes()).is_injection(),
+                    "xss {w}"
+                );
             }
         }
-        for v in ["1 or 1", "1'or'1", "x onerror", "a' onload", "<script>", "x onerror=alert(1)", "javascript:alert(1)", "1;drop table t", "' or 1=1--"] {
+        for v in [
+            "1 or 1",
+            "1'or'1",
+            "x onerror",
+            "a' onload",
+            "<script>",
+            "x onerror=alert(1)",
+            "javascript:alert(1)",
+            "1;drop table t",
+            "' or 1=1--",
+        ] {
             if xss_impossible(v.as_bytes()) {
-                assert!(!libinjectionrs::detect_xss(v.as_bytes()).is_injection(), "xss {v}");
+                assert!(
+                    !libinjectionrs::detect_xss(v.as_bytes()).is_injection(),
+                    "xss {v}"
+                );
             }
             assert!(!sqli_impossible(v.as_bytes()), "{v}");
         }
@@ -458,9 +586,13 @@ mod tests {
     /// Runs `op` (as written after the variables of a SecRule) on `input`;
     /// returns whether the rule would match and TX.0 if captured.
     fn check(op: &str, input: &[u8], expect: bool) {
-        let (negated, op_c, _, _) = parse_operator(op, &mut NoFiles).unwrap_or_else(|e| panic!("{op}: {e}"));
+        let (negated, op_c, _, _) =
+            parse_operator(op, &mut NoFiles).unwrap_or_else(|e| panic!("{op}: {e}"));
         let op_c = match op_c {
-            Operator::Rx(Rx::Pending(p)) => Operator::Rx(Rx::Lazy(Box::new(LazyRegex { pattern: p, cell: Default::default() }))),
+            Operator::Rx(Rx::Pending(p)) => Operator::Rx(Rx::Lazy(Box::new(LazyRegex {
+                pattern: p,
+                cell: Default::default(),
+            }))),
             o => o,
         };
         let mut caps = Vec::new();
@@ -520,20 +652,52 @@ mod tests {
     /// the benign strings that must not trip it.
     #[test]
     fn libinjection_vectors() {
-        for sqli in ["1 UNION SELECT * FROM TABLE", "-1' and 1=1--", "1' OR '1'='1", "admin'--", "1;DROP TABLE users", "' or 1=1#", "1 AND SLEEP(5)"] {
+        for sqli in [
+            "1 UNION SELECT * FROM TABLE",
+            "-1' and 1=1--",
+            "1' OR '1'='1",
+            "admin'--",
+            "1;DROP TABLE users",
+            "' or 1=1#",
+            "1 AND SLEEP(5)",
+        ] {
             check("@detectSQLi", sqli.as_bytes(), true);
         }
-        for benign in ["hello world", "O'Reilly", "1.5", "john@example.com", "SELECT is a word", "a-b-c", ""] {
+        for benign in [
+            "hello world",
+            "O'Reilly",
+            "1.5",
+            "john@example.com",
+            "SELECT is a word",
+            "a-b-c",
+            "",
+        ] {
             check("@detectSQLi", benign.as_bytes(), false);
         }
-        for xss in ["<script>alert(1)</script>", "');}</style><script>alert(1);</script>", "<img src=x onerror=alert(1)>", "\"><script>alert(1)</script>", "<svg onload=alert(1)>", "<a href=\"javascript:alert(1)\">x</a>"] {
+        for xss in [
+            "<script>alert(1)</script>",
+            "');}</style><script>alert(1);</script>",
+            "<img src=x onerror=alert(1)>",
+            "\"><script>alert(1)</script>",
+            "<svg onload=alert(1)>",
+            "<a href=\"javascript:alert(1)\">x</a>",
+        ] {
             check("@detectXSS", xss.as_bytes(), true);
         }
-        for benign in ["hello world", "a < b and c > d", "<b>bold</b>", "x=1&y=2", ""] {
+        for benign in [
+            "hello world",
+            "a < b and c > d",
+            "<b>bold</b>",
+            "x=1&y=2",
+            "",
+        ] {
             check("@detectXSS", benign.as_bytes(), false);
         }
         // libinjection's fingerprint is what TX.0 captures.
         let r = libinjectionrs::detect_sqli(b"1 UNION SELECT * FROM TABLE");
-        assert_eq!(r.fingerprint.map(|f| f.to_string()).as_deref(), Some("1UEok"));
+        assert_eq!(
+            r.fingerprint.map(|f| f.to_string()).as_deref(),
+            Some("1UEok")
+        );
     }
 }

@@ -115,7 +115,8 @@ pub(crate) fn translate(p: &str) -> String {
                     continue;
                 }
                 b'Z' => out.push_str("\\z"),
-                b'/' | b'"' | b'\'' | b'<' | b'>' | b'=' | b'@' | b'%' | b',' | b';' | b':' | b'!' | b'`' | b'_' | b'&' | b'~' => {
+                b'/' | b'"' | b'\'' | b'<' | b'>' | b'=' | b'@' | b'%' | b',' | b';' | b':'
+                | b'!' | b'`' | b'_' | b'&' | b'~' => {
                     // Escaping a character that needs none is allowed in PCRE;
                     // Rust only allows it for meta characters.
                     push_literal(&mut out, n);
@@ -313,7 +314,12 @@ mod tests {
 
     fn check(pattern: &str, input: &[u8], expect: bool) {
         let re = compile(pattern, false).unwrap_or_else(|e| panic!("{pattern}: {e}"));
-        assert_eq!(re.is_match(input), expect, "{pattern} on {:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            re.is_match(input),
+            expect,
+            "{pattern} on {:?}",
+            String::from_utf8_lossy(input)
+        );
     }
 
     #[test]

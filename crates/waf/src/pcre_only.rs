@@ -61,8 +61,26 @@ impl Emulated {
         let b = pattern.as_bytes();
         if pattern.contains("\\1") && pattern.contains("(?!\\b\\1\\b)") {
             let c = |s: &str| pcre::compile(s, true);
-            let differ = [r"^<>", r"^<=", r"^<", r"^not\s+regexp", r"^not\s+like", r"^is\s+not", r"^>=", r"^>", r"^!=", r"^\^"];
-            let same = [r"^<=>", r"^sounds\s+like", r"^like", r"^regexp", r"^rlike", r"^="];
+            let differ = [
+                r"^<>",
+                r"^<=",
+                r"^<",
+                r"^not\s+regexp",
+                r"^not\s+like",
+                r"^is\s+not",
+                r"^>=",
+                r"^>",
+                r"^!=",
+                r"^\^",
+            ];
+            let same = [
+                r"^<=>",
+                r"^sounds\s+like",
+                r"^like",
+                r"^regexp",
+                r"^rlike",
+                r"^=",
+            ];
             return Ok(Emulated::Tautology(Box::new(Tautology {
                 word: c(r"^[0-9A-Za-z_]+")?,
                 differ: differ.iter().map(|s| c(s)).collect::<Result<_, _>>()?,
@@ -73,14 +91,20 @@ impl Emulated {
             let end = matching_paren(b, start).ok_or("unbalanced look-behind")?;
             let behind = format!("(?:{})\\z", &pattern[start + 4..end]);
             let main = format!("{}{}", &pattern[..start], &pattern[end + 1..]);
-            return Ok(Emulated::NegLookbehind { behind: pcre::compile(&behind, false)?, main: pcre::compile(&main, false)? });
+            return Ok(Emulated::NegLookbehind {
+                behind: pcre::compile(&behind, false)?,
+                main: pcre::compile(&main, false)?,
+            });
         }
         if let Some(start) = pattern.rfind("(?!") {
             let end = matching_paren(b, start).ok_or("unbalanced look-ahead")?;
             if end + 1 == pattern.len() {
                 let ahead = format!("^(?:{})", &pattern[start + 3..end]);
                 let main = pattern[..start].to_string();
-                return Ok(Emulated::NegLookahead { main: pcre::compile(&main, false)?, ahead: pcre::compile(&ahead, false)? });
+                return Ok(Emulated::NegLookahead {
+                    main: pcre::compile(&main, false)?,
+                    ahead: pcre::compile(&ahead, false)?,
+                });
             }
         }
         Err("look-around or back-reference in a form no bounded strategy covers".into())
@@ -92,7 +116,9 @@ impl Emulated {
                 let mut at = 0;
                 let mut found = None;
                 while at <= input.len() {
-                    let Some(m) = main.find_at(input, at) else { break };
+                    let Some(m) = main.find_at(input, at) else {
+                        break;
+                    };
                     if !behind.is_match(&input[..m.start()]) {
                         found = Some((m.start(), m.end()));
                         break;
@@ -105,7 +131,9 @@ impl Emulated {
                 let mut at = 0;
                 let mut found = None;
                 while at <= input.len() {
-                    let Some(m) = main.find_at(input, at) else { break };
+                    let Some(m) = main.find_at(input, at) else {
+                        break;
+                    };
                     if !ahead.is_match(&input[m.end()..]) {
                         found = Some((m.start(), m.end()));
                         break;
@@ -134,7 +162,10 @@ fn is_word(c: u8) -> bool {
 }
 
 fn is_junk(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b'\'' | b'"' | b'`' | b'(' | b')')
+    matches!(
+        c,
+        b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b'\'' | b'"' | b'`' | b'(' | b')'
+    )
 }
 
 impl Tautology {
@@ -143,7 +174,9 @@ impl Tautology {
             if !is_word(input[s]) || (s > 0 && is_word(input[s - 1])) {
                 continue;
             }
-            let Some(w1) = self.word.find(&input[s..]) else { continue };
+            let Some(w1) = self.word.find(&input[s..]) else {
+                continue;
+            };
             let w1 = &input[s..s + w1.end()];
             let mut p = s + w1.len();
             while p < input.len() && is_junk(input[p]) {
@@ -151,12 +184,16 @@ impl Tautology {
             }
             for (ops, want_same) in [(&self.differ, false), (&self.same, true)] {
                 for op in ops.iter() {
-                    let Some(m) = op.find(&input[p..]) else { continue };
+                    let Some(m) = op.find(&input[p..]) else {
+                        continue;
+                    };
                     let mut q = p + m.end();
                     while q < input.len() && is_junk(input[q]) {
                         q += 1;
                     }
-                    let Some(w2) = self.word.find(&input[q..]) else { continue };
+                    let Some(w2) = self.word.find(&input[q..]) else {
+                        continue;
+                    };
                     let w2b = &input[q..q + w2.end()];
                     let boundary = q == 0 || !is_word(input[q - 1]);
                     let equal = boundary && w2b.eq_ignore_ascii_case(w1);

@@ -39,7 +39,10 @@ fn score(set: &[Vec<u8>]) -> Option<i64> {
     }
     // A single letter or digit occurs in nearly every value: it filters
     // nothing and makes every scan report matches.
-    if set.iter().any(|l| l.len() == 1 && l[0].is_ascii_alphanumeric()) {
+    if set
+        .iter()
+        .any(|l| l.len() == 1 && l[0].is_ascii_alphanumeric())
+    {
         return None;
     }
     let min = set.iter().map(Vec::len).min().unwrap_or(0) as i64;
@@ -49,7 +52,11 @@ fn score(set: &[Vec<u8>]) -> Option<i64> {
 /// Whether a literal set is worth scanning for: no empty literal, no
 /// single letter or digit, and not enormous.
 pub(crate) fn usable(set: &[Vec<u8>]) -> bool {
-    set.len() <= 20_000 && !set.is_empty() && !set.iter().any(|l| l.is_empty() || (l.len() == 1 && l[0].is_ascii_alphanumeric()))
+    set.len() <= 20_000
+        && !set.is_empty()
+        && !set
+            .iter()
+            .any(|l| l.is_empty() || (l.len() == 1 && l[0].is_ascii_alphanumeric()))
 }
 
 fn better(a: Option<Vec<Vec<u8>>>, b: Option<Vec<Vec<u8>>>) -> Option<Vec<Vec<u8>>> {
@@ -116,23 +123,38 @@ fn class_bytes(c: &Class) -> Option<Vec<Vec<u8>>> {
 
 fn analyze(h: &Hir, depth: usize) -> Info {
     if depth > 200 {
-        return Info { exact: None, need: None };
+        return Info {
+            exact: None,
+            need: None,
+        };
     }
     match h.kind() {
-        HirKind::Empty | HirKind::Look(_) => Info { exact: Some(vec![Vec::new()]), need: None },
+        HirKind::Empty | HirKind::Look(_) => Info {
+            exact: Some(vec![Vec::new()]),
+            need: None,
+        },
         HirKind::Literal(l) => {
             let v = vec![lower(&l.0)];
-            Info { exact: Some(v.clone()), need: Some(v) }
+            Info {
+                exact: Some(v.clone()),
+                need: Some(v),
+            }
         }
         HirKind::Class(c) => {
             let e = class_bytes(c);
-            Info { need: e.clone(), exact: e }
+            Info {
+                need: e.clone(),
+                exact: e,
+            }
         }
         HirKind::Capture(c) => analyze(&c.sub, depth + 1),
         HirKind::Repetition(r) => {
             let sub = analyze(&r.sub, depth + 1);
             if r.min == 0 {
-                return Info { exact: None, need: None };
+                return Info {
+                    exact: None,
+                    need: None,
+                };
             }
             let exact = match (&sub.exact, r.max) {
                 (Some(e), Some(max)) if max == r.min && r.min <= 4 => {
@@ -165,7 +187,11 @@ fn analyze(h: &Hir, depth: usize) -> Info {
                         // Literals of 8 bytes are selective enough; longer
                         // ones only cost load time.
                         let long = cur.as_ref().is_some_and(|c| c.iter().all(|l| l.len() >= 8));
-                        let next = if long { None } else { cur.as_ref().and_then(|c| product(c, &e)) };
+                        let next = if long {
+                            None
+                        } else {
+                            cur.as_ref().and_then(|c| product(c, &e))
+                        };
                         match next {
                             Some(n) => cur = Some(n),
                             None => {
@@ -199,7 +225,9 @@ fn analyze(h: &Hir, depth: usize) -> Info {
                     }
                     _ => None,
                 };
-                let n = info.need.or(info.exact.filter(|e| !e.iter().any(Vec::is_empty)));
+                let n = info
+                    .need
+                    .or(info.exact.filter(|e| !e.iter().any(Vec::is_empty)));
                 need = match (need, n) {
                     (Some(mut x), Some(n)) if x.len() + n.len() <= NEED_LIMIT => {
                         x.extend(n);
@@ -208,7 +236,10 @@ fn analyze(h: &Hir, depth: usize) -> Info {
                     _ => None,
                 };
             }
-            Info { exact: exact.map(dedup), need: need.map(dedup) }
+            Info {
+                exact: exact.map(dedup),
+                need: need.map(dedup),
+            }
         }
     }
 }
@@ -224,7 +255,10 @@ pub(crate) fn required_literals(translated_pattern: &str) -> Option<Vec<Vec<u8>>
 /// [`required_literals`] for an already parsed pattern.
 pub(crate) fn required_literals_hir(hir: &Hir) -> Option<Vec<Vec<u8>>> {
     let info = analyze(hir, 0);
-    let need = better(info.need, info.exact.filter(|e| !e.iter().any(Vec::is_empty)))?;
+    let need = better(
+        info.need,
+        info.exact.filter(|e| !e.iter().any(Vec::is_empty)),
+    )?;
     score(&need)?;
     Some(need)
 }
@@ -244,11 +278,15 @@ pub(crate) struct ChainPrefilter {
 
 impl ChainPrefilter {
     pub(crate) fn build(rules: &[(u32, Vec<Vec<u8>>)]) -> Option<ChainPrefilter> {
-        let mut by_literal: std::collections::BTreeMap<Vec<u8>, Vec<u32>> = std::collections::BTreeMap::new();
+        let mut by_literal: std::collections::BTreeMap<Vec<u8>, Vec<u32>> =
+            std::collections::BTreeMap::new();
         let mut bits = 0;
         for (bit, lits) in rules {
             for l in lits {
-                by_literal.entry(l.to_ascii_lowercase()).or_default().push(*bit);
+                by_literal
+                    .entry(l.to_ascii_lowercase())
+                    .or_default()
+                    .push(*bit);
             }
             bits = bits.max(bit + 1);
         }
@@ -271,7 +309,12 @@ impl ChainPrefilter {
             .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
             .build(&patterns)
             .ok()?;
-        Some(ChainPrefilter { ac, pattern_bits, bit_list, bits })
+        Some(ChainPrefilter {
+            ac,
+            pattern_bits,
+            bit_list,
+            bits,
+        })
     }
 
     /// Scans a value once and sets the bits of every rule whose literal
@@ -295,7 +338,11 @@ mod tests {
 
     fn check(pattern: &str, expect: Option<&[&str]>) {
         let got = required_literals(&crate::pcre::translate(pattern));
-        let got: Option<Vec<String>> = got.map(|v| v.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect());
+        let got: Option<Vec<String>> = got.map(|v| {
+            v.iter()
+                .map(|l| String::from_utf8_lossy(l).into_owned())
+                .collect()
+        });
         let expect: Option<Vec<String>> = expect.map(|e| e.iter().map(|s| s.to_string()).collect());
         assert_eq!(got, expect, "{pattern}");
     }
@@ -303,7 +350,13 @@ mod tests {
     #[test]
     fn literal_sets() {
         check(r"(?i)union\s+select", Some(&["select"]));
-        check(r"(?i:foo|bar)\d", Some(&["bar0", "bar1", "bar2", "bar3", "bar4", "bar5", "bar6", "bar7", "bar8", "bar9", "foo0", "foo1", "foo2", "foo3", "foo4", "foo5", "foo6", "foo7", "foo8", "foo9"]));
+        check(
+            r"(?i:foo|bar)\d",
+            Some(&[
+                "bar0", "bar1", "bar2", "bar3", "bar4", "bar5", "bar6", "bar7", "bar8", "bar9",
+                "foo0", "foo1", "foo2", "foo3", "foo4", "foo5", "foo6", "foo7", "foo8", "foo9",
+            ]),
+        );
         check(r"(?i:foo|bar)[a-z]", Some(&["bar", "foo"]));
         check(r"^.*$", None);
         check(r"a?b*", None);

@@ -34,9 +34,16 @@ impl Selector {
                 // The first byte rules out almost every position (the whole
                 // TX collection is searched this way in phase 5).
                 let w = w.as_bytes();
-                w.first().is_some_and(|&first| key.as_bytes().windows(w.len()).any(|k| k[0].to_ascii_lowercase() == first && k.eq_ignore_ascii_case(w)))
+                w.first().is_some_and(|&first| {
+                    key.as_bytes()
+                        .windows(w.len())
+                        .any(|k| k[0].to_ascii_lowercase() == first && k.eq_ignore_ascii_case(w))
+                })
             }
-            Selector::Prefix(w) => key.as_bytes().get(..w.len()).is_some_and(|k| k.eq_ignore_ascii_case(w.as_bytes())),
+            Selector::Prefix(w) => key
+                .as_bytes()
+                .get(..w.len())
+                .is_some_and(|k| k.eq_ignore_ascii_case(w.as_bytes())),
         }
     }
 }
@@ -111,7 +118,8 @@ pub(crate) enum SetOp {
 /// matches, computed on first use: (address of the engine's rule list, the
 /// addresses of those rules in it). A rule's tags never change, so the tag
 /// regexes run once per engine instead of once per rule and value.
-pub(crate) type TaggedRules = std::sync::Arc<std::sync::OnceLock<(usize, crate::fxhash::FxMap<usize, ()>)>>;
+pub(crate) type TaggedRules =
+    std::sync::Arc<std::sync::OnceLock<(usize, crate::fxhash::FxMap<usize, ()>)>>;
 
 /// A `ctl` action.
 #[derive(Debug, Clone)]
@@ -247,7 +255,10 @@ fn split_top(s: &str, sep: u8) -> Vec<&str> {
 
 pub(crate) fn parse_selector(key: &str) -> Result<Selector, ErrorKind> {
     let key = key.trim();
-    let key = key.strip_prefix('\'').and_then(|k| k.strip_suffix('\'')).unwrap_or(key);
+    let key = key
+        .strip_prefix('\'')
+        .and_then(|k| k.strip_suffix('\''))
+        .unwrap_or(key);
     if key.len() >= 2 && key.starts_with('/') && key.ends_with('/') {
         let pattern = &key[1..key.len() - 1];
         // A trailing `.*` or `c*` can match nothing, so it does not change
@@ -257,7 +268,9 @@ pub(crate) fn parse_selector(key: &str) -> Result<Selector, ErrorKind> {
         let word_part = match bytes {
             [.., b'\\', _, b'*'] => pattern,
             [.., b'.', b'*'] => &pattern[..pattern.len() - 2],
-            [.., c, b'*'] if c.is_ascii_alphanumeric() || *c == b'_' => &pattern[..pattern.len() - 2],
+            [.., c, b'*'] if c.is_ascii_alphanumeric() || *c == b'_' => {
+                &pattern[..pattern.len() - 2]
+            }
             _ => pattern,
         };
         if let Some(word) = literal_word(word_part) {
@@ -278,7 +291,8 @@ pub(crate) fn parse_var_element(s: &str) -> Result<(Var, Selector, String), Erro
         Some((n, k)) => (n, Some(k)),
         None => (s, None),
     };
-    let var = Var::from_name(name.trim()).ok_or_else(|| ErrorKind::UnknownVariable(name.to_string()))?;
+    let var =
+        Var::from_name(name.trim()).ok_or_else(|| ErrorKind::UnknownVariable(name.to_string()))?;
     match key {
         None => Ok((var, Selector::All, String::new())),
         Some(k) if var == Var::Xml => Ok((var, Selector::All, k.to_string())),
@@ -305,10 +319,20 @@ pub(crate) fn parse_targets(s: &str) -> Result<(Vec<Target>, Vec<Exclusion>), Er
             exclusions.push(Exclusion { var, selector });
         } else if let Some(rest) = part.strip_prefix('&') {
             let (var, selector, raw_key) = parse_var_element(rest)?;
-            targets.push(Target { var, selector, count: true, raw_key });
+            targets.push(Target {
+                var,
+                selector,
+                count: true,
+                raw_key,
+            });
         } else {
             let (var, selector, raw_key) = parse_var_element(part)?;
-            targets.push(Target { var, selector, count: false, raw_key });
+            targets.push(Target {
+                var,
+                selector,
+                count: false,
+                raw_key,
+            });
         }
     }
     Ok((targets, exclusions))
@@ -327,7 +351,14 @@ fn split_vars(s: &str) -> Vec<&str> {
             i += 2;
             continue;
         }
-        if c == b'/' && i > 0 && b[i - 1] == b':' && !s[start..].trim_start_matches(['!', '&']).to_ascii_uppercase().starts_with("XML:") {
+        if c == b'/'
+            && i > 0
+            && b[i - 1] == b':'
+            && !s[start..]
+                .trim_start_matches(['!', '&'])
+                .to_ascii_uppercase()
+                .starts_with("XML:")
+        {
             in_re = true;
         } else if c == b'/' && in_re {
             in_re = false;
@@ -347,7 +378,10 @@ pub(crate) trait DataFiles {
 }
 
 /// Parses the operator argument into (negated, operator, name, argument).
-pub(crate) fn parse_operator(s: &str, files: &mut dyn DataFiles) -> Result<(bool, Operator, String, String), ErrorKind> {
+pub(crate) fn parse_operator(
+    s: &str,
+    files: &mut dyn DataFiles,
+) -> Result<(bool, Operator, String, String), ErrorKind> {
     let mut s = s;
     let mut negated = false;
     if let Some(rest) = s.strip_prefix('!') {
@@ -374,7 +408,10 @@ pub(crate) fn parse_operator(s: &str, files: &mut dyn DataFiles) -> Result<(bool
             }
         }
         "pm" => {
-            let phrases: Vec<Vec<u8>> = arg.split_ascii_whitespace().map(|p| p.as_bytes().to_vec()).collect();
+            let phrases: Vec<Vec<u8>> = arg
+                .split_ascii_whitespace()
+                .map(|p| p.as_bytes().to_vec())
+                .collect();
             Operator::Pm(Pm::new(phrases).map_err(ErrorKind::Syntax)?)
         }
         "pmfromfile" | "pmf" => {
@@ -406,7 +443,10 @@ pub(crate) fn parse_operator(s: &str, files: &mut dyn DataFiles) -> Result<(bool
         "ipmatch" => {
             let mut nets = Vec::new();
             for p in arg.split(',') {
-                nets.push(IpNet::parse(p.trim()).ok_or_else(|| ErrorKind::Syntax(format!("invalid address `{p}`")))?);
+                nets.push(
+                    IpNet::parse(p.trim())
+                        .ok_or_else(|| ErrorKind::Syntax(format!("invalid address `{p}`")))?,
+                );
             }
             Operator::IpMatch(nets)
         }
@@ -418,13 +458,18 @@ pub(crate) fn parse_operator(s: &str, files: &mut dyn DataFiles) -> Result<(bool
                 if t.is_empty() || t.starts_with('#') {
                     continue;
                 }
-                nets.push(IpNet::parse(t).ok_or_else(|| ErrorKind::Syntax(format!("invalid address `{t}`")))?);
+                nets.push(
+                    IpNet::parse(t)
+                        .ok_or_else(|| ErrorKind::Syntax(format!("invalid address `{t}`")))?,
+                );
             }
             Operator::IpMatch(nets)
         }
         "detectsqli" => Operator::DetectSqli,
         "detectxss" => Operator::DetectXss,
-        "validatebyterange" => Operator::ValidateByteRange(operator::parse_byte_range(arg).map_err(ErrorKind::Syntax)?),
+        "validatebyterange" => {
+            Operator::ValidateByteRange(operator::parse_byte_range(arg).map_err(ErrorKind::Syntax)?)
+        }
         "validateurlencoding" => Operator::ValidateUrlEncoding,
         "validateutf8encoding" => Operator::ValidateUtf8Encoding,
         "unconditionalmatch" => Operator::UnconditionalMatch,
@@ -438,7 +483,11 @@ pub(crate) fn parse_operator(s: &str, files: &mut dyn DataFiles) -> Result<(bool
 
 fn trim(s: &[u8]) -> &[u8] {
     let a = s.iter().take_while(|c| c.is_ascii_whitespace()).count();
-    let b = s.iter().rev().take_while(|c| c.is_ascii_whitespace()).count();
+    let b = s
+        .iter()
+        .rev()
+        .take_while(|c| c.is_ascii_whitespace())
+        .count();
     if a >= s.len() {
         return &[];
     }
@@ -460,7 +509,10 @@ pub(crate) fn parse_id_ranges(s: &str) -> Result<Vec<(u32, u32)>, ErrorKind> {
     for part in s.split([' ', ',']).map(str::trim).filter(|p| !p.is_empty()) {
         let bad = || ErrorKind::Syntax(format!("invalid rule id `{part}`"));
         match part.split_once('-') {
-            Some((a, b)) => out.push((a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?)),
+            Some((a, b)) => out.push((
+                a.trim().parse().map_err(|_| bad())?,
+                b.trim().parse().map_err(|_| bad())?,
+            )),
             None => {
                 let v = part.parse().map_err(|_| bad())?;
                 out.push((v, v));
@@ -476,24 +528,43 @@ fn parse_exclusion(s: &str) -> Result<Exclusion, ErrorKind> {
 }
 
 fn parse_ctl(v: &str) -> Result<Ctl, ErrorKind> {
-    let (name, val) = v.split_once('=').ok_or_else(|| ErrorKind::Syntax(format!("ctl without value: `{v}`")))?;
+    let (name, val) = v
+        .split_once('=')
+        .ok_or_else(|| ErrorKind::Syntax(format!("ctl without value: `{v}`")))?;
     let on = |s: &str| matches!(s.trim().to_ascii_lowercase().as_str(), "on" | "true" | "1");
     Ok(match name.trim().to_ascii_lowercase().as_str() {
-        "ruleengine" => Ctl::RuleEngine(parse_engine_mode(val).ok_or_else(|| ErrorKind::Syntax(format!("invalid engine mode `{val}`")))?),
+        "ruleengine" => Ctl::RuleEngine(
+            parse_engine_mode(val)
+                .ok_or_else(|| ErrorKind::Syntax(format!("invalid engine mode `{val}`")))?,
+        ),
         "ruleremovebyid" => Ctl::RuleRemoveById(parse_id_ranges(val)?),
-        "ruleremovebytag" => Ctl::RuleRemoveByTag(crate::pcre::compile_cached(val.trim(), false).map_err(ErrorKind::Regex)?),
+        "ruleremovebytag" => Ctl::RuleRemoveByTag(
+            crate::pcre::compile_cached(val.trim(), false).map_err(ErrorKind::Regex)?,
+        ),
         "ruleremovetargetbyid" => {
-            let (ids, target) = val.split_once(';').ok_or_else(|| ErrorKind::Syntax(format!("invalid ctl `{v}`")))?;
+            let (ids, target) = val
+                .split_once(';')
+                .ok_or_else(|| ErrorKind::Syntax(format!("invalid ctl `{v}`")))?;
             Ctl::RuleRemoveTargetById(parse_id_ranges(ids)?, parse_exclusion(target)?)
         }
         "ruleremovetargetbytag" => {
-            let (tag, target) = val.split_once(';').ok_or_else(|| ErrorKind::Syntax(format!("invalid ctl `{v}`")))?;
-            Ctl::RuleRemoveTargetByTag(crate::pcre::compile_cached(tag.trim(), false).map_err(ErrorKind::Regex)?, parse_exclusion(target)?, TaggedRules::default())
+            let (tag, target) = val
+                .split_once(';')
+                .ok_or_else(|| ErrorKind::Syntax(format!("invalid ctl `{v}`")))?;
+            Ctl::RuleRemoveTargetByTag(
+                crate::pcre::compile_cached(tag.trim(), false).map_err(ErrorKind::Regex)?,
+                parse_exclusion(target)?,
+                TaggedRules::default(),
+            )
         }
         "requestbodyprocessor" => Ctl::RequestBodyProcessor(val.trim().to_ascii_uppercase()),
         "forcerequestbodyvariable" => Ctl::ForceRequestBodyVariable(on(val)),
         "requestbodyaccess" => Ctl::RequestBodyAccess(on(val)),
-        "requestbodylimit" => Ctl::RequestBodyLimit(val.trim().parse().map_err(|_| ErrorKind::Syntax(format!("invalid limit `{val}`")))?),
+        "requestbodylimit" => Ctl::RequestBodyLimit(
+            val.trim()
+                .parse()
+                .map_err(|_| ErrorKind::Syntax(format!("invalid limit `{val}`")))?,
+        ),
         "auditengine" => Ctl::AuditEngine,
         "auditlogparts" => Ctl::AuditLogParts,
         other => return Err(ErrorKind::UnknownAction(format!("ctl:{other}"))),
@@ -529,9 +600,18 @@ fn parse_setvar(v: &str) -> Result<SetVar, ErrorKind> {
     } else {
         (v, SetOp::Set, "1")
     };
-    let (coll, name) = lhs.split_once('.').ok_or_else(|| ErrorKind::Syntax(format!("setvar without collection: `{v}`")))?;
-    let collection = Var::from_name(coll.trim()).filter(|v| v.is_store()).ok_or_else(|| ErrorKind::UnknownVariable(coll.to_string()))?;
-    Ok(SetVar { collection, name: Macro::parse(&name.trim().to_ascii_lowercase()), op, value: Macro::parse(rhs) })
+    let (coll, name) = lhs
+        .split_once('.')
+        .ok_or_else(|| ErrorKind::Syntax(format!("setvar without collection: `{v}`")))?;
+    let collection = Var::from_name(coll.trim())
+        .filter(|v| v.is_store())
+        .ok_or_else(|| ErrorKind::UnknownVariable(coll.to_string()))?;
+    Ok(SetVar {
+        collection,
+        name: Macro::parse(&name.trim().to_ascii_lowercase()),
+        op,
+        value: Macro::parse(rhs),
+    })
 }
 
 fn severity(v: &str) -> Option<u8> {
@@ -550,7 +630,19 @@ fn severity(v: &str) -> Option<u8> {
 
 /// Severity names as ModSecurity prints them.
 pub(crate) fn severity_name(s: u8) -> &'static str {
-    ["EMERGENCY", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG"].get(s as usize).copied().unwrap_or("DEBUG")
+    [
+        "EMERGENCY",
+        "ALERT",
+        "CRITICAL",
+        "ERROR",
+        "WARNING",
+        "NOTICE",
+        "INFO",
+        "DEBUG",
+    ]
+    .get(s as usize)
+    .copied()
+    .unwrap_or("DEBUG")
 }
 
 /// Parses an actions argument, appending into `a`. Errors are collected so
@@ -647,16 +739,56 @@ mod tests {
     /// The word selectors must answer exactly as the regex they replace.
     #[test]
     fn word_selectors_agree_with_their_regex() {
-        let keys = ["__utma", "__UTMZ", "x__utm", "_pk_id.1", "_PK_ses", "pk_", "_pk", "", "session", "a-b_c", "pk_xid", "leakage/errors-x", "LEAKAGE_ERRORS", r"x-leakage\/errors", "A/B:C"];
-        for pattern in ["__utm", "^_pk_", "^a-b", "b_c", "^session", "_pk_.*", "utm_*", "^_pk.*", r"pk_\.id", r"^_pk_id\.", r"LEAKAGE\/ERRORS", r"LEAKAGE\\/ERRORS", "a/b:c"] {
+        let keys = [
+            "__utma",
+            "__UTMZ",
+            "x__utm",
+            "_pk_id.1",
+            "_PK_ses",
+            "pk_",
+            "_pk",
+            "",
+            "session",
+            "a-b_c",
+            "pk_xid",
+            "leakage/errors-x",
+            "LEAKAGE_ERRORS",
+            r"x-leakage\/errors",
+            "A/B:C",
+        ];
+        for pattern in [
+            "__utm",
+            "^_pk_",
+            "^a-b",
+            "b_c",
+            "^session",
+            "_pk_.*",
+            "utm_*",
+            "^_pk.*",
+            r"pk_\.id",
+            r"^_pk_id\.",
+            r"LEAKAGE\/ERRORS",
+            r"LEAKAGE\\/ERRORS",
+            "a/b:c",
+        ] {
             let fast = parse_selector(&format!("/{pattern}/")).unwrap();
-            assert!(matches!(fast, Selector::Contains(_) | Selector::Prefix(_)), "{pattern} should take the fast path");
+            assert!(
+                matches!(fast, Selector::Contains(_) | Selector::Prefix(_)),
+                "{pattern} should take the fast path"
+            );
             let re = crate::pcre::compile_cached(pattern, true).unwrap();
             for key in keys {
-                assert_eq!(fast.matches(key), re.is_match(key.as_bytes()), "/{pattern}/ on {key:?}");
+                assert_eq!(
+                    fast.matches(key),
+                    re.is_match(key.as_bytes()),
+                    "/{pattern}/ on {key:?}"
+                );
             }
         }
-        assert!(matches!(parse_selector("/^_ga(_|$)/").unwrap(), Selector::Regex(_)));
+        assert!(matches!(
+            parse_selector("/^_ga(_|$)/").unwrap(),
+            Selector::Regex(_)
+        ));
         // Escaped tails are not word tails: these stay regexes, and valid ones.
         for pattern in [r"/ab\.*/", r"/ab\w*/", r"/^pbjs-\w+$/"] {
             let sel = parse_selector(pattern).unwrap();

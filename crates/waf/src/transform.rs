@@ -101,10 +101,15 @@ impl Transform {
         use Transform::*;
         match self {
             // Only whitespace at the ends matters.
-            Trim | TrimLeft | TrimRight => input.first().is_none_or(|&c| !is_space(c)) && input.last().is_none_or(|&c| !is_space(c)),
+            Trim | TrimLeft | TrimRight => {
+                input.first().is_none_or(|&c| !is_space(c))
+                    && input.last().is_none_or(|&c| !is_space(c))
+            }
             // A value without a separator is one segment, kept unless `.`/`..`.
             NormalisePath => features & F_SLASH == 0 && input != b"." && input != b"..",
-            NormalisePathWin => features & (F_SLASH | F_BACKSLASH) == 0 && input != b"." && input != b"..",
+            NormalisePathWin => {
+                features & (F_SLASH | F_BACKSLASH) == 0 && input != b"." && input != b".."
+            }
             _ => self.trigger().is_some_and(|t| features & t == 0),
         }
     }
@@ -348,7 +353,10 @@ pub(crate) fn url_decode(input: &[u8], out: &mut Vec<u8>, uni: bool) {
                     out.push(b'%');
                     i += 1;
                 }
-            } else if i + 2 < n && input[i + 1].is_ascii_hexdigit() && input[i + 2].is_ascii_hexdigit() {
+            } else if i + 2 < n
+                && input[i + 1].is_ascii_hexdigit()
+                && input[i + 2].is_ascii_hexdigit()
+            {
                 out.push(x2c(input[i + 1], input[i + 2]));
                 i += 3;
             } else {
@@ -388,11 +396,18 @@ fn js_decode(input: &[u8], out: &mut Vec<u8>) {
             i += 1;
             continue;
         }
-        if i + 5 < n && input[i + 1] == b'u' && input[i + 2..i + 6].iter().all(u8::is_ascii_hexdigit) {
+        if i + 5 < n
+            && input[i + 1] == b'u'
+            && input[i + 2..i + 6].iter().all(u8::is_ascii_hexdigit)
+        {
             let d = x2c(input[i + 4], input[i + 5]);
             out.push(fullwidth_fix(d, input[i + 2], input[i + 3]));
             i += 6;
-        } else if i + 3 < n && input[i + 1] == b'x' && input[i + 2].is_ascii_hexdigit() && input[i + 3].is_ascii_hexdigit() {
+        } else if i + 3 < n
+            && input[i + 1] == b'x'
+            && input[i + 2].is_ascii_hexdigit()
+            && input[i + 3].is_ascii_hexdigit()
+        {
             out.push(x2c(input[i + 2], input[i + 3]));
             i += 4;
         } else if i + 1 < n && (b'0'..=b'7').contains(&input[i + 1]) {
@@ -532,7 +547,11 @@ fn css_decode(input: &[u8], out: &mut Vec<u8>) {
                     x2c(input[i + 4], input[i + 5])
                 }
             };
-            let d = if fullcheck { fullwidth_fix(d, input[i + j - 4], input[i + j - 3]) } else { d };
+            let d = if fullcheck {
+                fullwidth_fix(d, input[i + j - 4], input[i + j - 3])
+            } else {
+                d
+            };
             out.push(d);
             i += j;
             if i < n && is_space(input[i]) {
@@ -726,7 +745,11 @@ fn normalise_path(input: &[u8], out: &mut Vec<u8>, win: bool) {
                 trailing = last;
                 if segments > kept_up {
                     // Drop the last real segment (and its separator).
-                    let cut = out[base..].iter().rposition(|&c| c == b'/').map(|p| base + p).unwrap_or(base);
+                    let cut = out[base..]
+                        .iter()
+                        .rposition(|&c| c == b'/')
+                        .map(|p| base + p)
+                        .unwrap_or(base);
                     out.truncate(cut);
                     segments -= 1;
                 } else if !absolute {
@@ -839,12 +862,24 @@ fn base64_decode(input: &[u8], out: &mut Vec<u8>, ext: bool) {
 fn base64_encode(input: &[u8], out: &mut Vec<u8>) {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         out.push(T[(v >> 18) as usize & 63]);
         out.push(T[(v >> 12) as usize & 63]);
-        out.push(if chunk.len() > 1 { T[(v >> 6) as usize & 63] } else { b'=' });
-        out.push(if chunk.len() > 2 { T[v as usize & 63] } else { b'=' });
+        out.push(if chunk.len() > 1 {
+            T[(v >> 6) as usize & 63]
+        } else {
+            b'='
+        });
+        out.push(if chunk.len() > 2 {
+            T[v as usize & 63]
+        } else {
+            b'='
+        });
     }
 }
 
@@ -880,9 +915,31 @@ mod tests {
     #[test]
     fn chain_keeps_bits_never_lies() {
         let names = [
-            "lowercase", "uppercase", "urlDecode", "urlDecodeUni", "jsDecode", "htmlEntityDecode", "cssDecode", "utf8toUnicode", "removeNulls", "replaceNulls",
-            "removeWhitespace", "compressWhitespace", "cmdLine", "replaceComments", "removeComments", "removeCommentsChar", "normalisePath", "normalisePathWin",
-            "escapeSeqDecode", "trim", "trimLeft", "trimRight", "length", "base64Decode", "hexEncode",
+            "lowercase",
+            "uppercase",
+            "urlDecode",
+            "urlDecodeUni",
+            "jsDecode",
+            "htmlEntityDecode",
+            "cssDecode",
+            "utf8toUnicode",
+            "removeNulls",
+            "replaceNulls",
+            "removeWhitespace",
+            "compressWhitespace",
+            "cmdLine",
+            "replaceComments",
+            "removeComments",
+            "removeCommentsChar",
+            "normalisePath",
+            "normalisePathWin",
+            "escapeSeqDecode",
+            "trim",
+            "trimLeft",
+            "trimRight",
+            "length",
+            "base64Decode",
+            "hexEncode",
         ];
         let alphabet: &[u8] = b"aZ09_.-/\\%+&#;<>!*'\"^,( \t\x00\xa0\xc3\xa9uxX=";
         let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -894,8 +951,14 @@ mod tests {
         };
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for _ in 0..200_000 {
-            let chain: Vec<Transform> = (0..next() % 5).map(|_| Transform::from_name(names[(next() % names.len() as u64) as usize]).unwrap()).collect();
-            let input: Vec<u8> = (0..next() % 7).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            let chain: Vec<Transform> = (0..next() % 5)
+                .map(|_| {
+                    Transform::from_name(names[(next() % names.len() as u64) as usize]).unwrap()
+                })
+                .collect();
+            let input: Vec<u8> = (0..next() % 7)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
             if chain_keeps_bits(&chain, features(&input)) {
                 a.clear();
                 a.extend_from_slice(&input);
@@ -903,7 +966,10 @@ mod tests {
                     t.apply(&a, &mut b);
                     std::mem::swap(&mut a, &mut b);
                 }
-                assert!(a.eq_ignore_ascii_case(&input), "{chain:?} on {input:?} gave {a:?}");
+                assert!(
+                    a.eq_ignore_ascii_case(&input),
+                    "{chain:?} on {input:?} gave {a:?}"
+                );
             }
         }
     }
@@ -914,9 +980,39 @@ mod tests {
     #[test]
     fn is_noop_on_never_lies() {
         let names = [
-            "lowercase", "uppercase", "urlDecode", "urlDecodeUni", "urlEncode", "jsDecode", "htmlEntityDecode", "cssDecode", "utf8toUnicode", "removeNulls", "replaceNulls",
-            "removeWhitespace", "compressWhitespace", "cmdLine", "replaceComments", "removeComments", "removeCommentsChar", "normalisePath", "normalisePathWin", "escapeSeqDecode",
-            "base64Decode", "base64DecodeExt", "base64Encode", "hexEncode", "hexDecode", "sha1", "md5", "length", "trim", "trimLeft", "trimRight", "sqlHexDecode", "parityEven7bit",
+            "lowercase",
+            "uppercase",
+            "urlDecode",
+            "urlDecodeUni",
+            "urlEncode",
+            "jsDecode",
+            "htmlEntityDecode",
+            "cssDecode",
+            "utf8toUnicode",
+            "removeNulls",
+            "replaceNulls",
+            "removeWhitespace",
+            "compressWhitespace",
+            "cmdLine",
+            "replaceComments",
+            "removeComments",
+            "removeCommentsChar",
+            "normalisePath",
+            "normalisePathWin",
+            "escapeSeqDecode",
+            "base64Decode",
+            "base64DecodeExt",
+            "base64Encode",
+            "hexEncode",
+            "hexDecode",
+            "sha1",
+            "md5",
+            "length",
+            "trim",
+            "trimLeft",
+            "trimRight",
+            "sqlHexDecode",
+            "parityEven7bit",
         ];
         let alphabet: &[u8] = b"aZ09_.-/\\%+&#;<>!*'\"^,( \t\n\x00\xa0\xc3\xa9uxX=";
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -945,15 +1041,33 @@ mod tests {
     fn check(t: &str, input: &[u8], expect: &[u8]) {
         let mut out = Vec::new();
         Transform::from_name(t).unwrap().apply(input, &mut out);
-        assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(expect), "t:{t} on {:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(expect),
+            "t:{t} on {:?}",
+            String::from_utf8_lossy(input)
+        );
     }
 
     #[test]
     fn decoders() {
         check("urlDecode", b"a%20b+c%zz%4", b"a b c%zz%4");
         check("urlDecodeUni", b"%u0041%uff0e%41%u00", b"A.A%u00");
-        check("jsDecode", b"\\x41\\u0042\\101\\n\\'\\uff0e", b"AB A\n'.".iter().copied().filter(|&c| c != b' ').collect::<Vec<_>>().as_slice());
-        check("htmlEntityDecode", b"&lt;&#x41;&#66&quot;&foo;&", b"<AB\"&foo;&");
+        check(
+            "jsDecode",
+            b"\\x41\\u0042\\101\\n\\'\\uff0e",
+            b"AB A\n'."
+                .iter()
+                .copied()
+                .filter(|&c| c != b' ')
+                .collect::<Vec<_>>()
+                .as_slice(),
+        );
+        check(
+            "htmlEntityDecode",
+            b"&lt;&#x41;&#66&quot;&foo;&",
+            b"<AB\"&foo;&",
+        );
         check("cssDecode", b"\\6a\\61 vascript\\\nx\\", b"javascriptx");
         check("utf8toUnicode", "é".as_bytes(), b"%u00e9");
         check("escapeSeqDecode", b"\\x41\\101\\n\\z", b"AA\nz");
@@ -965,7 +1079,11 @@ mod tests {
 
     #[test]
     fn normalisers() {
-        check("cmdLine", b"C:\\\\Win\"dows ; /c  ,dir (x", b"c:windows/c dir(x");
+        check(
+            "cmdLine",
+            b"C:\\\\Win\"dows ; /c  ,dir (x",
+            b"c:windows/c dir(x",
+        );
         check("replaceComments", b"a/*x*/b/*", b"a b ");
         check("removeComments", b"a/*x*/b<!--c-->d--e", b"abd");
         check("removeCommentsChar", b"a/*b*/c--d#e", b"abcde");
@@ -984,7 +1102,14 @@ mod tests {
 
     #[test]
     fn hashes() {
-        check("sha1", b"abc", &[0xa9, 0x99, 0x3e, 0x36, 0x47, 0x06, 0x81, 0x6a, 0xba, 0x3e, 0x25, 0x71, 0x78, 0x50, 0xc2, 0x6c, 0x9c, 0xd0, 0xd8, 0x9d]);
+        check(
+            "sha1",
+            b"abc",
+            &[
+                0xa9, 0x99, 0x3e, 0x36, 0x47, 0x06, 0x81, 0x6a, 0xba, 0x3e, 0x25, 0x71, 0x78, 0x50,
+                0xc2, 0x6c, 0x9c, 0xd0, 0xd8, 0x9d,
+            ],
+        );
         let mut out = Vec::new();
         Transform::Md5.apply(b"abc", &mut out);
         let mut hex = Vec::new();

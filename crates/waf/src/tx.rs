@@ -1,7 +1,7 @@
 //! Transactions: one request and its response going through the rules.
 
-use std::borrow::Cow;
 use crate::fxhash::FxMap;
+use std::borrow::Cow;
 use std::time::Instant;
 
 use regex::bytes::Regex;
@@ -40,7 +40,11 @@ pub enum Verdict {
     /// Close the connection without answering.
     Drop { rule_id: u32 },
     /// Redirect the client.
-    Redirect { status: u16, location: String, rule_id: u32 },
+    Redirect {
+        status: u16,
+        location: String,
+        rule_id: u32,
+    },
 }
 
 /// A rule (chain) that matched during the transaction.
@@ -97,7 +101,16 @@ struct Request {
     resp_body_truncated: bool,
 }
 
-const STORES: [Var; 8] = [Var::Tx, Var::Ip, Var::Global, Var::Session, Var::User, Var::Resource, Var::Geo, Var::Env];
+const STORES: [Var; 8] = [
+    Var::Tx,
+    Var::Ip,
+    Var::Global,
+    Var::Session,
+    Var::User,
+    Var::Resource,
+    Var::Geo,
+    Var::Env,
+];
 
 fn store_index(v: Var) -> usize {
     STORES.iter().position(|&s| s == v).unwrap_or(0)
@@ -180,7 +193,9 @@ enum GroupSummary {
 
 /// Whether a prefilter bit is set in a summary's words.
 fn has_bit(words: &[u64], bit: u32) -> bool {
-    words.get((bit / 64) as usize).is_some_and(|w| w & (1 << (bit % 64)) != 0)
+    words
+        .get((bit / 64) as usize)
+        .is_some_and(|w| w & (1 << (bit % 64)) != 0)
 }
 
 /// The pipeline cache: one row of slots per (variable, value index), one
@@ -193,7 +208,11 @@ pub(crate) struct TransformCache {
     rows: Vec<Vec<u32>>,
     /// Rows in use.
     n_rows: usize,
-    slots: Vec<Option<CacheEntry>>,
+    /// Slots are never cleared between transactions: a slot holds an entry
+    /// only when its generation is this transaction's, so a pooled cache
+    /// starts a request without rewriting its rows (about 3 KB each).
+    slots: Vec<Slot>,
+    generation: u32,
     /// Slots per row: the engine's number of pipelines.
     width: usize,
     last: Option<((u8, u32), usize)>,
@@ -212,8 +231,13 @@ impl TransformCache {
             row.clear();
         }
         self.n_rows = 0;
-        self.slots.clear();
         self.last = None;
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == STALE {
+            // Once in four billion transactions: no stale slot may look current.
+            self.slots.clear();
+            self.generation = 0;
+        }
     }
 
     /// The first slot of a value's row; with `create`, adds the row.
@@ -224,7 +248,12 @@ impl TransformCache {
                 return Some(b);
             }
         }
-        let row = self.rows.get(v as usize).and_then(|r| r.get(i as usize)).copied().unwrap_or(NO_ROW);
+        let row = self
+            .rows
+            .get(v as usize)
+            .and_then(|r| r.get(i as usize))
+            .copied()
+            .unwrap_or(NO_ROW);
         let b = if row != NO_ROW {
             row as usize * self.width
         } else if create && self.n_rows < MAX_CACHE_ROWS {
@@ -238,7 +267,15 @@ impl TransformCache {
                 list.resize(i as usize + 1, NO_ROW);
             }
             list[i as usize] = r as u32;
-            self.slots.resize(self.slots.len() + self.width, None);
+            if self.slots.len() < (r + 1) * self.width {
+                self.slots.resize(
+                    (r + 1) * self.width,
+                    Slot {
+                        generation: STALE,
+                        entry: CacheEntry::default(),
+                    },
+                );
+            }
             r * self.width
         } else {
             return None;
@@ -249,25 +286,45 @@ impl TransformCache {
 
     fn get(&mut self, key: &(u8, u32, u32)) -> Option<&CacheEntry> {
         let b = self.base(key.0, key.1, false)?;
-        self.slots.get(b + key.2 as usize)?.as_ref()
+        let slot = self.slots.get(b + key.2 as usize)?;
+        (slot.generation == self.generation).then_some(&slot.entry)
     }
 
     fn get_mut(&mut self, key: &(u8, u32, u32)) -> Option<&mut CacheEntry> {
         let b = self.base(key.0, key.1, false)?;
-        self.slots.get_mut(b + key.2 as usize)?.as_mut()
+        let generation = self.generation;
+        let slot = self.slots.get_mut(b + key.2 as usize)?;
+        (slot.generation == generation).then_some(&mut slot.entry)
     }
 
     /// Stores an entry; `false` when the cache is full.
     fn insert(&mut self, key: (u8, u32, u32), e: CacheEntry) -> bool {
-        let Some(b) = self.base(key.0, key.1, true) else { return false };
+        let Some(b) = self.base(key.0, key.1, true) else {
+            return false;
+        };
+        let generation = self.generation;
         match self.slots.get_mut(b + key.2 as usize) {
             Some(slot) => {
-                *slot = Some(e);
+                *slot = Slot {
+                    generation,
+                    entry: e,
+                };
                 true
             }
             None => false,
         }
     }
+}
+
+/// A slot's generation before anything is stored in it.
+const STALE: u32 = u32::MAX;
+
+/// One slot of [`TransformCache`]: an entry, current only in the
+/// transaction whose generation it carries.
+#[derive(Clone)]
+struct Slot {
+    generation: u32,
+    entry: CacheEntry,
 }
 
 /// A value after one pipeline, and which prefiltered rules may match it.
@@ -317,8 +374,12 @@ pub(crate) const MAX_POOLED: usize = 64;
 
 impl Caches {
     fn reset(&mut self) -> bool {
-        let bytes = self.arena.capacity() + self.found_buf.capacity() + self.scratch.capacity() + self.scratch2.capacity() + self.bit_arena.capacity() * 8;
-        let slot_bytes = self.transformed.slots.capacity() * std::mem::size_of::<Option<CacheEntry>>();
+        let bytes = self.arena.capacity()
+            + self.found_buf.capacity()
+            + self.scratch.capacity()
+            + self.scratch2.capacity()
+            + self.bit_arena.capacity() * 8;
+        let slot_bytes = self.transformed.slots.capacity() * std::mem::size_of::<Slot>();
         let row_bytes: usize = self.transformed.rows.iter().map(|r| r.capacity() * 4).sum();
         if bytes + slot_bytes + row_bytes > MAX_POOLED_BYTES {
             return false;
@@ -357,7 +418,9 @@ impl Drop for Transaction {
 
 impl std::fmt::Debug for Transaction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transaction").field("unique_id", &self.meta.unique_id).finish()
+        f.debug_struct("Transaction")
+            .field("unique_id", &self.meta.unique_id)
+            .finish()
     }
 }
 
@@ -407,7 +470,12 @@ impl MatchedList {
     }
 
     fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.items.iter().map(|(n, v)| (std::str::from_utf8(&self.buf[n.clone()]).unwrap_or(""), &self.buf[v.clone()]))
+        self.items.iter().map(|(n, v)| {
+            (
+                std::str::from_utf8(&self.buf[n.clone()]).unwrap_or(""),
+                &self.buf[v.clone()],
+            )
+        })
     }
 }
 
@@ -437,7 +505,13 @@ impl Transaction {
         st.stores[0].reserve(128);
         // Buffers come from the engine's pool, so a steady stream of requests
         // reuses them instead of growing new ones each time.
-        let caches = engine.inner.cache_pool.lock().ok().and_then(|mut p| p.pop()).unwrap_or_default();
+        let caches = engine
+            .inner
+            .cache_pool
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_default();
         let mut caches = caches;
         caches.transformed.width = engine.inner.transform_chains.len();
         Transaction {
@@ -455,7 +529,13 @@ impl Transaction {
     }
 
     /// Phase 1: the request line and headers. Call once, first.
-    pub fn process_request_headers<I, K, V>(&mut self, method: &str, uri: &str, protocol: &str, headers: I) -> Verdict
+    pub fn process_request_headers<I, K, V>(
+        &mut self,
+        method: &str,
+        uri: &str,
+        protocol: &str,
+        headers: I,
+    ) -> Verdict
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
@@ -486,12 +566,21 @@ impl Transaction {
         // The path is percent-decoded (not `+`), as the web server hands it
         // to ModSecurity; the CRS tests rely on it (e.g. 933151).
         r.filename = percent_decode(path.as_bytes());
-        let base_start = r.filename.iter().rposition(|&c| c == b'/').map(|p| p + 1).unwrap_or(0);
+        let base_start = r
+            .filename
+            .iter()
+            .rposition(|&c| c == b'/')
+            .map(|p| p + 1)
+            .unwrap_or(0);
         r.basename = r.filename[base_start..].to_vec();
         if let Some(q) = query {
             let q = q.split('#').next().unwrap_or(q);
             r.query = q.as_bytes().to_vec();
-            body::parse_urlencoded(q.as_bytes(), self.engine.inner.config.arguments_limit, &mut r.args_get);
+            body::parse_urlencoded(
+                q.as_bytes(),
+                self.engine.inner.config.arguments_limit,
+                &mut r.args_get,
+            );
         }
         for (k, v) in headers {
             let k = k.as_ref();
@@ -521,7 +610,9 @@ impl Transaction {
         if chunk.len() > room {
             self.req.body_truncated = true;
         }
-        self.req.body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        self.req
+            .body
+            .extend_from_slice(&chunk[..chunk.len().min(room)]);
     }
 
     /// Phase 2: parses the buffered body and runs the body rules.
@@ -531,10 +622,19 @@ impl Transaction {
         }
         // SecRequestBodyNoFilesLimit: a body that carries no files (anything
         // but multipart) is held to the smaller limit, as in ModSecurity.
-        let multipart = self.header("content-type").is_some_and(|v| v.to_ascii_lowercase().starts_with(b"multipart/"));
-        let over_no_files = !multipart && self.req.body.len() as u64 > self.engine.inner.config.request_body_no_files_limit;
-        if (self.req.body_truncated || over_no_files) && self.engine.inner.config.request_body_limit_action == LimitAction::Reject && self.st.mode == EngineMode::On {
-            let v = Verdict::Deny { status: 413, rule_id: 0 };
+        let multipart = self
+            .header("content-type")
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with(b"multipart/"));
+        let over_no_files = !multipart
+            && self.req.body.len() as u64 > self.engine.inner.config.request_body_no_files_limit;
+        if (self.req.body_truncated || over_no_files)
+            && self.engine.inner.config.request_body_limit_action == LimitAction::Reject
+            && self.st.mode == EngineMode::On
+        {
+            let v = Verdict::Deny {
+                status: 413,
+                rule_id: 0,
+            };
             self.interrupted = Some(v.clone());
             return v;
         }
@@ -545,15 +645,24 @@ impl Transaction {
     }
 
     fn header(&self, name: &str) -> Option<&[u8]> {
-        self.req.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
+        self.req
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
     }
 
     fn parse_body(&mut self) {
-        let ct = self.header("content-type").map(<[u8]>::to_vec).unwrap_or_default();
+        let ct = self
+            .header("content-type")
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
         let lower = ct.to_ascii_lowercase();
         let processor = match &self.st.body_processor {
             Some(p) => Some(p.clone()),
-            None if lower.starts_with(b"application/x-www-form-urlencoded") => Some("URLENCODED".to_string()),
+            None if lower.starts_with(b"application/x-www-form-urlencoded") => {
+                Some("URLENCODED".to_string())
+            }
             None if lower.starts_with(b"multipart/form-data") => Some("MULTIPART".to_string()),
             None => None,
         };
@@ -569,7 +678,11 @@ impl Transaction {
                 let mp = body::parse_multipart(&ct, &r.body, limit);
                 r.args_post.extend(mp.args.iter().cloned());
                 r.files = mp.files.clone();
-                r.files_sizes = mp.file_sizes.iter().map(|(k, s)| (k.clone(), s.to_string().into_bytes())).collect();
+                r.files_sizes = mp
+                    .file_sizes
+                    .iter()
+                    .map(|(k, s)| (k.clone(), s.to_string().into_bytes()))
+                    .collect();
                 r.files_combined_size = mp.file_sizes.iter().map(|(_, s)| s).sum();
                 r.part_headers = mp.part_headers.clone();
                 if let Some(e) = &mp.error {
@@ -591,7 +704,12 @@ impl Transaction {
     }
 
     /// Phase 3: the response status line and headers.
-    pub fn process_response_headers<I, K, V>(&mut self, status: u16, protocol: &str, headers: I) -> Verdict
+    pub fn process_response_headers<I, K, V>(
+        &mut self,
+        status: u16,
+        protocol: &str,
+        headers: I,
+    ) -> Verdict
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
@@ -634,7 +752,9 @@ impl Transaction {
         if chunk.len() > room {
             self.req.resp_body_truncated = true;
         }
-        self.req.resp_body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        self.req
+            .resp_body
+            .extend_from_slice(&chunk[..chunk.len().min(room)]);
     }
 
     /// Phase 4: the response body rules.
@@ -663,7 +783,9 @@ impl Transaction {
 
     /// A value of the TX collection, e.g. `blocking_inbound_anomaly_score`.
     pub fn tx_var(&self, name: &str) -> Option<&[u8]> {
-        self.st.stores[0].get(&name.to_ascii_lowercase()).map(Vec::as_slice)
+        self.st.stores[0]
+            .get(&name.to_ascii_lowercase())
+            .map(Vec::as_slice)
     }
 
     /// The request body error, if a body processor failed.
@@ -685,7 +807,9 @@ impl Transaction {
         // Lists and request values change between phases (the body adds
         // ARGS_POST), never within one: group summaries last a phase.
         self.caches.group_bits.clear();
-        self.caches.group_bits.resize(inner.reject_groups.len(), GroupSummary::Pending);
+        self.caches
+            .group_bits
+            .resize(inner.reject_groups.len(), GroupSummary::Pending);
         let mut i = 0;
         let mut skip = 0u32;
         while i < items.len() {
@@ -705,7 +829,14 @@ impl Transaction {
             if let (Some(group), Some(bit)) = (rule.reject_group, rule.pf_bit) {
                 // No value the rule looks at has any of its regex's required
                 // literals: it cannot match, whatever its targets' details.
-                let mut ev = Evaluator { inner, req: &self.req, st: &self.st, meta: &self.meta, started: self.started, caches: &mut self.caches };
+                let mut ev = Evaluator {
+                    inner,
+                    req: &self.req,
+                    st: &self.st,
+                    meta: &self.meta,
+                    started: self.started,
+                    caches: &mut self.caches,
+                };
                 if let Some(union) = ev.group_union(group as usize) {
                     if !has_bit(&self.caches.bit_arena[union], bit) {
                         continue;
@@ -725,13 +856,29 @@ impl Transaction {
                     self.st.allow_all = true;
                     return Verdict::Continue;
                 }
-                Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect if self.st.mode == EngineMode::On && phase < 5 => {
+                Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect
+                    if self.st.mode == EngineMode::On && phase < 5 =>
+                {
                     let v = match d {
-                        Disruptive::Deny => Verdict::Deny { status: rule.actions.status.unwrap_or(403), rule_id: rule.id },
+                        Disruptive::Deny => Verdict::Deny {
+                            status: rule.actions.status.unwrap_or(403),
+                            rule_id: rule.id,
+                        },
                         Disruptive::Drop => Verdict::Drop { rule_id: rule.id },
                         _ => Verdict::Redirect {
-                            status: rule.actions.status.filter(|s| (300..400).contains(s)).unwrap_or(302),
-                            location: rule.actions.redirect.as_ref().map(|m| String::from_utf8_lossy(&self.expand_in(m, rule)).into_owned()).unwrap_or_default(),
+                            status: rule
+                                .actions
+                                .status
+                                .filter(|s| (300..400).contains(s))
+                                .unwrap_or(302),
+                            location: rule
+                                .actions
+                                .redirect
+                                .as_ref()
+                                .map(|m| {
+                                    String::from_utf8_lossy(&self.expand_in(m, rule)).into_owned()
+                                })
+                                .unwrap_or_default(),
                             rule_id: rule.id,
                         },
                     };
@@ -742,7 +889,9 @@ impl Transaction {
             }
             if rule.actions.skip_after.is_some() {
                 // Resolved at load: just past the marker, or the end.
-                i = inner.skip_targets[phase as usize].get(i - 1).map_or(items.len(), |&t| t as usize);
+                i = inner.skip_targets[phase as usize]
+                    .get(i - 1)
+                    .map_or(items.len(), |&t| t as usize);
                 continue;
             }
             if rule.actions.skip > 0 {
@@ -753,7 +902,11 @@ impl Transaction {
     }
 
     fn is_removed(&self, rule: &Rule) -> bool {
-        self.st.removed_ids.iter().any(|&(a, b)| rule.id >= a && rule.id <= b) || self.st.removed_tags.iter().any(|re| rule.has_tag(re))
+        self.st
+            .removed_ids
+            .iter()
+            .any(|&(a, b)| rule.id >= a && rule.id <= b)
+            || self.st.removed_tags.iter().any(|re| rule.has_tag(re))
     }
 
     /// Evaluates a rule and its chain; runs actions of each matching link.
@@ -771,15 +924,32 @@ impl Transaction {
         }
     }
 
-    fn eval_link(&mut self, inner: &crate::engine::Inner, starter: &Rule, link: &Rule, last: bool) -> bool {
+    fn eval_link(
+        &mut self,
+        inner: &crate::engine::Inner,
+        starter: &Rule,
+        link: &Rule,
+        last: bool,
+    ) -> bool {
         let mut found: Vec<Found> = std::mem::take(&mut self.caches.found);
         found.clear();
         self.caches.found_buf.clear();
         if link.unconditional {
-            found.push(Found { name: 0..0, value: 0..0, captures: None });
+            found.push(Found {
+                name: 0..0,
+                value: 0..0,
+                captures: None,
+            });
         } else {
             let chain: &[Transform] = &inner.transform_chains[link.chain_id as usize];
-            let mut ev = Evaluator { inner, req: &self.req, st: &self.st, meta: &self.meta, started: self.started, caches: &mut self.caches };
+            let mut ev = Evaluator {
+                inner,
+                req: &self.req,
+                st: &self.st,
+                meta: &self.meta,
+                started: self.started,
+                caches: &mut self.caches,
+            };
             for target in &link.targets {
                 ev.eval_target(starter, link, target, chain, &mut found);
             }
@@ -835,16 +1005,33 @@ impl Transaction {
                         Ok(n) => Cow::Borrowed(n),
                         Err(_) => String::from_utf8_lossy(l),
                     },
-                    None => Cow::Owned(String::from_utf8_lossy(&self.expand_in(&sv.name, starter)).to_ascii_lowercase()),
+                    None => Cow::Owned(
+                        String::from_utf8_lossy(&self.expand_in(&sv.name, starter))
+                            .to_ascii_lowercase(),
+                    ),
                 };
                 if sv.op == SetOp::Add || sv.op == SetOp::Sub {
                     // The common CRS case (`tx.score=+%{tx.critical_anomaly_score}`):
                     // update the number in place, allocating nothing once
                     // the variable exists.
-                    let d = crate::operator::parse_int(&expand(&self.req, &self.st, &self.meta, self.started, starter, &sv.value));
+                    let d = crate::operator::parse_int(&expand(
+                        &self.req,
+                        &self.st,
+                        &self.meta,
+                        self.started,
+                        starter,
+                        &sv.value,
+                    ));
                     let store = &mut self.st.stores[store_index(sv.collection)];
-                    let cur = store.get(name.as_ref()).map(|v| crate::operator::parse_int(v)).unwrap_or(0);
-                    let n = if sv.op == SetOp::Add { cur.saturating_add(d) } else { cur.saturating_sub(d) };
+                    let cur = store
+                        .get(name.as_ref())
+                        .map(|v| crate::operator::parse_int(v))
+                        .unwrap_or(0);
+                    let n = if sv.op == SetOp::Add {
+                        cur.saturating_add(d)
+                    } else {
+                        cur.saturating_sub(d)
+                    };
                     let mut digits = [0u8; 24];
                     let text = format_i64(n, &mut digits);
                     match store.get_mut(name.as_ref()) {
@@ -859,7 +1046,15 @@ impl Transaction {
                     return;
                 }
                 if sv.op == SetOp::Set {
-                    let value = expand(&self.req, &self.st, &self.meta, self.started, starter, &sv.value).into_owned();
+                    let value = expand(
+                        &self.req,
+                        &self.st,
+                        &self.meta,
+                        self.started,
+                        starter,
+                        &sv.value,
+                    )
+                    .into_owned();
                     let store = &mut self.st.stores[store_index(sv.collection)];
                     match store.get_mut(name.as_ref()) {
                         Some(slot) => *slot = value,
@@ -880,9 +1075,16 @@ impl Transaction {
                         store.remove(&name);
                     }
                     SetOp::Add | SetOp::Sub => {
-                        let cur = store.get(&name).map(|v| crate::operator::parse_int(v)).unwrap_or(0);
+                        let cur = store
+                            .get(&name)
+                            .map(|v| crate::operator::parse_int(v))
+                            .unwrap_or(0);
                         let d = crate::operator::parse_int(&value);
-                        let n = if sv.op == SetOp::Add { cur.saturating_add(d) } else { cur.saturating_sub(d) };
+                        let n = if sv.op == SetOp::Add {
+                            cur.saturating_add(d)
+                        } else {
+                            cur.saturating_sub(d)
+                        };
                         store.insert(name, n.to_string().into_bytes());
                     }
                 }
@@ -891,8 +1093,14 @@ impl Transaction {
                 Ctl::RuleEngine(m) => self.st.mode = *m,
                 Ctl::RuleRemoveById(r) => self.st.removed_ids.extend(r.iter().copied()),
                 Ctl::RuleRemoveByTag(t) => self.st.removed_tags.push(t.clone()),
-                Ctl::RuleRemoveTargetById(ids, e) => self.st.removed_targets.push((ids.clone(), e.clone())),
-                Ctl::RuleRemoveTargetByTag(t, e, tagged) => self.st.removed_targets_by_tag.push((t.clone(), e.clone(), tagged.clone())),
+                Ctl::RuleRemoveTargetById(ids, e) => {
+                    self.st.removed_targets.push((ids.clone(), e.clone()))
+                }
+                Ctl::RuleRemoveTargetByTag(t, e, tagged) => {
+                    self.st
+                        .removed_targets_by_tag
+                        .push((t.clone(), e.clone(), tagged.clone()))
+                }
                 Ctl::RequestBodyProcessor(p) => self.st.body_processor = Some(p.clone()),
                 Ctl::ForceRequestBodyVariable(b) => self.st.force_body_variable = *b,
                 Ctl::RequestBodyAccess(b) => self.st.body_access = *b,
@@ -912,7 +1120,11 @@ impl Transaction {
         if !logged {
             // Flow-control rules (`nolog`) match on every request; record
             // them without expanding texts nobody will read.
-            if self.caches.recorded_nolog.insert((starter.id, starter.phase)) {
+            if self
+                .caches
+                .recorded_nolog
+                .insert((starter.id, starter.phase))
+            {
                 self.matched.push(MatchedRule {
                     id: starter.id,
                     phase: starter.phase,
@@ -926,8 +1138,16 @@ impl Transaction {
             }
             return;
         }
-        let msg = a.msg.as_ref().map(|m| String::from_utf8_lossy(&self.expand_in(m, starter)).into_owned()).unwrap_or_default();
-        let mut data = a.logdata.as_ref().map(|m| self.expand_in(m, starter)).unwrap_or_default();
+        let msg = a
+            .msg
+            .as_ref()
+            .map(|m| String::from_utf8_lossy(&self.expand_in(m, starter)).into_owned())
+            .unwrap_or_default();
+        let mut data = a
+            .logdata
+            .as_ref()
+            .map(|m| self.expand_in(m, starter))
+            .unwrap_or_default();
         data.truncate(MAX_LOGDATA);
         let data = String::from_utf8_lossy(&data).into_owned();
         let mrule = MatchedRule {
@@ -950,8 +1170,16 @@ impl Transaction {
     fn format_log(&self, starter: &Rule, link: &Rule, m: &MatchedRule) -> String {
         use std::fmt::Write;
         let mut s = String::with_capacity(512);
-        let head = if self.st.mode == EngineMode::On && matches!(starter.actions.disruptive, Some(Disruptive::Deny | Disruptive::Drop)) {
-            format!("Access denied with code {} (phase {}). ", starter.actions.status.unwrap_or(403), starter.phase)
+        let head = if self.st.mode == EngineMode::On
+            && matches!(
+                starter.actions.disruptive,
+                Some(Disruptive::Deny | Disruptive::Drop)
+            ) {
+            format!(
+                "Access denied with code {} (phase {}). ",
+                starter.actions.status.unwrap_or(403),
+                starter.phase
+            )
         } else {
             "Warning. ".to_string()
         };
@@ -984,8 +1212,17 @@ impl Transaction {
         for t in &m.tags {
             let _ = write!(s, " [tag \"{}\"]", esc(t.as_bytes(), 256));
         }
-        let host = self.header("host").map(|h| String::from_utf8_lossy(h).into_owned()).unwrap_or_default();
-        let _ = write!(s, " [hostname \"{}\"] [uri \"{}\"] [unique_id \"{}\"]", esc(host.as_bytes(), 256), esc(&self.req.filename, 256), self.meta.unique_id);
+        let host = self
+            .header("host")
+            .map(|h| String::from_utf8_lossy(h).into_owned())
+            .unwrap_or_default();
+        let _ = write!(
+            s,
+            " [hostname \"{}\"] [uri \"{}\"] [unique_id \"{}\"]",
+            esc(host.as_bytes(), 256),
+            esc(&self.req.filename, 256),
+            self.meta.unique_id
+        );
         s
     }
 }
@@ -994,7 +1231,11 @@ fn percent_decode(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
     while i < input.len() {
-        if input[i] == b'%' && i + 2 < input.len() && input[i + 1].is_ascii_hexdigit() && input[i + 2].is_ascii_hexdigit() {
+        if input[i] == b'%'
+            && i + 2 < input.len()
+            && input[i + 1].is_ascii_hexdigit()
+            && input[i + 2].is_ascii_hexdigit()
+        {
             let h = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
             out.push((h(input[i + 1]) << 4) | h(input[i + 2]));
             i += 3;
@@ -1077,12 +1318,24 @@ impl OpContext for Ctx<'_> {
     }
 }
 
-fn expand<'a>(req: &'a Request, st: &'a State, meta: &TxMeta, started: Instant, rule: &Rule, m: &'a Macro) -> Cow<'a, [u8]> {
+fn expand<'a>(
+    req: &'a Request,
+    st: &'a State,
+    meta: &TxMeta,
+    started: Instant,
+    rule: &Rule,
+    m: &'a Macro,
+) -> Cow<'a, [u8]> {
     match m.parts.as_slice() {
         [] => return Cow::Borrowed(b""),
         [Part::Literal(l)] => return Cow::Borrowed(l),
         [Part::Var(v, Some(k))] if v.is_store() => {
-            return Cow::Borrowed(st.stores[store_index(*v)].get(k.as_str()).map(Vec::as_slice).unwrap_or(b""));
+            return Cow::Borrowed(
+                st.stores[store_index(*v)]
+                    .get(k.as_str())
+                    .map(Vec::as_slice)
+                    .unwrap_or(b""),
+            );
         }
         _ => {}
     }
@@ -1121,7 +1374,12 @@ fn expand<'a>(req: &'a Request, st: &'a State, meta: &TxMeta, started: Instant, 
                         Var::ArgsPost => &req.args_post,
                         Var::Args => {
                             if let Some(k) = key {
-                                if let Some((_, val)) = req.args_get.iter().chain(req.args_post.iter()).find(|(n, _)| n.eq_ignore_ascii_case(k)) {
+                                if let Some((_, val)) = req
+                                    .args_get
+                                    .iter()
+                                    .chain(req.args_post.iter())
+                                    .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                                {
                                     out.extend_from_slice(val);
                                 }
                             }
@@ -1130,7 +1388,8 @@ fn expand<'a>(req: &'a Request, st: &'a State, meta: &TxMeta, started: Instant, 
                         _ => &[],
                     };
                     if let Some(k) = key {
-                        if let Some((_, val)) = list.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)) {
+                        if let Some((_, val)) = list.iter().find(|(n, _)| n.eq_ignore_ascii_case(k))
+                        {
                             out.extend_from_slice(val);
                         }
                     }
@@ -1147,13 +1406,24 @@ fn flag(b: bool) -> Cow<'static, [u8]> {
     Cow::Borrowed(if b { b"1" } else { b"0" })
 }
 
-fn scalar_value<'a>(r: &'a Request, st: &'a State, meta: &'a TxMeta, started: Instant, v: Var) -> Option<Cow<'a, [u8]>> {
+fn scalar_value<'a>(
+    r: &'a Request,
+    st: &'a State,
+    meta: &'a TxMeta,
+    started: Instant,
+    v: Var,
+) -> Option<Cow<'a, [u8]>> {
     let s = |x: &'a [u8]| Some(Cow::Borrowed(x));
     let n = |x: usize| Some(Cow::Owned(x.to_string().into_bytes()));
     let mp = r.multipart.as_ref();
     let mpf = |f: fn(&body::Multipart) -> bool| Some(flag(mp.is_some_and(f)));
     match v {
-        Var::ArgsCombinedSize => n(r.args_get.iter().chain(r.args_post.iter()).map(|(k, v)| k.len() + v.len()).sum()),
+        Var::ArgsCombinedSize => n(r
+            .args_get
+            .iter()
+            .chain(r.args_post.iter())
+            .map(|(k, v)| k.len() + v.len())
+            .sum()),
         Var::RequestUri => s(&r.uri),
         Var::RequestUriRaw => s(&r.uri_raw),
         Var::RequestLine => s(&r.line),
@@ -1174,7 +1444,9 @@ fn scalar_value<'a>(r: &'a Request, st: &'a State, meta: &'a TxMeta, started: In
         Var::RequestBodyLength => n(r.body.len()),
         Var::FilesCombinedSize => n(r.files_combined_size),
         Var::ReqbodyError => Some(flag(r.reqbody_error.is_some())),
-        Var::ReqbodyErrorMsg | Var::ReqbodyProcessorError => Some(Cow::Borrowed(r.reqbody_error.as_deref().unwrap_or("").as_bytes())),
+        Var::ReqbodyErrorMsg | Var::ReqbodyProcessorError => Some(Cow::Borrowed(
+            r.reqbody_error.as_deref().unwrap_or("").as_bytes(),
+        )),
         Var::ReqbodyProcessor => match (&r.body_processor, &st.body_processor) {
             (Some(p), _) | (None, Some(p)) => Some(Cow::Owned(p.as_bytes().to_vec())),
             (None, None) => Some(Cow::Borrowed(b"")),
@@ -1188,7 +1460,9 @@ fn scalar_value<'a>(r: &'a Request, st: &'a State, meta: &'a TxMeta, started: In
             .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
             .map(|(_, v)| Cow::Borrowed(v.as_slice())),
         Var::ResponseProtocol => s(&r.resp_protocol),
-        Var::StatusLine => Some(Cow::Owned([r.resp_protocol.as_slice(), b" ", r.resp_status.as_slice()].concat())),
+        Var::StatusLine => Some(Cow::Owned(
+            [r.resp_protocol.as_slice(), b" ", r.resp_status.as_slice()].concat(),
+        )),
         Var::MatchedVar => s(&st.matched_var),
         Var::MatchedVarName => s(&st.matched_var_name),
         Var::RemoteAddr => s(meta.remote_addr.as_bytes()),
@@ -1196,11 +1470,20 @@ fn scalar_value<'a>(r: &'a Request, st: &'a State, meta: &'a TxMeta, started: In
         Var::RemoteHost => s(meta.remote_addr.as_bytes()),
         Var::ServerAddr => s(meta.server_addr.as_bytes()),
         Var::ServerPort => n(meta.server_port as usize),
-        Var::ServerName => r.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")).map(|(_, v)| Cow::Borrowed(v.as_slice())),
+        Var::ServerName => r
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+            .map(|(_, v)| Cow::Borrowed(v.as_slice())),
         Var::UniqueId => s(meta.unique_id.as_bytes()),
         Var::Duration => n(started.elapsed().as_micros() as usize),
         Var::HighestSeverity => n(st.highest_severity as usize),
-        Var::FullRequestLength => n(r.line.len() + r.headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>() + r.body.len()),
+        Var::FullRequestLength => n(r.line.len()
+            + r.headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 4)
+                .sum::<usize>()
+            + r.body.len()),
         Var::InboundDataError => Some(flag(r.body_truncated)),
         Var::OutboundDataError => Some(flag(r.resp_body_truncated)),
         Var::UrlencodedError => Some(flag(false)),
@@ -1222,7 +1505,10 @@ fn scalar_value<'a>(r: &'a Request, st: &'a State, meta: &'a TxMeta, started: In
         Var::MultipartName => mp.map(|m| Cow::Borrowed(m.last_name.as_slice())),
         Var::AuthType | Var::RemoteUser | Var::PathInfo | Var::Webappid | Var::FullRequest => None,
         Var::Time | Var::TimeEpoch => {
-            let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
             n(secs as usize)
         }
         _ => None,
@@ -1235,9 +1521,16 @@ const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 enum Source<'a> {
     None,
     /// (key, value) pairs; `names` yields the keys as values.
-    List { list: &'a [(String, Vec<u8>)], id: Var, names: bool },
+    List {
+        list: &'a [(String, Vec<u8>)],
+        id: Var,
+        names: bool,
+    },
     Store(&'a FxMap<String, Vec<u8>>),
-    Matched { list: &'a MatchedList, names: bool },
+    Matched {
+        list: &'a MatchedList,
+        names: bool,
+    },
     Scalar(Cow<'a, [u8]>, Option<Var>),
     XmlAttrs(&'a [(String, Vec<u8>)]),
 }
@@ -1262,39 +1555,89 @@ impl<'t> Evaluator<'t> {
     /// XML text (`XML:/*`) from its attributes (`XML://@*`).
     fn sources_of(&self, var: Var, raw_key: &str) -> [Source<'t>; 2] {
         let r = self.req;
-        let list = |list: &'t [(String, Vec<u8>)], id: Var, names: bool| Source::List { list, id, names };
+        let list =
+            |list: &'t [(String, Vec<u8>)], id: Var, names: bool| Source::List { list, id, names };
         match var {
-            Var::Args => [list(&r.args_get, Var::ArgsGet, false), list(&r.args_post, Var::ArgsPost, false)],
+            Var::Args => [
+                list(&r.args_get, Var::ArgsGet, false),
+                list(&r.args_post, Var::ArgsPost, false),
+            ],
             Var::ArgsGet => [list(&r.args_get, Var::ArgsGet, false), Source::None],
             Var::ArgsPost => [list(&r.args_post, Var::ArgsPost, false), Source::None],
-            Var::ArgsNames => [list(&r.args_get, Var::ArgsGetNames, true), list(&r.args_post, Var::ArgsPostNames, true)],
+            Var::ArgsNames => [
+                list(&r.args_get, Var::ArgsGetNames, true),
+                list(&r.args_post, Var::ArgsPostNames, true),
+            ],
             Var::ArgsGetNames => [list(&r.args_get, Var::ArgsGetNames, true), Source::None],
             Var::ArgsPostNames => [list(&r.args_post, Var::ArgsPostNames, true), Source::None],
             Var::RequestHeaders => [list(&r.headers, Var::RequestHeaders, false), Source::None],
-            Var::RequestHeadersNames => [list(&r.headers, Var::RequestHeadersNames, true), Source::None],
+            Var::RequestHeadersNames => [
+                list(&r.headers, Var::RequestHeadersNames, true),
+                Source::None,
+            ],
             Var::RequestCookies => [list(&r.cookies, Var::RequestCookies, false), Source::None],
-            Var::RequestCookiesNames => [list(&r.cookies, Var::RequestCookiesNames, true), Source::None],
+            Var::RequestCookiesNames => [
+                list(&r.cookies, Var::RequestCookiesNames, true),
+                Source::None,
+            ],
             Var::Files => [list(&r.files, Var::Files, false), Source::None],
             Var::FilesNames => [list(&r.files, Var::FilesNames, true), Source::None],
             Var::FilesSizes => [list(&r.files_sizes, Var::FilesSizes, false), Source::None],
-            Var::MultipartPartHeaders => [list(&r.part_headers, Var::MultipartPartHeaders, false), Source::None],
-            Var::ResponseHeaders => [list(&r.resp_headers, Var::ResponseHeaders, false), Source::None],
-            Var::ResponseHeadersNames => [list(&r.resp_headers, Var::ResponseHeadersNames, true), Source::None],
-            Var::Tx | Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource | Var::Geo | Var::Env => {
-                [Source::Store(&self.st.stores[store_index(var)]), Source::None]
-            }
+            Var::MultipartPartHeaders => [
+                list(&r.part_headers, Var::MultipartPartHeaders, false),
+                Source::None,
+            ],
+            Var::ResponseHeaders => [
+                list(&r.resp_headers, Var::ResponseHeaders, false),
+                Source::None,
+            ],
+            Var::ResponseHeadersNames => [
+                list(&r.resp_headers, Var::ResponseHeadersNames, true),
+                Source::None,
+            ],
+            Var::Tx
+            | Var::Ip
+            | Var::Global
+            | Var::Session
+            | Var::User
+            | Var::Resource
+            | Var::Geo
+            | Var::Env => [
+                Source::Store(&self.st.stores[store_index(var)]),
+                Source::None,
+            ],
             Var::Xml => match &r.xml {
                 Some(x) if raw_key.contains('@') => [Source::XmlAttrs(&x.attrs), Source::None],
-                Some(x) => [Source::Scalar(Cow::Borrowed(x.text.as_slice()), Some(Var::Xml)), Source::None],
+                Some(x) => [
+                    Source::Scalar(Cow::Borrowed(x.text.as_slice()), Some(Var::Xml)),
+                    Source::None,
+                ],
                 None => [Source::None, Source::None],
             },
-            Var::MatchedVars => [Source::Matched { list: &self.st.matched_vars, names: false }, Source::None],
-            Var::MatchedVarsNames => [Source::Matched { list: &self.st.matched_vars, names: true }, Source::None],
+            Var::MatchedVars => [
+                Source::Matched {
+                    list: &self.st.matched_vars,
+                    names: false,
+                },
+                Source::None,
+            ],
+            Var::MatchedVarsNames => [
+                Source::Matched {
+                    list: &self.st.matched_vars,
+                    names: true,
+                },
+                Source::None,
+            ],
             Var::FilesTmpNames | Var::Rule => [Source::None, Source::None],
             v => match scalar_value(r, self.st, self.meta, self.started, v) {
                 Some(val) => {
                     let id = match v {
-                        Var::MatchedVar | Var::MatchedVarName | Var::Duration | Var::ReqbodyProcessor | Var::ReqbodyError | Var::HighestSeverity => None,
+                        Var::MatchedVar
+                        | Var::MatchedVarName
+                        | Var::Duration
+                        | Var::ReqbodyProcessor
+                        | Var::ReqbodyError
+                        | Var::HighestSeverity => None,
                         v => Some(v),
                     };
                     [Source::Scalar(val, id), Source::None]
@@ -1305,11 +1648,18 @@ impl<'t> Evaluator<'t> {
     }
 
     fn excluded(&self, starter: &Rule, link: &Rule, var: Var, key: &str) -> bool {
-        if link.exclusions.iter().any(|e| e.var == var && e.selector.matches(key)) {
+        if link
+            .exclusions
+            .iter()
+            .any(|e| e.var == var && e.selector.matches(key))
+        {
             return true;
         }
         for (ids, e) in &self.st.removed_targets {
-            if e.var == var && ids.iter().any(|&(a, b)| starter.id >= a && starter.id <= b) && e.selector.matches(key) {
+            if e.var == var
+                && ids.iter().any(|&(a, b)| starter.id >= a && starter.id <= b)
+                && e.selector.matches(key)
+            {
                 return true;
             }
         }
@@ -1319,10 +1669,24 @@ impl<'t> Evaluator<'t> {
             }
             let rules = &self.inner.rules;
             let owner = rules.as_ptr() as usize;
-            let (built_for, set) = tagged.get_or_init(|| (owner, rules.iter().filter(|r| r.has_tag(re)).map(|r| r as *const Rule as usize).map(|a| (a, ())).collect()));
+            let (built_for, set) = tagged.get_or_init(|| {
+                (
+                    owner,
+                    rules
+                        .iter()
+                        .filter(|r| r.has_tag(re))
+                        .map(|r| r as *const Rule as usize)
+                        .map(|a| (a, ()))
+                        .collect(),
+                )
+            });
             // `starter` is always one of the engine's rules; the set was built
             // for this engine unless the ctl's rule is shared with another.
-            let has = if *built_for == owner { set.contains_key(&(starter as *const Rule as usize)) } else { starter.has_tag(re) };
+            let has = if *built_for == owner {
+                set.contains_key(&(starter as *const Rule as usize))
+            } else {
+                starter.has_tag(re)
+            };
             if has {
                 return true;
             }
@@ -1330,7 +1694,14 @@ impl<'t> Evaluator<'t> {
         false
     }
 
-    fn eval_target(&mut self, starter: &Rule, link: &Rule, target: &Target, chain: &[Transform], found: &mut Vec<Found>) {
+    fn eval_target(
+        &mut self,
+        starter: &Rule,
+        link: &Rule,
+        target: &Target,
+        chain: &[Transform],
+        found: &mut Vec<Found>,
+    ) {
         let sel = &target.selector;
         let var = target.var;
         let mut count = 0usize;
@@ -1338,7 +1709,12 @@ impl<'t> Evaluator<'t> {
             match source {
                 Source::None => {}
                 Source::List { list, id, names } => {
-                    if !target.count && !link.negated && matches!(sel, Selector::All) && !list.is_empty() && self.list_cannot_match(link, list, id, names, chain) {
+                    if !target.count
+                        && !link.negated
+                        && matches!(sel, Selector::All)
+                        && !list.is_empty()
+                        && self.list_cannot_match(link, list, id, names, chain)
+                    {
                         continue;
                     }
                     for (i, (k, v)) in list.iter().enumerate() {
@@ -1348,7 +1724,15 @@ impl<'t> Evaluator<'t> {
                         count += 1;
                         if !target.count {
                             let value: &[u8] = if names { k.as_bytes() } else { v };
-                            self.test_value(link, var, k, value, Some((id as u8, i as u32)), chain, found);
+                            self.test_value(
+                                link,
+                                var,
+                                k,
+                                value,
+                                Some((id as u8, i as u32)),
+                                chain,
+                                found,
+                            );
                         }
                     }
                 }
@@ -1392,7 +1776,15 @@ impl<'t> Evaluator<'t> {
                     for (i, (_, v)) in list.iter().enumerate() {
                         count += 1;
                         if !target.count {
-                            self.test_value(link, var, "", v, Some((Var::Xml as u8, i as u32 + 1)), chain, found);
+                            self.test_value(
+                                link,
+                                var,
+                                "",
+                                v,
+                                Some((Var::Xml as u8, i as u32 + 1)),
+                                chain,
+                                found,
+                            );
                         }
                     }
                 }
@@ -1402,7 +1794,15 @@ impl<'t> Evaluator<'t> {
                     }
                     count += 1;
                     if !target.count {
-                        self.test_value(link, var, "", &v, id.map(|id| (id as u8, 0)), chain, found);
+                        self.test_value(
+                            link,
+                            var,
+                            "",
+                            &v,
+                            id.map(|id| (id as u8, 0)),
+                            chain,
+                            found,
+                        );
                     }
                 }
             }
@@ -1434,7 +1834,14 @@ impl<'t> Evaluator<'t> {
     /// once per list and pipeline, lacks the rule's bit. Then the rule skips
     /// the whole list in one lookup, which is the common case for benign
     /// traffic.
-    fn list_cannot_match(&mut self, link: &Rule, list: &[(String, Vec<u8>)], id: Var, names: bool, chain: &[Transform]) -> bool {
+    fn list_cannot_match(
+        &mut self,
+        link: &Rule,
+        list: &[(String, Vec<u8>)],
+        id: Var,
+        names: bool,
+        chain: &[Transform],
+    ) -> bool {
         // multiMatch tests every intermediate value; the bits only cover the last.
         if link.actions.multi_match {
             return false;
@@ -1450,7 +1857,14 @@ impl<'t> Evaluator<'t> {
     /// pipeline `chain_id`, cached per list and pipeline and recomputed when
     /// the list grew (phase 2 adds ARGS_POST); `None` when some value's bits
     /// could not be cached.
-    fn list_union(&mut self, list: &[(String, Vec<u8>)], id: Var, names: bool, chain_id: u32, chain: &[Transform]) -> Option<std::ops::Range<usize>> {
+    fn list_union(
+        &mut self,
+        list: &[(String, Vec<u8>)],
+        id: Var,
+        names: bool,
+        chain_id: u32,
+        chain: &[Transform],
+    ) -> Option<std::ops::Range<usize>> {
         let pf = self.inner.prefilter.as_ref()?;
         // When no step of the pipeline can change any value of the list
         // beyond case, its summary is the raw values' one, shared by every
@@ -1469,7 +1883,11 @@ impl<'t> Evaluator<'t> {
             let value: &[u8] = if names { k.as_bytes() } else { v };
             // Per value, the same shortcut: a value the pipeline cannot
             // change beyond case has its raw bits.
-            let bits = if raw { Some(self.raw_bits(id as u8, i as u32, value, pf)) } else { self.value_bits((id as u8, i as u32, chain_id), chain, value, pf) };
+            let bits = if raw {
+                Some(self.raw_bits(id as u8, i as u32, value, pf))
+            } else {
+                self.value_bits((id as u8, i as u32, chain_id), chain, value, pf)
+            };
             match bits {
                 Some(r) => ranges.push(r),
                 None => {
@@ -1480,14 +1898,22 @@ impl<'t> Evaluator<'t> {
         }
         let union = self.or_words(&ranges, words);
         self.caches.bit_ranges = ranges;
-        self.caches.summaries.insert(key, (list.len(), union.clone()));
+        self.caches
+            .summaries
+            .insert(key, (list.len(), union.clone()));
         Some(union)
     }
 
     /// The prefilter bits of one cached value after a pipeline: its raw
     /// bits when the pipeline cannot change it beyond case, else those of
     /// its transformed form. `None` when the cache is full.
-    fn value_bits(&mut self, key: (u8, u32, u32), chain: &[Transform], value: &[u8], pf: &crate::prefilter::ChainPrefilter) -> Option<std::ops::Range<usize>> {
+    fn value_bits(
+        &mut self,
+        key: (u8, u32, u32),
+        chain: &[Transform],
+        value: &[u8],
+        pf: &crate::prefilter::ChainPrefilter,
+    ) -> Option<std::ops::Range<usize>> {
         if crate::transform::chain_keeps_bits(chain, crate::transform::features(value)) {
             Some(self.raw_bits(key.0, key.1, value, pf))
         } else {
@@ -1497,7 +1923,11 @@ impl<'t> Evaluator<'t> {
 
     /// ORs the bit ranges `parts` into a fresh slot of `words` words in the
     /// bit arena and returns the slot.
-    fn or_words(&mut self, parts: &[std::ops::Range<usize>], words: usize) -> std::ops::Range<usize> {
+    fn or_words(
+        &mut self,
+        parts: &[std::ops::Range<usize>],
+        words: usize,
+    ) -> std::ops::Range<usize> {
         let arena = &mut self.caches.bit_arena;
         let start = arena.len();
         arena.resize(start + words, 0);
@@ -1531,12 +1961,21 @@ impl<'t> Evaluator<'t> {
                 let bits = match source {
                     Source::None => continue,
                     Source::List { list: [], .. } => continue,
-                    Source::List { list, id, names } => self.list_union(list, id, names, group.chain_id, chain),
-                    Source::Scalar(value, Some(id)) => self.value_bits((id as u8, 0, group.chain_id), chain, &value, pf),
+                    Source::List { list, id, names } => {
+                        self.list_union(list, id, names, group.chain_id, chain)
+                    }
+                    Source::Scalar(value, Some(id)) => {
+                        self.value_bits((id as u8, 0, group.chain_id), chain, &value, pf)
+                    }
                     Source::XmlAttrs(list) => {
                         // Attributes are keyed as `test_value` keys them: index + 1.
                         for (i, (_, value)) in list.iter().enumerate() {
-                            match self.value_bits((Var::Xml as u8, i as u32 + 1, group.chain_id), chain, value, pf) {
+                            match self.value_bits(
+                                (Var::Xml as u8, i as u32 + 1, group.chain_id),
+                                chain,
+                                value,
+                                pf,
+                            ) {
                                 Some(r) => parts.push(r),
                                 None => {
                                     known = false;
@@ -1557,7 +1996,11 @@ impl<'t> Evaluator<'t> {
                 }
             }
         }
-        let summary = if known { GroupSummary::Union(self.or_words(&parts, pf.bits.div_ceil(64) as usize)) } else { GroupSummary::Unknown };
+        let summary = if known {
+            GroupSummary::Union(self.or_words(&parts, pf.bits.div_ceil(64) as usize))
+        } else {
+            GroupSummary::Unknown
+        };
         self.caches.group_parts = parts;
         self.caches.group_bits[g] = summary.clone();
         match summary {
@@ -1574,13 +2017,21 @@ impl<'t> Evaluator<'t> {
                 return f;
             }
         }
-        let f = list.iter().fold(0, |a, (k, v)| a | crate::transform::features(if names { k.as_bytes() } else { v }));
+        let f = list.iter().fold(0, |a, (k, v)| {
+            a | crate::transform::features(if names { k.as_bytes() } else { v })
+        });
         self.caches.list_features.insert(id as u8, (list.len(), f));
         f
     }
 
     /// The prefilter bits of a raw list value, scanning it on first use.
-    fn raw_bits(&mut self, v: u8, i: u32, value: &[u8], pf: &crate::prefilter::ChainPrefilter) -> std::ops::Range<usize> {
+    fn raw_bits(
+        &mut self,
+        v: u8,
+        i: u32,
+        value: &[u8],
+        pf: &crate::prefilter::ChainPrefilter,
+    ) -> std::ops::Range<usize> {
         if let Some(r) = self.caches.raw_bits.get(&(v, i)) {
             return r.clone();
         }
@@ -1590,7 +2041,16 @@ impl<'t> Evaluator<'t> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn test_value(&mut self, link: &Rule, var: Var, key: &str, value: &[u8], cache_key: Option<(u8, u32)>, chain: &[Transform], found: &mut Vec<Found>) {
+    fn test_value(
+        &mut self,
+        link: &Rule,
+        var: Var,
+        key: &str,
+        value: &[u8],
+        cache_key: Option<(u8, u32)>,
+        chain: &[Transform],
+        found: &mut Vec<Found>,
+    ) {
         let want_caps = link.actions.capture;
         if link.actions.multi_match {
             // The operator runs on the value before any transformation and
@@ -1622,34 +2082,48 @@ impl<'t> Evaluator<'t> {
                 if self.run_op(link, &cur, if want_caps { Some(&mut caps) } else { None }) {
                     let v = push_range(&mut self.caches.found_buf, &cur);
                     let n = push_name(&mut self.caches.found_buf, var, key);
-                    found.push(Found { name: n, value: v, captures: want_caps.then_some(caps) });
+                    found.push(Found {
+                        name: n,
+                        value: v,
+                        captures: want_caps.then_some(caps),
+                    });
                 }
             }
             self.caches.scratch = cur;
             self.caches.scratch2 = next;
             return;
         }
-        let prefilter = link.pf_bit.and_then(|bit| Some((self.inner.prefilter.as_ref()?, bit)));
+        let prefilter = link
+            .pf_bit
+            .and_then(|bit| Some((self.inner.prefilter.as_ref()?, bit)));
         let mut cached: Option<Option<std::ops::Range<usize>>> = None;
         if let Some((v, i)) = cache_key {
             let ck = (v, i, link.chain_id);
             if let Some((pf, bit)) = prefilter {
                 let bits = self.value_bits(ck, chain, value, pf);
                 if let Some(r) = bits {
-                    let set = self.caches.bit_arena[r].get((bit / 64) as usize).is_some_and(|w| w & (1 << (bit % 64)) != 0);
+                    let set = self.caches.bit_arena[r]
+                        .get((bit / 64) as usize)
+                        .is_some_and(|w| w & (1 << (bit % 64)) != 0);
                     if !set {
                         // None of the regex's required literals occurs: it
                         // cannot match, so its result is known without running it.
                         if link.negated {
                             let r = self.cached_value(ck, chain, value);
-                            let Caches { arena, found_buf, .. } = &mut *self.caches;
+                            let Caches {
+                                arena, found_buf, ..
+                            } = &mut *self.caches;
                             let input: &[u8] = match &r {
                                 Some(Some(r)) => &arena[r.clone()],
                                 _ => value,
                             };
                             let v = push_range(found_buf, input);
                             let n = push_name(found_buf, var, key);
-                            found.push(Found { name: n, value: v, captures: None });
+                            found.push(Found {
+                                name: n,
+                                value: v,
+                                captures: None,
+                            });
                         }
                         return;
                     }
@@ -1659,7 +2133,14 @@ impl<'t> Evaluator<'t> {
                 cached = self.cached_value(ck, chain, value);
             }
         }
-        let Caches { regex, scratch, scratch2, arena, found_buf, .. } = &mut *self.caches;
+        let Caches {
+            regex,
+            scratch,
+            scratch2,
+            arena,
+            found_buf,
+            ..
+        } = &mut *self.caches;
         let input: &[u8] = match cached {
             Some(Some(r)) => &arena[r],
             Some(None) => value,
@@ -1670,30 +2151,64 @@ impl<'t> Evaluator<'t> {
             }
         };
         let mut caps = Vec::new();
-        let mut ctx = Ctx { req: self.req, st: self.st, meta: self.meta, regex, shared_regex: &self.inner.dynamic_regex, rule: link, started: self.started };
-        let m = link.op.eval(&mut ctx, input, if want_caps { Some(&mut caps) } else { None }) != link.negated;
+        let mut ctx = Ctx {
+            req: self.req,
+            st: self.st,
+            meta: self.meta,
+            regex,
+            shared_regex: &self.inner.dynamic_regex,
+            rule: link,
+            started: self.started,
+        };
+        let m = link.op.eval(
+            &mut ctx,
+            input,
+            if want_caps { Some(&mut caps) } else { None },
+        ) != link.negated;
         if m {
             let v = push_range(found_buf, input);
             let n = push_name(found_buf, var, key);
-            found.push(Found { name: n, value: v, captures: want_caps.then_some(caps) });
+            found.push(Found {
+                name: n,
+                value: v,
+                captures: want_caps.then_some(caps),
+            });
         }
     }
 
     /// The cached transformed value of a list value, computing it on first
     /// use; `Some(None)` means the value is used untransformed, `None` that
     /// the cache is full and the caller must transform it itself.
-    fn cached_value(&mut self, key: (u8, u32, u32), chain: &[Transform], value: &[u8]) -> Option<Option<std::ops::Range<usize>>> {
-        self.cached_value_features(key, chain, value).map(|(r, _)| r)
+    fn cached_value(
+        &mut self,
+        key: (u8, u32, u32),
+        chain: &[Transform],
+        value: &[u8],
+    ) -> Option<Option<std::ops::Range<usize>>> {
+        self.cached_value_features(key, chain, value)
+            .map(|(r, _)| r)
     }
 
     /// `cached_value` with the value's `transform::features`.
-    fn cached_value_features(&mut self, key: (u8, u32, u32), chain: &[Transform], value: &[u8]) -> Option<(Option<std::ops::Range<usize>>, u32)> {
+    fn cached_value_features(
+        &mut self,
+        key: (u8, u32, u32),
+        chain: &[Transform],
+        value: &[u8],
+    ) -> Option<(Option<std::ops::Range<usize>>, u32)> {
         if let Some(e) = self.caches.transformed.get(&key) {
             return Some((e.value.clone(), e.features));
         }
         let Some((last, _)) = chain.split_last() else {
             let features = crate::transform::features(value);
-            if !self.caches.transformed.insert(key, CacheEntry { value: None, bits: None, features }) {
+            if !self.caches.transformed.insert(
+                key,
+                CacheEntry {
+                    value: None,
+                    bits: None,
+                    features,
+                },
+            ) {
                 return None;
             }
             return Some((None, features));
@@ -1701,14 +2216,24 @@ impl<'t> Evaluator<'t> {
         // One step from the cached parent pipeline: pipelines sharing a
         // prefix (most CRS ones start `urlDecodeUni,htmlEntityDecode,...`)
         // share its work.
-        let parent_id = self.inner.chain_parent.get(key.2 as usize).copied().unwrap_or(u32::MAX);
+        let parent_id = self
+            .inner
+            .chain_parent
+            .get(key.2 as usize)
+            .copied()
+            .unwrap_or(u32::MAX);
         let (parent, parent_features) = if parent_id == u32::MAX {
             (None, crate::transform::features(value))
         } else {
             let parent_chain = &self.inner.transform_chains[parent_id as usize];
             self.cached_value_features((key.0, key.1, parent_id), parent_chain, value)?
         };
-        let Caches { transformed, scratch, arena, .. } = &mut *self.caches;
+        let Caches {
+            transformed,
+            scratch,
+            arena,
+            ..
+        } = &mut *self.caches;
         let input: &[u8] = match &parent {
             Some(r) => &arena[r.clone()],
             None => value,
@@ -1725,10 +2250,20 @@ impl<'t> Evaluator<'t> {
                 if arena.len() + scratch.len() > MAX_CACHE_BYTES {
                     return None;
                 }
-                (Some(push_range(arena, scratch)), crate::transform::features(scratch))
+                (
+                    Some(push_range(arena, scratch)),
+                    crate::transform::features(scratch),
+                )
             }
         };
-        if !transformed.insert(key, CacheEntry { value: r.clone(), bits: None, features }) {
+        if !transformed.insert(
+            key,
+            CacheEntry {
+                value: r.clone(),
+                bits: None,
+                features,
+            },
+        ) {
             return None;
         }
         Some((r, features))
@@ -1736,7 +2271,13 @@ impl<'t> Evaluator<'t> {
 
     /// The prefilter bits of a list value after a pipeline, computing and
     /// caching them on first use.
-    fn cached_bits(&mut self, key: (u8, u32, u32), chain: &[Transform], value: &[u8], pf: &crate::prefilter::ChainPrefilter) -> Option<std::ops::Range<usize>> {
+    fn cached_bits(
+        &mut self,
+        key: (u8, u32, u32),
+        chain: &[Transform],
+        value: &[u8],
+        pf: &crate::prefilter::ChainPrefilter,
+    ) -> Option<std::ops::Range<usize>> {
         if let Some(Some(r)) = self.caches.transformed.get(&key).map(|e| e.bits.clone()) {
             return Some(r);
         }
@@ -1759,7 +2300,12 @@ impl<'t> Evaluator<'t> {
                 }
             }
         } else {
-            let Caches { arena, bit_arena, bits_by_content, .. } = &mut *self.caches;
+            let Caches {
+                arena,
+                bit_arena,
+                bits_by_content,
+                ..
+            } = &mut *self.caches;
             match &v {
                 Some(vr) => {
                     // Pipelines often produce the same bytes up to case (a
@@ -1770,7 +2316,9 @@ impl<'t> Evaluator<'t> {
                     let input = &arena[vr.clone()];
                     let h = hash_ignore_case(input);
                     match bits_by_content.get(&h) {
-                        Some((src, bits)) if arena[src.clone()].eq_ignore_ascii_case(input) => bits.clone(),
+                        Some((src, bits)) if arena[src.clone()].eq_ignore_ascii_case(input) => {
+                            bits.clone()
+                        }
                         _ => {
                             let bits = pf.scan_into(input, bit_arena);
                             bits_by_content.insert(h, (vr.clone(), bits.clone()));
@@ -1788,7 +2336,15 @@ impl<'t> Evaluator<'t> {
     }
 
     fn run_op(&mut self, link: &Rule, input: &[u8], caps: Option<&mut Vec<Vec<u8>>>) -> bool {
-        let mut ctx = Ctx { req: self.req, st: self.st, meta: self.meta, regex: &mut self.caches.regex, shared_regex: &self.inner.dynamic_regex, rule: link, started: self.started };
+        let mut ctx = Ctx {
+            req: self.req,
+            st: self.st,
+            meta: self.meta,
+            regex: &mut self.caches.regex,
+            shared_regex: &self.inner.dynamic_regex,
+            rule: link,
+            started: self.started,
+        };
         link.op.eval(&mut ctx, input, caps) != link.negated
     }
 }
@@ -1801,7 +2357,8 @@ fn hash_ignore_case(b: &[u8]) -> u64 {
     for c in &mut chunks {
         // Clearing bit 0x20 folds ASCII case (and merges a few other pairs,
         // which only costs an equality check).
-        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) & !0x2020_2020_2020_2020;
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+            & !0x2020_2020_2020_2020;
         h = (h.rotate_left(5) ^ w).wrapping_mul(SEED);
     }
     for &c in chunks.remainder() {

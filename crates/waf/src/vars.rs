@@ -172,19 +172,34 @@ const NAMES: &[(&str, Var)] = &[
     ("TIME", Var::Time),
     ("TIME_EPOCH", Var::TimeEpoch),
     ("MULTIPART_STRICT_ERROR", Var::MultipartStrictError),
-    ("MULTIPART_UNMATCHED_BOUNDARY", Var::MultipartUnmatchedBoundary),
+    (
+        "MULTIPART_UNMATCHED_BOUNDARY",
+        Var::MultipartUnmatchedBoundary,
+    ),
     ("MULTIPART_BOUNDARY_QUOTED", Var::MultipartBoundaryQuoted),
-    ("MULTIPART_BOUNDARY_WHITESPACE", Var::MultipartBoundaryWhitespace),
+    (
+        "MULTIPART_BOUNDARY_WHITESPACE",
+        Var::MultipartBoundaryWhitespace,
+    ),
     ("MULTIPART_DATA_BEFORE", Var::MultipartDataBefore),
     ("MULTIPART_DATA_AFTER", Var::MultipartDataAfter),
     ("MULTIPART_HEADER_FOLDING", Var::MultipartHeaderFolding),
     ("MULTIPART_LF_LINE", Var::MultipartLfLine),
     ("MULTIPART_CRLF_LF_LINES", Var::MultipartCrlfLfLines),
-    ("MULTIPART_MISSING_SEMICOLON", Var::MultipartMissingSemicolon),
+    (
+        "MULTIPART_MISSING_SEMICOLON",
+        Var::MultipartMissingSemicolon,
+    ),
     ("MULTIPART_INVALID_QUOTING", Var::MultipartInvalidQuoting),
     ("MULTIPART_INVALID_PART", Var::MultipartInvalidPart),
-    ("MULTIPART_INVALID_HEADER_FOLDING", Var::MultipartInvalidHeaderFolding),
-    ("MULTIPART_FILE_LIMIT_EXCEEDED", Var::MultipartFileLimitExceeded),
+    (
+        "MULTIPART_INVALID_HEADER_FOLDING",
+        Var::MultipartInvalidHeaderFolding,
+    ),
+    (
+        "MULTIPART_FILE_LIMIT_EXCEEDED",
+        Var::MultipartFileLimitExceeded,
+    ),
     ("MULTIPART_FILENAME", Var::MultipartFilename),
     ("MULTIPART_NAME", Var::MultipartName),
 ];
@@ -192,12 +207,19 @@ const NAMES: &[(&str, Var)] = &[
 impl Var {
     /// Looks a variable up by name, case-insensitively.
     pub(crate) fn from_name(name: &str) -> Option<Var> {
-        NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
+        NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
     }
 
     /// The canonical name, as used in `MATCHED_VAR_NAME`.
     pub(crate) fn name(self) -> &'static str {
-        NAMES.iter().find(|(_, v)| *v == self).map(|(n, _)| *n).unwrap_or("UNKNOWN")
+        NAMES
+            .iter()
+            .find(|(_, v)| *v == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("UNKNOWN")
     }
 
     /// Whether the variable is a collection (has keys).
@@ -208,6 +230,16 @@ impl Var {
     /// Whether the variable is one of the persistent-style key/value stores
     /// that `setvar` can write.
     pub(crate) fn is_store(self) -> bool {
-        matches!(self, Var::Tx | Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource | Var::Geo | Var::Env)
+        matches!(
+            self,
+            Var::Tx
+                | Var::Ip
+                | Var::Global
+                | Var::Session
+                | Var::User
+                | Var::Resource
+                | Var::Geo
+                | Var::Env
+        )
     }
 }

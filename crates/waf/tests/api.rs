@@ -1,20 +1,38 @@
 //! Behaviour of the public API on small rule sets: verdicts, chains, flow
 //! control, ctl, macros, body processors, the error log and load errors.
 
-use rampart_waf::{ConfigInput, Engine, EngineMode, ErrorKind, MemSource, RuleLoadOptions, Transaction, TxMeta, Verdict};
+use rampart_waf::{
+    ConfigInput, Engine, EngineMode, ErrorKind, MemSource, RuleLoadOptions, Transaction, TxMeta,
+    Verdict,
+};
 
 fn engine(rules: &str) -> Engine {
     Engine::from_str_with_name(rules, "test.conf").unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn meta() -> TxMeta {
-    TxMeta { remote_addr: "192.0.2.1".into(), unique_id: "abc123".into(), ..TxMeta::default() }
+    TxMeta {
+        remote_addr: "192.0.2.1".into(),
+        unique_id: "abc123".into(),
+        ..TxMeta::default()
+    }
 }
 
 /// Sends a request through phases 1 and 2.
-fn request(e: &Engine, method: &str, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> (Verdict, Transaction) {
+fn request(
+    e: &Engine,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (Verdict, Transaction) {
     let mut tx = e.transaction(meta());
-    let v = tx.process_request_headers(method, uri, "HTTP/1.1", headers.iter().map(|(k, v)| (*k, v.as_bytes())));
+    let v = tx.process_request_headers(
+        method,
+        uri,
+        "HTTP/1.1",
+        headers.iter().map(|(k, v)| (*k, v.as_bytes())),
+    );
     if v != Verdict::Continue {
         return (v, tx);
     }
@@ -24,14 +42,24 @@ fn request(e: &Engine, method: &str, uri: &str, headers: &[(&str, &str)], body: 
 }
 
 fn ids(tx: &Transaction) -> Vec<u32> {
-    tx.matched_rules().iter().filter(|m| m.logged).map(|m| m.id).collect()
+    tx.matched_rules()
+        .iter()
+        .filter(|m| m.logged)
+        .map(|m| m.id)
+        .collect()
 }
 
 #[test]
 fn deny_in_phase_1_with_status() {
     let e = engine("SecRuleEngine On\nSecRule ARGS:q \"@contains evil\" \"id:1,phase:1,deny,status:418,msg:'evil'\"");
     let (v, _) = request(&e, "GET", "/?q=so+evil", &[], b"");
-    assert_eq!(v, Verdict::Deny { status: 418, rule_id: 1 });
+    assert_eq!(
+        v,
+        Verdict::Deny {
+            status: 418,
+            rule_id: 1
+        }
+    );
     let (v, _) = request(&e, "GET", "/?q=good", &[], b"");
     assert_eq!(v, Verdict::Continue);
 }
@@ -53,7 +81,15 @@ fn error_log_line_has_modsecurity_fields() {
     let lines = tx.error_log_lines();
     assert_eq!(lines.len(), 1, "{lines:?}");
     let l = &lines[0];
-    for part in [r#"[id "3"]"#, r#"[msg "Found ev"]"#, r#"[data "Matched evil in ARGS:name"]"#, r#"[severity "CRITICAL"]"#, r#"[tag "attack-x"]"#, r#"[tag "paranoia-level/1"]"#, r#"[unique_id "abc123"]"#] {
+    for part in [
+        r#"[id "3"]"#,
+        r#"[msg "Found ev"]"#,
+        r#"[data "Matched evil in ARGS:name"]"#,
+        r#"[severity "CRITICAL"]"#,
+        r#"[tag "attack-x"]"#,
+        r#"[tag "paranoia-level/1"]"#,
+        r#"[unique_id "abc123"]"#,
+    ] {
         assert!(l.contains(part), "{part} missing in {l}");
     }
 }
@@ -70,7 +106,13 @@ SecRule TX:score "@ge %{tx.limit}" "id:13,phase:1,deny,status:403,msg:'score %{t
 "#,
     );
     let (v, _) = request(&e, "POST", "/?x=1&y=a", &[], b"");
-    assert_eq!(v, Verdict::Deny { status: 403, rule_id: 13 });
+    assert_eq!(
+        v,
+        Verdict::Deny {
+            status: 403,
+            rule_id: 13
+        }
+    );
     let (v, _) = request(&e, "GET", "/?x=1&y=a", &[], b"");
     assert_eq!(v, Verdict::Continue);
 }
@@ -85,9 +127,24 @@ SecMarker END
 SecRule ARGS:after "@rx ." "id:22,phase:1,deny,status:401"
 "#,
     );
-    assert_eq!(request(&e, "GET", "/?skip=1", &[], b"").0, Verdict::Continue);
-    assert_eq!(request(&e, "GET", "/?skip=1&after=x", &[], b"").0, Verdict::Deny { status: 401, rule_id: 22 });
-    assert_eq!(request(&e, "GET", "/?a=x", &[], b"").0, Verdict::Deny { status: 403, rule_id: 21 });
+    assert_eq!(
+        request(&e, "GET", "/?skip=1", &[], b"").0,
+        Verdict::Continue
+    );
+    assert_eq!(
+        request(&e, "GET", "/?skip=1&after=x", &[], b"").0,
+        Verdict::Deny {
+            status: 401,
+            rule_id: 22
+        }
+    );
+    assert_eq!(
+        request(&e, "GET", "/?a=x", &[], b"").0,
+        Verdict::Deny {
+            status: 403,
+            rule_id: 21
+        }
+    );
 }
 
 #[test]
@@ -100,9 +157,24 @@ SecRule ARGS "@contains x" "id:32,phase:1,deny"
 SecRule ARGS "@contains secret" "id:33,phase:1,deny,status:403"
 "#,
     );
-    assert_eq!(request(&e, "GET", "/api?password=secret&a=x", &[], b"").0, Verdict::Continue);
-    assert_eq!(request(&e, "GET", "/api?other=secret", &[], b"").0, Verdict::Deny { status: 403, rule_id: 33 });
-    assert_eq!(request(&e, "GET", "/web?a=x", &[], b"").0, Verdict::Deny { status: 403, rule_id: 31 });
+    assert_eq!(
+        request(&e, "GET", "/api?password=secret&a=x", &[], b"").0,
+        Verdict::Continue
+    );
+    assert_eq!(
+        request(&e, "GET", "/api?other=secret", &[], b"").0,
+        Verdict::Deny {
+            status: 403,
+            rule_id: 33
+        }
+    );
+    assert_eq!(
+        request(&e, "GET", "/web?a=x", &[], b"").0,
+        Verdict::Deny {
+            status: 403,
+            rule_id: 31
+        }
+    );
 }
 
 #[test]
@@ -113,9 +185,24 @@ SecRule &ARGS "@gt 2" "id:40,phase:1,deny,status:413"
 SecRule ARGS:/^user_/|!ARGS:user_ok "@contains bad" "id:41,phase:1,deny,status:403"
 "#,
     );
-    assert_eq!(request(&e, "GET", "/?a=1&b=2&c=3", &[], b"").0, Verdict::Deny { status: 413, rule_id: 40 });
-    assert_eq!(request(&e, "GET", "/?user_ok=bad", &[], b"").0, Verdict::Continue);
-    assert_eq!(request(&e, "GET", "/?USER_x=bad", &[], b"").0, Verdict::Deny { status: 403, rule_id: 41 });
+    assert_eq!(
+        request(&e, "GET", "/?a=1&b=2&c=3", &[], b"").0,
+        Verdict::Deny {
+            status: 413,
+            rule_id: 40
+        }
+    );
+    assert_eq!(
+        request(&e, "GET", "/?user_ok=bad", &[], b"").0,
+        Verdict::Continue
+    );
+    assert_eq!(
+        request(&e, "GET", "/?USER_x=bad", &[], b"").0,
+        Verdict::Deny {
+            status: 403,
+            rule_id: 41
+        }
+    );
 }
 
 #[test]
@@ -134,19 +221,58 @@ SecRule REQBODY_ERROR "!@eq 0" "id:57,phase:2,deny,status:400"
 "#,
     );
     let json = [("Content-Type", "application/json")];
-    assert_eq!(request(&e, "POST", "/", &json, br#"{"user":{"name":"root"}}"#).0, Verdict::Deny { status: 403, rule_id: 52 });
-    assert_eq!(request(&e, "POST", "/", &json, br#"{"user":"#).0, Verdict::Deny { status: 400, rule_id: 57 });
+    assert_eq!(
+        request(&e, "POST", "/", &json, br#"{"user":{"name":"root"}}"#).0,
+        Verdict::Deny {
+            status: 403,
+            rule_id: 52
+        }
+    );
+    assert_eq!(
+        request(&e, "POST", "/", &json, br#"{"user":"#).0,
+        Verdict::Deny {
+            status: 400,
+            rule_id: 57
+        }
+    );
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
-    assert_eq!(request(&e, "POST", "/", &form, b"field=v").0, Verdict::Deny { status: 401, rule_id: 53 });
+    assert_eq!(
+        request(&e, "POST", "/", &form, b"field=v").0,
+        Verdict::Deny {
+            status: 401,
+            rule_id: 53
+        }
+    );
     let mp = [("Content-Type", "multipart/form-data; boundary=B")];
     let body = b"--B\r\nContent-Disposition: form-data; name=\"up\"; filename=\"shell.php\"\r\n\r\n<?php\r\n--B--\r\n";
-    assert_eq!(request(&e, "POST", "/", &mp, body).0, Verdict::Deny { status: 415, rule_id: 54 });
+    assert_eq!(
+        request(&e, "POST", "/", &mp, body).0,
+        Verdict::Deny {
+            status: 415,
+            rule_id: 54
+        }
+    );
     let xml = [("Content-Type", "application/xml")];
-    assert_eq!(request(&e, "POST", "/", &xml, b"<a><b>an attack</b></a>").0, Verdict::Deny { status: 402, rule_id: 55 });
-    assert_eq!(request(&e, "POST", "/", &xml, b"<a k=\"evil\"/>").0, Verdict::Deny { status: 409, rule_id: 56 });
+    assert_eq!(
+        request(&e, "POST", "/", &xml, b"<a><b>an attack</b></a>").0,
+        Verdict::Deny {
+            status: 402,
+            rule_id: 55
+        }
+    );
+    assert_eq!(
+        request(&e, "POST", "/", &xml, b"<a k=\"evil\"/>").0,
+        Verdict::Deny {
+            status: 409,
+            rule_id: 56
+        }
+    );
     // A body of another type is never parsed into ARGS.
     let text = [("Content-Type", "text/plain")];
-    assert_eq!(request(&e, "POST", "/", &text, b"field=v").0, Verdict::Continue);
+    assert_eq!(
+        request(&e, "POST", "/", &text, b"field=v").0,
+        Verdict::Continue
+    );
 }
 
 #[test]
@@ -160,23 +286,60 @@ SecRule RESPONSE_BODY "@contains ORA-00933" "id:61,phase:4,deny,status:503"
 "#,
     );
     let mut tx = e.transaction(meta());
-    assert_eq!(tx.process_request_headers("GET", "/", "HTTP/1.1", [("Host", "x")]), Verdict::Continue);
+    assert_eq!(
+        tx.process_request_headers("GET", "/", "HTTP/1.1", [("Host", "x")]),
+        Verdict::Continue
+    );
     assert_eq!(tx.process_request_body(), Verdict::Continue);
-    assert_eq!(tx.process_response_headers(200, "HTTP/1.1", [("Content-Type", "text/html; charset=utf-8")]), Verdict::Continue);
+    assert_eq!(
+        tx.process_response_headers(
+            200,
+            "HTTP/1.1",
+            [("Content-Type", "text/html; charset=utf-8")]
+        ),
+        Verdict::Continue
+    );
     tx.append_response_body(b"error: ORA-00933: SQL command not properly ended");
-    assert_eq!(tx.process_response_body(), Verdict::Deny { status: 503, rule_id: 61 });
+    assert_eq!(
+        tx.process_response_body(),
+        Verdict::Deny {
+            status: 503,
+            rule_id: 61
+        }
+    );
     let mut tx = e.transaction(meta());
     tx.process_request_headers("GET", "/", "HTTP/1.1", [("Host", "x")]);
     tx.process_request_body();
-    assert_eq!(tx.process_response_headers(500, "HTTP/1.1", [("Content-Type", "text/html")]), Verdict::Deny { status: 502, rule_id: 60 });
+    assert_eq!(
+        tx.process_response_headers(500, "HTTP/1.1", [("Content-Type", "text/html")]),
+        Verdict::Deny {
+            status: 502,
+            rule_id: 60
+        }
+    );
 }
 
 #[test]
 fn load_errors_are_all_reported_with_positions() {
     let text = "SecRuleEngine On\nSecBogus x\nSecRule NOPE \"@rx a\" \"id:1\"\nSecRule ARGS \"@nope a\" \"id:2\"\nSecRule ARGS \"@rx a\" \"id:3,frobnicate\"\nSecRule ARGS \"@rx (\" \"id:4\"\nSecRule ARGS \"@rx a\" \"id:5,t:nope\"\n";
     let err = Engine::from_str_with_name(text, "bad.conf").unwrap_err();
-    let got: Vec<(String, usize)> = err.errors.iter().map(|e| (e.file.clone(), e.line)).collect();
-    assert_eq!(got, [("bad.conf".to_string(), 2), ("bad.conf".into(), 3), ("bad.conf".into(), 4), ("bad.conf".into(), 5), ("bad.conf".into(), 7), ("bad.conf".into(), 6)], "{err}");
+    let got: Vec<(String, usize)> = err
+        .errors
+        .iter()
+        .map(|e| (e.file.clone(), e.line))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("bad.conf".to_string(), 2),
+            ("bad.conf".into(), 3),
+            ("bad.conf".into(), 4),
+            ("bad.conf".into(), 5),
+            ("bad.conf".into(), 7),
+            ("bad.conf".into(), 6)
+        ],
+        "{err}"
+    );
     assert!(matches!(err.errors[0].kind, ErrorKind::UnknownDirective(_)));
     assert!(matches!(err.errors[1].kind, ErrorKind::UnknownVariable(_)));
     assert!(matches!(err.errors[2].kind, ErrorKind::UnknownOperator(_)));
@@ -187,20 +350,58 @@ fn load_errors_are_all_reported_with_positions() {
 #[test]
 fn include_globs_through_a_file_source() {
     let mut src = MemSource::new();
-    src.insert("/rules/main.conf", "SecRuleEngine On\nInclude /rules/conf.d/*.conf\n");
-    src.insert("/rules/conf.d/b.conf", "SecRule ARGS \"@pmFromFile words.data\" \"id:2,phase:1,deny,status:402\"\n");
-    src.insert("/rules/conf.d/a.conf", "SecRule ARGS:first \"@rx .\" \"id:1,phase:1,deny,status:401\"\n");
+    src.insert(
+        "/rules/main.conf",
+        "SecRuleEngine On\nInclude /rules/conf.d/*.conf\n",
+    );
+    src.insert(
+        "/rules/conf.d/b.conf",
+        "SecRule ARGS \"@pmFromFile words.data\" \"id:2,phase:1,deny,status:402\"\n",
+    );
+    src.insert(
+        "/rules/conf.d/a.conf",
+        "SecRule ARGS:first \"@rx .\" \"id:1,phase:1,deny,status:401\"\n",
+    );
     src.insert("/rules/conf.d/words.data", "# words\nbadword\n");
-    let e = Engine::load(&src, &[ConfigInput::File("/rules/main.conf".into())], &RuleLoadOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let e = Engine::load(
+        &src,
+        &[ConfigInput::File("/rules/main.conf".into())],
+        &RuleLoadOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(e.rule_count(), 2);
-    assert_eq!(request(&e, "GET", "/?first=1&x=badword", &[], b"").0, Verdict::Deny { status: 401, rule_id: 1 });
-    assert_eq!(request(&e, "GET", "/?x=a+BADWORD", &[], b"").0, Verdict::Deny { status: 402, rule_id: 2 });
+    assert_eq!(
+        request(&e, "GET", "/?first=1&x=badword", &[], b"").0,
+        Verdict::Deny {
+            status: 401,
+            rule_id: 1
+        }
+    );
+    assert_eq!(
+        request(&e, "GET", "/?x=a+BADWORD", &[], b"").0,
+        Verdict::Deny {
+            status: 402,
+            rule_id: 2
+        }
+    );
 }
 
 #[test]
 fn prelude_sets_mode_before_rules() {
-    let opts = RuleLoadOptions { prelude: Some("SecRuleEngine DetectionOnly".into()), epilogue: None };
-    let e = Engine::load(&MemSource::new(), &[ConfigInput::Text { name: "r".into(), text: "SecRule ARGS \"@rx x\" \"id:1,phase:1,deny\"".into(), base_dir: ".".into() }], &opts).unwrap();
+    let opts = RuleLoadOptions {
+        prelude: Some("SecRuleEngine DetectionOnly".into()),
+        epilogue: None,
+    };
+    let e = Engine::load(
+        &MemSource::new(),
+        &[ConfigInput::Text {
+            name: "r".into(),
+            text: "SecRule ARGS \"@rx x\" \"id:1,phase:1,deny\"".into(),
+            base_dir: ".".into(),
+        }],
+        &opts,
+    )
+    .unwrap();
     assert_eq!(request(&e, "GET", "/?a=x", &[], b"").0, Verdict::Continue);
     let _ = EngineMode::On;
 }
@@ -230,11 +431,28 @@ SecRule RESPONSE_BODY "@pm a b" "id:6,phase:4,pass"
     let alphabet: &[u8] = b"%u0&;=<>\"'\\/-*#{}[]:,aZ09\r\n \x00\xff\xc3\xa9+?";
     for round in 0..400 {
         let len = (next() % 300) as usize;
-        let bytes: Vec<u8> = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+            .collect();
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        let ct = ["application/json", "application/xml", "multipart/form-data; boundary=\"a\"", "application/x-www-form-urlencoded", "text/plain"][round % 5];
+        let ct = [
+            "application/json",
+            "application/xml",
+            "multipart/form-data; boundary=\"a\"",
+            "application/x-www-form-urlencoded",
+            "text/plain",
+        ][round % 5];
         let mut tx = e.transaction(meta());
-        tx.process_request_headers("POST", &format!("/{text}?{text}"), "HTTP/1.1", [("Content-Type", ct.as_bytes()), ("Cookie", &bytes[..]), (text.as_str(), &bytes[..])]);
+        tx.process_request_headers(
+            "POST",
+            &format!("/{text}?{text}"),
+            "HTTP/1.1",
+            [
+                ("Content-Type", ct.as_bytes()),
+                ("Cookie", &bytes[..]),
+                (text.as_str(), &bytes[..]),
+            ],
+        );
         tx.append_request_body(&bytes);
         tx.process_request_body();
         tx.process_response_headers(200, "HTTP/1.1", [("Content-Type", "text/html")]);
@@ -248,7 +466,13 @@ SecRule RESPONSE_BODY "@pm a b" "id:6,phase:4,pass"
 fn body_limits_reject_in_blocking_mode() {
     let e = engine("SecRuleEngine On\nSecRequestBodyAccess On\nSecRequestBodyLimit 100\nSecRequestBodyNoFilesLimit 10\nSecRequestBodyLimitAction Reject\n");
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
-    assert_eq!(request(&e, "POST", "/", &form, b"a=0123456789").0, Verdict::Deny { status: 413, rule_id: 0 });
+    assert_eq!(
+        request(&e, "POST", "/", &form, b"a=0123456789").0,
+        Verdict::Deny {
+            status: 413,
+            rule_id: 0
+        }
+    );
     assert_eq!(request(&e, "POST", "/", &form, b"a=1").0, Verdict::Continue);
     let mp = [("Content-Type", "multipart/form-data; boundary=B")];
     let body = b"--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a\"\r\n\r\n0123456789\r\n--B--\r\n";

@@ -25,13 +25,20 @@ impl Rng {
 }
 
 fn crs_rules() -> Vec<(String, String)> {
-    let root = std::env::var_os("RAMPART_CRS_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs"));
+    let root = std::env::var_os("RAMPART_CRS_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs"));
     let dir = root.join("v4.28.0/rules");
     let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("the CRS is expected at {} ({e})", dir.display()))
         .filter_map(|e| e.ok())
         .filter(|e| e.path().extension().is_some_and(|x| x == "conf"))
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read_to_string(e.path()).unwrap()))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read_to_string(e.path()).unwrap(),
+            )
+        })
         .collect();
     files.sort();
     files
@@ -82,15 +89,23 @@ fn mutated_rule_files_give_errors_not_panics() {
             end -= 1;
         }
         let input = mutate(&mut rng, &text[start_char..end]);
-        let result = catch_unwind(AssertUnwindSafe(|| Engine::from_str_with_name(&input, name).is_ok()));
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            Engine::from_str_with_name(&input, name).is_ok()
+        }));
         match result {
             Ok(true) => accepted += 1,
             Ok(false) => refused += 1,
-            Err(_) => panic!("round {round}: the parser panicked on a mutation of {name} ({} bytes)", input.len()),
+            Err(_) => panic!(
+                "round {round}: the parser panicked on a mutation of {name} ({} bytes)",
+                input.len()
+            ),
         }
     }
     // Both paths were exercised: some mutations still parse, some are errors.
-    assert!(accepted > 0 && refused > 0, "accepted {accepted}, refused {refused}");
+    assert!(
+        accepted > 0 && refused > 0,
+        "accepted {accepted}, refused {refused}"
+    );
 }
 
 const RULES: &str = r#"
@@ -146,7 +161,16 @@ fn random_bodies_through_every_body_processor_never_panic() {
         let result = catch_unwind(AssertUnwindSafe(|| {
             let mut tx = engine.transaction(TxMeta::default());
             let length = body.len().to_string();
-            let _ = tx.process_request_headers("POST", "/submit?x=1", "HTTP/1.1", [("Host", "example.org"), ("Content-Type", content_type.as_str()), ("Content-Length", length.as_str())]);
+            let _ = tx.process_request_headers(
+                "POST",
+                "/submit?x=1",
+                "HTTP/1.1",
+                [
+                    ("Host", "example.org"),
+                    ("Content-Type", content_type.as_str()),
+                    ("Content-Length", length.as_str()),
+                ],
+            );
             // Feed the body in uneven pieces, as a network would.
             let mut rest: &[u8] = &body;
             while !rest.is_empty() {
@@ -157,6 +181,10 @@ fn random_bodies_through_every_body_processor_never_panic() {
             let _ = tx.process_request_body();
             tx.process_logging();
         }));
-        assert!(result.is_ok(), "round {round}: a {content_type} body of {} bytes panicked the engine", body.len());
+        assert!(
+            result.is_ok(),
+            "round {round}: a {content_type} body of {} bytes panicked the engine",
+            body.len()
+        );
     }
 }
