@@ -48,6 +48,11 @@ pub(crate) enum Rx {
     /// A static pattern not checked yet: the loader checks all of them at
     /// the end, in parallel, and replaces this with `Lazy`.
     Pending(String),
+    /// `^.*$`, which CRS uses to capture a whole value (every header name
+    /// in 920450, the User-Agent in 901318). With `.` matching every byte and
+    /// `$` only at the end, it matches any input and TX.0 is the input, so no
+    /// regex runs.
+    Everything,
     /// A checked static pattern, compiled the first time a request needs it
     /// (or by [`crate::Engine::warm_up`]). At paranoia level 1 about half of
     /// the CRS regexes are never needed, and compiling is most of load time.
@@ -218,6 +223,13 @@ impl Operator {
                         }
                     }
                     Rx::Emulated(e) => return e.eval(input, captures),
+                    Rx::Everything => {
+                        if let Some(caps) = captures {
+                            caps.clear();
+                            caps.push(input.to_vec());
+                        }
+                        return true;
+                    }
                     // A pattern that fails to compile here passed the syntax
                     // check at load; only a size limit can fail now, and
                     // `Engine::warm_up` reports it.
@@ -406,6 +418,9 @@ pub(crate) fn compile_rx(pattern: &str) -> Result<Rx, String> {
     if pcre::needs_pcre(pattern) {
         return crate::pcre_only::Emulated::new(pattern).map(Rx::Emulated);
     }
+    if pattern == "^.*$" {
+        return Ok(Rx::Everything);
+    }
     Ok(Rx::Pending(pattern.to_string()))
 }
 
@@ -580,6 +595,27 @@ mod tests {
         }
         fn dynamic_regex(&mut self, pattern: &[u8]) -> Option<Regex> {
             pcre::compile(&String::from_utf8_lossy(pattern), false).ok()
+        }
+    }
+
+    #[test]
+    fn whole_value_pattern_agrees_with_its_regex() {
+        let re = pcre::compile("^.*$", false).expect("compiles");
+        assert!(matches!(compile_rx("^.*$"), Ok(Rx::Everything)));
+        // Empty, plain, newlines anywhere, bytes that are not UTF-8, NUL.
+        for input in
+            b"|x-forwarded-for|line\n|\nlead|a\r\nb|\xff\xfe bytes|\0".split(|&b| b == b'|')
+        {
+            let mut caps = Vec::new();
+            let got = Operator::Rx(Rx::Everything).eval(&mut Literal, input, Some(&mut caps));
+            let want = re.captures(input).map(|c| {
+                c.iter()
+                    .take(10)
+                    .map(|g| g.map(|m| m.as_bytes().to_vec()).unwrap_or_default())
+                    .collect::<Vec<_>>()
+            });
+            assert_eq!(got, want.is_some(), "{input:?}");
+            assert_eq!(caps, want.unwrap_or_default(), "{input:?}");
         }
     }
 
