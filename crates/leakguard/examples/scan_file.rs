@@ -1,6 +1,7 @@
 //! Scans one file repeatedly with the zero-config `alert` policy and prints
 //! the time per pass, for profiling the scanner on a real page:
-//! `scan_file PAGE [PASSES]`. Two ways are timed: a new scanner per pass
+//! `scan_file PAGE [PASSES] [CHUNK]`, the body fed in pieces of CHUNK bytes
+//! (default: whole), as a proxy hands it over. Two ways are timed: a new scanner per pass
 //! copying the body out (`push`), and one scanner reset per pass that only
 //! inspects (`inspect`), which is how the gateway runs it.
 use rampart_leakguard::{Action, GuardConfig, LeakGuard, RoutePolicy};
@@ -9,6 +10,11 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let path = args.next().expect("usage: scan_file PAGE [PASSES]");
     let passes: u32 = args.next().and_then(|p| p.parse().ok()).unwrap_or(10_000);
+    let chunk: usize = args
+        .next()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(usize::MAX)
+        .max(1);
     let page = std::fs::read(&path).expect("readable page");
     let guard = LeakGuard::new(GuardConfig::default()).expect("default guard");
     let policy = RoutePolicy {
@@ -30,7 +36,9 @@ fn main() {
     for _ in 0..passes {
         let mut scanner = guard.scanner(&policy);
         out.clear();
-        scanner.push(&page, &mut out);
+        for piece in page.chunks(chunk.min(page.len().max(1))) {
+            scanner.push(piece, &mut out);
+        }
         std::hint::black_box(scanner.finish(&mut out));
     }
     report("new scanner, push", started.elapsed());
@@ -39,7 +47,9 @@ fn main() {
     let started = std::time::Instant::now();
     for _ in 0..passes {
         scanner.reset(&policy);
-        scanner.inspect(&page);
+        for piece in page.chunks(chunk.min(page.len().max(1))) {
+            scanner.inspect(piece);
+        }
         out.clear();
         std::hint::black_box(scanner.finish(&mut out));
     }
