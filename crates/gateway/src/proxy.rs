@@ -753,7 +753,7 @@ impl ProxyHttp for Gateway {
                     response.remove_header("content-encoding");
                 }
                 if encoding.is_none() || decoder.is_some() {
-                    ctx.leak = Some(Box::new(LeakState { scanner: leak.guard.scanner(&policy), decoder, redact, decoded: Vec::new(), out: Vec::new() }));
+                    ctx.leak = Some(Box::new(LeakState { scanner: leak.scanner(&policy), decoder, redact, decoded: Vec::new(), out: Vec::new() }));
                 }
             }
         }
@@ -965,7 +965,12 @@ impl Gateway {
         }
         if end_of_stream {
             let Some(fill) = ctx.cache_fill.take() else { return };
-            let clean = ctx.verdict == "allow" && !ctx.waf.as_ref().is_some_and(|w| w.intervened);
+            // A page whose only findings the leak guard's policy allows (the
+            // contact address in a footer) is as clean as one without any;
+            // an alerted, redacted or blocked one is never kept to be served
+            // again unscanned.
+            let allowed = ctx.verdict == "allow" || ctx.verdict.starts_with("leak:allow:");
+            let clean = allowed && !ctx.waf.as_ref().is_some_and(|w| w.intervened);
             if clean {
                 if let Some(key) = ctx.cache_key {
                     self.runtime.cache.put(key, fill.status, &fill.headers, Bytes::from(fill.body), fill.keep_for, crate::incidents::now_ms() as u64);
@@ -1157,7 +1162,9 @@ impl Gateway {
             if let Some(verdict) = leak_outcome(&self.runtime, ctx.client, &ctx.reference, &site, &route, &outcome) {
                 ctx.verdict = Cow::Owned(verdict);
             }
-            ctx.leak = None;
+            if let (Some(state), Some(runtime)) = (ctx.leak.take(), snapshot_leak(ctx)) {
+                runtime.give_back(state.scanner);
+            }
             if blocked || outcome.action == rampart_leakguard::Action::Block {
                 let _ = session;
                 return Err(Error::explain(ErrorType::HTTPStatus(503), "response cut off by the leak guard"));
@@ -1230,10 +1237,11 @@ impl Gateway {
         let content_type = response.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
         let mut body = response.body;
         if rampart_leakguard::is_scannable(&content_type) {
-            let mut scanner = leak.guard.scanner(&policy);
+            let mut scanner = leak.scanner(&policy);
             let mut out = Vec::with_capacity(body.len());
             scanner.push(&body, &mut out);
             let outcome = scanner.finish(&mut out);
+            leak.give_back(scanner);
             let route = ctx.route.map_or(String::new(), |r| snapshot.sites[site].routes[r].prefix.clone());
             if let Some(verdict) = leak_outcome(&self.runtime, ctx.client, &ctx.reference, &snapshot.sites[site].name, &route, &outcome) {
                 ctx.verdict = Cow::Owned(verdict);

@@ -45,7 +45,7 @@ pub use policy::{
 use exact::{Exact, Verdict};
 use normalize::{Edit, Normalizer};
 use policy::Rules;
-use recognize::{Candidate, Recognizers};
+use recognize::{Candidate, Feature, Recognizers};
 use scan::{Event, EventKind, WindowScan, BACK_REACH, TRIGGER_REACH};
 use structure::Structure;
 
@@ -56,6 +56,15 @@ const CARRY: usize = 320;
 /// Normalised bytes kept before the uncommitted part: re-run triggers and context words look
 /// this far back.
 const LOOKBEHIND: usize = TRIGGER_REACH + BACK_REACH + 64;
+
+/// Normalised bytes kept before the uncommitted part while the structure is not followed yet
+/// (no amount so far): when the first amount arrives, the structure starts this far back, so it
+/// opens with the record around that amount and, on most pages, the list around the record.
+const WAKE_LOOKBEHIND: usize = 4096;
+
+/// A reset scanner keeps buffers up to this size for its next response; a larger one (a long
+/// body held on a block route) goes back to the allocator, so pooled scanners stay small.
+const MAX_KEPT_BUFFER: usize = 64 * 1024;
 
 /// New bytes gathered before a window is scanned, so that a body fed a byte at a time costs a
 /// scan per kilobyte rather than a scan per byte.
@@ -255,6 +264,7 @@ impl LeakGuard {
             samples: Default::default(),
             redacted: [0; EntityKind::COUNT],
             structure: Structure::default(),
+            structure_awake: false,
             hits: Vec::new(),
             events: Vec::new(),
             features: Vec::new(),
@@ -418,6 +428,9 @@ pub struct ResponseScanner {
     samples: [Option<String>; EntityKind::COUNT],
     redacted: [u32; EntityKind::COUNT],
     structure: Structure,
+    /// Whether the donor-list structure is followed: from the window of the first amount on.
+    /// Pages without amounts (most of them) never pay for reading their tags.
+    structure_awake: bool,
     hits: Vec<Candidate>,
     events: Vec<Event>,
     features: Vec<Event>,
@@ -446,13 +459,17 @@ impl ResponseScanner {
         self.mode = Mode::for_action(self.rules.action);
         self.blocked = false;
         self.finished = false;
-        self.window.clear();
+        for buffer in [&mut self.window, &mut self.held, &mut self.sink] {
+            if buffer.capacity() > MAX_KEPT_BUFFER {
+                *buffer = Vec::new();
+            }
+            buffer.clear();
+        }
         self.win_base = 0;
         self.norm_end = 0;
         self.committed = 0;
         self.normalizer.reset();
         self.orig_fed = 0;
-        self.held.clear();
         self.held_base = 0;
         self.edits.clear();
         self.anchor = (0, 0);
@@ -464,6 +481,7 @@ impl ResponseScanner {
         self.samples = Default::default();
         self.redacted = [0; EntityKind::COUNT];
         self.structure.reset();
+        self.structure_awake = false;
         self.redactions.clear();
     }
 
@@ -501,7 +519,7 @@ impl ResponseScanner {
             // One allocation for the window's working size (or the first chunk's, if smaller)
             // instead of a dozen as it doubles.
             self.window
-                .reserve(chunk.len().min(SLICE) + LOOKBEHIND + CARRY + MIN_STEP);
+                .reserve(chunk.len().min(SLICE) + WAKE_LOOKBEHIND + CARRY + MIN_STEP);
         }
         for piece in chunk.chunks(SLICE) {
             match self.mode {
@@ -610,17 +628,39 @@ impl ResponseScanner {
         self.hits.clear();
         self.events.clear();
         self.features.clear();
+        let scan = WindowScan {
+            rec: &self.guard.rec,
+            win: &self.window,
+            from,
+            to,
+            structure: self.structure_awake,
+        };
+        scan.run(&mut self.hits, &mut self.events, &mut self.features);
+        if !self.structure_awake
+            && self
+                .features
+                .iter()
+                .any(|e| matches!(e.what, EventKind::Feature(Feature::Amount)))
         {
-            let scan = WindowScan {
-                rec: &self.guard.rec,
-                win: &self.window,
-                from,
-                to,
-            };
-            scan.run(&mut self.hits, &mut self.events, &mut self.features);
+            // The first amount: every record has one, so until now no record could exist and
+            // the structure was not followed. It starts here, from the oldest byte the window
+            // kept (the record around this amount, and the list around it, began there or
+            // later on any realistic page); the matches found again are dropped.
+            self.structure_awake = true;
+            let matches = self.hits.len();
+            self.features.clear();
+            WindowScan {
+                from: 0,
+                structure: true,
+                ..scan
+            }
+            .run(&mut self.hits, &mut self.events, &mut self.features);
+            self.hits.truncate(matches);
         }
         self.take_hits();
-        self.take_events();
+        if self.structure_awake {
+            self.take_events();
+        }
         self.committed = self.win_base + to as u64;
         self.note_records();
         self.check_trips();
@@ -635,8 +675,14 @@ impl ResponseScanner {
             }
             self.emit_redacted(upto, out);
         }
-        // Keep the look-behind and the carry; drop the rest.
-        let keep_from = to.saturating_sub(LOOKBEHIND);
+        // Keep the look-behind and the carry; drop the rest. Until the structure is followed,
+        // keep more, so that it can start a whole record before the first amount.
+        let lookbehind = if self.structure_awake {
+            LOOKBEHIND
+        } else {
+            WAKE_LOOKBEHIND
+        };
+        let keep_from = to.saturating_sub(lookbehind);
         if keep_from > 0 {
             self.window.drain(..keep_from);
             self.win_base += keep_from as u64;

@@ -3,7 +3,7 @@
 
 use crate::policy::EntityKind;
 use crate::recognize::{Candidate, Feature, Recognizers, Searcher, SEARCHERS};
-use crate::special::Finder;
+use crate::special::{Finder, EVERY, FEATURES};
 use crate::structure::{Tag, TAG_BRACE, TAG_BRACKET};
 
 /// How far forward of its trigger any searcher looks. Triggers this far before the window's
@@ -98,6 +98,9 @@ pub(crate) struct WindowScan<'a> {
     /// Matches and events must start in `from..to`.
     pub from: usize,
     pub to: usize,
+    /// Whether structure events (tags, brackets, newlines) are wanted; without them the scan
+    /// stops only where identifiers and record features can start.
+    pub structure: bool,
 }
 
 impl WindowScan<'_> {
@@ -112,14 +115,14 @@ impl WindowScan<'_> {
         let mut pending = Pending {
             ranges: [(0, 0); SEARCHERS],
         };
-        let finder = Finder::new();
+        let finder = Finder::new(if self.structure { &EVERY } else { &FEATURES });
         let mut i = self.from.saturating_sub(TRIGGER_REACH);
         loop {
             i = finder.next(win, i);
             if i >= len {
                 break;
             }
-            let structural = i >= self.from && i < self.to;
+            let structural = self.structure && i >= self.from && i < self.to;
             match CLASS[win[i] as usize] {
                 C_DIGIT => {
                     i = self.digit_run(i, &mut pending, hits, features);
@@ -449,11 +452,10 @@ mod tests {
     #[test]
     fn the_finder_stops_at_exactly_the_classified_bytes() {
         for b in 0..256 {
-            assert_eq!(
-                super::CLASS[b] != 0,
-                crate::special::SPECIAL[b],
-                "byte {b:#04x}"
-            );
+            let class = super::CLASS[b];
+            assert_eq!(class != 0, crate::special::EVERY.member[b], "byte {b:#04x}");
+            let feature = matches!(class, super::C_DIGIT | super::C_AT | super::C_CURRENCY);
+            assert_eq!(feature, crate::special::FEATURES.member[b], "byte {b:#04x}");
         }
     }
 }

@@ -745,3 +745,52 @@ fn inspect_finds_what_push_finds() {
         }
     }
 }
+
+/// The structure is followed from the first amount on; everything before it is skipped. A donor
+/// table far down a long page, its rows giving the date before the amount, must still count
+/// every row at every chunking, and so must one that follows an early, lone amount.
+#[test]
+fn donor_table_deep_in_a_long_page_counts_every_row() {
+    let article = "<article><h2>Campaign update</h2><p>Volunteers met in the town hall on Saturday 16 November 2019 to plan leafleting across the ward. Thank you to everyone who came.</p></article>\n";
+    let preamble = article.repeat(40 * 1024 / article.len());
+    let rows: String = DONORS
+        .iter()
+        .map(|(n, p, d)| {
+            format!(
+                "<tr><td>{n}</td><td>{}</td><td>{}</td></tr>\n",
+                &d[5..16],
+                money(*p)
+            )
+        })
+        .collect();
+    let table =
+        format!("<table><tr><th>Name</th><th>Date</th><th>Amount</th></tr>\n{rows}</table>\n");
+    let alert = RoutePolicy::with_action(Action::Alert);
+    let (_, alone) = scan_with(&guard(), &alert, table.as_bytes(), usize::MAX);
+    let want = count(&alone, EntityKind::DonorList);
+    assert_eq!(want, DONORS.len() as u32, "{alone:?}");
+    let late = format!("<html><body><main>{preamble}{table}{preamble}</main></body></html>");
+    let early =
+        format!("<html><body><p>Give £10 today.</p><main>{preamble}{table}</main></body></html>");
+    for page in [&late, &early] {
+        for chunk in [1, 7, 333, 4096, 16 * 1024, usize::MAX] {
+            let (_, outcome) = scan_with(&guard(), &alert, page.as_bytes(), chunk);
+            assert_eq!(
+                count(&outcome, EntityKind::DonorList),
+                want,
+                "chunk {chunk}: {outcome:?}"
+            );
+        }
+    }
+    // Windows end wherever the chunks leave them: shift the table across a window's edge so the
+    // first row begins in one window and its amount arrives in the next.
+    for shift in 0..160 {
+        let page = format!("{}{preamble}{table}", " ".repeat(shift));
+        let (_, outcome) = scan_with(&guard(), &alert, page.as_bytes(), 512);
+        assert_eq!(
+            count(&outcome, EntityKind::DonorList),
+            want,
+            "shift {shift}: {outcome:?}"
+        );
+    }
+}

@@ -52,7 +52,12 @@ impl Origin {
                     "/login" => "Set-Cookie: session=abc\r\n",
                     _ => "",
                 };
-                let body = format!("page {path} version {n}");
+                let body = match path.as_str() {
+                    // A public contact address and a page full of them.
+                    "/contact" => format!("page {path} version {n}: write to press@party.example"),
+                    "/members" => format!("page {path} version {n}: {}", (0..60).map(|i| format!("member{i}@mail.example")).collect::<Vec<_>>().join(", ")),
+                    _ => format!("page {path} version {n}"),
+                };
                 let mut stream = stream;
                 let _ = stream.write_all(format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
             }
@@ -115,6 +120,26 @@ fn stale_pages_are_served_while_the_origin_is_down_but_never_to_a_visitor_with_c
     assert_eq!(origin.served.load(Ordering::Relaxed), before, "the origin was down throughout");
     eventually("stale answers are logged", || gw.access_log().contains("cache:stale-on-error"));
     assert!(gw.metrics().contains("rampart_cache_entries 1"), "{}", gw.metrics());
+}
+
+/// The leak guard and the cache together: a page whose findings the
+/// policy allows (one contact address) is kept like any other, while a page
+/// the guard alerts on (a list of addresses) is never kept to be served
+/// again without a scan.
+#[test]
+fn pages_the_leak_guard_allows_are_kept_and_alerted_ones_are_not() {
+    let mut origin = Origin::start();
+    let extra = "\n[cache]\nttl_secs = 1\nstale_secs = 300\n[leak_guard.default]\naction = \"alert\"\n";
+    let gw = GatewayProcess::start("cache-leak", &one_site_config(origin.addr, extra));
+    assert_eq!(page(&gw, "/contact", "").status, 200);
+    assert_eq!(page(&gw, "/members", "").status, 200);
+    eventually("both verdicts are logged", || gw.access_log().contains("leak:allow:") && gw.access_log().contains("leak:alert:"));
+    origin.stop();
+    std::thread::sleep(Duration::from_millis(1100));
+    let contact = page(&gw, "/contact", "");
+    assert_eq!((contact.status, contact.header("x-rampart-cache")), (200, Some("stale")), "{}", contact.body_text());
+    assert!(contact.body_text().contains("press@party.example"));
+    assert!(page(&gw, "/members", "").status >= 500, "an alerted page was kept");
 }
 
 #[test]
