@@ -23,6 +23,9 @@ pub mod runtime;
 pub mod server;
 pub mod waf;
 
+pub use config::{Config, ConfigError, ConfigErrors};
+pub use server::{run, StartError};
+
 #[cfg(test)]
 mod test_support {
     use std::path::PathBuf;
@@ -36,5 +39,3 @@ mod test_support {
     }
 }
 
-pub use config::{Config, ConfigError, ConfigErrors};
-pub use server::{run, StartError};
