@@ -106,6 +106,11 @@ pub(crate) struct Inner {
     pub chain_parent: Vec<u32>,
     /// Literal prefilter per pipeline id (see `prefilter.rs`).
     pub prefilter: Option<crate::prefilter::ChainPrefilter>,
+    /// The same bits, but only for the rules that read RESPONSE_BODY: a
+    /// response body is scanned with this smaller automaton instead of the
+    /// one that holds every request rule's literals as well. Its bits are
+    /// only ever read by those rules.
+    pub response_prefilter: Option<crate::prefilter::ChainPrefilter>,
     /// Target sets (with their pipeline) of the rules that can be skipped
     /// whole when no value of the set carries their prefilter bit.
     pub reject_groups: Vec<RejectGroup>,
@@ -402,6 +407,12 @@ impl Loader<'_> {
         // and the result serves every pipeline that leaves it unchanged
         // (ignoring ASCII case, as the scan does).
         let mut group: Vec<(u32, Vec<Vec<u8>>)> = Vec::new();
+        let mut response_group: Vec<(u32, Vec<Vec<u8>>)> = Vec::new();
+        let reads_response_body = |l: &Rule| {
+            l.targets
+                .iter()
+                .any(|t| t.var == crate::vars::Var::ResponseBody)
+        };
         for r in self.rules.iter_mut() {
             let (file, line) = (r.file.clone(), r.line);
             let mut link: Option<&mut Rule> = Some(r);
@@ -415,6 +426,9 @@ impl Loader<'_> {
                             })));
                             if let Some(lits) = lits {
                                 let bit = group.len() as u32;
+                                if reads_response_body(l) {
+                                    response_group.push((bit, lits.clone()));
+                                }
                                 group.push((bit, lits));
                                 l.pf_bit = Some(bit);
                             }
@@ -438,6 +452,9 @@ impl Loader<'_> {
                     // automaton (load time) than they save per request.
                     if lits.len() <= MAX_PM_PREFILTER && crate::prefilter::usable(&lits) {
                         let bit = group.len() as u32;
+                        if reads_response_body(l) {
+                            response_group.push((bit, lits.clone()));
+                        }
                         group.push((bit, lits));
                         l.pf_bit = Some(bit);
                     }
@@ -454,6 +471,17 @@ impl Loader<'_> {
             None
         } else {
             crate::prefilter::ChainPrefilter::build(&group)
+        };
+        // Same bit numbering and width as the shared automaton, so ranges
+        // from either fit the same summaries.
+        let response_prefilter = match &prefilter {
+            Some(shared) if !response_group.is_empty() => {
+                crate::prefilter::ChainPrefilter::build(&response_group).map(|mut p| {
+                    p.bits = shared.bits;
+                    p
+                })
+            }
+            _ => None,
         };
         if prefilter.is_none() {
             // Without an automaton every regex simply runs.
@@ -539,6 +567,7 @@ impl Loader<'_> {
                 chain_parent,
                 transform_chains: self.chains,
                 prefilter,
+                response_prefilter,
                 reject_groups,
                 cache_pool: std::sync::Mutex::new(Vec::new()),
                 dynamic_regex: std::sync::Mutex::new(Default::default()),

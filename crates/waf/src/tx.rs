@@ -2035,7 +2035,7 @@ impl<'t> Evaluator<'t> {
         if let Some(r) = self.caches.raw_bits.get(&(v, i)) {
             return r.clone();
         }
-        let r = pf.scan_into(value, &mut self.caches.bit_arena);
+        let r = automaton_for(self.inner, v, pf).scan_into(value, &mut self.caches.bit_arena);
         self.caches.raw_bits.insert((v, i), r.clone());
         r
     }
@@ -2294,11 +2294,23 @@ impl<'t> Evaluator<'t> {
             match self.caches.raw_bits.get(&raw_key) {
                 Some(r) => r.clone(),
                 None => {
-                    let r = pf.scan_into(value, &mut self.caches.bit_arena);
+                    let r = automaton_for(self.inner, key.0, pf)
+                        .scan_into(value, &mut self.caches.bit_arena);
                     self.caches.raw_bits.insert(raw_key, r.clone());
                     r
                 }
             }
+        } else if key.0 == Var::ResponseBody as u8 {
+            // Not shared through `bits_by_content`: these bits cover only
+            // the rules that read RESPONSE_BODY.
+            let Caches {
+                arena, bit_arena, ..
+            } = &mut *self.caches;
+            let input = match &v {
+                Some(vr) => &arena[vr.clone()],
+                None => value,
+            };
+            automaton_for(self.inner, key.0, pf).scan_into(input, bit_arena)
         } else {
             let Caches {
                 arena,
@@ -2346,6 +2358,20 @@ impl<'t> Evaluator<'t> {
             started: self.started,
         };
         link.op.eval(&mut ctx, input, caps) != link.negated
+    }
+}
+
+/// The automaton that scans a value of variable `v` (as a cache key's
+/// variable id): RESPONSE_BODY's own, which holds only the literals of the
+/// rules that read it, or the shared one.
+fn automaton_for<'i>(
+    inner: &'i crate::engine::Inner,
+    v: u8,
+    shared: &'i crate::prefilter::ChainPrefilter,
+) -> &'i crate::prefilter::ChainPrefilter {
+    match &inner.response_prefilter {
+        Some(response) if v == Var::ResponseBody as u8 => response,
+        _ => shared,
     }
 }
 
