@@ -106,11 +106,12 @@ pub(crate) struct Inner {
     pub chain_parent: Vec<u32>,
     /// Literal prefilter per pipeline id (see `prefilter.rs`).
     pub prefilter: Option<crate::prefilter::ChainPrefilter>,
-    /// The same bits, but only for the rules that read RESPONSE_BODY: a
-    /// response body is scanned with this smaller automaton instead of the
-    /// one that holds every request rule's literals as well. Its bits are
-    /// only ever read by those rules.
-    pub response_prefilter: Option<crate::prefilter::ChainPrefilter>,
+    /// For each variable of [`OWN_AUTOMATON`] that some prefiltered rule
+    /// reads, the same bits built from only those rules' literals: a large
+    /// value that few rules read (a body) is scanned with this smaller
+    /// automaton instead of the shared one. Its bits are only ever read by
+    /// those rules.
+    pub own_prefilters: Vec<(crate::vars::Var, crate::prefilter::ChainPrefilter)>,
     /// Target sets (with their pipeline) of the rules that can be skipped
     /// whole when no value of the set carries their prefilter bit.
     pub reject_groups: Vec<RejectGroup>,
@@ -407,12 +408,15 @@ impl Loader<'_> {
         // and the result serves every pipeline that leaves it unchanged
         // (ignoring ASCII case, as the scan does).
         let mut group: Vec<(u32, Vec<Vec<u8>>)> = Vec::new();
-        let mut response_group: Vec<(u32, Vec<Vec<u8>>)> = Vec::new();
-        let reads_response_body = |l: &Rule| {
-            l.targets
-                .iter()
-                .any(|t| t.var == crate::vars::Var::ResponseBody)
-        };
+        let mut own_groups: [Vec<(u32, Vec<Vec<u8>>)>; OWN_AUTOMATON.len()] = Default::default();
+        let note_reader =
+            |l: &Rule, bit: u32, lits: &[Vec<u8>], own: &mut [Vec<(u32, Vec<Vec<u8>>)>]| {
+                for (var, readers) in OWN_AUTOMATON.iter().zip(own.iter_mut()) {
+                    if l.targets.iter().any(|t| t.var == *var) {
+                        readers.push((bit, lits.to_vec()));
+                    }
+                }
+            };
         for r in self.rules.iter_mut() {
             let (file, line) = (r.file.clone(), r.line);
             let mut link: Option<&mut Rule> = Some(r);
@@ -426,9 +430,7 @@ impl Loader<'_> {
                             })));
                             if let Some(lits) = lits {
                                 let bit = group.len() as u32;
-                                if reads_response_body(l) {
-                                    response_group.push((bit, lits.clone()));
-                                }
+                                note_reader(l, bit, &lits, &mut own_groups);
                                 group.push((bit, lits));
                                 l.pf_bit = Some(bit);
                             }
@@ -452,9 +454,7 @@ impl Loader<'_> {
                     // automaton (load time) than they save per request.
                     if lits.len() <= MAX_PM_PREFILTER && crate::prefilter::usable(&lits) {
                         let bit = group.len() as u32;
-                        if reads_response_body(l) {
-                            response_group.push((bit, lits.clone()));
-                        }
+                        note_reader(l, bit, &lits, &mut own_groups);
                         group.push((bit, lits));
                         l.pf_bit = Some(bit);
                     }
@@ -474,15 +474,18 @@ impl Loader<'_> {
         };
         // Same bit numbering and width as the shared automaton, so ranges
         // from either fit the same summaries.
-        let response_prefilter = match &prefilter {
-            Some(shared) if !response_group.is_empty() => {
-                crate::prefilter::ChainPrefilter::build(&response_group).map(|mut p| {
-                    p.bits = shared.bits;
-                    p
-                })
+        let mut own_prefilters = Vec::new();
+        if let Some(shared) = &prefilter {
+            for (var, readers) in OWN_AUTOMATON.iter().zip(&own_groups) {
+                if readers.is_empty() {
+                    continue;
+                }
+                if let Some(mut own) = crate::prefilter::ChainPrefilter::build(readers) {
+                    own.bits = shared.bits;
+                    own_prefilters.push((*var, own));
+                }
             }
-            _ => None,
-        };
+        }
         if prefilter.is_none() {
             // Without an automaton every regex simply runs.
             for r in self.rules.iter_mut() {
@@ -567,7 +570,7 @@ impl Loader<'_> {
                 chain_parent,
                 transform_chains: self.chains,
                 prefilter,
-                response_prefilter,
+                own_prefilters,
                 reject_groups,
                 cache_pool: std::sync::Mutex::new(Vec::new()),
                 dynamic_regex: std::sync::Mutex::new(Default::default()),
@@ -1054,6 +1057,14 @@ fn intern(
     ids.insert(t.to_vec(), id);
     id
 }
+
+/// Variables scanned with an automaton of their own readers' literals:
+/// the bodies, large and read by a few rules each (CRS v4: about 15 read
+/// REQUEST_BODY, the 95x rules RESPONSE_BODY).
+pub(crate) const OWN_AUTOMATON: [crate::vars::Var; 2] = [
+    crate::vars::Var::RequestBody,
+    crate::vars::Var::ResponseBody,
+];
 
 /// The largest `@pm` phrase set folded into the shared prefilter.
 const MAX_PM_PREFILTER: usize = 800;

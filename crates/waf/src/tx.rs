@@ -2300,9 +2300,9 @@ impl<'t> Evaluator<'t> {
                     r
                 }
             }
-        } else if key.0 == Var::ResponseBody as u8 {
+        } else if has_own_automaton(self.inner, key.0) {
             // Not shared through `bits_by_content`: these bits cover only
-            // the rules that read RESPONSE_BODY.
+            // the rules that read this variable.
             let Caches {
                 arena, bit_arena, ..
             } = &mut *self.caches;
@@ -2362,17 +2362,23 @@ impl<'t> Evaluator<'t> {
 }
 
 /// The automaton that scans a value of variable `v` (as a cache key's
-/// variable id): RESPONSE_BODY's own, which holds only the literals of the
-/// rules that read it, or the shared one.
+/// variable id): the variable's own, which holds only the literals of the
+/// rules that read it (see `Inner::own_prefilters`), or the shared one.
 fn automaton_for<'i>(
     inner: &'i crate::engine::Inner,
     v: u8,
     shared: &'i crate::prefilter::ChainPrefilter,
 ) -> &'i crate::prefilter::ChainPrefilter {
-    match &inner.response_prefilter {
-        Some(response) if v == Var::ResponseBody as u8 => response,
-        _ => shared,
-    }
+    inner
+        .own_prefilters
+        .iter()
+        .find(|(var, _)| *var as u8 == v)
+        .map_or(shared, |(_, own)| own)
+}
+
+/// Whether values of variable `v` are scanned with an automaton of their own.
+fn has_own_automaton(inner: &crate::engine::Inner, v: u8) -> bool {
+    inner.own_prefilters.iter().any(|(var, _)| *var as u8 == v)
 }
 
 /// A hash of bytes ignoring ASCII case (FxHash's step over 8-byte words).
