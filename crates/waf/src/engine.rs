@@ -407,16 +407,15 @@ impl Loader<'_> {
         // One automaton for every prefiltered regex: a value is scanned once
         // and the result serves every pipeline that leaves it unchanged
         // (ignoring ASCII case, as the scan does).
-        let mut group: Vec<(u32, Vec<Vec<u8>>)> = Vec::new();
-        let mut own_groups: [Vec<(u32, Vec<Vec<u8>>)>; OWN_AUTOMATON.len()] = Default::default();
-        let note_reader =
-            |l: &Rule, bit: u32, lits: &[Vec<u8>], own: &mut [Vec<(u32, Vec<Vec<u8>>)>]| {
-                for (var, readers) in OWN_AUTOMATON.iter().zip(own.iter_mut()) {
-                    if l.targets.iter().any(|t| t.var == *var) {
-                        readers.push((bit, lits.to_vec()));
-                    }
+        let mut group: LiteralSets = Vec::new();
+        let mut own_groups: [LiteralSets; OWN_AUTOMATON.len()] = Default::default();
+        let note_reader = |l: &Rule, bit: u32, lits: &[Vec<u8>], own: &mut [LiteralSets]| {
+            for (var, readers) in OWN_AUTOMATON.iter().zip(own.iter_mut()) {
+                if l.targets.iter().any(|t| t.var == *var) {
+                    readers.push((bit, lits.to_vec()));
                 }
-            };
+            }
+        };
         for r in self.rules.iter_mut() {
             let (file, line) = (r.file.clone(), r.line);
             let mut link: Option<&mut Rule> = Some(r);
@@ -1057,6 +1056,9 @@ fn intern(
     ids.insert(t.to_vec(), id);
     id
 }
+
+/// Prefilter bits and the literals that set them, as the automata are built from.
+type LiteralSets = Vec<(u32, Vec<Vec<u8>>)>;
 
 /// Variables scanned with an automaton of their own readers' literals:
 /// the bodies, large and read by a few rules each (CRS v4: about 15 read
