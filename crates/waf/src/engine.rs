@@ -106,12 +106,14 @@ pub(crate) struct Inner {
     pub chain_parent: Vec<u32>,
     /// Literal prefilter per pipeline id (see `prefilter.rs`).
     pub prefilter: Option<crate::prefilter::ChainPrefilter>,
-    /// For each variable of [`OWN_AUTOMATON`] that some prefiltered rule
-    /// reads, the same bits built from only those rules' literals: a large
-    /// value that few rules read (a body) is scanned with this smaller
-    /// automaton instead of the shared one. Its bits are only ever read by
-    /// those rules.
+    /// For each scalar variable that only a small part of the prefiltered
+    /// rules read (see [`OWN_AUTOMATON_SHARE`]), the same bits built from
+    /// only those rules' literals: its value (a body, the URI) is scanned
+    /// with this smaller automaton instead of the shared one. Its bits are
+    /// only ever read by those rules.
     pub own_prefilters: Vec<(crate::vars::Var, crate::prefilter::ChainPrefilter)>,
+    /// Per variable id, 1 + its index in `own_prefilters`, or 0.
+    pub own_prefilter_slot: [u8; 256],
     /// Target sets (with their pipeline) of the rules that can be skipped
     /// whole when no value of the set carries their prefilter bit.
     pub reject_groups: Vec<RejectGroup>,
@@ -408,14 +410,20 @@ impl Loader<'_> {
         // and the result serves every pipeline that leaves it unchanged
         // (ignoring ASCII case, as the scan does).
         let mut group: LiteralSets = Vec::new();
-        let mut own_groups: [LiteralSets; OWN_AUTOMATON.len()] = Default::default();
-        let note_reader = |l: &Rule, bit: u32, lits: &[Vec<u8>], own: &mut [LiteralSets]| {
-            for (var, readers) in OWN_AUTOMATON.iter().zip(own.iter_mut()) {
-                if l.targets.iter().any(|t| t.var == *var) {
-                    readers.push((bit, lits.to_vec()));
+        let mut own_groups: HashMap<crate::vars::Var, LiteralSets> = HashMap::new();
+        let note_reader =
+            |l: &Rule,
+             bit: u32,
+             lits: &[Vec<u8>],
+             own: &mut HashMap<crate::vars::Var, LiteralSets>| {
+                let mut seen: Vec<crate::vars::Var> = Vec::new();
+                for t in &l.targets {
+                    if has_own_automaton_candidate(t.var) && !seen.contains(&t.var) {
+                        seen.push(t.var);
+                        own.entry(t.var).or_default().push((bit, lits.to_vec()));
+                    }
                 }
-            }
-        };
+            };
         for r in self.rules.iter_mut() {
             let (file, line) = (r.file.clone(), r.line);
             let mut link: Option<&mut Rule> = Some(r);
@@ -475,15 +483,23 @@ impl Loader<'_> {
         // from either fit the same summaries.
         let mut own_prefilters = Vec::new();
         if let Some(shared) = &prefilter {
-            for (var, readers) in OWN_AUTOMATON.iter().zip(&own_groups) {
-                if readers.is_empty() {
+            let mut own_groups: Vec<_> = own_groups.into_iter().collect();
+            own_groups.sort_by_key(|(var, _)| *var as u8);
+            for (var, readers) in own_groups {
+                // Only a variable that a small part of the rules reads gains
+                // from an automaton of its own.
+                if readers.is_empty() || readers.len() * OWN_AUTOMATON_SHARE > group.len() {
                     continue;
                 }
-                if let Some(mut own) = crate::prefilter::ChainPrefilter::build(readers) {
+                if let Some(mut own) = crate::prefilter::ChainPrefilter::build(&readers) {
                     own.bits = shared.bits;
-                    own_prefilters.push((*var, own));
+                    own_prefilters.push((var, own));
                 }
             }
+        }
+        let mut own_prefilter_slot = [0u8; 256];
+        for (i, (var, _)) in own_prefilters.iter().enumerate() {
+            own_prefilter_slot[*var as u8 as usize] = u8::try_from(i + 1).unwrap_or(0);
         }
         if prefilter.is_none() {
             // Without an automaton every regex simply runs.
@@ -569,6 +585,7 @@ impl Loader<'_> {
                 chain_parent,
                 transform_chains: self.chains,
                 prefilter,
+                own_prefilter_slot,
                 own_prefilters,
                 reject_groups,
                 cache_pool: std::sync::Mutex::new(Vec::new()),
@@ -1060,13 +1077,19 @@ fn intern(
 /// Prefilter bits and the literals that set them, as the automata are built from.
 type LiteralSets = Vec<(u32, Vec<Vec<u8>>)>;
 
-/// Variables scanned with an automaton of their own readers' literals:
-/// the bodies, large and read by a few rules each (CRS v4: about 15 read
-/// REQUEST_BODY, the 95x rules RESPONSE_BODY).
-pub(crate) const OWN_AUTOMATON: [crate::vars::Var; 2] = [
-    crate::vars::Var::RequestBody,
-    crate::vars::Var::ResponseBody,
-];
+/// A variable gets an automaton of its own readers' literals when at most
+/// one prefiltered rule in this many reads it (CRS v4: the bodies, the URI,
+/// the request line, the query string...).
+const OWN_AUTOMATON_SHARE: usize = 4;
+
+/// Whether values of `var` may be scanned with an automaton of their own:
+/// only scalar variables, whose cached values are keyed by the variable
+/// itself (a list's values are keyed by the list they come from, ARGS's
+/// by ARGS_GET and ARGS_POST), so the key tells exactly which rules read
+/// the value.
+fn has_own_automaton_candidate(var: crate::vars::Var) -> bool {
+    !var.is_collection() && var != crate::vars::Var::Xml
+}
 
 /// The largest `@pm` phrase set folded into the shared prefilter.
 const MAX_PM_PREFILTER: usize = 800;

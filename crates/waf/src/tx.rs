@@ -2369,16 +2369,15 @@ fn automaton_for<'i>(
     v: u8,
     shared: &'i crate::prefilter::ChainPrefilter,
 ) -> &'i crate::prefilter::ChainPrefilter {
-    inner
-        .own_prefilters
-        .iter()
-        .find(|(var, _)| *var as u8 == v)
-        .map_or(shared, |(_, own)| own)
+    match inner.own_prefilter_slot[v as usize] {
+        0 => shared,
+        slot => &inner.own_prefilters[slot as usize - 1].1,
+    }
 }
 
 /// Whether values of variable `v` are scanned with an automaton of their own.
 fn has_own_automaton(inner: &crate::engine::Inner, v: u8) -> bool {
-    inner.own_prefilters.iter().any(|(var, _)| *var as u8 == v)
+    inner.own_prefilter_slot[v as usize] != 0
 }
 
 /// A hash of bytes ignoring ASCII case (FxHash's step over 8-byte words).
