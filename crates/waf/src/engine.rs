@@ -111,7 +111,7 @@ pub(crate) struct Inner {
     /// only those rules' literals: its value (a body, the URI) is scanned
     /// with this smaller automaton instead of the shared one. Its bits are
     /// only ever read by those rules.
-    pub own_prefilters: Vec<(crate::vars::Var, crate::prefilter::ChainPrefilter)>,
+    pub own_prefilters: Vec<OwnAutomaton>,
     /// Per variable id, 1 + its index in `own_prefilters`, or 0.
     pub own_prefilter_slot: [u8; 256],
     /// Target sets (with their pipeline) of the rules that can be skipped
@@ -329,9 +329,9 @@ impl Engine {
         Transaction::new(self.clone(), meta)
     }
 
-    /// Compiles every regex now instead of on first use, so the first
-    /// requests do not pay for it; returns the patterns that fail (which then
-    /// never match). Call it once after loading, e.g. on a background thread.
+    /// Compiles every regex and builds every variable's own automaton now
+    /// instead of on first use, so the first requests do not pay for them;
+    /// returns the patterns that fail (which then never match). Call it once after loading, e.g. on a background thread.
     pub fn warm_up(&self) -> Result<(), LoadErrors> {
         let mut errors = Vec::new();
         let mut lazies = Vec::new();
@@ -358,6 +358,9 @@ impl Engine {
                 });
             }
         });
+        for own in &self.inner.own_prefilters {
+            own.get();
+        }
         for (r, lz) in &lazies {
             if let Err(e) = lz.get() {
                 errors.push(LoadError {
@@ -491,15 +494,17 @@ impl Loader<'_> {
                 if readers.is_empty() || readers.len() * OWN_AUTOMATON_SHARE > group.len() {
                     continue;
                 }
-                if let Some(mut own) = crate::prefilter::ChainPrefilter::build(&readers) {
-                    own.bits = shared.bits;
-                    own_prefilters.push((var, own));
-                }
+                own_prefilters.push(OwnAutomaton {
+                    var,
+                    readers,
+                    bits: shared.bits,
+                    cell: std::sync::OnceLock::new(),
+                });
             }
         }
         let mut own_prefilter_slot = [0u8; 256];
-        for (i, (var, _)) in own_prefilters.iter().enumerate() {
-            own_prefilter_slot[*var as u8 as usize] = u8::try_from(i + 1).unwrap_or(0);
+        for (i, own) in own_prefilters.iter().enumerate() {
+            own_prefilter_slot[own.var as u8 as usize] = u8::try_from(i + 1).unwrap_or(0);
         }
         if prefilter.is_none() {
             // Without an automaton every regex simply runs.
@@ -1076,6 +1081,32 @@ fn intern(
 
 /// Prefilter bits and the literals that set them, as the automata are built from.
 type LiteralSets = Vec<(u32, Vec<Vec<u8>>)>;
+
+/// An automaton over only the literals of the rules that read one scalar
+/// variable, with the shared automaton's bit numbering. Built the first time
+/// a value of the variable is scanned (or by [`Engine::warm_up`]), as regexes
+/// are: building a dozen of them at load cost about 10 ms.
+#[derive(Debug)]
+pub(crate) struct OwnAutomaton {
+    pub var: crate::vars::Var,
+    readers: LiteralSets,
+    bits: u32,
+    cell: std::sync::OnceLock<Option<crate::prefilter::ChainPrefilter>>,
+}
+
+impl OwnAutomaton {
+    /// The automaton; `None` if it cannot be built (the shared one serves).
+    pub(crate) fn get(&self) -> Option<&crate::prefilter::ChainPrefilter> {
+        self.cell
+            .get_or_init(|| {
+                crate::prefilter::ChainPrefilter::build(&self.readers).map(|mut own| {
+                    own.bits = self.bits;
+                    own
+                })
+            })
+            .as_ref()
+    }
+}
 
 /// A variable gets an automaton of its own readers' literals when at most
 /// one prefiltered rule in this many reads it (CRS v4: the bodies, the URI,

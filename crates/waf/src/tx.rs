@@ -2371,7 +2371,9 @@ fn automaton_for<'i>(
 ) -> &'i crate::prefilter::ChainPrefilter {
     match inner.own_prefilter_slot[v as usize] {
         0 => shared,
-        slot => &inner.own_prefilters[slot as usize - 1].1,
+        slot => inner.own_prefilters[slot as usize - 1]
+            .get()
+            .unwrap_or(shared),
     }
 }
 
