@@ -503,8 +503,8 @@ fn engine_is_shareable_and_transactions_movable() {
     movable::<Transaction>();
 }
 
-/// The bodies (and other scalars few rules read) are scanned with automata
-/// of only their own readers' literals (`Inner::own_prefilters`); the bits
+/// The bodies are scanned with automata of only their own readers'
+/// literals (`Inner::own_prefilters`); the bits
 /// of such a scan must never answer for a rule
 /// that reads something else, even when a transformed argument and the
 /// transformed body are the same bytes.
