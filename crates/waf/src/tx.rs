@@ -793,6 +793,18 @@ impl Transaction {
         self.req.reqbody_error.as_deref()
     }
 
+    /// The rule evaluator over this transaction's request, state and caches.
+    fn evaluator<'t>(&'t mut self, inner: &'t crate::engine::Inner) -> Evaluator<'t> {
+        Evaluator {
+            inner,
+            req: &self.req,
+            st: &self.st,
+            meta: &self.meta,
+            started: self.started,
+            caches: &mut self.caches,
+        }
+    }
+
     fn run_phase(&mut self, phase: u8) -> Verdict {
         self.phases_done = self.phases_done.max(phase);
         if self.st.mode == EngineMode::Off {
@@ -829,14 +841,7 @@ impl Transaction {
             if let (Some(group), Some(bit)) = (rule.reject_group, rule.pf_bit) {
                 // No value the rule looks at has any of its regex's required
                 // literals: it cannot match, whatever its targets' details.
-                let mut ev = Evaluator {
-                    inner,
-                    req: &self.req,
-                    st: &self.st,
-                    meta: &self.meta,
-                    started: self.started,
-                    caches: &mut self.caches,
-                };
+                let mut ev = self.evaluator(inner);
                 if let Some(union) = ev.group_union(group as usize) {
                     if !has_bit(&self.caches.bit_arena[union], bit) {
                         continue;
@@ -942,14 +947,7 @@ impl Transaction {
             });
         } else {
             let chain: &[Transform] = &inner.transform_chains[link.chain_id as usize];
-            let mut ev = Evaluator {
-                inner,
-                req: &self.req,
-                st: &self.st,
-                meta: &self.meta,
-                started: self.started,
-                caches: &mut self.caches,
-            };
+            let mut ev = self.evaluator(inner);
             for target in &link.targets {
                 ev.eval_target(starter, link, target, chain, &mut found);
             }
