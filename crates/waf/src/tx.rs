@@ -1593,17 +1593,7 @@ impl<'t> Evaluator<'t> {
                 list(&r.resp_headers, Var::ResponseHeadersNames, true),
                 Source::None,
             ],
-            Var::Tx
-            | Var::Ip
-            | Var::Global
-            | Var::Session
-            | Var::User
-            | Var::Resource
-            | Var::Geo
-            | Var::Env => [
-                Source::Store(&self.st.stores[store_index(var)]),
-                Source::None,
-            ],
+            v if v.is_store() => [Source::Store(&self.st.stores[store_index(v)]), Source::None],
             Var::Xml => match &r.xml {
                 Some(x) if raw_key.contains('@') => [Source::XmlAttrs(&x.attrs), Source::None],
                 Some(x) => [
