@@ -55,21 +55,32 @@ done
 size=$(curl -s "http://127.0.0.1:$on/" | wc -c)
 [ "$size" -gt 20000 ] || { echo "bench: the page through the gateway is only $size bytes"; exit 1; }
 
+# One timed run against the gateway on port $1 (process $2): prints its requests/s and the
+# gateway's CPU time per request in µs (user + system, from /proc). CPU per request is steadier
+# than requests/s on a shared machine, since time the machine gives to others is not counted.
 measure() {
   wrk -t1 -c"$connections" -d2s "http://127.0.0.1:$1/" >/dev/null 2>&1
+  local before after out
+  before=$(awk '{print $14 + $15}' "/proc/$2/stat")
   out=$(wrk -t1 -c"$connections" -d"${seconds}s" --latency "http://127.0.0.1:$1/")
-  echo "$out" | awk '/Requests\/sec/ {print $2}'
+  after=$(awk '{print $14 + $15}' "/proc/$2/stat")
   echo "$out" | grep -E "Non-2xx|Socket errors" >&2 || true
+  echo "$out" | awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" '
+    /requests in/ {n = $1} /Requests\/sec/ {rps = $2}
+    END {printf "%s %.1f\n", rps, ticks / hz * 1e6 / n}'
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "20 KB HTML page ($size bytes), $workers worker thread(s), $connections connections, ${seconds}s x $rounds round(s), load $(cut -d' ' -f1-3 /proc/loadavg)"
 : > "$work/off.txt"; : > "$work/on.txt"
 for r in $(seq "$rounds"); do
-  measure $off >> "$work/off.txt"
-  measure $on >> "$work/on.txt"
+  measure $off "${pids[1]}" >> "$work/off.txt"
+  measure $on "${pids[2]}" >> "$work/on.txt"
 done
-a=$(median < "$work/off.txt"); b=$(median < "$work/on.txt")
-printf '%-22s %12s   %s\n' "rampart" "requests/s" "per round"
-printf '%-22s %12s   %s\n' "leak guard off" "$a" "$(tr '\n' ' ' < "$work/off.txt")"
-printf '%-22s %12s   %s\n' "leak guard on (alert)" "$b" "$(tr '\n' ' ' < "$work/on.txt")"
-awk -v a="$a" -v b="$b" 'BEGIN { printf "ratio on/off: %.2fx (target >= 0.90)\n", b/a }'
+a=$(cut -d' ' -f1 "$work/off.txt" | median); b=$(cut -d' ' -f1 "$work/on.txt" | median)
+ca=$(cut -d' ' -f2 "$work/off.txt" | median); cb=$(cut -d' ' -f2 "$work/on.txt" | median)
+paired=$(paste -d' ' "$work/off.txt" "$work/on.txt" | awk '{print $3 / $1}' | median)
+printf '%-22s %12s %14s   %s\n' "rampart" "requests/s" "CPU µs/req" "requests/s per round"
+printf '%-22s %12s %14s   %s\n' "leak guard off" "$a" "$ca" "$(cut -d' ' -f1 "$work/off.txt" | tr '\n' ' ')"
+printf '%-22s %12s %14s   %s\n' "leak guard on (alert)" "$b" "$cb" "$(cut -d' ' -f1 "$work/on.txt" | tr '\n' ' ')"
+awk -v a="$a" -v b="$b" -v p="$paired" -v ca="$ca" -v cb="$cb" 'BEGIN {
+  printf "ratio on/off: %.2fx (target >= 0.90); median of the rounds'"'"' paired ratios %.2fx; CPU per request off/on %.2fx\n", b/a, p, ca/cb }'

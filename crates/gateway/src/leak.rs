@@ -26,8 +26,10 @@ pub struct LeakRuntime {
     /// Scanners of finished responses, kept for the next ones: a fresh
     /// scanner allocates its window and zeroes its structure, which cost a
     /// fifth of a small page's scan. Reset scanners keep at most 64 KiB per
-    /// buffer (`ResponseScanner::reset`).
-    idle: Mutex<Vec<ResponseScanner>>,
+    /// buffer (`ResponseScanner::reset`). Boxed, because a scanner is a few
+    /// kilobytes and moving it in and out of the pool and the request's
+    /// state would copy it each time.
+    idle: Mutex<Vec<Box<ResponseScanner>>>,
 }
 
 /// Idle scanners kept per snapshot: a few per worker thread.
@@ -35,19 +37,19 @@ const MAX_IDLE_SCANNERS: usize = 64;
 
 impl LeakRuntime {
     /// A scanner for one response under `policy`, reused when one is idle.
-    pub fn scanner(&self, policy: &RoutePolicy) -> ResponseScanner {
+    pub fn scanner(&self, policy: &RoutePolicy) -> Box<ResponseScanner> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         match idle {
             Some(mut scanner) => {
                 scanner.reset(policy);
                 scanner
             }
-            None => self.guard.scanner(policy),
+            None => Box::new(self.guard.scanner(policy)),
         }
     }
 
     /// Takes back the scanner of a finished response.
-    pub fn give_back(&self, scanner: ResponseScanner) {
+    pub fn give_back(&self, scanner: Box<ResponseScanner>) {
         if let Ok(mut idle) = self.idle.lock() {
             if idle.len() < MAX_IDLE_SCANNERS {
                 idle.push(scanner);

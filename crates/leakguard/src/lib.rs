@@ -62,6 +62,12 @@ const LOOKBEHIND: usize = TRIGGER_REACH + BACK_REACH + 64;
 /// opens with the record around that amount and, on most pages, the list around the record.
 const WAKE_LOOKBEHIND: usize = 4096;
 
+/// A clean run of a pass-through body at least this long is scanned where it lies instead of
+/// being copied into the window: only its first and last few kilobytes are copied (to join it to
+/// the bytes before it and to carry over to the next chunk), so a 20 KiB page costs about half
+/// the copying, and a 64 KiB chunk a seventh.
+const MIN_IN_PLACE: usize = WAKE_LOOKBEHIND + CARRY + 4096;
+
 /// A reset scanner keeps buffers up to this size for its next response; a larger one (a long
 /// body held on a block route) goes back to the allocator, so pooled scanners stay small.
 const MAX_KEPT_BUFFER: usize = 64 * 1024;
@@ -521,6 +527,65 @@ impl ResponseScanner {
             self.window
                 .reserve(chunk.len().min(SLICE) + WAKE_LOOKBEHIND + CARRY + MIN_STEP);
         }
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let (copied, in_place) = self.split_in_place(rest);
+            if self.feed_copied(&rest[..copied], out, copy_passed) == Progress::Block {
+                return Progress::Block;
+            }
+            let run = &rest[copied..copied + in_place];
+            if !run.is_empty() && !self.normalizer.is_idle() {
+                // Not expected (the copied part settles every escape), but a pending escape
+                // must see these bytes: copy them.
+                if self.feed_copied(run, out, copy_passed) == Progress::Block {
+                    return Progress::Block;
+                }
+            } else if !run.is_empty() {
+                if copy_passed {
+                    out.extend_from_slice(run);
+                }
+                self.scan_in_place(run, out);
+                self.orig_fed += run.len() as u64;
+                if self.blocked {
+                    return Progress::Block;
+                }
+            }
+            rest = &rest[copied + in_place..];
+        }
+        Progress::Continue
+    }
+
+    /// Splits off the front of `rest`: a part to copy into the window through the normaliser,
+    /// then a clean run to scan in place (possibly empty). A run is clean when the normaliser
+    /// would copy it unchanged: no `&` or `\\` in it and no escape pending before it. Only
+    /// routes whose bytes go out as they came (`allow`, `alert`) scan in place, since the others
+    /// map every match back to original offsets through the window.
+    fn split_in_place(&self, rest: &[u8]) -> (usize, usize) {
+        if self.mode != Mode::Pass || !self.edits.is_empty() || rest.len() < MIN_IN_PLACE {
+            return (rest.len(), 0);
+        }
+        // Past an escape's first byte, the normaliser has settled it within `ESCAPE_SPAN`
+        // bytes (so it is idle again) unless another escape starts there, which ends the run.
+        let mut start = if self.normalizer.is_idle() {
+            0
+        } else {
+            normalize::ESCAPE_SPAN
+        };
+        for escape in memchr::memchr2_iter(b'&', b'\\', rest) {
+            if escape >= start + MIN_IN_PLACE {
+                return (start, escape - start);
+            }
+            start = start.max(escape + normalize::ESCAPE_SPAN);
+        }
+        if rest.len() >= start + MIN_IN_PLACE {
+            (start, rest.len() - start)
+        } else {
+            (rest.len(), 0)
+        }
+    }
+
+    /// Feeds `chunk` through the normaliser into the window, scanning as the window fills.
+    fn feed_copied(&mut self, chunk: &[u8], out: &mut Vec<u8>, copy_passed: bool) -> Progress {
         for piece in chunk.chunks(SLICE) {
             match self.mode {
                 Mode::Pass if copy_passed => out.extend_from_slice(piece),
@@ -619,70 +684,14 @@ impl ResponseScanner {
 
     /// Scans the window's uncommitted part, up to the carry (or to the end when `last`).
     fn process(&mut self, last: bool, out: &mut Vec<u8>) {
-        let len = self.window.len();
-        let from = (self.committed - self.win_base) as usize;
-        let to = if last { len } else { len.saturating_sub(CARRY) };
-        if to <= from && !last {
+        let Some(to) = self.scan_window(last, out) else {
             return;
-        }
-        self.hits.clear();
-        self.events.clear();
-        self.features.clear();
-        let scan = WindowScan {
-            rec: &self.guard.rec,
-            win: &self.window,
-            from,
-            to,
-            structure: self.structure_awake,
         };
-        scan.run(&mut self.hits, &mut self.events, &mut self.features);
-        if !self.structure_awake
-            && self
-                .features
-                .iter()
-                .any(|e| matches!(e.what, EventKind::Feature(Feature::Amount)))
-        {
-            // The first amount: every record has one, so until now no record could exist and
-            // the structure was not followed. It starts here, from the oldest byte the window
-            // kept (the record around this amount, and the list around it, began there or
-            // later on any realistic page); the matches found again are dropped.
-            self.structure_awake = true;
-            let matches = self.hits.len();
-            self.features.clear();
-            WindowScan {
-                from: 0,
-                structure: true,
-                ..scan
-            }
-            .run(&mut self.hits, &mut self.events, &mut self.features);
-            self.hits.truncate(matches);
-        }
-        self.take_hits();
-        if self.structure_awake {
-            self.take_events();
-        }
-        self.committed = self.win_base + to as u64;
-        self.note_records();
-        self.check_trips();
         if self.blocked {
-            self.held.clear();
             return;
         }
-        if self.mode == Mode::Redact {
-            let mut upto = self.to_orig(self.committed, false);
-            if let Some(r) = self.redactions.iter().map(|r| r.end).max() {
-                upto = upto.max(r);
-            }
-            self.emit_redacted(upto, out);
-        }
-        // Keep the look-behind and the carry; drop the rest. Until the structure is followed,
-        // keep more, so that it can start a whole record before the first amount.
-        let lookbehind = if self.structure_awake {
-            LOOKBEHIND
-        } else {
-            WAKE_LOOKBEHIND
-        };
-        let keep_from = to.saturating_sub(lookbehind);
+        // Keep the look-behind and the carry; drop the rest.
+        let keep_from = to.saturating_sub(self.lookbehind());
         if keep_from > 0 {
             self.window.drain(..keep_from);
             self.win_base += keep_from as u64;
@@ -701,7 +710,116 @@ impl ResponseScanner {
         }
     }
 
-    fn take_hits(&mut self) {
+    /// How much already scanned text the window keeps before its uncommitted part. Until the
+    /// structure is followed it keeps more, so that the structure can start a whole record
+    /// before the first amount.
+    fn lookbehind(&self) -> usize {
+        if self.structure_awake {
+            LOOKBEHIND
+        } else {
+            WAKE_LOOKBEHIND
+        }
+    }
+
+    /// The scan of [`process`](Self::process), without trimming the window: returns where in
+    /// the window it committed up to, or `None` when there was nothing to scan.
+    fn scan_window(&mut self, last: bool, out: &mut Vec<u8>) -> Option<usize> {
+        let len = self.window.len();
+        let from = (self.committed - self.win_base) as usize;
+        let to = if last { len } else { len.saturating_sub(CARRY) };
+        if to <= from && !last {
+            return None;
+        }
+        let window = std::mem::take(&mut self.window);
+        self.scan_span(&window, self.win_base, from, to);
+        self.window = window;
+        if self.blocked {
+            self.held.clear();
+            return Some(to);
+        }
+        if self.mode == Mode::Redact {
+            let mut upto = self.to_orig(self.committed, false);
+            if let Some(r) = self.redactions.iter().map(|r| r.end).max() {
+                upto = upto.max(r);
+            }
+            self.emit_redacted(upto, out);
+        }
+        Some(to)
+    }
+
+    /// Scans a clean run of a pass-through body where it lies ([`split_in_place`]
+    /// (Self::split_in_place) chose it). The window's uncommitted bytes are scanned first,
+    /// joined to the run's first look-behind and carry; the rest of the run is scanned in place
+    /// with the run itself as its look-behind; and the run's tail becomes the window.
+    fn scan_in_place(&mut self, run: &[u8], out: &mut Vec<u8>) {
+        let head = self.lookbehind() + CARRY;
+        debug_assert!(run.len() >= head + CARRY && self.normalizer.is_idle());
+        let base = self.norm_end;
+        self.window.extend_from_slice(&run[..head]);
+        self.norm_end += head as u64;
+        self.scan_window(false, out);
+        self.norm_end = base + run.len() as u64;
+        if self.blocked {
+            return;
+        }
+        let from = (self.committed - base) as usize;
+        let to = run.len() - CARRY;
+        self.scan_span(run, base, from, to);
+        if self.blocked {
+            self.held.clear();
+            return;
+        }
+        let keep_from = to - self.lookbehind();
+        self.window.clear();
+        self.window.extend_from_slice(&run[keep_from..]);
+        self.win_base = base + keep_from as u64;
+    }
+
+    /// Scans `win[from..to]`, where `win[0]` is at normalised offset `base` and `win[..from]`
+    /// is already scanned look-behind, and takes its matches and events.
+    fn scan_span(&mut self, win: &[u8], base: u64, from: usize, to: usize) {
+        self.hits.clear();
+        self.events.clear();
+        self.features.clear();
+        let scan = WindowScan {
+            rec: &self.guard.rec,
+            win,
+            from,
+            to,
+            structure: self.structure_awake,
+        };
+        scan.run(&mut self.hits, &mut self.events, &mut self.features);
+        if !self.structure_awake
+            && self
+                .features
+                .iter()
+                .any(|e| matches!(e.what, EventKind::Feature(Feature::Amount)))
+        {
+            // The first amount: every record has one, so until now no record could exist and
+            // the structure was not followed. It starts here, from the oldest byte kept before
+            // this span (the record around this amount, and the list around it, began there or
+            // later on any realistic page); the matches found again are dropped.
+            self.structure_awake = true;
+            let matches = self.hits.len();
+            self.features.clear();
+            WindowScan {
+                from: 0,
+                structure: true,
+                ..scan
+            }
+            .run(&mut self.hits, &mut self.events, &mut self.features);
+            self.hits.truncate(matches);
+        }
+        self.take_hits(win, base);
+        if self.structure_awake {
+            self.take_events(win);
+        }
+        self.committed = base + to as u64;
+        self.note_records();
+        self.check_trips();
+    }
+
+    fn take_hits(&mut self, win: &[u8], base: u64) {
         if self.hits.is_empty() {
             return;
         }
@@ -714,17 +832,17 @@ impl ResponseScanner {
                 continue;
             }
             last_end = hit.end;
-            self.accept(*hit);
+            self.accept(win, base, *hit);
         }
         self.hits = hits;
     }
 
-    fn accept(&mut self, hit: Candidate) {
+    fn accept(&mut self, win: &[u8], base: u64, hit: Candidate) {
         let text_kind = hit.kind;
         let mut kind = hit.kind;
         if let Some(exact) = &self.guard.exact {
             if kind != EntityKind::DateOfBirth {
-                let text = &self.window[hit.start..hit.end];
+                let text = &win[hit.start..hit.end];
                 match exact.lookup(kind, text, &mut self.scratch) {
                     Some(Verdict::Canary) => kind = EntityKind::Canary,
                     Some(Verdict::Record) => kind = EntityKind::Record,
@@ -735,18 +853,14 @@ impl ResponseScanner {
         }
         let k = kind as usize;
         self.counts[k] = self.counts[k].saturating_add(1);
-        exact::canonical(
-            text_kind,
-            &self.window[hit.start..hit.end],
-            &mut self.scratch,
-        );
+        exact::canonical(text_kind, &win[hit.start..hit.end], &mut self.scratch);
         let value = structure::fnv(&self.scratch);
         let seen = self.seen[k].get_or_insert_with(Default::default);
         if seen.len() >= MAX_DISTINCT || seen.insert(value) {
             self.distinct[k] = self.distinct[k].saturating_add(1);
         }
         if self.samples[k].is_none() {
-            let text = &self.window[hit.start..hit.end];
+            let text = &win[hit.start..hit.end];
             let mut s = recognize::sample(text_kind, text);
             if kind != text_kind {
                 s = format!("{} {}", text_kind.name(), s);
@@ -754,10 +868,10 @@ impl ResponseScanner {
             self.samples[k] = Some(s);
         }
         if self.mode == Mode::Redact && !self.rules.allowed(kind) {
-            let start = self.to_orig(self.win_base + hit.start as u64, false);
-            let end = self.to_orig(self.win_base + hit.end as u64, true);
+            let start = self.to_orig(base + hit.start as u64, false);
+            let end = self.to_orig(base + hit.end as u64, true);
             let mut mask = Vec::with_capacity(32);
-            recognize::write_mask(text_kind, &self.window[hit.start..hit.end], &mut mask);
+            recognize::write_mask(text_kind, &win[hit.start..hit.end], &mut mask);
             let mut r = Redaction {
                 start,
                 end,
@@ -773,7 +887,7 @@ impl ResponseScanner {
     /// Replays structure events and record features in document order. Structure events come
     /// out of the byte loop already in order; features come from the searches and are few, so
     /// only they are sorted.
-    fn take_events(&mut self) {
+    fn take_events(&mut self, win: &[u8]) {
         if self.events.is_empty() && self.features.is_empty() {
             return;
         }
@@ -784,7 +898,7 @@ impl ResponseScanner {
                 let feature = self.features[f];
                 f += 1;
                 if let EventKind::Feature(kind) = feature.what {
-                    let text = &self.window[feature.pos..feature.end.min(self.window.len())];
+                    let text = &win[feature.pos..feature.end.min(win.len())];
                     self.structure.feature(kind, text);
                 }
             }
@@ -797,7 +911,7 @@ impl ResponseScanner {
         }
         for feature in &self.features[f..] {
             if let EventKind::Feature(kind) = feature.what {
-                let text = &self.window[feature.pos..feature.end.min(self.window.len())];
+                let text = &win[feature.pos..feature.end.min(win.len())];
                 self.structure.feature(kind, text);
             }
         }

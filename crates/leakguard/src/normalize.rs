@@ -9,6 +9,10 @@
 /// reference here is shorter. Anything longer is not an escape and passes through.
 const MAX_ESCAPE: usize = 32;
 
+/// Bytes after an escape's first byte within which the normaliser has settled it (completed it
+/// or given it up as literal), when no other escape starts in them.
+pub(crate) const ESCAPE_SPAN: usize = MAX_ESCAPE + 1;
+
 /// One decoded escape: `norm_len` normalised bytes at `norm_start` came from `orig_len` original
 /// bytes at `orig_start`. Offsets count from the start of the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,6 +249,12 @@ impl Normalizer {
     pub fn reset(&mut self) {
         self.stash_len = 0;
         self.stash_orig = 0;
+    }
+
+    /// Whether no escape is pending from earlier input, so that the next bytes, if they hold
+    /// no `&` or `\\`, come out unchanged.
+    pub fn is_idle(&self) -> bool {
+        self.stash_len == 0
     }
 
     /// Normalises `input`, whose first byte is at original offset `orig_base`, appending to

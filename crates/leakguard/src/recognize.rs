@@ -832,52 +832,78 @@ pub(crate) fn write_mask(kind: EntityKind, text: &[u8], out: &mut Vec<u8>) {
 }
 
 /// A sample for a finding: enough to recognise the kind and tell findings apart, never the value.
+///
+/// Written byte by byte into one small string: a page with a contact address in its footer asks
+/// for a sample on every response, so this sits on the gateway's per-response path.
 pub(crate) fn sample(kind: EntityKind, text: &[u8]) -> String {
-    let text = String::from_utf8_lossy(text);
-    let keep_last = |n: usize| -> String {
-        let digits: Vec<char> = text.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-        let shown = digits.len().saturating_sub(n);
-        digits
-            .iter()
-            .enumerate()
-            .map(|(i, c)| if i < shown { '*' } else { *c })
-            .collect()
+    let mut out = String::with_capacity(24);
+    let keep_last = |n: usize, out: &mut String| {
+        // Multi-byte characters are never ASCII alphanumerics, so filtering bytes keeps exactly
+        // the characters a filter over the decoded text would.
+        let alphanumeric = || text.iter().copied().filter(u8::is_ascii_alphanumeric);
+        let shown = alphanumeric().count().saturating_sub(n);
+        for (i, b) in alphanumeric().enumerate() {
+            out.push(if i < shown { '*' } else { char::from(b) });
+        }
     };
     match kind {
         EntityKind::Email => {
-            let (local, domain) = text.split_once('@').unwrap_or((&text, ""));
-            let first = local.chars().next().unwrap_or('*');
-            let tld = domain.rsplit('.').next().unwrap_or("");
-            let dfirst = domain.chars().next().unwrap_or('*');
-            format!("{first}***@{dfirst}***.{tld}")
+            let at = memchr::memchr(b'@', text);
+            let (local, domain) = match at {
+                Some(at) => (&text[..at], &text[at + 1..]),
+                None => (text, &text[text.len()..]),
+            };
+            let tld = match memchr::memrchr(b'.', domain) {
+                Some(dot) => &domain[dot + 1..],
+                None => domain,
+            };
+            out.push(first_char(local));
+            out.push_str("***@");
+            out.push(first_char(domain));
+            out.push_str("***.");
+            out.push_str(&String::from_utf8_lossy(tld));
         }
-        EntityKind::Card | EntityKind::Iban | EntityKind::BankAccount => keep_last(4),
-        EntityKind::Phone | EntityKind::NhsNumber => keep_last(3),
-        EntityKind::Postcode => {
-            let outward = text.split(' ').next().unwrap_or("");
-            if outward.len() < text.len() {
-                format!("{outward} ***")
-            } else {
-                "*******".into()
+        EntityKind::Card | EntityKind::Iban | EntityKind::BankAccount => keep_last(4, &mut out),
+        EntityKind::Phone | EntityKind::NhsNumber => keep_last(3, &mut out),
+        EntityKind::Postcode => match memchr::memchr(b' ', text) {
+            Some(space) => {
+                out.push_str(&String::from_utf8_lossy(&text[..space]));
+                out.push_str(" ***");
+            }
+            None => out.push_str("*******"),
+        },
+        EntityKind::DateOfBirth => {
+            let digits = text.iter().filter(|b| b.is_ascii_digit()).count();
+            out.push_str("**/**/");
+            if digits >= 4 {
+                text.iter()
+                    .filter(|b| b.is_ascii_digit())
+                    .skip(digits - 4)
+                    .for_each(|b| out.push(char::from(*b)));
             }
         }
-        EntityKind::DateOfBirth => {
-            let year: String = text.chars().filter(|c| c.is_ascii_digit()).collect();
-            let year = if year.len() >= 4 {
-                &year[year.len() - 4..]
-            } else {
-                ""
-            };
-            format!("**/**/{year}")
-        }
         EntityKind::NiNumber => {
-            let prefix: String = text.chars().take(2).collect();
-            format!("{prefix}******?")
+            out.extend(String::from_utf8_lossy(text).chars().take(2));
+            out.push_str("******?");
         }
         _ => {
-            let first = text.chars().next().unwrap_or('*');
-            format!("{first}***")
+            out.push(first_char(text));
+            out.push_str("***");
         }
+    }
+    out
+}
+
+/// The first character of `text` read as UTF-8 (a replacement character if it is not), or `*`
+/// when there is none.
+fn first_char(text: &[u8]) -> char {
+    match text.first() {
+        None => '*',
+        Some(b) if b.is_ascii() => char::from(*b),
+        Some(_) => String::from_utf8_lossy(&text[..text.len().min(4)])
+            .chars()
+            .next()
+            .unwrap_or('*'),
     }
 }
 
@@ -936,6 +962,38 @@ mod tests {
         assert_eq!(parse_date(b"31/02/2019"), None);
         assert_eq!(parse_date(b"November 19th, 2019"), Some(2019));
         assert_eq!(parse_date(b"19 Widget 2019"), None);
+    }
+
+    #[test]
+    fn samples_show_the_kind_and_never_the_value() {
+        let cases: &[(EntityKind, &[u8], &str)] = &[
+            (
+                EntityKind::Email,
+                b"press.office@fairshare.example",
+                "p***@f***.example",
+            ),
+            (EntityKind::Email, b"@", "****@****."),
+            (EntityKind::Card, b"4111 1111 1111 1111", "************1111"),
+            (EntityKind::Phone, b"020 7946 0000", "********000"),
+            (EntityKind::NhsNumber, b"943 476 5919", "*******919"),
+            (EntityKind::Postcode, b"SW1A 1AA", "SW1A ***"),
+            (EntityKind::Postcode, b"SW1A1AA", "*******"),
+            (EntityKind::DateOfBirth, b"19 November 1987", "**/**/1987"),
+            (EntityKind::DateOfBirth, b"19/11/87", "**/**/1187"),
+            (EntityKind::DateOfBirth, b"19 Nov", "**/**/"),
+            (EntityKind::NiNumber, b"QQ 12 34 56 C", "QQ******?"),
+            (EntityKind::Canary, "\u{c9}lodie".as_bytes(), "\u{c9}***"),
+            (EntityKind::Canary, b"\xff\xfe", "\u{fffd}***"),
+            (EntityKind::Canary, b"", "****"),
+        ];
+        for (kind, text, want) in cases {
+            assert_eq!(
+                sample(*kind, text),
+                *want,
+                "{kind:?} {:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
     }
 
     #[test]

@@ -458,4 +458,43 @@ mod tests {
             assert_eq!(feature, crate::special::FEATURES.member[b], "byte {b:#04x}");
         }
     }
+
+    /// The finder skips digits glued inside words on the promise that the scan would do nothing
+    /// with them: such a digit is a one-digit run that triggers no searcher and no feature.
+    #[test]
+    fn a_glued_digit_is_a_run_that_triggers_nothing() {
+        let rec = crate::recognize::Recognizers::new().unwrap();
+        let mut glued_seen = 0;
+        for seed in 1..300u64 {
+            let text = crate::special::tests::sample_text(seed, 400);
+            let scan = super::WindowScan {
+                rec: &rec,
+                win: &text,
+                from: 0,
+                to: text.len(),
+                structure: true,
+            };
+            for i in 0..text.len() {
+                if !(text[i].is_ascii_digit() && crate::special::glued(&text, i)) {
+                    continue;
+                }
+                glued_seen += 1;
+                let mut pending = super::Pending {
+                    ranges: [(0, 0); super::SEARCHERS],
+                };
+                let (mut hits, mut features) = (Vec::new(), Vec::new());
+                let end = scan.digit_run(i, &mut pending, &mut hits, &mut features);
+                assert_eq!(end, i + 1, "seed {seed} at {i}");
+                assert!(
+                    pending.ranges.iter().all(|(lo, hi)| hi <= lo),
+                    "seed {seed} at {i}"
+                );
+                assert!(hits.is_empty() && features.is_empty(), "seed {seed} at {i}");
+            }
+        }
+        assert!(
+            glued_seen > 1000,
+            "the sample text has too few glued digits: {glued_seen}"
+        );
+    }
 }

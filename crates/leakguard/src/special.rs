@@ -2,45 +2,62 @@
 //!
 //! Almost every byte of a page is ordinary text, and the scanner's cost on a clean page was
 //! mostly the loop that steps over it. On x86-64 with AVX2 this looks at 32 bytes per step with
-//! the nibble-table test: a byte is special when the table entry of its low nibble and the one of
-//! its high nibble share a bit. The special set has exactly eight distinct high nibbles, so one
+//! the nibble-table test: a byte is in a set when the table entry of its low nibble and the one
+//! of its high nibble share a bit. Each set here has at most eight distinct high nibbles, so one
 //! bit per high nibble makes the test exact, not a superset. Elsewhere, and for the last bytes of
-//! a window, a 256-entry table is read per byte.
+//! a window, tables of 256 entries are read per byte.
+//!
+//! A digit glued inside a word (`<h2>`, `utf8"`, `md5(`) is not a stop, although digits are
+//! members of both sets: a lowercase letter before it and, after it, a byte that neither carries
+//! a number on (a digit or a separator) nor starts a postcode's letters (an uppercase letter).
+//! The scan would read such a digit as a one-digit run with no identifier's shape and do nothing
+//! with it, so skipping it changes no result; it only spares a stop, and stops are what a clean
+//! page's scan costs (the heading tags of an ordinary page are most of its digits).
 
-/// A set of bytes the scanner stops at, with its nibble table for the vector search.
+/// A set of bytes, with the nibble tables of the vector test.
 pub(crate) struct ByteSet {
     pub member: [bool; 256],
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    /// For each low nibble, the bits of the high nibbles ([`HIGH`]) that make a member with it.
-    low: [u8; 16],
+    /// Both tables twice over, one copy per 128-bit lane: for each low nibble the bits of the
+    /// high nibbles that make a member with it, then each high nibble's own bit.
+    low: [u8; 32],
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    high: [u8; 32],
 }
 
-const fn byte_set(digits: bool, others: &[u8]) -> ByteSet {
+const fn byte_set(digits: bool, uppercase: bool, others: &[u8]) -> ByteSet {
     let mut member = [false; 256];
-    if digits {
-        let mut d = b'0';
-        while d <= b'9' {
-            member[d as usize] = true;
-            d += 1;
-        }
+    let mut b = 0usize;
+    while b < 256 {
+        member[b] =
+            (digits && (b as u8).is_ascii_digit()) || (uppercase && (b as u8).is_ascii_uppercase());
+        b += 1;
     }
     let mut k = 0;
     while k < others.len() {
         member[others[k] as usize] = true;
         k += 1;
     }
-    let mut low = [0u8; 16];
-    let mut b = 0usize;
+    // One bit per high nibble that has members, in order; a ninth would need another table.
+    let mut high = [0u8; 32];
+    let mut next_bit = 0u32;
+    let mut low = [0u8; 32];
+    b = 0;
     while b < 256 {
         if member[b] {
-            // Every member's high nibble has its own bit; a set beyond these eight high
-            // nibbles would need another table.
-            assert!(HIGH[b >> 4] != 0);
-            low[b & 15] |= HIGH[b >> 4];
+            let h = b >> 4;
+            if high[h] == 0 {
+                assert!(next_bit < 8);
+                high[h] = 1 << next_bit;
+                high[h + 16] = 1 << next_bit;
+                next_bit += 1;
+            }
+            low[b & 15] |= high[h];
+            low[(b & 15) + 16] |= high[h];
         }
         b += 1;
     }
-    ByteSet { member, low }
+    ByteSet { member, low, high }
 }
 
 /// Every byte where something can start: identifiers (digits, `@`, the currency signs' lead
@@ -48,16 +65,34 @@ const fn byte_set(digits: bool, others: &[u8]) -> ByteSet {
 /// (checked by a test).
 pub(crate) static EVERY: ByteSet = byte_set(
     true,
+    false,
     &[b'@', b'<', b'{', b'}', b'[', b']', b'\n', b'$', 0xC2, 0xE2],
 );
 
 /// Only where identifiers and record features can start: what a scan without the structure
 /// looks at.
-pub(crate) static FEATURES: ByteSet = byte_set(true, &[b'@', b'$', 0xC2, 0xE2]);
+pub(crate) static FEATURES: ByteSet = byte_set(true, false, &[b'@', b'$', 0xC2, 0xE2]);
 
-/// Bit per high nibble of [`EVERY`]: 0x0 `\n`, 0x2 `$`, 0x3 digits and `<`, 0x4 `@`,
-/// 0x5 `[` `]`, 0x7 `{` `}`, 0xC and 0xE the lead bytes of `£` and `€`.
-const HIGH: [u8; 16] = [1, 0, 2, 4, 8, 16, 0, 32, 0, 0, 0, 0, 64, 0, 128, 0];
+/// What may follow a digit for the run to go on or to matter: digits, the separators a run
+/// joins over, and uppercase letters (`1AA`, a postcode's inward code).
+static CONTINUES: ByteSet = byte_set(true, true, b" ,-./");
+
+/// Whether the digit at `hay[i]` sits glued inside a word, so that no identifier starts there.
+#[inline]
+pub(crate) fn glued(hay: &[u8], i: usize) -> bool {
+    i > 0
+        && hay[i - 1].is_ascii_lowercase()
+        && hay
+            .get(i + 1)
+            .is_some_and(|b| !CONTINUES.member[*b as usize])
+}
+
+/// Whether the scan stops at `hay[i]`.
+#[inline]
+fn stops(set: &ByteSet, hay: &[u8], i: usize) -> bool {
+    let b = hay[i];
+    set.member[b as usize] && !(b.is_ascii_digit() && glued(hay, i))
+}
 
 /// Where a window's scan looks for the next byte of a set; chosen once per window.
 #[derive(Clone, Copy)]
@@ -76,7 +111,8 @@ impl Finder {
         }
     }
 
-    /// The position of the first member of the set in `hay` at or after `from`, or `hay.len()`.
+    /// The position of the first stop in `hay` at or after `from`, or `hay.len()`: a member of
+    /// the set that is not a digit glued inside a word.
     #[inline]
     pub fn next(self, hay: &[u8], from: usize) -> usize {
         #[cfg(target_arch = "x86_64")]
@@ -90,7 +126,7 @@ impl Finder {
 
 fn next_scalar(set: &ByteSet, hay: &[u8], from: usize) -> usize {
     let mut i = from.min(hay.len());
-    while i < hay.len() && !set.member[hay[i] as usize] {
+    while i < hay.len() && !stops(set, hay, i) {
         i += 1;
     }
     i
@@ -100,30 +136,49 @@ fn next_scalar(set: &ByteSet, hay: &[u8], from: usize) -> usize {
 #[target_feature(enable = "avx2")]
 unsafe fn next_avx2(set: &ByteSet, hay: &[u8], from: usize) -> usize {
     use std::arch::x86_64::*;
-    let table = |t: &[u8; 16]| {
-        let mut both = [0u8; 32];
-        both[..16].copy_from_slice(t);
-        both[16..].copy_from_slice(t);
-        // SAFETY: `both` is 32 readable bytes; the load is unaligned.
-        unsafe { _mm256_loadu_si256(both.as_ptr().cast()) }
-    };
-    let low_table = table(&set.low);
-    let high_table = table(&HIGH);
-    let nibble = _mm256_set1_epi8(0x0F);
-    let zero = _mm256_setzero_si256();
-    let mut i = from;
-    while i + 32 <= hay.len() {
-        // SAFETY: `i + 32 <= hay.len()`, so the 32 bytes read are inside `hay`.
-        let v = unsafe { _mm256_loadu_si256(hay.as_ptr().add(i).cast()) };
+    // SAFETY (all loads below): each reads 32 bytes from a 32-byte table or from `hay` at an
+    // offset checked to leave 32 readable bytes; the loads are unaligned.
+    let members = |v: __m256i, set: &ByteSet| -> u32 {
+        let nibble = _mm256_set1_epi8(0x0F);
+        let low_table = unsafe { _mm256_loadu_si256(set.low.as_ptr().cast()) };
+        let high_table = unsafe { _mm256_loadu_si256(set.high.as_ptr().cast()) };
         let low = _mm256_shuffle_epi8(low_table, _mm256_and_si256(v, nibble));
         let high = _mm256_shuffle_epi8(
             high_table,
             _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble),
         );
-        let ordinary = _mm256_cmpeq_epi8(_mm256_and_si256(low, high), zero);
-        let special = !(_mm256_movemask_epi8(ordinary) as u32);
+        let outside = _mm256_cmpeq_epi8(_mm256_and_si256(low, high), _mm256_setzero_si256());
+        !(_mm256_movemask_epi8(outside) as u32)
+    };
+    // Bytes in `first..=last` (both below 0x80, so the signed comparisons are exact).
+    let within = |v: __m256i, first: u8, last: u8| -> u32 {
+        let above = _mm256_cmpgt_epi8(v, _mm256_set1_epi8(first as i8 - 1));
+        let below = _mm256_cmpgt_epi8(_mm256_set1_epi8(last as i8 + 1), v);
+        _mm256_movemask_epi8(_mm256_and_si256(above, below)) as u32
+    };
+    let mut i = from;
+    // The glued test reads the byte before each one, so the first byte of a window is tested
+    // on its own.
+    if i == 0 && !hay.is_empty() {
+        if stops(set, hay, 0) {
+            return 0;
+        }
+        i = 1;
+    }
+    while i >= 1 && i + 33 <= hay.len() {
+        let v = unsafe { _mm256_loadu_si256(hay.as_ptr().add(i).cast()) };
+        let mut special = members(v, set);
         if special != 0 {
-            return i + special.trailing_zeros() as usize;
+            let digits = special & within(v, b'0', b'9');
+            if digits != 0 {
+                let before = unsafe { _mm256_loadu_si256(hay.as_ptr().add(i - 1).cast()) };
+                let after = unsafe { _mm256_loadu_si256(hay.as_ptr().add(i + 1).cast()) };
+                let glued = within(before, b'a', b'z') & !members(after, &CONTINUES);
+                special &= !(digits & glued);
+            }
+            if special != 0 {
+                return i + special.trailing_zeros() as usize;
+            }
         }
         i += 32;
     }
@@ -131,7 +186,7 @@ unsafe fn next_avx2(set: &ByteSet, hay: &[u8], from: usize) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -141,7 +196,7 @@ mod tests {
             for b in 0..=255u8 {
                 // The byte at each offset of a block and past the block edge, in ordinary text.
                 for at in [0usize, 5, 31, 32, 33, 63, 70] {
-                    let mut hay = vec![b'a'; 80];
+                    let mut hay = vec![b' '; 80];
                     hay[at] = b;
                     let want = if set.member[b as usize] {
                         at
@@ -180,5 +235,65 @@ mod tests {
         assert_eq!(found, want);
         assert_eq!(finder.next(hay, hay.len()), hay.len());
         assert_eq!(finder.next(b"", 0), 0);
+    }
+
+    /// A deterministic stream of bytes drawn from text that exercises the glued test: letters
+    /// of both cases, digits, separators and markup.
+    pub(crate) fn sample_text(seed: u64, len: usize) -> Vec<u8> {
+        const ALPHABET: &[u8] = b"ahz AZ09 5 -./,<>\"@$\n{}[]\xc2\xa3h2utf8";
+        let mut state = seed | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                ALPHABET[(state % ALPHABET.len() as u64) as usize]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn digits_glued_inside_words_are_not_stops() {
+        let finder = Finder::new(&FEATURES);
+        let stops_in = |text: &[u8]| -> Vec<usize> {
+            let mut found = Vec::new();
+            let mut i = 0;
+            while i < text.len() {
+                i = finder.next(text, i);
+                if i < text.len() {
+                    found.push(i);
+                    i += 1;
+                }
+            }
+            found
+        };
+        // Heading tags and identifiers: no stop.
+        assert_eq!(
+            stops_in(b"<h2>Campaign</h2> utf8\" md5( x2y"),
+            Vec::<usize>::new()
+        );
+        // Digits that start or carry on a number, or a postcode's inward code, stay stops.
+        assert_eq!(stops_in(b"SW1A 1AA"), vec![2, 5]);
+        assert_eq!(
+            stops_in(b"v1.2 ab12 call07700"),
+            vec![1, 3, 7, 8, 14, 15, 16, 17, 18]
+        );
+        assert_eq!(stops_in(b"2 h2"), vec![0, 3]);
+    }
+
+    #[test]
+    fn the_vector_and_byte_searches_agree() {
+        for seed in 1..200u64 {
+            let text = sample_text(seed, 1 + (seed as usize * 37) % 300);
+            for set in [&EVERY, &FEATURES] {
+                let finder = Finder::new(set);
+                for from in 0..=text.len() {
+                    let want = next_scalar(set, &text, from);
+                    assert_eq!(finder.next(&text, from), want, "seed {seed} from {from}");
+                    let first = (from..text.len()).find(|&k| stops(set, &text, k));
+                    assert_eq!(want, first.unwrap_or(text.len()), "seed {seed} from {from}");
+                }
+            }
+        }
     }
 }

@@ -25,14 +25,35 @@ fn evaluation_targets_hold_on_a_small_corpus() {
 fn chunking_never_changes_the_result() {
     use rampart_leakguard::{Action, RoutePolicy};
     let guard = LeakGuard::new(GuardConfig::default()).unwrap();
-    let docs = corpus::generate(99, 40, 30);
+    let mut docs = corpus::generate(99, 40, 30);
+    // Long bodies too, documents strung together to 40 KB and more: whole, or in chunks of
+    // 9,000 and 20,000 bytes, their clean runs are scanned in place rather than copied, and the
+    // result must not change.
+    let long: Vec<corpus::Doc> = (0..6)
+        .map(|first| {
+            let mut body = String::new();
+            for doc in docs.iter().cycle().skip(first * 7) {
+                if body.len() > 40_000 {
+                    break;
+                }
+                body.push_str(&doc.body);
+            }
+            corpus::Doc {
+                format: docs[first * 7].format,
+                body,
+                planted: Vec::new(),
+                donor_records: None,
+            }
+        })
+        .collect();
+    docs.extend(long);
     for policy in [
         RoutePolicy::with_action(Action::Redact),
         RoutePolicy::with_action(Action::Alert),
     ] {
         for doc in &docs {
             let mut reference = None;
-            for chunk in [usize::MAX, 1, 3, 64, 1000, 2500] {
+            for chunk in [usize::MAX, 1, 3, 64, 1000, 2500, 9000, 20_000] {
                 let mut scanner = guard.scanner(&policy);
                 let mut out = Vec::new();
                 for piece in doc.body.as_bytes().chunks(chunk.min(doc.body.len()).max(1)) {
