@@ -99,7 +99,7 @@ struct CacheFill {
 
 /// The leak guard's view of one streamed response.
 struct LeakState {
-    scanner: rampart_leakguard::ResponseScanner,
+    scanner: Box<rampart_leakguard::ResponseScanner>,
     decoder: Option<rampart_decode::LayeredDecoder>,
     /// Redact routes send the scanner's output (decoded, masked); the
     /// others send the upstream's bytes untouched.

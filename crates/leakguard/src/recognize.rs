@@ -114,11 +114,9 @@ pub(crate) enum Feature {
 pub(crate) struct Recognizers {
     card: Regex,
     nhs: Regex,
-    phone: Regex,
     iban: Regex,
     ni: Regex,
     sort_code: Regex,
-    email: Regex,
     postcode: Regex,
     date: Regex,
     amount: Regex,
@@ -129,6 +127,18 @@ pub(crate) struct Recognizers {
     context: AhoCorasick,
     context_bits: Vec<u32>,
 }
+
+/// The UK telephone numbers [`find_phone`] finds, as a regular expression: the definition it is
+/// checked against. Digits are ASCII: a number written with other digits would fail the
+/// national-number check anyway.
+#[cfg(test)]
+const PHONE_PATTERN: &str =
+    r"(?:(?:\+|00)44 ?(?:\(0\) ?)?|\(?0)[0-9]{2,4}\)?[ .-]?[0-9]{3,4}[ .-]?[0-9]{3,4}(?-u:\b)";
+
+/// The email addresses [`find_email`] finds, as a regular expression: the definition it is
+/// checked against (a property test compares the two on generated text).
+#[cfg(test)]
+const EMAIL_PATTERN: &str = r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?){0,4}\.[A-Za-z]{2,18}(?-u:\b)";
 
 fn build(pattern: &str) -> Result<Regex, String> {
     Regex::new(pattern).map_err(|e| format!("{pattern}: {e}"))
@@ -148,15 +158,9 @@ impl Recognizers {
         Ok(Recognizers {
             card: build(r"(?-u:\b)(?:\d[ -]?){12,18}\d(?-u:\b)")?,
             nhs: build(r"(?-u:\b)\d{3}[ -]?\d{3}[ -]?\d{4}(?-u:\b)")?,
-            phone: build(
-                r"(?:(?:\+|00)44 ?(?:\(0\) ?)?|\(?0)\d{2,4}\)?[ .-]?\d{3,4}[ .-]?\d{3,4}(?-u:\b)",
-            )?,
             iban: build(r"(?-u:\b)[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?-u:\b)")?,
             ni: build(r"(?-u:\b)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D](?-u:\b)")?,
             sort_code: build(r"(?-u:\b)\d{2}[- ]\d{2}[- ]\d{2}(?-u:\b)")?,
-            email: build(
-                r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?){0,4}\.[A-Za-z]{2,18}(?-u:\b)",
-            )?,
             postcode: build(
                 r"(?-u:\b)(?:[A-PR-UWYZ](?:\d{1,2}|[A-HK-Y]\d{1,2}|\d[A-HJKPSTUW]|[A-HK-Y]\d[ABEHMNPRVWXY]) ?\d[ABD-HJLNP-UW-Z]{2}|GIR ?0AA)(?-u:\b)",
             )?,
@@ -313,15 +317,35 @@ impl Recognizers {
                     }
                 }
             }
+            Searcher::Email | Searcher::Phone => {
+                let (find, kind): (fn(&[u8], usize, usize) -> Option<(usize, usize)>, _) =
+                    if searcher == Searcher::Email {
+                        (find_email, EntityKind::Email)
+                    } else {
+                        (find_phone, EntityKind::Phone)
+                    };
+                let mut at = lo;
+                while let Some((s, e)) = find(win, at, hi) {
+                    at = e;
+                    if !ok(s) {
+                        continue;
+                    }
+                    if let Some((s, e)) = self.confirm(kind, win, s, e) {
+                        found(Candidate {
+                            start: s,
+                            end: e,
+                            kind,
+                        });
+                    }
+                }
+            }
             _ => {
                 let (regex, kind) = match searcher {
                     Searcher::Card => (&self.card, EntityKind::Card),
                     Searcher::Nhs => (&self.nhs, EntityKind::NhsNumber),
-                    Searcher::Phone => (&self.phone, EntityKind::Phone),
                     Searcher::Iban => (&self.iban, EntityKind::Iban),
                     Searcher::Ni => (&self.ni, EntityKind::NiNumber),
                     Searcher::Bank => (&self.sort_code, EntityKind::BankAccount),
-                    Searcher::Email => (&self.email, EntityKind::Email),
                     _ => (&self.postcode, EntityKind::Postcode),
                 };
                 for m in regex.find_iter(input) {
@@ -536,6 +560,184 @@ impl Recognizers {
         }
         None
     }
+}
+
+/// The next email address in `win[from..hi]`, as the leftmost-first match of [`EMAIL_PATTERN`]
+/// would find it: a local part of 1 to 64 of `A-Za-z0-9._%+-`, `@`, one to five labels of
+/// letters, digits and inner hyphens (at most 32 long) joined by dots, a dot, a top-level domain
+/// of 2 to 18 letters, and a word boundary (which may look at `win[hi]`).
+///
+/// Written out rather than run as a regular expression because it runs on nearly every page:
+/// the contact address in a footer. The work per `@` is a few short runs of bytes, whatever the
+/// text.
+pub(crate) fn find_email(win: &[u8], from: usize, hi: usize) -> Option<(usize, usize)> {
+    let hi = hi.min(win.len());
+    let is_local =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-');
+    let mut search = from;
+    while search < hi {
+        let at = search + memchr::memchr(b'@', &win[search..hi])?;
+        search = at + 1;
+        // The leftmost start: as far back as local-part bytes go, at most 64, not before `from`.
+        let floor = from.max(at.saturating_sub(64));
+        let mut start = at;
+        while start > floor && is_local(win[start - 1]) {
+            start -= 1;
+        }
+        if start == at {
+            continue;
+        }
+        if let Some(end) = email_domain(win, at + 1, hi) {
+            return Some((start, end));
+        }
+    }
+    None
+}
+
+/// The end of the domain that starts at `p`, or `None`.
+///
+/// After a label comes either another label or the top-level domain, and both begin with a dot,
+/// so a label can only end where a dot follows it: at the end of its run of letters, digits and
+/// hyphens. Each label therefore has at most one way to match, the labels form one chain, and
+/// the pattern's preference (as many labels as it can take, then the longest top-level domain)
+/// is tried from the longest chain down.
+fn email_domain(win: &[u8], p: usize, hi: usize) -> Option<usize> {
+    // The dot after each label of the chain: the first label and up to four more.
+    let mut dots = [0usize; 5];
+    let mut labels = 0;
+    let mut q = p;
+    while labels < dots.len() {
+        let Some(dot) = label_then_dot(win, q, hi) else {
+            break;
+        };
+        dots[labels] = dot;
+        labels += 1;
+        q = dot + 1;
+    }
+    dots[..labels].iter().rev().find_map(|&dot| {
+        // `[A-Za-z]{2,18}` then a word boundary: only the whole run of letters can end at one.
+        let letters = win[dot + 1..hi]
+            .iter()
+            .take_while(|b| b.is_ascii_alphabetic())
+            .count();
+        let end = dot + 1 + letters;
+        let boundary = !win
+            .get(end)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+        ((2..=18).contains(&letters) && boundary).then_some(end)
+    })
+}
+
+/// The dot after a label starting at `p` (`[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?`),
+/// if the label can end where a dot follows it.
+fn label_then_dot(win: &[u8], p: usize, hi: usize) -> Option<usize> {
+    if p >= hi || !win[p].is_ascii_alphanumeric() {
+        return None;
+    }
+    let run = win[p + 1..hi]
+        .iter()
+        .take(32)
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-')
+        .count();
+    let dot = p + 1 + run;
+    let fits = run <= 31 && (run == 0 || win[p + run].is_ascii_alphanumeric());
+    (fits && dot < hi && win[dot] == b'.').then_some(dot)
+}
+
+/// The next UK telephone number in `win[from..hi]`, as the leftmost-first match of
+/// [`PHONE_PATTERN`] would find it: `+44` or `0044` (then an optional space and `(0)`), or `0`
+/// or `(0`; then groups of 2 to 4, 3 to 4 and 3 to 4 digits, with an optional `)` after the
+/// first and an optional space, dot or hyphen between them; then a word boundary. Written out
+/// for the same reason as [`find_email`]; each start tries at most a few hundred short paths.
+pub(crate) fn find_phone(win: &[u8], from: usize, hi: usize) -> Option<(usize, usize)> {
+    let hi = hi.min(win.len());
+    let mut start = from;
+    while start < hi {
+        start += memchr::memchr3(b'+', b'0', b'(', &win[start..hi])?;
+        if let Some(end) = phone_at(win, start, hi) {
+            return Some((start, end));
+        }
+        start += 1;
+    }
+    None
+}
+
+/// The end of the telephone number that starts at `s`, in the pattern's order of preference.
+fn phone_at(win: &[u8], s: usize, hi: usize) -> Option<usize> {
+    let byte = |i: usize| (i < hi).then(|| win[i]);
+    // `(?:\+|00)44 ?(?:\(0\) ?)?`: each optional part present first.
+    let international = match byte(s) {
+        Some(b'+') => Some(s + 1),
+        Some(b'0') if byte(s + 1) == Some(b'0') => Some(s + 2),
+        _ => None,
+    }
+    .filter(|&q| byte(q) == Some(b'4') && byte(q + 1) == Some(b'4'));
+    if let Some(q) = international.map(|q| q + 2) {
+        for q1 in optional(q, byte(q) == Some(b' ')) {
+            let trunk =
+                byte(q1) == Some(b'(') && byte(q1 + 1) == Some(b'0') && byte(q1 + 2) == Some(b')');
+            if trunk {
+                for q2 in optional(q1 + 3, byte(q1 + 3) == Some(b' ')) {
+                    if let Some(end) = phone_groups(win, q2, hi) {
+                        return Some(end);
+                    }
+                }
+            }
+            if let Some(end) = phone_groups(win, q1, hi) {
+                return Some(end);
+            }
+        }
+    }
+    // `\(?0`.
+    match (byte(s), byte(s + 1)) {
+        (Some(b'('), Some(b'0')) => phone_groups(win, s + 2, hi),
+        (Some(b'0'), _) => phone_groups(win, s + 1, hi),
+        _ => None,
+    }
+}
+
+/// `[0-9]{2,4}\)?[ .-]?[0-9]{3,4}[ .-]?[0-9]{3,4}` and a word boundary from `p`: the end of
+/// the first way that matches, longest groups and present options first.
+fn phone_groups(win: &[u8], p: usize, hi: usize) -> Option<usize> {
+    let byte = |i: usize| (i < hi).then(|| win[i]);
+    let digits = |i: usize| {
+        win[i.min(hi)..hi]
+            .iter()
+            .take(4)
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    };
+    let separator = |i: usize| matches!(byte(i), Some(b' ' | b'.' | b'-'));
+    for n1 in (2..=digits(p)).rev() {
+        let p1 = p + n1;
+        for p2 in optional(p1, byte(p1) == Some(b')')) {
+            for p3 in optional(p2, separator(p2)) {
+                for n2 in (3..=digits(p3)).rev() {
+                    let p4 = p3 + n2;
+                    for p5 in optional(p4, separator(p4)) {
+                        for n3 in (3..=digits(p5)).rev() {
+                            let end = p5 + n3;
+                            if !win
+                                .get(end)
+                                .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                            {
+                                return Some(end);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The positions after an optional one-byte part at `at`: past it first when it is there.
+fn optional(at: usize, present: bool) -> impl Iterator<Item = usize> {
+    present
+        .then_some(at + 1)
+        .into_iter()
+        .chain(std::iter::once(at))
 }
 
 fn word_bounded(win: &[u8], s: usize, e: usize) -> bool {
@@ -962,6 +1164,166 @@ mod tests {
         assert_eq!(parse_date(b"31/02/2019"), None);
         assert_eq!(parse_date(b"November 19th, 2019"), Some(2019));
         assert_eq!(parse_date(b"19 Widget 2019"), None);
+    }
+
+    /// The written-out email matcher finds exactly what its pattern finds, on text made of the
+    /// characters that matter to it, including long labels, runs of dots and hyphens, and spans
+    /// that cut an address off.
+    #[test]
+    fn the_email_matcher_is_its_pattern() {
+        let regex = Regex::new(EMAIL_PATTERN).unwrap();
+        let pieces: &[&[u8]] = &[
+            b"a",
+            b"b",
+            b"Z",
+            b"9",
+            b"-",
+            b".",
+            b"@",
+            b"_",
+            b"+",
+            b" ",
+            b"co",
+            b"uk",
+            b"ex",
+            b"example",
+            b"press",
+            b"-x-",
+            b"..",
+            b"@@",
+            b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            b"x.y.z.w.v.u",
+            b"<",
+            b"\xc3\xa9",
+            b"abcdefghijklmnopqrst",
+            b".com",
+            b".org",
+            b"@example",
+            b"@x",
+            b"a@b.co",
+            b".co.uk",
+            b"-mail",
+            b"@a-b.c-d",
+        ];
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut compared = 0;
+        for _ in 0..20_000 {
+            let mut text = Vec::new();
+            for _ in 0..1 + next(40) {
+                text.extend_from_slice(pieces[next(pieces.len())]);
+            }
+            let lo = next(text.len() / 2 + 1);
+            let hi = text.len() - next(text.len() / 4 + 1);
+            let want: Vec<(usize, usize)> = if lo <= hi {
+                regex
+                    .find_iter(Input::new(&text).range(lo..hi))
+                    .map(|m| (m.start(), m.end()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let mut got = Vec::new();
+            let mut at = lo;
+            while lo <= hi {
+                let Some((s, e)) = find_email(&text, at, hi) else {
+                    break;
+                };
+                got.push((s, e));
+                at = e;
+            }
+            compared += want.len();
+            assert_eq!(
+                got,
+                want,
+                "{:?} in {lo}..{hi}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+        assert!(
+            compared > 1000,
+            "too few addresses in the generated text: {compared}"
+        );
+    }
+
+    /// The written-out telephone matcher finds exactly what its pattern finds.
+    #[test]
+    fn the_phone_matcher_is_its_pattern() {
+        let regex = Regex::new(PHONE_PATTERN).unwrap();
+        let pieces: &[&[u8]] = &[
+            b"0",
+            b"1",
+            b"7",
+            b"44",
+            b"+",
+            b"00",
+            b"(",
+            b")",
+            b"(0)",
+            b" ",
+            b".",
+            b"-",
+            b"a",
+            b"_",
+            b"020",
+            b"7946",
+            b"0000",
+            b"+44",
+            b"0044",
+            b"07700",
+            b"900",
+            b"123456",
+            b"\xd9\xa1",
+        ];
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut compared = 0;
+        for _ in 0..20_000 {
+            let mut text = Vec::new();
+            for _ in 0..1 + next(30) {
+                text.extend_from_slice(pieces[next(pieces.len())]);
+            }
+            let lo = next(text.len() / 2 + 1);
+            let hi = text.len() - next(text.len() / 4 + 1);
+            let want: Vec<(usize, usize)> = if lo <= hi {
+                regex
+                    .find_iter(Input::new(&text).range(lo..hi))
+                    .map(|m| (m.start(), m.end()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let mut got = Vec::new();
+            let mut at = lo;
+            while lo <= hi {
+                let Some((s, e)) = find_phone(&text, at, hi) else {
+                    break;
+                };
+                got.push((s, e));
+                at = e;
+            }
+            compared += want.len();
+            assert_eq!(
+                got,
+                want,
+                "{:?} in {lo}..{hi}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+        assert!(
+            compared > 1000,
+            "too few numbers in the generated text: {compared}"
+        );
     }
 
     #[test]
