@@ -195,8 +195,8 @@ pub(crate) mod tests {
             let finder = Finder::new(set);
             for b in 0..=255u8 {
                 // The byte at each offset of a block and past the block edge, in ordinary text.
-                for at in [0usize, 5, 31, 32, 33, 63, 70] {
-                    let mut hay = vec![b' '; 80];
+                for at in [0usize, 5, 31, 32, 33, 63, 64, 65, 70, 97, 128, 140] {
+                    let mut hay = vec![b' '; 150];
                     hay[at] = b;
                     let want = if set.member[b as usize] {
                         at
