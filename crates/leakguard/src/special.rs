@@ -10,9 +10,12 @@
 //! A digit glued inside a word (`<h2>`, `utf8"`, `md5(`) is not a stop, although digits are
 //! members of both sets: a lowercase letter before it and, after it, a byte that neither carries
 //! a number on (a digit or a separator) nor starts a postcode's letters (an uppercase letter).
-//! The scan would read such a digit as a one-digit run with no identifier's shape and do nothing
-//! with it, so skipping it changes no result; it only spares a stop, and stops are what a clean
-//! page's scan costs (the heading tags of an ordinary page are most of its digits).
+//! Nor are the digits of a quiet number: one to three of them, then a byte that neither carries
+//! a number on nor starts a postcode's letters, with no colon just before (`update 12</h2>`,
+//! `7pm`, `42rem`). The scan would read either as a short run with no identifier's shape and do
+//! nothing with it, so skipping them changes no result (a scan test holds it to that); it only
+//! spares stops, and stops are what a clean page's scan costs: each is a branch the CPU could
+//! not predict, and the headings and small numbers of an ordinary page are most of its digits.
 
 /// A set of bytes, with the nibble tables of the vector test.
 pub(crate) struct ByteSet {
@@ -87,11 +90,37 @@ pub(crate) fn glued(hay: &[u8], i: usize) -> bool {
             .is_some_and(|b| !CONTINUES.member[*b as usize])
 }
 
-/// Whether the scan stops at `hay[i]`.
+/// Whether the digit at `hay[i]` belongs to a quiet number: one to three digits, then a byte
+/// that neither carries a number on nor starts a postcode's letters, and no colon in the four
+/// bytes before (where a JSON value's key would end). `update 12</h2>`, `7pm`, `42rem`.
+#[inline]
+pub(crate) fn quiet(hay: &[u8], i: usize) -> bool {
+    let digit = |k: usize| hay[k].is_ascii_digit();
+    if !digit(i) {
+        return false;
+    }
+    let mut start = i;
+    while start > 0 && digit(start - 1) && i - start < 3 {
+        start -= 1;
+    }
+    let mut last = i;
+    while last + 1 < hay.len() && digit(last + 1) && last - start < 3 {
+        last += 1;
+    }
+    let whole = !(start > 0 && digit(start - 1));
+    let after = hay.get(last + 1).copied();
+    whole
+        && last - start < 3
+        && after.is_some_and(|b| !CONTINUES.member[b as usize])
+        && !hay[start.saturating_sub(4)..start].contains(&b':')
+}
+
+/// Whether the scan stops at `hay[i]`: a member of the set, except a digit glued inside a word
+/// or in a quiet number.
 #[inline]
 fn stops(set: &ByteSet, hay: &[u8], i: usize) -> bool {
     let b = hay[i];
-    set.member[b as usize] && !(b.is_ascii_digit() && glued(hay, i))
+    set.member[b as usize] && !(b.is_ascii_digit() && (glued(hay, i) || quiet(hay, i)))
 }
 
 /// Where a window's scan looks for the next byte of a set; chosen once per window.
@@ -156,16 +185,19 @@ unsafe fn next_avx2(set: &ByteSet, hay: &[u8], from: usize) -> usize {
         let below = _mm256_cmpgt_epi8(_mm256_set1_epi8(last as i8 + 1), v);
         _mm256_movemask_epi8(_mm256_and_si256(above, below)) as u32
     };
+    let colons = |v: __m256i| -> u32 {
+        _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8(b':' as i8))) as u32
+    };
+    // The tests of a block's digits read from 8 bytes before it to 24 after it, so the first
+    // and last bytes of a window are tested one at a time.
     let mut i = from;
-    // The glued test reads the byte before each one, so the first byte of a window is tested
-    // on its own.
-    if i == 0 && !hay.is_empty() {
-        if stops(set, hay, 0) {
-            return 0;
+    while i < 8 && i < hay.len() {
+        if stops(set, hay, i) {
+            return i;
         }
-        i = 1;
+        i += 1;
     }
-    while i >= 1 && i + 33 <= hay.len() {
+    while i + 56 <= hay.len() {
         let v = unsafe { _mm256_loadu_si256(hay.as_ptr().add(i).cast()) };
         let mut special = members(v, set);
         if special != 0 {
@@ -174,7 +206,29 @@ unsafe fn next_avx2(set: &ByteSet, hay: &[u8], from: usize) -> usize {
                 let before = unsafe { _mm256_loadu_si256(hay.as_ptr().add(i - 1).cast()) };
                 let after = unsafe { _mm256_loadu_si256(hay.as_ptr().add(i + 1).cast()) };
                 let glued = within(before, b'a', b'z') & !members(after, &CONTINUES);
-                special &= !(digits & glued);
+                // Bit b of these stands for byte i - 8 + b.
+                let (low, high) = unsafe {
+                    (
+                        _mm256_loadu_si256(hay.as_ptr().add(i - 8).cast()),
+                        _mm256_loadu_si256(hay.as_ptr().add(i + 24).cast()),
+                    )
+                };
+                let wide =
+                    |f: &dyn Fn(__m256i) -> u32| u64::from(f(low)) | u64::from(f(high)) << 32;
+                let m = wide(&|v| within(v, b'0', b'9'));
+                let carries = wide(&|v| members(v, &CONTINUES));
+                let colon = wide(&colons);
+                let starts = m & !(m << 1);
+                let quiet_end = m & !(carries >> 1);
+                let no_key = !((colon << 1) | (colon << 2) | (colon << 3) | (colon << 4));
+                let quiet_starts = starts
+                    & no_key
+                    & (quiet_end
+                        | (m >> 1) & (quiet_end >> 1)
+                        | (m >> 1) & (m >> 2) & (quiet_end >> 2));
+                let quiet =
+                    quiet_starts | (quiet_starts << 1) & m | (quiet_starts << 2) & m & (m << 1);
+                special &= !(digits & (glued | (quiet >> 8) as u32));
             }
             if special != 0 {
                 return i + special.trailing_zeros() as usize;
@@ -240,7 +294,7 @@ pub(crate) mod tests {
     /// A deterministic stream of bytes drawn from text that exercises the glued test: letters
     /// of both cases, digits, separators and markup.
     pub(crate) fn sample_text(seed: u64, len: usize) -> Vec<u8> {
-        const ALPHABET: &[u8] = b"ahz AZ09 5 -./,<>\"@$\n{}[]\xc2\xa3h2utf8";
+        const ALPHABET: &[u8] = b"ahz AZ09 5 -./,<>\"@$\n{}[]\xc2\xa3h2utf8:12 345:\"7";
         let mut state = seed | 1;
         (0..len)
             .map(|_| {
