@@ -206,29 +206,31 @@ unsafe fn next_avx2(set: &ByteSet, hay: &[u8], from: usize) -> usize {
                 let before = unsafe { _mm256_loadu_si256(hay.as_ptr().add(i - 1).cast()) };
                 let after = unsafe { _mm256_loadu_si256(hay.as_ptr().add(i + 1).cast()) };
                 let glued = within(before, b'a', b'z') & !members(after, &CONTINUES);
-                // Bit b of these stands for byte i - 8 + b.
-                let (low, high) = unsafe {
-                    (
-                        _mm256_loadu_si256(hay.as_ptr().add(i - 8).cast()),
-                        _mm256_loadu_si256(hay.as_ptr().add(i + 24).cast()),
-                    )
-                };
-                let wide =
-                    |f: &dyn Fn(__m256i) -> u32| u64::from(f(low)) | u64::from(f(high)) << 32;
-                let m = wide(&|v| within(v, b'0', b'9'));
-                let carries = wide(&|v| members(v, &CONTINUES));
-                let colon = wide(&colons);
-                let starts = m & !(m << 1);
-                let quiet_end = m & !(carries >> 1);
-                let no_key = !((colon << 1) | (colon << 2) | (colon << 3) | (colon << 4));
-                let quiet_starts = starts
-                    & no_key
-                    & (quiet_end
-                        | (m >> 1) & (quiet_end >> 1)
-                        | (m >> 1) & (m >> 2) & (quiet_end >> 2));
-                let quiet =
-                    quiet_starts | (quiet_starts << 1) & m | (quiet_starts << 2) & m & (m << 1);
-                special &= !(digits & (glued | (quiet >> 8) as u32));
+                special &= !(digits & glued);
+                if digits & !glued != 0 {
+                    // Bit b of these stands for byte i - 8 + b.
+                    let (low, high) = unsafe {
+                        (
+                            _mm256_loadu_si256(hay.as_ptr().add(i - 8).cast()),
+                            _mm256_loadu_si256(hay.as_ptr().add(i + 24).cast()),
+                        )
+                    };
+                    let wide = |l: u32, h: u32| u64::from(l) | u64::from(h) << 32;
+                    let m = wide(within(low, b'0', b'9'), within(high, b'0', b'9'));
+                    let carries = wide(members(low, &CONTINUES), members(high, &CONTINUES));
+                    let colon = wide(colons(low), colons(high));
+                    let starts = m & !(m << 1);
+                    let quiet_end = m & !(carries >> 1);
+                    let no_key = !((colon << 1) | (colon << 2) | (colon << 3) | (colon << 4));
+                    let quiet_starts = starts
+                        & no_key
+                        & (quiet_end
+                            | (m >> 1) & (quiet_end >> 1)
+                            | (m >> 1) & (m >> 2) & (quiet_end >> 2));
+                    let quiet =
+                        quiet_starts | (quiet_starts << 1) & m | (quiet_starts << 2) & m & (m << 1);
+                    special &= !(digits & (quiet >> 8) as u32);
+                }
             }
             if special != 0 {
                 return i + special.trailing_zeros() as usize;
