@@ -329,6 +329,12 @@ impl Engine {
         Transaction::new(self.clone(), meta)
     }
 
+    /// Whether both handles are the same loaded rule set (clones of one
+    /// engine), as opposed to two loads of equal rules.
+    pub fn same_rules_as(&self, other: &Engine) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// Compiles every regex and builds every variable's own automaton now
     /// instead of on first use, so the first requests do not pay for them;
     /// returns the patterns that fail (which then never match). Call it once after loading, e.g. on a background thread.
