@@ -1113,6 +1113,7 @@ impl Gateway {
     fn leak_response_body(&self, session: &Session, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestContext) -> Result<()> {
         let Some(leak) = ctx.leak.as_mut() else { return Ok(()) };
         let mut blocked = false;
+        let mut finished = None;
         if let Some(chunk) = body.as_ref() {
             let input: &[u8] = match leak.decoder.as_mut() {
                 Some(decoder) => {
@@ -1129,6 +1130,11 @@ impl Gateway {
             let progress = if leak.redact {
                 leak.out.clear();
                 leak.scanner.push(input, &mut leak.out)
+            } else if end_of_stream && leak.decoder.is_none() {
+                // The last chunk of an unencoded body: scanned to its end
+                // and finished in one call, with nothing carried over.
+                finished = Some(leak.scanner.inspect_last(input));
+                rampart_leakguard::Progress::Continue
             } else {
                 leak.scanner.inspect(input)
             };
@@ -1143,16 +1149,21 @@ impl Gateway {
             // What the scanner still sends on a redact route: the masked
             // form of the decoder's last bytes, then what it held back.
             let mut rest = Vec::new();
-            if let Some(decoder) = leak.decoder.as_mut() {
-                leak.decoded.clear();
-                let _ = decoder.finish(&mut leak.decoded);
-                if leak.redact {
-                    leak.scanner.push(&leak.decoded, &mut rest);
-                } else {
-                    leak.scanner.inspect(&leak.decoded);
+            let outcome = match finished {
+                Some(outcome) => outcome,
+                None => {
+                    if let Some(decoder) = leak.decoder.as_mut() {
+                        leak.decoded.clear();
+                        let _ = decoder.finish(&mut leak.decoded);
+                        if leak.redact {
+                            leak.scanner.push(&leak.decoded, &mut rest);
+                        } else {
+                            leak.scanner.inspect(&leak.decoded);
+                        }
+                    }
+                    leak.scanner.finish(&mut rest)
                 }
-            }
-            let outcome = leak.scanner.finish(&mut rest);
+            };
             if leak.redact {
                 let mut last = body.take().map(|b| b.to_vec()).unwrap_or_default();
                 last.extend_from_slice(&rest);

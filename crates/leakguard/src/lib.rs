@@ -511,9 +511,33 @@ impl ResponseScanner {
         progress
     }
 
+    /// [`inspect`](ResponseScanner::inspect) for the body's last chunk, then
+    /// [`finish`](ResponseScanner::finish): the same outcome, but a clean run at the end of the
+    /// body is scanned to its last byte where it lies, with nothing carried over to copy and
+    /// scan again.
+    pub fn inspect_last(&mut self, chunk: &[u8]) -> Outcome {
+        let mut sink = std::mem::take(&mut self.sink);
+        self.feed_chunk(chunk, &mut sink, false, true);
+        let outcome = self.finish(&mut sink);
+        sink.clear();
+        self.sink = sink;
+        outcome
+    }
+
     /// [`push`](ResponseScanner::push), copying pass-through bytes to `out` only with
     /// `copy_passed`.
     fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>, copy_passed: bool) -> Progress {
+        self.feed_chunk(chunk, out, copy_passed, false)
+    }
+
+    /// [`feed`](Self::feed), knowing with `last` that nothing follows `chunk`.
+    fn feed_chunk(
+        &mut self,
+        chunk: &[u8],
+        out: &mut Vec<u8>,
+        copy_passed: bool,
+        last: bool,
+    ) -> Progress {
         if self.blocked || self.finished {
             return if self.blocked {
                 Progress::Block
@@ -544,7 +568,8 @@ impl ResponseScanner {
                 if copy_passed {
                     out.extend_from_slice(run);
                 }
-                self.scan_in_place(run, out);
+                let to_end = last && copied + in_place == rest.len();
+                self.scan_in_place(run, out, to_end);
                 self.orig_fed += run.len() as u64;
                 if self.blocked {
                     return Progress::Block;
@@ -751,7 +776,10 @@ impl ResponseScanner {
     /// (Self::split_in_place) chose it). The window's uncommitted bytes are scanned first,
     /// joined to the run's first look-behind and carry; the rest of the run is scanned in place
     /// with the run itself as its look-behind; and the run's tail becomes the window.
-    fn scan_in_place(&mut self, run: &[u8], out: &mut Vec<u8>) {
+    ///
+    /// With `to_end` nothing follows the run: it is scanned to its last byte and the window is
+    /// left empty.
+    fn scan_in_place(&mut self, run: &[u8], out: &mut Vec<u8>, to_end: bool) {
         let head = self.lookbehind() + CARRY;
         debug_assert!(run.len() >= head + CARRY && self.normalizer.is_idle());
         let base = self.norm_end;
@@ -763,10 +791,15 @@ impl ResponseScanner {
             return;
         }
         let from = (self.committed - base) as usize;
-        let to = run.len() - CARRY;
+        let to = if to_end { run.len() } else { run.len() - CARRY };
         self.scan_span(run, base, from, to);
         if self.blocked {
             self.held.clear();
+            return;
+        }
+        if to_end {
+            self.window.clear();
+            self.win_base = self.norm_end;
             return;
         }
         let keep_from = to - self.lookbehind();
