@@ -794,3 +794,60 @@ fn donor_table_deep_in_a_long_page_counts_every_row() {
         );
     }
 }
+
+/// A page in two chunks, the second one clean run scanned in place, split anywhere between the
+/// first donor's name and the first amount (each row has a long note between the two): the
+/// donor list counts the same as when the page is copied a byte at a time, whether the
+/// structure wakes in the window or in the run, and whether the run is the body's last chunk.
+#[test]
+fn a_list_whose_first_amount_is_in_an_in_place_run_counts_as_when_copied() {
+    let filler =
+        "<p>Volunteers met in the town hall on Saturday to plan leafleting across the ward.</p>\n";
+    let preamble = filler.repeat(6000 / filler.len());
+    let note = "Met the candidate at the hustings and wanted to help with the leaflets. ".repeat(8);
+    let rows: String = DONORS
+        .iter()
+        .map(|(n, p, d)| {
+            format!(
+                "<tr><td>{n}</td><td>{}</td><td>{note}</td><td>{}</td></tr>\n",
+                &d[5..16],
+                money(*p)
+            )
+        })
+        .collect();
+    let table = format!(
+        "<table><tr><th>Name</th><th>Date</th><th>Note</th><th>Amount</th></tr>\n{rows}</table>\n"
+    );
+    let page = format!(
+        "<html><body><main>{preamble}{table}{}</main></body></html>",
+        preamble.repeat(3)
+    );
+    let alert = RoutePolicy::with_action(Action::Alert);
+    let (_, reference) = scan_with(&guard(), &alert, page.as_bytes(), 1);
+    let want = count(&reference, EntityKind::DonorList);
+    // Names are looked for around amounts, so the first row's (a note's length before its
+    // amount) is not found: every other row is a record.
+    assert_eq!(want, DONORS.len() as u32 - 1, "{reference:?}");
+    let first_name = page.find(DONORS[0].0).unwrap();
+    let first_amount = page.find("£").unwrap();
+    assert!(first_amount - first_name > 600);
+    // Split the page in two anywhere from before the first name to the first amount: the
+    // second chunk is one clean run, scanned in place.
+    for split in (first_name - 200..first_amount).step_by(19) {
+        for last in [false, true] {
+            let mut scanner = guard().scanner(&alert);
+            scanner.inspect(&page.as_bytes()[..split]);
+            let outcome = if last {
+                scanner.inspect_last(&page.as_bytes()[split..])
+            } else {
+                scanner.inspect(&page.as_bytes()[split..]);
+                scanner.finish(&mut Vec::new())
+            };
+            assert_eq!(
+                count(&outcome, EntityKind::DonorList),
+                want,
+                "split at {split}, last {last}: {outcome:?}"
+            );
+        }
+    }
+}
