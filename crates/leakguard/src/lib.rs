@@ -601,6 +601,10 @@ impl ResponseScanner {
                 return (start, escape - start);
             }
             start = start.max(escape + normalize::ESCAPE_SPAN);
+            if start + MIN_IN_PLACE > rest.len() {
+                // No run long enough fits in what is left: the normaliser reads it anyway.
+                return (rest.len(), 0);
+            }
         }
         if rest.len() >= start + MIN_IN_PLACE {
             (start, rest.len() - start)

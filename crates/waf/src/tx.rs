@@ -2278,16 +2278,7 @@ impl<'t> Evaluator<'t> {
             Some(r) => self.caches.arena[r.clone()].eq_ignore_ascii_case(value),
         };
         let r = if same_as_raw {
-            let raw_key = (key.0, key.1);
-            match self.caches.raw_bits.get(&raw_key) {
-                Some(r) => r.clone(),
-                None => {
-                    let r = automaton_for(self.inner, key.0, pf)
-                        .scan_into(value, &mut self.caches.bit_arena);
-                    self.caches.raw_bits.insert(raw_key, r.clone());
-                    r
-                }
-            }
+            self.raw_bits(key.0, key.1, value, pf)
         } else if has_own_automaton(self.inner, key.0) {
             // Not shared through `bits_by_content`: these bits cover only
             // the rules that read this variable.
