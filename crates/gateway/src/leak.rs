@@ -23,36 +23,59 @@ use crate::config::{Config, ConfigError};
 pub struct LeakRuntime {
     pub guard: LeakGuard,
     pub policies: PolicySet,
-    /// Scanners of finished responses, kept for the next ones: a fresh
+    /// The states of finished responses, kept for the next ones: a fresh
     /// scanner allocates its window and zeroes its structure, which cost a
     /// fifth of a small page's scan. Reset scanners keep at most 64 KiB per
-    /// buffer (`ResponseScanner::reset`). Boxed, because a scanner is a few
-    /// kilobytes and moving it in and out of the pool and the request's
-    /// state would copy it each time.
-    idle: Mutex<Vec<Box<ResponseScanner>>>,
+    /// buffer (`ResponseScanner::reset`), and so do the decoding buffers
+    /// here. Boxed, because a state is a few kilobytes and moving it in and
+    /// out of the pool and the request's context would copy it each time.
+    idle: Mutex<Vec<Box<ResponseLeakState>>>,
 }
 
-/// Idle scanners kept per snapshot: a few per worker thread.
-const MAX_IDLE_SCANNERS: usize = 64;
+/// The leak guard's view of one streamed response.
+pub struct ResponseLeakState {
+    pub scanner: ResponseScanner,
+    pub decoder: Option<rampart_decode::LayeredDecoder>,
+    /// Redact routes send the scanner's output (decoded, masked); the
+    /// others send the upstream's bytes untouched.
+    pub redact: bool,
+    pub decoded: Vec<u8>,
+    pub out: Vec<u8>,
+}
+
+/// Idle response states kept per snapshot: a few per worker thread.
+const MAX_IDLE_STATES: usize = 64;
+
+/// The most a kept state's decoding buffers hold on to between responses.
+const MAX_KEPT_BUFFER: usize = 64 * 1024;
 
 impl LeakRuntime {
-    /// A scanner for one response under `policy`, reused when one is idle.
-    pub fn scanner(&self, policy: &RoutePolicy) -> Box<ResponseScanner> {
+    /// The state for one response under `policy`, reused when one is idle.
+    pub fn response_state(&self, policy: &RoutePolicy, decoder: Option<rampart_decode::LayeredDecoder>, redact: bool) -> Box<ResponseLeakState> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         match idle {
-            Some(mut scanner) => {
-                scanner.reset(policy);
-                scanner
+            Some(mut state) => {
+                state.scanner.reset(policy);
+                state.decoder = decoder;
+                state.redact = redact;
+                state
             }
-            None => Box::new(self.guard.scanner(policy)),
+            None => Box::new(ResponseLeakState { scanner: self.guard.scanner(policy), decoder, redact, decoded: Vec::new(), out: Vec::new() }),
         }
     }
 
-    /// Takes back the scanner of a finished response.
-    pub fn give_back(&self, scanner: Box<ResponseScanner>) {
+    /// Takes back the state of a finished response.
+    pub fn give_back(&self, mut state: Box<ResponseLeakState>) {
+        state.decoder = None;
+        for buffer in [&mut state.decoded, &mut state.out] {
+            if buffer.capacity() > MAX_KEPT_BUFFER {
+                *buffer = Vec::new();
+            }
+            buffer.clear();
+        }
         if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < MAX_IDLE_SCANNERS {
-                idle.push(scanner);
+            if idle.len() < MAX_IDLE_STATES {
+                idle.push(state);
             }
         }
     }

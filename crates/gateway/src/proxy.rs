@@ -82,7 +82,7 @@ pub struct RequestContext {
     /// slot it holds (released when the context is dropped).
     flood_site: Option<rampart_flood::SiteId>,
     flood_permit: Option<rampart_flood::Permit>,
-    leak: Option<Box<LeakState>>,
+    leak: Option<Box<crate::leak::ResponseLeakState>>,
     /// The serve-stale cache's key for an anonymous GET or HEAD, and the
     /// copy being taken of this response, if it is worth keeping.
     cache_key: Option<rampart_cache::Key>,
@@ -97,17 +97,6 @@ struct CacheFill {
     keep_for: (u64, u64),
 }
 
-/// The leak guard's view of one streamed response.
-struct LeakState {
-    scanner: Box<rampart_leakguard::ResponseScanner>,
-    decoder: Option<rampart_decode::LayeredDecoder>,
-    /// Redact routes send the scanner's output (decoded, masked); the
-    /// others send the upstream's bytes untouched.
-    redact: bool,
-    decoded: Vec<u8>,
-    out: Vec<u8>,
-}
-
 /// The most decoded response body the leak guard reads from one response;
 /// beyond it a decompression bomb is cut off rather than expanded.
 const LEAK_DECODE_CAP: usize = 64 * 1024 * 1024;
@@ -120,12 +109,27 @@ const LEAK_DECODE_CAP: usize = 64 * 1024 * 1024;
 /// response for them would fill the log and the event store with noise and
 /// open a data-leak incident for every page of an ordinary site.
 fn leak_outcome(runtime: &crate::runtime::Runtime, client: Option<IpAddr>, reference: &str, site: &str, route: &str, outcome: &rampart_leakguard::Outcome) -> Option<String> {
+    use rampart_leakguard::Action;
     if outcome.findings.is_empty() {
         return None;
     }
-    let kinds: Vec<&str> = outcome.findings.iter().map(|f| f.kind.name()).collect();
-    let verdict = format!("leak:{}:{}", format!("{:?}", outcome.action).to_lowercase(), kinds.join("+"));
-    if outcome.action == rampart_leakguard::Action::Allow {
+    let action = match outcome.action {
+        Action::Allow => "allow",
+        Action::Alert => "alert",
+        Action::Redact => "redact",
+        Action::Block => "block",
+    };
+    // Built by hand: this runs for every page with a contact address in
+    // its footer, and `format!` and a joined `Vec` cost a third as much as
+    // scanning a small page.
+    let mut verdict = String::with_capacity(32);
+    verdict.push_str("leak:");
+    verdict.push_str(action);
+    for (i, finding) in outcome.findings.iter().enumerate() {
+        verdict.push(if i == 0 { ':' } else { '+' });
+        verdict.push_str(finding.kind.name());
+    }
+    if outcome.action == Action::Allow {
         runtime.metrics.leak_allowed.fetch_add(1, Ordering::Relaxed);
         return Some(verdict);
     }
@@ -730,10 +734,11 @@ impl ProxyHttp for Gateway {
             let content_type = response.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
             let status = response.status.as_u16();
             if rampart_leakguard::is_scannable(content_type) && status != 204 && status != 304 && !ctx.upgrade {
-                let host = session.req_header().headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-                let policy = leak.policies.route(&host, session.req_header().uri.path()).clone();
-                let encoding = response.headers.get("content-encoding").and_then(|v| v.to_str().ok()).map(str::trim).filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity")).map(str::to_string);
-                let decoder = match encoding.as_deref() {
+                let header = session.req_header();
+                let host = header.headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("");
+                let policy = leak.policies.route(host, header.uri.path());
+                let encoding = response.headers.get("content-encoding").and_then(|v| v.to_str().ok()).map(str::trim).filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"));
+                let decoder = match encoding {
                     Some(e) => match rampart_decode::LayeredDecoder::new(e, LEAK_DECODE_CAP) {
                         Ok(d) => Some(d),
                         // An encoding we cannot read cannot be inspected: a
@@ -746,15 +751,15 @@ impl ProxyHttp for Gateway {
                     },
                     None => None,
                 };
+                let inspected = encoding.is_none() || decoder.is_some();
                 let redact = policy.action == rampart_leakguard::Action::Redact;
+                let state = inspected.then(|| leak.response_state(policy, decoder, redact));
                 if redact {
                     // The masked body goes out decoded and chunked.
                     response.remove_header("content-length");
                     response.remove_header("content-encoding");
                 }
-                if encoding.is_none() || decoder.is_some() {
-                    ctx.leak = Some(Box::new(LeakState { scanner: leak.scanner(&policy), decoder, redact, decoded: Vec::new(), out: Vec::new() }));
-                }
+                ctx.leak = state;
             }
         }
         response.insert_header("x-request-id", ctx.reference.as_str())?;
@@ -1170,11 +1175,11 @@ impl Gateway {
                 *body = Some(Bytes::from(last));
             }
             let (site, route) = site_and_route(ctx);
-            if let Some(verdict) = leak_outcome(&self.runtime, ctx.client, &ctx.reference, &site, &route, &outcome) {
+            if let Some(verdict) = leak_outcome(&self.runtime, ctx.client, &ctx.reference, site, route, &outcome) {
                 ctx.verdict = Cow::Owned(verdict);
             }
             if let (Some(state), Some(runtime)) = (ctx.leak.take(), snapshot_leak(ctx)) {
-                runtime.give_back(state.scanner);
+                runtime.give_back(state);
             }
             if blocked || outcome.action == rampart_leakguard::Action::Block {
                 let _ = session;
@@ -1248,11 +1253,11 @@ impl Gateway {
         let content_type = response.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
         let mut body = response.body;
         if rampart_leakguard::is_scannable(&content_type) {
-            let mut scanner = leak.scanner(&policy);
+            let mut state = leak.response_state(&policy, None, false);
             let mut out = Vec::with_capacity(body.len());
-            scanner.push(&body, &mut out);
-            let outcome = scanner.finish(&mut out);
-            leak.give_back(scanner);
+            state.scanner.push(&body, &mut out);
+            let outcome = state.scanner.finish(&mut out);
+            leak.give_back(state);
             let route = ctx.route.map_or(String::new(), |r| snapshot.sites[site].routes[r].prefix.clone());
             if let Some(verdict) = leak_outcome(&self.runtime, ctx.client, &ctx.reference, &snapshot.sites[site].name, &route, &outcome) {
                 ctx.verdict = Cow::Owned(verdict);
@@ -1282,10 +1287,10 @@ impl Gateway {
 }
 
 /// The site name and route prefix of a request, for events.
-fn site_and_route(ctx: &RequestContext) -> (String, String) {
+fn site_and_route(ctx: &RequestContext) -> (&str, &str) {
     match (&ctx.snapshot, ctx.site) {
-        (Some(s), Some(i)) => (s.sites[i].name.clone(), ctx.route.map_or(String::new(), |r| s.sites[i].routes[r].prefix.clone())),
-        _ => (String::new(), String::new()),
+        (Some(s), Some(i)) => (s.sites[i].name.as_str(), ctx.route.map_or("", |r| s.sites[i].routes[r].prefix.as_str())),
+        _ => ("", ""),
     }
 }
 
