@@ -654,7 +654,8 @@ impl ResponseScanner {
     }
 
     /// Ends the body: scans what is left, decides, and appends the rest of the response to `out`
-    /// (everything held, on a `block` route that did not block).
+    /// (everything held, on a `block` route that did not block). Called again, it returns the
+    /// same counts and actions without the samples, which the first outcome took.
     pub fn finish(&mut self, out: &mut Vec<u8>) -> Outcome {
         if !self.finished && !self.blocked {
             let edits = (self.mode != Mode::Pass).then_some(&mut self.edits);
@@ -996,7 +997,10 @@ impl ResponseScanner {
         }
     }
 
-    fn outcome(&self) -> Outcome {
+    /// The outcome of the finished body. The samples move into it: they are the scanner's last
+    /// use of them, and `reset` would only drop them.
+    fn outcome(&mut self) -> Outcome {
+        let mut samples = std::mem::take(&mut self.samples);
         let mut findings: Vec<Finding> = EntityKind::ALL
             .iter()
             .filter(|k| self.counts[**k as usize] > 0)
@@ -1008,7 +1012,7 @@ impl ResponseScanner {
                     kind,
                     count,
                     distinct,
-                    sample: self.samples[kind as usize].clone().unwrap_or_default(),
+                    sample: samples[kind as usize].take().unwrap_or_default(),
                     action: self.effective_action(kind, tripped),
                     severity: kind.severity(),
                 }
