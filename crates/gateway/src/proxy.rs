@@ -731,13 +731,15 @@ impl ProxyHttp for Gateway {
             waf.holding_response = !encoded && waf.tx.response_body_wanted();
         }
         if let Some(leak) = snapshot_leak(ctx) {
-            let content_type = response.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+            // Header names as constants, not strings: each string is parsed
+            // into a name per lookup, and this runs for every response.
+            let content_type = response.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let status = response.status.as_u16();
             if rampart_leakguard::is_scannable(content_type) && status != 204 && status != 304 && !ctx.upgrade {
                 let header = session.req_header();
-                let host = header.headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("");
+                let host = header.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
                 let policy = leak.policies.route(host, header.uri.path());
-                let encoding = response.headers.get("content-encoding").and_then(|v| v.to_str().ok()).map(str::trim).filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"));
+                let encoding = response.headers.get(http::header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::trim).filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"));
                 let decoder = match encoding {
                     Some(e) => match rampart_decode::LayeredDecoder::new(e, LEAK_DECODE_CAP) {
                         Ok(d) => Some(d),
