@@ -188,8 +188,8 @@ unsafe fn next_avx2(set: &ByteSet, hay: &[u8], from: usize) -> usize {
     let colons = |v: __m256i| -> u32 {
         _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8(b':' as i8))) as u32
     };
-    // The tests of a block's digits read from 8 bytes before it to 24 after it, so the first
-    // and last bytes of a window are tested one at a time.
+    // The tests of a block's digits read from 8 bytes before it to 24 after it, so the first 8
+    // bytes of a window are tested one at a time, and the last ones in a padded copy.
     let mut i = from;
     while i < 8 && i < hay.len() {
         if stops(set, hay, i) {
@@ -197,7 +197,9 @@ unsafe fn next_avx2(set: &ByteSet, hay: &[u8], from: usize) -> usize {
         }
         i += 1;
     }
-    while i + 56 <= hay.len() {
+    // The block test, for `hay[i..i + 32]` with `i >= 8` and `i + 56 <= hay.len()`: the bits of
+    // its stops.
+    let block = |hay: &[u8], i: usize| -> u32 {
         let v = unsafe { _mm256_loadu_si256(hay.as_ptr().add(i).cast()) };
         let mut special = members(v, set);
         if special != 0 {
@@ -232,13 +234,34 @@ unsafe fn next_avx2(set: &ByteSet, hay: &[u8], from: usize) -> usize {
                     special &= !(digits & (quiet >> 8) as u32);
                 }
             }
-            if special != 0 {
-                return i + special.trailing_zeros() as usize;
-            }
+        }
+        special
+    };
+    while i + 56 <= hay.len() {
+        let special = block(hay, i);
+        if special != 0 {
+            return i + special.trailing_zeros() as usize;
         }
         i += 32;
     }
-    next_scalar(set, hay, i)
+    if i >= hay.len() {
+        return hay.len();
+    }
+    // The last bytes (fewer than 56), tested in a copy padded with digits: a digit carries a
+    // number on, so a real digit before the padding is neither glued nor quiet, as at the true
+    // end; a stop found in the padding means none in the bytes.
+    let mut padded = [b'0'; 128];
+    let rest = hay.len() - i;
+    padded[..8 + rest].copy_from_slice(&hay[i - 8..]);
+    let mut j = 8;
+    while j < 8 + rest {
+        let special = block(&padded, j);
+        if special != 0 {
+            return (i + j - 8 + special.trailing_zeros() as usize).min(hay.len());
+        }
+        j += 32;
+    }
+    hay.len()
 }
 
 #[cfg(test)]
@@ -335,6 +358,33 @@ pub(crate) mod tests {
             vec![1, 3, 7, 8, 14, 15, 16, 17, 18]
         );
         assert_eq!(stops_in(b"2 h2"), vec![0, 3]);
+    }
+
+    #[test]
+    fn the_last_bytes_are_tested_as_the_byte_search_does() {
+        // Endings whose digits a byte after them would make glued or quiet: at the true end
+        // they stay stops. Each lands at every offset of the last, padded blocks.
+        let endings: [&[u8]; 8] = [b"ab1", b"x 12", b"12", b"a1", b": 5", b"h2", b"7pm 3", b"@"];
+        for set in [&EVERY, &FEATURES] {
+            let finder = Finder::new(set);
+            for ending in endings {
+                for len in ending.len()..160 {
+                    let mut text = sample_text(len as u64, len - ending.len());
+                    text.retain(|b| !set.member[*b as usize]);
+                    text.resize(len - ending.len(), b'x');
+                    text.extend_from_slice(ending);
+                    for from in 0..=text.len() {
+                        let want = next_scalar(set, &text, from);
+                        let ending = String::from_utf8_lossy(ending);
+                        assert_eq!(
+                            finder.next(&text, from),
+                            want,
+                            "{ending:?} at {len} from {from}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
