@@ -72,9 +72,16 @@ measure() {
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "20 KB HTML page ($size bytes), $workers worker thread(s), $connections connections, ${seconds}s x $rounds round(s), load $(cut -d' ' -f1-3 /proc/loadavg)"
 : > "$work/off.txt"; : > "$work/on.txt"
+# The arms take turns going first, so that a drift in the machine's speed
+# within a round does not always fall on the same one.
 for r in $(seq "$rounds"); do
-  measure $off "${pids[1]}" >> "$work/off.txt"
-  measure $on "${pids[2]}" >> "$work/on.txt"
+  if [ $((r % 2)) = 1 ]; then
+    measure $off "${pids[1]}" >> "$work/off.txt"
+    measure $on "${pids[2]}" >> "$work/on.txt"
+  else
+    measure $on "${pids[2]}" >> "$work/on.txt"
+    measure $off "${pids[1]}" >> "$work/off.txt"
+  fi
 done
 a=$(cut -d' ' -f1 "$work/off.txt" | median); b=$(cut -d' ' -f1 "$work/on.txt" | median)
 ca=$(cut -d' ' -f2 "$work/off.txt" | median); cb=$(cut -d' ' -f2 "$work/on.txt" | median)
