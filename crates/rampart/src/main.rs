@@ -58,6 +58,7 @@ OPTIONS for serve and demo:
 ";
 
 fn main() -> ExitCode {
+    without_transparent_huge_pages();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match dispatch(&args) {
         Ok(code) => code,
@@ -65,6 +66,23 @@ fn main() -> ExitCode {
             eprintln!("rampart: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Turns transparent huge pages off for this process. mimalloc asks for them
+/// on its arenas, and the kernel then zeroes, and at times first compacts,
+/// 2 MiB on the first touch of each. Loading the Core Rule Set, ten
+/// interleaved runs each way: with them, three loads took 175 to 267 ms,
+/// nearly all of the excess kernel time (`clear_page_erms`), and peak memory
+/// was 92 MB; without, 94 to 139 ms and 46 MB. Proxy throughput and the WAF's
+/// time per request did not change measurably. Servers that care about
+/// latency commonly run without them.
+fn without_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and changes only how
+    // the kernel backs this process's future page faults.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
 }
 

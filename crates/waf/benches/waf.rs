@@ -13,6 +13,8 @@
 use std::time::{Duration, Instant};
 
 use rampart_waf::crs_test::{self, Suite};
+#[path = "shared/process.rs"]
+mod process;
 #[path = "shared/requests.rs"]
 mod requests;
 use requests::{form_body, form_body_sized, get, json_body, post, post_json};
@@ -77,6 +79,7 @@ fn resident_bytes() -> Option<u64> {
 }
 
 fn main() {
+    process::as_the_gateway_runs();
     let suite = Suite::new(crs_test::crs_root().join("v4.28.0"));
     let before = resident_bytes();
     let live_before = LIVE.load(std::sync::atomic::Ordering::Relaxed);

@@ -14,14 +14,20 @@ use requests::{form_body, get, get_with_response, post, search_with_response};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "../benches/shared/process.rs"]
+mod process;
+
 fn main() {
+    process::as_the_gateway_runs();
     let mut args = std::env::args().skip(1);
     let what = args.next().unwrap_or_else(|| "get".into());
     let n: u32 = args.next().and_then(|s| s.parse().ok()).unwrap_or(200);
     // RAMPART_CRS=v3.3.4 profiles the rule set the ModSecurity comparison uses.
     let version = std::env::var("RAMPART_CRS").unwrap_or_else(|_| "v4.28.0".into());
     let suite = Suite::new(crs_test::crs_root().join(version));
+    let loading = std::time::Instant::now();
     let engine = crs_test::load_engine(&suite, false, 1).expect("CRS v4 loads");
+    eprintln!("load: {:.1} ms", loading.elapsed().as_secs_f64() * 1e3);
     engine.warm_up().expect("warm up");
     let body = form_body();
     // one untimed request of each so lazy state is built before the loop
