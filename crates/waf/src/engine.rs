@@ -539,6 +539,13 @@ impl Loader<'_> {
                 }
             }
         }
+        for r in self.rules.iter_mut() {
+            let mut link: Option<&mut Rule> = Some(r);
+            while let Some(l) = link {
+                l.tx_compare = crate::rule::TxCompare::of(l);
+                link = l.chain.as_deref_mut();
+            }
+        }
         let mut phases: [Vec<Item>; 6] = Default::default();
         for item in &self.order {
             match item {
@@ -1008,6 +1015,7 @@ impl Loader<'_> {
             unconditional,
             pf_bit: None,
             reject_group: None,
+            tx_compare: None,
         };
         if is_child {
             if let Some(parent) = self.rules.last_mut() {

@@ -219,6 +219,88 @@ pub(crate) struct Rule {
     /// For a rule whose first link can be ruled out by its prefilter bit
     /// alone, the index of its target group in `Inner::reject_groups`.
     pub reject_group: Option<u32>,
+    /// Set when the link only compares one TX variable, or whether it
+    /// exists, with a constant number.
+    pub tx_compare: Option<TxCompare>,
+}
+
+/// A link of the shape `TX:key "@lt 2"` or `&TX:key "@eq 0"`, untransformed,
+/// with a literal operand: CRS's paranoia-level skips and setup checks, about
+/// ninety per request. The transaction evaluates it without the general
+/// machinery (sources, the value cache, macro expansion of the operand), to
+/// the same result and the same matched variable.
+#[derive(Debug, Clone)]
+pub(crate) struct TxCompare {
+    /// The key, lowercased like a selector key.
+    pub key: String,
+    /// `&TX:key`: the count of such variables (0 or 1) is compared.
+    pub count: bool,
+    pub compare: NumCompare,
+    /// The operand, read as the numeric operators read it.
+    pub operand: i64,
+}
+
+/// The numeric operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NumCompare {
+    Eq,
+    Ge,
+    Gt,
+    Le,
+    Lt,
+}
+
+impl NumCompare {
+    pub(crate) fn holds(self, value: i64, operand: i64) -> bool {
+        match self {
+            NumCompare::Eq => value == operand,
+            NumCompare::Ge => value >= operand,
+            NumCompare::Gt => value > operand,
+            NumCompare::Le => value <= operand,
+            NumCompare::Lt => value < operand,
+        }
+    }
+}
+
+impl TxCompare {
+    /// The fast form of `link`, if it has the shape.
+    pub(crate) fn of(link: &Rule) -> Option<TxCompare> {
+        use crate::macros::Part;
+        if link.unconditional
+            || link.targets.len() != 1
+            || !link.transforms.is_empty()
+            || link.actions.multi_match
+            || link.actions.capture
+        {
+            return None;
+        }
+        let target = &link.targets[0];
+        let Selector::Key(key) = &target.selector else {
+            return None;
+        };
+        if target.var != Var::Tx {
+            return None;
+        }
+        let (compare, operand) = match &link.op {
+            Operator::Eq(m) => (NumCompare::Eq, m),
+            Operator::Ge(m) => (NumCompare::Ge, m),
+            Operator::Gt(m) => (NumCompare::Gt, m),
+            Operator::Le(m) => (NumCompare::Le, m),
+            Operator::Lt(m) => (NumCompare::Lt, m),
+            _ => return None,
+        };
+        let operand = match operand.parts.as_slice() {
+            [] => 0,
+            [Part::Literal(l)] => operator::parse_int(l),
+            _ => return None,
+        };
+        Some(TxCompare {
+            key: key.clone(),
+            count: target.count,
+            compare,
+            operand,
+        })
+    }
 }
 
 impl Rule {

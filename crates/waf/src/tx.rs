@@ -945,6 +945,9 @@ impl Transaction {
                 value: 0..0,
                 captures: None,
             });
+        } else if let Some(compare) = &link.tx_compare {
+            self.evaluator(inner)
+                .eval_tx_compare(starter, link, compare, &mut found);
         } else {
             let chain: &[Transform] = &inner.transform_chains[link.chain_id as usize];
             let mut ev = self.evaluator(inner);
@@ -1680,6 +1683,54 @@ impl<'t> Evaluator<'t> {
             }
         }
         false
+    }
+
+    /// [`eval_target`](Self::eval_target) and the value test for a link of
+    /// the [`TxCompare`](crate::rule::TxCompare) shape: the same exclusions,
+    /// the same comparison and the same matched name and value.
+    fn eval_tx_compare(
+        &mut self,
+        starter: &Rule,
+        link: &Rule,
+        compare: &crate::rule::TxCompare,
+        found: &mut Vec<Found>,
+    ) {
+        let entry = self.st.stores[store_index(Var::Tx)]
+            .get_key_value(compare.key.as_str())
+            .filter(|(k, _)| !self.excluded(starter, link, Var::Tx, k));
+        let buf = &mut self.caches.found_buf;
+        if compare.count {
+            let count = usize::from(entry.is_some());
+            if compare.compare.holds(count as i64, compare.operand) == link.negated {
+                return;
+            }
+            let mut digits = [0u8; 20];
+            let value = push_range(buf, format_count(count, &mut digits));
+            let start = buf.len();
+            buf.extend_from_slice(b"&TX:");
+            buf.extend_from_slice(link.targets[0].raw_key.as_bytes());
+            found.push(Found {
+                name: start..buf.len(),
+                value,
+                captures: None,
+            });
+            return;
+        }
+        let Some((key, value)) = entry else { return };
+        if compare
+            .compare
+            .holds(crate::operator::parse_int(value), compare.operand)
+            == link.negated
+        {
+            return;
+        }
+        let value = push_range(buf, value);
+        let name = push_name(buf, Var::Tx, key);
+        found.push(Found {
+            name,
+            value,
+            captures: None,
+        });
     }
 
     fn eval_target(

@@ -550,3 +550,55 @@ SecRule ARGS_NAMES "@rx leakword\d" "id:75,phase:2,pass,log,t:none,t:lowercase"
         assert_eq!(got, want, "body {:?}", String::from_utf8_lossy(body));
     }
 }
+
+/// A TX comparison with a literal operand takes a fast path; a transformed
+/// one (`t:lowercase` leaves these values alone) takes the general one. Every
+/// shape must give the same matches and the same MATCHED_VAR_NAME and
+/// MATCHED_VAR to its own actions, including under a removed target.
+#[test]
+fn tx_comparisons_match_the_general_path() {
+    let shapes = [
+        "TX:LEVEL \"@lt 3\"",
+        "TX:LEVEL \"@lt 2\"",
+        "TX:LEVEL \"@eq 2\"",
+        "TX:LEVEL \"!@eq 2\"",
+        "TX:LEVEL \"@ge 2\"",
+        "TX:LEVEL \"@gt 2\"",
+        "TX:LEVEL \"@le 1\"",
+        "TX:LEVEL \"@eq 0\"",
+        "TX:words \"@eq 0\"",
+        "TX:words \"@gt -1\"",
+        "TX:missing \"@eq 0\"",
+        "TX:missing \"!@eq 5\"",
+        "&TX:LEVEL \"@eq 0\"",
+        "&TX:LEVEL \"@eq 1\"",
+        "&TX:missing \"@eq 0\"",
+        "&TX:missing \"!@eq 0\"",
+        "TX:LEVEL \"@lt \"",
+    ];
+    for shape in shapes {
+        for removed in ["", "ctl:ruleRemoveTargetById=10;TX:level,"] {
+            let outcome = |transform: &str| {
+                let rules = format!(
+                    "SecRuleEngine On\n\
+                     SecAction \"id:1,phase:1,pass,nolog,{removed}setvar:tx.level=2,setvar:'tx.words=  7 apples'\"\n\
+                     SecRule {shape} \"id:10,phase:1,pass,log,{transform}setvar:tx.hits=+1,setvar:'tx.name=%{{MATCHED_VAR_NAME}}',setvar:'tx.value=%{{MATCHED_VAR}}'\"\n"
+                );
+                let (_, tx) = request(&engine(&rules), "GET", "/", &[], b"");
+                let var = |k: &str| {
+                    tx.tx_var(k)
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                };
+                (ids(&tx), var("hits"), var("name"), var("value"))
+            };
+            let fast = outcome("");
+            assert_eq!(fast, outcome("t:lowercase,"), "{shape} {removed}");
+        }
+    }
+    let matched = |shape: &str| {
+        let rules = format!("SecRuleEngine On\nSecAction \"id:1,phase:1,pass,nolog,setvar:tx.level=2\"\nSecRule {shape} \"id:10,phase:1,pass,log\"");
+        !ids(&request(&engine(&rules), "GET", "/", &[], b"").1).is_empty()
+    };
+    assert!(matched("TX:LEVEL \"@lt 3\"") && !matched("TX:LEVEL \"@lt 2\""));
+    assert!(matched("&TX:missing \"@eq 0\"") && !matched("&TX:LEVEL \"@eq 0\""));
+}
