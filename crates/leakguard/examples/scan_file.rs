@@ -4,7 +4,8 @@
 //! (default: whole), as a proxy hands it over. Two ways are timed: a new scanner per pass
 //! copying the body out (`push`), and one scanner reset per pass that only
 //! inspects (`inspect`); and, as the gateway feeds a body, the first CHUNK bytes through
-//! `inspect` and the rest through `inspect_last`.
+//! `inspect` and the rest through `inspect_last`. With `GATEWAY_ONLY` set in the environment
+//! only that last way runs, so that a profiler sees nothing else.
 use rampart_leakguard::{Action, GuardConfig, LeakGuard, RoutePolicy};
 
 fn main() {
