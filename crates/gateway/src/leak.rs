@@ -46,9 +46,6 @@ pub struct ResponseLeakState {
 /// Idle response states kept per snapshot: a few per worker thread.
 const MAX_IDLE_STATES: usize = 64;
 
-/// The most a kept state's decoding buffers hold on to between responses.
-const MAX_KEPT_BUFFER: usize = 64 * 1024;
-
 impl LeakRuntime {
     /// The state for one response under `policy`, reused when one is idle.
     pub fn response_state(&self, policy: &RoutePolicy, decoder: Option<rampart_decode::LayeredDecoder>, redact: bool) -> Box<ResponseLeakState> {
@@ -68,7 +65,7 @@ impl LeakRuntime {
     pub fn give_back(&self, mut state: Box<ResponseLeakState>) {
         state.decoder = None;
         for buffer in [&mut state.decoded, &mut state.out] {
-            if buffer.capacity() > MAX_KEPT_BUFFER {
+            if buffer.capacity() > rampart_leakguard::MAX_KEPT_BUFFER {
                 *buffer = Vec::new();
             }
             buffer.clear();

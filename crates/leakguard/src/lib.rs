@@ -70,7 +70,8 @@ const MIN_IN_PLACE: usize = WAKE_LOOKBEHIND + CARRY + 4096;
 
 /// A reset scanner keeps buffers up to this size for its next response; a larger one (a long
 /// body held on a block route) goes back to the allocator, so pooled scanners stay small.
-const MAX_KEPT_BUFFER: usize = 64 * 1024;
+/// Callers that pool buffers beside a scanner can hold them to the same size.
+pub const MAX_KEPT_BUFFER: usize = 64 * 1024;
 
 /// New bytes gathered before a window is scanned, so that a body fed a byte at a time costs a
 /// scan per kilobyte rather than a scan per byte.

@@ -199,7 +199,44 @@ pub(crate) fn parse_int(s: &[u8]) -> i64 {
     }
 }
 
+/// The numeric operators' comparisons, shared by `Operator::eval` and the
+/// TX comparison fast path (`rule::TxCompare`) so that both read the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NumCompare {
+    Eq,
+    Ge,
+    Gt,
+    Le,
+    Lt,
+}
+
+impl NumCompare {
+    /// Whether `value` stands in this relation to `operand`.
+    pub(crate) fn holds(self, value: i64, operand: i64) -> bool {
+        match self {
+            NumCompare::Eq => value == operand,
+            NumCompare::Ge => value >= operand,
+            NumCompare::Gt => value > operand,
+            NumCompare::Le => value <= operand,
+            NumCompare::Lt => value < operand,
+        }
+    }
+}
+
 impl Operator {
+    /// The comparison and operand of a numeric operator (`@eq`, `@ge`,
+    /// `@gt`, `@le`, `@lt`).
+    pub(crate) fn numeric(&self) -> Option<(NumCompare, &Macro)> {
+        match self {
+            Operator::Eq(m) => Some((NumCompare::Eq, m)),
+            Operator::Ge(m) => Some((NumCompare::Ge, m)),
+            Operator::Gt(m) => Some((NumCompare::Gt, m)),
+            Operator::Le(m) => Some((NumCompare::Le, m)),
+            Operator::Lt(m) => Some((NumCompare::Lt, m)),
+            _ => None,
+        }
+    }
+
     /// Runs the operator. When `captures` is given and the operator matched,
     /// it receives what ModSecurity puts into TX.0..TX.9.
     pub(crate) fn eval(
@@ -297,11 +334,11 @@ impl Operator {
                 let hay = ctx.expand(m);
                 input.is_empty() || memmem(&hay, input).is_some()
             }
-            Operator::Eq(m) => parse_int(input) == parse_int(&ctx.expand(m)),
-            Operator::Ge(m) => parse_int(input) >= parse_int(&ctx.expand(m)),
-            Operator::Gt(m) => parse_int(input) > parse_int(&ctx.expand(m)),
-            Operator::Le(m) => parse_int(input) <= parse_int(&ctx.expand(m)),
-            Operator::Lt(m) => parse_int(input) < parse_int(&ctx.expand(m)),
+            Operator::Eq(m) => NumCompare::Eq.holds(parse_int(input), parse_int(&ctx.expand(m))),
+            Operator::Ge(m) => NumCompare::Ge.holds(parse_int(input), parse_int(&ctx.expand(m))),
+            Operator::Gt(m) => NumCompare::Gt.holds(parse_int(input), parse_int(&ctx.expand(m))),
+            Operator::Le(m) => NumCompare::Le.holds(parse_int(input), parse_int(&ctx.expand(m))),
+            Operator::Lt(m) => NumCompare::Lt.holds(parse_int(input), parse_int(&ctx.expand(m))),
             Operator::IpMatch(nets) => {
                 let Ok(s) = std::str::from_utf8(input) else {
                     return false;

@@ -235,31 +235,9 @@ pub(crate) struct TxCompare {
     pub key: String,
     /// `&TX:key`: the count of such variables (0 or 1) is compared.
     pub count: bool,
-    pub compare: NumCompare,
+    pub compare: operator::NumCompare,
     /// The operand, read as the numeric operators read it.
     pub operand: i64,
-}
-
-/// The numeric operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NumCompare {
-    Eq,
-    Ge,
-    Gt,
-    Le,
-    Lt,
-}
-
-impl NumCompare {
-    pub(crate) fn holds(self, value: i64, operand: i64) -> bool {
-        match self {
-            NumCompare::Eq => value == operand,
-            NumCompare::Ge => value >= operand,
-            NumCompare::Gt => value > operand,
-            NumCompare::Le => value <= operand,
-            NumCompare::Lt => value < operand,
-        }
-    }
 }
 
 impl TxCompare {
@@ -281,14 +259,7 @@ impl TxCompare {
         if target.var != Var::Tx {
             return None;
         }
-        let (compare, operand) = match &link.op {
-            Operator::Eq(m) => (NumCompare::Eq, m),
-            Operator::Ge(m) => (NumCompare::Ge, m),
-            Operator::Gt(m) => (NumCompare::Gt, m),
-            Operator::Le(m) => (NumCompare::Le, m),
-            Operator::Lt(m) => (NumCompare::Lt, m),
-            _ => return None,
-        };
+        let (compare, operand) = link.op.numeric()?;
         let operand = match operand.parts.as_slice() {
             [] => 0,
             [Part::Literal(l)] => operator::parse_int(l),

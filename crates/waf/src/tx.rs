@@ -457,6 +457,18 @@ fn push_name(buf: &mut Vec<u8>, var: Var, key: &str) -> std::ops::Range<usize> {
     start..buf.len()
 }
 
+/// Writes the display name of a count target (`&TX:key`, `&ARGS`).
+fn push_count_name(buf: &mut Vec<u8>, target: &Target) -> std::ops::Range<usize> {
+    let start = buf.len();
+    buf.push(b'&');
+    buf.extend_from_slice(target.var.name().as_bytes());
+    if !target.raw_key.is_empty() {
+        buf.push(b':');
+        buf.extend_from_slice(target.raw_key.as_bytes());
+    }
+    start..buf.len()
+}
+
 /// MATCHED_VARS: names and values in one buffer.
 #[derive(Debug, Default)]
 struct MatchedList {
@@ -1714,11 +1726,9 @@ impl<'t> Evaluator<'t> {
             }
             let mut digits = [0u8; 20];
             let value = push_range(buf, format_count(count, &mut digits));
-            let start = buf.len();
-            buf.extend_from_slice(b"&TX:");
-            buf.extend_from_slice(link.targets[0].raw_key.as_bytes());
+            let name = push_count_name(buf, &link.targets[0]);
             found.push(Found {
-                name: start..buf.len(),
+                name,
                 value,
                 captures: None,
             });
@@ -1860,17 +1870,9 @@ impl<'t> Evaluator<'t> {
             let before = found.len();
             self.test_value(link, var, "", v, None, &[], found);
             if found.len() > before {
-                let buf = &mut self.caches.found_buf;
-                let start = buf.len();
-                buf.push(b'&');
-                buf.extend_from_slice(var.name().as_bytes());
-                if !target.raw_key.is_empty() {
-                    buf.push(b':');
-                    buf.extend_from_slice(target.raw_key.as_bytes());
-                }
-                let end = buf.len();
+                let name = push_count_name(&mut self.caches.found_buf, target);
                 if let Some(f) = found.last_mut() {
-                    f.name = start..end;
+                    f.name = name;
                 }
             }
         }
