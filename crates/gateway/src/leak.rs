@@ -41,6 +41,10 @@ pub struct ResponseLeakState {
     pub redact: bool,
     pub decoded: Vec<u8>,
     pub out: Vec<u8>,
+    /// The body's last chunk (empty when the body ended without one), kept
+    /// to be scanned in the logging phase, once the response has gone: set
+    /// only when the scanner can merely report.
+    pub deferred: Option<bytes::Bytes>,
 }
 
 /// Idle response states kept per snapshot: a few per worker thread.
@@ -55,9 +59,10 @@ impl LeakRuntime {
                 state.scanner.reset(policy);
                 state.decoder = decoder;
                 state.redact = redact;
+                state.deferred = None;
                 state
             }
-            None => Box::new(ResponseLeakState { scanner: self.guard.scanner(policy), decoder, redact, decoded: Vec::new(), out: Vec::new() }),
+            None => Box::new(ResponseLeakState { scanner: self.guard.scanner(policy), decoder, redact, decoded: Vec::new(), out: Vec::new(), deferred: None }),
         }
     }
 

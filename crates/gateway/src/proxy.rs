@@ -95,6 +95,9 @@ struct CacheFill {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     keep_for: (u64, u64),
+    /// Whether the whole body has been copied (the response may still fail
+    /// before the logging phase stores it).
+    complete: bool,
 }
 
 /// The most decoded response body the leak guard reads from one response;
@@ -771,7 +774,7 @@ impl ProxyHttp for Gateway {
                 let headers = response.headers.iter().map(|(k, v)| (k.as_str(), v.to_str().unwrap_or("")));
                 if let Some(keep_for) = rampart_cache::storable_for(cache.config(), response.status.as_u16(), headers) {
                     let headers = response.headers.iter().filter(|(k, _)| *k != "x-request-id").map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
-                    ctx.cache_fill = Some(CacheFill { status: response.status.as_u16(), headers, body: Vec::new(), keep_for });
+                    ctx.cache_fill = Some(CacheFill { status: response.status.as_u16(), headers, body: Vec::new(), keep_for, complete: false });
                 }
             }
         }
@@ -849,6 +852,7 @@ impl ProxyHttp for Gateway {
     /// Runs once per request after everything else: the access-log line and
     /// the per-site counters.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestContext) {
+        self.finish_deferred_leak(ctx);
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let bytes = session.body_bytes_sent() as u64;
         let elapsed = ctx.started.elapsed();
@@ -971,17 +975,31 @@ impl Gateway {
             fill.body.extend_from_slice(chunk);
         }
         if end_of_stream {
-            let Some(fill) = ctx.cache_fill.take() else { return };
-            // A page whose only findings the leak guard's policy allows (the
-            // contact address in a footer) is as clean as one without any;
-            // an alerted, redacted or blocked one is never kept to be served
-            // again unscanned.
-            let allowed = ctx.verdict == "allow" || ctx.verdict.starts_with("leak:allow:");
-            let clean = allowed && !ctx.waf.as_ref().is_some_and(|w| w.intervened);
-            if clean {
-                if let Some(key) = ctx.cache_key {
-                    self.runtime.cache.put(key, fill.status, &fill.headers, Bytes::from(fill.body), fill.keep_for, crate::incidents::now_ms() as u64);
-                }
+            fill.complete = true;
+            // A page whose last chunk the leak guard scans after sending is
+            // stored once that scan has given its verdict.
+            if ctx.leak.as_ref().is_none_or(|l| l.deferred.is_none()) {
+                self.store_cache(ctx);
+            }
+        }
+    }
+
+    /// Keeps a completely copied response in the serve-stale cache, unless a
+    /// layer objected to it.
+    fn store_cache(&self, ctx: &mut RequestContext) {
+        let Some(fill) = ctx.cache_fill.take() else { return };
+        if !fill.complete {
+            return;
+        }
+        // A page whose only findings the leak guard's policy allows (the
+        // contact address in a footer) is as clean as one without any;
+        // an alerted, redacted or blocked one is never kept to be served
+        // again unscanned.
+        let allowed = ctx.verdict == "allow" || ctx.verdict.starts_with("leak:allow:");
+        let clean = allowed && !ctx.waf.as_ref().is_some_and(|w| w.intervened);
+        if clean {
+            if let Some(key) = ctx.cache_key {
+                self.runtime.cache.put(key, fill.status, &fill.headers, Bytes::from(fill.body), fill.keep_for, crate::incidents::now_ms() as u64);
             }
         }
     }
@@ -1119,6 +1137,14 @@ impl Gateway {
     /// bytes. A block found mid-stream can only cut the response off.
     fn leak_response_body(&self, session: &Session, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestContext) -> Result<()> {
         let Some(leak) = ctx.leak.as_mut() else { return Ok(()) };
+        if end_of_stream && leak.decoder.is_none() && !leak.redact && leak.scanner.only_reports() {
+            // Nothing the scan can find would change or stop this response,
+            // so its last chunk is scanned in the logging phase, once it has
+            // gone: the client does not wait for the scan. Keeping the chunk
+            // costs a reference count, not a copy.
+            leak.deferred = Some(body.clone().unwrap_or_default());
+            return Ok(());
+        }
         let mut blocked = false;
         let mut finished = None;
         if let Some(chunk) = body.as_ref() {
@@ -1176,19 +1202,37 @@ impl Gateway {
                 last.extend_from_slice(&rest);
                 *body = Some(Bytes::from(last));
             }
-            let (site, route) = site_and_route(ctx);
-            if let Some(verdict) = leak_outcome(&self.runtime, ctx.client, &ctx.reference, site, route, &outcome) {
-                ctx.verdict = Cow::Owned(verdict);
-            }
-            if let (Some(state), Some(runtime)) = (ctx.leak.take(), snapshot_leak(ctx)) {
-                runtime.give_back(state);
-            }
+            self.settle_leak(ctx, &outcome);
             if blocked || outcome.action == rampart_leakguard::Action::Block {
                 let _ = session;
                 return Err(Error::explain(ErrorType::HTTPStatus(503), "response cut off by the leak guard"));
             }
         }
         Ok(())
+    }
+
+    /// Records a response's leak-guard outcome (event, verdict) and returns
+    /// its state to the pool.
+    fn settle_leak(&self, ctx: &mut RequestContext, outcome: &rampart_leakguard::Outcome) {
+        let (site, route) = site_and_route(ctx);
+        if let Some(verdict) = leak_outcome(&self.runtime, ctx.client, &ctx.reference, site, route, outcome) {
+            ctx.verdict = Cow::Owned(verdict);
+        }
+        if let (Some(state), Some(runtime)) = (ctx.leak.take(), snapshot_leak(ctx)) {
+            runtime.give_back(state);
+        }
+    }
+
+    /// The scan [`leak_response_body`](Self::leak_response_body) left for
+    /// after the response: its last chunk, the outcome, and then the cache
+    /// decision that waits for the outcome's verdict.
+    fn finish_deferred_leak(&self, ctx: &mut RequestContext) {
+        let Some(leak) = ctx.leak.as_mut() else { return };
+        let Some(last) = leak.deferred.take() else { return };
+        let outcome = leak.scanner.inspect_last(&last);
+        drop(last);
+        self.settle_leak(ctx, &outcome);
+        self.store_cache(ctx);
     }
 
     /// A `block` route: fetch the whole response, judge it, then send it or

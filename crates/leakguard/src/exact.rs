@@ -89,6 +89,10 @@ impl Exact {
         self.canaries.is_empty() && self.records.is_empty() && self.public.is_empty()
     }
 
+    pub fn has_canaries(&self) -> bool {
+        !self.canaries.is_empty()
+    }
+
     fn tag(&self, kind: EntityKind, canonical: &[u8]) -> Tag {
         let mut mac = self.mac.clone();
         // The kind is part of the message, so a phone number and an account number with the same

@@ -694,6 +694,21 @@ impl ResponseScanner {
         self.blocked
     }
 
+    /// Whether nothing this scanner can find would change or stop the response: the route's
+    /// action is at most `alert`, and so is its canary action unless no canaries are loaded.
+    /// Then the scan only reports, and a caller may run it after the bytes have gone (the
+    /// gateway scans an unencoded body's last chunk once it is sent, off the client's wait).
+    pub fn only_reports(&self) -> bool {
+        let canaries = self
+            .guard
+            .exact
+            .as_ref()
+            .is_some_and(|exact| exact.has_canaries());
+        self.mode == Mode::Pass
+            && self.rules.action <= Action::Alert
+            && (!canaries || self.rules.canary_action <= Action::Alert)
+    }
+
     fn overflow(&mut self, out: &mut Vec<u8>) {
         match self.rules.on_overflow {
             Overflow::Block => {

@@ -305,6 +305,40 @@ fn canary_guard() -> LeakGuard {
     .unwrap()
 }
 
+/// A caller may scan after sending only where no finding could change or stop the response.
+#[test]
+fn only_reports_exactly_where_no_finding_can_change_the_response() {
+    let plain = guard();
+    let records_only = LeakGuard::new(GuardConfig {
+        fingerprint_key: b"0123456789abcdef0123456789abcdef".to_vec(),
+        canaries_csv: None,
+        records_csv: Some("name,email\nPat Doe,pat.doe@example.com\n".into()),
+        public_values: vec![],
+    })
+    .unwrap();
+    let with_canaries = canary_guard();
+    let canary_alert = RoutePolicy {
+        canary_action: Action::Alert,
+        ..RoutePolicy::with_action(Action::Alert)
+    };
+    for (guard, name, canaries) in [
+        (&plain, "no exact records", false),
+        (&records_only, "records only", false),
+        (&with_canaries, "canaries", true),
+    ] {
+        for action in [Action::Allow, Action::Alert, Action::Redact, Action::Block] {
+            let scanner = guard.scanner(&RoutePolicy::with_action(action));
+            // Canaries block by default, whatever the route's action.
+            let want = action <= Action::Alert && !canaries;
+            assert_eq!(scanner.only_reports(), want, "{name}, {action:?}");
+        }
+        assert!(
+            guard.scanner(&canary_alert).only_reports(),
+            "{name}, canaries alerted"
+        );
+    }
+}
+
 #[test]
 fn canary_trip_is_critical_and_blocks_even_on_an_alert_route() {
     let guard = canary_guard();
