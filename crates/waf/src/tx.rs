@@ -626,13 +626,12 @@ impl Transaction {
     /// Buffers request body bytes, up to the configured limit.
     pub fn append_request_body(&mut self, chunk: &[u8]) {
         let limit = self.st.body_limit as usize;
-        let room = limit.saturating_sub(self.req.body.len());
-        if chunk.len() > room {
-            self.req.body_truncated = true;
-        }
-        self.req
-            .body
-            .extend_from_slice(&chunk[..chunk.len().min(room)]);
+        append_capped(
+            &mut self.req.body,
+            &mut self.req.body_truncated,
+            chunk,
+            limit,
+        );
     }
 
     /// Phase 2: parses the buffered body and runs the body rules.
@@ -768,13 +767,12 @@ impl Transaction {
             return;
         }
         let limit = self.engine.inner.config.response_body_limit as usize;
-        let room = limit.saturating_sub(self.req.resp_body.len());
-        if chunk.len() > room {
-            self.req.resp_body_truncated = true;
-        }
-        self.req
-            .resp_body
-            .extend_from_slice(&chunk[..chunk.len().min(room)]);
+        append_capped(
+            &mut self.req.resp_body,
+            &mut self.req.resp_body_truncated,
+            chunk,
+            limit,
+        );
     }
 
     /// Phase 4: the response body rules.
@@ -2472,4 +2470,14 @@ fn format_i64(n: i64, buf: &mut [u8; 24]) -> &[u8] {
         buf[i] = b'-';
     }
     &buf[i..]
+}
+
+/// Appends what fits of `chunk` to a body held to `limit` bytes, and notes in `truncated` that
+/// some did not fit (the INBOUND_DATA_ERROR / OUTBOUND_DATA_ERROR flags).
+fn append_capped(body: &mut Vec<u8>, truncated: &mut bool, chunk: &[u8], limit: usize) {
+    let room = limit.saturating_sub(body.len());
+    if chunk.len() > room {
+        *truncated = true;
+    }
+    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
 }
