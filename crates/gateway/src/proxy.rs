@@ -1134,7 +1134,9 @@ impl Gateway {
 impl Gateway {
     /// The leak guard on a streamed response: scans each piece after
     /// decoding; redact routes send the masked text, others the original
-    /// bytes. A block found mid-stream can only cut the response off.
+    /// bytes. A block found mid-stream can only cut the response off. Where
+    /// the scan can only report, an unencoded body's last piece is left to
+    /// [`finish_deferred_leak`](Self::finish_deferred_leak) in the logging phase.
     fn leak_response_body(&self, session: &Session, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestContext) -> Result<()> {
         let Some(leak) = ctx.leak.as_mut() else { return Ok(()) };
         if end_of_stream && leak.decoder.is_none() && !leak.redact && leak.scanner.only_reports() {
