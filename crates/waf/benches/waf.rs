@@ -91,16 +91,25 @@ fn main() {
         Duration::from_millis(150),
     );
     let after = resident_bytes();
-    let live = LIVE
-        .load(std::sync::atomic::Ordering::Relaxed)
-        .saturating_sub(live_before) as f64
-        / 1e6;
-    println!(
-        "{:<28} {live:>10.1} MB   budget {:>8.1} MB   ratio {:.2}",
-        "load CRS v4.28.0 (heap)",
-        50.0,
-        live / 50.0
-    );
+    // The heap the engine holds (live bytes allocated since before the load)
+    // against the 50 MB budget.
+    let report_heap = |name: &str| {
+        let mb = LIVE
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .saturating_sub(live_before) as f64
+            / 1e6;
+        println!(
+            "{name:<28} {mb:>10.1} MB   budget {:>8.1} MB   ratio {:.2}",
+            50.0,
+            mb / 50.0
+        );
+    };
+    report_heap("load CRS v4.28.0 (heap)");
+    // Regexes and phrase-set automata are built on first use (or by the
+    // gateway's background warm-up), so the load's heap leaves them out;
+    // this is the whole rule set's footprint once everything is built.
+    engine.warm_up().expect("every CRS v4 pattern compiles");
+    report_heap("heap after warm-up");
     // A reload in the same process finds the translated patterns cached;
     // it is what a configuration reload costs.
     let t = Instant::now();

@@ -335,17 +335,21 @@ impl Engine {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    /// Compiles every regex and builds every variable's own automaton now
-    /// instead of on first use, so the first requests do not pay for them;
-    /// returns the patterns that fail (which then never match). Call it once after loading, e.g. on a background thread.
+    /// Compiles every regex and builds every `@pm` phrase set's automaton and
+    /// every variable's own automaton now instead of on first use, so the
+    /// first requests do not pay for them; returns the patterns and phrase
+    /// sets that fail (which then never match). Call it once after loading, e.g. on a background thread.
     pub fn warm_up(&self) -> Result<(), LoadErrors> {
         let mut errors = Vec::new();
         let mut lazies = Vec::new();
+        let mut phrase_sets = Vec::new();
         for r in &self.inner.rules {
             let mut link: Option<&Rule> = Some(r);
             while let Some(l) = link {
-                if let Operator::Rx(Rx::Lazy(lz)) = &l.op {
-                    lazies.push((r, &**lz));
+                match &l.op {
+                    Operator::Rx(Rx::Lazy(lz)) => lazies.push((r, &**lz)),
+                    Operator::Pm(pm) => phrase_sets.push((r, pm)),
+                    _ => {}
                 }
                 link = l.chain.as_deref();
             }
@@ -356,10 +360,13 @@ impl Engine {
             .clamp(1, 8);
         std::thread::scope(|scope| {
             for t in 0..threads {
-                let lazies = &lazies;
+                let (lazies, phrase_sets) = (&lazies, &phrase_sets);
                 scope.spawn(move || {
                     for (_, lz) in lazies.iter().skip(t).step_by(threads) {
                         let _ = lz.get();
+                    }
+                    for (_, pm) in phrase_sets.iter().skip(t).step_by(threads) {
+                        let _ = pm.automaton();
                     }
                 });
             }
@@ -373,6 +380,17 @@ impl Engine {
                     file: r.file.clone(),
                     line: r.line,
                     kind: ErrorKind::Regex(e.to_string()),
+                });
+            }
+        }
+        for (r, pm) in &phrase_sets {
+            if let Err(e) = pm.automaton() {
+                errors.push(LoadError {
+                    file: r.file.clone(),
+                    line: r.line,
+                    kind: ErrorKind::Syntax(format!(
+                        "the @pm phrases cannot be built into an automaton: {e}"
+                    )),
                 });
             }
         }

@@ -76,49 +76,58 @@ impl LazyRegex {
 }
 
 /// `@pm` and `@pmFromFile`: case-insensitive phrase match. Cloning shares
-/// the automaton and the phrases.
+/// the phrases and the automaton.
 #[derive(Debug, Clone)]
 pub(crate) struct Pm {
-    pub ac: AhoCorasick,
+    /// Built on first use (or by [`crate::Engine::warm_up`]), as regexes are:
+    /// the automata of CRS's phrase sets were about a third of the time to
+    /// load the rule set, and a request reaches only some of them. Shared by
+    /// every rule with the same phrases, so each set is built once.
+    ac: std::sync::Arc<std::sync::OnceLock<Result<AhoCorasick, String>>>,
     /// The phrases, kept for the engine's literal prefilter (an `@pm` can
     /// only match where one of its phrases occurs).
     pub phrases: std::sync::Arc<Vec<Vec<u8>>>,
 }
 
 impl Pm {
-    pub(crate) fn new(phrases: Vec<Vec<u8>>) -> Result<Pm, String> {
-        // The CRS uses some data files from several rules; an automaton is
-        // cheap to clone and shares its tables, so build each set once.
+    pub(crate) fn new(phrases: Vec<Vec<u8>>) -> Pm {
+        // The CRS uses some data files from several rules; share each set
+        // (and so its automaton) between them.
         use std::cell::RefCell;
         use std::collections::HashMap;
         thread_local! {
             static CACHE: RefCell<HashMap<Vec<Vec<u8>>, Pm>> = RefCell::new(HashMap::new());
         }
         if let Some(pm) = CACHE.with(|c| c.borrow().get(&phrases).cloned()) {
-            return Ok(pm);
+            return pm;
         }
-        let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(&phrases)
-            .map_err(|e| e.to_string())?;
-        let shared = std::sync::Arc::new(phrases.clone());
+        let pm = Pm {
+            ac: Default::default(),
+            phrases: std::sync::Arc::new(phrases.clone()),
+        };
         CACHE.with(|c| {
             let mut c = c.borrow_mut();
             if c.len() < 256 {
-                c.insert(
-                    phrases,
-                    Pm {
-                        ac: ac.clone(),
-                        phrases: shared.clone(),
-                    },
-                );
+                c.insert(phrases, pm.clone());
             }
         });
-        Ok(Pm {
-            ac,
-            phrases: shared,
-        })
+        pm
+    }
+
+    /// The automaton, built on the first call. It fails only if the phrases
+    /// are too many for the automaton's state space; `Engine::warm_up`
+    /// reports that with the rule's position.
+    pub(crate) fn automaton(&self) -> Result<&AhoCorasick, &str> {
+        self.ac
+            .get_or_init(|| {
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .build(self.phrases.as_slice())
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(String::as_str)
     }
 }
 
@@ -295,7 +304,7 @@ impl Operator {
                     },
                 }
             }
-            Operator::Pm(pm) => match pm.ac.find(input) {
+            Operator::Pm(pm) => match pm.automaton().ok().and_then(|ac| ac.find(input)) {
                 Some(m) => {
                     if let Some(caps) = captures {
                         caps.clear();
@@ -493,6 +502,23 @@ fn xss_impossible(input: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rules with the same phrases share one automaton, built on first use,
+    /// and it matches as `@pm` does: ignoring ASCII case, leftmost first.
+    #[test]
+    fn phrase_sets_are_shared_and_built_on_first_use() {
+        let phrases = || vec![b"passwd".to_vec(), b"etc/shadow".to_vec()];
+        let a = Pm::new(phrases());
+        let b = Pm::new(phrases());
+        assert!(std::sync::Arc::ptr_eq(&a.ac, &b.ac), "one automaton per set");
+        assert!(a.ac.get().is_none(), "nothing is built before the first use");
+        let ac = b.automaton().unwrap();
+        let m = ac.find(&b"GET /ETC/Shadow?x=passwd"[..]).unwrap();
+        assert_eq!((m.start(), m.end()), (5, 15));
+        assert!(a.ac.get().is_some(), "the other rule sees the built automaton");
+        let other = Pm::new(vec![b"passwd".to_vec()]);
+        assert!(!std::sync::Arc::ptr_eq(&a.ac, &other.ac));
+    }
 
     /// The libinjection fast rejects agree with libinjection itself on
     /// SQL keywords, functions, operators-as-words, numbers and plain words,

@@ -465,7 +465,7 @@ pub(crate) fn parse_operator(
                 .split_ascii_whitespace()
                 .map(|p| p.as_bytes().to_vec())
                 .collect();
-            Operator::Pm(Pm::new(phrases).map_err(ErrorKind::Syntax)?)
+            Operator::Pm(Pm::new(phrases))
         }
         "pmfromfile" | "pmf" => {
             let mut phrases = Vec::new();
@@ -480,7 +480,7 @@ pub(crate) fn parse_operator(
                     phrases.push(t.to_vec());
                 }
             }
-            Operator::Pm(Pm::new(phrases).map_err(ErrorKind::Syntax)?)
+            Operator::Pm(Pm::new(phrases))
         }
         "contains" => Operator::Contains(m()),
         "containsword" => Operator::ContainsWord(m()),
