@@ -32,6 +32,7 @@ pub struct Metrics {
     pub waf_errors: AtomicU64,
     pub leak_allowed: AtomicU64,
     pub leak_events: AtomicU64,
+    pub leak_errors: AtomicU64,
     sites: Mutex<BTreeMap<String, Arc<SiteMetrics>>>,
 }
 
@@ -73,7 +74,7 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &AtomicU64); 19] = [
+        let counters: [(&str, &str, &AtomicU64); 20] = [
             ("rampart_connections_open", "Client connections open now.", &self.connections_open),
             ("rampart_connections_total", "Client connections accepted.", &self.connections_total),
             ("rampart_connections_rejected_per_client_total", "Connections refused by the per-client cap.", &self.connections_rejected_per_client),
@@ -93,6 +94,7 @@ impl Metrics {
             ("rampart_waf_errors_total", "WAF evaluations that failed internally (the request was refused).", &self.waf_errors),
             ("rampart_leak_allowed_total", "Responses with leak-guard findings the route's policy allows (below its thresholds); no event is raised.", &self.leak_allowed),
             ("rampart_leak_events_total", "Responses whose leak-guard findings raised an event (alert, redact or block).", &self.leak_events),
+            ("rampart_leak_errors_total", "Responses whose leak-guard scan failed internally (cut off on routes that redact, block or stop canaries; sent unscanned on the others).", &self.leak_errors),
         ];
         for (name, help, value) in counters {
             let base = name.split('{').next().unwrap_or(name);

@@ -168,13 +168,14 @@ struct WafState {
 /// `SecResponseBodyLimit`, beyond which the rest streams (ProcessPartial).
 const RESPONSE_INSPECTION_CAP: usize = 512 * 1024;
 
-/// Runs one WAF step, turning a panic inside the engine into a refusal so
-/// that a bug in an inspection layer costs one request, not the process.
-fn guarded<T>(metrics: &crate::metrics::Metrics, step: impl FnOnce() -> T) -> Option<T> {
+/// Runs one step of an inspection layer (WAF or leak guard), turning a
+/// panic inside it into `None`, counted in `failures`, so that a bug in a
+/// layer costs one request, not the process; the caller decides the answer.
+fn guarded<T>(failures: &AtomicU64, step: impl FnOnce() -> T) -> Option<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
         Ok(v) => Some(v),
         Err(_) => {
-            metrics.waf_errors.fetch_add(1, Ordering::Relaxed);
+            failures.fetch_add(1, Ordering::Relaxed);
             None
         }
     }
@@ -412,7 +413,7 @@ impl Gateway {
     fn finish_waf(&self, session: &Session, ctx: &mut RequestContext, status: u16) {
         let Some(waf) = ctx.waf.as_mut() else { return };
         let metrics = &self.runtime.metrics;
-        guarded(metrics, || waf.tx.process_logging());
+        guarded(&metrics.waf_errors, || waf.tx.process_logging());
         for line in waf.tx.error_log_lines() {
             self.waf_log.send(line.clone());
         }
@@ -581,13 +582,13 @@ impl ProxyHttp for Gateway {
             let protocol = protocol_name(header.version);
             let metrics = &self.runtime.metrics;
             let mut tx = engine.transaction(meta);
-            let mut verdict = guarded(metrics, || {
+            let mut verdict = guarded(&metrics.waf_errors, || {
                 tx.process_request_headers(header.method.as_str(), &uri, protocol, header.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())))
             });
             // Phase 2 holds CRS's argument checks; for a request without a
             // body it runs now, before any upstream is contacted.
             if !has_body && verdict == Some(Verdict::Continue) {
-                verdict = guarded(metrics, || tx.process_request_body());
+                verdict = guarded(&metrics.waf_errors, || tx.process_request_body());
             }
             ctx.waf = Some(Box::new(WafState {
                 tx,
@@ -641,7 +642,7 @@ impl ProxyHttp for Gateway {
             }
             if end_of_stream {
                 waf.request_judged = true;
-                let verdict = guarded(&metrics, || waf.tx.process_request_body());
+                let verdict = guarded(&metrics.waf_errors, || waf.tx.process_request_body());
                 match verdict {
                     Some(Verdict::Continue) => {
                         let released = Bytes::from(std::mem::take(&mut waf.request_body));
@@ -723,7 +724,7 @@ impl ProxyHttp for Gateway {
             waf.response_status = response.status.as_u16();
             waf.response_headers = response.headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
             let protocol = protocol_name(response.version);
-            let verdict = guarded(&metrics, || waf.tx.process_response_headers(response.status.as_u16(), protocol, response.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes()))));
+            let verdict = guarded(&metrics.waf_errors, || waf.tx.process_response_headers(response.status.as_u16(), protocol, response.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes()))));
             if verdict != Some(Verdict::Continue) {
                 let status = self.note_waf_refusal(ctx, verdict);
                 return Err(status_error(status, "response refused by the WAF"));
@@ -1118,7 +1119,7 @@ impl Gateway {
         }
         if end_of_stream || waf.response_body.len() >= RESPONSE_INSPECTION_CAP {
             waf.holding_response = false;
-            let verdict = guarded(&self.runtime.metrics, || waf.tx.process_response_body());
+            let verdict = guarded(&self.runtime.metrics.waf_errors, || waf.tx.process_response_body());
             if verdict != Some(Verdict::Continue) {
                 // The status line is already on its way, so the only safe
                 // answer is to cut the response off before the body leaks.
@@ -1139,7 +1140,8 @@ impl Gateway {
     /// [`finish_deferred_leak`](Self::finish_deferred_leak) in the logging phase.
     fn leak_response_body(&self, session: &Session, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestContext) -> Result<()> {
         let Some(leak) = ctx.leak.as_mut() else { return Ok(()) };
-        if end_of_stream && leak.decoder.is_none() && !leak.redact && leak.scanner.only_reports() {
+        let only_reports = !leak.redact && leak.scanner.only_reports();
+        if end_of_stream && leak.decoder.is_none() && only_reports {
             // Nothing the scan can find would change or stop this response,
             // so its last chunk is scanned in the logging phase, once it has
             // gone: the client does not wait for the scan. Keeping the chunk
@@ -1147,63 +1149,14 @@ impl Gateway {
             leak.deferred = Some(body.clone().unwrap_or_default());
             return Ok(());
         }
-        let mut blocked = false;
-        let mut finished = None;
-        if let Some(chunk) = body.as_ref() {
-            let input: &[u8] = match leak.decoder.as_mut() {
-                Some(decoder) => {
-                    leak.decoded.clear();
-                    if decoder.push(chunk, &mut leak.decoded).is_err() {
-                        blocked = true;
-                    }
-                    &leak.decoded
-                }
-                None => chunk,
-            };
-            // Only a redact route sends the scanner's output; the others
-            // send the original bytes, so the scanner need not copy them.
-            let progress = if leak.redact {
-                leak.out.clear();
-                leak.scanner.push(input, &mut leak.out)
-            } else if end_of_stream && leak.decoder.is_none() {
-                // The last chunk of an unencoded body: scanned to its end
-                // and finished in one call, with nothing carried over.
-                finished = Some(leak.scanner.inspect_last(input));
-                rampart_leakguard::Progress::Continue
-            } else {
-                leak.scanner.inspect(input)
-            };
-            if progress == rampart_leakguard::Progress::Block {
-                blocked = true;
-            }
-            if leak.redact {
-                *body = Some(Bytes::copy_from_slice(&leak.out));
-            }
-        }
-        if end_of_stream || blocked {
-            // What the scanner still sends on a redact route: the masked
-            // form of the decoder's last bytes, then what it held back.
-            let mut rest = Vec::new();
-            let outcome = match finished {
-                Some(outcome) => outcome,
-                None => {
-                    if let Some(decoder) = leak.decoder.as_mut() {
-                        leak.decoded.clear();
-                        let _ = decoder.finish(&mut leak.decoded);
-                        if leak.redact {
-                            leak.scanner.push(&leak.decoded, &mut rest);
-                        } else {
-                            leak.scanner.inspect(&leak.decoded);
-                        }
-                    }
-                    leak.scanner.finish(&mut rest)
-                }
-            };
-            if leak.redact {
-                let mut last = body.take().map(|b| b.to_vec()).unwrap_or_default();
-                last.extend_from_slice(&rest);
-                *body = Some(Bytes::from(last));
-            }
+        // A panic inside the scanner costs this response, not the process.
+        // Where the scan could stop or change the response it is cut off
+        // rather than sent unscanned.
+        let Some((blocked, outcome)) = guarded(&self.runtime.metrics.leak_errors, || scan_piece(leak, body, end_of_stream)) else {
+            drop_failed_leak(ctx);
+            return if !only_reports { Err(Error::explain(ErrorType::HTTPStatus(503), "response cut off: the leak guard failed")) } else { Ok(()) };
+        };
+        if let Some(outcome) = outcome {
             self.settle_leak(ctx, &outcome);
             if blocked || outcome.action == rampart_leakguard::Action::Block {
                 let _ = session;
@@ -1231,8 +1184,10 @@ impl Gateway {
     fn finish_deferred_leak(&self, ctx: &mut RequestContext) {
         let Some(leak) = ctx.leak.as_mut() else { return };
         let Some(last) = leak.deferred.take() else { return };
-        let outcome = leak.scanner.inspect_last(&last);
+        let outcome = guarded(&self.runtime.metrics.leak_errors, || leak.scanner.inspect_last(&last));
         drop(last);
+        // The response has gone either way; a failed scan is only recorded.
+        let Some(outcome) = outcome else { return drop_failed_leak(ctx) };
         self.settle_leak(ctx, &outcome);
         self.store_cache(ctx);
     }
@@ -1303,8 +1258,17 @@ impl Gateway {
         if rampart_leakguard::is_scannable(&content_type) {
             let mut state = leak.response_state(&policy, None, false);
             let mut out = Vec::with_capacity(body.len());
-            state.scanner.push(&body, &mut out);
-            let outcome = state.scanner.finish(&mut out);
+            let scanned = guarded(&self.runtime.metrics.leak_errors, || {
+                state.scanner.push(&body, &mut out);
+                state.scanner.finish(&mut out)
+            });
+            // A panic inside the scanner: the state is not pooled again and
+            // the response, unjudged, is not sent.
+            let Some(outcome) = scanned else {
+                ctx.verdict = Cow::Borrowed("leak:error");
+                self.answer(session, ctx, 503, &[]).await?;
+                return Ok(true);
+            };
             leak.give_back(state);
             let route = ctx.route.map_or(String::new(), |r| snapshot.sites[site].routes[r].prefix.clone());
             if let Some(verdict) = leak_outcome(&self.runtime, ctx.client, &ctx.reference, &snapshot.sites[site].name, &route, &outcome) {
@@ -1334,6 +1298,80 @@ impl Gateway {
     }
 }
 
+/// One piece of a streamed response through its leak-guard state: decoded,
+/// scanned, and on a redact route replaced in `body` by the masked text.
+/// Returns whether the scan blocked and, at the end of the body or on a
+/// block, the outcome.
+fn scan_piece(leak: &mut crate::leak::ResponseLeakState, body: &mut Option<Bytes>, end_of_stream: bool) -> (bool, Option<rampart_leakguard::Outcome>) {
+    let mut blocked = false;
+    let mut finished = None;
+    if let Some(chunk) = body.as_ref() {
+        let input: &[u8] = match leak.decoder.as_mut() {
+            Some(decoder) => {
+                leak.decoded.clear();
+                if decoder.push(chunk, &mut leak.decoded).is_err() {
+                    blocked = true;
+                }
+                &leak.decoded
+            }
+            None => chunk,
+        };
+        // Only a redact route sends the scanner's output; the others
+        // send the original bytes, so the scanner need not copy them.
+        let progress = if leak.redact {
+            leak.out.clear();
+            leak.scanner.push(input, &mut leak.out)
+        } else if end_of_stream && leak.decoder.is_none() {
+            // The last chunk of an unencoded body: scanned to its end
+            // and finished in one call, with nothing carried over.
+            finished = Some(leak.scanner.inspect_last(input));
+            rampart_leakguard::Progress::Continue
+        } else {
+            leak.scanner.inspect(input)
+        };
+        if progress == rampart_leakguard::Progress::Block {
+            blocked = true;
+        }
+        if leak.redact {
+            *body = Some(Bytes::copy_from_slice(&leak.out));
+        }
+    }
+    if !(end_of_stream || blocked) {
+        return (blocked, None);
+    }
+    // What the scanner still sends on a redact route: the masked
+    // form of the decoder's last bytes, then what it held back.
+    let mut rest = Vec::new();
+    let outcome = match finished {
+        Some(outcome) => outcome,
+        None => {
+            if let Some(decoder) = leak.decoder.as_mut() {
+                leak.decoded.clear();
+                let _ = decoder.finish(&mut leak.decoded);
+                if leak.redact {
+                    leak.scanner.push(&leak.decoded, &mut rest);
+                } else {
+                    leak.scanner.inspect(&leak.decoded);
+                }
+            }
+            leak.scanner.finish(&mut rest)
+        }
+    };
+    if leak.redact {
+        let mut last = body.take().map(|b| b.to_vec()).unwrap_or_default();
+        last.extend_from_slice(&rest);
+        *body = Some(Bytes::from(last));
+    }
+    (blocked, Some(outcome))
+}
+
+/// Forgets a response's leak-guard state after a panic inside the scanner
+/// (it is never pooled again) and marks the request for the access log.
+fn drop_failed_leak(ctx: &mut RequestContext) {
+    ctx.leak = None;
+    ctx.verdict = Cow::Borrowed("leak:error");
+}
+
 /// The site name and route prefix of a request, for events.
 fn site_and_route(ctx: &RequestContext) -> (&str, &str) {
     match (&ctx.snapshot, ctx.site) {
@@ -1354,6 +1392,19 @@ mod tests {
         assert_eq!(super::strip_port("example.org:8080"), "example.org");
         assert_eq!(super::strip_port("example.org"), "example.org");
         assert_eq!(super::strip_port("[::1]:8080"), "[::1]");
+    }
+
+    /// A panic inside an inspection step becomes `None` and is counted; a
+    /// step that returns is passed through and counts nothing.
+    #[test]
+    fn a_panicking_inspection_step_is_counted_not_propagated() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let failures = AtomicU64::new(0);
+        assert_eq!(super::guarded(&failures, || 7), Some(7));
+        assert_eq!(failures.load(Ordering::Relaxed), 0);
+        let failed: Option<u32> = super::guarded(&failures, || panic!("a bug in a layer"));
+        assert_eq!(failed, None);
+        assert_eq!(failures.load(Ordering::Relaxed), 1);
     }
 }
 
