@@ -45,6 +45,10 @@ pub struct ResponseLeakState {
     /// to be scanned in the logging phase, once the response has gone: set
     /// only when the scanner can merely report.
     pub deferred: Option<bytes::Bytes>,
+    /// Whether nothing the scan finds can change or stop the response
+    /// (`ResponseScanner::only_reports` on a route that does not redact),
+    /// settled once per response.
+    pub only_reports: bool,
 }
 
 /// Idle response states kept per snapshot: a few per worker thread.
@@ -60,9 +64,14 @@ impl LeakRuntime {
                 state.decoder = decoder;
                 state.redact = redact;
                 state.deferred = None;
+                state.only_reports = !redact && state.scanner.only_reports();
                 state
             }
-            None => Box::new(ResponseLeakState { scanner: self.guard.scanner(policy), decoder, redact, decoded: Vec::new(), out: Vec::new(), deferred: None }),
+            None => {
+                let scanner = self.guard.scanner(policy);
+                let only_reports = !redact && scanner.only_reports();
+                Box::new(ResponseLeakState { scanner, decoder, redact, decoded: Vec::new(), out: Vec::new(), deferred: None, only_reports })
+            }
         }
     }
 

@@ -1016,7 +1016,7 @@ fn traffic_outcome(verdict: &str) -> crate::incidents::Outcome {
         "flood" if rest.starts_with("limited") || rest == "waiting-room" || rest == "unavailable" => Outcome::Limited,
         "flood" if rest == "banned" || rest.starts_with("challenge-rejected") => Outcome::Blocked,
         "limit" | "unknown-site" => Outcome::Blocked,
-        "leak" if rest.starts_with("block") || rest.starts_with("too-large") => Outcome::Blocked,
+        "leak" if rest.starts_with("block") || rest.starts_with("too-large") || rest == "error-cut-off" => Outcome::Blocked,
         "upstream-failure" => Outcome::UpstreamError,
         "cache" if rest == "stale-on-error" => Outcome::UpstreamError,
         _ => Outcome::Passed,
@@ -1140,7 +1140,7 @@ impl Gateway {
     /// [`finish_deferred_leak`](Self::finish_deferred_leak) in the logging phase.
     fn leak_response_body(&self, session: &Session, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestContext) -> Result<()> {
         let Some(leak) = ctx.leak.as_mut() else { return Ok(()) };
-        let only_reports = !leak.redact && leak.scanner.only_reports();
+        let only_reports = leak.only_reports;
         if end_of_stream && leak.decoder.is_none() && only_reports {
             // Nothing the scan can find would change or stop this response,
             // so its last chunk is scanned in the logging phase, once it has
@@ -1153,7 +1153,7 @@ impl Gateway {
         // Where the scan could stop or change the response it is cut off
         // rather than sent unscanned.
         let Some((blocked, outcome)) = guarded(&self.runtime.metrics.leak_errors, || scan_piece(leak, body, end_of_stream)) else {
-            drop_failed_leak(ctx);
+            drop_failed_leak(ctx, !only_reports);
             return if !only_reports { Err(Error::explain(ErrorType::HTTPStatus(503), "response cut off: the leak guard failed")) } else { Ok(()) };
         };
         if let Some(outcome) = outcome {
@@ -1187,7 +1187,7 @@ impl Gateway {
         let outcome = guarded(&self.runtime.metrics.leak_errors, || leak.scanner.inspect_last(&last));
         drop(last);
         // The response has gone either way; a failed scan is only recorded.
-        let Some(outcome) = outcome else { return drop_failed_leak(ctx) };
+        let Some(outcome) = outcome else { return drop_failed_leak(ctx, false) };
         self.settle_leak(ctx, &outcome);
         self.store_cache(ctx);
     }
@@ -1265,7 +1265,7 @@ impl Gateway {
             // A panic inside the scanner: the state is not pooled again and
             // the response, unjudged, is not sent.
             let Some(outcome) = scanned else {
-                ctx.verdict = Cow::Borrowed("leak:error");
+                drop_failed_leak(ctx, true);
                 self.answer(session, ctx, 503, &[]).await?;
                 return Ok(true);
             };
@@ -1366,10 +1366,12 @@ fn scan_piece(leak: &mut crate::leak::ResponseLeakState, body: &mut Option<Bytes
 }
 
 /// Forgets a response's leak-guard state after a panic inside the scanner
-/// (it is never pooled again) and marks the request for the access log.
-fn drop_failed_leak(ctx: &mut RequestContext) {
+/// (it is never pooled again) and marks the request for the access log and
+/// the traffic counts: `leak:error` when the response went out unscanned,
+/// `leak:error-cut-off` when it was refused or cut off (counted as blocked).
+fn drop_failed_leak(ctx: &mut RequestContext, cut_off: bool) {
     ctx.leak = None;
-    ctx.verdict = Cow::Borrowed("leak:error");
+    ctx.verdict = Cow::Borrowed(if cut_off { "leak:error-cut-off" } else { "leak:error" });
 }
 
 /// The site name and route prefix of a request, for events.
@@ -1392,6 +1394,16 @@ mod tests {
         assert_eq!(super::strip_port("example.org:8080"), "example.org");
         assert_eq!(super::strip_port("example.org"), "example.org");
         assert_eq!(super::strip_port("[::1]:8080"), "[::1]");
+    }
+
+    /// A leak-guard failure counts as blocked only where the response was
+    /// refused or cut off; sent unscanned, it passed.
+    #[test]
+    fn leak_guard_failures_count_by_what_the_client_got() {
+        use crate::incidents::Outcome;
+        assert_eq!(super::traffic_outcome("leak:error-cut-off"), Outcome::Blocked);
+        assert_eq!(super::traffic_outcome("leak:error"), Outcome::Passed);
+        assert_eq!(super::traffic_outcome("leak:block:donor_list"), Outcome::Blocked);
     }
 
     /// A panic inside an inspection step becomes `None` and is counted; a
