@@ -12,8 +12,8 @@
 //! `no-cache`, and no `Vary` beyond `Accept-Encoding`. The crate has no I/O
 //! and reads no clock: every call takes `now` in milliseconds.
 
-use std::collections::{HashMap, VecDeque};
 use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
@@ -44,7 +44,13 @@ pub struct CacheConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { enabled: true, max_bytes: 64 * 1024 * 1024, max_entry_bytes: 1024 * 1024, ttl_secs: 10, stale_secs: 600 }
+        CacheConfig {
+            enabled: true,
+            max_bytes: 64 * 1024 * 1024,
+            max_entry_bytes: 1024 * 1024,
+            ttl_secs: 10,
+            stale_secs: 600,
+        }
     }
 }
 
@@ -53,7 +59,10 @@ impl CacheConfig {
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         if self.enabled && self.max_entry_bytes > self.max_bytes {
-            out.push(format!("`max_entry_bytes` ({}) is larger than `max_bytes` ({})", self.max_entry_bytes, self.max_bytes));
+            out.push(format!(
+                "`max_entry_bytes` ({}) is larger than `max_bytes` ({})",
+                self.max_entry_bytes, self.max_bytes
+            ));
         }
         if self.enabled && self.ttl_secs == 0 && self.stale_secs == 0 {
             out.push("`ttl_secs` and `stale_secs` are both 0, so nothing could be served; set `enabled = false` instead".to_string());
@@ -86,7 +95,13 @@ impl CachedResponse {
     }
 
     fn size(&self) -> usize {
-        self.body.len() + self.headers.iter().map(|(k, v)| k.len() + v.len() + 32).sum::<usize>() + 128
+        self.body.len()
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 32)
+                .sum::<usize>()
+            + 128
     }
 }
 
@@ -104,7 +119,13 @@ pub struct Key(u64);
 /// Hashing the request's identity with per-process random keys, so that
 /// nobody can craft a URL whose key collides with another page's and have
 /// their response served in its place.
-fn key_for(state: &std::collections::hash_map::RandomState, site: &str, host: &str, path_and_query: &str, accept_encoding: Option<&str>) -> Key {
+fn key_for(
+    state: &std::collections::hash_map::RandomState,
+    site: &str,
+    host: &str,
+    path_and_query: &str,
+    accept_encoding: Option<&str>,
+) -> Key {
     let mut h = state.build_hasher();
     site.hash(&mut h);
     for b in host.bytes() {
@@ -117,7 +138,9 @@ fn key_for(state: &std::collections::hash_map::RandomState, site: &str, host: &s
 
 /// Which body variants a client accepts: 0 identity only, 1 gzip, 2 br and gzip.
 fn encoding_class(accept_encoding: Option<&str>) -> u8 {
-    let Some(value) = accept_encoding else { return 0 };
+    let Some(value) = accept_encoding else {
+        return 0;
+    };
     let v = value.to_ascii_lowercase();
     match (v.contains("br"), v.contains("gzip")) {
         (true, true) => 2,
@@ -134,7 +157,11 @@ pub fn request_is_cacheable(method: &str, has_cookie: bool, has_authorization: b
 
 /// How long a response may be kept, from its status and headers; `None`
 /// when a shared cache must not keep it.
-pub fn storable_for<'a>(config: &CacheConfig, status: u16, headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<(u64, u64)> {
+pub fn storable_for<'a>(
+    config: &CacheConfig,
+    status: u16,
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Option<(u64, u64)> {
     if !matches!(status, 200 | 203 | 204 | 300 | 301 | 404 | 410) {
         return None;
     }
@@ -146,14 +173,21 @@ pub fn storable_for<'a>(config: &CacheConfig, status: u16, headers: impl IntoIte
             return None;
         }
         if name.eq_ignore_ascii_case("vary") {
-            let only_encoding = value.split(',').map(str::trim).all(|v| v.is_empty() || v.eq_ignore_ascii_case("accept-encoding"));
+            let only_encoding = value
+                .split(',')
+                .map(str::trim)
+                .all(|v| v.is_empty() || v.eq_ignore_ascii_case("accept-encoding"));
             if !only_encoding {
                 return None;
             }
         }
         if name.eq_ignore_ascii_case("cache-control") {
             for directive in value.split(',').map(str::trim) {
-                let (d, arg) = directive.split_once('=').map_or((directive, None), |(d, a)| (d.trim(), Some(a.trim().trim_matches('"'))));
+                let (d, arg) = directive
+                    .split_once('=')
+                    .map_or((directive, None), |(d, a)| {
+                        (d.trim(), Some(a.trim().trim_matches('"')))
+                    });
                 let secs = || arg.and_then(|a| a.parse::<u64>().ok());
                 match d.to_ascii_lowercase().as_str() {
                     "private" | "no-store" | "no-cache" => return None,
@@ -171,7 +205,19 @@ pub fn storable_for<'a>(config: &CacheConfig, status: u16, headers: impl IntoIte
 
 /// Headers that describe one connection, not the response.
 fn end_to_end(name: &str) -> bool {
-    !["connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "te", "trailer", "upgrade", "age"].iter().any(|h| name.eq_ignore_ascii_case(h))
+    ![
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "age",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// Counters for the metrics.
@@ -205,13 +251,34 @@ pub struct Cache {
 
 impl Cache {
     pub fn new(config: CacheConfig) -> Cache {
-        let shards = (0..SHARDS).map(|_| Mutex::new(Shard { entries: HashMap::new(), order: VecDeque::new(), next_generation: 0, bytes: 0, stored: 0, evicted: 0 })).collect();
-        Cache { config, shards, hasher: RandomState::new() }
+        let shards = (0..SHARDS)
+            .map(|_| {
+                Mutex::new(Shard {
+                    entries: HashMap::new(),
+                    order: VecDeque::new(),
+                    next_generation: 0,
+                    bytes: 0,
+                    stored: 0,
+                    evicted: 0,
+                })
+            })
+            .collect();
+        Cache {
+            config,
+            shards,
+            hasher: RandomState::new(),
+        }
     }
 
     /// The key of a request: site, host, path and query, and whether the
     /// client takes compressed bodies (the one `Vary` the cache honours).
-    pub fn key(&self, site: &str, host: &str, path_and_query: &str, accept_encoding: Option<&str>) -> Key {
+    pub fn key(
+        &self,
+        site: &str,
+        host: &str,
+        path_and_query: &str,
+        accept_encoding: Option<&str>,
+    ) -> Key {
         key_for(&self.hasher, site, host, path_and_query, accept_encoding)
     }
 
@@ -220,7 +287,9 @@ impl Cache {
     }
 
     fn shard(&self, key: Key) -> std::sync::MutexGuard<'_, Shard> {
-        self.shards[(key.0 as usize) % SHARDS].lock().unwrap_or_else(|p| p.into_inner())
+        self.shards[(key.0 as usize) % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// A copy that may still be served (fresh, or stale within its window).
@@ -251,20 +320,47 @@ impl Cache {
     }
 
     /// Keeps a response. `ttl` and `stale` come from [`storable_for`].
-    pub fn put(&self, key: Key, status: u16, headers: &[(String, String)], body: Bytes, (ttl, stale): (u64, u64), now: u64) -> bool {
+    pub fn put(
+        &self,
+        key: Key,
+        status: u16,
+        headers: &[(String, String)],
+        body: Bytes,
+        (ttl, stale): (u64, u64),
+        now: u64,
+    ) -> bool {
         if !self.config.enabled || body.len() > self.config.max_entry_bytes {
             return false;
         }
-        let headers: Vec<(String, String)> = headers.iter().filter(|(k, _)| end_to_end(k)).cloned().collect();
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .filter(|(k, _)| end_to_end(k))
+            .cloned()
+            .collect();
         let fresh_until = now + ttl * 1000;
-        let mut entry = CachedResponse { status, headers, body, stored_at: now, fresh_until, stale_until: fresh_until + stale * 1000, generation: 0 };
+        let mut entry = CachedResponse {
+            status,
+            headers,
+            body,
+            stored_at: now,
+            fresh_until,
+            stale_until: fresh_until + stale * 1000,
+            generation: 0,
+        };
         let size = entry.size();
         let budget = self.config.max_bytes / SHARDS;
         if size > budget {
             return false;
         }
         let mut shard = self.shard(key);
-        let Shard { entries, order, next_generation, bytes, stored, evicted } = &mut *shard;
+        let Shard {
+            entries,
+            order,
+            next_generation,
+            bytes,
+            stored,
+            evicted,
+        } = &mut *shard;
         entry.generation = *next_generation;
         *next_generation += 1;
         if let Some(old) = entries.insert(key, Arc::new(entry)) {
@@ -277,8 +373,13 @@ impl Cache {
         // since are stale and skipped; the new copy fits the budget alone,
         // so the loop stops before reaching it.
         while *bytes > budget {
-            let Some((old_key, generation)) = order.pop_front() else { break };
-            if entries.get(&old_key).is_some_and(|e| e.generation == generation) {
+            let Some((old_key, generation)) = order.pop_front() else {
+                break;
+            };
+            if entries
+                .get(&old_key)
+                .is_some_and(|e| e.generation == generation)
+            {
                 if let Some(old) = entries.remove(&old_key) {
                     *bytes -= old.size();
                     *evicted += 1;
@@ -297,7 +398,13 @@ impl Cache {
     pub fn purge_expired(&self, now: u64) {
         for shard in &self.shards {
             let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
-            let Shard { entries, order, bytes, evicted, .. } = &mut *shard;
+            let Shard {
+                entries,
+                order,
+                bytes,
+                evicted,
+                ..
+            } = &mut *shard;
             entries.retain(|_, e| {
                 let keep = now < e.stale_until;
                 if !keep {
@@ -328,7 +435,9 @@ mod tests {
     use super::*;
 
     fn headers(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn policy(status: u16, list: &[(&str, &str)]) -> Option<(u64, u64)> {
@@ -346,9 +455,15 @@ mod tests {
 
     #[test]
     fn responses_that_a_shared_cache_must_not_keep_are_refused() {
-        assert_eq!(policy(200, &[("content-type", "text/html")]), Some((10, 600)));
+        assert_eq!(
+            policy(200, &[("content-type", "text/html")]),
+            Some((10, 600))
+        );
         assert_eq!(policy(200, &[("Set-Cookie", "a=b")]), None);
-        assert_eq!(policy(200, &[("Cache-Control", "private, max-age=60")]), None);
+        assert_eq!(
+            policy(200, &[("Cache-Control", "private, max-age=60")]),
+            None
+        );
         assert_eq!(policy(200, &[("cache-control", "no-store")]), None);
         assert_eq!(policy(200, &[("cache-control", "no-cache")]), None);
         assert_eq!(policy(200, &[("vary", "Cookie")]), None);
@@ -356,8 +471,21 @@ mod tests {
         assert_eq!(policy(200, &[("vary", "Accept-Encoding")]), Some((10, 600)));
         assert_eq!(policy(500, &[]), None);
         assert_eq!(policy(302, &[]), None);
-        assert_eq!(policy(200, &[("cache-control", "public, max-age=60, s-maxage=30, stale-if-error=120")]), Some((30, 120)));
-        assert_eq!(policy(200, &[("cache-control", "max-age=0")]), Some((0, 600)), "max-age=0 still allows serving stale on error");
+        assert_eq!(
+            policy(
+                200,
+                &[(
+                    "cache-control",
+                    "public, max-age=60, s-maxage=30, stale-if-error=120"
+                )]
+            ),
+            Some((30, 120))
+        );
+        assert_eq!(
+            policy(200, &[("cache-control", "max-age=0")]),
+            Some((0, 600)),
+            "max-age=0 still allows serving stale on error"
+        );
     }
 
     #[test]
@@ -366,12 +494,33 @@ mod tests {
         let key = cache.key("site", "example.org", "/", None);
         assert!(cache.get(key, 0).is_none());
         assert!(cache.wants(key, 0));
-        assert!(cache.put(key, 200, &headers(&[("content-type", "text/html"), ("content-length", "5"), ("connection", "keep-alive")]), Bytes::from_static(b"hello"), (10, 60), 1_000));
+        assert!(cache.put(
+            key,
+            200,
+            &headers(&[
+                ("content-type", "text/html"),
+                ("content-length", "5"),
+                ("connection", "keep-alive")
+            ]),
+            Bytes::from_static(b"hello"),
+            (10, 60),
+            1_000
+        ));
         let (copy, freshness) = cache.get(key, 2_000).unwrap();
-        assert_eq!((freshness, &copy.body[..], copy.status), (Freshness::Fresh, &b"hello"[..], 200));
-        assert_eq!(copy.headers, headers(&[("content-type", "text/html")]), "connection headers are not kept");
+        assert_eq!(
+            (freshness, &copy.body[..], copy.status),
+            (Freshness::Fresh, &b"hello"[..], 200)
+        );
+        assert_eq!(
+            copy.headers,
+            headers(&[("content-type", "text/html")]),
+            "connection headers are not kept"
+        );
         assert!(!cache.wants(key, 2_000), "a fresh copy is not copied again");
-        assert!(cache.wants(key, 7_000), "past half its freshness it is refreshed");
+        assert!(
+            cache.wants(key, 7_000),
+            "past half its freshness it is refreshed"
+        );
         assert_eq!(cache.get(key, 12_000).unwrap().1, Freshness::Stale);
         assert!(cache.get(key, 71_001).is_none());
         cache.purge_expired(71_001);
@@ -388,35 +537,76 @@ mod tests {
         assert_ne!(a, cache.key("s", "b.example", "/x", Some("gzip, br")));
         assert_ne!(a, cache.key("s", "a.example", "/x?y", Some("gzip, br")));
         assert_ne!(a, cache.key("t", "a.example", "/x", Some("gzip, br")));
-        assert_ne!(a, Cache::new(CacheConfig::default()).key("s", "a.example", "/x", Some("gzip, br")), "keys are secret per cache");
+        assert_ne!(
+            a,
+            Cache::new(CacheConfig::default()).key("s", "a.example", "/x", Some("gzip, br")),
+            "keys are secret per cache"
+        );
     }
 
     #[test]
     fn memory_stays_under_the_cap() {
-        let config = CacheConfig { max_bytes: 16 * 64 * 1024, max_entry_bytes: 16 * 1024, ..CacheConfig::default() };
+        let config = CacheConfig {
+            max_bytes: 16 * 64 * 1024,
+            max_entry_bytes: 16 * 1024,
+            ..CacheConfig::default()
+        };
         let cache = Cache::new(config.clone());
         let body = Bytes::from(vec![b'x'; 10_000]);
         for i in 0..10_000 {
             let key = cache.key("s", "h", &format!("/page/{i}"), None);
             cache.put(key, 200, &[], body.clone(), (10, 60), i);
             // One page stored over and over must not grow the queue either.
-            cache.put(cache.key("s", "h", "/hot", None), 200, &[], body.clone(), (10, 60), i);
+            cache.put(
+                cache.key("s", "h", "/hot", None),
+                200,
+                &[],
+                body.clone(),
+                (10, 60),
+                i,
+            );
         }
         let stats = cache.stats();
         assert!(stats.bytes <= config.max_bytes, "{stats:?}");
         assert!(stats.evicted > 0);
-        assert!(cache.get(cache.key("s", "h", "/page/9999", None), 10_000).is_some(), "the newest copy is kept");
-        assert!(cache.get(cache.key("s", "h", "/hot", None), 10_000).is_some(), "the page stored over and over is kept");
-        assert!(!cache.put(cache.key("s", "h", "/big", None), 200, &[], Bytes::from(vec![0u8; 20_000]), (10, 60), 0), "too large for one entry");
+        assert!(
+            cache
+                .get(cache.key("s", "h", "/page/9999", None), 10_000)
+                .is_some(),
+            "the newest copy is kept"
+        );
+        assert!(
+            cache
+                .get(cache.key("s", "h", "/hot", None), 10_000)
+                .is_some(),
+            "the page stored over and over is kept"
+        );
+        assert!(
+            !cache.put(
+                cache.key("s", "h", "/big", None),
+                200,
+                &[],
+                Bytes::from(vec![0u8; 20_000]),
+                (10, 60),
+                0
+            ),
+            "too large for one entry"
+        );
         for shard in &cache.shards {
             let shard = shard.lock().unwrap();
-            assert!(shard.order.len() <= shard.entries.len() * 4 + 65, "the eviction queue stays bounded");
+            assert!(
+                shard.order.len() <= shard.entries.len() * 4 + 65,
+                "the eviction queue stays bounded"
+            );
         }
     }
 
     #[test]
     fn a_disabled_cache_keeps_nothing() {
-        let cache = Cache::new(CacheConfig { enabled: false, ..CacheConfig::default() });
+        let cache = Cache::new(CacheConfig {
+            enabled: false,
+            ..CacheConfig::default()
+        });
         let key = cache.key("s", "h", "/", None);
         assert!(!cache.wants(key, 0));
         assert!(!cache.put(key, 200, &[], Bytes::from_static(b"x"), (10, 60), 0));

@@ -20,7 +20,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rampart_waf::crs_test::{check, Case, Failure, Input, OverrideAction, Outcome, Overrides, Report, Suite};
+use rampart_waf::crs_test::{
+    check, Case, Failure, Input, Outcome, OverrideAction, Overrides, Report, Suite,
+};
 
 pub use reflect::ReflectBackend;
 
@@ -45,13 +47,21 @@ pub fn wire_request(input: &Input) -> Vec<u8> {
     }
     let data = expand_templates(&input.data.clone().unwrap_or_default());
     let mut headers = input.headers.clone();
-    let has = |headers: &[(String, String)], name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+    let has = |headers: &[(String, String)], name: &str| {
+        headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name))
+    };
     if input.autocomplete {
-        if !data.is_empty() && !has(&headers, "content-length") && !has(&headers, "transfer-encoding") {
+        if !data.is_empty()
+            && !has(&headers, "content-length")
+            && !has(&headers, "transfer-encoding")
+        {
             headers.push(("Content-Length".into(), data.len().to_string()));
         }
         if !data.is_empty() && !has(&headers, "content-type") {
-            headers.push(("Content-Type".into(), "application/x-www-form-urlencoded".into()));
+            headers.push((
+                "Content-Type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ));
         }
         if !has(&headers, "connection") {
             headers.push(("Connection".into(), "close".into()));
@@ -128,12 +138,21 @@ pub fn send(target: SocketAddr, bytes: &[u8], timeout: Duration) -> std::io::Res
         match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => head.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => break,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                break
+            }
             Err(_) => break,
         }
     }
     let line = String::from_utf8_lossy(&head);
-    Ok(line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0))
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0))
 }
 
 fn marker(name: &str) -> Vec<u8> {
@@ -142,7 +161,12 @@ fn marker(name: &str) -> Vec<u8> {
 
 /// Reads the log from `offset` until a line with `needle` appears; returns
 /// the lines before it, the marker line itself, and the offset after it.
-fn read_log_until(path: &Path, offset: u64, needle: &str, timeout: Duration) -> Option<(Vec<String>, String, u64)> {
+fn read_log_until(
+    path: &Path,
+    offset: u64,
+    needle: &str,
+    timeout: Duration,
+) -> Option<(Vec<String>, String, u64)> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(bytes) = std::fs::read(path) {
@@ -178,26 +202,62 @@ fn unique_id(line: &str) -> Option<&str> {
 /// those written between the two markers by any request other than the
 /// markers themselves (a marker can trip rules of its own after its marker
 /// line, at high paranoia levels).
-fn run_case(target: &HttpTarget, input: &Input, name: &str, offset: &mut u64) -> Result<Outcome, String> {
+fn run_case(
+    target: &HttpTarget,
+    input: &Input,
+    name: &str,
+    offset: &mut u64,
+) -> Result<Outcome, String> {
     let start = format!("{name}-start");
     let end = format!("{name}-end");
-    send(target.gateway, &marker(&start), target.timeout).map_err(|e| format!("marker request failed: {e}"))?;
-    let (_, start_line, after_start) = read_log_until(&target.waf_log, *offset, &format!("X-CRS-Test {start}"), target.timeout)
-        .ok_or_else(|| format!("the start marker never reached {}", target.waf_log.display()))?;
+    send(target.gateway, &marker(&start), target.timeout)
+        .map_err(|e| format!("marker request failed: {e}"))?;
+    let (_, start_line, after_start) = read_log_until(
+        &target.waf_log,
+        *offset,
+        &format!("X-CRS-Test {start}"),
+        target.timeout,
+    )
+    .ok_or_else(|| {
+        format!(
+            "the start marker never reached {}",
+            target.waf_log.display()
+        )
+    })?;
     let status = send(target.gateway, &wire_request(input), target.timeout).unwrap_or(0);
-    send(target.gateway, &marker(&end), target.timeout).map_err(|e| format!("marker request failed: {e}"))?;
-    let (lines, end_line, after_end) = read_log_until(&target.waf_log, after_start, &format!("X-CRS-Test {end}"), target.timeout)
-        .ok_or_else(|| format!("the end marker never reached {}", target.waf_log.display()))?;
+    send(target.gateway, &marker(&end), target.timeout)
+        .map_err(|e| format!("marker request failed: {e}"))?;
+    let (lines, end_line, after_end) = read_log_until(
+        &target.waf_log,
+        after_start,
+        &format!("X-CRS-Test {end}"),
+        target.timeout,
+    )
+    .ok_or_else(|| format!("the end marker never reached {}", target.waf_log.display()))?;
     *offset = after_end;
     let markers = [unique_id(&start_line), unique_id(&end_line)];
-    let log = lines.into_iter().filter(|l| !markers.contains(&unique_id(l))).collect();
-    Ok(Outcome { status, blocked: false, log })
+    let log = lines
+        .into_iter()
+        .filter(|l| !markers.contains(&unique_id(l)))
+        .collect();
+    Ok(Outcome {
+        status,
+        blocked: false,
+        log,
+    })
 }
 
 /// Runs every case of a suite over HTTP.
-pub fn run_suite_http(target: &HttpTarget, suite: &Suite, cases: &[Case], overrides: &Overrides) -> Report {
+pub fn run_suite_http(
+    target: &HttpTarget,
+    suite: &Suite,
+    cases: &[Case],
+    overrides: &Overrides,
+) -> Report {
     let mut report = Report::default();
-    let mut offset = std::fs::metadata(&target.waf_log).map(|m| m.len()).unwrap_or(0);
+    let mut offset = std::fs::metadata(&target.waf_log)
+        .map(|m| m.len())
+        .unwrap_or(0);
     for case in cases {
         let action = overrides.action(&suite.name, &case.name);
         if action == Some(&OverrideAction::Skip) {
@@ -228,7 +288,11 @@ pub fn run_suite_http(target: &HttpTarget, suite: &Suite, cases: &[Case], overri
             report.passed += 1;
         } else {
             report.failed += 1;
-            report.failures.push(Failure { case: case.name.clone(), rule_id: case.rule_id, reasons });
+            report.failures.push(Failure {
+                case: case.name.clone(),
+                rule_id: case.rule_id,
+                reasons,
+            });
         }
     }
     report
@@ -259,28 +323,43 @@ mod tests {
         assert!(text.starts_with("POST /?a=1 HTTP/1.1\r\nHost: localhost\r\n"));
         assert!(text.contains("Content-Length: 3\r\n") && text.contains("Connection: close\r\n"));
         assert!(text.ends_with("\r\n\r\nx=1"));
-        let raw = Input { raw: Some(b"GET / HTTP/1.0\r\n\r\n".to_vec()), ..input };
+        let raw = Input {
+            raw: Some(b"GET / HTTP/1.0\r\n\r\n".to_vec()),
+            ..input
+        };
         assert_eq!(wire_request(&raw), b"GET / HTTP/1.0\r\n\r\n");
     }
 
     #[test]
     fn repeat_templates_expand_and_payloads_stay() {
         assert_eq!(expand_templates(br#"a{{ "1" | repeat 3 }}b"#), b"a111b");
-        assert_eq!(expand_templates(b"{{constructor.constructor('alert(1)')()}}"), b"{{constructor.constructor('alert(1)')()}}");
+        assert_eq!(
+            expand_templates(b"{{constructor.constructor('alert(1)')()}}"),
+            b"{{constructor.constructor('alert(1)')()}}"
+        );
     }
 
     #[test]
     fn unique_ids_are_read_from_log_lines() {
-        assert_eq!(unique_id(r#"x [id "1"] [unique_id "abc-1"] y"#), Some("abc-1"));
+        assert_eq!(
+            unique_id(r#"x [id "1"] [unique_id "abc-1"] y"#),
+            Some("abc-1")
+        );
         assert_eq!(unique_id("no id"), None);
     }
 
     #[test]
     fn log_is_read_between_markers() {
         let path = std::env::temp_dir().join(format!("rampart-crstest-log-{}", std::process::id()));
-        std::fs::write(&path, "a X-CRS-Test t-start\nline one\nline two\nb X-CRS-Test t-end\npartial").unwrap();
-        let (_, _, after) = read_log_until(&path, 0, "X-CRS-Test t-start", Duration::from_millis(50)).unwrap();
-        let (lines, _, _) = read_log_until(&path, after, "X-CRS-Test t-end", Duration::from_millis(50)).unwrap();
+        std::fs::write(
+            &path,
+            "a X-CRS-Test t-start\nline one\nline two\nb X-CRS-Test t-end\npartial",
+        )
+        .unwrap();
+        let (_, _, after) =
+            read_log_until(&path, 0, "X-CRS-Test t-start", Duration::from_millis(50)).unwrap();
+        let (lines, _, _) =
+            read_log_until(&path, after, "X-CRS-Test t-end", Duration::from_millis(50)).unwrap();
         assert_eq!(lines, vec!["line one", "line two"]);
         assert!(read_log_until(&path, 0, "missing", Duration::from_millis(20)).is_none());
     }

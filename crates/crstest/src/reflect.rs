@@ -26,17 +26,25 @@ impl ReflectBackend {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = std::thread::Builder::new().name("reflect-backend".into()).spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let _ = std::thread::Builder::new().name("reflect-conn".into()).spawn(move || serve(stream));
+        let thread = std::thread::Builder::new()
+            .name("reflect-backend".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            let _ = std::thread::Builder::new()
+                                .name("reflect-conn".into())
+                                .spawn(move || serve(stream));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(2)),
                     }
-                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
                 }
-            }
-        })?;
-        Ok(ReflectBackend { addr, stop, thread: Some(thread) })
+            })?;
+        Ok(ReflectBackend {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -56,7 +64,9 @@ impl Drop for ReflectBackend {
 fn serve(stream: TcpStream) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let Ok(clone) = stream.try_clone() else { return };
+    let Ok(clone) = stream.try_clone() else {
+        return;
+    };
     let mut reader = BufReader::new(clone);
     let mut writer = stream;
     loop {
@@ -65,7 +75,14 @@ fn serve(stream: TcpStream) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
-        let path = line.split_whitespace().nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_string();
+        let path = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .split('?')
+            .next()
+            .unwrap_or("/")
+            .to_string();
         let mut length = 0usize;
         let mut chunked = false;
         let mut close = false;
@@ -86,9 +103,21 @@ fn serve(stream: TcpStream) {
                 break;
             }
         }
-        let body = if chunked { read_chunked(&mut reader) } else { read_exact(&mut reader, length.min(MAX_BODY)) };
+        let body = if chunked {
+            read_chunked(&mut reader)
+        } else {
+            read_exact(&mut reader, length.min(MAX_BODY))
+        };
         let Some(body) = body else { return };
-        let answer = if path == "/reflect" { reflect(&body) } else { plain(200, &[("Content-Type".into(), "text/plain; charset=utf-8".into())], b"") };
+        let answer = if path == "/reflect" {
+            reflect(&body)
+        } else {
+            plain(
+                200,
+                &[("Content-Type".into(), "text/plain; charset=utf-8".into())],
+                b"",
+            )
+        };
         if writer.write_all(&answer).is_err() || close {
             return;
         }
@@ -135,21 +164,42 @@ fn plain(status: u16, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
 }
 
 fn reflect(request: &[u8]) -> Vec<u8> {
-    let Ok(serde_json::Value::Object(m)) = serde_json::from_slice::<serde_json::Value>(request) else {
-        return plain(400, &[("Content-Type".into(), "text/plain".into())], b"reflect needs a JSON object");
+    let Ok(serde_json::Value::Object(m)) = serde_json::from_slice::<serde_json::Value>(request)
+    else {
+        return plain(
+            400,
+            &[("Content-Type".into(), "text/plain".into())],
+            b"reflect needs a JSON object",
+        );
     };
-    let status = m.get("status").and_then(|v| v.as_u64()).filter(|s| (100..600).contains(s)).unwrap_or(200) as u16;
+    let status = m
+        .get("status")
+        .and_then(|v| v.as_u64())
+        .filter(|s| (100..600).contains(s))
+        .unwrap_or(200) as u16;
     let mut headers: Vec<(String, String)> = Vec::new();
     if let Some(serde_json::Value::Object(h)) = m.get("headers") {
         for (k, v) in h {
-            headers.push((k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())));
+            headers.push((
+                k.clone(),
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string()),
+            ));
         }
     }
-    let mut body = m.get("body").and_then(|v| v.as_str()).map(|s| s.as_bytes().to_vec()).unwrap_or_default();
+    let mut body = m
+        .get("body")
+        .and_then(|v| v.as_str())
+        .map(|s| s.as_bytes().to_vec())
+        .unwrap_or_default();
     if let Some(encoded) = m.get("encodedBody").and_then(|v| v.as_str()) {
         body = base64(encoded);
     }
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
         headers.push(("Content-Type".into(), "text/plain".into()));
     }
     plain(status, &headers, &body)
@@ -182,7 +232,10 @@ fn base64(text: &str) -> Vec<u8> {
 mod tests {
     #[test]
     fn reflect_answers_as_asked() {
-        let out = String::from_utf8(super::reflect(br#"{"status": 503, "headers": {"X-A": "b"}, "body": "hello"}"#)).unwrap();
+        let out = String::from_utf8(super::reflect(
+            br#"{"status": 503, "headers": {"X-A": "b"}, "body": "hello"}"#,
+        ))
+        .unwrap();
         assert!(out.starts_with("HTTP/1.1 503 "));
         assert!(out.contains("X-A: b\r\n") && out.ends_with("\r\n\r\nhello"));
         assert_eq!(super::base64("aGVsbG8="), b"hello");

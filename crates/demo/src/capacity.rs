@@ -48,7 +48,8 @@ impl Counts {
             if self.history.len() == HISTORY_SECS {
                 self.history.pop_front();
             }
-            self.history.push_back((self.second, self.arrived, self.served));
+            self.history
+                .push_back((self.second, self.arrived, self.served));
             if self.arrived > per_sec {
                 self.seconds_over += 1;
             }
@@ -144,7 +145,10 @@ mod tests {
         assert_eq!(stats["refused"], 2);
         assert_eq!(stats["max_arrived_in_a_second"], 5);
         assert_eq!(stats["seconds_over_capacity"], 1);
-        assert_eq!(stats["seconds"], serde_json::json!([[100, 5, 3], [101, 1, 1]]));
+        assert_eq!(
+            stats["seconds"],
+            serde_json::json!([[100, 5, 3], [101, 1, 1]])
+        );
     }
 
     #[test]

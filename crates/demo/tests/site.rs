@@ -660,13 +660,21 @@ fn capacity_refuses_beyond_it_and_counts_every_arrival() {
     assert_eq!(stats.status, 200);
     let stats: serde_json::Value = serde_json::from_str(&stats.text()).unwrap();
     assert_eq!(stats["capacity_per_sec"], 5);
-    assert_eq!(stats["arrived"], 20, "the stats request itself is not counted");
+    assert_eq!(
+        stats["arrived"], 20,
+        "the stats request itself is not counted"
+    );
     assert_eq!(stats["served"], served);
     // However the twenty requests fell across seconds, no second served more than five.
     for second in stats["seconds"].as_array().unwrap() {
         assert!(second[2].as_u64().unwrap() <= 5, "{second}");
     }
-    let busiest = stats["seconds"].as_array().unwrap().iter().map(|s| s[1].as_u64().unwrap()).max();
+    let busiest = stats["seconds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s[1].as_u64().unwrap())
+        .max();
     assert_eq!(stats["max_arrived_in_a_second"].as_u64(), busiest);
 }
 

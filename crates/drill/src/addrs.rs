@@ -36,7 +36,11 @@ pub fn attacker(i: u32, per_prefix: u32) -> Ipv4Addr {
     let prefix = 1 + (i / per_prefix) % (PREFIXES - 1 - MAX_BROWSERS);
     // With one attacker per /24, vary the host number too, so that the
     // addresses do not all end in .1.
-    let host = if per_prefix == 1 { 1 + (i * 37) % HOSTS_PER_PREFIX } else { 1 + i % per_prefix };
+    let host = if per_prefix == 1 {
+        1 + (i * 37) % HOSTS_PER_PREFIX
+    } else {
+        1 + i % per_prefix
+    };
     in_prefix(prefix, host)
 }
 
@@ -60,7 +64,14 @@ mod tests {
     fn five_thousand_attackers_are_distinct_in_distinct_prefixes() {
         let addrs: Vec<Ipv4Addr> = (0..5000).map(|i| attacker(i, 1)).collect();
         assert_eq!(addrs.iter().collect::<HashSet<_>>().len(), 5000);
-        assert_eq!(addrs.iter().map(|a| prefix(*a)).collect::<HashSet<_>>().len(), 5000);
+        assert_eq!(
+            addrs
+                .iter()
+                .map(|a| prefix(*a))
+                .collect::<HashSet<_>>()
+                .len(),
+            5000
+        );
         for a in &addrs {
             assert!(a.is_loopback());
             assert_ne!(prefix(*a), [127, 0, 0], "127.0.0.0/24 is left alone");
@@ -78,7 +89,9 @@ mod tests {
         assert_eq!(browsers.len() as u32, MAX_BROWSERS);
         assert!(attackers.is_disjoint(&browsers));
         let attacker_prefixes: HashSet<[u8; 3]> = attackers.iter().map(|a| prefix(*a)).collect();
-        assert!(browsers.iter().all(|b| !attacker_prefixes.contains(&prefix(*b))));
+        assert!(browsers
+            .iter()
+            .all(|b| !attacker_prefixes.contains(&prefix(*b))));
         assert_eq!(attacker_prefixes.len() as u32, n / per_prefix);
     }
 }

@@ -57,11 +57,28 @@ pub struct Flood {
 
 impl Flood {
     /// A flood from `sources` (one attacker each; `None` lets the kernel pick).
-    pub fn new(target: SocketAddr, host: &str, sources: Vec<Option<IpAddr>>, paths: &[String], timeout: Duration, max_in_flight: usize) -> Flood {
+    pub fn new(
+        target: SocketAddr,
+        host: &str,
+        sources: Vec<Option<IpAddr>>,
+        paths: &[String],
+        timeout: Duration,
+        max_in_flight: usize,
+    ) -> Flood {
         Flood {
             target,
-            attackers: sources.into_iter().map(|source| Attacker { source, idle: Mutex::new(None), connected: AtomicBool::new(false) }).collect(),
-            requests: paths.iter().map(|p| request("GET", p, host, ATTACK_HEADERS, None)).collect(),
+            attackers: sources
+                .into_iter()
+                .map(|source| Attacker {
+                    source,
+                    idle: Mutex::new(None),
+                    connected: AtomicBool::new(false),
+                })
+                .collect(),
+            requests: paths
+                .iter()
+                .map(|p| request("GET", p, host, ATTACK_HEADERS, None))
+                .collect(),
             timeout,
             max_in_flight: max_in_flight.max(1),
             in_flight: AtomicUsize::new(0),
@@ -72,7 +89,10 @@ impl Flood {
     /// Distinct source addresses that connected at least once: the
     /// gateway saw this many clients.
     pub fn addresses_connected(&self) -> u64 {
-        self.attackers.iter().filter(|a| a.connected.load(Ordering::Relaxed)).count() as u64
+        self.attackers
+            .iter()
+            .filter(|a| a.connected.load(Ordering::Relaxed))
+            .count() as u64
     }
 
     /// Requests sent and not yet answered.
@@ -94,7 +114,8 @@ impl Flood {
             tick.tick().await;
             let now = Instant::now();
             let until = now.min(end);
-            let due = (until.saturating_duration_since(start).as_secs_f64() * f64::from(rate)) as u64;
+            let due =
+                (until.saturating_duration_since(start).as_secs_f64() * f64::from(rate)) as u64;
             while launched < due {
                 let n = launched as usize;
                 launched += 1;
@@ -106,7 +127,9 @@ impl Flood {
                 self.in_flight.fetch_add(1, Ordering::Relaxed);
                 let flood = Arc::clone(self);
                 tokio::spawn(async move {
-                    let outcome = flood.one(n % flood.attackers.len(), n % flood.requests.len()).await;
+                    let outcome = flood
+                        .one(n % flood.attackers.len(), n % flood.requests.len())
+                        .await;
                     flood.tally.count(outcome);
                     flood.in_flight.fetch_sub(1, Ordering::Relaxed);
                 });
@@ -120,7 +143,11 @@ impl Flood {
     /// One request from attacker `who`.
     async fn one(&self, who: usize, path: usize) -> AttackOutcome {
         let attacker = &self.attackers[who];
-        let reused = attacker.idle.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let reused = attacker
+            .idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let bytes = &self.requests[path];
         let work = async {
             if let Some(mut c) = reused {
@@ -159,19 +186,45 @@ mod tests {
     use super::*;
 
     fn response(status: u16, body: &str) -> Response {
-        Response { status, body: body.as_bytes().to_vec(), ..Response::default() }
+        Response {
+            status,
+            body: body.as_bytes().to_vec(),
+            ..Response::default()
+        }
     }
 
     #[test]
     fn responses_are_classified_by_status_and_page() {
-        let challenge = rampart_flood::pages::challenge_page(&rampart_flood::pages::ChallengePage { token: "t", difficulty: 14, wait_token: "w", wait_secs: 5, return_to: "/" });
+        let challenge =
+            rampart_flood::pages::challenge_page(&rampart_flood::pages::ChallengePage {
+                token: "t",
+                difficulty: 14,
+                wait_token: "w",
+                wait_secs: 5,
+                return_to: "/",
+            });
         assert_eq!(classify(&response(200, "ok")), AttackOutcome::Passed);
         assert_eq!(classify(&response(302, "")), AttackOutcome::Passed);
-        assert_eq!(classify(&response(403, &challenge)), AttackOutcome::Challenged);
-        assert_eq!(classify(&response(403, "forbidden")), AttackOutcome::Blocked);
+        assert_eq!(
+            classify(&response(403, &challenge)),
+            AttackOutcome::Challenged
+        );
+        assert_eq!(
+            classify(&response(403, "forbidden")),
+            AttackOutcome::Blocked
+        );
         assert_eq!(classify(&response(429, "")), AttackOutcome::Limited);
-        assert_eq!(classify(&response(503, &rampart_flood::pages::waiting_room_page(9, 5))), AttackOutcome::Queued);
-        assert_eq!(classify(&response(503, &rampart_flood::pages::busy_page(5))), AttackOutcome::Unavailable);
+        assert_eq!(
+            classify(&response(
+                503,
+                &rampart_flood::pages::waiting_room_page(9, 5)
+            )),
+            AttackOutcome::Queued
+        );
+        assert_eq!(
+            classify(&response(503, &rampart_flood::pages::busy_page(5))),
+            AttackOutcome::Unavailable
+        );
         assert_eq!(classify(&response(502, "")), AttackOutcome::Other);
     }
 }

@@ -31,12 +31,19 @@ impl CookieJar {
     /// over plain HTTP too.
     pub fn store(&mut self, set_cookie: &str) {
         let mut parts = set_cookie.split(';');
-        let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else { return };
+        let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
+            return;
+        };
         let (name, value) = (name.trim(), value.trim());
         if name.is_empty() {
             return;
         }
-        let expired = parts.any(|a| a.trim().split_once('=').is_some_and(|(k, v)| k.trim().eq_ignore_ascii_case("max-age") && v.trim().parse::<i64>().is_ok_and(|n| n <= 0)));
+        let expired = parts.any(|a| {
+            a.trim().split_once('=').is_some_and(|(k, v)| {
+                k.trim().eq_ignore_ascii_case("max-age")
+                    && v.trim().parse::<i64>().is_ok_and(|n| n <= 0)
+            })
+        });
         self.cookies.retain(|(n, _)| n != name);
         if !expired {
             self.cookies.push((name.to_string(), value.to_string()));
@@ -48,12 +55,19 @@ impl CookieJar {
         if self.cookies.is_empty() {
             return String::new();
         }
-        let pairs: Vec<String> = self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        let pairs: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
         format!("Cookie: {}\r\n", pairs.join("; "))
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.cookies.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.cookies
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -77,15 +91,32 @@ pub enum ViewOutcome {
 }
 
 impl Visitor {
-    pub fn new(source: Option<IpAddr>, target: SocketAddr, host: String, timeout: Duration) -> Visitor {
-        Visitor { source, target, host, timeout, conn: None, jar: CookieJar::default() }
+    pub fn new(
+        source: Option<IpAddr>,
+        target: SocketAddr,
+        host: String,
+        timeout: Duration,
+    ) -> Visitor {
+        Visitor {
+            source,
+            target,
+            host,
+            timeout,
+            conn: None,
+            jar: CookieJar::default(),
+        }
     }
 
     /// Opens `path` as a person would and keeps at it until the real page
     /// shows or the view fails. Every request's latency and every challenge
     /// and wait go into `tally` as they happen, so a view cut short still
     /// counts what it did. `solvers` solve the challenge.
-    pub async fn view(&mut self, path: &str, solvers: &Solvers, tally: &mut BrowserTally) -> ViewOutcome {
+    pub async fn view(
+        &mut self,
+        path: &str,
+        solvers: &Solvers,
+        tally: &mut BrowserTally,
+    ) -> ViewOutcome {
         let mut url = path.to_string();
         let mut challenged = false;
         for _ in 0..MAX_STEPS {
@@ -109,19 +140,28 @@ impl Visitor {
                 match self.fetch("POST", &page.verify, Some(&form), tally).await {
                     // The script reloads the page when the answer is accepted.
                     Ok(v) if (200..300).contains(&v.status) => continue,
-                    Ok(v) => return ViewOutcome::Failed(format!("solution refused ({})", v.status)),
+                    Ok(v) => {
+                        return ViewOutcome::Failed(format!("solution refused ({})", v.status))
+                    }
                     Err(why) => return ViewOutcome::Failed(why),
                 }
             }
             match r.status {
                 200..=299 => return ViewOutcome::Success,
-                301 | 302 | 303 | 307 | 308 => match r.header("location").and_then(|l| local_path(l, &self.host)) {
+                301 | 302 | 303 | 307 | 308 => match r
+                    .header("location")
+                    .and_then(|l| local_path(l, &self.host))
+                {
                     Some(next) => url = next,
-                    None => return ViewOutcome::Failed(format!("status {} to another site", r.status)),
+                    None => {
+                        return ViewOutcome::Failed(format!("status {} to another site", r.status))
+                    }
                 },
                 503 if is_waiting_room(&body) => {
                     tally.waits += 1;
-                    let secs = meta_refresh_secs(&body).or_else(|| r.header("retry-after").and_then(|v| v.parse().ok())).unwrap_or(1);
+                    let secs = meta_refresh_secs(&body)
+                        .or_else(|| r.header("retry-after").and_then(|v| v.parse().ok()))
+                        .unwrap_or(1);
                     tokio::time::sleep(Duration::from_secs(u64::from(secs.clamp(1, 60)))).await;
                 }
                 s => return ViewOutcome::Failed(format!("status {s}")),
@@ -132,8 +172,20 @@ impl Visitor {
 
     /// One request on the visitor's connection (reconnecting when the
     /// server closed it), with cookies in and out and its latency recorded.
-    async fn fetch(&mut self, method: &str, path: &str, form: Option<&str>, tally: &mut BrowserTally) -> Result<Response, String> {
-        let bytes = request(method, path, &self.host, &format!("{BROWSER_HEADERS}{}", self.jar.header_line()), form);
+    async fn fetch(
+        &mut self,
+        method: &str,
+        path: &str,
+        form: Option<&str>,
+        tally: &mut BrowserTally,
+    ) -> Result<Response, String> {
+        let bytes = request(
+            method,
+            path,
+            &self.host,
+            &format!("{BROWSER_HEADERS}{}", self.jar.header_line()),
+            form,
+        );
         let started = Instant::now();
         let outcome = tokio::time::timeout(self.timeout, self.exchange(&bytes)).await;
         tally.request_us.push(micros(started.elapsed()));
@@ -194,7 +246,13 @@ fn local_path(location: &str, host: &str) -> Option<String> {
         return Some(location.to_string());
     }
     let rest = location.strip_prefix("http://")?.strip_prefix(host)?;
-    Some(if rest.is_empty() { "/".into() } else if rest.starts_with('/') { rest.to_string() } else { return None })
+    Some(if rest.is_empty() {
+        "/".into()
+    } else if rest.starts_with('/') {
+        rest.to_string()
+    } else {
+        return None;
+    })
 }
 
 fn micros(d: Duration) -> u32 {
@@ -212,7 +270,10 @@ mod tests {
         jar.store("rampart_clearance=1.2.ab; Path=/; Max-Age=3600; HttpOnly; Secure; SameSite=Lax");
         jar.store("session=x");
         jar.store("rampart_clearance=1.3.cd; Path=/");
-        assert_eq!(jar.header_line(), "Cookie: session=x; rampart_clearance=1.3.cd\r\n");
+        assert_eq!(
+            jar.header_line(),
+            "Cookie: session=x; rampart_clearance=1.3.cd\r\n"
+        );
         jar.store("session=; Max-Age=0");
         assert_eq!(jar.get("session"), None);
         jar.store("garbage");

@@ -32,9 +32,16 @@ pub fn parse_challenge(html: &str) -> Option<ChallengePage> {
     let tag_end = html[start..].find('>')? + start;
     let tag = &html[start..tag_end];
     let token = unescape(attribute(tag, "data-token")?);
-    let bits = attribute(tag, "data-bits")?.parse().ok().filter(|b| *b <= 64)?;
+    let bits = attribute(tag, "data-bits")?
+        .parse()
+        .ok()
+        .filter(|b| *b <= 64)?;
     let verify = unescape(attribute(tag, "data-verify")?);
-    Some(ChallengePage { token, bits, verify })
+    Some(ChallengePage {
+        token,
+        bits,
+        verify,
+    })
 }
 
 /// Whether `html` is the waiting-room page.
@@ -58,7 +65,11 @@ fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
 
 /// Undoes HTML escaping of attribute values (the five the page uses).
 fn unescape(s: &str) -> String {
-    s.replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 /// Finds the smallest `n` such that SHA-256(`token` ":" `n`) has `bits`
@@ -68,7 +79,11 @@ pub fn solve(token: &str, bits: u32) -> u64 {
     let bits = bits.min(256);
     let full = (bits / 8) as usize;
     let rem = bits % 8;
-    let mask: u8 = if rem == 0 { 0 } else { (0xffu16 << (8 - rem)) as u8 };
+    let mask: u8 = if rem == 0 {
+        0
+    } else {
+        (0xffu16 << (8 - rem)) as u8
+    };
     let mut prefix = Sha256::new();
     prefix.update(token.as_bytes());
     prefix.update(b":");
@@ -105,14 +120,18 @@ impl Solvers {
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..n.max(1) {
             let rx = Arc::clone(&rx);
-            std::thread::Builder::new().name(format!("drill-solver-{i}")).spawn(move || {
-                lowest_priority();
-                loop {
-                    let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok((token, bits, answer)) = job else { return };
-                    let _ = answer.send(solve(&token, bits));
-                }
-            })?;
+            std::thread::Builder::new()
+                .name(format!("drill-solver-{i}"))
+                .spawn(move || {
+                    lowest_priority();
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok((token, bits, answer)) = job else {
+                            return;
+                        };
+                        let _ = answer.send(solve(&token, bits));
+                    }
+                })?;
         }
         Ok(Solvers { jobs: tx })
     }
@@ -161,9 +180,16 @@ mod tests {
     fn solutions_have_the_leading_zero_bits() {
         for bits in [0, 1, 7, 8, 9, 12] {
             let n = solve("00000001.abc.5.12.ff", bits);
-            assert!(rampart_flood::token::leading_zero_bits("00000001.abc.5.12.ff", &n.to_string()) >= bits, "{bits}");
+            assert!(
+                rampart_flood::token::leading_zero_bits("00000001.abc.5.12.ff", &n.to_string())
+                    >= bits,
+                "{bits}"
+            );
             // The smallest one: no smaller n passes.
-            assert!((0..n).all(|m| rampart_flood::token::leading_zero_bits("00000001.abc.5.12.ff", &m.to_string()) < bits));
+            assert!((0..n).all(|m| rampart_flood::token::leading_zero_bits(
+                "00000001.abc.5.12.ff",
+                &m.to_string()
+            ) < bits));
         }
     }
 

@@ -64,12 +64,18 @@ pub struct Response {
 impl Response {
     /// The first value of header `name`, ignoring case.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of header `name`.
     pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as text (lossy).
@@ -108,7 +114,8 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(Head, usize)
         }
         return Ok(None);
     };
-    let text = std::str::from_utf8(&buf[..end.0]).map_err(|_| ClientError::Malformed("head is not UTF-8"))?;
+    let text = std::str::from_utf8(&buf[..end.0])
+        .map_err(|_| ClientError::Malformed("head is not UTF-8"))?;
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let status_line = lines.next().unwrap_or("");
     let mut parts = status_line.splitn(3, ' ');
@@ -129,7 +136,9 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(Head, usize)
         if line.is_empty() {
             continue;
         }
-        let (name, value) = line.split_once(':').ok_or(ClientError::Malformed("header line without a colon"))?;
+        let (name, value) = line
+            .split_once(':')
+            .ok_or(ClientError::Malformed("header line without a colon"))?;
         if name.is_empty() || name.bytes().any(|b| b.is_ascii_whitespace()) {
             return Err(ClientError::Malformed("bad header name"));
         }
@@ -144,19 +153,32 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(Head, usize)
             .collect()
     };
     let connection = tokens("connection");
-    let mut keep_alive = if http11 { !connection.iter().any(|t| t == "close") } else { connection.iter().any(|t| t == "keep-alive") };
+    let mut keep_alive = if http11 {
+        !connection.iter().any(|t| t == "close")
+    } else {
+        connection.iter().any(|t| t == "keep-alive")
+    };
     let framing = if head_request || status < 200 || status == 204 || status == 304 {
         Framing::Empty
-    } else if tokens("transfer-encoding").last().is_some_and(|t| t == "chunked") {
+    } else if tokens("transfer-encoding")
+        .last()
+        .is_some_and(|t| t == "chunked")
+    {
         Framing::Chunked
     } else {
-        let lengths: Vec<&str> = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("content-length")).map(|(_, v)| v.as_str()).collect();
+        let lengths: Vec<&str> = headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.as_str())
+            .collect();
         match lengths.first() {
             Some(first) => {
                 if lengths.iter().any(|l| l != first) {
                     return Err(ClientError::Malformed("conflicting Content-Length"));
                 }
-                let n: usize = first.parse().map_err(|_| ClientError::Malformed("bad Content-Length"))?;
+                let n: usize = first
+                    .parse()
+                    .map_err(|_| ClientError::Malformed("bad Content-Length"))?;
                 if n > MAX_BODY_BYTES {
                     return Err(ClientError::Malformed("body over the cap"));
                 }
@@ -168,7 +190,15 @@ pub fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<(Head, usize)
             }
         }
     };
-    Ok(Some((Head { status, headers, framing, keep_alive }, end.1)))
+    Ok(Some((
+        Head {
+            status,
+            headers,
+            framing,
+            keep_alive,
+        },
+        end.1,
+    )))
 }
 
 /// Where the head ends: (end of the last header line, end of the blank line).
@@ -196,11 +226,22 @@ pub fn parse_chunked(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, ClientError
     let mut i = 0;
     loop {
         let Some(nl) = buf[i..].iter().position(|&b| b == b'\n') else {
-            return if buf.len() - i > 1024 { Err(ClientError::Malformed("chunk size line too long")) } else { Ok(None) };
+            return if buf.len() - i > 1024 {
+                Err(ClientError::Malformed("chunk size line too long"))
+            } else {
+                Ok(None)
+            };
         };
-        let line = std::str::from_utf8(&buf[i..i + nl]).map_err(|_| ClientError::Malformed("bad chunk size"))?;
-        let size_text = line.trim_end_matches('\r').split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| ClientError::Malformed("bad chunk size"))?;
+        let line = std::str::from_utf8(&buf[i..i + nl])
+            .map_err(|_| ClientError::Malformed("bad chunk size"))?;
+        let size_text = line
+            .trim_end_matches('\r')
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .map_err(|_| ClientError::Malformed("bad chunk size"))?;
         i += nl + 1;
         if size == 0 {
             // Trailer fields, then an empty line.
@@ -246,21 +287,43 @@ pub struct Connection {
 impl Connection {
     /// Connects to `target`, from `source` when given (port chosen by the
     /// kernel), else from whatever address the kernel picks.
-    pub async fn open(source: Option<IpAddr>, target: SocketAddr) -> Result<Connection, ClientError> {
-        let socket = if target.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(ClientError::Connect)?;
+    pub async fn open(
+        source: Option<IpAddr>,
+        target: SocketAddr,
+    ) -> Result<Connection, ClientError> {
+        let socket = if target.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .map_err(ClientError::Connect)?;
         if let Some(ip) = source {
-            socket.bind(SocketAddr::new(ip, 0)).map_err(ClientError::Connect)?;
+            socket
+                .bind(SocketAddr::new(ip, 0))
+                .map_err(ClientError::Connect)?;
         }
         let stream = socket.connect(target).await.map_err(ClientError::Connect)?;
         let _ = stream.set_nodelay(true);
-        Ok(Connection { stream, buf: Vec::with_capacity(4096), answered: 0, started: false })
+        Ok(Connection {
+            stream,
+            buf: Vec::with_capacity(4096),
+            answered: 0,
+            started: false,
+        })
     }
 
     /// Sends one whole request (head and body, already serialised) and reads
     /// its response. After an error the connection must be dropped.
-    pub async fn exchange(&mut self, request: &[u8], head_request: bool) -> Result<Response, ClientError> {
+    pub async fn exchange(
+        &mut self,
+        request: &[u8],
+        head_request: bool,
+    ) -> Result<Response, ClientError> {
         self.started = !self.buf.is_empty();
-        self.stream.write_all(request).await.map_err(|e| self.fault(e))?;
+        self.stream
+            .write_all(request)
+            .await
+            .map_err(|e| self.fault(e))?;
         loop {
             let (head, used) = loop {
                 if let Some(parsed) = parse_head(&self.buf, head_request)? {
@@ -292,7 +355,9 @@ impl Connection {
                     loop {
                         match self.fill().await {
                             Ok(()) => {}
-                            Err(ClientError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                            Err(ClientError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                                break
+                            }
                             Err(e) => return Err(e),
                         }
                         if self.buf.len() > MAX_BODY_BYTES {
@@ -307,7 +372,12 @@ impl Connection {
                 // A big page passed through; idle connections keep little.
                 self.buf.shrink_to(4096);
             }
-            return Ok(Response { status: head.status, headers: head.headers, body, keep_alive: head.keep_alive });
+            return Ok(Response {
+                status: head.status,
+                headers: head.headers,
+                body,
+                keep_alive: head.keep_alive,
+            });
         }
     }
 
@@ -315,7 +385,11 @@ impl Connection {
     /// `ClosedBeforeResponse` when nothing of a response had arrived).
     async fn fill(&mut self) -> Result<(), ClientError> {
         self.buf.reserve(READ_BYTES);
-        let n = self.stream.read_buf(&mut self.buf).await.map_err(|e| self.fault(e))?;
+        let n = self
+            .stream
+            .read_buf(&mut self.buf)
+            .await
+            .map_err(|e| self.fault(e))?;
         if n == 0 {
             return Err(self.fault(io::ErrorKind::UnexpectedEof.into()));
         }
@@ -326,7 +400,13 @@ impl Connection {
     /// Classifies an I/O error: a reset or end of stream before any byte
     /// of a response is a closed keep-alive connection.
     fn fault(&self, e: io::Error) -> ClientError {
-        let closed = matches!(e.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted);
+        let closed = matches!(
+            e.kind(),
+            io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::ConnectionAborted
+        );
         if closed && !self.started {
             ClientError::ClosedBeforeResponse
         } else {
@@ -337,7 +417,13 @@ impl Connection {
 
 /// Serialises a GET (or, with a body, a form POST) with the given extra
 /// header lines (each ending in CRLF).
-pub fn request(method: &str, path: &str, host: &str, extra_headers: &str, form: Option<&str>) -> Vec<u8> {
+pub fn request(
+    method: &str,
+    path: &str,
+    host: &str,
+    extra_headers: &str,
+    form: Option<&str>,
+) -> Vec<u8> {
     let mut r = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra_headers}");
     if let Some(body) = form {
         r.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
@@ -354,13 +440,18 @@ mod tests {
     use super::*;
 
     fn head(text: &str) -> (Head, usize) {
-        parse_head(text.as_bytes(), false).unwrap().expect("a whole head")
+        parse_head(text.as_bytes(), false)
+            .unwrap()
+            .expect("a whole head")
     }
 
     #[test]
     fn heads_with_each_framing() {
         let (h, used) = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello");
-        assert_eq!((h.status, h.framing, h.keep_alive, used), (200, Framing::Length(5), true, 46));
+        assert_eq!(
+            (h.status, h.framing, h.keep_alive, used),
+            (200, Framing::Length(5), true, 46)
+        );
         assert_eq!(h.headers[1], ("X-A".to_string(), "b".to_string()));
         let (h, _) = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
         assert_eq!(h.framing, Framing::Chunked);
@@ -375,13 +466,30 @@ mod tests {
         // Bare LF line ends, as some servers send.
         let (h, used) = head("HTTP/1.1 404 Not Found\nContent-Length: 0\n\n");
         assert_eq!((h.status, used), (404, 42));
-        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", false).unwrap(), None);
-        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true).unwrap().unwrap().0.framing, Framing::Empty);
+        assert_eq!(
+            parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", false).unwrap(),
+            None
+        );
+        assert_eq!(
+            parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true)
+                .unwrap()
+                .unwrap()
+                .0
+                .framing,
+            Framing::Empty
+        );
     }
 
     #[test]
     fn broken_heads_are_errors() {
-        for bad in ["HTTP/2 200 OK\r\n\r\n", "HTTP/1.1 2000 OK\r\n\r\n", "HTTP/1.1 200 OK\r\nno colon\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "garbage\r\n\r\n"] {
+        for bad in [
+            "HTTP/2 200 OK\r\n\r\n",
+            "HTTP/1.1 2000 OK\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            "garbage\r\n\r\n",
+        ] {
             assert!(parse_head(bad.as_bytes(), false).is_err(), "{bad:?}");
         }
         let huge = format!("HTTP/1.1 200 OK\r\nX: {}", "a".repeat(MAX_HEAD_BYTES));
@@ -430,21 +538,42 @@ mod tests {
         let source: IpAddr = "127.3.4.5".parse().unwrap();
         let mut c = Connection::open(Some(source), addr).await.unwrap();
         assert_eq!(c.stream.local_addr().unwrap().ip(), source);
-        let r = c.exchange(&request("GET", "/", "x", "", None), false).await.unwrap();
-        assert_eq!((r.status, r.body.as_slice(), r.keep_alive), (200, &b"hi"[..], true));
-        let r = c.exchange(&request("POST", "/f", "x", "", Some("a=1")), false).await.unwrap();
+        let r = c
+            .exchange(&request("GET", "/", "x", "", None), false)
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.status, r.body.as_slice(), r.keep_alive),
+            (200, &b"hi"[..], true)
+        );
+        let r = c
+            .exchange(&request("POST", "/f", "x", "", Some("a=1")), false)
+            .await
+            .unwrap();
         assert_eq!((r.status, r.text().as_ref()), (403, "no!"));
-        assert_eq!(r.headers_named("set-cookie").collect::<Vec<_>>(), ["a=1", "b=2"]);
-        let r = c.exchange(&request("GET", "/", "x", "", None), false).await.unwrap();
+        assert_eq!(
+            r.headers_named("set-cookie").collect::<Vec<_>>(),
+            ["a=1", "b=2"]
+        );
+        let r = c
+            .exchange(&request("GET", "/", "x", "", None), false)
+            .await
+            .unwrap();
         assert_eq!((r.text().as_ref(), r.keep_alive), ("until the end", false));
         assert_eq!(c.answered, 3);
-        assert!(matches!(c.exchange(&request("GET", "/", "x", "", None), false).await, Err(ClientError::ClosedBeforeResponse)));
+        assert!(matches!(
+            c.exchange(&request("GET", "/", "x", "", None), false).await,
+            Err(ClientError::ClosedBeforeResponse)
+        ));
     }
 
     #[tokio::test]
     async fn a_truncated_body_is_an_error() {
         let addr = serve(vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"]).await;
         let mut c = Connection::open(None, addr).await.unwrap();
-        assert!(matches!(c.exchange(&request("GET", "/", "x", "", None), false).await, Err(ClientError::Io(_))));
+        assert!(matches!(
+            c.exchange(&request("GET", "/", "x", "", None), false).await,
+            Err(ClientError::Io(_))
+        ));
     }
 }

@@ -174,14 +174,21 @@ impl DrillOptions {
             }
             values.push((known, value));
         }
-        let get = |name: &str| values.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str());
+        let get = |name: &str| {
+            values
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_str())
+        };
         let mut o = DrillOptions {
             json: switches.contains(&"--json"),
             ..DrillOptions::default()
         };
         let allow_remote = switches.contains(&"--allow-remote");
 
-        let target = get("--target").ok_or_else(|| anyhow!("drill needs --target URL, e.g. --target http://127.0.0.1:8080\n\n{USAGE}"))?;
+        let target = get("--target").ok_or_else(|| {
+            anyhow!("drill needs --target URL, e.g. --target http://127.0.0.1:8080\n\n{USAGE}")
+        })?;
         let (target_addr, host_port) = parse_http_url(target, "--target")?;
         o.target = target_addr;
         o.host = host_port.to_string();
@@ -209,7 +216,10 @@ impl DrillOptions {
         if let Some(v) = get("--attackers-per-prefix") {
             o.attackers_per_prefix = parse_number(v, "--attackers-per-prefix", 1)?;
             if o.attackers_per_prefix > crate::addrs::HOSTS_PER_PREFIX {
-                bail!("--attackers-per-prefix is at most {}", crate::addrs::HOSTS_PER_PREFIX);
+                bail!(
+                    "--attackers-per-prefix is at most {}",
+                    crate::addrs::HOSTS_PER_PREFIX
+                );
             }
         }
         if o.spread_sources && o.attackers > crate::addrs::max_attackers(o.attackers_per_prefix) {
@@ -256,7 +266,11 @@ impl DrillOptions {
         if let Some(v) = get("--watch-pid") {
             o.watch_pids = v
                 .split(',')
-                .map(|p| p.trim().parse::<u32>().map_err(|_| anyhow!("--watch-pid {v}: `{p}` is not a process id")))
+                .map(|p| {
+                    p.trim()
+                        .parse::<u32>()
+                        .map_err(|_| anyhow!("--watch-pid {v}: `{p}` is not a process id"))
+                })
                 .collect::<Result<_>>()?;
         }
         if let Some(v) = get("--upstream-stats") {
@@ -296,14 +310,20 @@ pub fn parse_http_url<'a>(url: &'a str, what: &str) -> Result<(SocketAddr, &'a s
     if host_port.is_empty() {
         bail!("{what} {url}: no host");
     }
-    let with_port = if host_port.rsplit_once(':').is_some_and(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty()) && !host_port.ends_with(']') {
+    let with_port = if host_port
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty())
+        && !host_port.ends_with(']')
+    {
         host_port.to_string()
     } else {
         format!("{host_port}:80")
     };
     let addr = with_port
         .to_socket_addrs()
-        .with_context(|| format!("{what} {url} is not a reachable host:port, e.g. http://127.0.0.1:8080"))?
+        .with_context(|| {
+            format!("{what} {url} is not a reachable host:port, e.g. http://127.0.0.1:8080")
+        })?
         .next()
         .ok_or_else(|| anyhow!("{what} {url} did not resolve to any address"))?;
     Ok((addr, host_port))
@@ -322,7 +342,9 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
         Some(i) => t.split_at(i),
         None => (t, "s"),
     };
-    let n: f64 = number.parse().map_err(|_| anyhow!("`{text}` is not a time like 60s or 500ms"))?;
+    let n: f64 = number
+        .parse()
+        .map_err(|_| anyhow!("`{text}` is not a time like 60s or 500ms"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,
@@ -337,7 +359,10 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
 }
 
 fn parse_number(text: &str, what: &str, min: u32) -> Result<u32> {
-    let n: u32 = text.trim().parse().map_err(|_| anyhow!("{what} {text}: not a whole number"))?;
+    let n: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("{what} {text}: not a whole number"))?;
     if n < min {
         bail!("{what} must be at least {min}");
     }
@@ -345,7 +370,11 @@ fn parse_number(text: &str, what: &str, min: u32) -> Result<u32> {
 }
 
 fn parse_paths(text: &str, what: &str) -> Result<Vec<String>> {
-    let paths: Vec<String> = text.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
+    let paths: Vec<String> = text
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
     if paths.is_empty() {
         bail!("{what} is empty");
     }
@@ -367,15 +396,36 @@ mod tests {
 
     #[test]
     fn a_remote_target_is_refused_without_the_flag() {
-        let e = parse(&["--target", "http://192.0.2.1:80"]).unwrap_err().to_string();
-        assert!(e.contains("not on loopback") && e.contains("--allow-remote"), "{e}");
+        let e = parse(&["--target", "http://192.0.2.1:80"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not on loopback") && e.contains("--allow-remote"),
+            "{e}"
+        );
         let o = parse(&["--target", "http://192.0.2.1:80", "--allow-remote"]).unwrap();
-        assert!(!o.spread_sources, "remote targets see this machine's own address");
+        assert!(
+            !o.spread_sources,
+            "remote targets see this machine's own address"
+        );
     }
 
     #[test]
     fn loopback_targets_spread_their_sources() {
-        let o = parse(&["--target", "http://127.0.0.1:8080/", "--duration", "5s", "--attack-rate=300", "--paths", "/,/news", "--watch-pid", "12,34", "--upstream-stats", "http://127.0.0.1:9000/.demo/stats"]).unwrap();
+        let o = parse(&[
+            "--target",
+            "http://127.0.0.1:8080/",
+            "--duration",
+            "5s",
+            "--attack-rate=300",
+            "--paths",
+            "/,/news",
+            "--watch-pid",
+            "12,34",
+            "--upstream-stats",
+            "http://127.0.0.1:9000/.demo/stats",
+        ])
+        .unwrap();
         assert!(o.spread_sources);
         assert_eq!(o.target, SocketAddr::from(([127, 0, 0, 1], 8080)));
         assert_eq!(o.host, "127.0.0.1:8080");
@@ -383,7 +433,13 @@ mod tests {
         assert_eq!(o.attack_rate, 300);
         assert_eq!(o.attack_paths, ["/", "/news"]);
         assert_eq!(o.watch_pids, [12, 34]);
-        assert_eq!(o.upstream_stats, Some((SocketAddr::from(([127, 0, 0, 1], 9000)), "/.demo/stats".to_string())));
+        assert_eq!(
+            o.upstream_stats,
+            Some((
+                SocketAddr::from(([127, 0, 0, 1], 9000)),
+                "/.demo/stats".to_string()
+            ))
+        );
         let o = parse(&["--target", "localhost:8080"]).unwrap();
         assert!(o.target.ip().is_loopback());
     }
@@ -391,7 +447,10 @@ mod tests {
     #[test]
     fn bad_flags_are_named() {
         assert!(parse(&[]).unwrap_err().to_string().contains("--target"));
-        assert!(parse(&["--target", "http://127.0.0.1:1", "--bogus", "1"]).unwrap_err().to_string().contains("--bogus"));
+        assert!(parse(&["--target", "http://127.0.0.1:1", "--bogus", "1"])
+            .unwrap_err()
+            .to_string()
+            .contains("--bogus"));
         assert!(parse(&["--target", "https://127.0.0.1:1"]).is_err());
         assert!(parse(&["--target", "http://127.0.0.1:1", "--paths", "news"]).is_err());
         assert!(parse(&["--target", "http://127.0.0.1:1", "--duration", "0s"]).is_err());

@@ -126,7 +126,13 @@ impl Percentiles {
             let i = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
             f64::from(v[i]) / 1000.0
         };
-        Percentiles { count: v.len(), p50: rank(0.50), p95: rank(0.95), p99: rank(0.99), max: rank(1.0) }
+        Percentiles {
+            count: v.len(),
+            p50: rank(0.50),
+            p95: rank(0.95),
+            p99: rank(0.99),
+            max: rank(1.0),
+        }
     }
 
     fn to_json(self) -> Value {
@@ -314,8 +320,16 @@ impl Summary {
         let l = &self.legit;
         let lat = self.request_latency();
         let view = self.page_view_time();
-        let title = self.label.as_deref().map(|l| format!(" [{l}]")).unwrap_or_default();
-        let _ = writeln!(s, "rampart drill{title}: http://{} (Host {}), {} s attack", self.target, self.host, self.duration_secs);
+        let title = self
+            .label
+            .as_deref()
+            .map(|l| format!(" [{l}]"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "rampart drill{title}: http://{} (Host {}), {} s attack",
+            self.target, self.host, self.duration_secs
+        );
         let _ = writeln!(
             s,
             "  legitimate   {} of {} page views succeeded ({:.2}%), {} challenge(s) solved, {} waiting-room page(s){}",
@@ -329,11 +343,33 @@ impl Summary {
         let _ = writeln!(s, "               request latency   p50 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms  max {:.1} ms  ({} requests)", lat.p50, lat.p95, lat.p99, lat.max, lat.count);
         let _ = writeln!(s, "               page view time    p50 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms  (challenge solving and waiting included)", view.p50, view.p95, view.p99);
         if !l.failures.is_empty() {
-            let list: Vec<String> = l.failures.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            let list: Vec<String> = l
+                .failures
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
             let _ = writeln!(s, "               failures: {}", list.join(", "));
         }
         let _ = writeln!(s, "  attack       {} sent ({:.0}/s) from {} address(es): passed {}, challenged {}, blocked {}, limited {}, queued {}, unavailable {}, other {}, errors {}, timeouts {}", a.sent, a.sent as f64 / self.duration_secs.max(1e-9), self.attackers, a.passed, a.challenged, a.blocked, a.limited, a.queued, a.unavailable, a.other, a.errors, a.timeouts);
-        let _ = writeln!(s, "               {} connection(s) opened from {} distinct address(es){}{}", a.connections, a.addresses_connected, if a.unfinished > 0 { format!(", {} unanswered at the end", a.unfinished) } else { String::new() }, if a.not_sent > 0 { format!(", {} not sent (the drill's connection budget was full)", a.not_sent) } else { String::new() });
+        let _ = writeln!(
+            s,
+            "               {} connection(s) opened from {} distinct address(es){}{}",
+            a.connections,
+            a.addresses_connected,
+            if a.unfinished > 0 {
+                format!(", {} unanswered at the end", a.unfinished)
+            } else {
+                String::new()
+            },
+            if a.not_sent > 0 {
+                format!(
+                    ", {} not sent (the drill's connection budget was full)",
+                    a.not_sent
+                )
+            } else {
+                String::new()
+            }
+        );
         match (&self.upstream, &self.upstream_error) {
             (Some(u), _) => {
                 let _ = writeln!(s, "  upstream     {:.1} req/s reached it ({:.1} served), at most {} in one second; capacity {}, exceeded in {} second(s)", u.arrived_per_sec, u.served_per_sec, u.max_arrived_in_a_second, u.capacity_per_sec, u.seconds_over_capacity);
@@ -359,20 +395,31 @@ mod tests {
     fn nearest_rank_percentiles() {
         let v: Vec<u32> = (1..=100).map(|ms| ms * 1000).collect();
         let p = Percentiles::of(&v);
-        assert_eq!((p.count, p.p50, p.p95, p.p99, p.max), (100, 50.0, 95.0, 99.0, 100.0));
+        assert_eq!(
+            (p.count, p.p50, p.p95, p.p99, p.max),
+            (100, 50.0, 95.0, 99.0, 100.0)
+        );
         assert_eq!(Percentiles::of(&[7000]).p99, 7.0);
         assert_eq!(Percentiles::of(&[]).count, 0);
     }
 
     #[test]
     fn summary_renders_and_serialises() {
-        let mut s = Summary { target: "127.0.0.1:1".into(), duration_secs: 2.0, ..Summary::default() };
+        let mut s = Summary {
+            target: "127.0.0.1:1".into(),
+            duration_secs: 2.0,
+            ..Summary::default()
+        };
         s.legit.page_views = 200;
         s.legit.succeeded = 199;
         s.legit.failures.insert("status 503".into(), 1);
         s.legit.request_us = vec![1000, 2000, 3000];
         s.attack.sent = 10;
-        s.upstream = Some(UpstreamFigures { capacity_per_sec: 200, max_arrived_in_a_second: 150, ..UpstreamFigures::default() });
+        s.upstream = Some(UpstreamFigures {
+            capacity_per_sec: 200,
+            max_arrived_in_a_second: 150,
+            ..UpstreamFigures::default()
+        });
         let j = s.to_json();
         assert_eq!(j["legit"]["success_rate"], 99.5);
         assert_eq!(j["legit"]["failures"]["status 503"], 1);
@@ -381,7 +428,10 @@ mod tests {
         assert_eq!(j["upstream"]["max_arrived_in_a_second"], 150);
         assert_eq!(j["memory"], Value::Null);
         let t = s.render();
-        assert!(t.contains("199 of 200 page views succeeded (99.50%)"), "{t}");
+        assert!(
+            t.contains("199 of 200 page views succeeded (99.50%)"),
+            "{t}"
+        );
         assert!(t.contains("status 503: 1"), "{t}");
     }
 }

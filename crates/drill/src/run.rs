@@ -32,7 +32,10 @@ const FD_RESERVE: usize = 512;
 /// summary. It returns at the latest `warmup + duration` plus a drain of at
 /// most 3 s and the few seconds it takes to read the upstream's counts.
 pub fn run(o: &DrillOptions) -> Result<Summary> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the drill's runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the drill's runtime")?;
     let summary = runtime.block_on(drive(o));
     // Requests still open after the drain are abandoned, not awaited.
     runtime.shutdown_timeout(Duration::from_millis(200));
@@ -40,7 +43,9 @@ pub fn run(o: &DrillOptions) -> Result<Summary> {
 }
 
 fn unix_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The soft limit on open files, from `/proc/self/limits`.
@@ -57,7 +62,13 @@ async fn drive(o: &DrillOptions) -> Result<Summary> {
     tokio::time::timeout(o.timeout, Connection::open(probe, o.target))
         .await
         .map_err(|_| anyhow!("cannot connect to {} within {:?}", o.target, o.timeout))?
-        .map_err(|e| anyhow!("cannot connect to {} from {}: {e}", o.target, probe.map_or("this machine".into(), |p| p.to_string())))?;
+        .map_err(|e| {
+            anyhow!(
+                "cannot connect to {} from {}: {e}",
+                o.target,
+                probe.map_or("this machine".into(), |p| p.to_string())
+            )
+        })?;
 
     let started = Instant::now();
     let attack_start = started + o.warmup;
@@ -65,7 +76,12 @@ async fn drive(o: &DrillOptions) -> Result<Summary> {
     let drain = o.timeout.min(MAX_DRAIN);
 
     let stop_watch = Arc::new(AtomicBool::new(false));
-    let memory = (!o.watch_pids.is_empty()).then(|| tokio::spawn(watch::sample_memory(o.watch_pids.clone(), Arc::clone(&stop_watch))));
+    let memory = (!o.watch_pids.is_empty()).then(|| {
+        tokio::spawn(watch::sample_memory(
+            o.watch_pids.clone(),
+            Arc::clone(&stop_watch),
+        ))
+    });
 
     // Browsers, from the start; only views begun during the attack count.
     let tally = Arc::new(Mutex::new(BrowserTally::default()));
@@ -73,9 +89,18 @@ async fn drive(o: &DrillOptions) -> Result<Summary> {
     let solvers = Arc::new(Solvers::start(o.solvers).context("cannot start the solver threads")?);
     let mut browsers = JoinSet::new();
     for j in 0..o.browsers {
-        let mut visitor = Visitor::new(source(addrs::browser(j)), o.target, o.host.clone(), o.timeout);
+        let mut visitor = Visitor::new(
+            source(addrs::browser(j)),
+            o.target,
+            o.host.clone(),
+            o.timeout,
+        );
         let paths = o.browser_paths.clone();
-        let (tally, viewing, solvers) = (Arc::clone(&tally), Arc::clone(&viewing), Arc::clone(&solvers));
+        let (tally, viewing, solvers) = (
+            Arc::clone(&tally),
+            Arc::clone(&viewing),
+            Arc::clone(&solvers),
+        );
         let interval = o.browser_interval;
         // Visitors arrive spread over one interval, not all at once.
         let offset = interval.mul_f64(f64::from(j) / f64::from(o.browsers.max(1)));
@@ -92,13 +117,19 @@ async fn drive(o: &DrillOptions) -> Result<Summary> {
                 if counted {
                     viewing.fetch_add(1, Ordering::Relaxed);
                 }
-                let outcome = match tokio::time::timeout(VIEW_DEADLINE, visitor.view(path, &solvers, &mut mine)).await {
+                let outcome = match tokio::time::timeout(
+                    VIEW_DEADLINE,
+                    visitor.view(path, &solvers, &mut mine),
+                )
+                .await
+                {
                     Ok(outcome) => outcome,
                     Err(_) => ViewOutcome::Failed("gave up after 30 s".into()),
                 };
                 if counted {
                     mine.page_views = 1;
-                    mine.view_us.push(u32::try_from(began.elapsed().as_micros()).unwrap_or(u32::MAX));
+                    mine.view_us
+                        .push(u32::try_from(began.elapsed().as_micros()).unwrap_or(u32::MAX));
                     match outcome {
                         ViewOutcome::Success => mine.succeeded = 1,
                         ViewOutcome::Failed(why) => {
@@ -117,16 +148,30 @@ async fn drive(o: &DrillOptions) -> Result<Summary> {
     }
 
     // The flood, after the warm-up.
-    let max_in_flight = open_files_limit().unwrap_or(1024).saturating_sub(FD_RESERVE + 2 * o.browsers as usize).clamp(64, 65_536);
+    let max_in_flight = open_files_limit()
+        .unwrap_or(1024)
+        .saturating_sub(FD_RESERVE + 2 * o.browsers as usize)
+        .clamp(64, 65_536);
     let sources: Vec<Option<IpAddr>> = if o.spread_sources {
-        (0..o.attackers).map(|i| source(addrs::attacker(i, o.attackers_per_prefix))).collect()
+        (0..o.attackers)
+            .map(|i| source(addrs::attacker(i, o.attackers_per_prefix)))
+            .collect()
     } else {
         vec![None]
     };
-    let flood = Arc::new(Flood::new(o.target, &o.host, sources, &o.attack_paths, o.timeout, max_in_flight));
+    let flood = Arc::new(Flood::new(
+        o.target,
+        &o.host,
+        sources,
+        &o.attack_paths,
+        o.timeout,
+        max_in_flight,
+    ));
     tokio::time::sleep_until(attack_start.into()).await;
     let upstream_before = match &o.upstream_stats {
-        Some((addr, path)) => Some(watch::upstream_counts(*addr, path, Duration::from_secs(5)).await),
+        Some((addr, path)) => {
+            Some(watch::upstream_counts(*addr, path, Duration::from_secs(5)).await)
+        }
         None => None,
     };
     let first_second = unix_secs();
@@ -150,10 +195,21 @@ async fn drive(o: &DrillOptions) -> Result<Summary> {
     let attack = AttackCounts::read(&flood.tally, attack_unfinished, flood.addresses_connected());
 
     let (upstream, upstream_error) = match (&o.upstream_stats, upstream_before) {
-        (Some((addr, path)), Some(Ok(before))) => match watch::upstream_counts(*addr, path, Duration::from_secs(5)).await {
-            Ok(after) => (Some(watch::upstream_figures(&before, &after, first_second, last_second, attack_secs)), None),
-            Err(e) => (None, Some(e)),
-        },
+        (Some((addr, path)), Some(Ok(before))) => {
+            match watch::upstream_counts(*addr, path, Duration::from_secs(5)).await {
+                Ok(after) => (
+                    Some(watch::upstream_figures(
+                        &before,
+                        &after,
+                        first_second,
+                        last_second,
+                        attack_secs,
+                    )),
+                    None,
+                ),
+                Err(e) => (None, Some(e)),
+            }
+        }
         (_, Some(Err(e))) => (None, Some(e)),
         _ => (None, None),
     };
@@ -194,4 +250,3 @@ impl Jitter {
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
-

@@ -23,7 +23,16 @@ pub fn process_memory_kb(pid: u32) -> Option<(u64, u64)> {
 /// Reads `VmRSS` and `VmHWM` from the text of `/proc/PID/status`.
 pub fn parse_status(status: &str) -> Option<(u64, u64)> {
     let field = |name: &str| {
-        status.lines().find_map(|l| l.strip_prefix(name)).and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
     };
     Some((field("VmRSS:")?, field("VmHWM:").unwrap_or(0)))
 }
@@ -32,10 +41,15 @@ pub fn parse_status(status: &str) -> Option<(u64, u64)> {
 /// `/proc/PID/task/*/children`.
 pub fn children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return out };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
     for task in tasks.flatten() {
         if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
-            out.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
         }
     }
     out
@@ -70,7 +84,11 @@ pub async fn sample_memory(pids: Vec<u32>, stop: Arc<AtomicBool>) -> MemoryFigur
             break;
         }
     }
-    MemoryFigures { peak_rss_kb: peak, hwm_kb: hwm.values().sum(), processes: hwm.len() }
+    MemoryFigures {
+        peak_rss_kb: peak,
+        hwm_kb: hwm.values().sum(),
+        processes: hwm.len(),
+    }
 }
 
 /// The capped demo origin's counts at one moment (see `rampart_demo::STATS_PATH`).
@@ -84,36 +102,74 @@ pub struct UpstreamCounts {
 }
 
 /// Reads the origin's counts.
-pub async fn upstream_counts(addr: SocketAddr, path: &str, timeout: Duration) -> Result<UpstreamCounts, String> {
+pub async fn upstream_counts(
+    addr: SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> Result<UpstreamCounts, String> {
     let fetch = async {
-        let mut c = Connection::open(None, addr).await.map_err(|e| e.to_string())?;
-        let r = c.exchange(&request("GET", path, &addr.to_string(), "Connection: close\r\n", None), false).await.map_err(|e| e.to_string())?;
+        let mut c = Connection::open(None, addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let r = c
+            .exchange(
+                &request(
+                    "GET",
+                    path,
+                    &addr.to_string(),
+                    "Connection: close\r\n",
+                    None,
+                ),
+                false,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
         if r.status != 200 {
             return Err(format!("http://{addr}{path} answered {}", r.status));
         }
         parse_upstream_counts(&r.text())
     };
-    tokio::time::timeout(timeout, fetch).await.map_err(|_| format!("http://{addr}{path} did not answer in {timeout:?}"))?
+    tokio::time::timeout(timeout, fetch)
+        .await
+        .map_err(|_| format!("http://{addr}{path} did not answer in {timeout:?}"))?
 }
 
 /// Reads the JSON of the origin's counts.
 pub fn parse_upstream_counts(text: &str) -> Result<UpstreamCounts, String> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("the upstream's counts are not JSON: {e}"))?;
-    let n = |k: &str| v[k].as_u64().ok_or_else(|| format!("the upstream's counts have no `{k}`"));
+    let v: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| format!("the upstream's counts are not JSON: {e}"))?;
+    let n = |k: &str| {
+        v[k].as_u64()
+            .ok_or_else(|| format!("the upstream's counts have no `{k}`"))
+    };
     let seconds = v["seconds"]
         .as_array()
         .ok_or("the upstream's counts have no `seconds`")?
         .iter()
         .filter_map(|s| Some((s[0].as_u64()?, s[1].as_u64()?, s[2].as_u64()?)))
         .collect();
-    Ok(UpstreamCounts { capacity_per_sec: n("capacity_per_sec")?, arrived: n("arrived")?, served: n("served")?, seconds })
+    Ok(UpstreamCounts {
+        capacity_per_sec: n("capacity_per_sec")?,
+        arrived: n("arrived")?,
+        served: n("served")?,
+        seconds,
+    })
 }
 
 /// The figures for an attack that ran from Unix second `first` to `last`
 /// (both included, as partial seconds), `secs` long, from the counts taken
 /// before and after it.
-pub fn upstream_figures(before: &UpstreamCounts, after: &UpstreamCounts, first: u64, last: u64, secs: f64) -> UpstreamFigures {
-    let window = after.seconds.iter().filter(|(s, _, _)| (first..=last).contains(s));
+pub fn upstream_figures(
+    before: &UpstreamCounts,
+    after: &UpstreamCounts,
+    first: u64,
+    last: u64,
+    secs: f64,
+) -> UpstreamFigures {
+    let window = after
+        .seconds
+        .iter()
+        .filter(|(s, _, _)| (first..=last).contains(s));
     let (mut max, mut over) = (0, 0);
     for (_, arrived, _) in window {
         max = max.max(*arrived);
@@ -147,11 +203,19 @@ mod tests {
 
     #[test]
     fn upstream_figures_cover_only_the_attack() {
-        let before = UpstreamCounts { capacity_per_sec: 100, arrived: 1000, served: 900, seconds: vec![] };
+        let before = UpstreamCounts {
+            capacity_per_sec: 100,
+            arrived: 1000,
+            served: 900,
+            seconds: vec![],
+        };
         let json = r#"{"capacity_per_sec":100,"arrived":1300,"served":1150,"seconds":[[9,500,100],[10,120,100],[11,80,80],[12,100,100],[13,700,100]]}"#;
         let after = parse_upstream_counts(json).unwrap();
         let f = upstream_figures(&before, &after, 10, 12, 3.0);
-        assert_eq!((f.max_arrived_in_a_second, f.seconds_over_capacity), (120, 1));
+        assert_eq!(
+            (f.max_arrived_in_a_second, f.seconds_over_capacity),
+            (120, 1)
+        );
         assert_eq!((f.arrived_per_sec, f.served_per_sec), (100.0, 250.0 / 3.0));
         assert!(parse_upstream_counts("{}").is_err());
     }

@@ -4,20 +4,46 @@
 use std::net::IpAddr;
 
 use rampart_drill::challenge::{parse_challenge, solve, verify_form};
-use rampart_flood::{pages, Challenge, FloodConfig, FloodVerdict, Keyring, RequestFacts, Shield, Time};
+use rampart_flood::{
+    pages, Challenge, FloodConfig, FloodVerdict, Keyring, RequestFacts, Shield, Time,
+};
 
 /// A shield whose `/donate` route always challenges, at `bits` bits, and
 /// the challenge it gives `client` there.
-fn challenge(bits: u8, client: IpAddr, now: Time) -> (Shield<rampart_flood::MemoryState>, rampart_flood::SiteId, Challenge) {
+fn challenge(
+    bits: u8,
+    client: IpAddr,
+    now: Time,
+) -> (
+    Shield<rampart_flood::MemoryState>,
+    rampart_flood::SiteId,
+    Challenge,
+) {
     let config: FloodConfig = toml::from_str(&format!(
         "max_tracked_keys = 4096\n[challenge]\nmin_difficulty = {bits}\nmax_difficulty = {bits}\n[[sites]]\nname = \"www\"\n[[sites.routes]]\nname = \"/donate\"\nalways_challenge = true\n"
     ))
     .unwrap();
-    let shield = Shield::in_memory(&config, Keyring::generate([7; 32]), Time::from_secs(1_800_000_000)).unwrap();
+    let shield = Shield::in_memory(
+        &config,
+        Keyring::generate([7; 32]),
+        Time::from_secs(1_800_000_000),
+    )
+    .unwrap();
     let site = shield.site_id("www").unwrap();
     let route = shield.route_id(site, "/donate").unwrap();
-    let facts = RequestFacts { client, site, route, is_api: false, is_browser: true, clearance_cookie: None, ticket_cookie: None, now };
-    let FloodVerdict::Challenge(challenge) = shield.admit(&facts) else { panic!("the route always challenges") };
+    let facts = RequestFacts {
+        client,
+        site,
+        route,
+        is_api: false,
+        is_browser: true,
+        clearance_cookie: None,
+        ticket_cookie: None,
+        now,
+    };
+    let FloodVerdict::Challenge(challenge) = shield.admit(&facts) else {
+        panic!("the route always challenges")
+    };
     (shield, site, challenge)
 }
 
@@ -38,11 +64,15 @@ fn a_solved_challenge_page_is_accepted_by_the_flood_crate() {
     let form = verify_form(&page.token, solution);
     let token = pages::percent_decode(pages::form_field(&form, "token").unwrap());
     let posted = pages::form_field(&form, "solution").unwrap();
-    let clearance = shield.verify_solution(site, client, &token, posted, now).expect("the solution is accepted");
+    let clearance = shield
+        .verify_solution(site, client, &token, posted, now)
+        .expect("the solution is accepted");
     assert!(clearance.set_cookie().starts_with(pages::CLEARANCE_COOKIE));
 
     // The same solution cannot be used twice.
-    assert!(shield.verify_solution(site, client, &token, posted, now).is_err());
+    assert!(shield
+        .verify_solution(site, client, &token, posted, now)
+        .is_err());
 }
 
 #[test]
@@ -54,7 +84,11 @@ fn a_wrong_solution_is_refused() {
     let right = solve(&page.token, page.bits);
     // Some n below the right one: by construction it does not have the bits.
     if right > 0 {
-        assert!(shield.verify_solution(site, client, &page.token, &(right - 1).to_string(), now).is_err());
+        assert!(shield
+            .verify_solution(site, client, &page.token, &(right - 1).to_string(), now)
+            .is_err());
     }
-    assert!(shield.verify_solution(site, client, &page.token, &right.to_string(), now).is_ok());
+    assert!(shield
+        .verify_solution(site, client, &page.token, &right.to_string(), now)
+        .is_ok());
 }

@@ -45,9 +45,9 @@ pub struct RequestFacts<'a> {
     pub site: SiteId,
     /// The route, or `RouteId::NONE`.
     pub route: RouteId,
-    /// The request is an API call (by route config or by the gateway's own
-    /// judgement, such as an `Accept: application/json` header): never
-    /// challenged, never queued.
+    /// The request is on an API route (by route config only: a header is the
+    /// client's to choose). Challenged like any other under attack (the
+    /// caller answers in a form an API client can act on), never queued.
     pub is_api: bool,
     /// The client looks like a browser (`Accept: text/html`, a navigation):
     /// it can wait in the waiting room.
@@ -622,7 +622,11 @@ impl<S: State> Shield<S> {
 
         let is_api = f.is_api || route.is_some_and(|r| r.api);
         let must_clear = site.detector.under_attack() || route.is_some_and(|r| r.always_challenge);
-        if !is_api && must_clear {
+        // API clients are challenged too: a request the challenge skipped
+        // for its route or its headers would be a free pass for any flood
+        // that sets them. The caller answers an API client in a form it can
+        // act on (a status, `Retry-After` and the challenge in JSON).
+        if must_clear {
             let cleared = f.clearance_cookie.is_some_and(|c| {
                 let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
                 token::verify_clearance(&keys, &site.name, prefix, c, now).is_ok()

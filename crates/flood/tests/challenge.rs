@@ -302,17 +302,24 @@ fn challenge_page_works_without_script_and_has_no_external_assets() {
 }
 
 #[test]
-fn api_routes_skip_the_challenge_and_allowlist_passes() {
+fn api_routes_are_challenged_too_and_allowlist_passes() {
     let s = shield(SITE);
     let site = SiteId(0);
     s.set_mode(site, Some(true), at(0.0));
+    // No route or header is a free pass under attack: an API client without
+    // clearance gets a challenge (the gateway writes it as JSON), and one
+    // that solved it passes.
     let api = s.route_id(site, "api").unwrap();
-    assert_eq!(
-        kind(&s.admit(&facts("198.51.100.20", api, at(1.0)))),
-        "continue"
-    );
+    let c = challenge(s.admit(&facts("198.51.100.20", api, at(1.0))));
     let mut f = facts("198.51.100.20", RouteId::NONE, at(1.0));
     f.is_api = true;
+    assert_eq!(kind(&s.admit(&f)), "challenge");
+    let n = solve(&c.token, c.difficulty);
+    let clearance = s
+        .verify_solution(site, ip("198.51.100.20"), &c.token, &n.to_string(), at(2.0))
+        .unwrap();
+    let mut f = facts("198.51.100.20", api, at(3.0));
+    f.clearance_cookie = Some(&clearance.cookie_value);
     assert_eq!(kind(&s.admit(&f)), "continue");
     // A verified crawler's range (configured CIDR) is never challenged.
     assert_eq!(

@@ -373,13 +373,33 @@ total = { requests = 1, per_secs = 60, burst = 2 }
         let client = format!("203.0.113.{}", i + 1);
         assert_eq!(kind(&s.admit(&facts(&client, news, at(0.0)))), "challenge");
     }
-    // Requests that would reach the origin (here an API client, which the
-    // challenge skips) still find the whole total, and no more.
-    let api = |client: &str| rampart_flood::RequestFacts { is_api: true, is_browser: false, ..facts(client, news, at(0.0)) };
-    assert_eq!(kind(&s.admit(&api("192.0.2.1"))), "continue");
-    assert_eq!(kind(&s.admit(&api("192.0.2.2"))), "continue");
-    match s.admit(&api("192.0.2.3")) {
-        FloodVerdict::Limited { scope: LimitScope::RouteTotal, .. } => {}
+    // Requests that would reach the origin (here clients that solved the
+    // challenge) still find the whole total, and no more.
+    let site = rampart_flood::SiteId(0);
+    let mut cookies = Vec::new();
+    for client in ["192.0.2.1", "192.0.2.2", "192.0.2.3"] {
+        let FloodVerdict::Challenge(c) = s.admit(&facts(client, news, at(0.0))) else {
+            panic!("challenge expected")
+        };
+        let n = rampart_flood::token::solve(&c.token, c.difficulty);
+        cookies.push(
+            s.verify_solution(site, ip(client), &c.token, &n.to_string(), at(0.0))
+                .unwrap()
+                .cookie_value,
+        );
+    }
+    let cleared = |i: usize, client: &'static str| {
+        let mut f = facts(client, news, at(0.0));
+        f.clearance_cookie = Some(cookies[i].as_str());
+        s.admit(&f)
+    };
+    assert_eq!(kind(&cleared(0, "192.0.2.1")), "continue");
+    assert_eq!(kind(&cleared(1, "192.0.2.2")), "continue");
+    match cleared(2, "192.0.2.3") {
+        FloodVerdict::Limited {
+            scope: LimitScope::RouteTotal,
+            ..
+        } => {}
         v => panic!("the third passes the total of 2: {v:?}"),
     }
 }

@@ -30,13 +30,20 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let usage = "usage: bare_pingora LISTEN UPSTREAM THREADS";
     let listen = args.next().expect(usage);
-    let upstream: SocketAddr = args.next().expect(usage).parse().expect("UPSTREAM is host:port");
+    let upstream: SocketAddr = args
+        .next()
+        .expect(usage)
+        .parse()
+        .expect("UPSTREAM is host:port");
     let threads: usize = args.next().and_then(|t| t.parse().ok()).unwrap_or(1);
     // Worker threads keep their connections, as rampart's do (server.rs).
     let conf = ServerConf {
         threads,
         work_stealing: false,
-        pid_file: std::env::temp_dir().join(format!("bare-pingora-{}.pid", std::process::id())).display().to_string(),
+        pid_file: std::env::temp_dir()
+            .join(format!("bare-pingora-{}.pid", std::process::id()))
+            .display()
+            .to_string(),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);

@@ -49,10 +49,17 @@ pub struct LineSink {
 
 impl LineSink {
     pub fn off(metrics: Arc<Metrics>) -> LineSink {
-        LineSink { sender: None, metrics }
+        LineSink {
+            sender: None,
+            metrics,
+        }
     }
 
-    pub fn start(target: &AccessLogTarget, name: &str, metrics: Arc<Metrics>) -> std::io::Result<LineSink> {
+    pub fn start(
+        target: &AccessLogTarget,
+        name: &str,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<LineSink> {
         let mut out: Box<dyn Write + Send> = match target {
             AccessLogTarget::Off => return Ok(LineSink::off(metrics)),
             AccessLogTarget::Stdout => Box::new(std::io::stdout()),
@@ -61,37 +68,44 @@ impl LineSink {
                     .create(true)
                     .append(true)
                     .open(path)
-                    .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?,
+                    .map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                    })?,
             ),
         };
         let (sender, receiver) = sync_channel::<String>(BACKLOG);
-        std::thread::Builder::new().name(name.to_string()).spawn(move || {
-            let mut buffer = Vec::with_capacity(64 * 1024);
-            loop {
-                // Block for the first line, then take what else is queued,
-                // so a burst costs one write.
-                let first = match receiver.recv_timeout(Duration::from_millis(500)) {
-                    Ok(line) => line,
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-                };
-                buffer.extend_from_slice(first.as_bytes());
-                buffer.push(b'\n');
-                while buffer.len() < 60 * 1024 {
-                    match receiver.try_recv() {
-                        Ok(line) => {
-                            buffer.extend_from_slice(line.as_bytes());
-                            buffer.push(b'\n');
+        std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                let mut buffer = Vec::with_capacity(64 * 1024);
+                loop {
+                    // Block for the first line, then take what else is queued,
+                    // so a burst costs one write.
+                    let first = match receiver.recv_timeout(Duration::from_millis(500)) {
+                        Ok(line) => line,
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                    };
+                    buffer.extend_from_slice(first.as_bytes());
+                    buffer.push(b'\n');
+                    while buffer.len() < 60 * 1024 {
+                        match receiver.try_recv() {
+                            Ok(line) => {
+                                buffer.extend_from_slice(line.as_bytes());
+                                buffer.push(b'\n');
+                            }
+                            Err(_) => break,
                         }
-                        Err(_) => break,
                     }
+                    let _ = out.write_all(&buffer);
+                    let _ = out.flush();
+                    buffer.clear();
                 }
-                let _ = out.write_all(&buffer);
-                let _ = out.flush();
-                buffer.clear();
-            }
-        })?;
-        Ok(LineSink { sender: Some(sender), metrics })
+            })?;
+        Ok(LineSink {
+            sender: Some(sender),
+            metrics,
+        })
     }
 
     /// Whether lines are written at all; callers skip building them if not.
@@ -103,7 +117,9 @@ impl LineSink {
     pub fn send(&self, line: String) {
         let Some(sender) = &self.sender else { return };
         if let Err(TrySendError::Full(_)) = sender.try_send(line) {
-            self.metrics.log_lines_dropped.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .log_lines_dropped
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -130,7 +146,9 @@ impl AccessLog {
 
 /// RFC 3339 time in UTC with milliseconds, without a date library.
 pub fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
@@ -144,7 +162,10 @@ pub fn now_rfc3339() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let mo = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(mo <= 2);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{:03}Z", now.subsec_millis())
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{:03}Z",
+        now.subsec_millis()
+    )
 }
 
 #[cfg(test)]

@@ -87,15 +87,30 @@ impl AdminApp {
     fn flood_admin(&self, method: &str, path: &str, query: &str) -> Response<Vec<u8>> {
         let snapshot = self.runtime.snapshot();
         let Some(flood) = &snapshot.flood else {
-            return respond(409, "application/json", serde_json::json!({"error": "the flood shield is off in this configuration"}).to_string());
+            return respond(
+                409,
+                "application/json",
+                serde_json::json!({"error": "the flood shield is off in this configuration"})
+                    .to_string(),
+            );
         };
         let shield = &flood.shield;
         let now = crate::flood::now();
-        let bad = |m: String| respond(400, "application/json", serde_json::json!({ "error": m }).to_string());
+        let bad = |m: String| {
+            respond(
+                400,
+                "application/json",
+                serde_json::json!({ "error": m }).to_string(),
+            )
+        };
         match (method, path) {
             ("POST", "/mode") => {
-                let Some(site) = query_field(query, "site") else { return bad("give ?site=NAME".into()) };
-                let Some(id) = shield.site_id(&site) else { return bad(format!("no site `{site}` in the flood configuration")) };
+                let Some(site) = query_field(query, "site") else {
+                    return bad("give ?site=NAME".into());
+                };
+                let Some(id) = shield.site_id(&site) else {
+                    return bad(format!("no site `{site}` in the flood configuration"));
+                };
                 let manual = match query_field(query, "mode").as_deref() {
                     Some("under-attack") => Some(true),
                     Some("normal") => Some(false),
@@ -103,17 +118,31 @@ impl AdminApp {
                     _ => return bad("mode must be under-attack, normal or auto".into()),
                 };
                 shield.set_mode(id, manual, now);
-                respond(200, "application/json", serde_json::json!({ "site": site, "under_attack": shield.under_attack(id) }).to_string())
+                respond(
+                    200,
+                    "application/json",
+                    serde_json::json!({ "site": site, "under_attack": shield.under_attack(id) })
+                        .to_string(),
+                )
             }
             ("POST", "/ban") | ("POST", "/unban") => {
-                let Some(client) = query_field(query, "client").and_then(|c| c.parse::<std::net::IpAddr>().ok()) else {
+                let Some(client) =
+                    query_field(query, "client").and_then(|c| c.parse::<std::net::IpAddr>().ok())
+                else {
                     return bad("give ?client=ADDRESS (an IPv4 or IPv6 address)".into());
                 };
                 if path == "/unban" {
                     let lifted = shield.unban(client, now);
-                    return respond(200, "application/json", serde_json::json!({ "client": client.to_string(), "unbanned": lifted }).to_string());
+                    return respond(
+                        200,
+                        "application/json",
+                        serde_json::json!({ "client": client.to_string(), "unbanned": lifted })
+                            .to_string(),
+                    );
                 }
-                let duration = query_field(query, "secs").and_then(|s| s.parse::<u64>().ok()).map(std::time::Duration::from_secs);
+                let duration = query_field(query, "secs")
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .map(std::time::Duration::from_secs);
                 let record = shield.ban(client, duration, now);
                 respond(200, "application/json", serde_json::json!({ "client": client.to_string(), "until": record.until.as_secs(), "level": record.level }).to_string())
             }
@@ -123,7 +152,11 @@ impl AdminApp {
                     .into_iter()
                     .map(|(ip, r)| serde_json::json!({ "client": ip.to_string(), "until": r.until.as_secs(), "level": r.level, "reason": format!("{:?}", r.reason) }))
                     .collect();
-                respond(200, "application/json", serde_json::Value::Array(list).to_string())
+                respond(
+                    200,
+                    "application/json",
+                    serde_json::Value::Array(list).to_string(),
+                )
             }
         }
     }

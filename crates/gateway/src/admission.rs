@@ -123,12 +123,21 @@ impl ConnectionTable {
     }
 
     pub fn open_for(&self, ip: &IpAddr) -> u32 {
-        self.shard(ip).lock().unwrap_or_else(|p| p.into_inner()).get(ip).copied().unwrap_or(0)
+        self.shard(ip)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(ip)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Takes a place for a connection from `address`, or says which cap
     /// refused it.
-    pub fn admit(self: &Arc<Self>, address: Option<IpAddr>, limits: &Limits) -> Result<ConnectionSlot, &'static str> {
+    pub fn admit(
+        self: &Arc<Self>,
+        address: Option<IpAddr>,
+        limits: &Limits,
+    ) -> Result<ConnectionSlot, &'static str> {
         if self.total.load(Ordering::Relaxed) >= u64::from(limits.max_connections) {
             return Err("global");
         }
@@ -141,7 +150,10 @@ impl ConnectionTable {
             *count += 1;
         }
         self.total.fetch_add(1, Ordering::Relaxed);
-        Ok(ConnectionSlot { table: self.clone(), address })
+        Ok(ConnectionSlot {
+            table: self.clone(),
+            address,
+        })
     }
 }
 
@@ -149,7 +161,11 @@ impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.table.total.fetch_sub(1, Ordering::Relaxed);
         if let Some(ip) = self.address {
-            let mut shard = self.table.shard(&ip).lock().unwrap_or_else(|p| p.into_inner());
+            let mut shard = self
+                .table
+                .shard(&ip)
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if let Some(count) = shard.get_mut(&ip) {
                 *count -= 1;
                 if *count == 0 {
@@ -175,7 +191,11 @@ impl<A> ServerApp for Admission<A>
 where
     A: ServerApp + Send + Sync + 'static,
 {
-    async fn process_new(self: &Arc<Self>, mut stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
         let limits = self.runtime.snapshot().config.limits.clone();
         let peer = stream
             .get_socket_digest()
@@ -190,18 +210,27 @@ where
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 if stream.selected_alpn_proto() != Some(ALPN::H2) {
-                    let body = "Too many connections from your address; close some and try again.\n";
+                    let body =
+                        "Too many connections from your address; close some and try again.\n";
                     let answer = format!(
                         "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                         body.len()
                     );
-                    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(answer.as_bytes())).await;
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        stream.write_all(answer.as_bytes()),
+                    )
+                    .await;
                 }
                 return None;
             }
         };
-        self.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
-        self.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .connections_total
+            .fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .connections_open
+            .fetch_add(1, Ordering::Relaxed);
         let _open = OpenGauge(&self.metrics);
 
         // HTTP/2 multiplexes requests over one connection and Pingora serves
@@ -235,7 +264,9 @@ where
                 // With prior-knowledge HTTP/2 enabled, a connection that
                 // opens with the HTTP/2 preface is handed over whole.
                 let mut preface = [0u8; 3];
-                match tokio::time::timeout_at(head_deadline.into(), stream.try_peek(&mut preface)).await {
+                match tokio::time::timeout_at(head_deadline.into(), stream.try_peek(&mut preface))
+                    .await
+                {
                     Ok(Ok(true)) if &preface == b"PRI" => {
                         let _ = self.inner.process_new(stream, shutdown).await;
                         return None;
@@ -326,7 +357,11 @@ mod tests {
     #[test]
     fn connection_caps_are_enforced_and_released() {
         let table = Arc::new(ConnectionTable::default());
-        let limits = Limits { max_connections_per_client: 2, max_connections: 3, ..Limits::default() };
+        let limits = Limits {
+            max_connections_per_client: 2,
+            max_connections: 3,
+            ..Limits::default()
+        };
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let s1 = table.admit(Some(a), &limits).unwrap();
@@ -342,7 +377,11 @@ mod tests {
     #[test]
     fn connection_table_survives_concurrent_churn() {
         let table = Arc::new(ConnectionTable::default());
-        let limits = Limits { max_connections_per_client: 1_000_000, max_connections: 1_000_000, ..Limits::default() };
+        let limits = Limits {
+            max_connections_per_client: 1_000_000,
+            max_connections: 1_000_000,
+            ..Limits::default()
+        };
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let table = table.clone();

@@ -216,7 +216,11 @@ impl WafSettings {
     /// installed by Debian, when it is there.
     pub fn default_crs() -> WafSettings {
         if Path::new(DEBIAN_CRS).join("rules").is_dir() {
-            WafSettings { mode: WafMode::On, crs: Some(PathBuf::from(DEBIAN_CRS)), ..WafSettings::default() }
+            WafSettings {
+                mode: WafMode::On,
+                crs: Some(PathBuf::from(DEBIAN_CRS)),
+                ..WafSettings::default()
+            }
         } else {
             WafSettings::default()
         }
@@ -237,6 +241,10 @@ pub struct Route {
     /// API routes get JSON error pages whatever the Accept header says.
     pub api: bool,
     pub max_body_bytes: Option<u64>,
+    /// Whether an `Upgrade` (WebSocket) request may turn into a tunnel, which
+    /// no layer can read. Unset: allowed except where the leak guard's policy
+    /// for the request is `block`.
+    pub websocket: Option<bool>,
 }
 
 /// One problem found in a configuration file.
@@ -251,7 +259,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
     }
 }
 
@@ -281,7 +293,11 @@ impl Config {
             source: None,
             server: ServerSettings::default(),
             limits: Limits::default(),
-            listeners: vec![Listener { address: listen, tls: false, h2c: false }],
+            listeners: vec![Listener {
+                address: listen,
+                tls: false,
+                h2c: false,
+            }],
             upstreams: vec![UpstreamPool {
                 name: "default".into(),
                 servers: vec![upstream],
@@ -302,13 +318,19 @@ impl Config {
                 // A smaller client table than the library's default: one
                 // site on one machine, still room for a million clients.
                 max_tracked_keys: 2_000_000,
-                sites: vec![rampart_flood::SiteConfig { name: "default".into(), ..Default::default() }],
+                sites: vec![rampart_flood::SiteConfig {
+                    name: "default".into(),
+                    ..Default::default()
+                }],
                 ..Default::default()
             }),
             // Without a configuration the leak guard watches and reports but
             // never changes a response: blocking is a per-route decision.
             leak_guard: Some(rampart_leakguard::PolicySet {
-                default: rampart_leakguard::RoutePolicy { action: rampart_leakguard::Action::Alert, ..Default::default() },
+                default: rampart_leakguard::RoutePolicy {
+                    action: rampart_leakguard::Action::Alert,
+                    ..Default::default()
+                },
                 sites: Vec::new(),
             }),
             incidents: Default::default(),
@@ -336,7 +358,11 @@ impl Config {
     /// Validates configuration text. `base` resolves relative file paths
     /// (certificates), so that a config works from any working directory.
     pub fn parse(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors> {
-        let mut cx = Checker { file, text, errors: Vec::new() };
+        let mut cx = Checker {
+            file,
+            text,
+            errors: Vec::new(),
+        };
         let doc = match ImDocument::parse(text) {
             Ok(doc) => doc,
             Err(e) => {
@@ -363,7 +389,9 @@ impl Config {
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
-            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9901))),
             access_log: AccessLogTarget::Stdout,
             trusted_proxies: Vec::new(),
@@ -396,13 +424,23 @@ impl<'a> Checker<'a> {
     fn position(&self, offset: usize) -> (usize, usize) {
         let before = &self.text[..offset.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+        let column = before
+            .rsplit('\n')
+            .next()
+            .map(|l| l.chars().count())
+            .unwrap_or(0)
+            + 1;
         (line, column)
     }
 
     fn error_at(&mut self, span: Option<std::ops::Range<usize>>, message: String) {
         let (line, column) = span.map(|s| self.position(s.start)).unwrap_or((0, 0));
-        self.errors.push(ConfigError { file: self.file.to_string(), line, column, message });
+        self.errors.push(ConfigError {
+            file: self.file.to_string(),
+            line,
+            column,
+            message,
+        });
     }
 
     fn item_span(item: &Item) -> Option<std::ops::Range<usize>> {
@@ -425,7 +463,10 @@ impl<'a> Checker<'a> {
                 let known = reader.used.join(", ");
                 self.error_at(
                     span,
-                    format!("unknown key `{key}` in {}; the keys allowed here are: {known}", reader.what),
+                    format!(
+                        "unknown key `{key}` in {}; the keys allowed here are: {known}",
+                        reader.what
+                    ),
                 );
             }
         }
@@ -442,16 +483,35 @@ impl<'a> Checker<'a> {
             Some(item) => self.limits(item),
             None => Limits::default(),
         };
-        let listeners = self.array_of_tables(r.take(&["listener"]), "listener", |cx, t| cx.listener(t));
-        let upstreams = self.array_of_tables(r.take(&["upstream"]), "upstream", |cx, t| cx.upstream(t));
+        let listeners =
+            self.array_of_tables(r.take(&["listener"]), "listener", |cx, t| cx.listener(t));
+        let upstreams =
+            self.array_of_tables(r.take(&["upstream"]), "upstream", |cx, t| cx.upstream(t));
         let sites = self.array_of_tables(r.take(&["site"]), "site", |cx, t| cx.site(t, base));
         let flood = r.take(&["flood"]).and_then(|_| self.flood());
         let leak_guard = r.take(&["leak_guard"]).and_then(|_| self.leak_guard());
-        let incidents = r.take(&["incidents"]).and_then(|_| self.incidents()).unwrap_or_default();
-        let cache = r.take(&["cache"]).and_then(|_| self.cache()).unwrap_or_default();
+        let incidents = r
+            .take(&["incidents"])
+            .and_then(|_| self.incidents())
+            .unwrap_or_default();
+        let cache = r
+            .take(&["cache"])
+            .and_then(|_| self.cache())
+            .unwrap_or_default();
         self.finish(r);
 
-        let config = Config { source: None, server, limits, listeners, upstreams, sites, flood, leak_guard, incidents, cache };
+        let config = Config {
+            source: None,
+            server,
+            limits,
+            listeners,
+            upstreams,
+            sites,
+            flood,
+            leak_guard,
+            incidents,
+            cache,
+        };
         self.cross_check(&config, root);
         config
     }
@@ -480,10 +540,23 @@ impl<'a> Checker<'a> {
     /// Reads one top-level section with its own serde type, over the whole
     /// text so that errors carry positions, then adds the problems serde
     /// cannot see (`problems`) as errors at the section's header.
-    fn section<T: serde::de::DeserializeOwned>(&mut self, name: &'static str, problems: impl Fn(&T) -> Vec<String>) -> Option<T> {
-        match serde::Deserializer::deserialize_map(toml::Deserializer::new(self.text), OneSection::<T> { name, found: std::marker::PhantomData }) {
+    fn section<T: serde::de::DeserializeOwned>(
+        &mut self,
+        name: &'static str,
+        problems: impl Fn(&T) -> Vec<String>,
+    ) -> Option<T> {
+        match serde::Deserializer::deserialize_map(
+            toml::Deserializer::new(self.text),
+            OneSection::<T> {
+                name,
+                found: std::marker::PhantomData,
+            },
+        ) {
             Ok(Some(value)) => {
-                let header = self.text.find(&format!("[{name}")).map(|start| start..start + 1);
+                let header = self
+                    .text
+                    .find(&format!("[{name}"))
+                    .map(|start| start..start + 1);
                 for problem in problems(&value) {
                     self.error_at(header.clone(), format!("in [{name}]: {problem}"));
                 }
@@ -494,7 +567,9 @@ impl<'a> Checker<'a> {
                 let message = e.message().trim().to_string();
                 // serde names an unknown key but points at its table; point at the key.
                 let span = e.span().map(|span| {
-                    let key = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next());
+                    let key = message
+                        .strip_prefix("unknown field `")
+                        .and_then(|m| m.split('`').next());
                     match key.and_then(|k| self.text.get(span.start..)?.find(k)) {
                         Some(offset) => span.start + offset..span.start + offset + 1,
                         None => span,
@@ -513,12 +588,21 @@ impl<'a> Checker<'a> {
             self.error_at(None, "no `[[listener]]` is configured; add one, e.g. `[[listener]]` with `address = \"0.0.0.0:80\"`".into());
         }
         if config.sites.is_empty() {
-            self.error_at(None, "no `[[site]]` is configured; add one with `hosts` and `upstream`".into());
+            self.error_at(
+                None,
+                "no `[[site]]` is configured; add one with `hosts` and `upstream`".into(),
+            );
         }
         let pool_names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
         for (i, pool) in config.upstreams.iter().enumerate() {
             if pool_names[..i].contains(&pool.name.as_str()) {
-                self.error_at(None, format!("upstream `{}` is defined twice; give each `[[upstream]]` a distinct name", pool.name));
+                self.error_at(
+                    None,
+                    format!(
+                        "upstream `{}` is defined twice; give each `[[upstream]]` a distinct name",
+                        pool.name
+                    ),
+                );
             }
         }
         let mut hosts_seen: Vec<&str> = Vec::new();
@@ -547,7 +631,13 @@ impl<'a> Checker<'a> {
         if let Some(flood) = &config.flood {
             for fs in &flood.sites {
                 match config.sites.iter().find(|s| s.name == fs.name) {
-                    None => self.error_at(None, format!("[[flood.sites]] `{}` names no site; use the `name` of a `[[site]]`", fs.name)),
+                    None => self.error_at(
+                        None,
+                        format!(
+                            "[[flood.sites]] `{}` names no site; use the `name` of a `[[site]]`",
+                            fs.name
+                        ),
+                    ),
                     Some(site) => {
                         for fr in &fs.routes {
                             if !site.routes.iter().any(|r| r.prefix == fr.name) {
@@ -580,14 +670,19 @@ impl<'a> Checker<'a> {
                     }
                 }
             }
-            other => self.error_at(Self::item_span(other), format!("`{what}` must be an array of tables: write each one as `[[{what}]]`")),
+            other => self.error_at(
+                Self::item_span(other),
+                format!("`{what}` must be an array of tables: write each one as `[[{what}]]`"),
+            ),
         }
         out
     }
 
     fn server(&mut self, item: &Item) -> ServerSettings {
         let mut s = ServerSettings::default();
-        let Some(table) = self.table(item, "server") else { return s };
+        let Some(table) = self.table(item, "server") else {
+            return s;
+        };
         let mut r = TableReader::new(table, "[server]");
         if let Some(v) = r.take(&["threads"]) {
             if let Some(n) = self.integer(v, "threads", 1, 1024) {
@@ -645,7 +740,9 @@ impl<'a> Checker<'a> {
 
     fn limits(&mut self, item: &Item) -> Limits {
         let mut l = Limits::default();
-        let Some(table) = self.table(item, "limits") else { return l };
+        let Some(table) = self.table(item, "limits") else {
+            return l;
+        };
         let mut r = TableReader::new(table, "[limits]");
         macro_rules! duration {
             ($key:literal, $field:ident) => {
@@ -673,7 +770,12 @@ impl<'a> Checker<'a> {
         int!("body_min_rate", body_min_rate, 0, 1 << 40);
         int!("max_header_bytes", max_header_bytes, 1024, 1 << 20);
         int!("max_body_bytes", max_body_bytes, 0, 1 << 40);
-        int!("max_connections_per_client", max_connections_per_client, 1, 1 << 24);
+        int!(
+            "max_connections_per_client",
+            max_connections_per_client,
+            1,
+            1 << 24
+        );
         int!("max_connections", max_connections, 1, 1 << 24);
         self.finish(r);
         l
@@ -684,14 +786,27 @@ impl<'a> Checker<'a> {
         let address = match r.take(&["address"]) {
             Some(v) => self.socket_addr(v, "address"),
             None => {
-                self.error_at(table.span(), "a `[[listener]]` needs `address`, e.g. `address = \"0.0.0.0:443\"`".into());
+                self.error_at(
+                    table.span(),
+                    "a `[[listener]]` needs `address`, e.g. `address = \"0.0.0.0:443\"`".into(),
+                );
                 None
             }
         };
-        let tls = r.take(&["tls"]).and_then(|v| self.boolean(v, "tls")).unwrap_or(false);
-        let h2c = r.take(&["h2c"]).and_then(|v| self.boolean(v, "h2c")).unwrap_or(false);
+        let tls = r
+            .take(&["tls"])
+            .and_then(|v| self.boolean(v, "tls"))
+            .unwrap_or(false);
+        let h2c = r
+            .take(&["h2c"])
+            .and_then(|v| self.boolean(v, "h2c"))
+            .unwrap_or(false);
         self.finish(r);
-        Some(Listener { address: address?, tls, h2c })
+        Some(Listener {
+            address: address?,
+            tls,
+            h2c,
+        })
     }
 
     fn upstream(&mut self, table: &Table) -> Option<UpstreamPool> {
@@ -701,12 +816,22 @@ impl<'a> Checker<'a> {
             Some(v) => {
                 let list = self.string_list(v, "servers");
                 if list.is_empty() {
-                    self.error_at(Self::item_span(v), "`servers` is empty; list at least one address, e.g. [\"127.0.0.1:3000\"]".into());
+                    self.error_at(
+                        Self::item_span(v),
+                        "`servers` is empty; list at least one address, e.g. [\"127.0.0.1:3000\"]"
+                            .into(),
+                    );
                 }
-                list.iter().filter_map(|s| self.socket_addr_text(v, s, "servers")).collect()
+                list.iter()
+                    .filter_map(|s| self.socket_addr_text(v, s, "servers"))
+                    .collect()
             }
             None => {
-                self.error_at(table.span(), "an `[[upstream]]` needs `servers`, e.g. `servers = [\"127.0.0.1:3000\"]`".into());
+                self.error_at(
+                    table.span(),
+                    "an `[[upstream]]` needs `servers`, e.g. `servers = [\"127.0.0.1:3000\"]`"
+                        .into(),
+                );
                 Vec::new()
             }
         };
@@ -715,48 +840,102 @@ impl<'a> Checker<'a> {
             .take(&["eject_after_failures"])
             .and_then(|v| self.integer(v, "eject_after_failures", 1, 1000))
             .unwrap_or(3) as u32;
-        let eject_for = r.take(&["eject_for"]).and_then(|v| self.duration(v, "eject_for")).unwrap_or(Duration::from_secs(10));
+        let eject_for = r
+            .take(&["eject_for"])
+            .and_then(|v| self.duration(v, "eject_for"))
+            .unwrap_or(Duration::from_secs(10));
         let health_check = r.take(&["health_check"]).and_then(|v| self.health_check(v));
         self.finish(r);
-        Some(UpstreamPool { name: name?, servers, tls_sni, health_check, eject_after_failures, eject_for })
+        Some(UpstreamPool {
+            name: name?,
+            servers,
+            tls_sni,
+            health_check,
+            eject_after_failures,
+            eject_for,
+        })
     }
 
     fn health_check(&mut self, item: &Item) -> Option<HealthCheck> {
         let table = self.table_like(item, "health_check")?;
         let mut r = TableReader::new(&table, "`health_check`");
-        let path = r.take(&["path"]).and_then(|v| self.string(v, "path")).unwrap_or_else(|| "/".into());
+        let path = r
+            .take(&["path"])
+            .and_then(|v| self.string(v, "path"))
+            .unwrap_or_else(|| "/".into());
         if !path.starts_with('/') {
-            self.error_at(Self::item_span(item), format!("health check path `{path}` must start with `/`"));
+            self.error_at(
+                Self::item_span(item),
+                format!("health check path `{path}` must start with `/`"),
+            );
         }
-        let interval = r.take(&["interval"]).and_then(|v| self.duration(v, "interval")).unwrap_or(Duration::from_secs(5));
-        let timeout = r.take(&["timeout"]).and_then(|v| self.duration(v, "timeout")).unwrap_or(Duration::from_secs(2));
-        let unhealthy_after = r.take(&["unhealthy_after"]).and_then(|v| self.integer(v, "unhealthy_after", 1, 100)).unwrap_or(2) as u32;
-        let healthy_after = r.take(&["healthy_after"]).and_then(|v| self.integer(v, "healthy_after", 1, 100)).unwrap_or(1) as u32;
+        let interval = r
+            .take(&["interval"])
+            .and_then(|v| self.duration(v, "interval"))
+            .unwrap_or(Duration::from_secs(5));
+        let timeout = r
+            .take(&["timeout"])
+            .and_then(|v| self.duration(v, "timeout"))
+            .unwrap_or(Duration::from_secs(2));
+        let unhealthy_after = r
+            .take(&["unhealthy_after"])
+            .and_then(|v| self.integer(v, "unhealthy_after", 1, 100))
+            .unwrap_or(2) as u32;
+        let healthy_after = r
+            .take(&["healthy_after"])
+            .and_then(|v| self.integer(v, "healthy_after", 1, 100))
+            .unwrap_or(1) as u32;
         self.finish(r);
-        Some(HealthCheck { path, interval, timeout, unhealthy_after, healthy_after })
+        Some(HealthCheck {
+            path,
+            interval,
+            timeout,
+            unhealthy_after,
+            healthy_after,
+        })
     }
 
     fn site(&mut self, table: &Table, base: &Path) -> Option<Site> {
         let mut r = TableReader::new(table, "[[site]]");
         let name = self.required_string(&mut r, table, "name", "[[site]]", "name = \"www\"");
         let hosts: Vec<String> = match r.take(&["hosts"]) {
-            Some(v) => self.string_list(v, "hosts").into_iter().map(|h| h.to_ascii_lowercase()).collect(),
+            Some(v) => self
+                .string_list(v, "hosts")
+                .into_iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
             None => {
                 self.error_at(table.span(), "a `[[site]]` needs `hosts`, e.g. `hosts = [\"example.org\", \"www.example.org\"]` (or [\"*\"] for any host)".into());
                 Vec::new()
             }
         };
-        let upstream = self.required_string(&mut r, table, "upstream", "[[site]]", "upstream = \"app\"");
+        let upstream =
+            self.required_string(&mut r, table, "upstream", "[[site]]", "upstream = \"app\"");
         let tls = r.take(&["tls"]).and_then(|v| self.site_tls(v, base));
         let routes = self.array_of_tables(r.take(&["route"]), "site.route", |cx, t| cx.route(t));
-        let waf = r.take(&["waf"]).map(|v| self.waf(v, base)).unwrap_or_default();
+        let waf = r
+            .take(&["waf"])
+            .map(|v| self.waf(v, base))
+            .unwrap_or_default();
         self.finish(r);
-        Some(Site { name: name?, hosts, upstream: upstream.unwrap_or_default(), tls, routes, waf })
+        Some(Site {
+            name: name?,
+            hosts,
+            upstream: upstream.unwrap_or_default(),
+            tls,
+            routes,
+            waf,
+        })
     }
 
     fn waf(&mut self, item: &Item, base: &Path) -> WafSettings {
-        let mut w = WafSettings { mode: WafMode::On, ..WafSettings::default() };
-        let Some(table) = self.table_like(item, "waf") else { return w };
+        let mut w = WafSettings {
+            mode: WafMode::On,
+            ..WafSettings::default()
+        };
+        let Some(table) = self.table_like(item, "waf") else {
+            return w;
+        };
         let mut r = TableReader::new(&table, "a site's `waf`");
         if let Some(v) = r.take(&["mode"]) {
             match self.string(v, "mode").as_deref() {
@@ -772,21 +951,41 @@ impl<'a> Checker<'a> {
             None if Path::new(DEBIAN_CRS).join("rules").is_dir() => Some(PathBuf::from(DEBIAN_CRS)),
             None => None,
         };
-        if let Some(n) = r.take(&["paranoia"]).and_then(|v| self.integer(v, "paranoia", 1, 4)) {
+        if let Some(n) = r
+            .take(&["paranoia"])
+            .and_then(|v| self.integer(v, "paranoia", 1, 4))
+        {
             w.paranoia = n as u8;
         }
-        if let Some(n) = r.take(&["inbound_threshold"]).and_then(|v| self.integer(v, "inbound_threshold", 1, 10_000)) {
+        if let Some(n) = r
+            .take(&["inbound_threshold"])
+            .and_then(|v| self.integer(v, "inbound_threshold", 1, 10_000))
+        {
             w.inbound_threshold = n as u32;
         }
-        if let Some(n) = r.take(&["outbound_threshold"]).and_then(|v| self.integer(v, "outbound_threshold", 1, 10_000)) {
+        if let Some(n) = r
+            .take(&["outbound_threshold"])
+            .and_then(|v| self.integer(v, "outbound_threshold", 1, 10_000))
+        {
             w.outbound_threshold = n as u32;
         }
-        for (key, list) in [("rules_before", &mut w.rules_before), ("rules_after", &mut w.rules_after)] {
+        for (key, list) in [
+            ("rules_before", &mut w.rules_before),
+            ("rules_after", &mut w.rules_after),
+        ] {
             if let Some(v) = r.take(&[key]) {
-                *list = self.string_list(v, key).into_iter().map(|p| {
-                    let p = PathBuf::from(p);
-                    if p.is_absolute() { p } else { base.join(p) }
-                }).collect();
+                *list = self
+                    .string_list(v, key)
+                    .into_iter()
+                    .map(|p| {
+                        let p = PathBuf::from(p);
+                        if p.is_absolute() {
+                            p
+                        } else {
+                            base.join(p)
+                        }
+                    })
+                    .collect();
             }
         }
         if let Some(v) = r.take(&["exclusions"]) {
@@ -810,7 +1009,11 @@ impl<'a> Checker<'a> {
             }
         }
         self.finish(r);
-        if w.mode != WafMode::Off && w.crs.is_none() && w.rules_before.is_empty() && w.rules_after.is_empty() {
+        if w.mode != WafMode::Off
+            && w.crs.is_none()
+            && w.rules_before.is_empty()
+            && w.rules_after.is_empty()
+        {
             self.error_at(Self::item_span(item), format!("the WAF is on but has no rules: set `crs` to a CRS directory (e.g. \"{DEBIAN_CRS}\" from Debian's modsecurity-crs package) or list `rules_after` files"));
         }
         w
@@ -822,25 +1025,57 @@ impl<'a> Checker<'a> {
         let cert = r.take(&["cert"]).and_then(|v| self.path(v, "cert", base));
         let key = r.take(&["key"]).and_then(|v| self.path(v, "key", base));
         if cert.is_none() || key.is_none() {
-            self.error_at(Self::item_span(item), "a site's `tls` needs both `cert` and `key` (PEM files)".into());
+            self.error_at(
+                Self::item_span(item),
+                "a site's `tls` needs both `cert` and `key` (PEM files)".into(),
+            );
         }
         self.finish(r);
-        Some(SiteTls { cert: cert?, key: key? })
+        Some(SiteTls {
+            cert: cert?,
+            key: key?,
+        })
     }
 
     fn route(&mut self, table: &Table) -> Option<Route> {
         let mut r = TableReader::new(table, "[[site.route]]");
-        let prefix = self.required_string(&mut r, table, "prefix", "[[site.route]]", "prefix = \"/api/\"");
+        let prefix = self.required_string(
+            &mut r,
+            table,
+            "prefix",
+            "[[site.route]]",
+            "prefix = \"/api/\"",
+        );
         if let Some(p) = &prefix {
             if !p.starts_with('/') {
-                self.error_at(table.span(), format!("route prefix `{p}` must start with `/`"));
+                self.error_at(
+                    table.span(),
+                    format!("route prefix `{p}` must start with `/`"),
+                );
             }
         }
-        let upstream = r.take(&["upstream"]).and_then(|v| self.string(v, "upstream"));
-        let api = r.take(&["api"]).and_then(|v| self.boolean(v, "api")).unwrap_or(false);
-        let max_body_bytes = r.take(&["max_body_bytes"]).and_then(|v| self.integer(v, "max_body_bytes", 0, 1 << 40)).map(|n| n as u64);
+        let upstream = r
+            .take(&["upstream"])
+            .and_then(|v| self.string(v, "upstream"));
+        let api = r
+            .take(&["api"])
+            .and_then(|v| self.boolean(v, "api"))
+            .unwrap_or(false);
+        let max_body_bytes = r
+            .take(&["max_body_bytes"])
+            .and_then(|v| self.integer(v, "max_body_bytes", 0, 1 << 40))
+            .map(|n| n as u64);
+        let websocket = r
+            .take(&["websocket"])
+            .and_then(|v| self.boolean(v, "websocket"));
         self.finish(r);
-        Some(Route { prefix: prefix?, upstream, api, max_body_bytes })
+        Some(Route {
+            prefix: prefix?,
+            upstream,
+            api,
+            max_body_bytes,
+            websocket,
+        })
     }
 
     // ----- typed readers: each reports its own error and returns None -----
@@ -849,7 +1084,10 @@ impl<'a> Checker<'a> {
         match item {
             Item::Table(t) => Some(t),
             other => {
-                self.error_at(Self::item_span(other), format!("`{what}` must be a table: write it as `[{what}]`"));
+                self.error_at(
+                    Self::item_span(other),
+                    format!("`{what}` must be a table: write it as `[{what}]`"),
+                );
                 None
             }
         }
@@ -861,17 +1099,30 @@ impl<'a> Checker<'a> {
             Item::Table(t) => Some(t.clone()),
             Item::Value(Value::InlineTable(t)) => Some(t.clone().into_table()),
             other => {
-                self.error_at(Self::item_span(other), format!("`{what}` must be a table, e.g. `{what} = {{ ... }}`"));
+                self.error_at(
+                    Self::item_span(other),
+                    format!("`{what}` must be a table, e.g. `{what} = {{ ... }}`"),
+                );
                 None
             }
         }
     }
 
-    fn required_string(&mut self, r: &mut TableReader<'_>, table: &Table, key: &'static str, what: &str, example: &str) -> Option<String> {
+    fn required_string(
+        &mut self,
+        r: &mut TableReader<'_>,
+        table: &Table,
+        key: &'static str,
+        what: &str,
+        example: &str,
+    ) -> Option<String> {
         match r.take(&[key]) {
             Some(v) => self.string(v, key),
             None => {
-                self.error_at(table.span(), format!("a `{what}` needs `{key}`, e.g. `{example}`"));
+                self.error_at(
+                    table.span(),
+                    format!("a `{what}` needs `{key}`, e.g. `{example}`"),
+                );
                 None
             }
         }
@@ -881,7 +1132,10 @@ impl<'a> Checker<'a> {
         match item.as_str() {
             Some(s) => Some(s.to_string()),
             None => {
-                self.error_at(Self::item_span(item), format!("`{key}` must be a string in double quotes"));
+                self.error_at(
+                    Self::item_span(item),
+                    format!("`{key}` must be a string in double quotes"),
+                );
                 None
             }
         }
@@ -897,7 +1151,10 @@ impl<'a> Checker<'a> {
         match item.as_bool() {
             Some(b) => Some(b),
             None => {
-                self.error_at(Self::item_span(item), format!("`{key}` must be `true` or `false`"));
+                self.error_at(
+                    Self::item_span(item),
+                    format!("`{key}` must be `true` or `false`"),
+                );
                 None
             }
         }
@@ -907,11 +1164,19 @@ impl<'a> Checker<'a> {
         match item.as_integer() {
             Some(n) if (min..=max).contains(&n) => Some(n),
             Some(n) => {
-                self.error_at(Self::item_span(item), format!("`{key}` = {n} is out of range; use a whole number from {min} to {max}"));
+                self.error_at(
+                    Self::item_span(item),
+                    format!(
+                        "`{key}` = {n} is out of range; use a whole number from {min} to {max}"
+                    ),
+                );
                 None
             }
             None => {
-                self.error_at(Self::item_span(item), format!("`{key}` must be a whole number"));
+                self.error_at(
+                    Self::item_span(item),
+                    format!("`{key}` must be a whole number"),
+                );
                 None
             }
         }
@@ -919,14 +1184,20 @@ impl<'a> Checker<'a> {
 
     fn string_list(&mut self, item: &Item, key: &str) -> Vec<String> {
         let Some(array) = item.as_array() else {
-            self.error_at(Self::item_span(item), format!("`{key}` must be a list of strings, e.g. [\"a\", \"b\"]"));
+            self.error_at(
+                Self::item_span(item),
+                format!("`{key}` must be a list of strings, e.g. [\"a\", \"b\"]"),
+            );
             return Vec::new();
         };
         let mut out = Vec::new();
         for v in array.iter() {
             match v.as_str() {
                 Some(s) => out.push(s.to_string()),
-                None => self.error_at(v.span(), format!("every entry of `{key}` must be a string in double quotes")),
+                None => self.error_at(
+                    v.span(),
+                    format!("every entry of `{key}` must be a string in double quotes"),
+                ),
             }
         }
         out
@@ -963,7 +1234,11 @@ impl<'a> Checker<'a> {
 
 impl<'t> TableReader<'t> {
     fn new(table: &'t Table, what: &'static str) -> Self {
-        TableReader { table, used: Vec::new(), what }
+        TableReader {
+            table,
+            used: Vec::new(),
+            what,
+        }
     }
 
     /// Takes a key (the slice is its one spelling) and marks it as known.
@@ -1022,7 +1297,12 @@ mod tests {
 
     fn check(text: &str) -> String {
         match Config::parse(text, "rampart.toml", Path::new("/etc/rampart")) {
-            Ok(c) => format!("ok: {} listeners, {} sites, {} upstreams", c.listeners.len(), c.sites.len(), c.upstreams.len()),
+            Ok(c) => format!(
+                "ok: {} listeners, {} sites, {} upstreams",
+                c.listeners.len(),
+                c.sites.len(),
+                c.upstreams.len()
+            ),
             Err(e) => e.to_string(),
         }
     }
@@ -1060,7 +1340,10 @@ api = true
         let c = Config::parse(GOOD, "x", Path::new("/")).unwrap();
         assert_eq!(c.sites[0].hosts, vec!["example.org"]);
         assert_eq!(c.limits.head_timeout, Duration::from_secs(5));
-        assert_eq!(c.upstreams[0].health_check.as_ref().unwrap().path, "/health");
+        assert_eq!(
+            c.upstreams[0].health_check.as_ref().unwrap().path,
+            "/health"
+        );
         assert!(c.sites[0].routes[0].api);
     }
 
@@ -1081,10 +1364,31 @@ upstream = "missing"
 "#;
         let out = check(bad);
         let lines: Vec<&str> = out.lines().collect();
-        assert!(lines.iter().any(|l| l.starts_with("rampart.toml:3:16: `head_timeout` must be a duration")), "{out}");
-        assert!(lines.iter().any(|l| l.starts_with("rampart.toml:4:1: unknown key `max_body_byts`")), "{out}");
-        assert!(lines.iter().any(|l| l.starts_with("rampart.toml:7:11: `address`: `localhost` is not an address")), "{out}");
-        assert!(lines.iter().any(|l| l.contains("uses upstream `missing`, which is not defined")), "{out}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("rampart.toml:3:16: `head_timeout` must be a duration")),
+            "{out}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("rampart.toml:4:1: unknown key `max_body_byts`")),
+            "{out}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l
+                    .starts_with("rampart.toml:7:11: `address`: `localhost` is not an address")),
+            "{out}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("uses upstream `missing`, which is not defined")),
+            "{out}"
+        );
     }
 
     #[test]
@@ -1102,4 +1406,3 @@ upstream = "missing"
         assert_eq!(parse_duration("s"), None);
     }
 }
-

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use rampart_flood::{FloodConfig, Keyring, MemoryLimits, MemoryState, RouteId, Shield, SiteId, Time};
+use rampart_flood::{
+    FloodConfig, Keyring, MemoryLimits, MemoryState, RouteId, Shield, SiteId, Time,
+};
 
 use crate::config::{Config, ConfigError};
 
@@ -35,7 +37,10 @@ pub struct FloodState {
 }
 
 pub fn now() -> Time {
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
     Time::from_nanos(nanos)
 }
 
@@ -89,7 +94,8 @@ fn load_or_create_keys(path: &Path) -> Result<Keyring, String> {
 pub fn write_keys(path: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::OpenOptions::new()
@@ -99,16 +105,34 @@ pub fn write_keys(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| format!("cannot write the key file {}: {e}", tmp.display()))?;
-    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(|e| format!("cannot write the key file {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot move the key file into place at {}: {e}", path.display()))
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| format!("cannot write the key file {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        format!(
+            "cannot move the key file into place at {}: {e}",
+            path.display()
+        )
+    })
 }
 
 impl FloodState {
     /// Builds the shield for `config`, reusing the state and keys of earlier
     /// snapshots. `None` when the configuration has no flood section.
-    pub fn build(&self, config: &Config, source: &str) -> Result<Option<FloodRuntime>, Vec<ConfigError>> {
-        let Some(flood) = &config.flood else { return Ok(None) };
-        let problem = |message: String| ConfigError { file: source.to_string(), line: 0, column: 0, message };
+    pub fn build(
+        &self,
+        config: &Config,
+        source: &str,
+    ) -> Result<Option<FloodRuntime>, Vec<ConfigError>> {
+        let Some(flood) = &config.flood else {
+            return Ok(None);
+        };
+        let problem = |message: String| ConfigError {
+            file: source.to_string(),
+            line: 0,
+            column: 0,
+            message,
+        };
         let state = self
             .state
             .lock()
@@ -126,9 +150,17 @@ impl FloodState {
                 }
             }
         };
-        let shield = Shield::new(flood, state, keys, now())
-            .map_err(|errors| errors.into_iter().map(|e| problem(format!("in [flood]: {e}"))).collect::<Vec<_>>())?;
-        let site_ids: Vec<Option<SiteId>> = config.sites.iter().map(|s| shield.site_id(&s.name)).collect();
+        let shield = Shield::new(flood, state, keys, now()).map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| problem(format!("in [flood]: {e}")))
+                .collect::<Vec<_>>()
+        })?;
+        let site_ids: Vec<Option<SiteId>> = config
+            .sites
+            .iter()
+            .map(|s| shield.site_id(&s.name))
+            .collect();
         let route_ids = config
             .sites
             .iter()
@@ -137,10 +169,20 @@ impl FloodState {
                 let mut routes: Vec<&crate::config::Route> = site.routes.iter().collect();
                 // The snapshot keeps routes longest prefix first; match that order.
                 routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-                routes.iter().map(|r| id.and_then(|id| shield.route_id(id, &r.prefix)).unwrap_or(RouteId::NONE)).collect()
+                routes
+                    .iter()
+                    .map(|r| {
+                        id.and_then(|id| shield.route_id(id, &r.prefix))
+                            .unwrap_or(RouteId::NONE)
+                    })
+                    .collect()
             })
             .collect();
-        Ok(Some(FloodRuntime { shield: Arc::new(shield), site_ids, route_ids }))
+        Ok(Some(FloodRuntime {
+            shield: Arc::new(shield),
+            site_ids,
+            route_ids,
+        }))
     }
 
     /// Remembers keys rotated at run time so the next reload keeps them.
@@ -150,7 +192,11 @@ impl FloodState {
 }
 
 fn memory_limits(flood: &FloodConfig) -> MemoryLimits {
-    MemoryLimits { max_keys: flood.max_tracked_keys, max_bans: flood.max_bans, ..MemoryLimits::default() }
+    MemoryLimits {
+        max_keys: flood.max_tracked_keys,
+        max_bans: flood.max_bans,
+        ..MemoryLimits::default()
+    }
 }
 
 /// One flood event as a JSON line, for the event log.
@@ -173,21 +219,45 @@ pub fn event_json(event: &rampart_flood::Event) -> String {
 /// One flood event as an incident event: (site, client, kind). Bans are per
 /// client, not per site, so they carry no site; the grouping attaches them
 /// to the incidents open at the time.
-pub fn incident_event(event: &rampart_flood::Event) -> Option<(String, Option<std::net::IpAddr>, rampart_incidents::EventKind)> {
+pub fn incident_event(
+    event: &rampart_flood::Event,
+) -> Option<(
+    String,
+    Option<std::net::IpAddr>,
+    rampart_incidents::EventKind,
+)> {
     use rampart_flood::{BanReason, Event, ModeReason};
     use rampart_incidents::EventKind;
     let millis = |t: Time| (t.as_nanos() / 1_000_000) as i64;
     Some(match event {
-        Event::ModeChanged { site, under_attack, reason, .. } => {
+        Event::ModeChanged {
+            site,
+            under_attack,
+            reason,
+            ..
+        } => {
             let reason = match reason {
-                ModeReason::Surge { metric, observed, threshold } => format!("surge: {metric:?} {observed:.0} above {threshold:.0}"),
+                ModeReason::Surge {
+                    metric,
+                    observed,
+                    threshold,
+                } => format!("surge: {metric:?} {observed:.0} above {threshold:.0}"),
                 ModeReason::Calm => "traffic back to its baseline".to_string(),
                 ModeReason::Manual => "switched by an operator".to_string(),
-                ModeReason::ManualCleared => "handed back to the detector by an operator".to_string(),
+                ModeReason::ManualCleared => {
+                    "handed back to the detector by an operator".to_string()
+                }
                 ModeReason::ScheduleStart => "scheduled window began".to_string(),
                 ModeReason::ScheduleEnd => "scheduled window ended".to_string(),
             };
-            (site.to_string(), None, EventKind::ModeChanged { under_attack: *under_attack, reason })
+            (
+                site.to_string(),
+                None,
+                EventKind::ModeChanged {
+                    under_attack: *under_attack,
+                    reason,
+                },
+            )
         }
         Event::Banned { client, record, .. } => {
             let reason = match record.reason {
@@ -196,7 +266,15 @@ pub fn incident_event(event: &rampart_flood::Event) -> Option<(String, Option<st
                 BanReason::Manual => "manual",
                 _ => "other",
             };
-            (String::new(), Some(*client), EventKind::Banned { until: millis(record.until), level: u32::from(record.level), reason: reason.to_string() })
+            (
+                String::new(),
+                Some(*client),
+                EventKind::Banned {
+                    until: millis(record.until),
+                    level: u32::from(record.level),
+                    reason: reason.to_string(),
+                },
+            )
         }
         Event::Unbanned { client, .. } => (String::new(), Some(*client), EventKind::Unbanned),
         // A kind added to the flood crate later has no incident meaning

@@ -118,7 +118,11 @@ impl IncidentSettings {
 /// configuration file), else next to the configuration, else in the user's
 /// state directory (the same place as the clearance keys).
 pub fn store_path(config: &Config) -> PathBuf {
-    let dir = config.source.as_ref().and_then(|p| p.parent()).map(Path::to_path_buf);
+    let dir = config
+        .source
+        .as_ref()
+        .and_then(|p| p.parent())
+        .map(Path::to_path_buf);
     match (&config.incidents.store, dir) {
         (Some(p), _) if p.is_absolute() => p.clone(),
         (Some(p), Some(dir)) => dir.join(p),
@@ -206,7 +210,12 @@ const THROTTLE_SLOTS: usize = 1 << 16;
 
 impl Default for EventThrottle {
     fn default() -> Self {
-        EventThrottle { slots: (0..THROTTLE_SLOTS).map(|_| std::sync::atomic::AtomicU64::new(0)).collect(), hasher: Default::default() }
+        EventThrottle {
+            slots: (0..THROTTLE_SLOTS)
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+            hasher: Default::default(),
+        }
     }
 }
 
@@ -247,7 +256,12 @@ impl EventLog {
         let path = store_path(config);
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the directory of the event store {}: {e}", path.display()))?;
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    format!(
+                        "cannot create the directory of the event store {}: {e}",
+                        path.display()
+                    )
+                })?;
             }
         }
         let alerts = AlertSender::start(settings.webhook.clone());
@@ -262,14 +276,28 @@ impl EventLog {
             ..WriterConfig::new(path.clone())
         };
         let on_change = Box::new(move |change: &Change| alerts.notify(change));
-        let (recorder, handle) = rampart_incidents::writer::spawn(writer_config, on_change).map_err(|e| e.to_string())?;
+        let (recorder, handle) = rampart_incidents::writer::spawn(writer_config, on_change)
+            .map_err(|e| e.to_string())?;
         alerts_recorder_set(&recorder);
-        Ok(EventLog { throttle: EventThrottle::default(), recorder: Some(recorder), writer: Mutex::new(Some(handle)), store: Some(path) })
+        Ok(EventLog {
+            throttle: EventThrottle::default(),
+            recorder: Some(recorder),
+            writer: Mutex::new(Some(handle)),
+            store: Some(path),
+        })
     }
 
     /// An event log that records nothing.
     pub fn off() -> EventLog {
-        EventLog { throttle: EventThrottle { slots: Box::new([]), hasher: Default::default() }, recorder: None, writer: Mutex::new(None), store: None }
+        EventLog {
+            throttle: EventThrottle {
+                slots: Box::new([]),
+                hasher: Default::default(),
+            },
+            recorder: None,
+            writer: Mutex::new(None),
+            store: None,
+        }
     }
 
     pub fn enabled(&self) -> bool {
@@ -279,13 +307,21 @@ impl EventLog {
     /// Hands an event to the writer; never waits.
     pub fn record(&self, site: &str, client: Option<IpAddr>, route: &str, kind: EventKind) {
         if let Some(recorder) = &self.recorder {
-            recorder.record(Event { at: now_ms(), site: site.to_string(), client, route: route.to_string(), kind });
+            recorder.record(Event {
+                at: now_ms(),
+                site: site.to_string(),
+                client,
+                route: route.to_string(),
+                kind,
+            });
         }
     }
 
     /// Events accepted and dropped so far, for the metrics.
     pub fn counts(&self) -> (u64, u64) {
-        self.recorder.as_ref().map_or((0, 0), |r| (r.recorded(), r.dropped()))
+        self.recorder
+            .as_ref()
+            .map_or((0, 0), |r| (r.recorded(), r.dropped()))
     }
 
     /// Flushes what is queued; called on shutdown.
@@ -323,17 +359,29 @@ impl WebhookUrl {
         } else {
             return Err("the url must start with http:// or https://".into());
         };
-        let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+        let (authority, path) = rest
+            .find('/')
+            .map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
         if authority.is_empty() || authority.contains('@') {
             return Err("the url needs a host (and no user:password@)".into());
         }
         let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-                (h.trim_matches(|c| c == '[' || c == ']').to_string(), p.parse().map_err(|_| format!("`{p}` is not a port number"))?)
-            }
-            _ => (authority.trim_matches(|c| c == '[' || c == ']').to_string(), if tls { 443 } else { 80 }),
+            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
+                h.trim_matches(|c| c == '[' || c == ']').to_string(),
+                p.parse()
+                    .map_err(|_| format!("`{p}` is not a port number"))?,
+            ),
+            _ => (
+                authority.trim_matches(|c| c == '[' || c == ']').to_string(),
+                if tls { 443 } else { 80 },
+            ),
         };
-        Ok(WebhookUrl { tls, host, port, path: path.to_string() })
+        Ok(WebhookUrl {
+            tls,
+            host,
+            port,
+            path: path.to_string(),
+        })
     }
 }
 
@@ -366,8 +414,12 @@ impl AlertSender {
             return AlertSender { queue: None };
         }
         let (tx, rx) = sync_channel(ALERT_QUEUE);
-        let spawned = std::thread::Builder::new().name("rampart-alerts".into()).spawn(move || deliver_alerts(rx, hooks));
-        AlertSender { queue: spawned.is_ok().then_some(tx) }
+        let spawned = std::thread::Builder::new()
+            .name("rampart-alerts".into())
+            .spawn(move || deliver_alerts(rx, hooks));
+        AlertSender {
+            queue: spawned.is_ok().then_some(tx),
+        }
     }
 
     fn notify(&self, change: &Change) {
@@ -378,8 +430,21 @@ impl AlertSender {
             Change::Closed(i) => ("closed", i, String::new()),
             _ => return,
         };
-        if let Err(TrySendError::Full(alert) | TrySendError::Disconnected(alert)) = queue.try_send(Alert { change: name, why, incident: incident.clone() }) {
-            alert_failed("queue", &format!("alert for {} dropped: the alert queue is full", alert.incident.reference()), &alert.incident.site);
+        if let Err(TrySendError::Full(alert) | TrySendError::Disconnected(alert)) =
+            queue.try_send(Alert {
+                change: name,
+                why,
+                incident: incident.clone(),
+            })
+        {
+            alert_failed(
+                "queue",
+                &format!(
+                    "alert for {} dropped: the alert queue is full",
+                    alert.incident.reference()
+                ),
+                &alert.incident.site,
+            );
         }
     }
 }
@@ -387,7 +452,16 @@ impl AlertSender {
 fn alert_failed(target: &str, error: &str, site: &str) {
     eprintln!("rampart: alert to `{target}` failed: {error}");
     if let Some(recorder) = ALERT_FAILURES.get() {
-        recorder.record(Event { at: now_ms(), site: site.to_string(), client: None, route: String::new(), kind: EventKind::AlertFailed { target: target.to_string(), error: error.to_string() } });
+        recorder.record(Event {
+            at: now_ms(),
+            site: site.to_string(),
+            client: None,
+            route: String::new(),
+            kind: EventKind::AlertFailed {
+                target: target.to_string(),
+                error: error.to_string(),
+            },
+        });
     }
 }
 
@@ -395,8 +469,16 @@ fn deliver_alerts(rx: Receiver<Alert>, hooks: Vec<Webhook>) {
     while let Ok(alert) = rx.recv() {
         for hook in &hooks {
             let body = match hook.format {
-                WebhookFormat::Slack => rampart_incidents::alert::slack_payload(&alert.incident, alert.change, &alert.why),
-                WebhookFormat::Json => rampart_incidents::alert::generic_payload(&alert.incident, alert.change, &alert.why),
+                WebhookFormat::Slack => rampart_incidents::alert::slack_payload(
+                    &alert.incident,
+                    alert.change,
+                    &alert.why,
+                ),
+                WebhookFormat::Json => rampart_incidents::alert::generic_payload(
+                    &alert.incident,
+                    alert.change,
+                    &alert.why,
+                ),
             };
             let mut pause = ALERT_FIRST_BACKOFF;
             let mut last_error = String::new();
@@ -415,7 +497,14 @@ fn deliver_alerts(rx: Receiver<Alert>, hooks: Vec<Webhook>) {
                 }
             }
             if !delivered {
-                alert_failed(&hook.name, &format!("{} not delivered after {ALERT_TRIES} tries: {last_error}", alert.incident.reference()), &alert.incident.site);
+                alert_failed(
+                    &hook.name,
+                    &format!(
+                        "{} not delivered after {ALERT_TRIES} tries: {last_error}",
+                        alert.incident.reference()
+                    ),
+                    &alert.incident.site,
+                );
             }
         }
     }
@@ -431,9 +520,14 @@ pub fn post_json(url: &str, body: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot resolve {}: {e}", url.host))?
         .next()
         .ok_or_else(|| format!("{} has no address", url.host))?;
-    let socket = std::net::TcpStream::connect_timeout(&address, timeout).map_err(|e| format!("cannot connect to {}:{}: {e}", url.host, url.port))?;
-    socket.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    socket.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    let socket = std::net::TcpStream::connect_timeout(&address, timeout)
+        .map_err(|e| format!("cannot connect to {}:{}: {e}", url.host, url.port))?;
+    socket
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    socket
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     let request = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nUser-Agent: rampart\r\nConnection: close\r\n\r\n{body}",
         url.path,
@@ -444,7 +538,9 @@ pub fn post_json(url: &str, body: &str) -> Result<(), String> {
     // making the thread read forever.
     let mut answer = Vec::with_capacity(256);
     let mut exchange = |stream: &mut dyn ReadWrite| -> Result<(), String> {
-        stream.write_all(request.as_bytes()).map_err(|e| format!("sending: {e}"))?;
+        stream
+            .write_all(request.as_bytes())
+            .map_err(|e| format!("sending: {e}"))?;
         let _ = stream.flush();
         let mut buf = [0u8; 1024];
         while answer.len() < 16 * 1024 && !answer.windows(2).any(|w| w == b"\r\n") {
@@ -464,7 +560,11 @@ pub fn post_json(url: &str, body: &str) -> Result<(), String> {
         exchange(&mut socket)?;
     }
     let line = String::from_utf8_lossy(&answer);
-    let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     if (200..300).contains(&status) {
         Ok(())
     } else if status == 0 {
@@ -477,17 +577,24 @@ pub fn post_json(url: &str, body: &str) -> Result<(), String> {
 trait ReadWrite: std::io::Read + std::io::Write {}
 impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
 
-fn tls_stream(host: &str, socket: std::net::TcpStream) -> Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>, String> {
-    static CONFIG: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> = std::sync::OnceLock::new();
+fn tls_stream(
+    host: &str,
+    socket: std::net::TcpStream,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>, String> {
+    static CONFIG: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> =
+        std::sync::OnceLock::new();
     let config = CONFIG
         .get_or_init(|| {
             let mut roots = rustls::RootCertStore::empty();
-            let native = rustls_native_certs::load_native_certs().map_err(|e| format!("cannot read the system's root certificates: {e}"))?;
+            let native = rustls_native_certs::load_native_certs()
+                .map_err(|e| format!("cannot read the system's root certificates: {e}"))?;
             for cert in native {
                 let _ = roots.add(cert);
             }
             if roots.is_empty() {
-                return Err("the system has no root certificates (install ca-certificates)".to_string());
+                return Err(
+                    "the system has no root certificates (install ca-certificates)".to_string(),
+                );
             }
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -498,7 +605,8 @@ fn tls_stream(host: &str, socket: std::net::TcpStream) -> Result<rustls::StreamO
             Ok(Arc::new(config))
         })
         .clone()?;
-    let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| format!("`{host}` is not a valid TLS server name: {e}"))?;
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| format!("`{host}` is not a valid TLS server name: {e}"))?;
     let connection = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
     Ok(rustls::StreamOwned::new(connection, socket))
 }
@@ -510,9 +618,15 @@ mod tests {
     #[test]
     fn webhook_urls_parse() {
         let u = WebhookUrl::parse("https://hooks.slack.com/services/T/B/X").unwrap();
-        assert_eq!((u.tls, u.host.as_str(), u.port, u.path.as_str()), (true, "hooks.slack.com", 443, "/services/T/B/X"));
+        assert_eq!(
+            (u.tls, u.host.as_str(), u.port, u.path.as_str()),
+            (true, "hooks.slack.com", 443, "/services/T/B/X")
+        );
         let u = WebhookUrl::parse("http://127.0.0.1:9000").unwrap();
-        assert_eq!((u.tls, u.host.as_str(), u.port, u.path.as_str()), (false, "127.0.0.1", 9000, "/"));
+        assert_eq!(
+            (u.tls, u.host.as_str(), u.port, u.path.as_str()),
+            (false, "127.0.0.1", 9000, "/")
+        );
         assert!(WebhookUrl::parse("ftp://x").is_err());
         assert!(WebhookUrl::parse("http://user:pw@host/").is_err());
         assert!(WebhookUrl::parse("http://host:notaport/").is_err());
@@ -525,9 +639,18 @@ mod tests {
         let b: IpAddr = "203.0.113.8".parse().unwrap();
         assert!(t.first_this_second(a, 1, 100));
         assert!(!t.first_this_second(a, 1, 100));
-        assert!(t.first_this_second(a, 2, 100), "another kind is another event");
-        assert!(t.first_this_second(b, 1, 100), "another client is another event");
-        assert!(t.first_this_second(a, 1, 101), "the next second is another event");
+        assert!(
+            t.first_this_second(a, 2, 100),
+            "another kind is another event"
+        );
+        assert!(
+            t.first_this_second(b, 1, 100),
+            "another client is another event"
+        );
+        assert!(
+            t.first_this_second(a, 1, 101),
+            "the next second is another event"
+        );
         let passed = (0..1000).filter(|_| t.first_this_second(a, 1, 102)).count();
         assert_eq!(passed, 1);
     }
@@ -540,7 +663,13 @@ mod tests {
         w.count(Outcome::Blocked);
         w.count(Outcome::Limited);
         match w.take(1000) {
-            Some(EventKind::Traffic { requests, blocked, limited, challenged, .. }) => assert_eq!((requests, blocked, limited, challenged), (3, 1, 1, 0)),
+            Some(EventKind::Traffic {
+                requests,
+                blocked,
+                limited,
+                challenged,
+                ..
+            }) => assert_eq!((requests, blocked, limited, challenged), (3, 1, 1, 0)),
             other => panic!("{other:?}"),
         }
         assert_eq!(w.take(1000), None);

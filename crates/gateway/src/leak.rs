@@ -56,7 +56,12 @@ const MAX_IDLE_STATES: usize = 64;
 
 impl LeakRuntime {
     /// The state for one response under `policy`, reused when one is idle.
-    pub fn response_state(&self, policy: &RoutePolicy, decoder: Option<rampart_decode::LayeredDecoder>, redact: bool) -> Box<ResponseLeakState> {
+    pub fn response_state(
+        &self,
+        policy: &RoutePolicy,
+        decoder: Option<rampart_decode::LayeredDecoder>,
+        redact: bool,
+    ) -> Box<ResponseLeakState> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         match idle {
             Some(mut state) => {
@@ -70,7 +75,15 @@ impl LeakRuntime {
             None => {
                 let scanner = self.guard.scanner(policy);
                 let only_reports = !redact && scanner.only_reports();
-                Box::new(ResponseLeakState { scanner, decoder, redact, decoded: Vec::new(), out: Vec::new(), deferred: None, only_reports })
+                Box::new(ResponseLeakState {
+                    scanner,
+                    decoder,
+                    redact,
+                    decoded: Vec::new(),
+                    out: Vec::new(),
+                    deferred: None,
+                    only_reports,
+                })
             }
         }
     }
@@ -94,12 +107,24 @@ impl LeakRuntime {
 
 /// Builds the leak guard; `None` when the configuration has none.
 pub fn build(config: &Config, source: &str) -> Result<Option<LeakRuntime>, Vec<ConfigError>> {
-    let Some(policies) = &config.leak_guard else { return Ok(None) };
-    let problem = |file: String, message: String| ConfigError { file, line: 0, column: 0, message };
+    let Some(policies) = &config.leak_guard else {
+        return Ok(None);
+    };
+    let problem = |file: String, message: String| ConfigError {
+        file,
+        line: 0,
+        column: 0,
+        message,
+    };
     let read = |path: &Option<std::path::PathBuf>| -> Result<Option<String>, Vec<ConfigError>> {
         match path {
             None => Ok(None),
-            Some(p) => std::fs::read_to_string(p).map(Some).map_err(|e| vec![problem(p.display().to_string(), format!("cannot read this CSV export: {e}"))]),
+            Some(p) => std::fs::read_to_string(p).map(Some).map_err(|e| {
+                vec![problem(
+                    p.display().to_string(),
+                    format!("cannot read this CSV export: {e}"),
+                )]
+            }),
         }
     };
     let canaries_csv = read(&config.server.canaries_csv)?;
@@ -107,25 +132,41 @@ pub fn build(config: &Config, source: &str) -> Result<Option<LeakRuntime>, Vec<C
     // The fingerprint key only matters when there are records to hash; it
     // lives beside the clearance keys and is made on first use.
     let fingerprint_key = if canaries_csv.is_some() || records_csv.is_some() {
-        fingerprint_key(&crate::flood::key_file(config).with_extension("fingerprint")).map_err(|m| vec![problem(source.to_string(), m)])?
+        fingerprint_key(&crate::flood::key_file(config).with_extension("fingerprint"))
+            .map_err(|m| vec![problem(source.to_string(), m)])?
     } else {
         vec![0u8; 32]
     };
-    let guard = LeakGuard::new(GuardConfig { fingerprint_key, canaries_csv, records_csv, public_values: Vec::new() })
-        .map_err(|e| vec![problem(source.to_string(), format!("in [leak_guard]: {e}"))])?;
-    Ok(Some(LeakRuntime { guard, policies: policies.clone(), idle: Mutex::new(Vec::new()) }))
+    let guard = LeakGuard::new(GuardConfig {
+        fingerprint_key,
+        canaries_csv,
+        records_csv,
+        public_values: Vec::new(),
+    })
+    .map_err(|e| vec![problem(source.to_string(), format!("in [leak_guard]: {e}"))])?;
+    Ok(Some(LeakRuntime {
+        guard,
+        policies: policies.clone(),
+        idle: Mutex::new(Vec::new()),
+    }))
 }
 
 fn fingerprint_key(path: &Path) -> Result<Vec<u8>, String> {
     match std::fs::read(path) {
         Ok(bytes) if bytes.len() >= 32 => Ok(bytes),
-        Ok(_) => Err(format!("the fingerprint key {} is too short; delete it to make a new one", path.display())),
+        Ok(_) => Err(format!(
+            "the fingerprint key {} is too short; delete it to make a new one",
+            path.display()
+        )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = crate::flood::random_bytes()?.to_vec();
             crate::flood::write_keys(path, &key)?;
             Ok(key)
         }
-        Err(e) => Err(format!("cannot read the fingerprint key {}: {e}", path.display())),
+        Err(e) => Err(format!(
+            "cannot read the fingerprint key {}: {e}",
+            path.display()
+        )),
     }
 }
 
@@ -145,7 +186,39 @@ pub enum FetchError {
 }
 
 /// Headers that describe one connection, not the message; never forwarded.
-const HOP_BY_HOP: [&str; 9] = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "accept-encoding", "content-length"];
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "accept-encoding",
+    "content-length",
+];
+
+/// Request headers the whole-response fetch never copies from the client:
+/// the gateway writes its own authority and forwarding headers, as the
+/// proxy does, and a range of a response cannot be judged.
+const NOT_FORWARDED: [&str; 11] = [
+    "host",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "forwarded",
+    "x-real-ip",
+    "x-request-id",
+    "range",
+    "if-range",
+    "http2-settings",
+    "expect",
+];
+
+/// Whether the whole-response fetch leaves a client's request header out.
+pub fn is_not_forwarded(name: &str) -> bool {
+    is_hop_by_hop(name) || NOT_FORWARDED.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
 
 pub fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
@@ -153,15 +226,30 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 
 /// Fetches `request_head` (without a body) from `server` and reads the whole
 /// response, asking for an unencoded body so it can be judged as sent.
-pub async fn fetch(server: SocketAddr, request_head: Vec<u8>, connect_timeout: Duration, read_timeout: Duration, max_body: usize) -> Result<FetchedResponse, FetchError> {
-    let mut stream = tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(server)).await.map_err(|_| FetchError::Timeout)?.map_err(|_| FetchError::Connect)?;
-    stream.write_all(&request_head).await.map_err(|_| FetchError::Connect)?;
+pub async fn fetch(
+    server: SocketAddr,
+    request_head: Vec<u8>,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    max_body: usize,
+) -> Result<FetchedResponse, FetchError> {
+    let mut stream = tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(server))
+        .await
+        .map_err(|_| FetchError::Timeout)?
+        .map_err(|_| FetchError::Connect)?;
+    stream
+        .write_all(&request_head)
+        .await
+        .map_err(|_| FetchError::Connect)?;
     let limit = max_body + 64 * 1024;
     let mut raw = Vec::with_capacity(16 * 1024);
     let read_all = async {
         let mut buf = vec![0u8; 16 * 1024];
         loop {
-            let n = stream.read(&mut buf).await.map_err(|_| FetchError::Invalid("read failed"))?;
+            let n = stream
+                .read(&mut buf)
+                .await
+                .map_err(|_| FetchError::Invalid("read failed"))?;
             if n == 0 {
                 return Ok(());
             }
@@ -171,7 +259,9 @@ pub async fn fetch(server: SocketAddr, request_head: Vec<u8>, connect_timeout: D
             }
         }
     };
-    tokio::time::timeout(read_timeout, read_all).await.map_err(|_| FetchError::Timeout)??;
+    tokio::time::timeout(read_timeout, read_all)
+        .await
+        .map_err(|_| FetchError::Timeout)??;
     parse_response(&raw)
 }
 
@@ -180,24 +270,48 @@ fn parse_response(raw: &[u8]) -> Result<FetchedResponse, FetchError> {
     let mut response = httparse::Response::new(&mut headers);
     let head_len = match response.parse(raw) {
         Ok(httparse::Status::Complete(n)) => n,
-        _ => return Err(FetchError::Invalid("the upstream's response head is incomplete or malformed")),
+        _ => {
+            return Err(FetchError::Invalid(
+                "the upstream's response head is incomplete or malformed",
+            ))
+        }
     };
     let status = response.code.ok_or(FetchError::Invalid("no status"))?;
-    let headers: Vec<(String, Vec<u8>)> = response.headers.iter().map(|h| (h.name.to_string(), h.value.to_vec())).collect();
+    let headers: Vec<(String, Vec<u8>)> = response
+        .headers
+        .iter()
+        .map(|h| (h.name.to_string(), h.value.to_vec()))
+        .collect();
     let rest = &raw[head_len..];
-    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && String::from_utf8_lossy(v).to_ascii_lowercase().contains("chunked"));
-    let length = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok());
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding")
+            && String::from_utf8_lossy(v)
+                .to_ascii_lowercase()
+                .contains("chunked")
+    });
+    let length = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok());
     let body = if chunked {
-        dechunk(rest).ok_or(FetchError::Invalid("the upstream's chunked body is malformed"))?
+        dechunk(rest).ok_or(FetchError::Invalid(
+            "the upstream's chunked body is malformed",
+        ))?
     } else if let Some(n) = length {
         if rest.len() < n {
-            return Err(FetchError::Invalid("the upstream closed before the whole body"));
+            return Err(FetchError::Invalid(
+                "the upstream closed before the whole body",
+            ));
         }
         rest[..n].to_vec()
     } else {
         rest.to_vec()
     };
-    Ok(FetchedResponse { status, headers, body })
+    Ok(FetchedResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
@@ -210,7 +324,8 @@ fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
         if size == 0 {
             return Some(body);
         }
-        if rest.len() < size + 2 {
+        // A hostile size (up to usize::MAX) must fail the parse, not wrap.
+        if rest.len() < size.checked_add(2)? {
             return None;
         }
         body.extend_from_slice(&rest[..size]);
@@ -220,7 +335,12 @@ fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
 
 /// One leak-guard finding as a JSON event line (never the value itself:
 /// the sample is masked by the leak guard).
-pub fn findings_event(reference: &str, site: &str, route: &str, outcome: &rampart_leakguard::Outcome) -> String {
+pub fn findings_event(
+    reference: &str,
+    site: &str,
+    route: &str,
+    outcome: &rampart_leakguard::Outcome,
+) -> String {
     let findings: Vec<serde_json::Value> = outcome
         .findings
         .iter()
@@ -232,20 +352,36 @@ pub fn findings_event(reference: &str, site: &str, route: &str, outcome: &rampar
 /// A leak-guard outcome as incident events: a canary trip of its own (it
 /// is always an incident), and one event for the other kinds together.
 /// Samples are the guard's masked ones.
-pub fn incident_events(reference: &str, outcome: &rampart_leakguard::Outcome) -> Vec<rampart_incidents::EventKind> {
+pub fn incident_events(
+    reference: &str,
+    outcome: &rampart_leakguard::Outcome,
+) -> Vec<rampart_incidents::EventKind> {
     use rampart_incidents::{EntityCount, EventKind};
     let action = |a: rampart_leakguard::Action| format!("{a:?}").to_lowercase();
     let mut out = Vec::with_capacity(2);
     let mut entities = Vec::new();
     for f in &outcome.findings {
         if f.kind == rampart_leakguard::EntityKind::Canary {
-            out.push(EventKind::CanaryTrip { action: action(f.action), reference: reference.to_string(), count: f.count });
+            out.push(EventKind::CanaryTrip {
+                action: action(f.action),
+                reference: reference.to_string(),
+                count: f.count,
+            });
         } else {
-            entities.push(EntityCount { kind: f.kind.name().to_string(), count: f.count, distinct: f.distinct, sample: f.sample.clone() });
+            entities.push(EntityCount {
+                kind: f.kind.name().to_string(),
+                count: f.count,
+                distinct: f.distinct,
+                sample: f.sample.clone(),
+            });
         }
     }
     if !entities.is_empty() {
-        out.push(EventKind::Leak { action: action(outcome.action), reference: reference.to_string(), entities });
+        out.push(EventKind::Leak {
+            action: action(outcome.action),
+            reference: reference.to_string(),
+            entities,
+        });
     }
     out
 }
@@ -256,13 +392,19 @@ mod tests {
 
     #[test]
     fn responses_parse_with_length_chunks_or_close() {
-        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloXX").ok().unwrap();
+        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloXX")
+            .ok()
+            .unwrap();
         assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
         let r = parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").ok().unwrap();
         assert_eq!(r.body, b"abcde");
-        let r = parse_response(b"HTTP/1.0 404 Not Found\r\n\r\ngone").ok().unwrap();
+        let r = parse_response(b"HTTP/1.0 404 Not Found\r\n\r\ngone")
+            .ok()
+            .unwrap();
         assert_eq!((r.status, r.body.as_slice()), (404, &b"gone"[..]));
         assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort").is_err());
         assert!(parse_response(b"garbage").is_err());
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc\r\n0\r\n\r\n").is_err());
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\nabc\r\n0\r\n\r\n").is_err());
     }
 }

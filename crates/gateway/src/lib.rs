@@ -19,6 +19,7 @@ pub mod net;
 pub mod pages;
 pub mod pool;
 pub mod proxy;
+pub mod resolve;
 pub mod runtime;
 pub mod server;
 pub mod waf;
@@ -35,7 +36,8 @@ mod test_support {
     pub fn crs_root() -> PathBuf {
         std::env::var_os("RAMPART_CRS_ROOT")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs"))
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs")
+            })
     }
 }
-

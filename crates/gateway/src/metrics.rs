@@ -33,6 +33,9 @@ pub struct Metrics {
     pub leak_allowed: AtomicU64,
     pub leak_events: AtomicU64,
     pub leak_errors: AtomicU64,
+    pub leak_uninspectable: AtomicU64,
+    pub upgrades_refused: AtomicU64,
+    pub tunnels: AtomicU64,
     sites: Mutex<BTreeMap<String, Arc<SiteMetrics>>>,
 }
 
@@ -60,7 +63,8 @@ impl SiteMetrics {
             }
         }
         self.duration_count.fetch_add(1, Relaxed);
-        self.duration_micros_sum.fetch_add((seconds * 1e6) as u64, Relaxed);
+        self.duration_micros_sum
+            .fetch_add((seconds * 1e6) as u64, Relaxed);
     }
 }
 
@@ -74,7 +78,7 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &AtomicU64); 20] = [
+        let counters: [(&str, &str, &AtomicU64); 23] = [
             ("rampart_connections_open", "Client connections open now.", &self.connections_open),
             ("rampart_connections_total", "Client connections accepted.", &self.connections_total),
             ("rampart_connections_rejected_per_client_total", "Connections refused by the per-client cap.", &self.connections_rejected_per_client),
@@ -95,11 +99,18 @@ impl Metrics {
             ("rampart_leak_allowed_total", "Responses with leak-guard findings the route's policy allows (below its thresholds); no event is raised.", &self.leak_allowed),
             ("rampart_leak_events_total", "Responses whose leak-guard findings raised an event (alert, redact or block).", &self.leak_events),
             ("rampart_leak_errors_total", "Responses whose leak-guard scan failed internally (cut off on routes that redact, block or stop canaries; sent unscanned on the others).", &self.leak_errors),
+            ("rampart_leak_uninspectable_total", "Responses the leak guard could not read (an unknown or corrupt encoding) on a route that redacts or blocks; refused with 502.", &self.leak_uninspectable),
+            ("rampart_upgrades_refused_total", "Requests whose Upgrade header was removed because the route does not allow a tunnel (or the request was not a bodiless GET).", &self.upgrades_refused),
+            ("rampart_tunnels_total", "Upgrades the upstream accepted (101): connections no layer reads from then on.", &self.tunnels),
         ];
         for (name, help, value) in counters {
             let base = name.split('{').next().unwrap_or(name);
             if !help.is_empty() {
-                let kind = if base.ends_with("_open") { "gauge" } else { "counter" };
+                let kind = if base.ends_with("_open") {
+                    "gauge"
+                } else {
+                    "counter"
+                };
                 let _ = writeln!(out, "# HELP {base} {help}\n# TYPE {base} {kind}");
             }
             let _ = writeln!(out, "{name} {}", value.load(Relaxed));
@@ -108,22 +119,44 @@ impl Metrics {
         out.push_str("# HELP rampart_responses_total Responses sent, by site and status class.\n# TYPE rampart_responses_total counter\n");
         for (site, m) in sites.iter() {
             for class in 1..=5 {
-                let _ = writeln!(out, "rampart_responses_total{{site=\"{site}\",class=\"{class}xx\"}} {}", m.responses[class].load(Relaxed));
+                let _ = writeln!(
+                    out,
+                    "rampart_responses_total{{site=\"{site}\",class=\"{class}xx\"}} {}",
+                    m.responses[class].load(Relaxed)
+                );
             }
         }
         out.push_str("# HELP rampart_response_bytes_total Body bytes sent to clients.\n# TYPE rampart_response_bytes_total counter\n");
         for (site, m) in sites.iter() {
-            let _ = writeln!(out, "rampart_response_bytes_total{{site=\"{site}\"}} {}", m.bytes_sent.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "rampart_response_bytes_total{{site=\"{site}\"}} {}",
+                m.bytes_sent.load(Relaxed)
+            );
         }
         out.push_str("# HELP rampart_request_duration_seconds Time from request head to end of response.\n# TYPE rampart_request_duration_seconds histogram\n");
         for (site, m) in sites.iter() {
             for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "rampart_request_duration_seconds_bucket{{site=\"{site}\",le=\"{bound}\"}} {}", m.duration_buckets[i].load(Relaxed));
+                let _ = writeln!(
+                    out,
+                    "rampart_request_duration_seconds_bucket{{site=\"{site}\",le=\"{bound}\"}} {}",
+                    m.duration_buckets[i].load(Relaxed)
+                );
             }
             let count = m.duration_count.load(Relaxed);
-            let _ = writeln!(out, "rampart_request_duration_seconds_bucket{{site=\"{site}\",le=\"+Inf\"}} {count}");
-            let _ = writeln!(out, "rampart_request_duration_seconds_sum{{site=\"{site}\"}} {}", m.duration_micros_sum.load(Relaxed) as f64 / 1e6);
-            let _ = writeln!(out, "rampart_request_duration_seconds_count{{site=\"{site}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "rampart_request_duration_seconds_bucket{{site=\"{site}\",le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(
+                out,
+                "rampart_request_duration_seconds_sum{{site=\"{site}\"}} {}",
+                m.duration_micros_sum.load(Relaxed) as f64 / 1e6
+            );
+            let _ = writeln!(
+                out,
+                "rampart_request_duration_seconds_count{{site=\"{site}\"}} {count}"
+            );
         }
         out
     }

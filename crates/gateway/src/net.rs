@@ -15,15 +15,25 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.network, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = if self.bits == 0 { 0 } else { u32::MAX << (32 - self.bits) };
+                let mask = if self.bits == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.bits)
+                };
                 (u32::from(net) & mask) == (u32::from(ip) & mask)
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = if self.bits == 0 { 0 } else { u128::MAX << (128 - self.bits) };
+                let mask = if self.bits == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.bits)
+                };
                 (u128::from(net) & mask) == (u128::from(ip) & mask)
             }
             // An IPv4 client seen through an IPv6 socket arrives mapped.
-            (IpAddr::V4(_), IpAddr::V6(ip)) => ip.to_ipv4_mapped().is_some_and(|v4| self.contains(IpAddr::V4(v4))),
+            (IpAddr::V4(_), IpAddr::V6(ip)) => ip
+                .to_ipv4_mapped()
+                .is_some_and(|v4| self.contains(IpAddr::V4(v4))),
             (IpAddr::V6(_), IpAddr::V4(_)) => false,
         }
     }
@@ -36,10 +46,18 @@ impl FromStr for Cidr {
             Some((a, b)) => (a, Some(b)),
             None => (text, None),
         };
-        let network: IpAddr = addr.trim().parse().map_err(|_| format!("`{addr}` is not an IP address"))?;
+        let network: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{addr}` is not an IP address"))?;
         let max = if network.is_ipv4() { 32 } else { 128 };
         let bits = match bits {
-            Some(b) => b.trim().parse::<u8>().ok().filter(|b| *b <= max).ok_or_else(|| format!("prefix length `{b}` must be 0 to {max}"))?,
+            Some(b) => b
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|b| *b <= max)
+                .ok_or_else(|| format!("prefix length `{b}` must be 0 to {max}"))?,
             None => max,
         };
         Ok(Cidr { network, bits })
@@ -56,7 +74,12 @@ impl fmt::Display for Cidr {
 /// the immediate peer is a trusted proxy; then the chain is read from the
 /// right, skipping trusted hops, and the first untrusted address is the
 /// client. Reading from the left would let any client choose its own address.
-pub fn client_address(peer: IpAddr, trusted: &[Cidr], x_forwarded_for: Option<&str>, forwarded: Option<&str>) -> IpAddr {
+pub fn client_address(
+    peer: IpAddr,
+    trusted: &[Cidr],
+    x_forwarded_for: Option<&str>,
+    forwarded: Option<&str>,
+) -> IpAddr {
     if trusted.is_empty() || !trusted.iter().any(|c| c.contains(peer)) {
         return peer;
     }
@@ -118,10 +141,29 @@ mod tests {
     fn forwarded_headers_only_from_trusted_peers() {
         let trusted = vec!["10.0.0.0/8".parse().unwrap()];
         // An untrusted peer cannot choose its address.
-        assert_eq!(client_address(ip("203.0.113.9"), &trusted, Some("1.2.3.4"), None), ip("203.0.113.9"));
+        assert_eq!(
+            client_address(ip("203.0.113.9"), &trusted, Some("1.2.3.4"), None),
+            ip("203.0.113.9")
+        );
         // A trusted proxy: the rightmost untrusted hop is the client, so a
         // client-supplied left-hand entry is ignored.
-        assert_eq!(client_address(ip("10.0.0.1"), &trusted, Some("6.6.6.6, 198.51.100.7, 10.0.0.2"), None), ip("198.51.100.7"));
-        assert_eq!(client_address(ip("10.0.0.1"), &trusted, None, Some("for=\"[2001:db8::9]:80\";proto=https")), ip("2001:db8::9"));
+        assert_eq!(
+            client_address(
+                ip("10.0.0.1"),
+                &trusted,
+                Some("6.6.6.6, 198.51.100.7, 10.0.0.2"),
+                None
+            ),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_address(
+                ip("10.0.0.1"),
+                &trusted,
+                None,
+                Some("for=\"[2001:db8::9]:80\";proto=https")
+            ),
+            ip("2001:db8::9")
+        );
     }
 }

@@ -62,7 +62,10 @@ mod tests {
     fn json_is_chosen_by_route_or_accept() {
         assert!(wants_json(true, Some("text/html")));
         assert!(wants_json(false, Some("application/json")));
-        assert!(!wants_json(false, Some("text/html,application/xhtml+xml,application/json;q=0.9")));
+        assert!(!wants_json(
+            false,
+            Some("text/html,application/xhtml+xml,application/json;q=0.9")
+        ));
         assert!(!wants_json(false, None));
     }
 

@@ -48,7 +48,12 @@ impl Pool {
                 ejected_until_ms: AtomicU64::new(0),
             })
             .collect();
-        Arc::new(Pool { definition, servers, next: AtomicUsize::new(0), epoch: Instant::now() })
+        Arc::new(Pool {
+            definition,
+            servers,
+            next: AtomicUsize::new(0),
+            epoch: Instant::now(),
+        })
     }
 
     fn now_ms(&self) -> u64 {
@@ -57,7 +62,8 @@ impl Pool {
 
     pub fn is_up(&self, index: usize) -> bool {
         let s = &self.servers[index];
-        s.healthy.load(Ordering::Relaxed) && s.ejected_until_ms.load(Ordering::Relaxed) <= self.now_ms()
+        s.healthy.load(Ordering::Relaxed)
+            && s.ejected_until_ms.load(Ordering::Relaxed) <= self.now_ms()
     }
 
     /// Picks the next server that is up, skipping those in `tried` (servers
@@ -68,7 +74,9 @@ impl Pool {
             return None;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..n).map(|i| (start + i) % n).find(|&i| (i >= 64 || tried & (1 << i) == 0) && self.is_up(i))
+        (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&i| (i >= 64 || tried & (1 << i) == 0) && self.is_up(i))
     }
 
     /// Real traffic reached this server and it answered.
@@ -81,7 +89,9 @@ impl Pool {
     /// Real traffic failed to reach this server. Returns true when this
     /// failure ejected it.
     pub fn report_failure(&self, index: usize) -> bool {
-        let Some(s) = self.servers.get(index) else { return false };
+        let Some(s) = self.servers.get(index) else {
+            return false;
+        };
         let failures = s.passive_failures.fetch_add(1, Ordering::Relaxed) + 1;
         if failures >= self.definition.eject_after_failures {
             s.passive_failures.store(0, Ordering::Relaxed);
@@ -95,7 +105,9 @@ impl Pool {
     /// Records an active probe result, applying the configured thresholds.
     /// Returns `Some(new_state)` when the server's health flipped.
     pub fn record_probe(&self, index: usize, ok: bool) -> Option<bool> {
-        let Some(check) = &self.definition.health_check else { return None };
+        let Some(check) = &self.definition.health_check else {
+            return None;
+        };
         let s = self.servers.get(index)?;
         let was = s.healthy.load(Ordering::Relaxed);
         if ok == was {
@@ -103,7 +115,11 @@ impl Pool {
             return None;
         }
         let streak = s.probe_streak.fetch_add(1, Ordering::Relaxed) + 1;
-        let needed = if ok { check.healthy_after } else { check.unhealthy_after };
+        let needed = if ok {
+            check.healthy_after
+        } else {
+            check.unhealthy_after
+        };
         if streak >= needed {
             s.probe_streak.store(0, Ordering::Relaxed);
             s.healthy.store(ok, Ordering::Relaxed);
@@ -155,7 +171,9 @@ mod tests {
     fn pool(n: usize) -> Arc<Pool> {
         Pool::new(UpstreamPool {
             name: "p".into(),
-            servers: (0..n).map(|i| SocketAddr::from(([127, 0, 0, 1], 4000 + i as u16))).collect(),
+            servers: (0..n)
+                .map(|i| SocketAddr::from(([127, 0, 0, 1], 4000 + i as u16)))
+                .collect(),
             tls_sni: None,
             health_check: Some(HealthCheck {
                 path: "/".into(),
@@ -172,7 +190,11 @@ mod tests {
     #[test]
     fn round_robin_skips_servers_that_are_down() {
         let p = pool(3);
-        assert_eq!(p.record_probe(1, false), None, "one failed probe is not enough");
+        assert_eq!(
+            p.record_probe(1, false),
+            None,
+            "one failed probe is not enough"
+        );
         assert_eq!(p.record_probe(1, false), Some(false));
         let picks: Vec<usize> = (0..6).map(|_| p.pick(0).unwrap()).collect();
         assert!(!picks.contains(&1), "{picks:?}");
@@ -188,6 +210,10 @@ mod tests {
         assert!(p.report_failure(0));
         assert!(!p.is_up(0));
         assert_eq!(p.pick(0), Some(1));
-        assert_eq!(p.pick(1 << 1), None, "the only server left was already tried");
+        assert_eq!(
+            p.pick(1 << 1),
+            None,
+            "the only server left was already tried"
+        );
     }
 }

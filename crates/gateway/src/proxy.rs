@@ -18,12 +18,12 @@ use std::borrow::Cow;
 use rampart_waf::{Transaction, TxMeta, Verdict};
 
 use crate::accesslog::{now_rfc3339, AccessLog, AccessRecord, LineSink};
-use crate::config::WafMode;
-use crate::waf::{audit_line, masked_body, AuditEntry};
 use crate::admission;
+use crate::config::WafMode;
 use crate::net::client_address;
 use crate::pages;
 use crate::runtime::{Runtime, Snapshot};
+use crate::waf::{audit_line, masked_body, AuditEntry};
 
 /// Error raised by the gateway itself; carried through Pingora's error type
 /// as an HTTP status so `fail_to_proxy` can answer with the right page.
@@ -42,10 +42,26 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(runtime: Arc<Runtime>, access_log: AccessLog, waf_log: LineSink, audit_log: LineSink, tls: bool) -> Gateway {
-        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    pub fn new(
+        runtime: Arc<Runtime>,
+        access_log: AccessLog,
+        waf_log: LineSink,
+        audit_log: LineSink,
+        tls: bool,
+    ) -> Gateway {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         let process_tag = (seed.as_nanos() as u32) ^ std::process::id().rotate_left(16);
-        Gateway { runtime, access_log, waf_log, audit_log, tls, request_counter: AtomicU64::new(0), process_tag }
+        Gateway {
+            runtime,
+            access_log,
+            waf_log,
+            audit_log,
+            tls,
+            request_counter: AtomicU64::new(0),
+            process_tag,
+        }
     }
 
     /// A reference id unique across this process's life and unlikely to
@@ -72,7 +88,16 @@ pub struct RequestContext {
     body_received: u64,
     body_cap: u64,
     api: bool,
+    /// The request asked for an upgrade (WebSocket) that this route allows:
+    /// a GET without a body. Other `Upgrade` headers are removed.
     upgrade: bool,
+    /// The upstream answered the allowed upgrade with 101: the connection is
+    /// now a tunnel that no layer can read.
+    tunnel: bool,
+    /// The request's authority and path, resolved once (see `resolve`);
+    /// every layer decides on these, never on the raw header or path.
+    authority: Option<Box<crate::resolve::Authority>>,
+    path: Option<Box<crate::resolve::ResolvedPath>>,
     /// The security verdict for the access log; the layers fill it in.
     verdict: Cow<'static, str>,
     // The layers' per-request state is boxed: inline it made the context
@@ -111,7 +136,14 @@ const LEAK_DECODE_CAP: usize = 64 * 1024 * 1024;
 /// contact address in a site's footer) are only counted: an event per
 /// response for them would fill the log and the event store with noise and
 /// open a data-leak incident for every page of an ordinary site.
-fn leak_outcome(runtime: &crate::runtime::Runtime, client: Option<IpAddr>, reference: &str, site: &str, route: &str, outcome: &rampart_leakguard::Outcome) -> Option<String> {
+fn leak_outcome(
+    runtime: &crate::runtime::Runtime,
+    client: Option<IpAddr>,
+    reference: &str,
+    site: &str,
+    route: &str,
+    outcome: &rampart_leakguard::Outcome,
+) -> Option<String> {
     use rampart_leakguard::Action;
     if outcome.findings.is_empty() {
         return None;
@@ -137,7 +169,10 @@ fn leak_outcome(runtime: &crate::runtime::Runtime, client: Option<IpAddr>, refer
         return Some(verdict);
     }
     runtime.metrics.leak_events.fetch_add(1, Ordering::Relaxed);
-    eprintln!("rampart: event {}", crate::leak::findings_event(reference, site, route, outcome));
+    eprintln!(
+        "rampart: event {}",
+        crate::leak::findings_event(reference, site, route, outcome)
+    );
     if runtime.events.enabled() {
         for kind in crate::leak::incident_events(reference, outcome) {
             runtime.events.record(site, client, route, kind);
@@ -198,22 +233,56 @@ fn status_error(status: u16, why: &'static str) -> Box<Error> {
 
 impl Gateway {
     /// Writes one of the gateway's own error pages as the whole response.
-    async fn answer(&self, session: &mut Session, ctx: &RequestContext, status: u16, extra: &[(&str, &str)]) -> Result<()> {
-        let accept = session.req_header().headers.get("accept").and_then(|v| v.to_str().ok());
+    async fn answer(
+        &self,
+        session: &mut Session,
+        ctx: &RequestContext,
+        status: u16,
+        extra: &[(&str, &str)],
+    ) -> Result<()> {
+        let accept = session
+            .req_header()
+            .headers
+            .get("accept")
+            .and_then(|v| v.to_str().ok());
         let json = pages::wants_json(ctx.api, accept);
         let (content_type, body) = pages::render(status, &ctx.reference, json);
         let headers: Vec<(&str, String)> = extra.iter().map(|(k, v)| (*k, v.to_string())).collect();
-        self.write_page(session, ctx, status, content_type, body, &headers).await
+        self.write_page(session, ctx, status, content_type, body, &headers)
+            .await
     }
 
     /// Writes a page the flood layer made (challenge, waiting room, wait).
-    async fn answer_page(&self, session: &mut Session, ctx: &RequestContext, status: u16, body: String, headers: &[(&str, String)]) -> Result<()> {
-        self.write_page(session, ctx, status, "text/html; charset=utf-8", Bytes::from(body), headers).await
+    async fn answer_page(
+        &self,
+        session: &mut Session,
+        ctx: &RequestContext,
+        status: u16,
+        body: String,
+        headers: &[(&str, String)],
+    ) -> Result<()> {
+        self.write_page(
+            session,
+            ctx,
+            status,
+            "text/html; charset=utf-8",
+            Bytes::from(body),
+            headers,
+        )
+        .await
     }
 
     /// Sends a whole response the gateway made itself: never cached, tagged
     /// with the request's reference, and the connection closed after it.
-    async fn write_page(&self, session: &mut Session, ctx: &RequestContext, status: u16, content_type: &str, body: Bytes, headers: &[(&str, String)]) -> Result<()> {
+    async fn write_page(
+        &self,
+        session: &mut Session,
+        ctx: &RequestContext,
+        status: u16,
+        content_type: &str,
+        body: Bytes,
+        headers: &[(&str, String)],
+    ) -> Result<()> {
         let mut head = ResponseHeader::build(status, Some(4 + headers.len()))?;
         head.insert_header("content-type", content_type)?;
         head.insert_header("content-length", body.len().to_string())?;
@@ -231,11 +300,23 @@ impl Gateway {
     /// The flood layer: its two challenge endpoints, then admission by rate
     /// limits, bans, challenge and concurrency caps. Returns true when it
     /// answered the request itself.
-    async fn flood_gate(&self, session: &mut Session, ctx: &mut RequestContext, snapshot: &Snapshot, site: usize) -> Result<bool> {
+    async fn flood_gate(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestContext,
+        snapshot: &Snapshot,
+        site: usize,
+    ) -> Result<bool> {
         use rampart_flood::{pages, FloodVerdict, Reject, RequestFacts, RouteId};
-        let Some(flood) = &snapshot.flood else { return Ok(false) };
-        let Some(site_id) = flood.site_ids[site] else { return Ok(false) };
-        let Some(client) = ctx.client else { return Ok(false) };
+        let Some(flood) = &snapshot.flood else {
+            return Ok(false);
+        };
+        let Some(site_id) = flood.site_ids[site] else {
+            return Ok(false);
+        };
+        let Some(client) = ctx.client else {
+            return Ok(false);
+        };
         ctx.flood_site = Some(site_id);
         let shield = &flood.shield;
         let now = crate::flood::now();
@@ -253,8 +334,12 @@ impl Gateway {
                 }
             }
             let form = String::from_utf8_lossy(&form).into_owned();
-            let token = pages::form_field(&form, "token").map(pages::percent_decode).unwrap_or_default();
-            let solution = pages::form_field(&form, "solution").map(pages::percent_decode).unwrap_or_default();
+            let token = pages::form_field(&form, "token")
+                .map(pages::percent_decode)
+                .unwrap_or_default();
+            let solution = pages::form_field(&form, "solution")
+                .map(pages::percent_decode)
+                .unwrap_or_default();
             match shield.verify_solution(site_id, client, &token, &solution, now) {
                 Ok(clearance) => {
                     ctx.verdict = Cow::Borrowed("flood:cleared");
@@ -272,8 +357,12 @@ impl Gateway {
         }
         if path == pages::WAIT_PATH {
             let query = header.uri.query().unwrap_or("").to_string();
-            let token = pages::form_field(&query, "t").map(pages::percent_decode).unwrap_or_default();
-            let return_to = pages::form_field(&query, "r").map(pages::percent_decode).unwrap_or_else(|| "/".into());
+            let token = pages::form_field(&query, "t")
+                .map(pages::percent_decode)
+                .unwrap_or_default();
+            let return_to = pages::form_field(&query, "r")
+                .map(pages::percent_decode)
+                .unwrap_or_else(|| "/".into());
             match shield.redeem_wait(site_id, client, &token, now) {
                 Ok(clearance) => {
                     ctx.verdict = Cow::Borrowed("flood:cleared-nojs");
@@ -285,7 +374,11 @@ impl Gateway {
                     session.write_response_header(Box::new(head), true).await?;
                 }
                 Err(Reject::TooEarly { remaining }) => {
-                    let page = pages::wait_page(&token, &return_to, rampart_flood::retry_after_secs(remaining));
+                    let page = pages::wait_page(
+                        &token,
+                        &return_to,
+                        rampart_flood::retry_after_secs(remaining),
+                    );
                     self.answer_page(session, ctx, 403, page, &[]).await?;
                 }
                 Err(why) => {
@@ -297,57 +390,150 @@ impl Gateway {
         }
 
         // Most requests carry one Cookie header; only several need joining.
-        let mut cookie_values = header.headers.get_all("cookie").iter().filter_map(|v| v.to_str().ok());
+        let mut cookie_values = header
+            .headers
+            .get_all("cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
         let cookies: Cow<'_, str> = match (cookie_values.next(), cookie_values.next()) {
             (None, _) => Cow::Borrowed(""),
             (Some(one), None) => Cow::Borrowed(one),
-            (Some(a), Some(b)) => Cow::Owned(std::iter::once(a).chain(std::iter::once(b)).chain(cookie_values).collect::<Vec<_>>().join("; ")),
+            (Some(a), Some(b)) => Cow::Owned(
+                std::iter::once(a)
+                    .chain(std::iter::once(b))
+                    .chain(cookie_values)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
         };
-        let accept = header.headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or("");
-        let is_browser = accept.contains("text/html");
+        // `Accept` only chooses how an answer is written (a page or JSON);
+        // it never decides whether a request is challenged.
+        let accept = header
+            .headers
+            .get("accept")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let is_browser = accept.contains("text/html") && !ctx.api;
         let facts = RequestFacts {
             client,
             site: site_id,
-            route: ctx.route.map_or(RouteId::NONE, |r| flood.route_ids[site][r]),
-            is_api: ctx.api || (accept.contains("application/json") && !is_browser),
+            route: ctx
+                .route
+                .map_or(RouteId::NONE, |r| flood.route_ids[site][r]),
+            is_api: ctx.api,
             is_browser,
             clearance_cookie: pages::find_cookie(&cookies, pages::CLEARANCE_COOKIE),
             ticket_cookie: pages::find_cookie(&cookies, pages::TICKET_COOKIE),
             now,
         };
-        let return_to = header.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let return_to = header
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
         match shield.admit(&facts) {
             FloodVerdict::Continue { permit } => {
                 ctx.flood_permit = permit;
                 Ok(false)
             }
-            FloodVerdict::Limited { retry_after_secs, scope } => {
+            FloodVerdict::Limited {
+                retry_after_secs,
+                scope,
+            } => {
                 ctx.verdict = Cow::Owned(format!("flood:limited:{scope:?}"));
-                self.answer(session, ctx, 429, &[("retry-after", &retry_after_secs.to_string())]).await?;
+                self.answer(
+                    session,
+                    ctx,
+                    429,
+                    &[("retry-after", &retry_after_secs.to_string())],
+                )
+                .await?;
                 Ok(true)
             }
             FloodVerdict::Challenge(challenge) => {
                 ctx.verdict = Cow::Borrowed("flood:challenge");
                 if is_browser {
                     let page = challenge.page(&return_to);
-                    self.answer_page(session, ctx, 403, page, &[("content-security-policy", pages::challenge_csp())]).await?;
+                    self.answer_page(
+                        session,
+                        ctx,
+                        403,
+                        page,
+                        &[("content-security-policy", pages::challenge_csp())],
+                    )
+                    .await?;
                 } else {
-                    self.answer(session, ctx, 403, &[]).await?;
+                    // An API client (or any client that did not ask for a
+                    // page) gets what it can act on: 429, when to retry, and
+                    // the proof of work in JSON and in a header, to solve and
+                    // post to the verify path for a clearance cookie.
+                    let body = serde_json::json!({
+                        "error": "challenge_required",
+                        "reference": ctx.reference,
+                        "retry_after": 1,
+                        "challenge": { "token": challenge.token, "difficulty": challenge.difficulty, "verify": pages::VERIFY_PATH },
+                    })
+                    .to_string();
+                    let header = format!(
+                        "token={}, difficulty={}, verify={}",
+                        challenge.token,
+                        challenge.difficulty,
+                        pages::VERIFY_PATH
+                    );
+                    self.write_page(
+                        session,
+                        ctx,
+                        429,
+                        "application/json",
+                        Bytes::from(body),
+                        &[
+                            ("retry-after", "1".to_string()),
+                            ("rampart-challenge", header),
+                        ],
+                    )
+                    .await?;
                 }
                 Ok(true)
             }
-            FloodVerdict::WaitingRoom { position, refresh_secs, ticket_cookie } => {
+            FloodVerdict::WaitingRoom {
+                position,
+                refresh_secs,
+                ticket_cookie,
+            } => {
                 ctx.verdict = Cow::Borrowed("flood:waiting-room");
                 let page = pages::waiting_room_page(position, refresh_secs);
-                self.answer_page(session, ctx, 503, page, &[("retry-after", refresh_secs.to_string()), ("set-cookie", pages::ticket_set_cookie(&ticket_cookie))]).await?;
+                self.answer_page(
+                    session,
+                    ctx,
+                    503,
+                    page,
+                    &[
+                        ("retry-after", refresh_secs.to_string()),
+                        ("set-cookie", pages::ticket_set_cookie(&ticket_cookie)),
+                    ],
+                )
+                .await?;
                 Ok(true)
             }
             FloodVerdict::Unavailable { retry_after_secs } => {
                 ctx.verdict = Cow::Borrowed("flood:unavailable");
                 if is_browser {
-                    self.answer_page(session, ctx, 503, pages::busy_page(retry_after_secs), &[("retry-after", retry_after_secs.to_string())]).await?;
+                    self.answer_page(
+                        session,
+                        ctx,
+                        503,
+                        pages::busy_page(retry_after_secs),
+                        &[("retry-after", retry_after_secs.to_string())],
+                    )
+                    .await?;
                 } else {
-                    self.answer(session, ctx, 503, &[("retry-after", &retry_after_secs.to_string())]).await?;
+                    self.answer(
+                        session,
+                        ctx,
+                        503,
+                        &[("retry-after", &retry_after_secs.to_string())],
+                    )
+                    .await?;
                 }
                 Ok(true)
             }
@@ -365,7 +551,10 @@ impl Gateway {
         if let Some(waf) = ctx.waf.as_mut() {
             waf.intervened = true;
         }
-        self.runtime.metrics.waf_blocks.fetch_add(1, Ordering::Relaxed);
+        self.runtime
+            .metrics
+            .waf_blocks
+            .fetch_add(1, Ordering::Relaxed);
         match verdict {
             Some(Verdict::Deny { status, rule_id }) => {
                 ctx.verdict = Cow::Owned(format!("waf:block:{rule_id}"));
@@ -383,14 +572,26 @@ impl Gateway {
     }
 
     /// Acts on a request-side verdict. Returns true when a response was sent.
-    async fn enforce_request_verdict(&self, session: &mut Session, ctx: &mut RequestContext, verdict: Option<Verdict>) -> Result<bool> {
+    async fn enforce_request_verdict(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestContext,
+        verdict: Option<Verdict>,
+    ) -> Result<bool> {
         match verdict {
             Some(Verdict::Continue) => Ok(false),
             Some(Verdict::Drop { .. }) => {
                 self.note_waf_refusal(ctx, verdict);
-                Err(Error::explain(ErrorType::ConnectionClosed, "dropped by the WAF"))
+                Err(Error::explain(
+                    ErrorType::ConnectionClosed,
+                    "dropped by the WAF",
+                ))
             }
-            Some(Verdict::Redirect { status, ref location, .. }) => {
+            Some(Verdict::Redirect {
+                status,
+                ref location,
+                ..
+            }) => {
                 let location = location.clone();
                 self.note_waf_refusal(ctx, verdict);
                 let mut head = ResponseHeader::build(status, Some(3))?;
@@ -422,14 +623,22 @@ impl Gateway {
         if logged && !waf.intervened {
             metrics.waf_detections.fetch_add(1, Ordering::Relaxed);
             if ctx.verdict == "allow" {
-                ctx.verdict = Cow::Borrowed(if waf.mode == WafMode::On { "waf:logged" } else { "waf:detect" });
+                ctx.verdict = Cow::Borrowed(if waf.mode == WafMode::On {
+                    "waf:logged"
+                } else {
+                    "waf:detect"
+                });
             }
         }
         if !(logged || waf.intervened) || !self.audit_log.enabled() {
             return;
         }
         let header = session.req_header();
-        let content_type = header.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let content_type = header
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let body: &[u8] = match &waf.released_body {
             Some(b) => b,
             None => &waf.request_body,
@@ -446,9 +655,22 @@ impl Gateway {
             method: header.method.as_str(),
             uri: header.uri.path_and_query().map_or("/", |p| p.as_str()),
             http_version: protocol_name(header.version),
-            request_headers: header.headers.iter().map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect(),
+            request_headers: header
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
             request_body: masked_body(content_type, body),
-            response_status: if status > 0 { status } else { waf.response_status },
+            response_status: if status > 0 {
+                status
+            } else {
+                waf.response_status
+            },
             response_headers: std::mem::take(&mut waf.response_headers),
             engine_mode: waf.mode,
             matched,
@@ -487,6 +709,9 @@ impl ProxyHttp for Gateway {
             body_cap: u64::MAX,
             api: false,
             upgrade: false,
+            tunnel: false,
+            authority: None,
+            path: None,
             verdict: Cow::Borrowed("allow"),
             cache_key: None,
             cache_fill: None,
@@ -499,7 +724,11 @@ impl ProxyHttp for Gateway {
 
     /// Runs right after the request head is parsed, before any module:
     /// tells the admission layer the head deadline was met.
-    async fn early_request_filter(&self, session: &mut Session, ctx: &mut RequestContext) -> Result<()> {
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestContext,
+    ) -> Result<()> {
         admission::head_received();
         let snapshot = self.runtime.snapshot();
         session.set_keepalive(Some(snapshot.config.limits.idle_timeout.as_secs()));
@@ -509,58 +738,134 @@ impl ProxyHttp for Gateway {
 
     /// Picks the site and route, identifies the client and applies the
     /// size limits. Returning `Ok(true)` means a response was already sent.
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestContext) -> Result<bool> {
-        let Some(snapshot) = ctx.snapshot.clone() else { return Ok(false) };
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestContext,
+    ) -> Result<bool> {
+        let Some(snapshot) = ctx.snapshot.clone() else {
+            return Ok(false);
+        };
         let limits = &snapshot.config.limits;
         let header = session.req_header();
 
-        let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
         if let Some(peer) = peer {
-            let xff = header.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-            let fwd = header.headers.get("forwarded").and_then(|v| v.to_str().ok());
-            ctx.client = Some(client_address(peer, &snapshot.config.server.trusted_proxies, xff, fwd));
+            let xff = header
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok());
+            let fwd = header
+                .headers
+                .get("forwarded")
+                .and_then(|v| v.to_str().ok());
+            ctx.client = Some(client_address(
+                peer,
+                &snapshot.config.server.trusted_proxies,
+                xff,
+                fwd,
+            ));
         }
 
-        let host = header
+        // One resolution per request: site, route, leak-guard policy, WAF
+        // exclusions, flood route and cache key all follow from it.
+        if header.method == http::Method::CONNECT {
+            ctx.verdict = Cow::Borrowed("bad-request:connect");
+            self.answer(session, ctx, 405, &[]).await?;
+            return Ok(true);
+        }
+        let http11 = header.version >= http::Version::HTTP_11;
+        let hosts = header
             .headers
-            .get("host")
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| header.uri.host())
-            .unwrap_or("");
-        let host = strip_port(host).to_ascii_lowercase();
-        let Some(site) = snapshot.site_for_host(&host) else {
+            .get_all(http::header::HOST)
+            .iter()
+            .map(|v| v.as_bytes());
+        let authority = match crate::resolve::resolve_authority(
+            hosts,
+            header.uri.authority().map(|a| a.as_str()),
+            http11,
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                ctx.verdict = Cow::Borrowed(e.verdict());
+                self.answer(session, ctx, 400, &[]).await?;
+                return Ok(true);
+            }
+        };
+        let path = crate::resolve::resolve_path(&request_path(header));
+        let Some(site) = snapshot.site_for_host(&authority.host) else {
             ctx.verdict = Cow::Borrowed("unknown-site");
             self.answer(session, ctx, 404, &[]).await?;
             return Ok(true);
         };
         ctx.site = Some(site);
-        ctx.route = snapshot.route_for_path(site, header.uri.path());
+        ctx.route = snapshot.route_for_path(site, &path.matching);
         let route = ctx.route.map(|r| &snapshot.sites[site].routes[r]);
         ctx.api = route.is_some_and(|r| r.api);
+        let host = authority.host.clone();
+        ctx.authority = Some(Box::new(authority));
+        ctx.path = Some(Box::new(path));
 
         // Header size: the request line plus every header line.
         let head_bytes = header.method.as_str().len()
             + header.uri.path_and_query().map_or(1, |p| p.as_str().len())
             + header.uri.authority().map_or(0, |a| a.as_str().len())
             + 12
-            + header.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum::<usize>();
+            + header
+                .headers
+                .iter()
+                .map(|(k, v)| k.as_str().len() + v.len() + 4)
+                .sum::<usize>();
         if head_bytes > limits.max_header_bytes {
             ctx.verdict = Cow::Borrowed("limit:header-size");
             self.answer(session, ctx, 431, &[]).await?;
             return Ok(true);
         }
 
-        ctx.body_cap = route.and_then(|r| r.max_body_bytes).unwrap_or(limits.max_body_bytes);
-        let length = header.headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+        ctx.body_cap = route
+            .and_then(|r| r.max_body_bytes)
+            .unwrap_or(limits.max_body_bytes);
+        let length = header
+            .headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         if length.is_some_and(|n| n > ctx.body_cap) {
             ctx.verdict = Cow::Borrowed("limit:body-size");
             self.answer(session, ctx, 413, &[]).await?;
             return Ok(true);
         }
-        // An upgrade (WebSocket) carries a tunnel, not a body: no body-rate
-        // floor, no size cap, and the WAF judges it on its head alone.
-        ctx.upgrade = session.is_upgrade_req();
-        let has_body = !ctx.upgrade && !session.is_body_empty();
+        // An upgrade becomes a tunnel only where the route allows it, for a
+        // GET without a body, and only once the upstream answers 101; until
+        // then the request passes every layer like any other. Elsewhere the
+        // `Upgrade` header is removed, so the upstream cannot switch.
+        if header.headers.contains_key(http::header::UPGRADE)
+            || header.headers.contains_key("http2-settings")
+        {
+            let leak_blocks = request_leak_policy(&snapshot, ctx)
+                .is_some_and(|p| p.action == rampart_leakguard::Action::Block);
+            let allowed = route.and_then(|r| r.websocket).unwrap_or(!leak_blocks);
+            let bodiless = session.is_body_empty();
+            let header = session.req_header();
+            ctx.upgrade = allowed
+                && session.is_upgrade_req()
+                && header.method == http::Method::GET
+                && bodiless
+                && !header.headers.contains_key("http2-settings");
+            if !ctx.upgrade {
+                let header = session.req_header_mut();
+                header.remove_header(&http::header::UPGRADE);
+                header.remove_header("http2-settings");
+                self.runtime
+                    .metrics
+                    .upgrades_refused
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let has_body = !session.is_body_empty();
         if has_body {
             admission::body_expected();
         }
@@ -573,9 +878,19 @@ impl ProxyHttp for Gateway {
             let header = session.req_header();
             let meta = TxMeta {
                 remote_addr: ctx.client.map(|c| c.to_string()).unwrap_or_default(),
-                remote_port: session.client_addr().and_then(|a| a.as_inet()).map_or(0, |a| a.port()),
-                server_addr: session.server_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()).unwrap_or_default(),
-                server_port: session.server_addr().and_then(|a| a.as_inet()).map_or(0, |a| a.port()),
+                remote_port: session
+                    .client_addr()
+                    .and_then(|a| a.as_inet())
+                    .map_or(0, |a| a.port()),
+                server_addr: session
+                    .server_addr()
+                    .and_then(|a| a.as_inet())
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_default(),
+                server_port: session
+                    .server_addr()
+                    .and_then(|a| a.as_inet())
+                    .map_or(0, |a| a.port()),
                 unique_id: ctx.reference.clone(),
             };
             let uri = String::from_utf8_lossy(header.raw_path()).into_owned();
@@ -583,7 +898,15 @@ impl ProxyHttp for Gateway {
             let metrics = &self.runtime.metrics;
             let mut tx = engine.transaction(meta);
             let mut verdict = guarded(&metrics.waf_errors, || {
-                tx.process_request_headers(header.method.as_str(), &uri, protocol, header.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())))
+                tx.process_request_headers(
+                    header.method.as_str(),
+                    &uri,
+                    protocol,
+                    header
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_bytes())),
+                )
             });
             // Phase 2 holds CRS's argument checks; for a request without a
             // body it runs now, before any upstream is contacted.
@@ -606,10 +929,13 @@ impl ProxyHttp for Gateway {
                 return Ok(true);
             }
         }
-        if self.serve_from_cache(session, ctx, &snapshot, site, &host).await? {
+        if self
+            .serve_from_cache(session, ctx, &snapshot, site, &host)
+            .await?
+        {
             return Ok(true);
         }
-        if self.leak_block_route(session, ctx, &snapshot, site, &host).await? {
+        if self.leak_block_route(session, ctx, &snapshot, site).await? {
             return Ok(true);
         }
         Ok(false)
@@ -617,8 +943,15 @@ impl ProxyHttp for Gateway {
 
     /// Runs for each piece of request body as it arrives: counts it against
     /// the size cap and reports progress to the body-rate floor.
-    async fn request_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestContext) -> Result<()> {
-        if ctx.upgrade {
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestContext,
+    ) -> Result<()> {
+        // Bytes from the client after a 101 belong to the tunnel.
+        if ctx.tunnel {
             return Ok(());
         }
         let n = body.as_ref().map_or(0, |b| b.len());
@@ -661,9 +994,19 @@ impl ProxyHttp for Gateway {
 
     /// Chooses the upstream server: round robin over those that are up,
     /// never one that already failed this request.
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestContext) -> Result<Box<HttpPeer>> {
-        let snapshot = ctx.snapshot.clone().ok_or_else(|| status_error(500, "no configuration"))?;
-        let pool = ctx.pool().ok_or_else(|| status_error(500, "no site"))?.clone();
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestContext,
+    ) -> Result<Box<HttpPeer>> {
+        let snapshot = ctx
+            .snapshot
+            .clone()
+            .ok_or_else(|| status_error(500, "no configuration"))?;
+        let pool = ctx
+            .pool()
+            .ok_or_else(|| status_error(500, "no site"))?
+            .clone();
         let Some(index) = pool.pick(ctx.tried) else {
             return Err(status_error(503, NO_HEALTHY_UPSTREAM));
         };
@@ -688,16 +1031,33 @@ impl ProxyHttp for Gateway {
     }
 
     /// Adds the forwarding headers the upstream needs to know the client.
-    async fn upstream_request_filter(&self, session: &mut Session, upstream: &mut pingora::http::RequestHeader, ctx: &mut RequestContext) -> Result<()> {
-        let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut pingora::http::RequestHeader,
+        ctx: &mut RequestContext,
+    ) -> Result<()> {
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
         let trusted_peer = match (peer, &ctx.snapshot) {
-            (Some(p), Some(s)) => s.config.server.trusted_proxies.iter().any(|c| c.contains(p)),
+            (Some(p), Some(s)) => s
+                .config
+                .server
+                .trusted_proxies
+                .iter()
+                .any(|c| c.contains(p)),
             _ => false,
         };
         if let Some(peer) = peer {
             // Keep the chain only when it came from a proxy we trust;
             // otherwise it is whatever the client chose to write.
-            let chain = match upstream.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            let chain = match upstream
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
                 Some(existing) if trusted_peer => format!("{existing}, {peer}"),
                 _ => peer.to_string(),
             };
@@ -711,45 +1071,112 @@ impl ProxyHttp for Gateway {
             upstream.insert_header("x-real-ip", client.to_string())?;
         }
         upstream.insert_header("x-request-id", ctx.reference.as_str())?;
+        // The upstream gets the authority and path every layer judged: the
+        // normalised Host (also for HTTP/2, where the client sent
+        // `:authority`) and the normalised path in origin form.
+        if let Some(authority) = &ctx.authority {
+            if !authority.host.is_empty() {
+                upstream.insert_header(http::header::HOST, authority.header_value())?;
+            }
+        }
+        if let Some(path) = &ctx.path {
+            let target = forwarded_target(&path.forwarded, upstream.raw_path());
+            upstream.set_raw_path(&target)?;
+        }
+        // A range of a response cannot be judged by the leak guard, which
+        // needs the whole body; the client gets the whole response instead.
+        if ctx.snapshot.as_ref().is_some_and(|s| s.leak.is_some()) {
+            upstream.remove_header(&http::header::RANGE);
+            upstream.remove_header(&http::header::IF_RANGE);
+        }
         Ok(())
     }
 
     /// The upstream answered: its server is alive as far as traffic shows.
-    async fn response_filter(&self, session: &mut Session, response: &mut ResponseHeader, ctx: &mut RequestContext) -> Result<()> {
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestContext,
+    ) -> Result<()> {
         if let (Some(pool), Some(i)) = (ctx.pool(), ctx.server) {
             pool.report_success(i);
         }
         let metrics = self.runtime.metrics.clone();
+        if response.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            if !ctx.upgrade {
+                // The upstream switched protocols for a request that did not
+                // ask (or was not allowed) to: nothing of it is sent on.
+                ctx.verdict = Cow::Borrowed("upstream-failure:unrequested-101");
+                return Err(status_error(502, "the upstream switched protocols unasked"));
+            }
+            ctx.tunnel = true;
+            metrics.tunnels.fetch_add(1, Ordering::Relaxed);
+        }
+        let tunnel = ctx.tunnel;
         if let Some(waf) = ctx.waf.as_mut() {
             waf.response_status = response.status.as_u16();
-            waf.response_headers = response.headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+            waf.response_headers = response
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
             let protocol = protocol_name(response.version);
-            let verdict = guarded(&metrics.waf_errors, || waf.tx.process_response_headers(response.status.as_u16(), protocol, response.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes()))));
+            let verdict = guarded(&metrics.waf_errors, || {
+                waf.tx.process_response_headers(
+                    response.status.as_u16(),
+                    protocol,
+                    response
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_bytes())),
+                )
+            });
             if verdict != Some(Verdict::Continue) {
                 let status = self.note_waf_refusal(ctx, verdict);
                 return Err(status_error(status, "response refused by the WAF"));
             }
             // Compressed bodies pass uninspected until the decoder is in
             // place; identity bodies of the inspected types are held.
-            let encoded = response.headers.get("content-encoding").is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
-            waf.holding_response = !encoded && waf.tx.response_body_wanted();
+            let encoded = response
+                .headers
+                .get("content-encoding")
+                .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+            waf.holding_response = !encoded && !tunnel && waf.tx.response_body_wanted();
         }
         if let Some(leak) = snapshot_leak(ctx) {
             // Header names as constants, not strings: each string is parsed
             // into a name per lookup, and this runs for every response.
-            let content_type = response.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let content_type = response
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
             let status = response.status.as_u16();
-            if rampart_leakguard::is_scannable(content_type) && status != 204 && status != 304 && !ctx.upgrade {
-                let header = session.req_header();
-                let host = header.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-                let policy = leak.policies.route(host, header.uri.path());
-                let encoding = response.headers.get(http::header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::trim).filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"));
+            if rampart_leakguard::is_scannable(content_type)
+                && status != 204
+                && status != 304
+                && !ctx.tunnel
+            {
+                let policy = request_leak_policy_of(leak, ctx);
+                let encoding = response
+                    .headers
+                    .get(http::header::CONTENT_ENCODING)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"));
                 let decoder = match encoding {
                     Some(e) => match rampart_decode::LayeredDecoder::new(e, LEAK_DECODE_CAP) {
                         Ok(d) => Some(d),
                         // An encoding we cannot read cannot be inspected: a
                         // block or redact route refuses it rather than pass it blind.
                         Err(_) if policy.action >= rampart_leakguard::Action::Redact => {
+                            metrics.leak_uninspectable.fetch_add(1, Ordering::Relaxed);
                             ctx.verdict = Cow::Borrowed("leak:uninspectable");
                             return Err(status_error(502, "response encoding cannot be inspected"));
                         }
@@ -771,11 +1198,36 @@ impl ProxyHttp for Gateway {
         response.insert_header("x-request-id", ctx.reference.as_str())?;
         if let Some(key) = ctx.cache_key {
             let cache = &self.runtime.cache;
-            if session.req_header().method == http::Method::GET && ctx.verdict == "allow" && ctx.leak.as_ref().is_none_or(|l| !l.redact) && cache.wants(key, crate::incidents::now_ms() as u64) {
-                let headers = response.headers.iter().map(|(k, v)| (k.as_str(), v.to_str().unwrap_or("")));
-                if let Some(keep_for) = rampart_cache::storable_for(cache.config(), response.status.as_u16(), headers) {
-                    let headers = response.headers.iter().filter(|(k, _)| *k != "x-request-id").map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
-                    ctx.cache_fill = Some(CacheFill { status: response.status.as_u16(), headers, body: Vec::new(), keep_for, complete: false });
+            if session.req_header().method == http::Method::GET
+                && ctx.verdict == "allow"
+                && ctx.leak.as_ref().is_none_or(|l| !l.redact)
+                && cache.wants(key, crate::incidents::now_ms() as u64)
+            {
+                let headers = response
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.to_str().unwrap_or("")));
+                if let Some(keep_for) =
+                    rampart_cache::storable_for(cache.config(), response.status.as_u16(), headers)
+                {
+                    let headers = response
+                        .headers
+                        .iter()
+                        .filter(|(k, _)| *k != "x-request-id")
+                        .map(|(k, v)| {
+                            (
+                                k.as_str().to_string(),
+                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                            )
+                        })
+                        .collect();
+                    ctx.cache_fill = Some(CacheFill {
+                        status: response.status.as_u16(),
+                        headers,
+                        body: Vec::new(),
+                        keep_for,
+                        complete: false,
+                    });
                 }
             }
         }
@@ -784,7 +1236,13 @@ impl ProxyHttp for Gateway {
 
     /// Runs for each piece of the response body on its way to the client:
     /// holds inspected types back until phase 4 has judged them.
-    fn response_body_filter(&self, session: &mut Session, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestContext) -> Result<Option<Duration>> {
+    fn response_body_filter(
+        &self,
+        session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestContext,
+    ) -> Result<Option<Duration>> {
         self.waf_response_body(body, end_of_stream, ctx)?;
         self.leak_response_body(session, body, end_of_stream, ctx)?;
         self.fill_cache(body, end_of_stream, ctx);
@@ -794,9 +1252,17 @@ impl ProxyHttp for Gateway {
     /// Connecting to an upstream server failed: count it against the server
     /// (passive ejection) and retry elsewhere, for idempotent requests only,
     /// since a POST may have had effects even when the answer was lost.
-    fn fail_to_connect(&self, session: &mut Session, _peer: &HttpPeer, ctx: &mut RequestContext, mut e: Box<Error>) -> Box<Error> {
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestContext,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
         let metrics = &self.runtime.metrics;
-        metrics.upstream_connect_failures.fetch_add(1, Ordering::Relaxed);
+        metrics
+            .upstream_connect_failures
+            .fetch_add(1, Ordering::Relaxed);
         if let (Some(pool), Some(i)) = (ctx.pool(), ctx.server) {
             if pool.report_failure(i) {
                 metrics.upstream_ejections.fetch_add(1, Ordering::Relaxed);
@@ -815,10 +1281,19 @@ impl ProxyHttp for Gateway {
 
     /// Anything went wrong before a response was sent: answer with a page
     /// that says what kind of failure it was.
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestContext) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestContext,
+    ) -> FailToProxy {
         let status = match e.etype() {
             ErrorType::HTTPStatus(code) => *code,
-            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout if e.esource() == &ErrorSource::Upstream => 504,
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+                if e.esource() == &ErrorSource::Upstream =>
+            {
+                504
+            }
             _ => match e.esource() {
                 ErrorSource::Upstream => 502,
                 ErrorSource::Downstream => match e.etype() {
@@ -833,10 +1308,20 @@ impl ProxyHttp for Gateway {
             ctx.verdict = Cow::Borrowed("upstream-failure");
             // The origin failed: a kept copy, even a stale one, beats an error page.
             if (502..=504).contains(&status) && session.response_written().is_none() {
-                if let Some((copy, freshness)) = ctx.cache_key.and_then(|key| self.runtime.cache.get(key, crate::incidents::now_ms() as u64)) {
+                if let Some((copy, freshness)) = ctx.cache_key.and_then(|key| {
+                    self.runtime
+                        .cache
+                        .get(key, crate::incidents::now_ms() as u64)
+                }) {
                     ctx.verdict = Cow::Borrowed("cache:stale-on-error");
-                    let written = self.write_cached(session, ctx, &copy, freshness).await.is_ok();
-                    return FailToProxy { error_code: if written { copy.status } else { status }, can_reuse_downstream: false };
+                    let written = self
+                        .write_cached(session, ctx, &copy, freshness)
+                        .await
+                        .is_ok();
+                    return FailToProxy {
+                        error_code: if written { copy.status } else { status },
+                        can_reuse_downstream: false,
+                    };
                 }
             }
         }
@@ -844,10 +1329,16 @@ impl ProxyHttp for Gateway {
             let retry_after = [("retry-after", "5")];
             let extra: &[(&str, &str)] = if status == 503 { &retry_after } else { &[] };
             if self.answer(session, ctx, status, extra).await.is_err() {
-                return FailToProxy { error_code: status, can_reuse_downstream: false };
+                return FailToProxy {
+                    error_code: status,
+                    can_reuse_downstream: false,
+                };
             }
         }
-        FailToProxy { error_code: status, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
     }
 
     /// Runs once per request after everything else: the access-log line and
@@ -859,24 +1350,40 @@ impl ProxyHttp for Gateway {
         let elapsed = ctx.started.elapsed();
         let snapshot = ctx.snapshot.clone();
         let (site_name, route_prefix) = match (&snapshot, ctx.site) {
-            (Some(s), Some(i)) => (s.sites[i].name.as_str(), ctx.route.map_or("", |r| s.sites[i].routes[r].prefix.as_str())),
+            (Some(s), Some(i)) => (
+                s.sites[i].name.as_str(),
+                ctx.route
+                    .map_or("", |r| s.sites[i].routes[r].prefix.as_str()),
+            ),
             _ => ("", ""),
         };
         self.finish_waf(session, ctx, status);
         if let (Some(s), Some(i)) = (&snapshot, ctx.site) {
-            s.sites[i].metrics.record(status, bytes, elapsed.as_secs_f64());
-            s.sites[i].metrics.traffic.count(traffic_outcome(&ctx.verdict));
+            s.sites[i]
+                .metrics
+                .record(status, bytes, elapsed.as_secs_f64());
+            s.sites[i]
+                .metrics
+                .traffic
+                .count(traffic_outcome(&ctx.verdict));
             if self.runtime.events.enabled() {
                 self.record_request_event(ctx, site_name, route_prefix, status, e);
             }
         }
-        if let (Some(site), Some(flood)) = (ctx.flood_site, snapshot.as_ref().and_then(|s| s.flood.as_ref())) {
+        if let (Some(site), Some(flood)) = (
+            ctx.flood_site,
+            snapshot.as_ref().and_then(|s| s.flood.as_ref()),
+        ) {
             let now = crate::flood::now();
             if ctx.server.is_some() {
-                flood.shield.observe_response(site, elapsed, status >= 500 || status == 0, now);
+                flood
+                    .shield
+                    .observe_response(site, elapsed, status >= 500 || status == 0, now);
             }
             if let (Some(client), true) = (ctx.client, ctx.verdict.starts_with("waf:block")) {
-                flood.shield.report_strike(client, rampart_flood::Strike::Waf, now);
+                flood
+                    .shield
+                    .report_strike(client, rampart_flood::Strike::Waf, now);
             }
         }
         if !self.access_log.enabled() {
@@ -887,7 +1394,11 @@ impl ProxyHttp for Gateway {
             _ => None,
         };
         let header = session.req_header();
-        let protocol = if session.is_http2() { "HTTP/2" } else { "HTTP/1.1" };
+        let protocol = if session.is_http2() {
+            "HTTP/2"
+        } else {
+            "HTTP/1.1"
+        };
         let path_and_query = header.uri.path_and_query().map_or("/", |p| p.as_str());
         let record = AccessRecord {
             time: now_rfc3339(),
@@ -914,7 +1425,14 @@ impl Gateway {
     /// GET or HEAD, and answers from a kept copy when the origin should be
     /// spared (the site is under attack) or cannot answer (no healthy
     /// upstream server). Returns true when it answered.
-    async fn serve_from_cache(&self, session: &mut Session, ctx: &mut RequestContext, snapshot: &Snapshot, site: usize, host: &str) -> Result<bool> {
+    async fn serve_from_cache(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestContext,
+        snapshot: &Snapshot,
+        site: usize,
+        host: &str,
+    ) -> Result<bool> {
         let cache = &self.runtime.cache;
         if !cache.config().enabled || ctx.upgrade {
             return Ok(false);
@@ -923,14 +1441,33 @@ impl Gateway {
         // The gateway's own clearance and ticket cookies say nothing about
         // who the visitor is to the site; any other cookie may.
         let site_cookies = header.headers.get_all("cookie").iter().any(|v| {
-            v.to_str().map_or(true, |v| v.split(';').map(str::trim).any(|c| !c.is_empty() && !c.starts_with("rampart_clearance=") && !c.starts_with("rampart_ticket=")))
+            v.to_str().map_or(true, |v| {
+                v.split(';').map(str::trim).any(|c| {
+                    !c.is_empty()
+                        && !c.starts_with("rampart_clearance=")
+                        && !c.starts_with("rampart_ticket=")
+                })
+            })
         });
-        if !rampart_cache::request_is_cacheable(header.method.as_str(), site_cookies, header.headers.contains_key("authorization")) {
+        if !rampart_cache::request_is_cacheable(
+            header.method.as_str(),
+            site_cookies,
+            header.headers.contains_key("authorization"),
+        ) {
             return Ok(false);
         }
-        let path = header.uri.path_and_query().map_or("/", |p| p.as_str());
-        let encoding = header.headers.get("accept-encoding").and_then(|v| v.to_str().ok());
-        let key = cache.key(&snapshot.sites[site].name, host, path, encoding);
+        // The key is made of the resolved authority and the forwarded
+        // target, so every spelling of a page shares one copy.
+        let target = forwarded_target(
+            ctx.path.as_ref().map_or("/", |p| p.forwarded.as_str()),
+            header.raw_path(),
+        );
+        let target = String::from_utf8_lossy(&target);
+        let encoding = header
+            .headers
+            .get("accept-encoding")
+            .and_then(|v| v.to_str().ok());
+        let key = cache.key(&snapshot.sites[site].name, host, &target, encoding);
         ctx.cache_key = Some(key);
         let under_attack = match (ctx.flood_site, &snapshot.flood) {
             (Some(id), Some(flood)) => flood.shield.under_attack(id),
@@ -940,26 +1477,52 @@ impl Gateway {
         if !(under_attack || origin_down) {
             return Ok(false);
         }
-        let Some((copy, freshness)) = cache.get(key, crate::incidents::now_ms() as u64) else { return Ok(false) };
-        ctx.verdict = Cow::Borrowed(if under_attack { "cache:under-attack" } else { "cache:origin-down" });
+        let Some((copy, freshness)) = cache.get(key, crate::incidents::now_ms() as u64) else {
+            return Ok(false);
+        };
+        ctx.verdict = Cow::Borrowed(if under_attack {
+            "cache:under-attack"
+        } else {
+            "cache:origin-down"
+        });
         self.write_cached(session, ctx, &copy, freshness).await?;
         Ok(true)
     }
 
     /// Sends a kept copy, marked with its age and whether it was stale.
-    async fn write_cached(&self, session: &mut Session, ctx: &RequestContext, copy: &rampart_cache::CachedResponse, freshness: rampart_cache::Freshness) -> Result<()> {
+    async fn write_cached(
+        &self,
+        session: &mut Session,
+        ctx: &RequestContext,
+        copy: &rampart_cache::CachedResponse,
+        freshness: rampart_cache::Freshness,
+    ) -> Result<()> {
         let mut head = ResponseHeader::build(copy.status, Some(copy.headers.len() + 4))?;
         for (name, value) in &copy.headers {
             head.append_header(name.clone(), value.as_str())?;
         }
         head.insert_header("content-length", copy.body.len().to_string())?;
-        head.insert_header("age", copy.age_secs(crate::incidents::now_ms() as u64).to_string())?;
-        head.insert_header("x-rampart-cache", if freshness == rampart_cache::Freshness::Fresh { "hit" } else { "stale" })?;
+        head.insert_header(
+            "age",
+            copy.age_secs(crate::incidents::now_ms() as u64).to_string(),
+        )?;
+        head.insert_header(
+            "x-rampart-cache",
+            if freshness == rampart_cache::Freshness::Fresh {
+                "hit"
+            } else {
+                "stale"
+            },
+        )?;
         head.insert_header("x-request-id", ctx.reference.as_str())?;
         let head_only = session.req_header().method == http::Method::HEAD;
-        session.write_response_header(Box::new(head), head_only).await?;
+        session
+            .write_response_header(Box::new(head), head_only)
+            .await?;
         if !head_only {
-            session.write_response_body(Some(copy.body.clone()), true).await?;
+            session
+                .write_response_body(Some(copy.body.clone()), true)
+                .await?;
         }
         Ok(())
     }
@@ -967,7 +1530,9 @@ impl Gateway {
     /// The serve-stale cache, response side: copies the bytes that went to
     /// the client and keeps them at the end, if no layer objected.
     fn fill_cache(&self, body: &Option<Bytes>, end_of_stream: bool, ctx: &mut RequestContext) {
-        let Some(fill) = ctx.cache_fill.as_mut() else { return };
+        let Some(fill) = ctx.cache_fill.as_mut() else {
+            return;
+        };
         if let Some(chunk) = body {
             if fill.body.len() + chunk.len() > self.runtime.cache.config().max_entry_bytes {
                 ctx.cache_fill = None;
@@ -988,7 +1553,9 @@ impl Gateway {
     /// Keeps a completely copied response in the serve-stale cache, unless a
     /// layer objected to it.
     fn store_cache(&self, ctx: &mut RequestContext) {
-        let Some(fill) = ctx.cache_fill.take() else { return };
+        let Some(fill) = ctx.cache_fill.take() else {
+            return;
+        };
         if !fill.complete {
             return;
         }
@@ -1000,7 +1567,14 @@ impl Gateway {
         let clean = allowed && !ctx.waf.as_ref().is_some_and(|w| w.intervened);
         if clean {
             if let Some(key) = ctx.cache_key {
-                self.runtime.cache.put(key, fill.status, &fill.headers, Bytes::from(fill.body), fill.keep_for, crate::incidents::now_ms() as u64);
+                self.runtime.cache.put(
+                    key,
+                    fill.status,
+                    &fill.headers,
+                    Bytes::from(fill.body),
+                    fill.keep_for,
+                    crate::incidents::now_ms() as u64,
+                );
             }
         }
     }
@@ -1013,10 +1587,20 @@ fn traffic_outcome(verdict: &str) -> crate::incidents::Outcome {
     match layer {
         "waf" if rest.starts_with("block") || rest == "error" => Outcome::Blocked,
         "flood" if rest == "challenge" => Outcome::Challenged,
-        "flood" if rest.starts_with("limited") || rest == "waiting-room" || rest == "unavailable" => Outcome::Limited,
+        "flood"
+            if rest.starts_with("limited") || rest == "waiting-room" || rest == "unavailable" =>
+        {
+            Outcome::Limited
+        }
         "flood" if rest == "banned" || rest.starts_with("challenge-rejected") => Outcome::Blocked,
         "limit" | "unknown-site" => Outcome::Blocked,
-        "leak" if rest.starts_with("block") || rest.starts_with("too-large") || rest == "error-cut-off" => Outcome::Blocked,
+        "leak"
+            if rest.starts_with("block")
+                || rest.starts_with("too-large")
+                || rest == "error-cut-off" =>
+        {
+            Outcome::Blocked
+        }
         "upstream-failure" => Outcome::UpstreamError,
         "cache" if rest == "stale-on-error" => Outcome::UpstreamError,
         _ => Outcome::Passed,
@@ -1027,7 +1611,14 @@ impl Gateway {
     /// The event a finished request leaves in the store, if its verdict is
     /// one an incident is made of. Allowed requests leave none: the traffic
     /// samples count them.
-    fn record_request_event(&self, ctx: &RequestContext, site: &str, route: &str, status: u16, error: Option<&Error>) {
+    fn record_request_event(
+        &self,
+        ctx: &RequestContext,
+        site: &str,
+        route: &str,
+        status: u16,
+        error: Option<&Error>,
+    ) {
         use rampart_incidents::EventKind;
         let verdict: &str = &ctx.verdict;
         // High-volume kinds (a flood refused or challenged request by request,
@@ -1043,12 +1634,19 @@ impl Gateway {
         };
         if let (Some(tag), Some(client)) = (tag, ctx.client) {
             let second = (crate::incidents::now_ms() / 1000) as u64;
-            if !self.runtime.events.throttle.first_this_second(client, tag, second) {
+            if !self
+                .runtime
+                .events
+                .throttle
+                .first_this_second(client, tag, second)
+            {
                 return;
             }
         }
         let waf_findings = || {
-            let Some(waf) = ctx.waf.as_ref() else { return (Vec::new(), 0, Vec::new()) };
+            let Some(waf) = ctx.waf.as_ref() else {
+                return (Vec::new(), 0, Vec::new());
+            };
             let mut rules = Vec::new();
             let mut attacks: Vec<String> = Vec::new();
             for m in waf.tx.matched_rules().iter().filter(|m| m.logged) {
@@ -1074,21 +1672,33 @@ impl Gateway {
         let kind = match verdict.split_once(':').unwrap_or((verdict, "")) {
             ("waf", rest) if rest.starts_with("block") => {
                 let (rules, score, attacks) = waf_findings();
-                EventKind::WafBlock { rules, score, attacks, status }
+                EventKind::WafBlock {
+                    rules,
+                    score,
+                    attacks,
+                    status,
+                }
             }
             ("waf", "logged" | "detect") => {
                 let (rules, score, attacks) = waf_findings();
-                EventKind::WafMatch { rules, score, attacks }
+                EventKind::WafMatch {
+                    rules,
+                    score,
+                    attacks,
+                }
             }
             ("flood", "challenge") => EventKind::Challenged,
             ("flood", rest) if rest.starts_with("cleared") => EventKind::Cleared,
-            ("flood", rest) if rest.starts_with("limited") => {
-                EventKind::RateLimited { scope: rest.trim_start_matches("limited:").to_ascii_lowercase() }
-            }
+            ("flood", rest) if rest.starts_with("limited") => EventKind::RateLimited {
+                scope: rest.trim_start_matches("limited:").to_ascii_lowercase(),
+            },
             ("flood", "waiting-room" | "unavailable") => EventKind::Queued,
             ("upstream-failure", _) | ("cache", "stale-on-error") => EventKind::UpstreamFailure {
                 status,
-                reason: error.map_or_else(|| format!("answered {status}"), |e| e.etype().as_str().to_string()),
+                reason: error.map_or_else(
+                    || format!("answered {status}"),
+                    |e| e.etype().as_str().to_string(),
+                ),
             },
             _ => return,
         };
@@ -1096,20 +1706,70 @@ impl Gateway {
     }
 }
 
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        // [v6]:port
-        return host.split(']').next().map_or(host, |h| &host[..h.len() + 1]);
+/// The path of a request's target, without its query: from the raw bytes
+/// in origin form (the URI parser may have been lenient with them), from
+/// the parsed URI in absolute form.
+fn request_path(header: &pingora::http::RequestHeader) -> Cow<'_, str> {
+    let raw = header.raw_path();
+    if raw.first() == Some(&b'/') {
+        let end = raw.iter().position(|&b| b == b'?').unwrap_or(raw.len());
+        String::from_utf8_lossy(&raw[..end])
+    } else {
+        Cow::Borrowed(header.uri.path())
     }
-    host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
+/// The origin-form target the upstream is sent: the normalised path and
+/// the query exactly as the client wrote it.
+fn forwarded_target(forwarded_path: &str, raw_target: &[u8]) -> Vec<u8> {
+    let mut target = Vec::with_capacity(raw_target.len() + 1);
+    target.extend_from_slice(forwarded_path.as_bytes());
+    if let Some(q) = raw_target.iter().position(|&b| b == b'?') {
+        target.extend_from_slice(&raw_target[q..]);
+    }
+    target
+}
+
+/// The leak guard's policy for a request, from its resolved site and path.
+fn request_leak_policy<'a>(
+    snapshot: &'a Snapshot,
+    ctx: &RequestContext,
+) -> Option<&'a rampart_leakguard::RoutePolicy> {
+    let leak = snapshot.leak.as_ref()?;
+    let site = &snapshot.sites[ctx.site?];
+    Some(leak.policies.route_among(
+        &site.leak_sites,
+        ctx.path.as_ref().map_or("/", |p| p.matching.as_str()),
+    ))
+}
+
+/// [`request_leak_policy`] for the snapshot the request holds.
+fn request_leak_policy_of<'a>(
+    leak: &'a crate::leak::LeakRuntime,
+    ctx: &RequestContext,
+) -> &'a rampart_leakguard::RoutePolicy {
+    let sites = match (&ctx.snapshot, ctx.site) {
+        (Some(s), Some(i)) => s.sites[i].leak_sites.as_slice(),
+        _ => &[],
+    };
+    leak.policies.route_among(
+        sites,
+        ctx.path.as_ref().map_or("/", |p| p.matching.as_str()),
+    )
+}
 
 impl Gateway {
     /// Phase 4: holds inspected response types back until the WAF has
     /// judged them.
-    fn waf_response_body(&self, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestContext) -> Result<Option<Duration>> {
-        let Some(waf) = ctx.waf.as_mut() else { return Ok(None) };
+    fn waf_response_body(
+        &self,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestContext,
+    ) -> Result<Option<Duration>> {
+        let Some(waf) = ctx.waf.as_mut() else {
+            return Ok(None);
+        };
         if !waf.holding_response {
             return Ok(None);
         }
@@ -1119,12 +1779,17 @@ impl Gateway {
         }
         if end_of_stream || waf.response_body.len() >= RESPONSE_INSPECTION_CAP {
             waf.holding_response = false;
-            let verdict = guarded(&self.runtime.metrics.waf_errors, || waf.tx.process_response_body());
+            let verdict = guarded(&self.runtime.metrics.waf_errors, || {
+                waf.tx.process_response_body()
+            });
             if verdict != Some(Verdict::Continue) {
                 // The status line is already on its way, so the only safe
                 // answer is to cut the response off before the body leaks.
                 self.note_waf_refusal(ctx, verdict);
-                return Err(Error::explain(ErrorType::HTTPStatus(403), "response body refused by the WAF"));
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(403),
+                    "response body refused by the WAF",
+                ));
             }
             *body = Some(Bytes::from(std::mem::take(&mut waf.response_body)));
         }
@@ -1138,8 +1803,16 @@ impl Gateway {
     /// bytes. A block found mid-stream can only cut the response off. Where
     /// the scan can only report, an unencoded body's last piece is left to
     /// [`finish_deferred_leak`](Self::finish_deferred_leak) in the logging phase.
-    fn leak_response_body(&self, session: &Session, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestContext) -> Result<()> {
-        let Some(leak) = ctx.leak.as_mut() else { return Ok(()) };
+    fn leak_response_body(
+        &self,
+        session: &Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestContext,
+    ) -> Result<()> {
+        let Some(leak) = ctx.leak.as_mut() else {
+            return Ok(());
+        };
         let only_reports = leak.only_reports;
         if end_of_stream && leak.decoder.is_none() && only_reports {
             // Nothing the scan can find would change or stop this response,
@@ -1152,15 +1825,27 @@ impl Gateway {
         // A panic inside the scanner costs this response, not the process.
         // Where the scan could stop or change the response it is cut off
         // rather than sent unscanned.
-        let Some((blocked, outcome)) = guarded(&self.runtime.metrics.leak_errors, || scan_piece(leak, body, end_of_stream)) else {
+        let Some((blocked, outcome)) = guarded(&self.runtime.metrics.leak_errors, || {
+            scan_piece(leak, body, end_of_stream)
+        }) else {
             drop_failed_leak(ctx, !only_reports);
-            return if !only_reports { Err(Error::explain(ErrorType::HTTPStatus(503), "response cut off: the leak guard failed")) } else { Ok(()) };
+            return if !only_reports {
+                Err(Error::explain(
+                    ErrorType::HTTPStatus(503),
+                    "response cut off: the leak guard failed",
+                ))
+            } else {
+                Ok(())
+            };
         };
         if let Some(outcome) = outcome {
             self.settle_leak(ctx, &outcome);
             if blocked || outcome.action == rampart_leakguard::Action::Block {
                 let _ = session;
-                return Err(Error::explain(ErrorType::HTTPStatus(503), "response cut off by the leak guard"));
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(503),
+                    "response cut off by the leak guard",
+                ));
             }
         }
         Ok(())
@@ -1170,7 +1855,14 @@ impl Gateway {
     /// its state to the pool.
     fn settle_leak(&self, ctx: &mut RequestContext, outcome: &rampart_leakguard::Outcome) {
         let (site, route) = site_and_route(ctx);
-        if let Some(verdict) = leak_outcome(&self.runtime, ctx.client, &ctx.reference, site, route, outcome) {
+        if let Some(verdict) = leak_outcome(
+            &self.runtime,
+            ctx.client,
+            &ctx.reference,
+            site,
+            route,
+            outcome,
+        ) {
             ctx.verdict = Cow::Owned(verdict);
         }
         if let (Some(state), Some(runtime)) = (ctx.leak.take(), snapshot_leak(ctx)) {
@@ -1182,40 +1874,78 @@ impl Gateway {
     /// after the response: its last chunk, the outcome, and then the cache
     /// decision that waits for the outcome's verdict.
     fn finish_deferred_leak(&self, ctx: &mut RequestContext) {
-        let Some(leak) = ctx.leak.as_mut() else { return };
-        let Some(last) = leak.deferred.take() else { return };
-        let outcome = guarded(&self.runtime.metrics.leak_errors, || leak.scanner.inspect_last(&last));
+        let Some(leak) = ctx.leak.as_mut() else {
+            return;
+        };
+        let Some(last) = leak.deferred.take() else {
+            return;
+        };
+        let outcome = guarded(&self.runtime.metrics.leak_errors, || {
+            leak.scanner.inspect_last(&last)
+        });
         drop(last);
         // The response has gone either way; a failed scan is only recorded.
-        let Some(outcome) = outcome else { return drop_failed_leak(ctx, false) };
+        let Some(outcome) = outcome else {
+            return drop_failed_leak(ctx, false);
+        };
         self.settle_leak(ctx, &outcome);
         self.store_cache(ctx);
     }
 
     /// A `block` route: fetch the whole response, judge it, then send it or
     /// an error page. Returns true when it answered the request.
-    async fn leak_block_route(&self, session: &mut Session, ctx: &mut RequestContext, snapshot: &Snapshot, site: usize, host: &str) -> Result<bool> {
+    async fn leak_block_route(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestContext,
+        snapshot: &Snapshot,
+        site: usize,
+    ) -> Result<bool> {
         use rampart_leakguard::Action;
-        let Some(leak) = &snapshot.leak else { return Ok(false) };
-        let header = session.req_header();
-        let method = header.method.clone();
+        let Some(leak) = &snapshot.leak else {
+            return Ok(false);
+        };
+        let method = session.req_header().method.clone();
         if ctx.upgrade || !(method == http::Method::GET || method == http::Method::HEAD) {
             return Ok(false);
         }
-        let policy = leak.policies.route(host, header.uri.path()).clone();
+        let Some(policy) = request_leak_policy(snapshot, ctx).cloned() else {
+            return Ok(false);
+        };
         if policy.action != Action::Block {
             return Ok(false);
         }
-        let Some(pool) = ctx.pool().cloned() else { return Ok(false) };
+        let Some(pool) = ctx.pool().cloned() else {
+            return Ok(false);
+        };
         let Some(index) = pool.pick(0) else {
-            self.answer(session, ctx, 503, &[("retry-after", "5")]).await?;
+            self.answer(session, ctx, 503, &[("retry-after", "5")])
+                .await?;
             return Ok(true);
         };
         ctx.server = Some(index);
         let limits = &snapshot.config.limits;
-        let mut head = format!("{} {} HTTP/1.1\r\n", method.as_str(), String::from_utf8_lossy(header.raw_path())).into_bytes();
+        let header = session.req_header();
+        // The same target and authority the proxy would send (see
+        // `upstream_request_filter`), over HTTP/1.1 whatever the client spoke.
+        let target = forwarded_target(
+            ctx.path.as_ref().map_or("/", |p| p.forwarded.as_str()),
+            header.raw_path(),
+        );
+        let mut head = Vec::with_capacity(1024);
+        head.extend_from_slice(method.as_str().as_bytes());
+        head.push(b' ');
+        head.extend_from_slice(&target);
+        head.extend_from_slice(b" HTTP/1.1\r\n");
+        let authority = ctx
+            .authority
+            .as_ref()
+            .map(|a| a.header_value())
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| pool.servers[index].address.to_string());
+        head.extend_from_slice(format!("Host: {authority}\r\n").as_bytes());
         for (name, value) in header.headers.iter() {
-            if crate::leak::is_hop_by_hop(name.as_str()) || name.as_str().eq_ignore_ascii_case("x-forwarded-for") {
+            if crate::leak::is_not_forwarded(name.as_str()) {
                 continue;
             }
             head.extend_from_slice(name.as_str().as_bytes());
@@ -1224,8 +1954,16 @@ impl Gateway {
             head.extend_from_slice(b"\r\n");
         }
         let forwarded = ctx.client.map(|c| c.to_string()).unwrap_or_default();
-        head.extend_from_slice(format!("X-Forwarded-For: {forwarded}\r\nX-Request-Id: {}\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n", ctx.reference).as_bytes());
-        let fetched = crate::leak::fetch(pool.servers[index].address, head, limits.upstream_connect_timeout, limits.upstream_read_timeout, policy.max_buffered).await;
+        let proto = if self.tls { "https" } else { "http" };
+        head.extend_from_slice(format!("X-Forwarded-For: {forwarded}\r\nX-Real-IP: {forwarded}\r\nX-Forwarded-Proto: {proto}\r\nX-Request-Id: {}\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n", ctx.reference).as_bytes());
+        let fetched = crate::leak::fetch(
+            pool.servers[index].address,
+            head,
+            limits.upstream_connect_timeout,
+            limits.upstream_read_timeout,
+            policy.max_buffered,
+        )
+        .await;
         let response = match fetched {
             Ok(r) => {
                 pool.report_success(index);
@@ -1240,7 +1978,10 @@ impl Gateway {
                     }
                     crate::leak::FetchError::Connect => {
                         if pool.report_failure(index) {
-                            self.runtime.metrics.upstream_ejections.fetch_add(1, Ordering::Relaxed);
+                            self.runtime
+                                .metrics
+                                .upstream_ejections
+                                .fetch_add(1, Ordering::Relaxed);
                         }
                         502
                     }
@@ -1253,13 +1994,44 @@ impl Gateway {
                 return Ok(true);
             }
         };
-        let content_type = response.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+        let content_type = response
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default();
         let mut body = response.body;
         if rampart_leakguard::is_scannable(&content_type) {
+            // The fetch asked for `identity`, but an origin may send a
+            // compressed body whatever it is asked (pre-compressed files):
+            // it is decoded before the verdict, and one that cannot be
+            // decoded is not sent unjudged.
+            let encoding = response
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-encoding"))
+                .map(|(_, v)| String::from_utf8_lossy(v).trim().to_string())
+                .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"));
+            let decoded = match &encoding {
+                None => None,
+                Some(e) => match decode_whole(e, &body) {
+                    Some(plain) => Some(plain),
+                    None => {
+                        ctx.verdict = Cow::Borrowed("leak:uninspectable");
+                        self.runtime
+                            .metrics
+                            .leak_uninspectable
+                            .fetch_add(1, Ordering::Relaxed);
+                        self.answer(session, ctx, 502, &[]).await?;
+                        return Ok(true);
+                    }
+                },
+            };
             let mut state = leak.response_state(&policy, None, false);
             let mut out = Vec::with_capacity(body.len());
+            let judged: &[u8] = decoded.as_deref().unwrap_or(&body);
             let scanned = guarded(&self.runtime.metrics.leak_errors, || {
-                state.scanner.push(&body, &mut out);
+                state.scanner.push(judged, &mut out);
                 state.scanner.finish(&mut out)
             });
             // A panic inside the scanner: the state is not pooled again and
@@ -1270,15 +2042,28 @@ impl Gateway {
                 return Ok(true);
             };
             leak.give_back(state);
-            let route = ctx.route.map_or(String::new(), |r| snapshot.sites[site].routes[r].prefix.clone());
-            if let Some(verdict) = leak_outcome(&self.runtime, ctx.client, &ctx.reference, &snapshot.sites[site].name, &route, &outcome) {
+            let route = ctx.route.map_or(String::new(), |r| {
+                snapshot.sites[site].routes[r].prefix.clone()
+            });
+            if let Some(verdict) = leak_outcome(
+                &self.runtime,
+                ctx.client,
+                &ctx.reference,
+                &snapshot.sites[site].name,
+                &route,
+                &outcome,
+            ) {
                 ctx.verdict = Cow::Owned(verdict);
             }
             if outcome.action == Action::Block {
                 self.answer(session, ctx, 503, &[]).await?;
                 return Ok(true);
             }
-            body = out;
+            // An encoded body passed the scan decoded; the client gets the
+            // bytes and the encoding the origin sent.
+            if decoded.is_none() {
+                body = out;
+            }
         }
         let mut reply = ResponseHeader::build(response.status, Some(response.headers.len() + 2))?;
         for (name, value) in &response.headers {
@@ -1290,19 +2075,38 @@ impl Gateway {
         reply.insert_header("content-length", body.len().to_string())?;
         reply.insert_header("x-request-id", ctx.reference.as_str())?;
         let head_only = method == http::Method::HEAD;
-        session.write_response_header(Box::new(reply), head_only).await?;
+        session
+            .write_response_header(Box::new(reply), head_only)
+            .await?;
         if !head_only {
-            session.write_response_body(Some(Bytes::from(body)), true).await?;
+            session
+                .write_response_body(Some(Bytes::from(body)), true)
+                .await?;
         }
         Ok(true)
     }
+}
+
+/// A whole encoded body decoded for judging, within the leak guard's
+/// decoding cap; `None` when the encoding is unknown, the bytes are
+/// corrupt or they expand past the cap.
+fn decode_whole(encoding: &str, body: &[u8]) -> Option<Vec<u8>> {
+    let mut decoder = rampart_decode::LayeredDecoder::new(encoding, LEAK_DECODE_CAP).ok()?;
+    let mut plain = Vec::with_capacity(body.len() * 4);
+    decoder.push(body, &mut plain).ok()?;
+    decoder.finish(&mut plain).ok()?;
+    Some(plain)
 }
 
 /// One piece of a streamed response through its leak-guard state: decoded,
 /// scanned, and on a redact route replaced in `body` by the masked text.
 /// Returns whether the scan blocked and, at the end of the body or on a
 /// block, the outcome.
-fn scan_piece(leak: &mut crate::leak::ResponseLeakState, body: &mut Option<Bytes>, end_of_stream: bool) -> (bool, Option<rampart_leakguard::Outcome>) {
+fn scan_piece(
+    leak: &mut crate::leak::ResponseLeakState,
+    body: &mut Option<Bytes>,
+    end_of_stream: bool,
+) -> (bool, Option<rampart_leakguard::Outcome>) {
     let mut blocked = false;
     let mut finished = None;
     if let Some(chunk) = body.as_ref() {
@@ -1371,13 +2175,21 @@ fn scan_piece(leak: &mut crate::leak::ResponseLeakState, body: &mut Option<Bytes
 /// `leak:error-cut-off` when it was refused or cut off (counted as blocked).
 fn drop_failed_leak(ctx: &mut RequestContext, cut_off: bool) {
     ctx.leak = None;
-    ctx.verdict = Cow::Borrowed(if cut_off { "leak:error-cut-off" } else { "leak:error" });
+    ctx.verdict = Cow::Borrowed(if cut_off {
+        "leak:error-cut-off"
+    } else {
+        "leak:error"
+    });
 }
 
 /// The site name and route prefix of a request, for events.
 fn site_and_route(ctx: &RequestContext) -> (&str, &str) {
     match (&ctx.snapshot, ctx.site) {
-        (Some(s), Some(i)) => (s.sites[i].name.as_str(), ctx.route.map_or("", |r| s.sites[i].routes[r].prefix.as_str())),
+        (Some(s), Some(i)) => (
+            s.sites[i].name.as_str(),
+            ctx.route
+                .map_or("", |r| s.sites[i].routes[r].prefix.as_str()),
+        ),
         _ => ("", ""),
     }
 }
@@ -1390,10 +2202,12 @@ fn snapshot_leak(ctx: &RequestContext) -> Option<&crate::leak::LeakRuntime> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn ports_are_stripped_from_hosts() {
-        assert_eq!(super::strip_port("example.org:8080"), "example.org");
-        assert_eq!(super::strip_port("example.org"), "example.org");
-        assert_eq!(super::strip_port("[::1]:8080"), "[::1]");
+    fn the_upstream_target_keeps_the_query_as_written() {
+        assert_eq!(
+            super::forwarded_target("/donations/feed", b"/%64onations/feed?a=%2e&b"),
+            b"/donations/feed?a=%2e&b".to_vec()
+        );
+        assert_eq!(super::forwarded_target("/", b"http://x/"), b"/".to_vec());
     }
 
     /// A leak-guard failure counts as blocked only where the response was
@@ -1401,9 +2215,15 @@ mod tests {
     #[test]
     fn leak_guard_failures_count_by_what_the_client_got() {
         use crate::incidents::Outcome;
-        assert_eq!(super::traffic_outcome("leak:error-cut-off"), Outcome::Blocked);
+        assert_eq!(
+            super::traffic_outcome("leak:error-cut-off"),
+            Outcome::Blocked
+        );
         assert_eq!(super::traffic_outcome("leak:error"), Outcome::Passed);
-        assert_eq!(super::traffic_outcome("leak:block:donor_list"), Outcome::Blocked);
+        assert_eq!(
+            super::traffic_outcome("leak:block:donor_list"),
+            Outcome::Blocked
+        );
     }
 
     /// A panic inside an inspection step becomes `None` and is counted; a
@@ -1427,6 +2247,9 @@ mod size_probe {
     #[test]
     fn the_request_context_stays_small() {
         let size = std::mem::size_of::<super::RequestContext>();
-        assert!(size <= 512, "RequestContext is {size} bytes; box the large parts");
+        assert!(
+            size <= 512,
+            "RequestContext is {size} bytes; box the large parts"
+        );
     }
 }

@@ -41,6 +41,10 @@ pub struct SiteRuntime {
     pub pool: Arc<Pool>,
     /// Longest prefix first, so the first match is the most specific.
     pub routes: Vec<RouteRuntime>,
+    /// The leak guard's site entries (indices into its `sites`) whose host
+    /// names this site answers to: its policy is chosen among them, by the
+    /// site the request resolved to, never by the raw `Host` header.
+    pub leak_sites: Vec<usize>,
 }
 
 pub struct RouteRuntime {
@@ -48,6 +52,9 @@ pub struct RouteRuntime {
     pub pool: Arc<Pool>,
     pub api: bool,
     pub max_body_bytes: Option<u64>,
+    /// Whether a WebSocket (or other) upgrade may become a tunnel here;
+    /// when unset, everywhere but on the leak guard's block routes.
+    pub websocket: Option<bool>,
 }
 
 impl Snapshot {
@@ -65,15 +72,17 @@ impl Snapshot {
         if engines.is_empty() {
             return;
         }
-        let spawned = std::thread::Builder::new().name("waf-warm-up".into()).spawn(move || {
-            for engine in engines {
-                // Load already checked every pattern, so a failure here is a
-                // size limit met while compiling; that rule then never matches.
-                if let Err(errors) = engine.warm_up() {
-                    eprintln!("rampart: warning: {errors}");
+        let spawned = std::thread::Builder::new()
+            .name("waf-warm-up".into())
+            .spawn(move || {
+                for engine in engines {
+                    // Load already checked every pattern, so a failure here is a
+                    // size limit met while compiling; that rule then never matches.
+                    if let Err(errors) = engine.warm_up() {
+                        eprintln!("rampart: warning: {errors}");
+                    }
                 }
-            }
-        });
+            });
         if let Err(e) = spawned {
             eprintln!("rampart: warning: cannot start the WAF warm-up thread ({e}); regexes compile on first use");
         }
@@ -92,8 +101,13 @@ impl Snapshot {
         self.catch_all
     }
 
-    pub fn route_for_path(&self, site: usize, path: &str) -> Option<usize> {
-        self.sites[site].routes.iter().position(|r| path.starts_with(r.prefix.as_str()))
+    /// The route of a request's matching path (see `resolve`), compared
+    /// without case.
+    pub fn route_for_path(&self, site: usize, matching_path: &str) -> Option<usize> {
+        self.sites[site]
+            .routes
+            .iter()
+            .position(|r| crate::resolve::under_prefix(matching_path, &r.prefix))
     }
 
     /// The certificate for a TLS server name (SNI); the first site's
@@ -130,16 +144,30 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn new(config: Config, metrics: Arc<Metrics>, events: crate::incidents::EventLog) -> Result<Arc<Runtime>, ConfigErrors> {
+    pub fn new(
+        config: Config,
+        metrics: Arc<Metrics>,
+        events: crate::incidents::EventLog,
+    ) -> Result<Arc<Runtime>, ConfigErrors> {
         let flood_state = crate::flood::FloodState::default();
         let cache = rampart_cache::Cache::new(config.cache.clone());
         let snapshot = build(config, 1, &metrics, None, Some(&flood_state))?;
         snapshot.warm_up_in_background();
-        Ok(Arc::new(Runtime { current: RwLock::new(Arc::new(snapshot)), metrics, generation: AtomicU64::new(1), flood_state, events, cache }))
+        Ok(Arc::new(Runtime {
+            current: RwLock::new(Arc::new(snapshot)),
+            metrics,
+            generation: AtomicU64::new(1),
+            flood_state,
+            events,
+            cache,
+        }))
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Re-reads the configuration file and swaps it in. A configuration with
@@ -153,12 +181,19 @@ impl Runtime {
                 file: "(command line)".into(),
                 line: 0,
                 column: 0,
-                message: "this gateway was started without --config, so there is no file to reload".into(),
+                message: "this gateway was started without --config, so there is no file to reload"
+                    .into(),
             }]));
         };
         let result = Config::load(&path).and_then(|config| {
             let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-            build(config, generation, &self.metrics, Some(&old), Some(&self.flood_state))
+            build(
+                config,
+                generation,
+                &self.metrics,
+                Some(&old),
+                Some(&self.flood_state),
+            )
         });
         match result {
             Ok(snapshot) => {
@@ -166,11 +201,18 @@ impl Runtime {
                 if snapshot.config.listeners != old.config.listeners {
                     warnings.push("listener changes take effect at the next restart; the current listeners stay open".to_string());
                 }
-                if snapshot.config.server.threads != old.config.server.threads || snapshot.config.server.admin_listen != old.config.server.admin_listen {
-                    warnings.push("`threads` and `admin_listen` take effect at the next restart".to_string());
+                if snapshot.config.server.threads != old.config.server.threads
+                    || snapshot.config.server.admin_listen != old.config.server.admin_listen
+                {
+                    warnings.push(
+                        "`threads` and `admin_listen` take effect at the next restart".to_string(),
+                    );
                 }
-                if format!("{:?}", snapshot.config.incidents) != format!("{:?}", old.config.incidents) {
-                    warnings.push("`[incidents]` changes take effect at the next restart".to_string());
+                if format!("{:?}", snapshot.config.incidents)
+                    != format!("{:?}", old.config.incidents)
+                {
+                    warnings
+                        .push("`[incidents]` changes take effect at the next restart".to_string());
                 }
                 if snapshot.config.cache != old.config.cache {
                     warnings.push("`[cache]` changes take effect at the next restart".to_string());
@@ -198,7 +240,10 @@ pub fn build(
     flood_state: Option<&crate::flood::FloodState>,
 ) -> Result<Snapshot, ConfigErrors> {
     let mut errors = Vec::new();
-    let source = config.source.as_ref().map_or_else(|| "(command line)".to_string(), |p| p.display().to_string());
+    let source = config
+        .source
+        .as_ref()
+        .map_or_else(|| "(command line)".to_string(), |p| p.display().to_string());
     let flood = match flood_state {
         Some(state) => match state.build(&config, &source) {
             Ok(f) => f,
@@ -218,8 +263,14 @@ pub fn build(
     };
     let mut pools = HashMap::new();
     for def in &config.upstreams {
-        let reused = previous.and_then(|p| p.pools.get(&def.name)).filter(|p| p.definition == *def).cloned();
-        pools.insert(def.name.clone(), reused.unwrap_or_else(|| Pool::new(def.clone())));
+        let reused = previous
+            .and_then(|p| p.pools.get(&def.name))
+            .filter(|p| p.definition == *def)
+            .cloned();
+        pools.insert(
+            def.name.clone(),
+            reused.unwrap_or_else(|| Pool::new(def.clone())),
+        );
     }
     let mut sites = Vec::new();
     let mut exact_hosts = HashMap::new();
@@ -243,15 +294,23 @@ pub fn build(
                 }
             },
         };
-        let Some(pool) = pools.get(&site.upstream).cloned() else { continue };
+        let Some(pool) = pools.get(&site.upstream).cloned() else {
+            continue;
+        };
         let mut routes: Vec<RouteRuntime> = site
             .routes
             .iter()
             .map(|r| RouteRuntime {
                 prefix: r.prefix.clone(),
-                pool: r.upstream.as_ref().and_then(|u| pools.get(u)).cloned().unwrap_or_else(|| pool.clone()),
+                pool: r
+                    .upstream
+                    .as_ref()
+                    .and_then(|u| pools.get(u))
+                    .cloned()
+                    .unwrap_or_else(|| pool.clone()),
                 api: r.api,
                 max_body_bytes: r.max_body_bytes,
+                websocket: r.websocket,
             })
             .collect();
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
@@ -282,12 +341,17 @@ pub fn build(
                 }),
             }
         }
-        sites.push(SiteRuntime { name: site.name.clone(), waf, waf_mode: site.waf.mode, metrics: metrics.site(&site.name), pool, routes });
+        sites.push(SiteRuntime {
+            name: site.name.clone(),
+            waf,
+            waf_mode: site.waf.mode,
+            metrics: metrics.site(&site.name),
+            pool,
+            routes,
+            leak_sites: Vec::new(),
+        });
     }
-    if !errors.is_empty() {
-        return Err(ConfigErrors(errors));
-    }
-    Ok(Snapshot {
+    let mut snapshot = Snapshot {
         config,
         generation,
         sites,
@@ -299,7 +363,25 @@ pub fn build(
         default_certificate,
         flood,
         leak,
-    })
+    };
+    // Each leak-guard site entry belongs to the gateway site its host name
+    // resolves to, as a request with that name would.
+    if let Some(leak) = &snapshot.leak {
+        for (j, entry) in leak.policies.sites.iter().enumerate() {
+            let Ok(authority) = crate::resolve::parse_authority(&entry.host) else {
+                continue;
+            };
+            if let Some(i) = snapshot.site_for_host(&authority.host) {
+                if let Some(site) = snapshot.sites.get_mut(i) {
+                    site.leak_sites.push(j);
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    Ok(snapshot)
 }
 
 fn load_certificate(site: &Site) -> Result<CertifiedKey, String> {
@@ -309,10 +391,17 @@ fn load_certificate(site: &Site) -> Result<CertifiedKey, String> {
     let loaded = pingora::tls::load_certs_and_key_files(&cert, &key)
         .map_err(|e| format!("cannot load the certificate or key of site `{}`: {e}; check that both files exist and are PEM", site.name))?;
     let Some((certs, key_der)) = loaded else {
-        return Err(format!("no certificate found in `{cert}` or no private key in `{key}` for site `{}`", site.name));
+        return Err(format!(
+            "no certificate found in `{cert}` or no private key in `{key}` for site `{}`",
+            site.name
+        ));
     };
-    let signing_key = rustls::crypto::ring::sign::any_supported_type(&key_der)
-        .map_err(|e| format!("the private key `{key}` of site `{}` cannot be used: {e}", site.name))?;
+    let signing_key = rustls::crypto::ring::sign::any_supported_type(&key_der).map_err(|e| {
+        format!(
+            "the private key `{key}` of site `{}` cannot be used: {e}",
+            site.name
+        )
+    })?;
     Ok(CertifiedKey::new(certs, signing_key))
 }
 

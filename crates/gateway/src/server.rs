@@ -16,14 +16,14 @@ use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
 use crate::accesslog::{AccessLog, LineSink};
-use crate::config::AccessLogTarget;
 use crate::admin::AdminApp;
 use crate::admission::{Admission, ConnectionTable};
+use crate::config::AccessLogTarget;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::pool;
 use crate::proxy::Gateway;
 use crate::runtime::{Runtime, RuntimeHandle, SniResolver};
-use crate::pool;
 
 /// Errors that stop the gateway from starting.
 #[derive(Debug)]
@@ -57,10 +57,20 @@ struct EarlyRefusal {
 impl ConnectionFilter for EarlyRefusal {
     async fn should_accept(&self, addr: Option<&std::net::SocketAddr>) -> bool {
         let Some(addr) = addr else { return true };
-        let per_client = self.runtime.0.snapshot().config.limits.max_connections_per_client;
+        let per_client = self
+            .runtime
+            .0
+            .snapshot()
+            .config
+            .limits
+            .max_connections_per_client;
         let admit = self.table.open_for(&addr.ip()) < per_client;
         if !admit {
-            self.runtime.0.metrics.connections_rejected_per_client.fetch_add(1, Ordering::Relaxed);
+            self.runtime
+                .0
+                .metrics
+                .connections_rejected_per_client
+                .fetch_add(1, Ordering::Relaxed);
         }
         admit
     }
@@ -71,14 +81,17 @@ impl ConnectionFilter for EarlyRefusal {
 pub fn run(config: Config) -> Result<(), StartError> {
     let metrics = Arc::new(Metrics::default());
     let events = crate::incidents::EventLog::start(&config).map_err(StartError::Events)?;
-    let runtime = Runtime::new(config.clone(), metrics.clone(), events).map_err(StartError::Config)?;
-    let access_log = AccessLog::start(&config.server.access_log, metrics.clone()).map_err(StartError::AccessLog)?;
+    let runtime =
+        Runtime::new(config.clone(), metrics.clone(), events).map_err(StartError::Config)?;
+    let access_log = AccessLog::start(&config.server.access_log, metrics.clone())
+        .map_err(StartError::AccessLog)?;
     let file_sink = |path: &Option<std::path::PathBuf>, name: &str| match path {
         Some(p) => LineSink::start(&AccessLogTarget::File(p.clone()), name, metrics.clone()),
         None => Ok(LineSink::off(metrics.clone())),
     };
     let waf_log = file_sink(&config.server.waf_log, "waf-log").map_err(StartError::AccessLog)?;
-    let audit_log = file_sink(&config.server.audit_log, "audit-log").map_err(StartError::AccessLog)?;
+    let audit_log =
+        file_sink(&config.server.audit_log, "audit-log").map_err(StartError::AccessLog)?;
 
     let conf = ServerConf {
         threads: config.server.threads,
@@ -90,7 +103,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
         // Let in-flight requests finish on shutdown, but not forever.
         grace_period_seconds: Some(1),
         graceful_shutdown_timeout_seconds: Some(10),
-        pid_file: std::env::temp_dir().join(format!("rampart-{}.pid", std::process::id())).display().to_string(),
+        pid_file: std::env::temp_dir()
+            .join(format!("rampart-{}.pid", std::process::id()))
+            .display()
+            .to_string(),
         ..ServerConf::default()
     };
     let opt = Opt::default();
@@ -101,7 +117,13 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let table = Arc::new(ConnectionTable::default());
     let handle = Arc::new(RuntimeHandle(runtime.clone()));
     for listener in &config.listeners {
-        let gateway = Gateway::new(runtime.clone(), access_log.clone(), waf_log.clone(), audit_log.clone(), listener.tls);
+        let gateway = Gateway::new(
+            runtime.clone(),
+            access_log.clone(),
+            waf_log.clone(),
+            audit_log.clone(),
+            listener.tls,
+        );
         let mut proxy = HttpProxy::new(gateway, conf.clone());
         proxy.handle_init_modules();
         let mut options = pingora::apps::HttpServerOptions::default();
@@ -117,27 +139,64 @@ pub fn run(config: Config) -> Result<(), StartError> {
         let mut service = Service::new(format!("rampart {}", listener.address), admission);
         let address = listener.address.to_string();
         if listener.tls {
-            let mut tls = TlsSettings::intermediate("", "").expect("TLS settings without files cannot fail");
+            let mut tls =
+                TlsSettings::intermediate("", "").expect("TLS settings without files cannot fail");
             tls.set_cert_resolver(Arc::new(SniResolver(handle.clone())));
             tls.enable_h2();
             service.add_tls_with_settings(&address, None, tls);
         } else {
             service.add_tcp(&address);
         }
-        service.set_connection_filter(Arc::new(EarlyRefusal { table: table.clone(), runtime: handle.clone() }));
+        service.set_connection_filter(Arc::new(EarlyRefusal {
+            table: table.clone(),
+            runtime: handle.clone(),
+        }));
         server.add_service(service);
     }
 
     if let Some(admin) = config.server.admin_listen {
-        let mut service = Service::new("rampart admin".to_string(), AdminApp { runtime: runtime.clone() });
+        let mut service = Service::new(
+            "rampart admin".to_string(),
+            AdminApp {
+                runtime: runtime.clone(),
+            },
+        );
         service.add_tcp(&admin.to_string());
         server.add_service(service);
     }
-    server.add_service(background_service("health checks", HealthChecker { runtime: runtime.clone() }));
-    server.add_service(background_service("reload on SIGHUP", ReloadOnSignal { runtime: runtime.clone() }));
-    server.add_service(background_service("flood shield clock", FloodClock { runtime: runtime.clone() }));
+    server.add_service(background_service(
+        "health checks",
+        HealthChecker {
+            runtime: runtime.clone(),
+        },
+    ));
+    server.add_service(background_service(
+        "reload on SIGHUP",
+        ReloadOnSignal {
+            runtime: runtime.clone(),
+        },
+    ));
+    server.add_service(background_service(
+        "flood shield clock",
+        FloodClock {
+            runtime: runtime.clone(),
+        },
+    ));
 
-    eprintln!("rampart: serving {} site(s) on {}", config.sites.len(), config.listeners.iter().map(|l| format!("{}{}", if l.tls { "https://" } else { "http://" }, l.address)).collect::<Vec<_>>().join(", "));
+    eprintln!(
+        "rampart: serving {} site(s) on {}",
+        config.sites.len(),
+        config
+            .listeners
+            .iter()
+            .map(|l| format!(
+                "{}{}",
+                if l.tls { "https://" } else { "http://" },
+                l.address
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     if let Some(admin) = config.server.admin_listen {
         eprintln!("rampart: admin (metrics, reload) on http://{admin}");
     }
@@ -160,9 +219,14 @@ impl BackgroundService for HealthChecker {
         loop {
             let snapshot = self.runtime.snapshot();
             for pool in snapshot.pools.values() {
-                let Some(check) = pool.definition.health_check.clone() else { continue };
+                let Some(check) = pool.definition.health_check.clone() else {
+                    continue;
+                };
                 let key = Arc::as_ptr(pool) as usize;
-                if last_round.get(&key).is_some_and(|t| t.elapsed() < check.interval) {
+                if last_round
+                    .get(&key)
+                    .is_some_and(|t| t.elapsed() < check.interval)
+                {
                     continue;
                 }
                 last_round.insert(key, Instant::now());
@@ -175,7 +239,11 @@ impl BackgroundService for HealthChecker {
                         let ok = pool::probe(address, &check.path, check.timeout).await;
                         if let Some(now_up) = pool.record_probe(i, ok) {
                             metrics.health_flips.fetch_add(1, Ordering::Relaxed);
-                            eprintln!("rampart: upstream {address} of pool `{}` is now {}", pool.definition.name, if now_up { "up" } else { "down" });
+                            eprintln!(
+                                "rampart: upstream {address} of pool `{}` is now {}",
+                                pool.definition.name,
+                                if now_up { "up" } else { "down" }
+                            );
                         }
                     });
                 }
@@ -196,7 +264,8 @@ struct ReloadOnSignal {
 #[async_trait]
 impl BackgroundService for ReloadOnSignal {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
             eprintln!("rampart: cannot listen for SIGHUP; use `rampart reload` instead");
             return;
         };
@@ -233,7 +302,9 @@ impl BackgroundService for FloodClock {
         loop {
             if last_purge.elapsed() >= Duration::from_secs(60) {
                 last_purge = Instant::now();
-                self.runtime.cache.purge_expired(crate::incidents::now_ms() as u64);
+                self.runtime
+                    .cache
+                    .purge_expired(crate::incidents::now_ms() as u64);
             }
             let snapshot = self.runtime.snapshot();
             if let Some(flood) = &snapshot.flood {

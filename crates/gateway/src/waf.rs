@@ -40,11 +40,17 @@ pub struct CrsLayout {
 pub fn crs_layout(dir: &Path) -> Result<CrsLayout, String> {
     let rules = dir.join("rules");
     if !rules.is_dir() {
-        return Err(format!("`{}` is not a CRS directory: it has no `rules/` folder", dir.display()));
+        return Err(format!(
+            "`{}` is not a CRS directory: it has no `rules/` folder",
+            dir.display()
+        ));
     }
     let debian = dir == Path::new(DEBIAN_CRS);
     let etc = Path::new(DEBIAN_CRS_ETC);
-    let mut candidates = vec![dir.join("crs-setup.conf"), dir.join("crs-setup.conf.example")];
+    let mut candidates = vec![
+        dir.join("crs-setup.conf"),
+        dir.join("crs-setup.conf.example"),
+    ];
     if debian {
         candidates.insert(0, etc.join("crs-setup.conf"));
     }
@@ -55,8 +61,16 @@ pub fn crs_layout(dir: &Path) -> Result<CrsLayout, String> {
     Ok(CrsLayout {
         setup,
         rules: rules.join("*.conf"),
-        before: if debian { existing(etc.join("REQUEST-900-EXCLUSION-RULES-BEFORE-CRS.conf")) } else { None },
-        after: if debian { existing(etc.join("RESPONSE-999-EXCLUSION-RULES-AFTER-CRS.conf")) } else { None },
+        before: if debian {
+            existing(etc.join("REQUEST-900-EXCLUSION-RULES-BEFORE-CRS.conf"))
+        } else {
+            None
+        },
+        after: if debian {
+            existing(etc.join("RESPONSE-999-EXCLUSION-RULES-AFTER-CRS.conf"))
+        } else {
+            None
+        },
     })
 }
 
@@ -70,7 +84,11 @@ fn site_directives(settings: &WafSettings) -> String {
         settings.inbound_threshold, settings.outbound_threshold
     );
     for (i, exclusion) in settings.exclusions.iter().enumerate() {
-        let removals: Vec<String> = exclusion.rule_ids.iter().map(|id| format!("ctl:ruleRemoveById={id}")).collect();
+        let removals: Vec<String> = exclusion
+            .rule_ids
+            .iter()
+            .map(|id| format!("ctl:ruleRemoveById={id}"))
+            .collect();
         text.push_str(&format!(
             "SecRule REQUEST_FILENAME \"@beginsWith {}\" \"id:{},phase:1,pass,nolog,t:none,{}\"\n",
             exclusion.prefix,
@@ -83,17 +101,31 @@ fn site_directives(settings: &WafSettings) -> String {
 
 /// Compiles the engine for one site's settings. `None` when the WAF is off.
 /// Errors carry the rule file and line.
-pub fn build_engine(site: &str, settings: &WafSettings) -> Result<Option<Engine>, Vec<ConfigError>> {
+pub fn build_engine(
+    site: &str,
+    settings: &WafSettings,
+) -> Result<Option<Engine>, Vec<ConfigError>> {
     if settings.mode == WafMode::Off {
         return Ok(None);
     }
-    let problem = |file: String, line: usize, message: String| ConfigError { file, line, column: 0, message };
+    let problem = |file: String, line: usize, message: String| ConfigError {
+        file,
+        line,
+        column: 0,
+        message,
+    };
     for exclusion in &settings.exclusions {
-        if exclusion.prefix.contains(|c: char| c == '"' || c == '\\' || c.is_whitespace()) {
+        if exclusion
+            .prefix
+            .contains(|c: char| c == '"' || c == '\\' || c.is_whitespace())
+        {
             return Err(vec![problem(
                 format!("site `{site}`"),
                 0,
-                format!("waf exclusion prefix `{}` may not contain quotes, backslashes or spaces", exclusion.prefix),
+                format!(
+                    "waf exclusion prefix `{}` may not contain quotes, backslashes or spaces",
+                    exclusion.prefix
+                ),
             )]);
         }
     }
@@ -102,18 +134,30 @@ pub fn build_engine(site: &str, settings: &WafSettings) -> Result<Option<Engine>
         _ => "SecRuleEngine DetectionOnly\n",
     };
     let base_dir = settings.crs.clone().unwrap_or_else(|| PathBuf::from("."));
-    let text = |name: &str, text: String| ConfigInput::Text { name: name.to_string(), text, base_dir: base_dir.clone() };
+    let text = |name: &str, text: String| ConfigInput::Text {
+        name: name.to_string(),
+        text,
+        base_dir: base_dir.clone(),
+    };
     // The base text switches the engine on; the site's mode comes after it
     // and wins.
-    let mut inputs = vec![text("<rampart base settings>", format!("{BASE_SETTINGS}{engine_mode}"))];
+    let mut inputs = vec![text(
+        "<rampart base settings>",
+        format!("{BASE_SETTINGS}{engine_mode}"),
+    )];
     let layout = match &settings.crs {
-        Some(dir) => Some(crs_layout(dir).map_err(|m| vec![problem(dir.display().to_string(), 0, m)])?),
+        Some(dir) => {
+            Some(crs_layout(dir).map_err(|m| vec![problem(dir.display().to_string(), 0, m)])?)
+        }
         None => None,
     };
     if let Some(layout) = &layout {
         inputs.push(ConfigInput::File(layout.setup.clone()));
     }
-    inputs.push(text(&format!("<site {site} waf settings>"), site_directives(settings)));
+    inputs.push(text(
+        &format!("<site {site} waf settings>"),
+        site_directives(settings),
+    ));
     inputs.extend(settings.rules_before.iter().cloned().map(ConfigInput::File));
     if let Some(layout) = &layout {
         inputs.extend(layout.before.clone().map(ConfigInput::File));
@@ -123,11 +167,20 @@ pub fn build_engine(site: &str, settings: &WafSettings) -> Result<Option<Engine>
     inputs.extend(settings.rules_after.iter().cloned().map(ConfigInput::File));
     Engine::load(&FsSource, &inputs, &RuleLoadOptions::default())
         .map(Some)
-        .map_err(|errors| errors.errors.iter().map(|e| problem(e.file.clone(), e.line, e.kind.to_string())).collect())
+        .map_err(|errors| {
+            errors
+                .errors
+                .iter()
+                .map(|e| problem(e.file.clone(), e.line, e.kind.to_string()))
+                .collect()
+        })
 }
 
 /// Field names whose values never reach the audit log.
-const SENSITIVE_FIELDS: [&str; 12] = ["pass", "pwd", "secret", "token", "card", "ccnum", "cc_", "cvv", "cvc", "iban", "account", "sortcode"];
+const SENSITIVE_FIELDS: [&str; 12] = [
+    "pass", "pwd", "secret", "token", "card", "ccnum", "cc_", "cvv", "cvc", "iban", "account",
+    "sortcode",
+];
 
 fn is_sensitive(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -162,7 +215,11 @@ pub fn masked_body(content_type: &str, body: &[u8]) -> String {
             return s;
         }
     }
-    format!("[{} bytes of {} not logged]", body.len(), if ct.is_empty() { "unknown type" } else { &ct })
+    format!(
+        "[{} bytes of {} not logged]",
+        body.len(),
+        if ct.is_empty() { "unknown type" } else { &ct }
+    )
 }
 
 fn mask_json(v: &mut Value, masked: bool) {
@@ -224,9 +281,26 @@ pub struct AuditEntry<'a> {
 /// pipelines built for ModSecurity can take it unchanged.
 pub fn audit_line(e: &AuditEntry<'_>) -> String {
     let headers = |list: &[(&str, String)]| -> Map<String, Value> {
-        list.iter().map(|(k, v)| (k.to_string(), Value::String(if is_sensitive(k) || k.eq_ignore_ascii_case("authorization") { "*****".into() } else { v.clone() }))).collect()
+        list.iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    Value::String(
+                        if is_sensitive(k) || k.eq_ignore_ascii_case("authorization") {
+                            "*****".into()
+                        } else {
+                            v.clone()
+                        },
+                    ),
+                )
+            })
+            .collect()
     };
-    let response_headers: Map<String, Value> = e.response_headers.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    let response_headers: Map<String, Value> = e
+        .response_headers
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
     let messages: Vec<Value> = e
         .matched
         .iter()
@@ -290,13 +364,31 @@ mod tests {
 
     #[test]
     fn sensitive_form_and_json_fields_are_masked() {
-        let form = masked_body("application/x-www-form-urlencoded", b"user=ann&password=hunter2&card_number=4111111111111111&q=hello");
+        let form = masked_body(
+            "application/x-www-form-urlencoded",
+            b"user=ann&password=hunter2&card_number=4111111111111111&q=hello",
+        );
         assert_eq!(form, "user=ann&password=*****&card_number=*****&q=hello");
-        let json = masked_body("application/json", br#"{"user":"ann","auth":{"Password":"x","token":["a","b"]},"n":1}"#);
-        assert!(!json.contains("hunter") && !json.contains("\"x\"") && !json.contains("\"a\""), "{json}");
+        let json = masked_body(
+            "application/json",
+            br#"{"user":"ann","auth":{"Password":"x","token":["a","b"]},"n":1}"#,
+        );
+        assert!(
+            !json.contains("hunter") && !json.contains("\"x\"") && !json.contains("\"a\""),
+            "{json}"
+        );
         assert!(json.contains("\"user\":\"ann\""), "{json}");
-        assert_eq!(masked_body("application/x-www-form-urlencoded", b"pass%77ord=x&%e2%82=1"), "pass%77ord=*****&%e2%82=1");
-        assert_eq!(masked_body("application/octet-stream", b"\x00\x01"), "[2 bytes of application/octet-stream not logged]");
+        assert_eq!(
+            masked_body(
+                "application/x-www-form-urlencoded",
+                b"pass%77ord=x&%e2%82=1"
+            ),
+            "pass%77ord=*****&%e2%82=1"
+        );
+        assert_eq!(
+            masked_body("application/octet-stream", b"\x00\x01"),
+            "[2 bytes of application/octet-stream not logged]"
+        );
     }
 
     #[test]
@@ -304,7 +396,9 @@ mod tests {
         let root = crate::test_support::crs_root();
         let v4 = crs_layout(&root.join("v4.28.0")).unwrap();
         assert!(v4.setup.ends_with("crs-setup.conf.example"));
-        assert!(crs_layout(Path::new("/nonexistent")).unwrap_err().contains("not a CRS directory"));
+        assert!(crs_layout(Path::new("/nonexistent"))
+            .unwrap_err()
+            .contains("not a CRS directory"));
     }
 
     #[test]
@@ -312,9 +406,22 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rampart-waf-broken-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("extra.conf");
-        std::fs::write(&file, "SecRule ARGS \"@rx a\" \"id:1,phase:2,deny\"\nSecRuel ARGS \"@rx b\" \"id:2\"\n").unwrap();
-        let settings = WafSettings { mode: WafMode::On, rules_after: vec![file.clone()], ..WafSettings::default() };
+        std::fs::write(
+            &file,
+            "SecRule ARGS \"@rx a\" \"id:1,phase:2,deny\"\nSecRuel ARGS \"@rx b\" \"id:2\"\n",
+        )
+        .unwrap();
+        let settings = WafSettings {
+            mode: WafMode::On,
+            rules_after: vec![file.clone()],
+            ..WafSettings::default()
+        };
         let errors = build_engine("www", &settings).unwrap_err();
-        assert!(errors.iter().any(|e| e.file.ends_with("extra.conf") && e.line == 2), "{errors:?}");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.file.ends_with("extra.conf") && e.line == 2),
+            "{errors:?}"
+        );
     }
 }

@@ -990,8 +990,17 @@ impl Grouper {
         }
         // Bans are gateway-wide (a client is banned from every site), so a
         // ban without a site belongs to whichever sites' incidents it concerns.
-        let gateway_wide = event.site.is_empty() && matches!(event.kind, EventKind::Banned { .. } | EventKind::Unbanned);
-        let names: Vec<String> = if gateway_wide { self.sites.keys().filter(|n| !n.is_empty()).cloned().collect() } else { Vec::new() };
+        let gateway_wide = event.site.is_empty()
+            && matches!(event.kind, EventKind::Banned { .. } | EventKind::Unbanned);
+        let names: Vec<String> = if gateway_wide {
+            self.sites
+                .keys()
+                .filter(|n| !n.is_empty())
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
         if !names.is_empty() {
             for name in names {
                 let mut copy = event.clone();

@@ -382,14 +382,33 @@ pub fn ico_categories(entity_kind: &str) -> (&'static [&'static str], bool) {
     match entity_kind {
         // A donor list pairs names with donations to a political party, which
         // reveals political opinions: Article 9 special-category data.
-        "donor_list" => (&["identity (names)", "financial (donation amounts)", "political opinions (special category)"], true),
+        "donor_list" => (
+            &[
+                "identity (names)",
+                "financial (donation amounts)",
+                "political opinions (special category)",
+            ],
+            true,
+        ),
         "card" => (&["financial (payment card numbers)"], false),
         "iban" | "bank_account" => (&["financial (bank account details)"], false),
-        "ni_number" => (&["official identifiers (National Insurance numbers)"], false),
-        "nhs_number" => (&["official identifiers (NHS numbers)", "health (special category)"], true),
+        "ni_number" => (
+            &["official identifiers (National Insurance numbers)"],
+            false,
+        ),
+        "nhs_number" => (
+            &[
+                "official identifiers (NHS numbers)",
+                "health (special category)",
+            ],
+            true,
+        ),
         "email" | "phone" | "postcode" => (&["contact details"], false),
         "date_of_birth" => (&["identity (dates of birth)"], false),
-        "record" => (&["records from the organisation's own fingerprinted data"], false),
+        "record" => (
+            &["records from the organisation's own fingerprinted data"],
+            false,
+        ),
         "canary" => (&["planted canary records (no real person)"], false),
         _ => (&["personal data (unclassified)"], false),
     }
@@ -423,7 +442,12 @@ mod tests {
             site: "demo".into(),
             client: Some("203.0.113.9".parse().unwrap()),
             route: "/search".into(),
-            kind: EventKind::WafBlock { rules: vec![942100], score: 5, attacks: vec!["sqli".into()], status: 403 },
+            kind: EventKind::WafBlock {
+                rules: vec![942100],
+                score: 5,
+                attacks: vec!["sqli".into()],
+                status: 403,
+            },
         };
         let text = serde_json::to_string(&event).unwrap();
         assert!(text.contains("\"type\":\"waf_block\""), "{text}");
@@ -433,8 +457,14 @@ mod tests {
 
     #[test]
     fn prefixes_hide_the_host_part() {
-        assert_eq!(source_prefix("203.0.113.77".parse().unwrap()), "203.0.113.0/24");
-        assert_eq!(source_prefix("2001:db8:1:2:3:4:5:6".parse().unwrap()), "2001:db8:1:2::/64");
+        assert_eq!(
+            source_prefix("203.0.113.77".parse().unwrap()),
+            "203.0.113.0/24"
+        );
+        assert_eq!(
+            source_prefix("2001:db8:1:2:3:4:5:6".parse().unwrap()),
+            "2001:db8:1:2::/64"
+        );
     }
 
     #[test]
@@ -443,6 +473,9 @@ mod tests {
         assert!(special);
         assert!(categories.iter().any(|c| c.contains("political")));
         assert!(!ico_categories("email").1);
-        assert_eq!(ico_categories("something_new").0, &["personal data (unclassified)"]);
+        assert_eq!(
+            ico_categories("something_new").0,
+            &["personal data (unclassified)"]
+        );
     }
 }

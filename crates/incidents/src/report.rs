@@ -83,7 +83,12 @@ pub fn parse_time(text: &str) -> Option<i64> {
     let (year, month, day) = (d.next()??, d.next()??, d.next()??);
     let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
     let (hour, minute, second) = (t.next()??, t.next()??, t.next().unwrap_or(Some(0))?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     // Days from the civil date (proleptic Gregorian), after Howard Hinnant's algorithm.
@@ -96,7 +101,6 @@ pub fn parse_time(text: &str) -> Option<i64> {
     let days = era * 146_097 + doe - 719_468;
     Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000)
 }
-
 
 /// The proleptic Gregorian date `(year, month, day)` of a day count since
 /// 1970-01-01 (Howard Hinnant's `civil_from_days`; negative counts are days
@@ -2045,8 +2049,14 @@ mod parse_time_tests {
     #[test]
     fn utc_times_parse() {
         assert_eq!(super::parse_time("1970-01-01T00:00Z"), Some(0));
-        assert_eq!(super::parse_time("2026-11-29T10:15Z"), Some(1_795_947_300_000));
-        assert_eq!(super::parse_time("2024-02-29 12:00:30"), Some(1_709_208_030_000));
+        assert_eq!(
+            super::parse_time("2026-11-29T10:15Z"),
+            Some(1_795_947_300_000)
+        );
+        assert_eq!(
+            super::parse_time("2024-02-29 12:00:30"),
+            Some(1_709_208_030_000)
+        );
         assert_eq!(super::parse_time("2026-13-01T00:00Z"), None);
         assert_eq!(super::parse_time("yesterday"), None);
     }

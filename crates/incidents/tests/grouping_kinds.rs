@@ -352,24 +352,58 @@ fn thresholds_read_from_configuration() {
 fn a_gateway_wide_ban_joins_the_injection_incident_of_the_site_it_concerns() {
     let mut grouper = Grouper::new(Thresholds::default());
     let block = |at: Millis, client: &str| {
-        event(at, Some(client.to_string()), EventKind::WafBlock { rules: vec![942100], score: 5, attacks: vec!["sqli".into()], status: 403 })
+        event(
+            at,
+            Some(client.to_string()),
+            EventKind::WafBlock {
+                rules: vec![942100],
+                score: 5,
+                attacks: vec!["sqli".into()],
+                status: 403,
+            },
+        )
     };
     let burst: Vec<Event> = (0..6).map(|i| block(T0 + i * 100, "203.0.113.9")).collect();
     let changes = feed(&mut grouper, &burst);
-    assert!(changes.iter().any(|c| matches!(c, Change::Opened(i) if i.kinds[0] == IncidentKind::Injection)));
+    assert!(changes
+        .iter()
+        .any(|c| matches!(c, Change::Opened(i) if i.kinds[0] == IncidentKind::Injection)));
     // The flood shield bans per client, not per site: its event has no site.
     let ban = Event {
         at: T0 + 1_000,
         site: String::new(),
         client: Some("203.0.113.9".parse().unwrap()),
         route: String::new(),
-        kind: EventKind::Banned { until: T0 + 601_000, level: 1, reason: "waf".into() },
+        kind: EventKind::Banned {
+            until: T0 + 601_000,
+            level: 1,
+            reason: "waf".into(),
+        },
     };
     grouper.observe(&ban);
     let open = grouper.open_incidents();
-    let injection = open.iter().find(|i| i.kinds[0] == IncidentKind::Injection).expect("still open");
+    let injection = open
+        .iter()
+        .find(|i| i.kinds[0] == IncidentKind::Injection)
+        .expect("still open");
     assert_eq!(injection.site, "demo");
-    assert!(injection.actions.iter().any(|a| a.what.contains("203.0.113.0/24") && a.what.contains("banned")), "{:?}", injection.actions);
-    assert!(!injection.actions.iter().any(|a| a.what.contains("203.0.113.9")), "never the full address");
-    assert!(open.iter().all(|i| !i.site.is_empty()), "no incident for a site without a name");
+    assert!(
+        injection
+            .actions
+            .iter()
+            .any(|a| a.what.contains("203.0.113.0/24") && a.what.contains("banned")),
+        "{:?}",
+        injection.actions
+    );
+    assert!(
+        !injection
+            .actions
+            .iter()
+            .any(|a| a.what.contains("203.0.113.9")),
+        "never the full address"
+    );
+    assert!(
+        open.iter().all(|i| !i.site.is_empty()),
+        "no incident for a site without a name"
+    );
 }

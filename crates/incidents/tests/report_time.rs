@@ -60,7 +60,10 @@ fn times_format_for_stix_and_for_people() {
     assert_eq!(rfc3339(1_709_251_199_999), "2024-02-29T23:59:59.999Z");
     assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
     assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999Z");
-    assert_eq!(human_time(aware + 72 * 3_600_000), "2026-12-02 10:15:00 UTC");
+    assert_eq!(
+        human_time(aware + 72 * 3_600_000),
+        "2026-12-02 10:15:00 UTC"
+    );
     // Milliseconds are dropped for people, not rounded.
     assert_eq!(human_time(aware + 59_999), "2026-11-29 10:15:59 UTC");
 }

@@ -695,7 +695,8 @@ impl ResponseScanner {
     }
 
     /// Whether nothing this scanner can find would change or stop the response: the route's
-    /// action is at most `alert`, and so is its canary action unless no canaries are loaded.
+    /// action is at most `alert`, and so are its canary action (unless no canaries are loaded)
+    /// and what a donor list calls for.
     /// Then the scan only reports, and a caller may run it after the bytes have gone (the
     /// gateway scans an unencoded body's last chunk once it is sent, off the client's wait).
     pub fn only_reports(&self) -> bool {
@@ -707,6 +708,7 @@ impl ResponseScanner {
         self.mode == Mode::Pass
             && self.rules.action <= Action::Alert
             && (!canaries || self.rules.canary_action <= Action::Alert)
+            && self.rules.action_for(EntityKind::DonorList) <= Action::Alert
     }
 
     fn overflow(&mut self, out: &mut Vec<u8>) {

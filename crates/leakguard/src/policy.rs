@@ -222,6 +222,11 @@ pub struct RoutePolicy {
     pub action: Action,
     /// What happens on a canary trip, whatever the route says. A canary ignores the allowlist.
     pub canary_action: Action,
+    /// What happens when a donor list trips on a route that does not list `donor_list` in
+    /// `allow`: `block` by default, whatever `action` says, because a list of donors reveals
+    /// their political opinions (special-category data under UK GDPR). The stricter of this
+    /// and `action` applies. Routes that publish such a list on purpose allow it explicitly.
+    pub donor_list_action: Action,
     /// Per-kind counts that make a leak.
     pub thresholds: Thresholds,
     /// Kinds this route is meant to publish (a staff directory's emails, a branch finder's
@@ -240,6 +245,7 @@ impl Default for RoutePolicy {
         RoutePolicy {
             action: Action::Block,
             canary_action: Action::Block,
+            donor_list_action: Action::Block,
             thresholds: Thresholds::default(),
             allow: Vec::new(),
             max_buffered: 2 * 1024 * 1024,
@@ -261,6 +267,11 @@ impl RoutePolicy {
         if self.canary_action < Action::Alert {
             problems.push(format!(
                 "{at}: canary_action is allow, so a canary trip would go unreported"
+            ));
+        }
+        if self.donor_list_action < Action::Alert && !self.allow.contains(&EntityKind::DonorList) {
+            problems.push(format!(
+                "{at}: donor_list_action is allow; to publish donor lists on this route say so with allow = [\"donor_list\"]"
             ));
         }
         if self.thresholds.canary == 0 {
@@ -356,24 +367,64 @@ impl PolicySet {
     }
 
     /// The policy for a request: the site's longest matching route prefix, else the site's
-    /// default, else the set's default.
+    /// default, else the set's default. Host names and prefixes are compared without case.
     pub fn route(&self, host: &str, path: &str) -> &RoutePolicy {
         let host = host.split(':').next().unwrap_or(host);
         let Some(site) = self
             .sites
             .iter()
-            .find(|s| s.host.eq_ignore_ascii_case(host))
+            .position(|s| s.host.eq_ignore_ascii_case(host))
         else {
             return &self.default;
         };
-        site.routes
-            .iter()
-            .filter(|r| path.starts_with(r.path_prefix.as_str()))
-            .max_by_key(|r| r.path_prefix.len())
-            .map(|r| &r.policy)
-            .or(site.default.as_ref())
-            .unwrap_or(&self.default)
+        self.route_among(&[site], path)
     }
+
+    /// The policy for a request whose site the caller has already resolved to the entries
+    /// `sites` (indices into [`PolicySet::sites`]; several when one gateway site answers to
+    /// several of their host names). `path` is the request's normalised path. Of the
+    /// entries' policies for the path, the strictest applies: a client may choose whichever
+    /// of a site's names it likes, so no name may be more lenient than another. With no
+    /// entry, the set's default applies.
+    pub fn route_among(&self, sites: &[usize], path: &str) -> &RoutePolicy {
+        let mut chosen: Option<&RoutePolicy> = None;
+        for site in sites.iter().filter_map(|&i| self.sites.get(i)) {
+            let policy = site
+                .routes
+                .iter()
+                .filter(|r| starts_with_ignoring_case(path, &r.path_prefix))
+                .max_by_key(|r| r.path_prefix.len())
+                .map(|r| &r.policy)
+                .or(site.default.as_ref())
+                .unwrap_or(&self.default);
+            if chosen.is_none_or(|c| policy.strictness() > c.strictness()) {
+                chosen = Some(policy);
+            }
+        }
+        chosen.unwrap_or(&self.default)
+    }
+}
+
+impl RoutePolicy {
+    /// Orders policies from lenient to strict, for [`PolicySet::route_among`].
+    fn strictness(&self) -> (Action, Action, Action, usize) {
+        let donor = if self.allow.contains(&EntityKind::DonorList) {
+            Action::Allow
+        } else {
+            self.donor_list_action
+        };
+        (
+            self.action,
+            self.canary_action,
+            donor,
+            usize::MAX - self.allow.len(),
+        )
+    }
+}
+
+fn starts_with_ignoring_case(path: &str, prefix: &str) -> bool {
+    path.len() >= prefix.len()
+        && path.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
 /// A route policy reduced to what the scanner consults per match: no allocation, `Copy`.
@@ -381,6 +432,7 @@ impl PolicySet {
 pub(crate) struct Rules {
     pub action: Action,
     pub canary_action: Action,
+    pub donor_list_action: Action,
     pub thresholds: [u32; EntityKind::COUNT],
     pub allow_mask: u32,
     pub max_buffered: usize,
@@ -401,6 +453,7 @@ impl Rules {
         Rules {
             action: policy.action,
             canary_action: policy.canary_action,
+            donor_list_action: policy.donor_list_action,
             thresholds,
             allow_mask,
             max_buffered: policy.max_buffered,
@@ -418,6 +471,7 @@ impl Rules {
             EntityKind::Canary => self.canary_action,
             EntityKind::Oversize => Action::Block,
             _ if self.allowed(kind) => Action::Allow,
+            EntityKind::DonorList => self.action.max(self.donor_list_action),
             _ => self.action,
         }
     }

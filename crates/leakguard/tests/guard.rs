@@ -118,15 +118,30 @@ fn demo_feed_is_a_donor_list_and_is_blocked_by_default() {
             donor.sample
         );
     }
-    // Without early blocking (alert), every record is counted.
+    // An alert route still blocks a donor list: donors' political opinions
+    // are special-category data, and only an explicit allow publishes them.
     let (_, outcome) = scan_with(
         &guard(),
         &RoutePolicy::with_action(Action::Alert),
         feed.as_bytes(),
         512,
     );
+    assert_eq!(outcome.action, Action::Block, "{outcome:?}");
+    // Without early blocking (donor lists only alerted), every record is counted.
+    let alert_only = RoutePolicy {
+        donor_list_action: Action::Alert,
+        ..RoutePolicy::with_action(Action::Alert)
+    };
+    let (_, outcome) = scan_with(&guard(), &alert_only, feed.as_bytes(), 512);
     assert_eq!(count(&outcome, EntityKind::DonorList), 20, "{outcome:?}");
     assert_eq!(outcome.action, Action::Alert);
+    // A route that publishes donor lists on purpose says so, and passes.
+    let published = RoutePolicy {
+        allow: vec![EntityKind::DonorList],
+        ..RoutePolicy::with_action(Action::Alert)
+    };
+    let (_, outcome) = scan_with(&guard(), &published, feed.as_bytes(), 512);
+    assert_eq!(outcome.action, Action::Allow, "{outcome:?}");
 }
 
 #[test]
@@ -319,6 +334,7 @@ fn only_reports_exactly_where_no_finding_can_change_the_response() {
     let with_canaries = canary_guard();
     let canary_alert = RoutePolicy {
         canary_action: Action::Alert,
+        donor_list_action: Action::Alert,
         ..RoutePolicy::with_action(Action::Alert)
     };
     for (guard, name, canaries) in [
@@ -327,10 +343,25 @@ fn only_reports_exactly_where_no_finding_can_change_the_response() {
         (&with_canaries, "canaries", true),
     ] {
         for action in [Action::Allow, Action::Alert, Action::Redact, Action::Block] {
+            // Donor lists block by default, whatever the route's action, so a
+            // route with every other setting at its default never only reports.
             let scanner = guard.scanner(&RoutePolicy::with_action(action));
-            // Canaries block by default, whatever the route's action.
-            let want = action <= Action::Alert && !canaries;
-            assert_eq!(scanner.only_reports(), want, "{name}, {action:?}");
+            assert!(!scanner.only_reports(), "{name}, {action:?}");
+            for lenient in [
+                RoutePolicy {
+                    donor_list_action: Action::Alert,
+                    ..RoutePolicy::with_action(action)
+                },
+                RoutePolicy {
+                    allow: vec![EntityKind::DonorList],
+                    ..RoutePolicy::with_action(action)
+                },
+            ] {
+                // Canaries block by default, whatever the route's action.
+                let want = action <= Action::Alert && !canaries;
+                let scanner = guard.scanner(&lenient);
+                assert_eq!(scanner.only_reports(), want, "{name}, {action:?}");
+            }
         }
         assert!(
             guard.scanner(&canary_alert).only_reports(),

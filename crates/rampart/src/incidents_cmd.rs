@@ -21,8 +21,12 @@ fn store_path(flags: &Flags) -> Result<(PathBuf, Option<rampart_gateway::Config>
         (Some(_), Some(_)) => bail!("give either --store or --config, not both"),
         (Some(path), None) => Ok((PathBuf::from(path), None)),
         (None, Some(path)) => {
-            let config = rampart_gateway::Config::load(&PathBuf::from(path)).map_err(|e| anyhow!("{e}"))?;
-            Ok((rampart_gateway::incidents::store_path(&config), Some(config)))
+            let config =
+                rampart_gateway::Config::load(&PathBuf::from(path)).map_err(|e| anyhow!("{e}"))?;
+            Ok((
+                rampart_gateway::incidents::store_path(&config),
+                Some(config),
+            ))
         }
         (None, None) => Ok((rampart_gateway::incidents::default_store_path(), None)),
     }
@@ -33,17 +37,31 @@ fn open(flags: &Flags, write: bool) -> Result<(Store, Option<rampart_gateway::Co
     if !path.exists() {
         bail!("no event store at {}; start the gateway first, or point at one with --store FILE or --config FILE", path.display());
     }
-    let store = if write { Store::open(&path) } else { Store::open_read_only(&path) };
+    let store = if write {
+        Store::open(&path)
+    } else {
+        Store::open_read_only(&path)
+    };
     Ok((store.map_err(|e| anyhow!("{e}"))?, config))
 }
 
 /// Accepts `INC-12` or `12`.
 fn incident_id(text: &str) -> Result<i64> {
-    text.trim_start_matches("INC-").trim_start_matches("inc-").parse().map_err(|_| anyhow!("`{text}` is not an incident id; use the id from `rampart incidents`, e.g. INC-3"))
+    text.trim_start_matches("INC-")
+        .trim_start_matches("inc-")
+        .parse()
+        .map_err(|_| {
+            anyhow!(
+                "`{text}` is not an incident id; use the id from `rampart incidents`, e.g. INC-3"
+            )
+        })
 }
 
 fn find(store: &Store, id: i64) -> Result<Incident> {
-    store.incident(id).map_err(|e| anyhow!("{e}"))?.ok_or_else(|| anyhow!("there is no incident INC-{id}; `rampart incidents` lists them"))
+    store
+        .incident(id)
+        .map_err(|e| anyhow!("{e}"))?
+        .ok_or_else(|| anyhow!("there is no incident INC-{id}; `rampart incidents` lists them"))
 }
 
 pub fn incidents(args: &[String]) -> Result<ExitCode> {
@@ -64,7 +82,10 @@ pub fn incidents(args: &[String]) -> Result<ExitCode> {
 fn list(flags: &Flags) -> Result<ExitCode> {
     let (store, _) = open(flags, false)?;
     let incidents = store.incidents().map_err(|e| anyhow!("{e}"))?;
-    if flags.get("--json").is_some_and(|v| v == "on" || v == "true") {
+    if flags
+        .get("--json")
+        .is_some_and(|v| v == "on" || v == "true")
+    {
         println!("{}", serde_json::to_string_pretty(&incidents)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -72,7 +93,10 @@ fn list(flags: &Flags) -> Result<ExitCode> {
         println!("no incidents recorded");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<8} {:<7} {:<9} {:<17} {:<17} {:>9} {:>9}  title", "id", "status", "severity", "first event (UTC)", "last event (UTC)", "requests", "blocked");
+    println!(
+        "{:<8} {:<7} {:<9} {:<17} {:<17} {:>9} {:>9}  title",
+        "id", "status", "severity", "first event (UTC)", "last event (UTC)", "requests", "blocked"
+    );
     for i in &incidents {
         println!(
             "{:<8} {:<7} {:<9} {:<17} {:<17} {:>9} {:>9}  {}",
@@ -94,7 +118,12 @@ fn show_one(id: i64, flags: &Flags) -> Result<ExitCode> {
     let incident = find(&store, id)?;
     let organisation = organisation(config.as_ref());
     let timeline = timeline(&store, &incident)?;
-    let input = ReportInput { incident: &incident, timeline: &timeline, organisation: &organisation, generated_at: rampart_gateway::incidents::now_ms() };
+    let input = ReportInput {
+        incident: &incident,
+        timeline: &timeline,
+        organisation: &organisation,
+        generated_at: rampart_gateway::incidents::now_ms(),
+    };
     print!("{}", rampart_incidents::report::markdown(&input));
     Ok(ExitCode::SUCCESS)
 }
@@ -102,11 +131,16 @@ fn show_one(id: i64, flags: &Flags) -> Result<ExitCode> {
 /// The incident's traffic over time, in at most 60 buckets of at least one
 /// second each (the gateway samples traffic once a second, so a finer
 /// bucket would show every other one empty).
-fn timeline(store: &Store, incident: &Incident) -> Result<Vec<rampart_incidents::store::TimelinePoint>> {
+fn timeline(
+    store: &Store,
+    incident: &Incident,
+) -> Result<Vec<rampart_incidents::store::TimelinePoint>> {
     let from = incident.first_event - incident.first_event.rem_euclid(1000);
     let to = incident.last_event.max(from) + 1000 - incident.last_event.rem_euclid(1000);
     let buckets = ((to - from) / 1000).clamp(1, 60) as usize;
-    store.timeline(&incident.site, from, to, buckets).map_err(|e| anyhow!("{e}"))
+    store
+        .timeline(&incident.site, from, to, buckets)
+        .map_err(|e| anyhow!("{e}"))
 }
 
 fn add_note(id: i64, text: Option<&str>, flags: &Flags) -> Result<ExitCode> {
@@ -118,20 +152,37 @@ fn add_note(id: i64, text: Option<&str>, flags: &Flags) -> Result<ExitCode> {
     };
     let (mut store, _) = open(flags, true)?;
     find(&store, id)?;
-    let by = flags.get("--by").map(str::to_string).or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "operator".into());
-    let decision = Decision { at: rampart_gateway::incidents::now_ms(), by, text, told: told.map(str::to_string) };
-    store.add_decision(id, &decision).map_err(|e| anyhow!("{e}"))?;
+    let by = flags
+        .get("--by")
+        .map(str::to_string)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "operator".into());
+    let decision = Decision {
+        at: rampart_gateway::incidents::now_ms(),
+        by,
+        text,
+        told: told.map(str::to_string),
+    };
+    store
+        .add_decision(id, &decision)
+        .map_err(|e| anyhow!("{e}"))?;
     println!("noted on INC-{id}");
     Ok(ExitCode::SUCCESS)
 }
 
 fn set_aware(id: i64, flags: &Flags) -> Result<ExitCode> {
-    let at = flags.get("--at").ok_or_else(|| anyhow!("give --at TIME (UTC), e.g. --at 2026-11-29T10:15Z"))?;
-    let millis = rampart_incidents::report::parse_time(at).ok_or_else(|| anyhow!("--at `{at}`: use a UTC time like 2026-11-29T10:15Z"))?;
+    let at = flags
+        .get("--at")
+        .ok_or_else(|| anyhow!("give --at TIME (UTC), e.g. --at 2026-11-29T10:15Z"))?;
+    let millis = rampart_incidents::report::parse_time(at)
+        .ok_or_else(|| anyhow!("--at `{at}`: use a UTC time like 2026-11-29T10:15Z"))?;
     let (mut store, _) = open(flags, true)?;
     find(&store, id)?;
     store.set_aware_at(id, millis).map_err(|e| anyhow!("{e}"))?;
-    println!("INC-{id}: aware from {}; the ICO deadline moves with it", rampart_incidents::report::human_time(millis));
+    println!(
+        "INC-{id}: aware from {}; the ICO deadline moves with it",
+        rampart_incidents::report::human_time(millis)
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -157,8 +208,24 @@ pub fn report(args: &[String]) -> Result<ExitCode> {
         bail!("use `rampart report ID --format md|html|json|stix|misp [--out FILE]`");
     };
     let id = incident_id(id)?;
-    let flags = Flags::parse(&args[positional.len()..], &["--store", "--config", "--format", "--out", "--organisation", "--contact", "--sector"])?;
-    let format: rampart_incidents::export::Format = flags.get("--format").unwrap_or("md").parse().map_err(|e: rampart_incidents::export::UnknownFormat| anyhow!("--format: {e}"))?;
+    let flags = Flags::parse(
+        &args[positional.len()..],
+        &[
+            "--store",
+            "--config",
+            "--format",
+            "--out",
+            "--organisation",
+            "--contact",
+            "--sector",
+        ],
+    )?;
+    let format: rampart_incidents::export::Format =
+        flags
+            .get("--format")
+            .unwrap_or("md")
+            .parse()
+            .map_err(|e: rampart_incidents::export::UnknownFormat| anyhow!("--format: {e}"))?;
     let (store, config) = open(&flags, false)?;
     let incident = find(&store, id)?;
     let mut organisation = organisation(config.as_ref());
@@ -172,7 +239,12 @@ pub fn report(args: &[String]) -> Result<ExitCode> {
         organisation.sector = sector.to_string();
     }
     let timeline = timeline(&store, &incident)?;
-    let input = ReportInput { incident: &incident, timeline: &timeline, organisation: &organisation, generated_at: rampart_gateway::incidents::now_ms() };
+    let input = ReportInput {
+        incident: &incident,
+        timeline: &timeline,
+        organisation: &organisation,
+        generated_at: rampart_gateway::incidents::now_ms(),
+    };
     let text = rampart_incidents::export::render(&input, format);
     match flags.get("--out") {
         Some(path) => {
@@ -183,4 +255,3 @@ pub fn report(args: &[String]) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
-

@@ -101,11 +101,17 @@ impl Flags {
                 None => (arg.clone(), None),
             };
             if !known.contains(&name.as_str()) {
-                bail!("unknown argument `{arg}`; this command takes: {}\n\n{USAGE}", known.join(", "));
+                bail!(
+                    "unknown argument `{arg}`; this command takes: {}\n\n{USAGE}",
+                    known.join(", ")
+                );
             }
             let value = match inline {
                 Some(v) => v,
-                None => it.next().cloned().ok_or_else(|| anyhow!("`{name}` needs a value"))?,
+                None => it
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| anyhow!("`{name}` needs a value"))?,
             };
             if values.iter().any(|(n, _)| n == &name) {
                 bail!("`{name}` is given twice");
@@ -116,7 +122,10 @@ impl Flags {
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.values.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.values
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -127,10 +136,45 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
     };
     let rest = &args[1..];
     match command.as_str() {
-        "serve" => serve(&Flags::parse(rest, &["--config", "--upstream", "--listen", "--admin", "--access-log", "--threads", "--crs", "--waf", "--paranoia", "--waf-log", "--audit-log", "--flood", "--leak-guard", "--events"])?),
+        "serve" => serve(&Flags::parse(
+            rest,
+            &[
+                "--config",
+                "--upstream",
+                "--listen",
+                "--admin",
+                "--access-log",
+                "--threads",
+                "--crs",
+                "--waf",
+                "--paranoia",
+                "--waf-log",
+                "--audit-log",
+                "--flood",
+                "--leak-guard",
+                "--events",
+            ],
+        )?),
         "check" => check(&Flags::parse(rest, &["--config"])?),
         "reload" => reload(&Flags::parse(rest, &["--admin"])?),
-        "demo" => demo(&Flags::parse(rest, &["--listen", "--origin-listen", "--admin", "--access-log", "--threads", "--crs", "--waf", "--paranoia", "--waf-log", "--audit-log", "--flood", "--leak-guard", "--events"])?),
+        "demo" => demo(&Flags::parse(
+            rest,
+            &[
+                "--listen",
+                "--origin-listen",
+                "--admin",
+                "--access-log",
+                "--threads",
+                "--crs",
+                "--waf",
+                "--paranoia",
+                "--waf-log",
+                "--audit-log",
+                "--flood",
+                "--leak-guard",
+                "--events",
+            ],
+        )?),
         "crs-test" => crs_test(rest),
         "drill" => rampart_drill::command(rest),
         "demo-origin" => demo_origin(&Flags::parse(rest, &["--listen", "--capacity"])?),
@@ -150,12 +194,17 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
 }
 
 fn resolve(text: &str, what: &str) -> Result<SocketAddr> {
-    let bare = text.strip_prefix("http://").unwrap_or(text).trim_end_matches('/');
+    let bare = text
+        .strip_prefix("http://")
+        .unwrap_or(text)
+        .trim_end_matches('/');
     if bare.starts_with("https://") {
         bail!("{what} `{text}`: TLS to the upstream needs a configuration file (`tls_sni` in `[[upstream]]`)");
     }
     bare.to_socket_addrs()
-        .with_context(|| format!("{what} `{text}` is not an address with a port, e.g. http://127.0.0.1:3000"))?
+        .with_context(|| {
+            format!("{what} `{text}` is not an address with a port, e.g. http://127.0.0.1:3000")
+        })?
         .next()
         .ok_or_else(|| anyhow!("{what} `{text}` did not resolve to any address"))
 }
@@ -163,7 +212,11 @@ fn resolve(text: &str, what: &str) -> Result<SocketAddr> {
 /// Applies the flags that may override a configuration.
 fn apply_overrides(config: &mut Config, flags: &Flags) -> Result<()> {
     if let Some(admin) = flags.get("--admin") {
-        config.server.admin_listen = if admin == "off" { None } else { Some(resolve(admin, "--admin")?) };
+        config.server.admin_listen = if admin == "off" {
+            None
+        } else {
+            Some(resolve(admin, "--admin")?)
+        };
     }
     if let Some(log) = flags.get("--access-log") {
         config.server.access_log = match log {
@@ -194,21 +247,33 @@ fn apply_overrides(config: &mut Config, flags: &Flags) -> Result<()> {
             };
         }
         if let Some(level) = flags.get("--paranoia") {
-            site.waf.paranoia = level.parse().ok().filter(|n| (1..=4).contains(n)).ok_or_else(|| anyhow!("--paranoia must be 1, 2, 3 or 4"))?;
+            site.waf.paranoia = level
+                .parse()
+                .ok()
+                .filter(|n| (1..=4).contains(n))
+                .ok_or_else(|| anyhow!("--paranoia must be 1, 2, 3 or 4"))?;
         }
-        if site.waf.mode != WafMode::Off && site.waf.crs.is_none() && site.waf.rules_after.is_empty() && site.waf.rules_before.is_empty() {
+        if site.waf.mode != WafMode::Off
+            && site.waf.crs.is_none()
+            && site.waf.rules_after.is_empty()
+            && site.waf.rules_before.is_empty()
+        {
             bail!("the WAF is on but no CRS was found at {DEBIAN_CRS}; give --crs DIR (a CRS release directory) or --waf off");
         }
     }
     match flags.get("--flood") {
         Some("off") => config.flood = None,
-        Some("on") if config.flood.is_none() => bail!("--flood on needs a [flood] section when a configuration file is used"),
+        Some("on") if config.flood.is_none() => {
+            bail!("--flood on needs a [flood] section when a configuration file is used")
+        }
         Some("on") | None => {}
         Some(other) => bail!("--flood {other}: use on or off"),
     }
     match flags.get("--leak-guard") {
         Some("off") => config.leak_guard = None,
-        Some("on") if config.leak_guard.is_none() => bail!("--leak-guard on needs a [leak_guard] section when a configuration file is used"),
+        Some("on") if config.leak_guard.is_none() => {
+            bail!("--leak-guard on needs a [leak_guard] section when a configuration file is used")
+        }
         Some("on") | None => {}
         Some(other) => bail!("--leak-guard {other}: use on or off"),
     }
@@ -219,7 +284,11 @@ fn apply_overrides(config: &mut Config, flags: &Flags) -> Result<()> {
         Some(other) => bail!("--events {other}: use on or off"),
     }
     if let Some(threads) = flags.get("--threads") {
-        config.server.threads = threads.parse().ok().filter(|n| *n > 0).ok_or_else(|| anyhow!("--threads must be a positive number"))?;
+        config.server.threads = threads
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| anyhow!("--threads must be a positive number"))?;
     }
     Ok(())
 }
@@ -239,11 +308,16 @@ fn serve(flags: &Flags) -> Result<ExitCode> {
             Err(code) => return Ok(code),
         },
         (None, Some(upstream)) => {
-            let listen = resolve(flags.get("--listen").unwrap_or("127.0.0.1:8080"), "--listen")?;
+            let listen = resolve(
+                flags.get("--listen").unwrap_or("127.0.0.1:8080"),
+                "--listen",
+            )?;
             Config::single_site(resolve(upstream, "--upstream")?, listen)
         }
         (Some(_), Some(_)) => bail!("give either --config or --upstream, not both"),
-        (None, None) => bail!("serve needs --upstream URL (one site with defaults) or --config FILE\n\n{USAGE}"),
+        (None, None) => {
+            bail!("serve needs --upstream URL (one site with defaults) or --config FILE\n\n{USAGE}")
+        }
     };
     if flags.get("--config").is_some() && flags.get("--listen").is_some() {
         bail!("--listen goes with --upstream; with --config, listeners come from the file");
@@ -254,17 +328,26 @@ fn serve(flags: &Flags) -> Result<ExitCode> {
 }
 
 fn check(flags: &Flags) -> Result<ExitCode> {
-    let path = flags.get("--config").ok_or_else(|| anyhow!("check needs --config FILE"))?;
+    let path = flags
+        .get("--config")
+        .ok_or_else(|| anyhow!("check needs --config FILE"))?;
     match load_config(path) {
         Ok(config) => {
             // Certificates are loaded here too, so that a bad key is found
             // by `check` rather than at start.
             let metrics = std::sync::Arc::new(Default::default());
-            if let Err(errors) = rampart_gateway::runtime::build(config.clone(), 0, &metrics, None, None) {
+            if let Err(errors) =
+                rampart_gateway::runtime::build(config.clone(), 0, &metrics, None, None)
+            {
                 eprintln!("{errors}");
                 return Ok(ExitCode::from(1));
             }
-            println!("{path}: ok ({} listener(s), {} site(s), {} upstream pool(s))", config.listeners.len(), config.sites.len(), config.upstreams.len());
+            println!(
+                "{path}: ok ({} listener(s), {} site(s), {} upstream pool(s))",
+                config.listeners.len(),
+                config.sites.len(),
+                config.upstreams.len()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(code) => Ok(code),
@@ -274,7 +357,8 @@ fn check(flags: &Flags) -> Result<ExitCode> {
 fn reload(flags: &Flags) -> Result<ExitCode> {
     let admin = flags.get("--admin").unwrap_or("127.0.0.1:9901");
     let (_, body) = admin_call(admin, "POST", "/reload")?;
-    let outcome: serde_json::Value = serde_json::from_str(&body).with_context(|| format!("unexpected answer from {admin}: {body}"))?;
+    let outcome: serde_json::Value = serde_json::from_str(&body)
+        .with_context(|| format!("unexpected answer from {admin}: {body}"))?;
     if outcome["reloaded"] == true {
         println!("reloaded (generation {})", outcome["generation"]);
         for w in outcome["warnings"].as_array().into_iter().flatten() {
@@ -291,14 +375,25 @@ fn reload(flags: &Flags) -> Result<ExitCode> {
 }
 
 fn demo(flags: &Flags) -> Result<ExitCode> {
-    let listen = resolve(flags.get("--listen").unwrap_or("127.0.0.1:8080"), "--listen")?;
-    let origin_listen = resolve(flags.get("--origin-listen").unwrap_or("127.0.0.1:8081"), "--origin-listen")?;
-    let site = rampart_demo::DemoSite::start(origin_listen).with_context(|| format!("cannot start the demo site on {origin_listen}"))?;
+    let listen = resolve(
+        flags.get("--listen").unwrap_or("127.0.0.1:8080"),
+        "--listen",
+    )?;
+    let origin_listen = resolve(
+        flags.get("--origin-listen").unwrap_or("127.0.0.1:8081"),
+        "--origin-listen",
+    )?;
+    let site = rampart_demo::DemoSite::start(origin_listen)
+        .with_context(|| format!("cannot start the demo site on {origin_listen}"))?;
     let origin = site.local_addr();
     let mut config = Config::single_site(origin, listen);
     // The demo's donor feed is the leak this product exists to catch: block
     // it, under whichever name the visitor uses for the demo's address.
-    let hosts = ["localhost".to_string(), "127.0.0.1".to_string(), listen.ip().to_string()];
+    let hosts = [
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        listen.ip().to_string(),
+    ];
     let mut policies = String::from("[default]\naction = \"alert\"\n");
     for host in hosts.iter().collect::<std::collections::BTreeSet<_>>() {
         policies.push_str(&format!("[[sites]]\nhost = \"{host}\"\n[[sites.routes]]\npath_prefix = \"/donations/feed\"\naction = \"block\"\n"));
@@ -354,11 +449,19 @@ fn crs_test(args: &[String]) -> Result<ExitCode> {
         crs_test_http(&suite, &cases, &overrides, blocking, paranoia)?
     } else {
         let engine = crs::load_engine(&suite, !blocking, paranoia).map_err(|e| anyhow!("{e}"))?;
-        if blocking { crs::run_blocking(&engine, &suite, &cases, &overrides) } else { crs::run_suite(&engine, &suite, &cases, &overrides) }
+        if blocking {
+            crs::run_blocking(&engine, &suite, &cases, &overrides)
+        } else {
+            crs::run_suite(&engine, &suite, &cases, &overrides)
+        }
     };
     print!("{}", report.render());
     println!("pass rate {:.2}% ({})", report.pass_rate(), suite.name);
-    Ok(if report.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Starts CRS's reflecting backend and a gateway process in front of it,
@@ -376,7 +479,14 @@ fn crs_test_http(
     std::fs::create_dir_all(&dir)?;
     let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let setup = dir.join("crs-test-setup.conf");
-    std::fs::write(&setup, format!("{}\n{}\n", rampart_waf::crs_test::setup_rule(suite.schema, !blocking, paranoia), rampart_crstest::MARKER_RULE))?;
+    std::fs::write(
+        &setup,
+        format!(
+            "{}\n{}\n",
+            rampart_waf::crs_test::setup_rule(suite.schema, !blocking, paranoia),
+            rampart_crstest::MARKER_RULE
+        ),
+    )?;
     let waf_log = dir.join("waf.log");
     let _ = std::fs::remove_file(&waf_log);
     let config = dir.join("rampart.toml");
@@ -401,11 +511,18 @@ fn crs_test_http(
     while std::net::TcpStream::connect_timeout(&listen, Duration::from_millis(200)).is_err() {
         if started.elapsed() > Duration::from_secs(60) || gateway.try_wait()?.is_some() {
             let _ = gateway.kill();
-            bail!("the gateway did not start: {}", std::fs::read_to_string(dir.join("gateway.err")).unwrap_or_default());
+            bail!(
+                "the gateway did not start: {}",
+                std::fs::read_to_string(dir.join("gateway.err")).unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let target = rampart_crstest::HttpTarget { gateway: listen, waf_log, timeout: Duration::from_secs(5) };
+    let target = rampart_crstest::HttpTarget {
+        gateway: listen,
+        waf_log,
+        timeout: Duration::from_secs(5),
+    };
     let report = if blocking {
         let _ = gateway.kill();
         bail!("--http runs the detection suite; the blocking pass runs through the engine (drop --http)");
@@ -421,25 +538,58 @@ fn crs_test_http(
 fn admin_call(admin: &str, method: &str, path: &str) -> Result<(u16, String)> {
     use std::io::{Read, Write};
     let admin = resolve(admin, "--admin")?;
-    let mut stream = std::net::TcpStream::connect_timeout(&admin, std::time::Duration::from_secs(5))
-        .with_context(|| format!("cannot reach the admin listener at {admin}; is rampart running with --admin {admin}?"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(
+        &admin,
+        std::time::Duration::from_secs(5),
+    )
+    .with_context(|| {
+        format!(
+            "cannot reach the admin listener at {admin}; is rampart running with --admin {admin}?"
+        )
+    })?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
     write!(stream, "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer)?;
-    let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Ok((status, answer.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string()))
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((
+        status,
+        answer
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_string(),
+    ))
 }
 
 fn flood_command(command: &str, args: &[String]) -> Result<ExitCode> {
     let positional: Vec<&String> = args.iter().take_while(|a| !a.starts_with("--")).collect();
     let flags = Flags::parse(&args[positional.len()..], &["--admin", "--for"])?;
     let admin = flags.get("--admin").unwrap_or("127.0.0.1:9901");
-    let enc = |s: &str| s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._:".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect::<String>();
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._:".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
     let (method, path) = match (command, positional.as_slice()) {
-        ("mode", [site, mode]) => ("POST", format!("/mode?site={}&mode={}", enc(site), enc(mode))),
+        ("mode", [site, mode]) => (
+            "POST",
+            format!("/mode?site={}&mode={}", enc(site), enc(mode)),
+        ),
         ("ban", [client]) => match flags.get("--for") {
-            Some(secs) => ("POST", format!("/ban?client={}&secs={}", enc(client), enc(secs))),
+            Some(secs) => (
+                "POST",
+                format!("/ban?client={}&secs={}", enc(client), enc(secs)),
+            ),
             None => ("POST", format!("/ban?client={}", enc(client))),
         },
         ("unban", [client]) => ("POST", format!("/unban?client={}", enc(client))),
@@ -448,18 +598,29 @@ fn flood_command(command: &str, args: &[String]) -> Result<ExitCode> {
     };
     let (status, body) = admin_call(admin, method, &path)?;
     println!("{body}");
-    Ok(if status == 200 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if status == 200 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// `rampart demo-origin`: the demo site alone, optionally capped at N
 /// requests per second with its counts at /.demo/stats; for `bench/`.
 fn demo_origin(flags: &Flags) -> Result<ExitCode> {
-    let listen = resolve(flags.get("--listen").unwrap_or("127.0.0.1:8081"), "--listen")?;
+    let listen = resolve(
+        flags.get("--listen").unwrap_or("127.0.0.1:8081"),
+        "--listen",
+    )?;
     let mut options = rampart_demo::Options::default();
     if let Some(n) = flags.get("--capacity") {
-        options = rampart_demo::Options::with_capacity(n.parse().ok().filter(|n| *n > 0).ok_or_else(|| anyhow!("--capacity must be a positive number of requests per second"))?);
+        options =
+            rampart_demo::Options::with_capacity(n.parse().ok().filter(|n| *n > 0).ok_or_else(
+                || anyhow!("--capacity must be a positive number of requests per second"),
+            )?);
     }
-    let site = rampart_demo::DemoSite::start_with(listen, options).with_context(|| format!("cannot start the demo site on {listen}"))?;
+    let site = rampart_demo::DemoSite::start_with(listen, options)
+        .with_context(|| format!("cannot start the demo site on {listen}"))?;
     println!("demo site on http://{}/", site.local_addr());
     loop {
         std::thread::park();

@@ -18,13 +18,31 @@ fn chromium_passes_the_challenge_with_and_without_javascript() {
         "playwright-core is not installed: run scripts/setup (npm ci in tests-browser/)"
     );
     let site = rampart_demo::DemoSite::start("127.0.0.1:0".parse().unwrap()).unwrap();
-    let config = one_site_config(site.local_addr(), "\n[flood]\n[flood.challenge]\nnojs_wait_secs = 2\n[[flood.sites]]\nname = \"www\"\n");
+    let config = one_site_config(
+        site.local_addr(),
+        "\n[flood]\n[flood.challenge]\nnojs_wait_secs = 2\n[[flood.sites]]\nname = \"www\"\n",
+    );
     let gw = GatewayProcess::start("browser", &config);
-    let out = Command::new(binary()).args(["mode", "www", "under-attack", "--admin", &gw.admin.to_string()]).output().unwrap();
+    let out = Command::new(binary())
+        .args([
+            "mode",
+            "www",
+            "under-attack",
+            "--admin",
+            &gw.admin.to_string(),
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let url = format!("http://{}/", gw.listen);
-    let run = Command::new("node").arg(scripts.join("challenge.mjs")).arg(&url).arg("Fairshare").output().expect("node must be installed");
-    let report = String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
+    let run = Command::new("node")
+        .arg(scripts.join("challenge.mjs"))
+        .arg(&url)
+        .arg("Fairshare")
+        .output()
+        .expect("node must be installed");
+    let report =
+        String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{report}");
     for check in ["ok js", "ok nojs-no-shortcut", "ok nojs"] {
         assert!(report.contains(check), "{check} missing: {report}");

@@ -49,7 +49,9 @@ fn http1_requests_are_proxied_and_logged() {
 
     // Keep-alive: two requests on one connection.
     let mut stream = TcpStream::connect(gw.listen).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     for i in 0..2 {
         write!(stream, "GET /k{i} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         let r = read_reply(&mut stream).unwrap();
@@ -61,10 +63,28 @@ fn http1_requests_are_proxied_and_logged() {
     let r = raw(gw.listen, format!("POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes()).unwrap();
     assert_eq!(r.body_text(), "alpha /form 5000");
 
-    eventually("the access log has the requests", || gw.access_log().lines().count() >= 4);
-    let first: serde_json::Value = serde_json::from_str(gw.access_log().lines().next().unwrap()).unwrap();
-    for field in ["time", "site", "route", "client", "method", "path", "status", "bytes", "duration_ms", "upstream", "verdict"] {
-        assert!(first.get(field).is_some(), "access log lacks `{field}`: {first}");
+    eventually("the access log has the requests", || {
+        gw.access_log().lines().count() >= 4
+    });
+    let first: serde_json::Value =
+        serde_json::from_str(gw.access_log().lines().next().unwrap()).unwrap();
+    for field in [
+        "time",
+        "site",
+        "route",
+        "client",
+        "method",
+        "path",
+        "status",
+        "bytes",
+        "duration_ms",
+        "upstream",
+        "verdict",
+    ] {
+        assert!(
+            first.get(field).is_some(),
+            "access log lacks `{field}`: {first}"
+        );
     }
     assert_eq!(first["site"], "www");
     assert_eq!(first["status"], 200);
@@ -73,7 +93,10 @@ fn http1_requests_are_proxied_and_logged() {
     assert_eq!(first["upstream"], up.addr.to_string());
 
     let metrics = gw.metrics();
-    assert!(metrics.contains("rampart_responses_total{site=\"www\",class=\"2xx\"} 4"), "{metrics}");
+    assert!(
+        metrics.contains("rampart_responses_total{site=\"www\",class=\"2xx\"} 4"),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -82,8 +105,14 @@ fn malformed_request_gets_400_not_a_crash() {
     let gw = GatewayProcess::start("malformed", &single_site(&format!("\"{}\"", up.addr), ""));
     let r = raw(gw.listen, b"GARBAGE\r\n\r\n").unwrap();
     assert_eq!(r.status, 400);
-    let r = raw(gw.listen, b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n");
-    assert!(r.map(|r| r.status == 400).unwrap_or(true), "a bad Content-Length is refused or the connection closed");
+    let r = raw(
+        gw.listen,
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
+    );
+    assert!(
+        r.map(|r| r.status == 400).unwrap_or(true),
+        "a bad Content-Length is refused or the connection closed"
+    );
     // The gateway still serves.
     assert_eq!(get(gw.listen, "/").status, 200);
 }
@@ -91,33 +120,56 @@ fn malformed_request_gets_400_not_a_crash() {
 #[test]
 fn oversized_headers_get_431_and_bodies_413() {
     let up = NamedUpstream::start("alpha");
-    let gw = GatewayProcess::start("sizes", &single_site(&format!("\"{}\"", up.addr), "max_header_bytes = 4096\nmax_body_bytes = 1000"));
+    let gw = GatewayProcess::start(
+        "sizes",
+        &single_site(
+            &format!("\"{}\"", up.addr),
+            "max_header_bytes = 4096\nmax_body_bytes = 1000",
+        ),
+    );
     let big_cookie = format!("Cookie: c={}\r\n", "x".repeat(5000));
     let r = get_with(gw.listen, "/", &big_cookie);
     assert_eq!(r.status, 431);
 
-    let r = raw(gw.listen, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nConnection: close\r\n\r\n").unwrap();
+    let r = raw(
+        gw.listen,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
     assert_eq!(r.status, 413);
 
     // A chunked body gives no length up front; it is stopped as it crosses the cap.
-    let mut req = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    let mut req =
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            .to_vec();
     for _ in 0..3 {
         req.extend_from_slice(format!("{:x}\r\n{}\r\n", 600, "y".repeat(600)).as_bytes());
     }
     req.extend_from_slice(b"0\r\n\r\n");
     let r = raw(gw.listen, &req).unwrap();
     assert_eq!(r.status, 413);
-    assert_eq!(up.served.load(std::sync::atomic::Ordering::Relaxed), 0, "nothing oversized reached the upstream as a complete request");
+    assert_eq!(
+        up.served.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "nothing oversized reached the upstream as a complete request"
+    );
 
     // Under the caps, all is well.
-    let r = raw(gw.listen, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\n0123456789").unwrap();
+    let r = raw(
+        gw.listen,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\n0123456789",
+    )
+    .unwrap();
     assert_eq!(r.status, 200);
 }
 
 #[test]
 fn slow_drip_head_is_cut_off_while_others_are_served() {
     let up = NamedUpstream::start("alpha");
-    let gw = GatewayProcess::start("drip", &single_site(&format!("\"{}\"", up.addr), "head_timeout = \"2s\""));
+    let gw = GatewayProcess::start(
+        "drip",
+        &single_site(&format!("\"{}\"", up.addr), "head_timeout = \"2s\""),
+    );
     let listen = gw.listen;
     let dripper = std::thread::spawn(move || {
         let mut s = TcpStream::connect(listen).unwrap();
@@ -135,7 +187,9 @@ fn slow_drip_head_is_cut_off_while_others_are_served() {
             match s.read(&mut buf) {
                 Ok(0) => return (true, started.elapsed()),
                 Ok(_) => return (false, started.elapsed()),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
                 Err(_) => return (true, started.elapsed()),
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -151,17 +205,31 @@ fn slow_drip_head_is_cut_off_while_others_are_served() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let (cut, after) = dripper.join().unwrap();
-    assert!(cut, "the dripping client was never cut off (dripped for {after:?})");
-    assert!(gw.metrics().contains("rampart_head_timeouts_total 1"), "{}", gw.metrics());
+    assert!(
+        cut,
+        "the dripping client was never cut off (dripped for {after:?})"
+    );
+    assert!(
+        gw.metrics().contains("rampart_head_timeouts_total 1"),
+        "{}",
+        gw.metrics()
+    );
 }
 
 #[test]
 fn slow_body_is_cut_off_below_the_minimum_rate() {
     let up = NamedUpstream::start("alpha");
-    let gw = GatewayProcess::start("slowbody", &single_site(&format!("\"{}\"", up.addr), "body_min_rate = 2000\nbody_rate_grace = \"1s\""));
+    let gw = GatewayProcess::start(
+        "slowbody",
+        &single_site(
+            &format!("\"{}\"", up.addr),
+            "body_min_rate = 2000\nbody_rate_grace = \"1s\"",
+        ),
+    );
     let mut s = TcpStream::connect(gw.listen).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-    s.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n").unwrap();
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        .unwrap();
     let started = Instant::now();
     let mut cut = false;
     while started.elapsed() < Duration::from_secs(20) {
@@ -177,7 +245,10 @@ fn slow_body_is_cut_off_below_the_minimum_rate() {
             }
             Ok(n) => {
                 // An error page is acceptable too, as long as it is not a 200.
-                assert!(!String::from_utf8_lossy(&buf[..n]).contains(" 200 "), "slow body was served");
+                assert!(
+                    !String::from_utf8_lossy(&buf[..n]).contains(" 200 "),
+                    "slow body was served"
+                );
                 cut = true;
                 break;
             }
@@ -186,33 +257,58 @@ fn slow_body_is_cut_off_below_the_minimum_rate() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(cut, "a 100 bytes/s upload was never cut off");
-    eventually("the slow body is counted", || gw.metrics().contains("rampart_slow_bodies_total 1"));
+    eventually("the slow body is counted", || {
+        gw.metrics().contains("rampart_slow_bodies_total 1")
+    });
 }
 
 #[test]
 fn per_client_connection_cap() {
     let up = NamedUpstream::start("alpha");
-    let gw = GatewayProcess::start("conncap", &single_site(&format!("\"{}\"", up.addr), "max_connections_per_client = 2"));
+    let gw = GatewayProcess::start(
+        "conncap",
+        &single_site(
+            &format!("\"{}\"", up.addr),
+            "max_connections_per_client = 2",
+        ),
+    );
     // The start-up probe's connection must be gone, or it holds one of the two slots.
-    eventually("no connection is open before the test's own", || gw.metrics().contains("rampart_connections_open 0"));
+    eventually("no connection is open before the test's own", || {
+        gw.metrics().contains("rampart_connections_open 0")
+    });
     let mut a = TcpStream::connect(gw.listen).unwrap();
     let b = TcpStream::connect(gw.listen).unwrap();
     // Wait until the gateway has registered both (it counts a connection
     // when its task starts, which a loaded machine can delay).
-    eventually("both held connections are counted", || gw.metrics().contains("rampart_connections_open 2"));
-    let third = raw(gw.listen, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    eventually("both held connections are counted", || {
+        gw.metrics().contains("rampart_connections_open 2")
+    });
+    let third = raw(
+        gw.listen,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     match third {
         Ok(r) => assert_eq!(r.status, 503, "third connection must be refused"),
         Err(_) => {} // refused at accept: closed without an answer
     }
     // A held connection still works, and freeing one admits a new one.
-    a.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    a.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     assert_eq!(read_reply(&mut a).unwrap().status, 200);
     drop(a);
     drop(b);
-    eventually("a freed slot admits a new connection", || raw(gw.listen, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").map(|r| r.status == 200).unwrap_or(false));
-    assert!(!gw.metrics().contains("rampart_connections_rejected_per_client_total 0"));
+    eventually("a freed slot admits a new connection", || {
+        raw(
+            gw.listen,
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .map(|r| r.status == 200)
+        .unwrap_or(false)
+    });
+    assert!(!gw
+        .metrics()
+        .contains("rampart_connections_rejected_per_client_total 0"));
 }
 
 #[test]
@@ -223,8 +319,14 @@ fn upstream_down_gives_502_page_in_html_or_json() {
     assert_eq!(r.status, 502);
     assert!(r.header("content-type").unwrap().starts_with("text/html"));
     let reference = r.header("x-request-id").unwrap().to_string();
-    assert!(r.body_text().contains(&reference), "the page shows the reference id");
-    assert!(!r.body_text().contains(&dead.to_string()), "the page must not reveal the upstream address");
+    assert!(
+        r.body_text().contains(&reference),
+        "the page shows the reference id"
+    );
+    assert!(
+        !r.body_text().contains(&dead.to_string()),
+        "the page must not reveal the upstream address"
+    );
 
     let r = get_with(gw.listen, "/api/items", "Accept: text/html\r\n");
     assert_eq!(r.status, 502);
@@ -232,19 +334,22 @@ fn upstream_down_gives_502_page_in_html_or_json() {
     assert_eq!(v["error"]["status"], 502);
 
     let r = get_with(gw.listen, "/", "Accept: application/json\r\n");
-    assert!(r.header("content-type").unwrap().starts_with("application/json"));
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
 
-    eventually("the access log names the reference", || gw.access_log().contains(&reference));
+    eventually("the access log names the reference", || {
+        gw.access_log().contains(&reference)
+    });
 }
 
 #[test]
 fn connect_failures_retry_idempotent_requests_only() {
     let live = NamedUpstream::start("live");
     let dead = free_port();
-    let config = single_site(&format!("\"127.0.0.1:{dead}\", \"{}\"", live.addr), "").replace(
-        "servers = [",
-        "eject_after_failures = 1000\nservers = [",
-    );
+    let config = single_site(&format!("\"127.0.0.1:{dead}\", \"{}\"", live.addr), "")
+        .replace("servers = [", "eject_after_failures = 1000\nservers = [");
     let gw = GatewayProcess::start("retry", &config);
     for _ in 0..6 {
         let r = get(gw.listen, "/");
@@ -253,7 +358,10 @@ fn connect_failures_retry_idempotent_requests_only() {
     let statuses: Vec<u16> = (0..6)
         .map(|_| raw(gw.listen, b"POST /pay HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").unwrap().status)
         .collect();
-    assert!(statuses.contains(&502), "a POST that hit the dead server is not retried: {statuses:?}");
+    assert!(
+        statuses.contains(&502),
+        "a POST that hit the dead server is not retried: {statuses:?}"
+    );
     assert!(statuses.contains(&200), "{statuses:?}");
 }
 
@@ -266,17 +374,40 @@ fn health_check_ejects_a_dead_upstream_and_readmits_it() {
         "health_check = { path = \"/health\", interval = \"200ms\", timeout = \"500ms\", unhealthy_after = 1, healthy_after = 1 }\nservers = [",
     );
     let gw = GatewayProcess::start("health", &config);
-    let names = |n: usize| -> Vec<String> { (0..n).map(|_| get(gw.listen, "/").body_text().split(' ').next().unwrap_or("").to_string()).collect() };
+    let names = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                get(gw.listen, "/")
+                    .body_text()
+                    .split(' ')
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    };
     let seen = names(6);
-    assert!(seen.contains(&"a".to_string()) && seen.contains(&"b".to_string()), "{seen:?}");
+    assert!(
+        seen.contains(&"a".to_string()) && seen.contains(&"b".to_string()),
+        "{seen:?}"
+    );
 
     let a_addr = a.stop();
-    eventually("the health check marks `a` down", || gw.stderr().contains(&format!("{a_addr} of pool `app` is now down")));
+    eventually("the health check marks `a` down", || {
+        gw.stderr()
+            .contains(&format!("{a_addr} of pool `app` is now down"))
+    });
     let seen = names(6);
-    assert!(seen.iter().all(|n| n == "b"), "only `b` serves while `a` is down: {seen:?}");
+    assert!(
+        seen.iter().all(|n| n == "b"),
+        "only `b` serves while `a` is down: {seen:?}"
+    );
 
     let _a = NamedUpstream::start_on("a", a_addr);
-    eventually("the health check readmits `a`", || gw.stderr().contains(&format!("{a_addr} of pool `app` is now up")));
+    eventually("the health check readmits `a`", || {
+        gw.stderr()
+            .contains(&format!("{a_addr} of pool `app` is now up"))
+    });
     let seen = names(6);
     assert!(seen.contains(&"a".to_string()), "{seen:?}");
 }
@@ -288,13 +419,24 @@ fn reload_keeps_in_flight_requests_and_rejects_a_broken_file() {
     let gw = GatewayProcess::start("reload", &single_site(&format!("\"{}\"", a.addr), ""));
     let listen = gw.listen;
     let slow = std::thread::spawn(move || get(listen, "/slow"));
-    eventually("the slow request is in flight at `a`", || a.served.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    eventually("the slow request is in flight at `a`", || {
+        a.served.load(std::sync::atomic::Ordering::Relaxed) >= 1
+    });
 
     // Point the site at `b` and reload through the command line.
-    let text = std::fs::read_to_string(&gw.config_path).unwrap().replace(&a.addr.to_string(), &b.addr.to_string());
+    let text = std::fs::read_to_string(&gw.config_path)
+        .unwrap()
+        .replace(&a.addr.to_string(), &b.addr.to_string());
     std::fs::write(&gw.config_path, &text).unwrap();
-    let out = Command::new(binary()).args(["reload", "--admin", &gw.admin.to_string()]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(binary())
+        .args(["reload", "--admin", &gw.admin.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(get(gw.listen, "/").body_text().starts_with("b "));
 
     // The request that began before the reload finishes on the old upstream.
@@ -303,18 +445,38 @@ fn reload_keeps_in_flight_requests_and_rejects_a_broken_file() {
     assert!(r.body_text().starts_with("a /slow"));
 
     // A broken file is rejected with its errors and `b` keeps serving.
-    std::fs::write(&gw.config_path, text.replace("[limits]", "[limits]\nhead_timeout = \"soon\"")).unwrap();
-    let out = Command::new(binary()).args(["reload", "--admin", &gw.admin.to_string()]).output().unwrap();
+    std::fs::write(
+        &gw.config_path,
+        text.replace("[limits]", "[limits]\nhead_timeout = \"soon\""),
+    )
+    .unwrap();
+    let out = Command::new(binary())
+        .args(["reload", "--admin", &gw.admin.to_string()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("rampart.toml:6:16: `head_timeout` must be a duration"), "{stderr}");
+    assert!(
+        stderr.contains("rampart.toml:6:16: `head_timeout` must be a duration"),
+        "{stderr}"
+    );
     assert!(get(gw.listen, "/").body_text().starts_with("b "));
 
     // SIGHUP reloads too: back to `a`.
-    std::fs::write(&gw.config_path, text.replace(&b.addr.to_string(), &a.addr.to_string())).unwrap();
+    std::fs::write(
+        &gw.config_path,
+        text.replace(&b.addr.to_string(), &a.addr.to_string()),
+    )
+    .unwrap();
     let pid = gw.child.id().to_string();
-    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
-    eventually("SIGHUP reloads the configuration", || get(gw.listen, "/").body_text().starts_with("a "));
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    eventually("SIGHUP reloads the configuration", || {
+        get(gw.listen, "/").body_text().starts_with("a ")
+    });
 }
 
 #[test]
@@ -326,24 +488,53 @@ fn check_reports_every_error_with_its_position() {
         "[limits]\nhead_timeout = \"ten\"\nmax_body_byts = 1\n\n[[listener]]\naddress = \"nowhere\"\n\n[[site]]\nname = \"w\"\nhosts = [\"a\"]\nupstream = \"none\"\n",
     )
     .unwrap();
-    let out = Command::new(binary()).args(["check", "--config"]).arg(&path).output().unwrap();
+    let out = Command::new(binary())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let file = path.display().to_string();
-    assert!(stderr.contains(&format!("{file}:2:16: `head_timeout` must be a duration")), "{stderr}");
-    assert!(stderr.contains(&format!("{file}:3:1: unknown key `max_body_byts`")), "{stderr}");
-    assert!(stderr.contains(&format!("{file}:6:11: `address`: `nowhere` is not an address")), "{stderr}");
-    assert!(stderr.contains("uses upstream `none`, which is not defined"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{file}:2:16: `head_timeout` must be a duration")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{file}:3:1: unknown key `max_body_byts`")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{file}:6:11: `address`: `nowhere` is not an address"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("uses upstream `none`, which is not defined"),
+        "{stderr}"
+    );
 
     std::fs::write(&path, "[[listener]]\naddress = \"127.0.0.1:1\"\n[[upstream]]\nname = \"u\"\nservers = [\"127.0.0.1:2\"]\n[[site]]\nname = \"w\"\nhosts = [\"*\"]\nupstream = \"u\"\n").unwrap();
-    let out = Command::new(binary()).args(["check", "--config"]).arg(&path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(binary())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn h2c_and_websocket_pass_through() {
     let up = NamedUpstream::start("alpha");
-    let config = single_site(&format!("\"{}\"", up.addr), "").replace("address = \"{listen}\"", "address = \"{listen}\"\nh2c = true");
+    let config = single_site(&format!("\"{}\"", up.addr), "").replace(
+        "address = \"{listen}\"",
+        "address = \"{listen}\"\nh2c = true",
+    );
     let gw = GatewayProcess::start("h2c", &config);
     let url = format!("http://{}/h2", gw.listen);
     let (ok, out, err) = curl(&["--http2-prior-knowledge", "-w", "\n%{http_version}", &url]);
@@ -363,7 +554,11 @@ fn h2c_and_websocket_pass_through() {
         s.read_exact(&mut byte).unwrap();
         head.push(byte[0]);
     }
-    assert!(String::from_utf8_lossy(&head).starts_with("HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    assert!(
+        String::from_utf8_lossy(&head).starts_with("HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
     s.write_all(b"ping-frame").unwrap();
     let mut echo = [0u8; 10];
     s.read_exact(&mut echo).unwrap();
@@ -420,15 +615,39 @@ tls = {{ cert = "{}", key = "{}" }}
         // picked it: any other certificate would fail verification.
         let resolve = format!("{host}:{port}:127.0.0.1");
         let url = format!("https://{host}:{port}/x");
-        let (ok, out, err) = curl(&["--http2", "--cacert", cert.to_str().unwrap(), "--resolve", &resolve, "-w", "\n%{http_version}", &url]);
+        let (ok, out, err) = curl(&[
+            "--http2",
+            "--cacert",
+            cert.to_str().unwrap(),
+            "--resolve",
+            &resolve,
+            "-w",
+            "\n%{http_version}",
+            &url,
+        ]);
         assert!(ok, "{host}: {err}");
         assert!(out.starts_with(&format!("{expect} /x")), "{out}");
         assert!(out.ends_with("\n2"), "ALPN chose HTTP/2: {out}");
-        let (ok, out, err) = curl(&["--http1.1", "--cacert", cert.to_str().unwrap(), "--resolve", &resolve, "-w", "\n%{http_version}", &url]);
+        let (ok, out, err) = curl(&[
+            "--http1.1",
+            "--cacert",
+            cert.to_str().unwrap(),
+            "--resolve",
+            &resolve,
+            "-w",
+            "\n%{http_version}",
+            &url,
+        ]);
         assert!(ok, "{err}");
         assert!(out.ends_with("\n1.1"), "{out}");
     }
     // The wrong trust anchor for a name fails: the certificates really differ.
-    let (ok, _, _) = curl(&["--cacert", cert_b.to_str().unwrap(), "--resolve", &format!("a.test:{port}:127.0.0.1"), &format!("https://a.test:{port}/")]);
+    let (ok, _, _) = curl(&[
+        "--cacert",
+        cert_b.to_str().unwrap(),
+        "--resolve",
+        &format!("a.test:{port}:127.0.0.1"),
+        &format!("https://a.test:{port}/"),
+    ]);
     assert!(!ok);
 }

@@ -43,7 +43,10 @@ fn the_demo_donor_feed_is_blocked_and_the_thank_you_page_passes() {
     assert_eq!(feed.status, 503, "the donor feed must not leave");
     let reference = feed.header("x-request-id").unwrap().to_string();
     assert!(feed.body_text().contains(&reference));
-    assert!(!feed.body_text().contains('£'), "no donor data in the error page");
+    assert!(
+        !feed.body_text().contains('£'),
+        "no donor data in the error page"
+    );
 
     let form = "first_name=Alice&last_name=Smith&email=alice%40example.org&amount=25";
     let thanks = raw(
@@ -52,14 +55,26 @@ fn the_demo_donor_feed_is_blocked_and_the_thank_you_page_passes() {
     )
     .unwrap();
     assert_eq!(thanks.status, 200);
-    assert!(thanks.body_text().contains("Thank you, Alice"), "{}", thanks.body_text());
+    assert!(
+        thanks.body_text().contains("Thank you, Alice"),
+        "{}",
+        thanks.body_text()
+    );
 
-    eventually("the leak is an event with a masked sample", || gw.stderr().contains("\"event\":\"leak\"") && gw.stderr().contains("donor_list"));
+    eventually("the leak is an event with a masked sample", || {
+        gw.stderr().contains("\"event\":\"leak\"") && gw.stderr().contains("donor_list")
+    });
     let events = gw.stderr();
-    let line = events.lines().find(|l| l.contains(&reference)).expect("the event names the reference");
+    let line = events
+        .lines()
+        .find(|l| l.contains(&reference))
+        .expect("the event names the reference");
     // The seeded donors must not appear in the event, only masked samples.
     for name in ["Margaret", "Siobhan", "Oluwaseun"] {
-        assert!(!line.contains(name), "the event carries a donor's name: {line}");
+        assert!(
+            !line.contains(name),
+            "the event carries a donor's name: {line}"
+        );
     }
     assert!(gw.access_log().contains("leak:block:donor_list"));
 }
@@ -72,7 +87,10 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -87,45 +105,99 @@ fn base64(bytes: &[u8]) -> String {
 #[test]
 fn redact_routes_mask_card_numbers_even_in_gzip_bodies() {
     let backend = rampart_crstest::ReflectBackend::start("127.0.0.1:0".parse().unwrap()).unwrap();
-    let gw = GatewayProcess::start("leak-redact", &leak_config(backend.local_addr(), "", "[leak_guard.default]\naction = \"redact\"\n"));
+    let gw = GatewayProcess::start(
+        "leak-redact",
+        &leak_config(
+            backend.local_addr(),
+            "",
+            "[leak_guard.default]\naction = \"redact\"\n",
+        ),
+    );
     let page = "<html><body><p>Receipt</p><p>Card number: 4111 1111 1111 1111</p><p>Thank you</p></body></html>";
-    let r = reflect(&gw, &format!(r#"{{"status":200,"headers":{{"Content-Type":"text/html"}},"body":"{page}"}}"#));
+    let r = reflect(
+        &gw,
+        &format!(r#"{{"status":200,"headers":{{"Content-Type":"text/html"}},"body":"{page}"}}"#),
+    );
     assert_eq!(r.status, 200);
     let text = r.body_text();
     assert!(!text.contains("4111 1111 1111 1111"), "{text}");
-    assert!(text.contains("Receipt") && text.contains("Thank you"), "{text}");
+    assert!(
+        text.contains("Receipt") && text.contains("Thank you"),
+        "{text}"
+    );
 
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(page.as_bytes()).unwrap();
     let encoded = base64(&gz.finish().unwrap());
-    let r = reflect(&gw, &format!(r#"{{"status":200,"headers":{{"Content-Type":"text/html","Content-Encoding":"gzip"}},"encodedBody":"{encoded}"}}"#));
+    let r = reflect(
+        &gw,
+        &format!(
+            r#"{{"status":200,"headers":{{"Content-Type":"text/html","Content-Encoding":"gzip"}},"encodedBody":"{encoded}"}}"#
+        ),
+    );
     assert_eq!(r.status, 200);
-    assert!(r.header("content-encoding").is_none(), "the masked body goes out decoded");
+    assert!(
+        r.header("content-encoding").is_none(),
+        "the masked body goes out decoded"
+    );
     let text = r.body_text();
-    assert!(text.contains("Receipt") && !text.contains("4111 1111 1111 1111"), "{text}");
+    assert!(
+        text.contains("Receipt") && !text.contains("4111 1111 1111 1111"),
+        "{text}"
+    );
 }
 
 #[test]
 fn alert_routes_pass_data_through_and_report_it() {
     let backend = rampart_crstest::ReflectBackend::start("127.0.0.1:0".parse().unwrap()).unwrap();
-    let gw = GatewayProcess::start("leak-alert", &leak_config(backend.local_addr(), "", "[leak_guard.default]\naction = \"alert\"\n"));
+    let gw = GatewayProcess::start(
+        "leak-alert",
+        &leak_config(
+            backend.local_addr(),
+            "",
+            "[leak_guard.default]\naction = \"alert\"\n",
+        ),
+    );
     let page = "<p>Card number: 4111 1111 1111 1111</p>";
-    let r = reflect(&gw, &format!(r#"{{"status":200,"headers":{{"Content-Type":"text/html"}},"body":"{page}"}}"#));
+    let r = reflect(
+        &gw,
+        &format!(r#"{{"status":200,"headers":{{"Content-Type":"text/html"}},"body":"{page}"}}"#),
+    );
     assert_eq!(r.status, 200);
-    assert!(r.body_text().contains("4111 1111 1111 1111"), "alert must not change the response");
-    eventually("the card is reported, masked", || gw.stderr().contains("\"kind\":\"card\""));
-    assert!(!gw.stderr().contains("4111 1111 1111 1111"), "the event must not carry the number");
+    assert!(
+        r.body_text().contains("4111 1111 1111 1111"),
+        "alert must not change the response"
+    );
+    eventually("the card is reported, masked", || {
+        gw.stderr().contains("\"kind\":\"card\"")
+    });
+    assert!(
+        !gw.stderr().contains("4111 1111 1111 1111"),
+        "the event must not carry the number"
+    );
 
     // A site's public contact address is below every threshold: the guard
     // allows it, so it is counted but raises no event (else every page of an
     // ordinary site would be one).
     let footer = "<footer>Contact us: press@fairshare.example</footer>";
-    let r = reflect(&gw, &format!(r#"{{"status":200,"headers":{{"Content-Type":"text/html"}},"body":"{footer}"}}"#));
+    let r = reflect(
+        &gw,
+        &format!(r#"{{"status":200,"headers":{{"Content-Type":"text/html"}},"body":"{footer}"}}"#),
+    );
     assert_eq!(r.status, 200);
     assert!(r.body_text().contains("press@fairshare.example"));
-    eventually("the allowed finding is counted", || gw.metrics().contains("rampart_leak_allowed_total 1"));
-    assert!(gw.metrics().contains("rampart_leak_events_total 1"), "only the card raised an event");
-    assert!(!gw.stderr().contains("\"kind\":\"email\""), "no event for an allowed finding: {}", gw.stderr());
+    eventually("the allowed finding is counted", || {
+        gw.metrics().contains("rampart_leak_allowed_total 1")
+    });
+    assert!(
+        gw.metrics().contains("rampart_leak_events_total 1"),
+        "only the card raised an event"
+    );
+    assert!(
+        !gw.stderr().contains("\"kind\":\"email\""),
+        "no event for an allowed finding: {}",
+        gw.stderr()
+    );
 }
 
 #[test]
@@ -133,17 +205,46 @@ fn a_canary_record_trips_even_on_an_alert_route() {
     let backend = rampart_crstest::ReflectBackend::start("127.0.0.1:0".parse().unwrap()).unwrap();
     let dir = temp_dir("leak-canary-files");
     let csv = dir.join("canaries.csv");
-    std::fs::write(&csv, "name,email,phone\nCanary Person,trap.donor.7731@fairshare-canary.example,07700 900123\n").unwrap();
+    std::fs::write(
+        &csv,
+        "name,email,phone\nCanary Person,trap.donor.7731@fairshare-canary.example,07700 900123\n",
+    )
+    .unwrap();
     let gw = GatewayProcess::start(
         "leak-canary",
-        &leak_config(backend.local_addr(), &format!("canaries_csv = \"{}\"\nkey_file = \"{}\"", csv.display(), dir.join("keys").display()), "[leak_guard.default]\naction = \"alert\"\n"),
+        &leak_config(
+            backend.local_addr(),
+            &format!(
+                "canaries_csv = \"{}\"\nkey_file = \"{}\"",
+                csv.display(),
+                dir.join("keys").display()
+            ),
+            "[leak_guard.default]\naction = \"alert\"\n",
+        ),
     );
     let page = "<table><tr><td>trap.donor.7731@fairshare-canary.example</td></tr></table>";
-    let r = reflect(&gw, &format!(r#"{{"status":200,"headers":{{"Content-Type":"text/html"}},"body":"{page}"}}"#));
-    assert!(!r.body_text().contains("trap.donor.7731"), "the canary record must not leave (status {})", r.status);
-    eventually("the canary trip is a critical event", || gw.stderr().contains("\"kind\":\"canary\"") && gw.stderr().contains("\"severity\":\"critical\""));
+    let r = reflect(
+        &gw,
+        &format!(r#"{{"status":200,"headers":{{"Content-Type":"text/html"}},"body":"{page}"}}"#),
+    );
+    assert!(
+        !r.body_text().contains("trap.donor.7731"),
+        "the canary record must not leave (status {})",
+        r.status
+    );
+    eventually("the canary trip is a critical event", || {
+        gw.stderr().contains("\"kind\":\"canary\"")
+            && gw.stderr().contains("\"severity\":\"critical\"")
+    });
     // The fingerprint key was made, private to the gateway's user.
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(dir.join("keys.fingerprint")).unwrap().permissions().mode();
-    assert_eq!(mode & 0o077, 0, "the fingerprint key must be mode 0600, is {mode:o}");
+    let mode = std::fs::metadata(dir.join("keys.fingerprint"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "the fingerprint key must be mode 0600, is {mode:o}"
+    );
 }

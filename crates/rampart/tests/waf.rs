@@ -15,7 +15,11 @@ fn crs(version: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs"));
     let dir = root.join(version);
-    assert!(dir.join("rules").is_dir(), "the CRS is expected at {} (set RAMPART_CRS_ROOT)", dir.display());
+    assert!(
+        dir.join("rules").is_dir(),
+        "the CRS is expected at {} (set RAMPART_CRS_ROOT)",
+        dir.display()
+    );
     dir
 }
 
@@ -75,7 +79,14 @@ Accept-Language: en-GB,en;q=0.9\r\n\
 Cookie: _ga=GA1.2.1234567890.1574000000; _gid=GA1.2.987654321.1574500000; cookieconsent_status=dismiss; CookieControl={\"necessaryCookies\":[],\"optionalCookies\":{\"analytics\":\"accepted\"}}\r\n";
 
 fn browser_get(addr: SocketAddr, path: &str) -> Reply {
-    raw(addr, format!("GET {path} HTTP/1.1\r\nHost: fairshare.example\r\n{BROWSER}Connection: close\r\n\r\n").as_bytes()).expect("GET")
+    raw(
+        addr,
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: fairshare.example\r\n{BROWSER}Connection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .expect("GET")
 }
 
 fn browser_post(addr: SocketAddr, path: &str, content_type: &str, body: &str) -> Reply {
@@ -101,21 +112,51 @@ fn realistic_benign_traffic_passes_at_paranoia_level_1() {
     let mut refused = Vec::new();
     let mut check = |what: &str, r: Reply| {
         if r.status == 403 {
-            refused.push(format!("{what} (reference {})", r.header("x-request-id").unwrap_or("")));
+            refused.push(format!(
+                "{what} (reference {})",
+                r.header("x-request-id").unwrap_or("")
+            ));
         }
     };
     check("home page", browser_get(gw.listen, "/"));
     check("search", browser_get(gw.listen, "/search?q=fairer+future"));
-    check("search with prose", browser_get(gw.listen, "/search?q=where+to+vote+and+how+to+select+a+candidate"));
+    check(
+        "search with prose",
+        browser_get(
+            gw.listen,
+            "/search?q=where+to+vote+and+how+to+select+a+candidate",
+        ),
+    );
     check("news feed", browser_get(gw.listen, "/donations/feed"));
     check("stylesheet", browser_get(gw.listen, "/static/style.css"));
-    for (first, last) in [("Siobhan", "O'Brien"), ("Marie", "D'Arcy"), ("Zoë", "Øster-Smith")] {
-        let body = format!("first_name={}&last_name={}&email=donor%40example.org&amount=25.00", enc(first), enc(last));
-        check(&format!("donation from {first} {last}"), browser_post(gw.listen, "/donate", "application/x-www-form-urlencoded", &body));
+    for (first, last) in [
+        ("Siobhan", "O'Brien"),
+        ("Marie", "D'Arcy"),
+        ("Zoë", "Øster-Smith"),
+    ] {
+        let body = format!(
+            "first_name={}&last_name={}&email=donor%40example.org&amount=25.00",
+            enc(first),
+            enc(last)
+        );
+        check(
+            &format!("donation from {first} {last}"),
+            browser_post(
+                gw.listen,
+                "/donate",
+                "application/x-www-form-urlencoded",
+                &body,
+            ),
+        );
     }
     check(
         "login",
-        browser_post(gw.listen, "/login", "application/x-www-form-urlencoded", "username=organiser&password=correct+horse+battery+staple"),
+        browser_post(
+            gw.listen,
+            "/login",
+            "application/x-www-form-urlencoded",
+            "username=organiser&password=correct+horse+battery+staple",
+        ),
     );
     check(
         "message whose prose mentions select, drop and union",
@@ -128,9 +169,18 @@ fn realistic_benign_traffic_passes_at_paranoia_level_1() {
     );
     check(
         "JSON API call",
-        browser_post(gw.listen, "/echo", "application/json", r#"{"supporter":{"name":"Ann O'Neill","postcode":"SW1A 1AA","interests":["housing","union rights"]},"consent":true}"#),
+        browser_post(
+            gw.listen,
+            "/echo",
+            "application/json",
+            r#"{"supporter":{"name":"Ann O'Neill","postcode":"SW1A 1AA","interests":["housing","union rights"]},"consent":true}"#,
+        ),
     );
-    assert!(refused.is_empty(), "benign requests refused at PL1: {refused:?}\n{}", waf_log(&gw));
+    assert!(
+        refused.is_empty(),
+        "benign requests refused at PL1: {refused:?}\n{}",
+        waf_log(&gw)
+    );
 }
 
 fn enc(s: &str) -> String {
@@ -153,30 +203,59 @@ fn attacks_are_blocked_in_blocking_mode_and_only_logged_in_detection_mode() {
         assert_eq!(r.status, 403, "{attack} was not blocked");
         let reference = r.header("x-request-id").unwrap().to_string();
         let page = r.body_text();
-        assert!(page.contains(&reference), "the block page shows its reference");
-        assert!(!page.contains("949110") && !page.contains("OWASP"), "the block page shows nothing of the rules");
-        eventually("the error log has the blocked request", || waf_log(&blocking).contains(&format!("[unique_id \"{reference}\"]")));
-        eventually("the audit log has the blocked request", || audit_log(&blocking).contains(&reference));
+        assert!(
+            page.contains(&reference),
+            "the block page shows its reference"
+        );
+        assert!(
+            !page.contains("949110") && !page.contains("OWASP"),
+            "the block page shows nothing of the rules"
+        );
+        eventually("the error log has the blocked request", || {
+            waf_log(&blocking).contains(&format!("[unique_id \"{reference}\"]"))
+        });
+        eventually("the audit log has the blocked request", || {
+            audit_log(&blocking).contains(&reference)
+        });
 
         let r = browser_get(detecting.listen, attack);
         assert_ne!(r.status, 403, "{attack} was blocked in DetectionOnly");
         let reference = r.header("x-request-id").unwrap().to_string();
         eventually("DetectionOnly logs the attack", || {
-            waf_log(&detecting).lines().any(|l| l.contains(&reference) && l.contains("[id \"949110\"]"))
+            waf_log(&detecting)
+                .lines()
+                .any(|l| l.contains(&reference) && l.contains("[id \"949110\"]"))
         });
     }
     // The error log lines carry what SIEM tools parse.
     let log = waf_log(&blocking);
-    let line = log.lines().find(|l| l.contains("[id \"942100\"]")).expect("libinjection's SQLi rule fired");
-    for field in ["[msg \"", "[data \"", "[severity \"", "[tag \"", "[unique_id \""] {
+    let line = log
+        .lines()
+        .find(|l| l.contains("[id \"942100\"]"))
+        .expect("libinjection's SQLi rule fired");
+    for field in [
+        "[msg \"",
+        "[data \"",
+        "[severity \"",
+        "[tag \"",
+        "[unique_id \"",
+    ] {
         assert!(line.contains(field), "{field} missing in {line}");
     }
     // The audit log is ModSecurity's JSON layout.
-    let entry: serde_json::Value = serde_json::from_str(audit_log(&blocking).lines().next().unwrap()).unwrap();
+    let entry: serde_json::Value =
+        serde_json::from_str(audit_log(&blocking).lines().next().unwrap()).unwrap();
     assert_eq!(entry["transaction"]["response"]["http_code"], 403);
-    assert!(entry["transaction"]["messages"].as_array().unwrap().iter().any(|m| m["details"]["ruleId"] == "949110"));
+    assert!(entry["transaction"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["details"]["ruleId"] == "949110"));
     let access = blocking.access_log();
-    assert!(access.contains("\"verdict\":\"waf:block:949110\""), "{access}");
+    assert!(
+        access.contains("\"verdict\":\"waf:block:949110\""),
+        "{access}"
+    );
 }
 
 #[test]
@@ -192,8 +271,14 @@ fn audit_log_masks_passwords_and_card_numbers() {
     assert_eq!(r.status, 403);
     eventually("the audit entry is written", || !audit_log(&gw).is_empty());
     let audit = audit_log(&gw);
-    assert!(audit.contains("password=*****") && audit.contains("card_number=*****"), "{audit}");
-    assert!(!audit.contains("hunter2secret") && !audit.contains("4111111111111111"), "{audit}");
+    assert!(
+        audit.contains("password=*****") && audit.contains("card_number=*****"),
+        "{audit}"
+    );
+    assert!(
+        !audit.contains("hunter2secret") && !audit.contains("4111111111111111"),
+        "{audit}"
+    );
 }
 
 #[test]
@@ -201,11 +286,20 @@ fn exclusions_in_the_configuration_are_respected() {
     let site = rampart_demo::DemoSite::start("127.0.0.1:0".parse().unwrap()).unwrap();
     // Switching off the inbound blocking evaluation under /search lets the
     // attack through there (still logged), and nowhere else.
-    let gw = waf_gateway("waf-exclusion", site.local_addr(), "on", "exclusions = [{ prefix = \"/search\", rule_ids = [949110] }]");
+    let gw = waf_gateway(
+        "waf-exclusion",
+        site.local_addr(),
+        "on",
+        "exclusions = [{ prefix = \"/search\", rule_ids = [949110] }]",
+    );
     let r = browser_get(gw.listen, ATTACKS[0]);
     assert_ne!(r.status, 403, "the exclusion did not apply");
     let elsewhere = ATTACKS[0].replacen("/search", "/echo", 1);
-    assert_eq!(browser_get(gw.listen, &elsewhere).status, 403, "the exclusion leaked beyond its prefix");
+    assert_eq!(
+        browser_get(gw.listen, &elsewhere).status,
+        403,
+        "the exclusion leaked beyond its prefix"
+    );
 }
 
 #[test]
@@ -215,9 +309,19 @@ fn oversized_form_body_is_refused_per_the_limit_action() {
     // SecRequestBodyNoFilesLimit is 128 KiB with SecRequestBodyLimitAction
     // Reject (ModSecurity's recommended settings).
     let body = format!("message={}", "a".repeat(200 * 1024));
-    let r = browser_post(gw.listen, "/echo", "application/x-www-form-urlencoded", &body);
+    let r = browser_post(
+        gw.listen,
+        "/echo",
+        "application/x-www-form-urlencoded",
+        &body,
+    );
     assert_eq!(r.status, 413);
-    let small = browser_post(gw.listen, "/echo", "application/x-www-form-urlencoded", "message=hello");
+    let small = browser_post(
+        gw.listen,
+        "/echo",
+        "application/x-www-form-urlencoded",
+        "message=hello",
+    );
     assert_eq!(small.status, 200);
 }
 
@@ -233,13 +337,21 @@ fn response_bodies_are_inspected() {
     assert_eq!(r.status, 200);
     assert!(r.body_text().contains("SQL syntax"));
     let reference = r.header("x-request-id").unwrap().to_string();
-    eventually("the SQL error leak is logged", || waf_log(&detecting).lines().any(|l| l.contains(&reference) && l.contains("[id \"951")));
+    eventually("the SQL error leak is logged", || {
+        waf_log(&detecting)
+            .lines()
+            .any(|l| l.contains(&reference) && l.contains("[id \"951"))
+    });
 
     let blocking = waf_gateway("waf-resp-block", backend.local_addr(), "on", "");
     match post(blocking.listen) {
         // Either the error page replaced the response, or the response was cut
         // off before its body left; the leaked text must not arrive.
-        Ok(r) => assert!(!r.body_text().contains("SQL syntax"), "the leak reached the client: {}", r.status),
+        Ok(r) => assert!(
+            !r.body_text().contains("SQL syntax"),
+            "the leak reached the client: {}",
+            r.status
+        ),
         Err(_) => {}
     }
 }
@@ -265,12 +377,24 @@ fn reload_under_load_serves_without_errors_and_memory_stays_flat() {
         })
         .collect();
     let reload = || {
-        let out = Command::new(binary()).args(["reload", "--admin", &gw.admin.to_string()]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(binary())
+            .args(["reload", "--admin", &gw.admin.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     let rss = || -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", gw.child.id())).unwrap();
-        status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse().ok()).unwrap()
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap()
     };
     // Settle: the first reloads grow the allocator's pools to their working size.
     for _ in 0..10 {
@@ -285,9 +409,16 @@ fn reload_under_load_serves_without_errors_and_memory_stays_flat() {
     for t in load {
         t.join().unwrap();
     }
-    assert_eq!(failures.load(std::sync::atomic::Ordering::Relaxed), 0, "requests failed during reloads");
+    assert_eq!(
+        failures.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "requests failed during reloads"
+    );
     assert!(served.load(std::sync::atomic::Ordering::Relaxed) > 0);
     // One compiled CRS is tens of MiB; a leaked engine per reload would add
     // gigabytes over 90 reloads. Allow some allocator slack.
-    assert!(after < settled + 64 * 1024, "memory grew from {settled} KiB to {after} KiB over 90 reloads");
+    assert!(
+        after < settled + 64 * 1024,
+        "memory grew from {settled} KiB to {after} KiB over 90 reloads"
+    );
 }

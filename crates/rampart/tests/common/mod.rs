@@ -12,13 +12,22 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A fresh directory for one test's files.
 pub fn temp_dir(name: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!("rampart-test-{}-{}-{}", name, std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let dir = std::env::temp_dir().join(format!(
+        "rampart-test-{}-{}-{}",
+        name,
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -56,7 +65,9 @@ impl GatewayProcess {
         let dir = temp_dir(name);
         let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let text = config.replace("{listen}", &listen.to_string()).replace("{admin}", &admin.to_string());
+        let text = config
+            .replace("{listen}", &listen.to_string())
+            .replace("{admin}", &admin.to_string());
         let config_path = dir.join("rampart.toml");
         std::fs::write(&config_path, text).unwrap();
         let child = Command::new(binary())
@@ -72,7 +83,13 @@ impl GatewayProcess {
             .expect("start rampart");
         wait_listening(listen);
         wait_listening(admin);
-        GatewayProcess { child, dir, config_path, listen, admin }
+        GatewayProcess {
+            child,
+            dir,
+            config_path,
+            listen,
+            admin,
+        }
     }
 
     pub fn access_log(&self) -> String {
@@ -104,7 +121,10 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -123,9 +143,16 @@ pub fn read_reply(stream: &mut TcpStream) -> std::io::Result<Reply> {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed before a response"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "connection closed before a response",
+        ));
     }
-    let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
     let mut headers = Vec::new();
     loop {
         let mut h = String::new();
@@ -138,7 +165,12 @@ pub fn read_reply(stream: &mut TcpStream) -> std::io::Result<Reply> {
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
     }
-    let find = |n: &str| headers.iter().find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+    let find = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _): &&(String, String)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
     let mut body = Vec::new();
     if let Some(len) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
         body.resize(len, 0);
@@ -160,15 +192,30 @@ pub fn read_reply(stream: &mut TcpStream) -> std::io::Result<Reply> {
     } else if status != 204 && status != 304 && status != 101 {
         reader.read_to_end(&mut body)?;
     }
-    Ok(Reply { status, headers, body })
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> Reply {
-    raw(addr, format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).expect("GET")
+    raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .expect("GET")
 }
 
 pub fn get_with(addr: SocketAddr, path: &str, extra_headers: &str) -> Reply {
-    raw(addr, format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra_headers}Connection: close\r\n\r\n").as_bytes()).expect("GET")
+    raw(
+        addr,
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra_headers}Connection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .expect("GET")
 }
 
 /// A tiny upstream that answers every request with its own name, and
@@ -203,7 +250,12 @@ impl NamedUpstream {
                 }
             }
         });
-        NamedUpstream { addr, served, stop, thread: Some(thread) }
+        NamedUpstream {
+            addr,
+            served,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     pub fn stop(mut self) -> SocketAddr {
@@ -278,7 +330,10 @@ fn serve_named(stream: TcpStream, name: &str, served: Arc<AtomicUsize>) {
             std::thread::sleep(Duration::from_secs(2));
         }
         let text = format!("{name} {path} {}", body.len());
-        let answer = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}", text.len());
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}",
+            text.len()
+        );
         if writer.write_all(answer.as_bytes()).is_err() {
             return;
         }
@@ -287,8 +342,16 @@ fn serve_named(stream: TcpStream, name: &str, served: Arc<AtomicUsize>) {
 
 /// Runs curl with the given arguments; returns (exit ok, stdout, stderr).
 pub fn curl(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("curl").args(["-s", "--max-time", "20"]).args(args).output().expect("curl must be installed (apt install curl)");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "20"])
+        .args(args)
+        .output()
+        .expect("curl must be installed (apt install curl)");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A self-signed certificate for `host`, written as PEM into `dir`.
@@ -296,7 +359,18 @@ pub fn certificate(dir: &Path, host: &str) -> (PathBuf, PathBuf) {
     let cert = dir.join(format!("{host}.crt"));
     let key = dir.join(format!("{host}.key"));
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+        ])
         .arg(format!("/CN={host}"))
         .arg("-addext")
         .arg(format!("subjectAltName=DNS:{host}"))
@@ -342,7 +416,20 @@ pub fn one_site_config(upstream: SocketAddr, tail: &str) -> String {
 /// filled in; returns whether it passed and everything it printed.
 pub fn check_config(name: &str, config: &str) -> (bool, String) {
     let path = temp_dir(name).join("rampart.toml");
-    std::fs::write(&path, config.replace("{admin}", "127.0.0.1:1").replace("{listen}", "127.0.0.1:2")).unwrap();
-    let out = Command::new(binary()).args(["check", "--config"]).arg(&path).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
+    std::fs::write(
+        &path,
+        config
+            .replace("{admin}", "127.0.0.1:1")
+            .replace("{listen}", "127.0.0.1:2"),
+    )
+    .unwrap();
+    let out = Command::new(binary())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
+    )
 }
