@@ -510,12 +510,21 @@ mod tests {
         let phrases = || vec![b"passwd".to_vec(), b"etc/shadow".to_vec()];
         let a = Pm::new(phrases());
         let b = Pm::new(phrases());
-        assert!(std::sync::Arc::ptr_eq(&a.ac, &b.ac), "one automaton per set");
-        assert!(a.ac.get().is_none(), "nothing is built before the first use");
+        assert!(
+            std::sync::Arc::ptr_eq(&a.ac, &b.ac),
+            "one automaton per set"
+        );
+        assert!(
+            a.ac.get().is_none(),
+            "nothing is built before the first use"
+        );
         let ac = b.automaton().unwrap();
         let m = ac.find(&b"GET /ETC/Shadow?x=passwd"[..]).unwrap();
         assert_eq!((m.start(), m.end()), (5, 15));
-        assert!(a.ac.get().is_some(), "the other rule sees the built automaton");
+        assert!(
+            a.ac.get().is_some(),
+            "the other rule sees the built automaton"
+        );
         let other = Pm::new(vec![b"passwd".to_vec()]);
         assert!(!std::sync::Arc::ptr_eq(&a.ac, &other.ac));
     }
