@@ -945,6 +945,19 @@ impl Transaction {
         self.req.reqbody_error.as_deref()
     }
 
+    /// Removes the rules whose ids fall in any of the inclusive `ranges`
+    /// from this transaction, exactly as a `ctl:ruleRemoveById` taken before
+    /// phase 1 would (a range whose start is past its end removes nothing,
+    /// as in `ctl`). For exclusions decided outside the rules, e.g. from the
+    /// gateway's normalised request path: call it right after
+    /// [`Engine::transaction`](crate::Engine::transaction) and before
+    /// [`process_request_headers`](Self::process_request_headers); called
+    /// later, it affects only the rules not yet run. It does not lift the
+    /// engine's own refusals (body limit, [`ARGUMENTS_LIMIT_RULE_ID`]).
+    pub fn remove_rules_by_id(&mut self, ranges: &[(u32, u32)]) {
+        self.st.removed_ids.extend_from_slice(ranges);
+    }
+
     /// The rule evaluator over this transaction's request, state and caches.
     fn evaluator<'t>(&'t mut self, inner: &'t crate::engine::Inner) -> Evaluator<'t> {
         Evaluator {

@@ -870,3 +870,41 @@ fn argument_limit_holds_under_process_partial() {
         Verdict::Continue
     );
 }
+
+#[test]
+fn remove_rules_by_id_acts_like_ctl_before_phase_1() {
+    let rules = r#"SecRule ARGS "@contains x" "id:31,phase:1,deny,status:403"
+SecRule ARGS "@contains x" "id:32,phase:2,deny,status:401"
+SecRule ARGS "@contains x" "id:45,phase:2,deny,status:402"
+SecRule ARGS "@contains x" "id:46,phase:2,deny,status:405"
+"#;
+    let e = engine(&format!("SecRuleEngine On\n{rules}"));
+    let run = |ranges: &[(u32, u32)]| {
+        let mut tx = e.transaction(meta());
+        tx.remove_rules_by_id(ranges);
+        let v = tx.process_request_headers("GET", "/?a=x", "HTTP/1.1", [("Host", "a")]);
+        if v != Verdict::Continue {
+            return v;
+        }
+        tx.process_request_body()
+    };
+    let deny = |status, rule_id| Verdict::Deny { status, rule_id };
+    assert_eq!(run(&[]), deny(403, 31));
+    assert_eq!(run(&[(31, 31)]), deny(401, 32));
+    assert_eq!(run(&[(31, 31), (30, 45)]), deny(405, 46));
+    assert_eq!(run(&[(1, 100)]), Verdict::Continue);
+    // A reversed range removes nothing, as in ctl.
+    assert_eq!(run(&[(32, 31)]), deny(403, 31));
+    // The same as the ctl it replaces.
+    let ctl = engine(&format!(
+        "SecRuleEngine On\nSecAction \"id:1,phase:1,pass,nolog,ctl:ruleRemoveById=31,ctl:ruleRemoveById=30-45\"\n{rules}"
+    ));
+    assert_eq!(request(&ctl, "GET", "/?a=x", &[], b"").0, deny(405, 46));
+    // It does not lift the engine's own refusal of a crowded request.
+    let e = limits_engine("On", "");
+    let case = &crowded(1001, 1025)[0];
+    let mut tx = e.transaction(meta());
+    tx.remove_rules_by_id(&[(1, u32::MAX)]);
+    let v = tx.process_request_headers("GET", &case.uri, "HTTP/1.1", [("Host", "a")]);
+    assert_eq!(v, deny(400, 200007));
+}
