@@ -2,7 +2,11 @@
 //!
 //! Each parser takes the buffered body and fills the transaction's
 //! collections. None of them panics or recurses without bound on hostile
-//! input: nesting depth and argument counts are capped.
+//! input: nesting depth, argument counts and JSON argument names are capped.
+//! A parser that leaves anything out because of a cap says so, and the
+//! transaction refuses or flags the request: arguments are never dropped
+//! silently, or an attacker could hide an injection behind a thousand
+//! dummy arguments.
 
 use crate::transform::url_decode;
 
@@ -10,15 +14,29 @@ use crate::transform::url_decode;
 /// 256 is far beyond what real APIs send and keeps recursion shallow.
 pub(crate) const MAX_DEPTH: usize = 256;
 
-/// Parses `a=1&b=2` into decoded (name, value) pairs.
-pub(crate) fn parse_urlencoded(input: &[u8], limit: usize, out: &mut Vec<(String, Vec<u8>)>) {
+/// The longest JSON argument name kept, in bytes. Every leaf carries its
+/// whole path (`json.a.b.c`), so long keys repeated over deep nesting or
+/// many array items would multiply memory; 1 KiB is far beyond what real
+/// APIs send (a dozen levels of 40-byte keys is about 500 bytes) and bounds
+/// the names of a maximal argument list to 1 MiB. A longer name is left
+/// out, which counts as truncation.
+pub(crate) const MAX_JSON_NAME: usize = 1024;
+
+/// Parses `a=1&b=2` into decoded (name, value) pairs, at most `limit` of
+/// them in `out`. Returns whether any pair was left out for the limit.
+#[must_use]
+pub(crate) fn parse_urlencoded(
+    input: &[u8],
+    limit: usize,
+    out: &mut Vec<(String, Vec<u8>)>,
+) -> bool {
     let mut buf = Vec::new();
     for pair in input.split(|&c| c == b'&') {
         if pair.is_empty() {
             continue;
         }
         if out.len() >= limit {
-            break;
+            return true;
         }
         let (n, v) = match pair.iter().position(|&c| c == b'=') {
             Some(p) => (&pair[..p], &pair[p + 1..]),
@@ -31,6 +49,7 @@ pub(crate) fn parse_urlencoded(input: &[u8], limit: usize, out: &mut Vec<(String
         url_decode(v, &mut value, false);
         out.push((name, value));
     }
+    false
 }
 
 /// Parses a `Cookie` header into (name, value) pairs, as ModSecurity does
@@ -87,6 +106,8 @@ pub(crate) struct Multipart {
     pub unmatched_boundary: bool,
     pub last_name: Vec<u8>,
     pub last_filename: Vec<u8>,
+    /// Whether fields were left out for the arguments limit.
+    pub args_truncated: bool,
 }
 
 impl Multipart {
@@ -382,26 +403,43 @@ fn parse_part(part: &[u8], mp: &mut Multipart, limit: usize) {
         None => {
             if mp.args.len() < limit {
                 mp.args.push((name_s, data.to_vec()));
+            } else {
+                mp.args_truncated = true;
             }
         }
     }
 }
 
+/// What the JSON parser left out; all false when it kept every value.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JsonDropped {
+    /// Values past the arguments limit.
+    pub over_limit: bool,
+    /// Values whose name would be longer than [`MAX_JSON_NAME`].
+    pub long_name: bool,
+}
+
 /// Parses a JSON body into arguments named like `json.a.b`; elements of
 /// array `json.a.c` are all named `json.a.c.c`, as in ModSecurity v2.
+/// At most `limit` values are kept; `dropped` says what was left out, also
+/// when parsing then fails.
 pub(crate) fn parse_json(
     body: &[u8],
     limit: usize,
     out: &mut Vec<(String, Vec<u8>)>,
+    dropped: &mut JsonDropped,
 ) -> Result<(), String> {
     let mut p = JsonParser {
         s: body,
         i: 0,
         out,
         limit,
+        dropped: JsonDropped::default(),
     };
     p.ws();
-    p.value("json", 0)?;
+    let r = p.value(&Name::Kept("json".into()), 0);
+    *dropped = p.dropped;
+    r?;
     p.ws();
     if p.i != p.s.len() {
         return Err(format!(
@@ -412,11 +450,22 @@ pub(crate) fn parse_json(
     Ok(())
 }
 
+/// The argument name of a JSON value being parsed.
+enum Name {
+    Kept(String),
+    /// Longer than [`MAX_JSON_NAME`], and so is every name below it.
+    TooLong,
+    /// Past the arguments limit: nothing below it is kept, so no name is
+    /// built (the rest of the body is still parsed, for its syntax).
+    OverLimit,
+}
+
 struct JsonParser<'a, 'o> {
     s: &'a [u8],
     i: usize,
     out: &'o mut Vec<(String, Vec<u8>)>,
     limit: usize,
+    dropped: JsonDropped,
 }
 
 impl JsonParser<'_, '_> {
@@ -430,13 +479,29 @@ impl JsonParser<'_, '_> {
         Err(format!("JSON parsing error: {what} at offset {}", self.i))
     }
 
-    fn emit(&mut self, key: &str, value: Vec<u8>) {
-        if self.out.len() < self.limit {
-            self.out.push((key.to_string(), value));
+    fn emit(&mut self, name: &Name, value: Vec<u8>) {
+        match name {
+            Name::Kept(key) if self.out.len() < self.limit => {
+                self.out.push((key.clone(), value));
+            }
+            Name::Kept(_) | Name::OverLimit => self.dropped.over_limit = true,
+            Name::TooLong => self.dropped.long_name = true,
         }
     }
 
-    fn value(&mut self, key: &str, depth: usize) -> Result<(), String> {
+    /// The name of a child `part` of `parent`.
+    fn child(&self, parent: &Name, part: &str) -> Name {
+        match parent {
+            Name::TooLong => Name::TooLong,
+            // The list only grows: a name built now could never be kept.
+            _ if self.out.len() >= self.limit => Name::OverLimit,
+            Name::OverLimit => Name::OverLimit,
+            Name::Kept(key) if key.len() + 1 + part.len() > MAX_JSON_NAME => Name::TooLong,
+            Name::Kept(key) => Name::Kept(format!("{key}.{part}")),
+        }
+    }
+
+    fn value(&mut self, key: &Name, depth: usize) -> Result<(), String> {
         if depth > MAX_DEPTH {
             return self.err("nesting too deep");
         }
@@ -460,7 +525,7 @@ impl JsonParser<'_, '_> {
                         return self.err("expected colon");
                     }
                     self.i += 1;
-                    let child = format!("{key}.{}", String::from_utf8_lossy(&k));
+                    let child = self.child(key, &String::from_utf8_lossy(&k));
                     self.value(&child, depth + 1)?;
                     self.ws();
                     match self.s.get(self.i) {
@@ -483,8 +548,13 @@ impl JsonParser<'_, '_> {
                 // ModSecurity v2 names every element of array `a.b` as
                 // `a.b.b` (the array's own key repeated), and CRS tests rely
                 // on a name ending in the key (934210).
-                let last = key.rsplit('.').next().unwrap_or(key);
-                let child = format!("{key}.{last}");
+                let child = match key {
+                    Name::Kept(k) => {
+                        let last = k.rsplit('.').next().unwrap_or(k);
+                        self.child(key, last)
+                    }
+                    other => self.child(other, ""),
+                };
                 loop {
                     self.value(&child, depth + 1)?;
                     self.ws();
@@ -808,7 +878,15 @@ mod tests {
     #[test]
     fn json_keys() {
         let mut out = Vec::new();
-        parse_json(br#"{"a":{"b":"x","c":[1,"y"]},"d":null}"#, 100, &mut out).unwrap();
+        let mut dropped = JsonDropped::default();
+        parse_json(
+            br#"{"a":{"b":"x","c":[1,"y"]},"d":null}"#,
+            100,
+            &mut out,
+            &mut dropped,
+        )
+        .unwrap();
+        assert_eq!(dropped, JsonDropped::default());
         let got: Vec<String> = out
             .iter()
             .map(|(k, v)| format!("{k}={}", String::from_utf8_lossy(v)))
@@ -817,9 +895,53 @@ mod tests {
             got,
             ["json.a.b=x", "json.a.c.c=1", "json.a.c.c=y", "json.d="]
         );
-        assert!(parse_json(b"{\"a\":", 100, &mut out).is_err());
+        assert!(parse_json(b"{\"a\":", 100, &mut out, &mut dropped).is_err());
         let deep = "[".repeat(100_000);
-        assert!(parse_json(deep.as_bytes(), 100, &mut out).is_err());
+        assert!(parse_json(deep.as_bytes(), 100, &mut out, &mut dropped).is_err());
+    }
+
+    #[test]
+    fn json_reports_what_it_leaves_out() {
+        let parse = |body: &str, limit: usize| {
+            let mut out = Vec::new();
+            let mut dropped = JsonDropped::default();
+            let r = parse_json(body.as_bytes(), limit, &mut out, &mut dropped);
+            (r.is_ok(), out.len(), dropped)
+        };
+        let (ok, n, d) = parse("[1,2,3]", 3);
+        assert!(ok && n == 3 && d == JsonDropped::default());
+        let (ok, n, d) = parse(r#"{"a":1,"b":{"c":[2,3]},"d":{}}"#, 2);
+        assert!(ok && n == 2 && d.over_limit && !d.long_name);
+        // Empty containers past the limit hold no value: nothing is lost.
+        let (ok, n, d) = parse(r#"{"a":1,"b":{},"c":[]}"#, 1);
+        assert!(ok && n == 1 && d == JsonDropped::default());
+        // A name at the cap is kept, one byte more is not (nor below it).
+        let key = "k".repeat(MAX_JSON_NAME - "json.".len());
+        let (ok, n, d) = parse(&format!(r#"{{"{key}":1}}"#), 10);
+        assert!(ok && n == 1 && d == JsonDropped::default());
+        let (ok, n, d) = parse(&format!(r#"{{"{key}x":{{"a":1}},"b":2}}"#), 10);
+        assert!(ok && n == 1 && d.long_name && !d.over_limit);
+        // Deep nesting reaches the cap too, before the depth limit.
+        let deep = format!("{}1{}", r#"{"abcdefgh":"#.repeat(200), "}".repeat(200));
+        let (ok, n, d) = parse(&deep, 10);
+        assert!(ok && n == 0 && d.long_name);
+        // What was left out is reported even when the body is then invalid.
+        let (ok, _, d) = parse("[1,2,3,", 2);
+        assert!(!ok && d.over_limit);
+    }
+
+    #[test]
+    fn urlencoded_and_multipart_report_the_limit() {
+        let mut out = Vec::new();
+        assert!(!parse_urlencoded(b"a=1&&b=2&", 2, &mut out));
+        out.clear();
+        assert!(parse_urlencoded(b"a=1&b=2&c=3", 2, &mut out));
+        assert_eq!(out.len(), 2);
+        let body = b"--X\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--X\r\nContent-Disposition: form-data; name=\"b\"\r\n\r\n2\r\n--X--\r\n";
+        let mp = parse_multipart(b"multipart/form-data; boundary=X", body, 2);
+        assert!(!mp.args_truncated && mp.args.len() == 2);
+        let mp = parse_multipart(b"multipart/form-data; boundary=X", body, 1);
+        assert!(mp.args_truncated && mp.args.len() == 1);
     }
 
     #[test]

@@ -42,4 +42,4 @@ pub use engine::{ConfigInput, Engine, RuleLoadOptions};
 pub use error::{ErrorKind, LoadError, LoadErrors};
 pub use rule::EngineMode;
 pub use source::{FileSource, FsSource, MemSource};
-pub use tx::{MatchedRule, Transaction, TxMeta, Verdict};
+pub use tx::{MatchedRule, Transaction, TxMeta, Verdict, ARGUMENTS_LIMIT_RULE_ID};

@@ -35,7 +35,9 @@ pub struct TxMeta {
 pub enum Verdict {
     /// Let the request (or response) through.
     Continue,
-    /// Answer with `status` instead; `rule_id` is the rule that decided.
+    /// Answer with `status` instead; `rule_id` is the rule that decided,
+    /// or for the engine's own refusals 0 (413, request body over its
+    /// limit) or [`ARGUMENTS_LIMIT_RULE_ID`] (400, arguments past a limit).
     Deny { status: u16, rule_id: u32 },
     /// Close the connection without answering.
     Drop { rule_id: u32 },
@@ -93,6 +95,11 @@ struct Request {
     body_truncated: bool,
     body_processor: Option<String>,
     reqbody_error: Option<String>,
+    /// What the parsers left out for a limit (SecArgumentsLimit, the JSON
+    /// name cap), one message each; see `enforce_argument_limits`.
+    truncations: Vec<String>,
+    /// How many of `truncations` have been acted on.
+    truncations_reported: usize,
     resp_status: Vec<u8>,
     resp_protocol: Vec<u8>,
     resp_headers: Vec<(String, Vec<u8>)>,
@@ -356,6 +363,17 @@ const MAX_LOG_LINES: usize = 1000;
 /// ModSecurity truncates `[data]` to 512 bytes; so do we.
 const MAX_LOGDATA: usize = 512;
 
+/// The rule id the engine reports when a request had more arguments than
+/// `SecArgumentsLimit` (or a JSON name over the cap) and was refused or
+/// flagged instead of being inspected in part: in `Verdict::Deny`, in
+/// `matched_rules()` and in the error log line. It is the id of the rule
+/// ModSecurity's recommended configuration uses for the same purpose
+/// (`SecRule &ARGS "@ge 1000" "id:200007,phase:2,deny,status:400"`), so
+/// operators recognise it; the refusal itself is the engine's own, like the
+/// 413 of the body limit (which reports rule id 0), and cannot be removed by
+/// rule exclusions.
+pub const ARGUMENTS_LIMIT_RULE_ID: u32 = 200_007;
+
 /// One request/response pair being evaluated.
 pub struct Transaction {
     engine: Engine,
@@ -596,11 +614,10 @@ impl Transaction {
         if let Some(q) = query {
             let q = q.split('#').next().unwrap_or(q);
             r.query = q.as_bytes().to_vec();
-            body::parse_urlencoded(
-                q.as_bytes(),
-                self.engine.inner.config.arguments_limit,
-                &mut r.args_get,
-            );
+            let limit = self.engine.inner.config.arguments_limit;
+            if body::parse_urlencoded(q.as_bytes(), limit, &mut r.args_get) {
+                note_truncation(r, format!("Query string has more than {limit} arguments"));
+            }
         }
         for (k, v) in headers {
             let k = k.as_ref();
@@ -620,7 +637,19 @@ impl Transaction {
             }
             r.headers.push((k.to_string(), v.to_vec()));
         }
-        self.run_phase(1)
+        let v = self.run_phase(1);
+        // Query arguments left out for the limit are acted on here, once
+        // phase 1 has run, rather than before it or in phase 2: phase 1
+        // rules may still change the engine mode (`ctl:ruleEngine`, as CRS's
+        // test setup and per-path settings do), and refusing now keeps the
+        // request from any upstream even if a caller skips phase 2 for a
+        // request without a body.
+        if v == Verdict::Continue {
+            if let Some(refused) = self.enforce_argument_limits(1) {
+                return refused;
+            }
+        }
+        v
     }
 
     /// Buffers request body bytes, up to the configured limit.
@@ -660,7 +689,87 @@ impl Transaction {
         if self.st.body_access {
             self.parse_body();
         }
+        // Before the phase 2 rules: a refused request is not worth their
+        // time, and a flagged one shows REQBODY_ERROR to them.
+        if let Some(refused) = self.enforce_argument_limits(2) {
+            return refused;
+        }
         self.run_phase(2)
+    }
+
+    /// Acts on arguments the parsers left out for a limit since the last
+    /// call. With `SecRuleEngine On` the request is refused (400, rule id
+    /// [`ARGUMENTS_LIMIT_RULE_ID`]) rather than inspected in part; in
+    /// `DetectionOnly` it goes on with REQBODY_ERROR set (done when the
+    /// parser reported it). Either way the engine records a match and writes
+    /// an error log line, so the event is never silent. This holds whatever
+    /// `SecRequestBodyLimitAction` says: that directive is about the body's
+    /// size, not about arguments left out of a body that was read.
+    fn enforce_argument_limits(&mut self, phase: u8) -> Option<Verdict> {
+        let new = &self.req.truncations[self.req.truncations_reported..];
+        if new.is_empty() {
+            return None;
+        }
+        let what = new.join("; ");
+        self.req.truncations_reported = self.req.truncations.len();
+        let blocking = match self.st.mode {
+            EngineMode::Off => return None,
+            EngineMode::On => true,
+            EngineMode::DetectionOnly => false,
+        };
+        let id = ARGUMENTS_LIMIT_RULE_ID;
+        let severity = 2;
+        self.st.highest_severity = self.st.highest_severity.min(severity);
+        let msg = "Request arguments left out by a parser limit".to_string();
+        let (head, tail) = if blocking {
+            (
+                format!("Access denied with code 400 (phase {phase}). "),
+                "refused rather than inspected in part",
+            )
+        } else {
+            ("Warning. ".to_string(), "inspected in part only")
+        };
+        let host = self.header("host").unwrap_or_default();
+        let line = format!(
+            "ModSecurity: {head}{what}; {tail} [id \"{id}\"] [msg \"{}\"] [data \"{}\"] [severity \"{}\"] [hostname \"{}\"] [uri \"{}\"] [unique_id \"{}\"]",
+            esc(msg.as_bytes(), 1024),
+            esc(what.as_bytes(), MAX_LOGDATA),
+            crate::rule::severity_name(severity),
+            esc(host, 256),
+            esc(&self.req.filename, 256),
+            self.meta.unique_id
+        );
+        if self.log_lines.len() < MAX_LOG_LINES {
+            self.log_lines.push(line);
+        }
+        let mut data = what;
+        if data.len() > MAX_LOGDATA {
+            let mut cut = MAX_LOGDATA;
+            while !data.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            data.truncate(cut);
+        }
+        self.matched.push(MatchedRule {
+            id,
+            phase,
+            msg,
+            data,
+            severity: Some(severity),
+            tags: Vec::new(),
+            // Phase 1 reports the query string, phase 2 the body.
+            matched_var_name: if phase == 1 { "ARGS_GET" } else { "ARGS_POST" }.to_string(),
+            logged: true,
+        });
+        if !blocking {
+            return None;
+        }
+        let v = Verdict::Deny {
+            status: 400,
+            rule_id: id,
+        };
+        self.interrupted = Some(v.clone());
+        Some(v)
     }
 
     fn header(&self, name: &str) -> Option<&[u8]> {
@@ -692,7 +801,15 @@ impl Transaction {
             return;
         }
         match processor.as_deref() {
-            Some("URLENCODED") => body::parse_urlencoded(&r.body, limit, &mut r.args_post),
+            Some("URLENCODED") => {
+                let dropped = body::parse_urlencoded(&r.body, limit, &mut r.args_post);
+                if dropped {
+                    note_truncation(
+                        r,
+                        format!("URL-encoded body has more than {limit} arguments"),
+                    );
+                }
+            }
             Some("MULTIPART") => {
                 let mp = body::parse_multipart(&ct, &r.body, limit);
                 r.args_post.extend(mp.args.iter().cloned());
@@ -705,18 +822,34 @@ impl Transaction {
                 r.files_combined_size = mp.file_sizes.iter().map(|(_, s)| s).sum();
                 r.part_headers = mp.part_headers.clone();
                 if let Some(e) = &mp.error {
-                    r.reqbody_error = Some(e.clone());
+                    add_reqbody_error(&mut r.reqbody_error, e);
+                }
+                if mp.args_truncated {
+                    note_truncation(r, format!("Multipart body has more than {limit} arguments"));
                 }
                 r.multipart = Some(mp);
             }
             Some("JSON") => {
-                if let Err(e) = body::parse_json(&r.body, limit, &mut r.args_post) {
-                    r.reqbody_error = Some(e);
+                let mut dropped = body::JsonDropped::default();
+                if let Err(e) = body::parse_json(&r.body, limit, &mut r.args_post, &mut dropped) {
+                    add_reqbody_error(&mut r.reqbody_error, &e);
+                }
+                if dropped.over_limit {
+                    note_truncation(r, format!("JSON body has more than {limit} values"));
+                }
+                if dropped.long_name {
+                    note_truncation(
+                        r,
+                        format!(
+                            "JSON body has an argument name longer than {} bytes",
+                            body::MAX_JSON_NAME
+                        ),
+                    );
                 }
             }
             Some("XML") => match body::parse_xml(&r.body) {
                 Ok(x) => r.xml = Some(x),
-                Err(e) => r.reqbody_error = Some(e),
+                Err(e) => add_reqbody_error(&mut r.reqbody_error, &e),
             },
             _ => {}
         }
@@ -806,9 +939,23 @@ impl Transaction {
             .map(Vec::as_slice)
     }
 
-    /// The request body error, if a body processor failed.
+    /// The request body error, if a body processor failed or arguments
+    /// were left out for a limit.
     pub fn request_body_error(&self) -> Option<&str> {
         self.req.reqbody_error.as_deref()
+    }
+
+    /// Removes the rules whose ids fall in any of the inclusive `ranges`
+    /// from this transaction, exactly as a `ctl:ruleRemoveById` taken before
+    /// phase 1 would (a range whose start is past its end removes nothing,
+    /// as in `ctl`). For exclusions decided outside the rules, e.g. from the
+    /// gateway's normalised request path: call it right after
+    /// [`Engine::transaction`](crate::Engine::transaction) and before
+    /// [`process_request_headers`](Self::process_request_headers); called
+    /// later, it affects only the rules not yet run. It does not lift the
+    /// engine's own refusals (body limit, [`ARGUMENTS_LIMIT_RULE_ID`]).
+    pub fn remove_rules_by_id(&mut self, ranges: &[(u32, u32)]) {
+        self.st.removed_ids.extend_from_slice(ranges);
     }
 
     /// The rule evaluator over this transaction's request, state and caches.
@@ -1243,6 +1390,26 @@ impl Transaction {
             self.meta.unique_id
         );
         s
+    }
+}
+
+/// Records arguments a parser left out for a limit: REQBODY_ERROR is set
+/// (also for the query string, so `DetectionOnly` rules on REQBODY_ERROR
+/// see it) and the transaction acts on it at the end of the phase.
+fn note_truncation(r: &mut Request, what: String) {
+    add_reqbody_error(&mut r.reqbody_error, &what);
+    r.truncations.push(what);
+}
+
+/// Sets REQBODY_ERROR_MSG, or adds to it: one body processor error must not
+/// hide another, nor a truncation that the query string already reported.
+fn add_reqbody_error(slot: &mut Option<String>, msg: &str) {
+    match slot {
+        Some(e) => {
+            e.push_str("; ");
+            e.push_str(msg);
+        }
+        None => *slot = Some(msg.to_string()),
     }
 }
 

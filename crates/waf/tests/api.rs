@@ -602,3 +602,309 @@ fn tx_comparisons_match_the_general_path() {
     assert!(matched("TX:LEVEL \"@lt 3\"") && !matched("TX:LEVEL \"@lt 2\""));
     assert!(matched("&TX:missing \"@eq 0\"") && !matched("&TX:LEVEL \"@eq 0\""));
 }
+
+/// The injection the argument-limit tests hide behind dummy arguments.
+const SQLI: &str = "x' UNION SELECT name, sql FROM sqlite_master--";
+
+/// Rules for the argument-limit tests: an SQLi rule on every argument, and a
+/// rule that logs REQBODY_ERROR.
+fn limits_engine(mode: &str, extra: &str) -> Engine {
+    engine(&format!(
+        r#"SecRuleEngine {mode}
+SecRequestBodyAccess On
+{extra}
+SecRule REQUEST_HEADERS:Content-Type "^application/json" "id:50,phase:1,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule ARGS "@rx (?i)union\s+select" "id:942100,phase:2,deny,status:403,log,msg:'SQL injection'"
+SecRule REQBODY_ERROR "@eq 1" "id:57,phase:2,pass,log,msg:'body error %{{REQBODY_ERROR_MSG}}'"
+"#
+    ))
+}
+
+/// Form-encodes a value.
+fn form(v: &str) -> String {
+    v.bytes()
+        .map(|c| match c {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => (c as char).to_string(),
+            b' ' => "+".into(),
+            _ => format!("%{c:02X}"),
+        })
+        .collect()
+}
+
+/// A request whose last argument is the injection.
+struct Crowded {
+    what: &'static str,
+    uri: String,
+    content_type: &'static str,
+    body: Vec<u8>,
+}
+
+impl Crowded {
+    fn send(&self, e: &Engine) -> (Verdict, Transaction) {
+        let method = if self.body.is_empty() { "GET" } else { "POST" };
+        let mut headers = vec![("Host", "example.com")];
+        if !self.content_type.is_empty() {
+            headers.push(("Content-Type", self.content_type));
+        }
+        request(e, method, &self.uri, &headers, &self.body)
+    }
+}
+
+/// `n` arguments, the last of them the injection, in each place arguments
+/// are parsed from; and the injection under a JSON name of `json_name`
+/// bytes, one long key or many nested ones (the name cap is 1024).
+fn crowded(n: usize, json_name: usize) -> Vec<Crowded> {
+    let pairs: Vec<String> = (0..n - 1)
+        .map(|i| format!("a{i}=1"))
+        .chain([format!("q={}", form(SQLI))])
+        .collect();
+    let query = pairs.join("&");
+    let mut multipart = String::new();
+    for i in 0..n - 1 {
+        multipart.push_str(&format!(
+            "--B\r\nContent-Disposition: form-data; name=\"a{i}\"\r\n\r\n1\r\n"
+        ));
+    }
+    multipart.push_str(&format!(
+        "--B\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\n{SQLI}\r\n--B--\r\n"
+    ));
+    let items: Vec<String> = (0..n - 1)
+        .map(|_| "\"1\"".to_string())
+        .chain([format!("\"{SQLI}\"")])
+        .collect();
+    let keys: Vec<String> = (0..n - 1)
+        .map(|i| format!("\"k{i}\":1"))
+        .chain([format!("\"q\":\"{SQLI}\"")])
+        .collect();
+    // `json.` and one key.
+    let long_key = "k".repeat(json_name - "json.".len());
+    // `json`, levels of `.abcdefgh` and a last key.
+    let levels = (json_name - 4 - 2) / 9;
+    let last = "z".repeat(json_name - 4 - 9 * levels - 1);
+    let deep = format!(
+        "{{\"a\":1,\"abcdefgh\":{}{{\"{last}\":\"{SQLI}\"}}{}",
+        "{\"abcdefgh\":".repeat(levels - 1),
+        "}".repeat(levels)
+    );
+    let json = "application/json";
+    let c = |what, uri: &str, content_type, body: String| Crowded {
+        what,
+        uri: uri.to_string(),
+        content_type,
+        body: body.into_bytes(),
+    };
+    vec![
+        c(
+            "query string",
+            &format!("/search?{query}"),
+            "",
+            String::new(),
+        ),
+        c(
+            "url-encoded body",
+            "/",
+            "application/x-www-form-urlencoded",
+            query.clone(),
+        ),
+        c(
+            "multipart body",
+            "/",
+            "multipart/form-data; boundary=B",
+            multipart,
+        ),
+        c(
+            "JSON array",
+            "/",
+            json,
+            format!("{{\"items\":[{}]}}", items.join(",")),
+        ),
+        c("JSON object", "/", json, format!("{{{}}}", keys.join(","))),
+        c(
+            "long JSON name",
+            "/",
+            json,
+            format!("{{\"a\":1,\"{long_key}\":\"{SQLI}\"}}"),
+        ),
+        c("deep JSON name", "/", json, deep),
+    ]
+}
+
+#[test]
+fn arguments_past_the_limit_are_refused_in_blocking_mode() {
+    let e = limits_engine("On", "");
+    for n in [1001, 1200] {
+        for case in crowded(n, 1025) {
+            let (v, tx) = case.send(&e);
+            assert_eq!(
+                v,
+                Verdict::Deny {
+                    status: 400,
+                    rule_id: rampart_waf::ARGUMENTS_LIMIT_RULE_ID
+                },
+                "{} of {n}",
+                case.what
+            );
+            let lines = tx.error_log_lines();
+            let line = lines
+                .iter()
+                .find(|l| l.contains(r#"[id "200007"]"#))
+                .unwrap_or_else(|| panic!("{}: no log line in {lines:?}", case.what));
+            assert!(
+                line.contains("Access denied with code 400")
+                    && line.contains("refused rather than inspected in part")
+                    && line.contains(r#"[unique_id "abc123"]"#),
+                "{line}"
+            );
+            let over_count = line.contains("more than 1000");
+            let long_name = line.contains("argument name longer than 1024 bytes");
+            assert!(over_count || long_name, "{line}");
+            assert_eq!(ids(&tx).last(), Some(&200007), "{}", case.what);
+        }
+    }
+    // The query string is refused in phase 1, before any body is awaited.
+    let case = &crowded(1001, 1025)[0];
+    let mut tx = e.transaction(meta());
+    let v = tx.process_request_headers("GET", &case.uri, "HTTP/1.1", [("Host", "a")]);
+    assert_eq!(
+        v,
+        Verdict::Deny {
+            status: 400,
+            rule_id: 200007
+        }
+    );
+    assert_eq!(tx.process_request_body(), v);
+    assert!(tx.error_log_lines()[0].contains("Query string has more than 1000 arguments"));
+}
+
+#[test]
+fn arguments_past_the_limit_are_flagged_in_detection_only() {
+    let e = limits_engine("DetectionOnly", "");
+    for case in crowded(1001, 1025) {
+        let (v, tx) = case.send(&e);
+        assert_eq!(v, Verdict::Continue, "{}", case.what);
+        let got = ids(&tx);
+        // The flag is what tells: the injection itself was left out.
+        assert!(
+            got.contains(&200007) && got.contains(&57),
+            "{}: {got:?}",
+            case.what
+        );
+        assert!(!got.contains(&942100), "{}: {got:?}", case.what);
+        let error = tx.request_body_error().unwrap_or_default();
+        assert!(
+            error.contains("more than 1000") || error.contains("longer than 1024 bytes"),
+            "{}: {error}",
+            case.what
+        );
+        let line = tx
+            .error_log_lines()
+            .iter()
+            .find(|l| l.contains(r#"[id "200007"]"#))
+            .unwrap_or_else(|| panic!("{}: no log line", case.what));
+        assert!(
+            line.starts_with("ModSecurity: Warning. ") && line.contains("inspected in part only"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn arguments_at_the_limit_are_inspected_whole() {
+    // Exactly 1000 arguments, and JSON names of exactly 1024 bytes: the
+    // injection is seen and denied by the SQLi rule, not refused unseen.
+    let e = limits_engine("On", "");
+    for case in crowded(1000, 1024) {
+        let (v, tx) = case.send(&e);
+        assert_eq!(
+            v,
+            Verdict::Deny {
+                status: 403,
+                rule_id: 942100
+            },
+            "{}",
+            case.what
+        );
+        assert_eq!(tx.request_body_error(), None, "{}", case.what);
+    }
+    // With a higher limit the same crowded requests are inspected whole: the
+    // injection was the last argument, and the refusal above is what stood
+    // between it and being missed.
+    let e = limits_engine("On", "SecArgumentsLimit 1200");
+    for case in crowded(1200, 1024) {
+        assert_eq!(
+            case.send(&e).0,
+            Verdict::Deny {
+                status: 403,
+                rule_id: 942100
+            },
+            "{}",
+            case.what
+        );
+    }
+}
+
+#[test]
+fn argument_limit_holds_under_process_partial() {
+    // A body over SecRequestBodyLimit is inspected in part under
+    // ProcessPartial (its documented behaviour), but arguments left out of
+    // what was read are still refused.
+    let e = limits_engine(
+        "On",
+        "SecRequestBodyLimit 12000\nSecRequestBodyNoFilesLimit 12000\nSecRequestBodyLimitAction ProcessPartial",
+    );
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let body: Vec<String> = (0..3000).map(|i| format!("a{i}=1")).collect();
+    let body = body.join("&");
+    assert!(body.len() > 12000);
+    assert_eq!(
+        request(&e, "POST", "/", &form, body.as_bytes()).0,
+        Verdict::Deny {
+            status: 400,
+            rule_id: 200007
+        }
+    );
+    // Under the argument limit, the partial body goes on as before.
+    let body = format!("a={}", "1".repeat(20000));
+    assert_eq!(
+        request(&e, "POST", "/", &form, body.as_bytes()).0,
+        Verdict::Continue
+    );
+}
+
+#[test]
+fn remove_rules_by_id_acts_like_ctl_before_phase_1() {
+    let rules = r#"SecRule ARGS "@contains x" "id:31,phase:1,deny,status:403"
+SecRule ARGS "@contains x" "id:32,phase:2,deny,status:401"
+SecRule ARGS "@contains x" "id:45,phase:2,deny,status:402"
+SecRule ARGS "@contains x" "id:46,phase:2,deny,status:405"
+"#;
+    let e = engine(&format!("SecRuleEngine On\n{rules}"));
+    let run = |ranges: &[(u32, u32)]| {
+        let mut tx = e.transaction(meta());
+        tx.remove_rules_by_id(ranges);
+        let v = tx.process_request_headers("GET", "/?a=x", "HTTP/1.1", [("Host", "a")]);
+        if v != Verdict::Continue {
+            return v;
+        }
+        tx.process_request_body()
+    };
+    let deny = |status, rule_id| Verdict::Deny { status, rule_id };
+    assert_eq!(run(&[]), deny(403, 31));
+    assert_eq!(run(&[(31, 31)]), deny(401, 32));
+    assert_eq!(run(&[(31, 31), (30, 45)]), deny(405, 46));
+    assert_eq!(run(&[(1, 100)]), Verdict::Continue);
+    // A reversed range removes nothing, as in ctl.
+    assert_eq!(run(&[(32, 31)]), deny(403, 31));
+    // The same as the ctl it replaces.
+    let ctl = engine(&format!(
+        "SecRuleEngine On\nSecAction \"id:1,phase:1,pass,nolog,ctl:ruleRemoveById=31,ctl:ruleRemoveById=30-45\"\n{rules}"
+    ));
+    assert_eq!(request(&ctl, "GET", "/?a=x", &[], b"").0, deny(405, 46));
+    // It does not lift the engine's own refusal of a crowded request.
+    let e = limits_engine("On", "");
+    let case = &crowded(1001, 1025)[0];
+    let mut tx = e.transaction(meta());
+    tx.remove_rules_by_id(&[(1, u32::MAX)]);
+    let v = tx.process_request_headers("GET", &case.uri, "HTTP/1.1", [("Host", "a")]);
+    assert_eq!(v, deny(400, 200007));
+}
