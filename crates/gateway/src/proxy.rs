@@ -897,6 +897,14 @@ impl ProxyHttp for Gateway {
             let protocol = protocol_name(header.version);
             let metrics = &self.runtime.metrics;
             let mut tx = engine.transaction(meta);
+            let settings = &snapshot.config.sites[site].waf;
+            if !settings.exclusions.is_empty() {
+                let removals = crate::waf::exclusions_for(
+                    settings,
+                    ctx.path.as_ref().map_or("/", |p| p.matching.as_str()),
+                );
+                tx.remove_rules_by_id(&removals);
+            }
             let mut verdict = guarded(&metrics.waf_errors, || {
                 tx.process_request_headers(
                     header.method.as_str(),

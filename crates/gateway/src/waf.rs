@@ -79,24 +79,27 @@ fn site_directives(settings: &WafSettings) -> String {
     let pl = settings.paranoia;
     // v4 reads blocking_paranoia_level, v3 reads paranoia_level; setting
     // both lets one setting drive either release.
-    let mut text = format!(
+    let text = format!(
         "SecAction \"id:900100,phase:1,pass,nolog,t:none,setvar:tx.paranoia_level={pl},setvar:tx.blocking_paranoia_level={pl},setvar:tx.inbound_anomaly_score_threshold={},setvar:tx.outbound_anomaly_score_threshold={}\"\n",
         settings.inbound_threshold, settings.outbound_threshold
     );
-    for (i, exclusion) in settings.exclusions.iter().enumerate() {
-        let removals: Vec<String> = exclusion
-            .rule_ids
-            .iter()
-            .map(|id| format!("ctl:ruleRemoveById={id}"))
-            .collect();
-        text.push_str(&format!(
-            "SecRule REQUEST_FILENAME \"@beginsWith {}\" \"id:{},phase:1,pass,nolog,t:none,{}\"\n",
-            exclusion.prefix,
-            10_000 + i,
-            removals.join(",")
-        ));
-    }
+    // Exclusions are not written as `REQUEST_FILENAME @beginsWith` rules:
+    // those match the raw path, which `/excluded/../target` walks around.
+    // The gateway applies them per request from the normalised path
+    // (`exclusions_for`).
     text
+}
+
+/// The rules a site's exclusions remove for a request, as inclusive id
+/// ranges for `Transaction::remove_rules_by_id`, chosen by the request's
+/// matching path (see `resolve`), compared without case.
+pub fn exclusions_for(settings: &WafSettings, matching_path: &str) -> Vec<(u32, u32)> {
+    settings
+        .exclusions
+        .iter()
+        .filter(|e| crate::resolve::under_prefix(matching_path, &e.prefix))
+        .flat_map(|e| e.rule_ids.iter().map(|&id| (id, id)))
+        .collect()
 }
 
 /// Compiles the engine for one site's settings. `None` when the WAF is off.

@@ -538,15 +538,13 @@ fn crs_test_http(
 fn admin_call(admin: &str, method: &str, path: &str) -> Result<(u16, String)> {
     use std::io::{Read, Write};
     let admin = resolve(admin, "--admin")?;
-    let mut stream = std::net::TcpStream::connect_timeout(
-        &admin,
-        std::time::Duration::from_secs(5),
-    )
-    .with_context(|| {
-        format!(
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&admin, std::time::Duration::from_secs(5))
+            .with_context(|| {
+                format!(
             "cannot reach the admin listener at {admin}; is rampart running with --admin {admin}?"
         )
-    })?;
+            })?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
     write!(stream, "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
     let mut answer = String::new();

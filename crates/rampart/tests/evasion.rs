@@ -234,6 +234,77 @@ fn smuggling_classics_are_refused() {
     assert_eq!(get(a, "/").status, 200);
 }
 
+/// A thousand dummy arguments, then the injection: the engine inspects
+/// the first thousand, so it refuses the request rather than pass the rest
+/// unread (ModSecurity's rule 200007).
+#[test]
+fn a_thousand_dummy_arguments_do_not_hide_an_injection() {
+    let demo = Demo::start("evasion-arguments");
+    let a = demo.listen;
+    let injection = "q=x%27+UNION+SELECT+name%2C+sql+FROM+sqlite_master--";
+    let dummies: String = (0..1000).map(|i| format!("a{i}=x&")).collect();
+    let query = format!("{dummies}{injection}");
+    let reply = send(
+        a,
+        &format!("GET /search?{query} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(
+        reply.status == 400 || reply.status == 403,
+        "query: {}",
+        reply.status
+    );
+    assert!(
+        !reply.body_text().contains("sqlite_master"),
+        "the origin ran it"
+    );
+    // Duplicate parameters: the same name a thousand times.
+    let same: String = (0..1000).map(|_| "q=x&").collect();
+    let reply = send(a, &format!("GET /search?{same}{injection} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"));
+    assert!(
+        reply.status == 400 || reply.status == 403,
+        "duplicates: {}",
+        reply.status
+    );
+    let forms = [
+        ("application/x-www-form-urlencoded", query.clone()),
+        (
+            "application/json",
+            format!(
+                "[{}\"x' UNION SELECT name, sql FROM sqlite_master--\"]",
+                "1,".repeat(1000)
+            ),
+        ),
+        (
+            "application/json",
+            format!(
+                "{{{}\"q\":\"x' UNION SELECT name, sql FROM sqlite_master--\"}}",
+                (0..1200)
+                    .map(|i| format!("\"k{i}\":1,"))
+                    .collect::<String>()
+            ),
+        ),
+    ];
+    for (content_type, body) in forms {
+        let reply = send(a, &format!("POST /search HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()));
+        assert!(
+            reply.status == 400 || reply.status == 403,
+            "{content_type}: {}",
+            reply.status
+        );
+        assert!(
+            !reply.body_text().contains("sqlite_master"),
+            "{content_type}: the origin ran it"
+        );
+        // Chunked, the same.
+        let reply = send(a, &format!("POST /search HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n", body.len()));
+        assert!(
+            reply.status == 400 || reply.status == 403,
+            "{content_type} chunked: {}",
+            reply.status
+        );
+    }
+}
+
 #[test]
 fn ranges_of_the_feed_do_not_leave() {
     let demo = Demo::start("evasion-range");
@@ -273,7 +344,6 @@ fn under_attack_no_header_or_method_skips_the_challenge() {
         "GET / HTTP/1.1\r\nHost: localhost\r\nX-Requested-With: XMLHttpRequest\r\nConnection: close\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: localhost\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-        "HEAD / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
         "POST /donate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
         "OPTIONS / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
         "GET / HTTP/1.0\r\nAccept: application/json\r\n\r\n",
@@ -285,6 +355,18 @@ fn under_attack_no_header_or_method_skips_the_challenge() {
             assert!(reply.body_text().contains("challenge_required"), "{request:?}: {}", reply.body_text());
         }
     }
+    // HEAD has no body to read: its status line says enough.
+    let mut stream = TcpStream::connect(demo.listen).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(b"HEAD / HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nConnection: close\r\n\r\n").unwrap();
+    let mut head = String::new();
+    let _ = stream.read_to_string(&mut head);
+    assert!(
+        head.starts_with("HTTP/1.1 429") || head.starts_with("HTTP/1.1 403"),
+        "HEAD reached the origin: {head}"
+    );
     // A browser still gets the challenge page it can solve.
     let page = send(
         demo.listen,
