@@ -56,8 +56,8 @@ pub use error::{Error, ErrorKind};
 pub use gcra::{Limit, Rate, Take};
 pub use keys::Keyring;
 pub use shield::{
-    Challenge, Clearance, Counters, Event, FloodVerdict, LimitScope, RequestFacts, RouteId, Shield,
-    SiteId, Strike,
+    nojs_wait_for_load, Challenge, Clearance, Counters, Event, FloodVerdict, LimitScope,
+    RequestFacts, RouteId, Shield, SiteId, Strike,
 };
 pub use state::{BanReason, BanRecord, MemoryLimits, MemoryState, State};
 pub use table::{ClientTable, KeyKind, LimitKey};

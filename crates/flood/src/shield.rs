@@ -35,6 +35,30 @@ impl RouteId {
     pub const NONE: RouteId = RouteId(u32::MAX);
 }
 
+/// No-script clearances one address prefix may redeem: five in a burst,
+/// then one every twelve seconds. A household or office behind one prefix
+/// gets through; a flood tool that waits out tokens in bulk does not.
+const NOJS_CLEARANCES_PER_PREFIX: Rate = Rate {
+    interval: 12_000_000_000,
+    tolerance: 60_000_000_000,
+};
+
+/// The longest a no-script visitor is asked to wait.
+const MAX_NOJS_WAIT: Duration = Duration::from_secs(60);
+
+/// The no-script wait at a given load (arrivals over the detector's
+/// normal): the configured wait at normal load, growing with the load up to
+/// [`MAX_NOJS_WAIT`], so a flood that waits pays in time as one that solves
+/// pays in work.
+pub fn nojs_wait_for_load(base: Duration, load: f64) -> Duration {
+    let factor = if load.is_finite() {
+        load.clamp(1.0, 1000.0)
+    } else {
+        1.0
+    };
+    base.mul_f64(factor).min(MAX_NOJS_WAIT.max(base))
+}
+
 /// What the gateway knows about a request when it asks for admission.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestFacts<'a> {
@@ -688,6 +712,7 @@ impl<S: State> Shield<S> {
     }
 
     fn new_challenge(&self, site: &Site, prefix: IpAddr, now: Time) -> Challenge {
+        // (The no-script wait grows with the load, as the work does.)
         let load = site.detector.load();
         // One more bit of work for every doubling of load above normal.
         let extra = if load > 1.0 {
@@ -703,18 +728,13 @@ impl<S: State> Shield<S> {
         let nonce = self.nonce(&keys, prefix, now, 0);
         let wait_nonce = self.nonce(&keys, prefix, now, 1);
         let c = token::issue_challenge(&keys, &site.name, prefix, nonce, difficulty, now);
-        let wait_token = token::issue_wait(
-            &keys,
-            &site.name,
-            prefix,
-            wait_nonce,
-            now.plus(self.nojs_wait),
-        );
+        let wait = nojs_wait_for_load(self.nojs_wait, f64::from(load));
+        let wait_token = token::issue_wait(&keys, &site.name, prefix, wait_nonce, now.plus(wait));
         Challenge {
             token: c.token,
             difficulty,
             wait_token,
-            wait_secs: u32::try_from(self.nojs_wait.as_secs()).unwrap_or(u32::MAX),
+            wait_secs: u32::try_from(wait.as_secs()).unwrap_or(u32::MAX),
         }
     }
 
@@ -802,10 +822,18 @@ impl<S: State> Shield<S> {
         token: &str,
         now: Time,
     ) -> Result<Clearance, Reject> {
+        let site_index = site.0;
         let site = self.sites.get(site.0 as usize).ok_or(Reject::Invalid)?;
         let prefix = self.lens.prefix_of(client);
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
         let solved = token::check_wait(&keys, &site.name, prefix, token, self.token_life, now)?;
+        let cap = [(
+            LimitKey::new(KeyKind::WaitPrefix, site_index, Some(prefix)),
+            NOJS_CLEARANCES_PER_PREFIX,
+        )];
+        if self.state.take_tokens(&cap, now).is_err() {
+            return Err(Reject::PrefixCapped);
+        }
         if !self.state.claim_nonce(solved.nonce, solved.expires, now) {
             return Err(Reject::Replayed);
         }

@@ -60,6 +60,8 @@ pub enum KeyKind {
     RouteClient = 5,
     /// One prefix on one route with its own prefix limit.
     RoutePrefix = 6,
+    /// Clearances one prefix redeemed through the no-script wait path.
+    WaitPrefix = 7,
 }
 
 /// A limiter key: what is limited (kind), where (scope: a site or route

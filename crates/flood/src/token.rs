@@ -39,6 +39,11 @@ pub enum Reject {
         /// How long the client must still wait.
         remaining: Duration,
     },
+    /// The client's address prefix has redeemed as many no-script wait
+    /// tokens as it may for now: waiting costs a flood tool nothing but
+    /// time, so the path that needs no JavaScript gives each prefix only a
+    /// few clearances a minute.
+    PrefixCapped,
 }
 
 /// Parsed parts of a token: the dot-separated fields and the trailing tag.

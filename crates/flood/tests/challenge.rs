@@ -275,6 +275,46 @@ fn nojs_token_is_valid_only_after_the_wait_and_once() {
     );
 }
 
+/// Waiting costs a flood tool nothing but time, so the no-script path gives
+/// one prefix only a few clearances a minute, and asks for a longer wait
+/// when the site is loaded.
+#[test]
+fn nojs_clearances_are_capped_per_prefix_and_the_wait_grows_with_load() {
+    let s = shield(SITE);
+    let site = SiteId(0);
+    let login = s.route_id(site, "login").unwrap();
+    let mut redeemed = 0;
+    let mut capped = 0;
+    for i in 0..8 {
+        let client = format!("198.51.100.{}", 10 + i);
+        let c = challenge(s.admit(&facts(&client, login, at(100.0))));
+        match s.redeem_wait(site, ip(&client), &c.wait_token, at(105.0)) {
+            Ok(_) => redeemed += 1,
+            Err(Reject::PrefixCapped) => capped += 1,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!((redeemed, capped), (5, 3));
+    // Another prefix is not affected, and the prefix recovers with time.
+    let c = challenge(s.admit(&facts("203.0.113.9", login, at(100.0))));
+    assert!(s
+        .redeem_wait(site, ip("203.0.113.9"), &c.wait_token, at(105.0))
+        .is_ok());
+    let c = challenge(s.admit(&facts("198.51.100.99", login, at(120.0))));
+    assert!(s
+        .redeem_wait(site, ip("198.51.100.99"), &c.wait_token, at(125.0))
+        .is_ok());
+
+    use rampart_flood::nojs_wait_for_load;
+    use std::time::Duration;
+    let base = Duration::from_secs(5);
+    assert_eq!(nojs_wait_for_load(base, 0.5), base);
+    assert_eq!(nojs_wait_for_load(base, 1.0), base);
+    assert_eq!(nojs_wait_for_load(base, 4.0), Duration::from_secs(20));
+    assert_eq!(nojs_wait_for_load(base, 1e9), Duration::from_secs(60));
+    assert_eq!(nojs_wait_for_load(base, f64::NAN), base);
+}
+
 #[test]
 fn challenge_page_works_without_script_and_has_no_external_assets() {
     let s = shield(SITE);

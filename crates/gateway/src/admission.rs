@@ -334,25 +334,93 @@ async fn watch(state: &ConnectionState, head_deadline: Instant, limits: &Limits)
         std::future::pending::<()>().await;
     }
     let started_ms = state.body_started_ms.load(Ordering::Acquire);
+    let mut window = RateWindow::new(limits.body_rate_grace, limits.body_min_rate);
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         if state.body_done.load(Ordering::Acquire) {
             std::future::pending::<()>().await;
         }
         let elapsed_ms = (state.started.elapsed().as_millis() as u64).saturating_sub(started_ms);
-        if elapsed_ms < limits.body_rate_grace.as_millis() as u64 {
-            continue;
-        }
-        let bytes = state.body_bytes.load(Ordering::Relaxed);
-        if bytes * 1000 < limits.body_min_rate * elapsed_ms {
+        if window.too_slow(elapsed_ms, state.body_bytes.load(Ordering::Relaxed)) {
             return Cutoff::SlowBody;
         }
+    }
+}
+
+/// The body-rate floor over a sliding window as long as the grace period:
+/// the bytes of the last window must keep up with the floor. An average
+/// since the start would let a client send a fast burst and then drip for
+/// as long as the burst keeps its average above the floor.
+struct RateWindow {
+    window_ms: u64,
+    min_rate: u64,
+    /// (milliseconds since the body began, bytes received by then), oldest
+    /// first; one sample per tick, never more than a window and a tick.
+    samples: std::collections::VecDeque<(u64, u64)>,
+}
+
+impl RateWindow {
+    fn new(window: Duration, min_rate: u64) -> RateWindow {
+        let window_ms = (window.as_millis() as u64).max(1000);
+        RateWindow {
+            window_ms,
+            min_rate,
+            samples: std::collections::VecDeque::from([(0, 0)]),
+        }
+    }
+
+    /// Records a sample; true when the last window fell below the floor.
+    /// Nothing is judged before a whole window has passed.
+    fn too_slow(&mut self, at_ms: u64, bytes: u64) -> bool {
+        self.samples.push_back((at_ms, bytes));
+        while self.samples.len() > 2 && self.samples[1].0 + self.window_ms <= at_ms {
+            self.samples.pop_front();
+        }
+        let (since_ms, since_bytes) = self.samples[0];
+        let span_ms = at_ms.saturating_sub(since_ms);
+        if at_ms < self.window_ms || span_ms == 0 {
+            return false;
+        }
+        bytes.saturating_sub(since_bytes).saturating_mul(1000)
+            < self.min_rate.saturating_mul(span_ms)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A burst then a drip is cut off once the drip has lasted a window,
+    /// whatever the burst did for the average; a steady body at the floor
+    /// is not.
+    #[test]
+    fn the_body_rate_floor_is_a_sliding_window() {
+        let mut burst_then_drip = RateWindow::new(Duration::from_secs(5), 1024);
+        let mut cut_at = None;
+        for tick in 1..=200u64 {
+            let at = tick * 500;
+            // 10 MB in the first second, then one byte a tick.
+            let bytes = if at <= 1000 {
+                10_000_000
+            } else {
+                10_000_000 + tick
+            };
+            if burst_then_drip.too_slow(at, bytes) {
+                cut_at = Some(at);
+                break;
+            }
+        }
+        let cut_at = cut_at.expect("the drip is cut off");
+        assert!(cut_at <= 6_500, "cut off after {cut_at} ms");
+        let mut steady = RateWindow::new(Duration::from_secs(5), 1024);
+        for tick in 1..=200u64 {
+            assert!(!steady.too_slow(tick * 500, tick * 600), "tick {tick}");
+        }
+        // Nothing is judged within the first window.
+        let mut silent = RateWindow::new(Duration::from_secs(5), 1024);
+        assert!(!silent.too_slow(4_500, 0));
+        assert!(silent.too_slow(5_000, 0));
+    }
 
     #[test]
     fn connection_caps_are_enforced_and_released() {

@@ -83,28 +83,35 @@ pub fn client_address(
     if trusted.is_empty() || !trusted.iter().any(|c| c.contains(peer)) {
         return peer;
     }
-    let mut hops: Vec<IpAddr> = Vec::new();
+    // Hops in the order written; `None` for one that is not an address
+    // ("unknown", an obfuscated identifier, garbage).
+    let mut hops: Vec<Option<IpAddr>> = Vec::new();
     if let Some(xff) = x_forwarded_for {
-        hops.extend(xff.split(',').filter_map(|h| parse_hop(h.trim())));
+        hops.extend(xff.split(',').map(|h| parse_hop(h.trim())));
     } else if let Some(fwd) = forwarded {
         for element in fwd.split(',') {
-            for pair in element.split(';') {
-                if let Some((k, v)) = pair.trim().split_once('=') {
-                    if k.trim().eq_ignore_ascii_case("for") {
-                        if let Some(ip) = parse_hop(v.trim().trim_matches('"')) {
-                            hops.push(ip);
-                        }
-                    }
-                }
-            }
+            let hop = element.split(';').find_map(|pair| {
+                let (k, v) = pair.trim().split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case("for")
+                    .then(|| parse_hop(v.trim().trim_matches('"')))
+            });
+            hops.push(hop.flatten());
         }
     }
+    // From the right: each trusted hop vouches for the one before it. The
+    // first hop that is not trusted is the client. A hop that cannot be
+    // read ends the walk at the last trusted address: skipping it would let
+    // whatever the client wrote further left stand in for its address.
+    let mut nearest = peer;
     for hop in hops.iter().rev() {
-        if !trusted.iter().any(|c| c.contains(*hop)) {
-            return *hop;
+        match hop {
+            Some(ip) if trusted.iter().any(|c| c.contains(*ip)) => nearest = *ip,
+            Some(ip) => return *ip,
+            None => return nearest,
         }
     }
-    hops.first().copied().unwrap_or(peer)
+    nearest
 }
 
 fn parse_hop(text: &str) -> Option<IpAddr> {
@@ -165,5 +172,18 @@ mod tests {
             ),
             ip("2001:db8::9")
         );
+        let at = |xff: Option<&str>, fwd: Option<&str>| {
+            client_address(ip("10.0.0.1"), &trusted, xff, fwd)
+        };
+        // Several lines arrive joined (the gateway joins them in order): the
+        // proxy's own line, last, decides.
+        assert_eq!(at(Some("6.6.6.6, 198.51.100.7"), None), ip("198.51.100.7"));
+        // An unreadable hop stops the walk at the last trusted address rather
+        // than letting a client-written entry further left stand in.
+        assert_eq!(at(Some("6.6.6.6, unknown, 10.0.0.2"), None), ip("10.0.0.2"));
+        assert_eq!(at(Some("6.6.6.6, garbage"), None), ip("10.0.0.1"));
+        assert_eq!(at(None, Some("for=6.6.6.6, for=unknown")), ip("10.0.0.1"));
+        // A chain of trusted hops only: the leftmost of them.
+        assert_eq!(at(Some("10.0.0.3, 10.0.0.2"), None), ip("10.0.0.3"));
     }
 }

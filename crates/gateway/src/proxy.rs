@@ -194,6 +194,10 @@ struct WafState {
     /// Response body held back for phase 4, up to the engine's limit.
     holding_response: bool,
     response_body: Vec<u8>,
+    /// Decodes a compressed response for phase 4 (the client still gets the
+    /// bytes the upstream sent), with the decoded piece of the last chunk.
+    response_decoder: Option<Box<rampart_decode::LayeredDecoder>>,
+    decoded: Vec<u8>,
     intervened: bool,
     response_status: u16,
     response_headers: Vec<(String, String)>,
@@ -380,6 +384,11 @@ impl Gateway {
                         rampart_flood::retry_after_secs(remaining),
                     );
                     self.answer_page(session, ctx, 403, page, &[]).await?;
+                }
+                Err(Reject::PrefixCapped) => {
+                    ctx.verdict = Cow::Borrowed("flood:limited:WaitPrefix");
+                    self.answer(session, ctx, 429, &[("retry-after", "12")])
+                        .await?;
                 }
                 Err(why) => {
                     ctx.verdict = Cow::Owned(format!("flood:challenge-rejected:{why:?}"));
@@ -754,19 +763,15 @@ impl ProxyHttp for Gateway {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         if let Some(peer) = peer {
-            let xff = header
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok());
-            let fwd = header
-                .headers
-                .get("forwarded")
-                .and_then(|v| v.to_str().ok());
+            // Every line of each header counts: a client that adds a second
+            // `X-Forwarded-For` line must not hide the chain a proxy wrote.
+            let xff = joined_header_values(&header.headers, "x-forwarded-for");
+            let fwd = joined_header_values(&header.headers, "forwarded");
             ctx.client = Some(client_address(
                 peer,
                 &snapshot.config.server.trusted_proxies,
-                xff,
-                fwd,
+                xff.as_deref(),
+                fwd.as_deref(),
             ));
         }
 
@@ -929,6 +934,8 @@ impl ProxyHttp for Gateway {
                 request_judged: !has_body,
                 holding_response: false,
                 response_body: Vec::new(),
+                response_decoder: None,
+                decoded: Vec::new(),
                 intervened: false,
                 response_status: 0,
                 response_headers: Vec::new(),
@@ -974,14 +981,15 @@ impl ProxyHttp for Gateway {
             if waf.request_judged {
                 return Ok(());
             }
-            // Hold the body back until phase 2 has judged all of it. An empty
-            // chunk, not `None`, is what holds: Pingora reads `None` as the
-            // end of the body and would close the upstream request early.
+            // Hold the body back until phase 2 has judged as much of it as
+            // the engine inspects (its body limit), then stream the rest. An
+            // empty chunk, not `None`, is what holds: Pingora reads `None` as
+            // the end of the body and would close the upstream request early.
             if let Some(chunk) = body.replace(Bytes::new()) {
                 waf.tx.append_request_body(&chunk);
                 waf.request_body.extend_from_slice(&chunk);
             }
-            if end_of_stream {
+            if end_of_stream || !waf.tx.request_body_wanted() {
                 waf.request_judged = true;
                 let verdict = guarded(&metrics.waf_errors, || waf.tx.process_request_body());
                 match verdict {
@@ -1061,11 +1069,7 @@ impl ProxyHttp for Gateway {
         if let Some(peer) = peer {
             // Keep the chain only when it came from a proxy we trust;
             // otherwise it is whatever the client chose to write.
-            let chain = match upstream
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            {
+            let chain = match joined_header_values(&upstream.headers, "x-forwarded-for") {
                 Some(existing) if trusted_peer => format!("{existing}, {peer}"),
                 _ => peer.to_string(),
             };
@@ -1073,6 +1077,7 @@ impl ProxyHttp for Gateway {
         }
         if !trusted_peer {
             upstream.remove_header("forwarded");
+            upstream.remove_header("x-forwarded-host");
             upstream.insert_header("x-forwarded-proto", if self.tls { "https" } else { "http" })?;
         }
         if let Some(client) = ctx.client {
@@ -1149,13 +1154,30 @@ impl ProxyHttp for Gateway {
                 let status = self.note_waf_refusal(ctx, verdict);
                 return Err(status_error(status, "response refused by the WAF"));
             }
-            // Compressed bodies pass uninspected until the decoder is in
-            // place; identity bodies of the inspected types are held.
-            let encoded = response
+            // Bodies of the inspected types are held for phase 4; a
+            // compressed one is decoded for the engine (as for the leak
+            // guard). One in an encoding that cannot be decoded passes
+            // uninspected, counted in `rampart_waf_uninspectable_total`:
+            // the Core Rule Set's response rules report, they do not block
+            // by default, so refusing it would cost more than it protects.
+            let encoding = response
                 .headers
-                .get("content-encoding")
-                .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
-            waf.holding_response = !encoded && !tunnel && waf.tx.response_body_wanted();
+                .get(http::header::CONTENT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"));
+            let wanted = !tunnel && waf.tx.response_body_wanted();
+            waf.response_decoder = None;
+            waf.holding_response = wanted;
+            if let (true, Some(e)) = (wanted, encoding) {
+                match rampart_decode::LayeredDecoder::new(e, RESPONSE_INSPECTION_CAP * 8) {
+                    Ok(d) => waf.response_decoder = Some(Box::new(d)),
+                    Err(_) => {
+                        metrics.waf_uninspectable.fetch_add(1, Ordering::Relaxed);
+                        waf.holding_response = false;
+                    }
+                }
+            }
         }
         if let Some(leak) = snapshot_leak(ctx) {
             // Header names as constants, not strings: each string is parsed
@@ -1727,6 +1749,24 @@ fn request_path(header: &pingora::http::RequestHeader) -> Cow<'_, str> {
     }
 }
 
+/// Every value of a header, joined with `, ` in the order sent (RFC 9110
+/// section 5.3); `None` when absent. A value that is not text makes the
+/// whole header unreadable (`None`), so no line is silently skipped.
+fn joined_header_values(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    let mut joined: Option<String> = None;
+    for value in headers.get_all(name) {
+        let text = value.to_str().ok()?;
+        match joined.as_mut() {
+            None => joined = Some(text.to_string()),
+            Some(j) => {
+                j.push_str(", ");
+                j.push_str(text);
+            }
+        }
+    }
+    joined
+}
+
 /// The origin-form target the upstream is sent: the normalised path and
 /// the query exactly as the client wrote it.
 fn forwarded_target(forwarded_path: &str, raw_target: &[u8]) -> Vec<u8> {
@@ -1781,12 +1821,31 @@ impl Gateway {
         if !waf.holding_response {
             return Ok(None);
         }
+        let mut undecodable = false;
         if let Some(chunk) = body.take() {
-            waf.tx.append_response_body(&chunk);
+            match waf.response_decoder.as_mut() {
+                Some(decoder) => {
+                    waf.decoded.clear();
+                    undecodable = decoder.push(&chunk, &mut waf.decoded).is_err();
+                    if end_of_stream && !undecodable {
+                        undecodable = decoder.finish(&mut waf.decoded).is_err();
+                    }
+                    waf.tx.append_response_body(&waf.decoded);
+                }
+                None => waf.tx.append_response_body(&chunk),
+            }
             waf.response_body.extend_from_slice(&chunk);
         }
-        if end_of_stream || waf.response_body.len() >= RESPONSE_INSPECTION_CAP {
+        if undecodable {
+            // Corrupt or a bomb: judged on what decoded, and counted.
+            self.runtime
+                .metrics
+                .waf_uninspectable
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        if end_of_stream || undecodable || waf.response_body.len() >= RESPONSE_INSPECTION_CAP {
             waf.holding_response = false;
+            waf.response_decoder = None;
             let verdict = guarded(&self.runtime.metrics.waf_errors, || {
                 waf.tx.process_response_body()
             });

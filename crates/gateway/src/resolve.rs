@@ -101,6 +101,7 @@ pub fn parse_authority(text: &str) -> Result<Authority, AuthorityError> {
         // disagree on what they mean, so they are refused.
         let host = host.strip_suffix('.').unwrap_or(host);
         let valid = !host.is_empty()
+            && !host.ends_with('.')
             && host.len() <= 253
             && host
                 .bytes()

@@ -133,12 +133,7 @@ fn main() {
         if std::env::var_os("BENCH_ONLY_DIRTY").is_some() && name == "clean HTML" {
             continue;
         }
-        let findings = scan(
-            &guard,
-            &RoutePolicy::with_action(Action::Alert),
-            &body,
-            &mut out,
-        );
+        let findings = scan(&guard, &RoutePolicy::report_only(), &body, &mut out);
         let only_ours = std::env::var_os("BENCH_ONLY_OURS").is_some();
         let peer = if only_ours {
             Duration::from_secs(1)

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
-use rampart_leakguard::{Action, GuardConfig, LeakGuard, RoutePolicy};
+use rampart_leakguard::{GuardConfig, LeakGuard, RoutePolicy};
 
 /// CPU time of this thread in nanoseconds (see the throughput bench for why).
 fn thread_cpu_ns() -> u64 {
@@ -27,7 +27,7 @@ fn main() {
             .collect();
     }
     let guard = LeakGuard::new(GuardConfig::default()).expect("guard builds");
-    let policy = RoutePolicy::with_action(Action::Alert);
+    let policy = RoutePolicy::report_only();
     let mut totals: BTreeMap<&'static str, (u64, u64, Vec<String>)> = BTreeMap::new();
     let mut bytes = 0u64;
     let mut out = Vec::new();

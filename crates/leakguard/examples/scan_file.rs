@@ -6,7 +6,7 @@
 //! inspects (`inspect`); and, as the gateway feeds a body, the first CHUNK bytes through
 //! `inspect` and the rest through `inspect_last`. With `GATEWAY_ONLY` set in the environment
 //! only that last way runs, so that a profiler sees nothing else.
-use rampart_leakguard::{Action, GuardConfig, LeakGuard, RoutePolicy};
+use rampart_leakguard::{GuardConfig, LeakGuard, RoutePolicy};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -19,10 +19,7 @@ fn main() {
         .max(1);
     let page = std::fs::read(&path).expect("readable page");
     let guard = LeakGuard::new(GuardConfig::default()).expect("default guard");
-    let policy = RoutePolicy {
-        action: Action::Alert,
-        ..RoutePolicy::default()
-    };
+    let policy = RoutePolicy::report_only();
     let report = |how: &str, took: std::time::Duration| {
         let per = took / passes;
         println!(

@@ -281,6 +281,17 @@ impl RoutePolicy {
         }
     }
 
+    /// A policy that only reports, donor lists included (`alert` for every kind): what an
+    /// operator writes as `action = "alert"` with `donor_list_action = "alert"`, and what
+    /// measurements use to see every finding of a response.
+    pub fn report_only() -> RoutePolicy {
+        RoutePolicy {
+            action: Action::Alert,
+            donor_list_action: Action::Alert,
+            ..RoutePolicy::default()
+        }
+    }
+
     /// A policy with the given action and every other field at its default.
     pub fn with_action(action: Action) -> RoutePolicy {
         RoutePolicy {

@@ -98,7 +98,7 @@ fn client_rate_limit_answers_429_with_retry_after() {
         .expect("Retry-After")
         .parse()
         .unwrap();
-    assert!(retry >= 1 && retry <= 60, "{retry}");
+    assert!((1..=60).contains(&retry), "{retry}");
     eventually("the limit shows in the access log", || {
         gw.access_log().contains("flood:limited:Client")
     });
@@ -178,9 +178,19 @@ fn under_attack_mode_challenges_browsers_and_a_solved_challenge_clears_them() {
         200
     );
 
-    // API routes are never challenged.
+    // API routes are challenged too, in a form an API client can act on
+    // (429, Retry-After, the proof of work in JSON); with clearance they pass.
     let api = raw(gw.listen, b"GET /api/items HTTP/1.1\r\nHost: www.example\r\nAccept: application/json\r\nConnection: close\r\n\r\n").unwrap();
-    assert_eq!(api.status, 200);
+    assert_eq!(api.status, 429, "{}", api.body_text());
+    assert!(api.header("retry-after").is_some());
+    assert!(
+        api.body_text().contains("\"challenge_required\"")
+            && api.body_text().contains("\"difficulty\""),
+        "{}",
+        api.body_text()
+    );
+    let cleared = format!("GET /api/items HTTP/1.1\r\nHost: www.example\r\nAccept: application/json\r\nCookie: {}\r\nConnection: close\r\n\r\n", set_cookie_value(&later));
+    assert_eq!(raw(gw.listen, cleared.as_bytes()).unwrap().status, 200);
 
     let (ok, _) = admin(&gw, &["mode", "www", "normal"]);
     assert!(ok);

@@ -663,6 +663,25 @@ impl Transaction {
         );
     }
 
+    /// Whether more request body would still be inspected: false once the
+    /// buffer holds as much as the body limit allows (or body access is
+    /// off), when a caller can run phase 2 on what it holds and stream the
+    /// rest instead of holding all of it.
+    pub fn request_body_wanted(&self) -> bool {
+        // A body without files is judged once it passes the smaller
+        // no-files limit, as phase 2 then refuses or inspects it in part.
+        let multipart = self
+            .header("content-type")
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with(b"multipart/"));
+        let no_files = self.engine.inner.config.request_body_no_files_limit;
+        let limit = if multipart {
+            self.st.body_limit
+        } else {
+            self.st.body_limit.min(no_files.saturating_add(1))
+        };
+        self.st.body_access && !self.req.body_truncated && (self.req.body.len() as u64) < limit
+    }
+
     /// Phase 2: parses the buffered body and runs the body rules.
     pub fn process_request_body(&mut self) -> Verdict {
         if self.interrupted.is_some() {
