@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -44,15 +44,57 @@ const BACKLOG: usize = 65_536;
 #[derive(Clone)]
 pub struct LineSink {
     sender: Option<SyncSender<String>>,
+    /// A file written by the caller itself, for logs whose lines must be on
+    /// disk before the response they explain leaves (the WAF's error log).
+    direct: Option<Arc<Mutex<std::fs::File>>>,
     metrics: Arc<Metrics>,
+}
+
+/// Opens a log file for appending without following a symbolic link at its
+/// path (one planted there would send our lines, or make us create a file,
+/// wherever it points), readable by the owner and group only.
+pub fn open_log_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// A line as it may be written: a carriage return or line feed inside it
+/// (from a client's header, path or body) is escaped, so no client can
+/// start a line of its own in a log.
+fn one_line(line: String) -> String {
+    if !line.contains(['\n', '\r']) {
+        return line;
+    }
+    line.replace('\r', "\\r").replace('\n', "\\n")
 }
 
 impl LineSink {
     pub fn off(metrics: Arc<Metrics>) -> LineSink {
         LineSink {
             sender: None,
+            direct: None,
             metrics,
         }
+    }
+
+    /// A file the caller writes itself, line by line, under a lock: for the
+    /// few lines (a matched rule) that must be written before a response.
+    pub fn start_direct(
+        path: &std::path::Path,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<LineSink> {
+        let file = open_log_file(path)?;
+        Ok(LineSink {
+            sender: None,
+            direct: Some(Arc::new(Mutex::new(file))),
+            metrics,
+        })
     }
 
     pub fn start(
@@ -63,15 +105,7 @@ impl LineSink {
         let mut out: Box<dyn Write + Send> = match target {
             AccessLogTarget::Off => return Ok(LineSink::off(metrics)),
             AccessLogTarget::Stdout => Box::new(std::io::stdout()),
-            AccessLogTarget::File(path) => Box::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| {
-                        std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-                    })?,
-            ),
+            AccessLogTarget::File(path) => Box::new(open_log_file(path)?),
         };
         let (sender, receiver) = sync_channel::<String>(BACKLOG);
         std::thread::Builder::new()
@@ -104,17 +138,31 @@ impl LineSink {
             })?;
         Ok(LineSink {
             sender: Some(sender),
+            direct: None,
             metrics,
         })
     }
 
     /// Whether lines are written at all; callers skip building them if not.
     pub fn enabled(&self) -> bool {
-        self.sender.is_some()
+        self.sender.is_some() || self.direct.is_some()
     }
 
-    /// Queues a line; drops and counts it when the writer is behind.
+    /// Queues a line (or, for a direct sink, writes it now); a queued line
+    /// is dropped and counted when the writer is behind.
     pub fn send(&self, line: String) {
+        let line = one_line(line);
+        if let Some(file) = &self.direct {
+            let mut bytes = line.into_bytes();
+            bytes.push(b'\n');
+            let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+            if file.write_all(&bytes).is_err() {
+                self.metrics
+                    .log_lines_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
         let Some(sender) = &self.sender else { return };
         if let Err(TrySendError::Full(_)) = sender.try_send(line) {
             self.metrics
@@ -141,6 +189,41 @@ impl AccessLog {
         if let Ok(line) = serde_json::to_string(record) {
             self.0.send(line);
         }
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    /// A client's line break inside a logged value cannot start a new line.
+    #[test]
+    fn lines_cannot_be_split_by_a_client() {
+        assert_eq!(super::one_line("plain".into()), "plain");
+        assert_eq!(
+            super::one_line("a\r\n[id \"1\"] forged".into()),
+            "a\\r\\n[id \"1\"] forged"
+        );
+    }
+
+    /// Log files are created owner and group only, and a symbolic link
+    /// planted at the path is refused rather than followed.
+    #[test]
+    fn log_files_are_private_and_never_follow_links() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("rampart-log-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("waf.log");
+        super::open_log_file(&path).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        let target = dir.join("elsewhere");
+        let link = dir.join("planted.log");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(super::open_log_file(&link).is_err());
+        assert!(!target.exists(), "nothing was created through the link");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 

@@ -40,7 +40,9 @@ use crate::runtime::Runtime;
 #[derive(Debug)]
 pub struct ConnectionState {
     started: Instant,
-    head_done: AtomicBool,
+    /// Shared with the connection's [`CaptureStream`](crate::capture::CaptureStream),
+    /// whose `head_done` is this request's.
+    capture: Arc<crate::capture::CaptureControl>,
     /// Milliseconds after `started` at which the body began; `u64::MAX`
     /// while no body is expected.
     body_started_ms: AtomicU64,
@@ -50,10 +52,11 @@ pub struct ConnectionState {
 }
 
 impl ConnectionState {
-    fn new() -> Self {
+    fn new(capture: Arc<crate::capture::CaptureControl>) -> Self {
+        capture.next_request();
         ConnectionState {
             started: Instant::now(),
-            head_done: AtomicBool::new(false),
+            capture,
             body_started_ms: AtomicU64::new(u64::MAX),
             body_bytes: AtomicU64::new(0),
             body_done: AtomicBool::new(false),
@@ -69,7 +72,7 @@ tokio::task_local! {
 /// Called by the proxy as soon as the request head has been parsed.
 pub fn head_received() {
     let _ = CONNECTION.try_with(|c| {
-        c.head_done.store(true, Ordering::Release);
+        c.capture.head_done.store(true, Ordering::Release);
         c.changed.notify_one();
     });
 }
@@ -184,6 +187,8 @@ pub struct Admission<A> {
     pub metrics: Arc<Metrics>,
     /// Whether this listener accepts HTTP/2 with prior knowledge.
     pub h2c: bool,
+    /// Where requests the HTTP layer refuses before any hook are reported.
+    pub refusals: Arc<crate::capture::Refusals>,
 }
 
 #[async_trait]
@@ -241,6 +246,18 @@ where
             return None;
         }
 
+        // HTTP/1 heads the HTTP layer refuses itself are reported (see
+        // `capture`): the stream is wrapped once, and told of each request.
+        let capture = Arc::new(crate::capture::CaptureControl::default());
+        let refusals = self.refusals.clone();
+        let report: crate::capture::RefusalReport =
+            Arc::new(move |head: &[u8]| refusals.report(peer, head));
+        let mut stream: Stream = Box::new(crate::capture::CaptureStream::new(
+            stream,
+            limits.max_header_bytes,
+            capture.clone(),
+            report,
+        ));
         let mut first = true;
         loop {
             let limits = self.runtime.snapshot().config.limits.clone();
@@ -268,6 +285,9 @@ where
                     .await
                 {
                     Ok(Ok(true)) if &preface == b"PRI" => {
+                        // HTTP/2 writes its settings before any request:
+                        // nothing here is an HTTP/1 head to report.
+                        capture.head_done.store(true, Ordering::Release);
                         let _ = self.inner.process_new(stream, shutdown).await;
                         return None;
                     }
@@ -281,7 +301,7 @@ where
             }
             first = false;
 
-            let state = Arc::new(ConnectionState::new());
+            let state = Arc::new(ConnectionState::new(capture.clone()));
             let request = CONNECTION.scope(state.clone(), self.inner.process_new(stream, shutdown));
             tokio::select! {
                 next = request => match next {
@@ -316,10 +336,10 @@ impl Drop for OpenGauge<'_> {
 /// Resolves when the request in progress breaks a deadline; never resolves
 /// for a request that keeps to them.
 async fn watch(state: &ConnectionState, head_deadline: Instant, limits: &Limits) -> Cutoff {
-    while !state.head_done.load(Ordering::Acquire) {
+    while !state.capture.head_done.load(Ordering::Acquire) {
         tokio::select! {
             _ = tokio::time::sleep_until(head_deadline.into()) => {
-                if !state.head_done.load(Ordering::Acquire) {
+                if !state.capture.head_done.load(Ordering::Acquire) {
                     return Cutoff::HeadTimeout;
                 }
             }

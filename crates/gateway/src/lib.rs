@@ -10,6 +10,7 @@
 pub mod accesslog;
 pub mod admin;
 pub mod admission;
+pub mod capture;
 pub mod config;
 pub mod flood;
 pub mod incidents;

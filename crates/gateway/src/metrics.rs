@@ -35,6 +35,7 @@ pub struct Metrics {
     pub leak_errors: AtomicU64,
     pub leak_uninspectable: AtomicU64,
     pub waf_uninspectable: AtomicU64,
+    pub malformed_requests: AtomicU64,
     pub upgrades_refused: AtomicU64,
     pub tunnels: AtomicU64,
     sites: Mutex<BTreeMap<String, Arc<SiteMetrics>>>,
@@ -79,7 +80,7 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &AtomicU64); 24] = [
+        let counters: [(&str, &str, &AtomicU64); 25] = [
             ("rampart_connections_open", "Client connections open now.", &self.connections_open),
             ("rampart_connections_total", "Client connections accepted.", &self.connections_total),
             ("rampart_connections_rejected_per_client_total", "Connections refused by the per-client cap.", &self.connections_rejected_per_client),
@@ -102,6 +103,7 @@ impl Metrics {
             ("rampart_leak_errors_total", "Responses whose leak-guard scan failed internally (cut off on routes that redact, block or stop canaries; sent unscanned on the others).", &self.leak_errors),
             ("rampart_leak_uninspectable_total", "Responses the leak guard could not read (an unknown or corrupt encoding) on a route that redacts or blocks; refused with 502.", &self.leak_uninspectable),
             ("rampart_waf_uninspectable_total", "Response bodies the WAF could not decode (unknown encoding, corrupt or over its cap): passed, or judged on what decoded.", &self.waf_uninspectable),
+            ("rampart_malformed_requests_total", "Request heads the HTTP layer refused (400) before any hook ran; logged, judged by the WAF for its log, never forwarded.", &self.malformed_requests),
             ("rampart_upgrades_refused_total", "Requests whose Upgrade header was removed because the route does not allow a tunnel (or the request was not a bodiless GET).", &self.upgrades_refused),
             ("rampart_tunnels_total", "Upgrades the upstream accepted (101): connections no layer reads from then on.", &self.tunnels),
         ];

@@ -201,6 +201,21 @@ struct WafState {
     intervened: bool,
     response_status: u16,
     response_headers: Vec<(String, String)>,
+    /// Error-log lines already written: each phase's lines go out as soon
+    /// as it has run, before the response they explain, so a reader of the
+    /// log who has seen the response also finds its lines (go-ftw does).
+    lines_written: usize,
+}
+
+impl WafState {
+    /// Writes the error-log lines of the phases run since the last call.
+    fn flush_lines(&mut self, sink: &LineSink) {
+        let lines = self.tx.error_log_lines();
+        for line in lines.iter().skip(self.lines_written) {
+            sink.send(line.clone());
+        }
+        self.lines_written = lines.len();
+    }
 }
 
 /// The most response body held back for inspection: ModSecurity's default
@@ -624,9 +639,7 @@ impl Gateway {
         let Some(waf) = ctx.waf.as_mut() else { return };
         let metrics = &self.runtime.metrics;
         guarded(&metrics.waf_errors, || waf.tx.process_logging());
-        for line in waf.tx.error_log_lines() {
-            self.waf_log.send(line.clone());
-        }
+        waf.flush_lines(&self.waf_log);
         let matched = waf.tx.matched_rules();
         let logged = matched.iter().any(|m| m.logged);
         if logged && !waf.intervened {
@@ -939,7 +952,11 @@ impl ProxyHttp for Gateway {
                 intervened: false,
                 response_status: 0,
                 response_headers: Vec::new(),
+                lines_written: 0,
             }));
+            if let Some(waf) = ctx.waf.as_mut() {
+                waf.flush_lines(&self.waf_log);
+            }
             if self.enforce_request_verdict(session, ctx, verdict).await? {
                 return Ok(true);
             }
@@ -992,6 +1009,7 @@ impl ProxyHttp for Gateway {
             if end_of_stream || !waf.tx.request_body_wanted() {
                 waf.request_judged = true;
                 let verdict = guarded(&metrics.waf_errors, || waf.tx.process_request_body());
+                waf.flush_lines(&self.waf_log);
                 match verdict {
                     Some(Verdict::Continue) => {
                         let released = Bytes::from(std::mem::take(&mut waf.request_body));
@@ -1150,6 +1168,7 @@ impl ProxyHttp for Gateway {
                         .map(|(k, v)| (k.as_str(), v.as_bytes())),
                 )
             });
+            waf.flush_lines(&self.waf_log);
             if verdict != Some(Verdict::Continue) {
                 let status = self.note_waf_refusal(ctx, verdict);
                 return Err(status_error(status, "response refused by the WAF"));
@@ -1849,6 +1868,7 @@ impl Gateway {
             let verdict = guarded(&self.runtime.metrics.waf_errors, || {
                 waf.tx.process_response_body()
             });
+            waf.flush_lines(&self.waf_log);
             if verdict != Some(Verdict::Continue) {
                 // The status line is already on its way, so the only safe
                 // answer is to cut the response off before the body leaks.

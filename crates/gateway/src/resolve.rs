@@ -137,6 +137,13 @@ pub fn resolve_authority<'a>(
         return Err(AuthorityError::Repeated);
     }
     let host = match first {
+        // An empty `Host` is what RFC 9112 section 3.2 asks of a client
+        // whose target has no authority: the request is for no name, and
+        // goes to the catch-all site, if any.
+        Some(bytes) if bytes.iter().all(|b| *b == b' ' || *b == b'\t') => Some(Authority {
+            host: String::new(),
+            port: None,
+        }),
         Some(bytes) => Some(parse_authority(
             std::str::from_utf8(bytes).map_err(|_| AuthorityError::Invalid)?,
         )?),
@@ -371,6 +378,12 @@ mod tests {
         );
         assert_eq!(
             resolve_authority(std::iter::empty(), None, false)
+                .unwrap()
+                .host,
+            ""
+        );
+        assert_eq!(
+            resolve_authority(std::iter::once(&b""[..]), None, true)
                 .unwrap()
                 .host,
             ""

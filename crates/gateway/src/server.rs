@@ -89,7 +89,13 @@ pub fn run(config: Config) -> Result<(), StartError> {
         Some(p) => LineSink::start(&AccessLogTarget::File(p.clone()), name, metrics.clone()),
         None => Ok(LineSink::off(metrics.clone())),
     };
-    let waf_log = file_sink(&config.server.waf_log, "waf-log").map_err(StartError::AccessLog)?;
+    // The WAF's error log is written by the request itself, before the
+    // response its lines explain: a reader who has the response finds them.
+    let waf_log = match &config.server.waf_log {
+        Some(p) => LineSink::start_direct(p, metrics.clone()),
+        None => Ok(LineSink::off(metrics.clone())),
+    }
+    .map_err(StartError::AccessLog)?;
     let audit_log =
         file_sink(&config.server.audit_log, "audit-log").map_err(StartError::AccessLog)?;
 
@@ -116,6 +122,11 @@ pub fn run(config: Config) -> Result<(), StartError> {
 
     let table = Arc::new(ConnectionTable::default());
     let handle = Arc::new(RuntimeHandle(runtime.clone()));
+    let refusals = Arc::new(crate::capture::Refusals {
+        runtime: runtime.clone(),
+        access_log: access_log.clone(),
+        waf_log: waf_log.clone(),
+    });
     for listener in &config.listeners {
         let gateway = Gateway::new(
             runtime.clone(),
@@ -135,6 +146,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             table: table.clone(),
             metrics: metrics.clone(),
             h2c: listener.h2c,
+            refusals: refusals.clone(),
         };
         let mut service = Service::new(format!("rampart {}", listener.address), admission);
         let address = listener.address.to_string();

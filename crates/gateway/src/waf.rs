@@ -190,6 +190,32 @@ fn is_sensitive(name: &str) -> bool {
     SENSITIVE_FIELDS.iter().any(|s| lower.contains(s))
 }
 
+/// Headers whose values are credentials or sessions: never written to the
+/// audit log, and neither is what a rule matched in them.
+const SECRET_HEADERS: [&str; 4] = [
+    "cookie",
+    "authorization",
+    "proxy-authorization",
+    "set-cookie",
+];
+
+fn is_secret_header(name: &str) -> bool {
+    SECRET_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) || is_sensitive(name)
+}
+
+/// Whether a matched variable (`REQUEST_COOKIES:session`,
+/// `REQUEST_HEADERS:Authorization`, `ARGS:password`) comes from a field
+/// whose values are masked, so the rule's data must be masked too.
+fn is_masked_variable(var: &str) -> bool {
+    let (collection, key) = var.split_once(':').unwrap_or((var, ""));
+    let collection = collection.to_ascii_uppercase();
+    collection.starts_with("REQUEST_COOKIES")
+        || collection.starts_with("RESPONSE_COOKIES")
+        || ((collection == "REQUEST_HEADERS" || collection == "RESPONSE_HEADERS")
+            && is_secret_header(key))
+        || is_sensitive(key)
+}
+
 /// The request body as the audit log shows it: form and JSON fields with
 /// sensitive names masked; other bodies only by size, since they cannot be
 /// masked field by field.
@@ -288,13 +314,11 @@ pub fn audit_line(e: &AuditEntry<'_>) -> String {
             .map(|(k, v)| {
                 (
                     k.to_string(),
-                    Value::String(
-                        if is_sensitive(k) || k.eq_ignore_ascii_case("authorization") {
-                            "*****".into()
-                        } else {
-                            v.clone()
-                        },
-                    ),
+                    Value::String(if is_secret_header(k) {
+                        "*****".into()
+                    } else {
+                        v.clone()
+                    }),
                 )
             })
             .collect()
@@ -302,7 +326,16 @@ pub fn audit_line(e: &AuditEntry<'_>) -> String {
     let response_headers: Map<String, Value> = e
         .response_headers
         .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                Value::String(if is_secret_header(k) {
+                    "*****".into()
+                } else {
+                    v.clone()
+                }),
+            )
+        })
         .collect();
     let messages: Vec<Value> = e
         .matched
@@ -317,7 +350,7 @@ pub fn audit_line(e: &AuditEntry<'_>) -> String {
                     "ruleId": m.id.to_string(),
                     "file": "",
                     "lineNumber": "",
-                    "data": m.data,
+                    "data": if is_masked_variable(&m.matched_var_name) { "*****" } else { m.data.as_str() },
                     "severity": m.severity.map(|s| s.to_string()).unwrap_or_default(),
                     "ver": "",
                     "rev": "",
@@ -364,6 +397,75 @@ pub fn audit_line(e: &AuditEntry<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Credentials and sessions never reach the audit log: not as header
+    /// values, and not as what a rule matched in them.
+    #[test]
+    fn secret_headers_and_what_matched_in_them_are_masked() {
+        let matched = vec![
+            MatchedRule {
+                id: 942100,
+                phase: 2,
+                msg: "SQLi".into(),
+                data: "Matched Data: s3cr3t-session found within REQUEST_COOKIES:sid".into(),
+                severity: Some(2),
+                tags: vec![],
+                matched_var_name: "REQUEST_COOKIES:sid".into(),
+                logged: true,
+            },
+            MatchedRule {
+                id: 942101,
+                phase: 1,
+                msg: "x".into(),
+                data: "Basic dXNlcjpwYXNz".into(),
+                severity: Some(2),
+                tags: vec![],
+                matched_var_name: "REQUEST_HEADERS:Authorization".into(),
+                logged: true,
+            },
+            MatchedRule {
+                id: 942102,
+                phase: 2,
+                msg: "x".into(),
+                data: "visible-arg".into(),
+                severity: Some(2),
+                tags: vec![],
+                matched_var_name: "ARGS:q".into(),
+                logged: true,
+            },
+        ];
+        let entry = AuditEntry {
+            time: "t".into(),
+            unique_id: "id",
+            client_ip: "192.0.2.1".into(),
+            client_port: 1,
+            host_ip: "192.0.2.2".into(),
+            host_port: 80,
+            method: "GET",
+            uri: "/",
+            http_version: "HTTP/1.1",
+            request_headers: vec![
+                ("Cookie", "sid=s3cr3t-session".into()),
+                ("Authorization", "Basic dXNlcjpwYXNz".into()),
+                ("Proxy-Authorization", "Basic cHJveHk=".into()),
+                ("User-Agent", "visible-agent".into()),
+            ],
+            request_body: String::new(),
+            response_status: 200,
+            response_headers: vec![("Set-Cookie".into(), "sid=n3w-s3ss10n".into())],
+            engine_mode: WafMode::On,
+            matched: &matched,
+            intervened: true,
+        };
+        let line = audit_line(&entry);
+        for secret in ["s3cr3t-session", "dXNlcjpwYXNz", "cHJveHk=", "n3w-s3ss10n"] {
+            assert!(!line.contains(secret), "{secret} in {line}");
+        }
+        assert!(
+            line.contains("visible-agent") && line.contains("visible-arg"),
+            "{line}"
+        );
+    }
 
     #[test]
     fn sensitive_form_and_json_fields_are_masked() {

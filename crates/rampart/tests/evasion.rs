@@ -20,6 +20,7 @@ use common::*;
 /// with its state in a directory of its own.
 struct Demo {
     child: Child,
+    dir: std::path::PathBuf,
     listen: SocketAddr,
     origin: SocketAddr,
     admin: SocketAddr,
@@ -53,6 +54,7 @@ impl Demo {
         wait_listening(origin);
         Demo {
             child,
+            dir,
             listen,
             origin,
             admin,
@@ -185,6 +187,35 @@ fn malformed_hosts_get_400_and_the_gateway_stays_up() {
     }
     // Still serving.
     assert_eq!(get(a, "/").status, 200);
+}
+
+/// A head the HTTP layer refuses before any hook (raw `"` and `<` in the
+/// target) is still logged, counted and judged by the WAF for its log,
+/// and nothing of it reaches the origin.
+#[test]
+fn heads_the_http_layer_refuses_are_logged_and_counted() {
+    let demo = Demo::start("evasion-refused-head");
+    let reply = send(demo.listen, "GET /search?q=\"><script>alert(1)</script> HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    assert_eq!(reply.status, 400);
+    let log = demo.dir.join("access.log");
+    eventually("the refused head is in the access log", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("bad-request:malformed-head")
+    });
+    let metrics = get(demo.admin, "/metrics").body_text();
+    let counted = metrics
+        .lines()
+        .find(|l| l.starts_with("rampart_malformed_requests_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse::<u64>().ok());
+    assert_eq!(counted, Some(1), "{metrics}");
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("malformed-head+waf"),
+        "the WAF judged the refused head"
+    );
 }
 
 /// The request smuggling classics and other malformed framing: refused
