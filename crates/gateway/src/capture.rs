@@ -257,16 +257,25 @@ fn lenient_head(head: &[u8]) -> Option<LenientHead> {
     let method = parts.next()?.to_string();
     let target = parts.next().unwrap_or("").to_string();
     let version = parts.next().unwrap_or("").to_string();
+    // Only a head whose framing is sound is judged: one whose lines are
+    // broken (a bare CR, a NUL, a folded or nameless line) is not a request
+    // anyone could read the same way twice, and is only logged.
+    let broken = |l: &[u8]| l.contains(&b'\r') || l.contains(&0);
+    if broken(request_line.as_bytes()) {
+        return None;
+    }
     let mut headers = Vec::new();
     for line in lines.take(128) {
         if line.is_empty() {
             break;
         }
-        if let Some(colon) = line.iter().position(|&b| b == b':') {
-            let name = String::from_utf8_lossy(&line[..colon]).trim().to_string();
-            let value = line[colon + 1..].trim_ascii().to_vec();
-            headers.push((name, value));
+        let colon = line.iter().position(|&b| b == b':')?;
+        if broken(line) || line[0] == b' ' || line[0] == b'\t' {
+            return None;
         }
+        let name = String::from_utf8_lossy(&line[..colon]).trim().to_string();
+        let value = line[colon + 1..].trim_ascii().to_vec();
+        headers.push((name, value));
     }
     Some(LenientHead {
         method,
@@ -281,10 +290,19 @@ impl Refusals {
         use std::sync::atomic::Ordering;
         let metrics = &self.runtime.metrics;
         metrics.malformed_requests.fetch_add(1, Ordering::Relaxed);
+        let snapshot = self.runtime.snapshot();
         let Some(parsed) = lenient_head(head) else {
+            self.log_refusal(
+                &snapshot,
+                peer,
+                None,
+                "-",
+                "-",
+                "-",
+                "bad-request:malformed-framing",
+            );
             return;
         };
-        let snapshot = self.runtime.snapshot();
         let host = parsed
             .headers
             .iter()
@@ -356,16 +374,46 @@ impl Refusals {
                 }
             }
         }
+        self.log_refusal(
+            &snapshot,
+            peer,
+            site,
+            &parsed.method,
+            &parsed.target,
+            &parsed.version,
+            verdict,
+        );
+    }
+
+    /// The access-log line and the site's counts for a refused head.
+    #[allow(clippy::too_many_arguments)]
+    fn log_refusal(
+        &self,
+        snapshot: &crate::runtime::Snapshot,
+        peer: Option<std::net::IpAddr>,
+        site: Option<usize>,
+        method: &str,
+        target: &str,
+        version: &str,
+        verdict: &str,
+    ) {
         if self.access_log.enabled() {
+            let id = format!(
+                "refused-{:x}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos()
+            );
             let record = crate::accesslog::AccessRecord {
                 time: crate::accesslog::now_rfc3339(),
-                id: &reference,
+                id: &id,
                 site: site.map_or("", |i| snapshot.sites[i].name.as_str()),
                 route: "",
                 client: peer.map(|p| p.to_string()).unwrap_or_default(),
-                method: &parsed.method,
-                path: &parsed.target,
-                protocol: &parsed.version,
+                method,
+                path: target,
+                protocol: version,
                 status: 400,
                 bytes: 0,
                 duration_ms: 0.0,
@@ -396,5 +444,8 @@ mod tests {
         let h = super::lenient_head(b"GET /\n\n").unwrap();
         assert_eq!((h.target.as_str(), h.version.as_str()), ("/", ""));
         assert!(super::lenient_head(b"").is_none());
+        // Broken framing is not judged.
+        assert!(super::lenient_head(b"GET / HTTP/1.1\r\nA: b\rC: d\r\n\r\n").is_none());
+        assert!(super::lenient_head(b"GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n").is_none());
     }
 }

@@ -569,6 +569,108 @@ impl Gateway {
         }
     }
 
+    /// WAF phases 1 and 2 (2 only for a request without a body; one with a
+    /// body is judged as it arrives) on `site`'s engine: the transaction is
+    /// kept in the context and its lines are written at once. `None` when
+    /// the site has no WAF.
+    fn request_waf(
+        &self,
+        session: &Session,
+        ctx: &mut RequestContext,
+        snapshot: &Snapshot,
+        site: usize,
+        has_body: bool,
+    ) -> Option<Option<Verdict>> {
+        let engine = snapshot.sites[site].waf.as_ref()?;
+        let header = session.req_header();
+        let inet = |a: Option<&pingora::protocols::l4::socket::SocketAddr>| {
+            a.and_then(|a| a.as_inet()).copied()
+        };
+        let meta = TxMeta {
+            remote_addr: ctx.client.map(|c| c.to_string()).unwrap_or_default(),
+            remote_port: inet(session.client_addr()).map_or(0, |a| a.port()),
+            server_addr: inet(session.server_addr())
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default(),
+            server_port: inet(session.server_addr()).map_or(0, |a| a.port()),
+            unique_id: ctx.reference.clone(),
+        };
+        let uri = String::from_utf8_lossy(header.raw_path()).into_owned();
+        let protocol = protocol_name(header.version);
+        let metrics = &self.runtime.metrics;
+        let mut tx = engine.transaction(meta);
+        let settings = &snapshot.config.sites[site].waf;
+        if !settings.exclusions.is_empty() {
+            let removals = crate::waf::exclusions_for(
+                settings,
+                ctx.path.as_ref().map_or("/", |p| p.matching.as_str()),
+            );
+            tx.remove_rules_by_id(&removals);
+        }
+        let mut verdict = guarded(&metrics.waf_errors, || {
+            tx.process_request_headers(
+                header.method.as_str(),
+                &uri,
+                protocol,
+                header
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_bytes())),
+            )
+        });
+        // Phase 2 holds CRS's argument checks; for a request without a
+        // body it runs now, before any upstream is contacted.
+        if !has_body && verdict == Some(Verdict::Continue) {
+            verdict = guarded(&metrics.waf_errors, || tx.process_request_body());
+        }
+        let mut waf = Box::new(WafState {
+            tx,
+            mode: snapshot.sites[site].waf_mode,
+            request_body: Vec::new(),
+            released_body: None,
+            request_judged: !has_body,
+            holding_response: false,
+            response_body: Vec::new(),
+            response_decoder: None,
+            decoded: Vec::new(),
+            intervened: false,
+            response_status: 0,
+            response_headers: Vec::new(),
+            lines_written: 0,
+        });
+        waf.flush_lines(&self.waf_log);
+        ctx.waf = Some(waf);
+        Some(verdict)
+    }
+
+    /// Refuses a request the gateway will not forward (an invalid
+    /// authority, a fragment in the target) after the WAF of the site a
+    /// request for no name reaches has judged it for its log, as it judges
+    /// any other request: a scanner's malformed probes are logged and
+    /// counted like its others, and nothing reaches an upstream.
+    async fn refuse_judged(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestContext,
+        snapshot: &Snapshot,
+        status: u16,
+        verdict: &'static str,
+    ) -> Result<bool> {
+        let site = snapshot
+            .site_for_host("")
+            .or((!snapshot.sites.is_empty()).then_some(0));
+        if let Some(site) = site {
+            ctx.site = Some(site);
+            ctx.path = Some(Box::new(crate::resolve::resolve_path(&request_path(
+                session.req_header(),
+            ))));
+            let _ = self.request_waf(session, ctx, snapshot, site, false);
+        }
+        ctx.verdict = Cow::Borrowed(verdict);
+        self.answer(session, ctx, status, &[]).await?;
+        Ok(true)
+    }
+
     /// Records that the WAF refused the transaction and says which status
     /// to answer with. A failed evaluation (`None`) refuses with 500.
     fn note_waf_refusal(&self, ctx: &mut RequestContext, verdict: Option<Verdict>) -> u16 {
@@ -791,9 +893,9 @@ impl ProxyHttp for Gateway {
         // One resolution per request: site, route, leak-guard policy, WAF
         // exclusions, flood route and cache key all follow from it.
         if header.method == http::Method::CONNECT {
-            ctx.verdict = Cow::Borrowed("bad-request:connect");
-            self.answer(session, ctx, 405, &[]).await?;
-            return Ok(true);
+            return self
+                .refuse_judged(session, ctx, &snapshot, 405, "bad-request:connect")
+                .await;
         }
         let http11 = header.version >= http::Version::HTTP_11;
         let hosts = header
@@ -808,11 +910,18 @@ impl ProxyHttp for Gateway {
         ) {
             Ok(a) => a,
             Err(e) => {
-                ctx.verdict = Cow::Borrowed(e.verdict());
-                self.answer(session, ctx, 400, &[]).await?;
-                return Ok(true);
+                return self
+                    .refuse_judged(session, ctx, &snapshot, 400, e.verdict())
+                    .await
             }
         };
+        // A fragment is the client's own (RFC 9110 section 4.2.4): sent on,
+        // origins would read the target differently (or not at all).
+        if header.raw_path().contains(&b'#') {
+            return self
+                .refuse_judged(session, ctx, &snapshot, 400, "bad-request:fragment")
+                .await;
+        }
         let path = crate::resolve::resolve_path(&request_path(header));
         let Some(site) = snapshot.site_for_host(&authority.host) else {
             ctx.verdict = Cow::Borrowed("unknown-site");
@@ -892,71 +1001,7 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
 
-        if let Some(engine) = &snapshot.sites[site].waf {
-            let header = session.req_header();
-            let meta = TxMeta {
-                remote_addr: ctx.client.map(|c| c.to_string()).unwrap_or_default(),
-                remote_port: session
-                    .client_addr()
-                    .and_then(|a| a.as_inet())
-                    .map_or(0, |a| a.port()),
-                server_addr: session
-                    .server_addr()
-                    .and_then(|a| a.as_inet())
-                    .map(|a| a.ip().to_string())
-                    .unwrap_or_default(),
-                server_port: session
-                    .server_addr()
-                    .and_then(|a| a.as_inet())
-                    .map_or(0, |a| a.port()),
-                unique_id: ctx.reference.clone(),
-            };
-            let uri = String::from_utf8_lossy(header.raw_path()).into_owned();
-            let protocol = protocol_name(header.version);
-            let metrics = &self.runtime.metrics;
-            let mut tx = engine.transaction(meta);
-            let settings = &snapshot.config.sites[site].waf;
-            if !settings.exclusions.is_empty() {
-                let removals = crate::waf::exclusions_for(
-                    settings,
-                    ctx.path.as_ref().map_or("/", |p| p.matching.as_str()),
-                );
-                tx.remove_rules_by_id(&removals);
-            }
-            let mut verdict = guarded(&metrics.waf_errors, || {
-                tx.process_request_headers(
-                    header.method.as_str(),
-                    &uri,
-                    protocol,
-                    header
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.as_bytes())),
-                )
-            });
-            // Phase 2 holds CRS's argument checks; for a request without a
-            // body it runs now, before any upstream is contacted.
-            if !has_body && verdict == Some(Verdict::Continue) {
-                verdict = guarded(&metrics.waf_errors, || tx.process_request_body());
-            }
-            ctx.waf = Some(Box::new(WafState {
-                tx,
-                mode: snapshot.sites[site].waf_mode,
-                request_body: Vec::new(),
-                released_body: None,
-                request_judged: !has_body,
-                holding_response: false,
-                response_body: Vec::new(),
-                response_decoder: None,
-                decoded: Vec::new(),
-                intervened: false,
-                response_status: 0,
-                response_headers: Vec::new(),
-                lines_written: 0,
-            }));
-            if let Some(waf) = ctx.waf.as_mut() {
-                waf.flush_lines(&self.waf_log);
-            }
+        if let Some(verdict) = self.request_waf(session, ctx, &snapshot, site, has_body) {
             if self.enforce_request_verdict(session, ctx, verdict).await? {
                 return Ok(true);
             }
@@ -1642,7 +1687,7 @@ fn traffic_outcome(verdict: &str) -> crate::incidents::Outcome {
             Outcome::Limited
         }
         "flood" if rest == "banned" || rest.starts_with("challenge-rejected") => Outcome::Blocked,
-        "limit" | "unknown-site" => Outcome::Blocked,
+        "limit" | "unknown-site" | "bad-request" => Outcome::Blocked,
         "leak"
             if rest.starts_with("block")
                 || rest.starts_with("too-large")

@@ -137,13 +137,18 @@ pub fn resolve_authority<'a>(
         return Err(AuthorityError::Repeated);
     }
     let host = match first {
-        // An empty `Host` is what RFC 9112 section 3.2 asks of a client
-        // whose target has no authority: the request is for no name, and
-        // goes to the catch-all site, if any.
-        Some(bytes) if bytes.iter().all(|b| *b == b' ' || *b == b'\t') => Some(Authority {
-            host: String::new(),
-            port: None,
-        }),
+        // An empty `Host` names no host: HTTP/1.0 requests (which need no
+        // name) go to the catch-all site, if any; HTTP/1.1 ones are refused
+        // as if it were missing, as Apache does.
+        Some(bytes) if bytes.iter().all(|b| *b == b' ' || *b == b'\t') => {
+            if http11 && target.is_none() {
+                return Err(AuthorityError::Missing);
+            }
+            Some(Authority {
+                host: String::new(),
+                port: None,
+            })
+        }
         Some(bytes) => Some(parse_authority(
             std::str::from_utf8(bytes).map_err(|_| AuthorityError::Invalid)?,
         )?),
@@ -383,10 +388,14 @@ mod tests {
             ""
         );
         assert_eq!(
-            resolve_authority(std::iter::once(&b""[..]), None, true)
+            resolve_authority(std::iter::once(&b""[..]), None, false)
                 .unwrap()
                 .host,
             ""
+        );
+        assert_eq!(
+            resolve_authority(std::iter::once(&b""[..]), None, true),
+            Err(AuthorityError::Missing)
         );
         let two = ["a.example".as_bytes(), "a.example".as_bytes()];
         assert_eq!(
