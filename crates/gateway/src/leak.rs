@@ -29,6 +29,7 @@ pub struct LeakRuntime {
     /// buffer (`ResponseScanner::reset`), and so do the decoding buffers
     /// here. Boxed, because a state is a few kilobytes and moving it in and
     /// out of the pool and the request's context would copy it each time.
+    #[allow(clippy::vec_box)]
     idle: Mutex<Vec<Box<ResponseLeakState>>>,
 }
 

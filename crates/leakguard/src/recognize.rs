@@ -318,12 +318,11 @@ impl Recognizers {
                 }
             }
             Searcher::Email | Searcher::Phone => {
-                let (find, kind): (fn(&[u8], usize, usize) -> Option<(usize, usize)>, _) =
-                    if searcher == Searcher::Email {
-                        (find_email, EntityKind::Email)
-                    } else {
-                        (find_phone, EntityKind::Phone)
-                    };
+                let (find, kind): (Finder, _) = if searcher == Searcher::Email {
+                    (find_email, EntityKind::Email)
+                } else {
+                    (find_phone, EntityKind::Phone)
+                };
                 let mut at = lo;
                 while let Some((s, e)) = find(win, at, hi) {
                     at = e;
@@ -561,6 +560,10 @@ impl Recognizers {
         None
     }
 }
+
+/// A searcher for one kind of candidate: the window, where to start and
+/// where to stop; the span of the next candidate found.
+type Finder = fn(&[u8], usize, usize) -> Option<(usize, usize)>;
 
 /// The next email address in `win[from..hi]`, as the leftmost-first match of [`EMAIL_PATTERN`]
 /// would find it: a local part of 1 to 64 of `A-Za-z0-9._%+-`, `@`, one to five labels of

@@ -98,7 +98,7 @@ fn client_rate_limit_answers_429_with_retry_after() {
         .expect("Retry-After")
         .parse()
         .unwrap();
-    assert!(retry >= 1 && retry <= 60, "{retry}");
+    assert!((1..=60).contains(&retry), "{retry}");
     eventually("the limit shows in the access log", || {
         gw.access_log().contains("flood:limited:Client")
     });

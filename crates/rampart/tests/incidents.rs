@@ -44,8 +44,7 @@ impl Webhook {
                 let mut request = Vec::new();
                 let mut buf = [0u8; 4096];
                 // Read the head, then exactly Content-Length bytes of body.
-                loop {
-                    let Ok(n) = stream.read(&mut buf) else { break };
+                while let Ok(n) = stream.read(&mut buf) {
                     if n == 0 {
                         break;
                     }
