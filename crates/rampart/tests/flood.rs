@@ -178,9 +178,14 @@ fn under_attack_mode_challenges_browsers_and_a_solved_challenge_clears_them() {
         200
     );
 
-    // API routes are never challenged.
+    // API routes are challenged too (a route or header that skipped the
+    // challenge would be a free pass for a flood), in a form an API client
+    // can act on: 429, when to retry, and the proof of work in JSON.
     let api = raw(gw.listen, b"GET /api/items HTTP/1.1\r\nHost: www.example\r\nAccept: application/json\r\nConnection: close\r\n\r\n").unwrap();
-    assert_eq!(api.status, 200);
+    assert_eq!(api.status, 429);
+    assert!(api.header("retry-after").is_some());
+    let body: serde_json::Value = serde_json::from_slice(&api.body).unwrap();
+    assert_eq!(body["error"], "challenge_required", "{body}");
 
     let (ok, _) = admin(&gw, &["mode", "www", "normal"]);
     assert!(ok);
