@@ -24,7 +24,8 @@ fn browser(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Reply {
 }
 
 fn admin(gw: &GatewayProcess, args: &[&str]) -> (bool, String) {
-    let out = Command::new(binary())
+    let out = gw
+        .cli()
         .args(args)
         .args(["--admin", &gw.admin.to_string()])
         .output()

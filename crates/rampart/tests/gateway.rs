@@ -428,7 +428,8 @@ fn reload_keeps_in_flight_requests_and_rejects_a_broken_file() {
         .unwrap()
         .replace(&a.addr.to_string(), &b.addr.to_string());
     std::fs::write(&gw.config_path, &text).unwrap();
-    let out = Command::new(binary())
+    let out = gw
+        .cli()
         .args(["reload", "--admin", &gw.admin.to_string()])
         .output()
         .unwrap();
@@ -450,7 +451,8 @@ fn reload_keeps_in_flight_requests_and_rejects_a_broken_file() {
         text.replace("[limits]", "[limits]\nhead_timeout = \"soon\""),
     )
     .unwrap();
-    let out = Command::new(binary())
+    let out = gw
+        .cli()
         .args(["reload", "--admin", &gw.admin.to_string()])
         .output()
         .unwrap();

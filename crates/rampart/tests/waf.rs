@@ -6,7 +6,6 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Command;
 
 use common::*;
 
@@ -377,7 +376,8 @@ fn reload_under_load_serves_without_errors_and_memory_stays_flat() {
         })
         .collect();
     let reload = || {
-        let out = Command::new(binary())
+        let out = gw
+            .cli()
             .args(["reload", "--admin", &gw.admin.to_string()])
             .output()
             .unwrap();
