@@ -166,11 +166,12 @@ pub fn run(config: Config) -> Result<(), StartError> {
         server.add_service(service);
     }
 
-    if let Some(admin) = config.server.admin_listen {
+    if let (Some(admin), Some((_, token, _))) = (config.server.admin_listen, &admin_token) {
         let mut service = Service::new(
             "rampart admin".to_string(),
             AdminApp {
                 runtime: runtime.clone(),
+                token: token.clone(),
             },
         );
         service.add_tcp(&admin.to_string());
@@ -210,7 +211,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             .join(", ")
     );
     if let (Some(admin), Some((path, token, made))) = (config.server.admin_listen, &admin_token) {
-        eprintln!("rampart: admin (metrics, reload) on http://{admin}");
+        eprintln!("rampart: admin (metrics and health open; reload, modes and bans with the token) on http://{admin}");
         if *made {
             eprintln!(
                 "rampart: new admin token {token} written to {} (send it as Authorization: Bearer {token}; the rampart commands read the file)",
@@ -221,6 +222,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
                 "rampart: admin token in {} (send it as Authorization: Bearer ...; the rampart commands read the file)",
                 path.display()
             );
+        }
+        if let Some(warning) = crate::admin::exposure_warning(admin) {
+            eprintln!("{warning}");
         }
     }
     if let Some(store) = &runtime.events.store {
