@@ -7,6 +7,10 @@ work=$(mktemp -d /tmp/rampart-bench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$work"; }
 trap cleanup EXIT
+# Every gateway a bench starts, and every `rampart` command it runs, keeps its
+# state (the admin token, clearance keys) in the work directory: the commands
+# find the gateway's admin token there, and the user's own state is left alone.
+export XDG_STATE_HOME="$work/state"
 
 # Thousands of connections need thousands of descriptors in the load tool
 # and up to twice that in a proxy (client and upstream side): raise the soft

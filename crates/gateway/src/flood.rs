@@ -5,6 +5,7 @@
 //! argument; this module supplies the wall clock, the random bytes for keys
 //! and the file that keeps them across restarts.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -67,12 +68,20 @@ pub fn key_file(config: &Config) -> PathBuf {
 }
 
 /// Where a gateway started without a configuration file keeps its state
-/// (clearance keys, the event store): `$XDG_STATE_HOME/rampart`, else
-/// `~/.local/state/rampart`.
+/// (clearance keys, the event store), and where every gateway keeps its
+/// admin token: `$XDG_STATE_HOME/rampart`, else `~/.local/state/rampart`.
 pub fn state_dir() -> PathBuf {
-    std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+    state_dir_from(std::env::var_os("XDG_STATE_HOME"), std::env::var_os("HOME"))
+}
+
+/// [`state_dir`] for given values of `XDG_STATE_HOME` and `HOME`. An empty
+/// or relative value is ignored, as the XDG base directory specification
+/// asks: it would put the state wherever the process was started.
+fn state_dir_from(xdg_state_home: Option<OsString>, home: Option<OsString>) -> PathBuf {
+    let absolute = |v: OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    xdg_state_home
+        .and_then(absolute)
+        .or_else(|| home.and_then(absolute).map(|h| h.join(".local/state")))
         .unwrap_or_else(std::env::temp_dir)
         .join("rampart")
 }
@@ -281,4 +290,30 @@ pub fn incident_event(
         // yet; its JSON line on standard error still records it.
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_directory_ignores_empty_and_relative_variables() {
+        let some = |s: &str| Some(OsString::from(s));
+        assert_eq!(
+            state_dir_from(some("/var/lib/x"), some("/home/a")),
+            PathBuf::from("/var/lib/x/rampart")
+        );
+        for xdg in [None, some(""), some("state")] {
+            assert_eq!(
+                state_dir_from(xdg, some("/home/a")),
+                PathBuf::from("/home/a/.local/state/rampart")
+            );
+        }
+        for home in [None, some(""), some("a")] {
+            assert_eq!(
+                state_dir_from(some(""), home),
+                std::env::temp_dir().join("rampart")
+            );
+        }
+    }
 }

@@ -98,7 +98,9 @@ pub fn parse_authority(text: &str) -> Result<Authority, AuthorityError> {
         // A name of letters, digits, `-`, `_` and dots, as DNS and IPv4
         // addresses are written. RFC 3986 would also allow percent escapes
         // and sub-delimiters in a name; no real host has them, and servers
-        // disagree on what they mean, so they are refused.
+        // disagree on what they mean, so they are refused. One trailing dot
+        // (the root) is dropped; a second would leave a name that no site or
+        // policy spells, so it is refused too.
         let host = host.strip_suffix('.').unwrap_or(host);
         let valid = !host.is_empty()
             && !host.ends_with('.')
@@ -107,6 +109,7 @@ pub fn parse_authority(text: &str) -> Result<Authority, AuthorityError> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
             && !host.starts_with('.')
+            && !host.ends_with('.')
             && !host.contains("..");
         if !valid {
             return Err(AuthorityError::Invalid);

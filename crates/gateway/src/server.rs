@@ -31,6 +31,7 @@ pub enum StartError {
     Config(crate::config::ConfigErrors),
     AccessLog(std::io::Error),
     Events(String),
+    AdminToken(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -39,6 +40,7 @@ impl std::fmt::Display for StartError {
             StartError::Config(e) => write!(f, "{e}"),
             StartError::AccessLog(e) => write!(f, "cannot open a log file: {e}"),
             StartError::Events(e) => write!(f, "cannot start the event store: {e}"),
+            StartError::AdminToken(e) => write!(f, "cannot set up the admin token: {e}"),
         }
     }
 }
@@ -98,6 +100,16 @@ pub fn run(config: Config) -> Result<(), StartError> {
     .map_err(StartError::AccessLog)?;
     let audit_log =
         file_sink(&config.server.audit_log, "audit-log").map_err(StartError::AccessLog)?;
+    // The admin listener's token: read, or made at the first start.
+    let admin_token = match config.server.admin_listen {
+        Some(_) => {
+            let path = crate::admin::token_file();
+            let (token, made) =
+                crate::admin::load_or_create_token(&path).map_err(StartError::AdminToken)?;
+            Some((path, token, made))
+        }
+        None => None,
+    };
 
     let conf = ServerConf {
         threads: config.server.threads,
@@ -166,11 +178,12 @@ pub fn run(config: Config) -> Result<(), StartError> {
         server.add_service(service);
     }
 
-    if let Some(admin) = config.server.admin_listen {
+    if let (Some(admin), Some((_, token, _))) = (config.server.admin_listen, &admin_token) {
         let mut service = Service::new(
             "rampart admin".to_string(),
             AdminApp {
                 runtime: runtime.clone(),
+                token: token.clone(),
             },
         );
         service.add_tcp(&admin.to_string());
@@ -209,8 +222,22 @@ pub fn run(config: Config) -> Result<(), StartError> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    if let Some(admin) = config.server.admin_listen {
-        eprintln!("rampart: admin (metrics, reload) on http://{admin}");
+    if let (Some(admin), Some((path, token, made))) = (config.server.admin_listen, &admin_token) {
+        eprintln!("rampart: admin (metrics and health open; reload, modes and bans with the token) on http://{admin}");
+        if *made {
+            eprintln!(
+                "rampart: new admin token {token} written to {} (send it as Authorization: Bearer {token}; the rampart commands read the file)",
+                path.display()
+            );
+        } else {
+            eprintln!(
+                "rampart: admin token in {} (send it as Authorization: Bearer ...; the rampart commands read the file)",
+                path.display()
+            );
+        }
+        if let Some(warning) = crate::admin::exposure_warning(admin) {
+            eprintln!("{warning}");
+        }
     }
     if let Some(store) = &runtime.events.store {
         eprintln!("rampart: recording events to {}", store.display());

@@ -24,12 +24,13 @@ USAGE:
   rampart serve --upstream URL [--listen ADDR]   protect one site with defaults
   rampart serve --config FILE                    run from a configuration file
   rampart check --config FILE                    report every error in a configuration
-  rampart reload [--admin ADDR]                  re-read the configuration of a running gateway
+  rampart reload [--admin ADDR] [--token-file PATH]
+                                                 re-read the configuration of a running gateway
   rampart demo [--listen ADDR] [--origin-listen ADDR]
                                                  run the bundled demo site behind the gateway
-  rampart mode SITE under-attack|normal|auto [--admin ADDR]
+  rampart mode SITE under-attack|normal|auto [--admin ADDR] [--token-file PATH]
                                                  switch a site's flood mode by hand
-  rampart ban ADDRESS [--for SECONDS] | unban ADDRESS | bans [--admin ADDR]
+  rampart ban ADDRESS [--for SECONDS] | unban ADDRESS | bans [--admin ADDR] [--token-file PATH]
                                                  manage bans (escalating when --for is not given)
   rampart incidents [show ID | note ID TEXT [--told PARTY] | aware ID --at TIME] [--store FILE | --config FILE]
                                                  list incidents, show one, add to its decision log
@@ -42,8 +43,14 @@ USAGE:
                                                  run a CRS regression suite (default ../shared/crs/v4.28.0)
                                                  through the engine, or with --http through a real gateway
 
+OPTIONS for reload, mode, ban, unban and bans:
+  --admin ADDR            the gateway's admin listener (default 127.0.0.1:9901)
+  --token-file PATH       the admin token (default: RAMPART_ADMIN_TOKEN if set, else the
+                          admin-token file the gateway made, in $XDG_STATE_HOME/rampart
+                          or ~/.local/state/rampart)
+
 OPTIONS for serve and demo:
-  --admin ADDR|off        admin listener for metrics and reload (default 127.0.0.1:9901)
+  --admin ADDR|off        admin listener for metrics, reload, modes and bans (default 127.0.0.1:9901)
   --access-log PATH|-|off where the JSON access log goes (default: standard output)
   --threads N             worker threads (default: number of CPUs)
   --crs DIR               OWASP CRS directory (default /usr/share/modsecurity-crs when present)
@@ -156,7 +163,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
             ],
         )?),
         "check" => check(&Flags::parse(rest, &["--config"])?),
-        "reload" => reload(&Flags::parse(rest, &["--admin"])?),
+        "reload" => reload(&Flags::parse(rest, &["--admin", "--token-file"])?),
         "demo" => demo(&Flags::parse(
             rest,
             &[
@@ -356,7 +363,7 @@ fn check(flags: &Flags) -> Result<ExitCode> {
 
 fn reload(flags: &Flags) -> Result<ExitCode> {
     let admin = flags.get("--admin").unwrap_or("127.0.0.1:9901");
-    let (_, body) = admin_call(admin, "POST", "/reload")?;
+    let (_, body) = admin_call(admin, &admin_token(flags)?, "POST", "/reload")?;
     let outcome: serde_json::Value = serde_json::from_str(&body)
         .with_context(|| format!("unexpected answer from {admin}: {body}"))?;
     if outcome["reloaded"] == true {
@@ -534,8 +541,62 @@ fn crs_test_http(
     Ok(report)
 }
 
-/// Sends one request to the admin listener and returns (status, body).
-fn admin_call(admin: &str, method: &str, path: &str) -> Result<(u16, String)> {
+/// The admin token and where it came from: `--token-file PATH`, else the
+/// variable `RAMPART_ADMIN_TOKEN` (the token itself), else the file the
+/// gateway made in the state directory.
+struct AdminToken {
+    token: String,
+    source: String,
+}
+
+const TOKEN_VARIABLE: &str = "RAMPART_ADMIN_TOKEN";
+
+fn admin_token(flags: &Flags) -> Result<AdminToken> {
+    use rampart_gateway::admin::{parse_token, read_token_file, token_file};
+    let from_file = |path: PathBuf, given: bool| -> Result<AdminToken> {
+        let token = read_token_file(&path).map_err(|why| {
+            let what_to_do = if given {
+                "check the path given to --token-file".to_string()
+            } else {
+                format!(
+                    "the gateway writes it there at its first start with an admin listener; run this \
+                     command as the gateway's user with the same XDG_STATE_HOME (or HOME), or give \
+                     --token-file PATH or set {TOKEN_VARIABLE}"
+                )
+            };
+            anyhow!(
+                "cannot read the admin token from {}: {why}; {what_to_do}",
+                path.display()
+            )
+        })?;
+        Ok(AdminToken {
+            token,
+            source: path.display().to_string(),
+        })
+    };
+    if let Some(path) = flags.get("--token-file") {
+        return from_file(PathBuf::from(path), true);
+    }
+    match std::env::var(TOKEN_VARIABLE) {
+        Ok(text) if !text.trim().is_empty() => {
+            let token = parse_token(&text)
+                .map_err(|why| anyhow!("{TOKEN_VARIABLE} is not an admin token: {why}"))?;
+            Ok(AdminToken {
+                token,
+                source: TOKEN_VARIABLE.to_string(),
+            })
+        }
+        Ok(_) => from_file(token_file(), false),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            bail!("{TOKEN_VARIABLE} is not an admin token: it is not valid UTF-8")
+        }
+        Err(std::env::VarError::NotPresent) => from_file(token_file(), false),
+    }
+}
+
+/// Sends one request to the admin listener, with the token, and returns
+/// (status, body); a refused token is an error that says where it came from.
+fn admin_call(admin: &str, token: &AdminToken, method: &str, path: &str) -> Result<(u16, String)> {
     use std::io::{Read, Write};
     let admin = resolve(admin, "--admin")?;
     let mut stream =
@@ -546,7 +607,7 @@ fn admin_call(admin: &str, method: &str, path: &str) -> Result<(u16, String)> {
         )
             })?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", token.token)?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer)?;
     let status = answer
@@ -554,18 +615,27 @@ fn admin_call(admin: &str, method: &str, path: &str) -> Result<(u16, String)> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    Ok((
-        status,
-        answer
-            .split_once("\r\n\r\n")
-            .map_or("", |(_, b)| b)
-            .to_string(),
-    ))
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    if status == 401 {
+        bail!(
+            "the admin listener at {admin} refused the admin token from {}: it is not the token of \
+             that gateway (a gateway reads its token from the admin-token file in its own state \
+             directory; give that file with --token-file PATH)",
+            token.source
+        );
+    }
+    Ok((status, body))
 }
 
 fn flood_command(command: &str, args: &[String]) -> Result<ExitCode> {
     let positional: Vec<&String> = args.iter().take_while(|a| !a.starts_with("--")).collect();
-    let flags = Flags::parse(&args[positional.len()..], &["--admin", "--for"])?;
+    let flags = Flags::parse(
+        &args[positional.len()..],
+        &["--admin", "--for", "--token-file"],
+    )?;
     let admin = flags.get("--admin").unwrap_or("127.0.0.1:9901");
     let enc = |s: &str| {
         s.bytes()
@@ -594,7 +664,7 @@ fn flood_command(command: &str, args: &[String]) -> Result<ExitCode> {
         ("bans", []) => ("GET", "/bans".to_string()),
         _ => bail!("usage:\n{USAGE}"),
     };
-    let (status, body) = admin_call(admin, method, &path)?;
+    let (status, body) = admin_call(admin, &admin_token(&flags)?, method, &path)?;
     println!("{body}");
     Ok(if status == 200 {
         ExitCode::SUCCESS

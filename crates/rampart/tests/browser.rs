@@ -23,7 +23,8 @@ fn chromium_passes_the_challenge_with_and_without_javascript() {
         "\n[flood]\n[flood.challenge]\nnojs_wait_secs = 2\n[[flood.sites]]\nname = \"www\"\n",
     );
     let gw = GatewayProcess::start("browser", &config);
-    let out = Command::new(binary())
+    let out = gw
+        .cli()
         .args([
             "mode",
             "www",

@@ -24,6 +24,7 @@ struct Demo {
     listen: SocketAddr,
     origin: SocketAddr,
     admin: SocketAddr,
+    state: std::path::PathBuf,
 }
 
 impl Demo {
@@ -58,6 +59,7 @@ impl Demo {
             listen,
             origin,
             admin,
+            state: dir.join("state"),
         }
     }
 }
@@ -355,6 +357,7 @@ fn ranges_of_the_feed_do_not_leave() {
 fn under_attack_no_header_or_method_skips_the_challenge() {
     let demo = Demo::start("evasion-challenge");
     let out = Command::new(binary())
+        .env("XDG_STATE_HOME", &demo.state)
         .args([
             "mode",
             "default",

@@ -24,7 +24,8 @@ fn browser(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Reply {
 }
 
 fn admin(gw: &GatewayProcess, args: &[&str]) -> (bool, String) {
-    let out = Command::new(binary())
+    let out = gw
+        .cli()
         .args(args)
         .args(["--admin", &gw.admin.to_string()])
         .output()
@@ -283,6 +284,180 @@ fn bans_by_hand_and_the_allowlist_beats_them() {
             "an allowlisted client passes bans and limits"
         );
     }
+}
+
+/// One request to the admin listener, as a program sends it (`Host` is the
+/// listener's address), with `extra` header lines.
+fn admin_request(gw: &GatewayProcess, method: &str, path: &str, extra: &str) -> Reply {
+    raw(
+        gw.admin,
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n",
+            gw.admin
+        )
+        .as_bytes(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn admin_calls_need_the_token_and_web_pages_cannot_make_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let up = NamedUpstream::start("app");
+    let gw = GatewayProcess::start(
+        "flood-admin-token",
+        &flood_config(up.addr, "[flood]\n[flood.challenge]\nmin_difficulty = 8\nmax_difficulty = 8\n[[flood.sites]]\nname = \"www\"\n"),
+    );
+    // The token was made at this first start: 64 hex digits in a file only
+    // the gateway's user can read, named (with the new token) on stderr.
+    let token = gw.admin_token();
+    assert_eq!(token.len(), 64, "{token}");
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+    let mode = std::fs::metadata(gw.admin_token_file())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    let file = gw.admin_token_file().display().to_string();
+    eventually("the gateway names its token file", || {
+        gw.stderr()
+            .lines()
+            .any(|l| l.contains("admin token") && l.contains(&file) && l.contains(&token))
+    });
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    let site_open = || browser(gw.listen, "/", None).status == 200;
+    assert!(site_open());
+
+    // Without the token: 401 with a JSON reason, and nothing changes.
+    for (method, path) in [
+        ("POST", "/mode?site=www&mode=under-attack"),
+        ("POST", "/ban?client=127.0.0.1&secs=60"),
+        ("POST", "/unban?client=127.0.0.1"),
+        ("POST", "/reload"),
+        ("GET", "/bans"),
+    ] {
+        let r = admin_request(&gw, method, path, "");
+        assert_eq!(r.status, 401, "{method} {path}: {}", r.body_text());
+        assert!(
+            r.header("www-authenticate")
+                .is_some_and(|v| v.starts_with("Bearer")),
+            "{:?}",
+            r.headers
+        );
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert!(body["error"].is_string(), "{body}");
+    }
+    assert!(site_open(), "neither the mode nor a ban changed");
+
+    // A wrong token, or the right one under another scheme: 401.
+    for auth in [
+        format!("Bearer {}", "0".repeat(64)),
+        format!("Bearer {}", &token[..63]),
+        format!("Bearer {token}0"),
+        format!("Basic {token}"),
+        token.clone(),
+    ] {
+        let r = admin_request(
+            &gw,
+            "POST",
+            "/ban?client=127.0.0.1&secs=60",
+            &format!("Authorization: {auth}\r\n"),
+        );
+        assert_eq!(r.status, 401, "{auth}");
+    }
+    assert!(site_open());
+
+    // A page elsewhere cannot use the API even with the token: a foreign
+    // Origin (CSRF) or a name as Host (DNS rebinding) gets 403.
+    let r = admin_request(
+        &gw,
+        "POST",
+        "/ban?client=127.0.0.1&secs=60",
+        &format!("{bearer}Origin: http://evil.example\r\n"),
+    );
+    assert_eq!(r.status, 403, "{}", r.body_text());
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert!(body["error"].is_string(), "{body}");
+    let port = gw.admin.port();
+    for request in [
+        format!("POST /ban?client=127.0.0.1&secs=60 HTTP/1.1\r\nHost: evil.example:{port}\r\n{bearer}Content-Length: 0\r\nConnection: close\r\n\r\n"),
+        format!("GET /metrics HTTP/1.1\r\nHost: evil.example:{port}\r\nConnection: close\r\n\r\n"),
+        format!("GET /metrics HTTP/1.1\r\nHost: localhost:{port}\r\nSec-Fetch-Site: cross-site\r\nConnection: close\r\n\r\n"),
+    ] {
+        assert_eq!(raw(gw.admin, request.as_bytes()).unwrap().status, 403, "{request}");
+    }
+    assert!(site_open(), "the refused ban did not happen");
+
+    // Scrapers need no token.
+    assert_eq!(get(gw.admin, "/metrics").status, 200);
+    assert_eq!(get(gw.admin, "/healthz").status, 200);
+
+    // The right token works, also with the listener's own Origin.
+    let r = admin_request(&gw, "POST", "/mode?site=www&mode=under-attack", &bearer);
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    assert!(r.body_text().contains("\"under_attack\":true"));
+    assert_eq!(browser(gw.listen, "/", None).status, 403, "now challenged");
+    let own = format!("{bearer}Origin: http://{}\r\n", gw.admin);
+    let r = admin_request(&gw, "POST", "/mode?site=www&mode=normal", &own);
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    assert!(site_open());
+    let r = admin_request(&gw, "POST", "/ban?client=127.0.0.1&secs=60", &bearer);
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    assert!(admin_request(&gw, "GET", "/bans", &bearer)
+        .body_text()
+        .contains("127.0.0.1"));
+    assert_eq!(
+        admin_request(&gw, "POST", "/unban?client=127.0.0.1", &bearer).status,
+        200
+    );
+    assert!(site_open());
+    let r = admin_request(&gw, "POST", "/reload", &bearer);
+    assert_eq!(r.status, 200, "{}", r.body_text());
+
+    // The commands find the token in the state directory, or take it from
+    // --token-file or RAMPART_ADMIN_TOKEN, and say what to do without it.
+    let (ok, out) = admin(&gw, &["bans"]);
+    assert!(ok, "{out}");
+    let elsewhere = temp_dir("flood-admin-elsewhere");
+    let bans = |configure: &dyn Fn(&mut Command)| {
+        let mut command = Command::new(binary());
+        command
+            .env("XDG_STATE_HOME", &elsewhere)
+            .env_remove("RAMPART_ADMIN_TOKEN")
+            .args(["bans", "--admin", &gw.admin.to_string()]);
+        configure(&mut command);
+        let out = command.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = bans(&|_| {});
+    assert!(!ok);
+    let missing = elsewhere.join("rampart/admin-token").display().to_string();
+    assert!(
+        out.contains(&missing)
+            && out.contains("--token-file")
+            && out.contains("RAMPART_ADMIN_TOKEN"),
+        "{out}"
+    );
+    let (ok, out) = bans(&|c| {
+        c.arg("--token-file").arg(gw.admin_token_file());
+    });
+    assert!(ok, "{out}");
+    let (ok, out) = bans(&|c| {
+        c.env("RAMPART_ADMIN_TOKEN", &token);
+    });
+    assert!(ok, "{out}");
+    let (ok, out) = bans(&|c| {
+        c.env("RAMPART_ADMIN_TOKEN", "f".repeat(64));
+    });
+    assert!(!ok);
+    assert!(
+        out.contains("refused the admin token from RAMPART_ADMIN_TOKEN"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -49,7 +49,10 @@ pub fn wait_listening(addr: SocketAddr) {
     panic!("nothing is listening on {addr}");
 }
 
-/// A running `rampart serve --config` process, killed on drop.
+/// A running `rampart serve --config` process, killed on drop. Its state
+/// directory (`XDG_STATE_HOME`, where the admin token is made) is `state`
+/// inside its test directory; [`GatewayProcess::cli`] runs `rampart`
+/// commands with the same one, so they find the token.
 pub struct GatewayProcess {
     pub child: Child,
     pub dir: PathBuf,
@@ -77,6 +80,7 @@ impl GatewayProcess {
             .arg(dir.join("access.log"))
             .arg("--threads")
             .arg("2")
+            .env("XDG_STATE_HOME", dir.join("state"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
             .spawn()
@@ -102,6 +106,34 @@ impl GatewayProcess {
 
     pub fn metrics(&self) -> String {
         get(self.admin, "/metrics").body_text()
+    }
+
+    /// The gateway's state directory (its `XDG_STATE_HOME`).
+    pub fn state_home(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// Where the gateway keeps its admin token.
+    pub fn admin_token_file(&self) -> PathBuf {
+        self.state_home().join("rampart/admin-token")
+    }
+
+    /// The gateway's admin token, as it wrote it at start.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.admin_token_file())
+            .expect("the gateway writes its admin token at start")
+            .trim()
+            .to_string()
+    }
+
+    /// A `rampart` command run as the gateway's operator: with the
+    /// gateway's state directory, so the admin commands find its token.
+    pub fn cli(&self) -> Command {
+        let mut command = Command::new(binary());
+        command
+            .env("XDG_STATE_HOME", self.state_home())
+            .env_remove("RAMPART_ADMIN_TOKEN");
+        command
     }
 }
 
