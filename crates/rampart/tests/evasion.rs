@@ -53,13 +53,14 @@ impl Demo {
             .expect("start rampart demo");
         wait_listening(listen);
         wait_listening(origin);
+        let state = dir.join("state");
         Demo {
             child,
             dir,
             listen,
             origin,
             admin,
-            state: dir.join("state"),
+            state,
         }
     }
 }
