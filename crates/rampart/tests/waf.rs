@@ -6,7 +6,6 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Command;
 
 use common::*;
 
@@ -345,7 +344,7 @@ fn response_bodies_are_inspected() {
 
     let blocking = waf_gateway("waf-resp-block", backend.local_addr(), "on", "");
     // Either the error page replaced the response, or the response was cut
-    // off before its body left (no reply at all); the leaked text must not
+    // off before its body left (an error here); the leaked text must not
     // arrive.
     if let Ok(r) = post(blocking.listen) {
         assert!(
@@ -377,7 +376,8 @@ fn reload_under_load_serves_without_errors_and_memory_stays_flat() {
         })
         .collect();
     let reload = || {
-        let out = Command::new(binary())
+        let out = gw
+            .cli()
             .args(["reload", "--admin", &gw.admin.to_string()])
             .output()
             .unwrap();
