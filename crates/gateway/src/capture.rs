@@ -256,7 +256,8 @@ fn lenient_head(head: &[u8]) -> Option<LenientHead> {
     let mut parts = request_line.split(' ').filter(|p| !p.is_empty());
     let method = parts.next()?.to_string();
     let target = parts.next().unwrap_or("").to_string();
-    let version = parts.next().unwrap_or("").to_string();
+    // A request line without a version is HTTP/0.9, as servers read it.
+    let version = parts.next().unwrap_or("HTTP/0.9").to_string();
     // Only a head whose framing is sound is judged: one whose lines are
     // broken (a bare CR, a NUL, a folded or nameless line) is not a request
     // anyone could read the same way twice, and is only logged.
@@ -442,7 +443,7 @@ mod tests {
         );
         assert_eq!(h.headers.len(), 2);
         let h = super::lenient_head(b"GET /\n\n").unwrap();
-        assert_eq!((h.target.as_str(), h.version.as_str()), ("/", ""));
+        assert_eq!((h.target.as_str(), h.version.as_str()), ("/", "HTTP/0.9"));
         assert!(super::lenient_head(b"").is_none());
         // Broken framing is not judged.
         assert!(super::lenient_head(b"GET / HTTP/1.1\r\nA: b\rC: d\r\n\r\n").is_none());

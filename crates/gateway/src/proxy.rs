@@ -607,16 +607,29 @@ impl Gateway {
             );
             tx.remove_rules_by_id(&removals);
         }
+        // Header names as the client wrote them (HTTP/1 keeps their case),
+        // as ModSecurity shows them in its log.
         let mut verdict = guarded(&metrics.waf_errors, || {
-            tx.process_request_headers(
-                header.method.as_str(),
-                &uri,
-                protocol,
-                header
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_bytes())),
-            )
+            let method = header.method.as_str();
+            if header.has_case() {
+                let names = header.case_header_iter().map(|(k, v)| {
+                    (
+                        std::str::from_utf8(k.as_slice()).unwrap_or(""),
+                        v.as_bytes(),
+                    )
+                });
+                tx.process_request_headers(method, &uri, protocol, names)
+            } else {
+                tx.process_request_headers(
+                    method,
+                    &uri,
+                    protocol,
+                    header
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_bytes())),
+                )
+            }
         });
         // Phase 2 holds CRS's argument checks; for a request without a
         // body it runs now, before any upstream is contacted.
@@ -916,7 +929,9 @@ impl ProxyHttp for Gateway {
             }
         };
         // A fragment is the client's own (RFC 9110 section 4.2.4): sent on,
-        // origins would read the target differently (or not at all).
+        // origins would read the target differently. Pingora drops one from
+        // an HTTP/1 target before any hook; should one ever arrive here
+        // (another protocol, another parser), it is refused.
         if header.raw_path().contains(&b'#') {
             return self
                 .refuse_judged(session, ctx, &snapshot, 400, "bad-request:fragment")
@@ -1001,6 +1016,24 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
 
+        // A compressed request body is one the WAF cannot read, and an
+        // origin that inflates it would get what no rule saw: where a WAF
+        // guards the site, such a body is refused (415), and counted.
+        let encoded_body = session
+            .req_header()
+            .headers
+            .get_all(http::header::CONTENT_ENCODING)
+            .iter()
+            .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"));
+        if has_body && encoded_body && snapshot.sites[site].waf.is_some() {
+            self.runtime
+                .metrics
+                .waf_uninspectable
+                .fetch_add(1, Ordering::Relaxed);
+            ctx.verdict = Cow::Borrowed("waf:uninspectable-body");
+            self.answer(session, ctx, 415, &[]).await?;
+            return Ok(true);
+        }
         if let Some(verdict) = self.request_waf(session, ctx, &snapshot, site, has_body) {
             if self.enforce_request_verdict(session, ctx, verdict).await? {
                 return Ok(true);

@@ -339,6 +339,44 @@ fn a_thousand_dummy_arguments_do_not_hide_an_injection() {
     }
 }
 
+/// The injection in a body the WAF reads another way: a GET with a body, a
+/// gzip-compressed body, a body in a charset no rule reads, bare LF framing.
+#[test]
+fn an_injection_in_an_unusual_body_is_refused() {
+    let demo = Demo::start("evasion-bodies");
+    let a = demo.listen;
+    let form = "q=x%27+UNION+SELECT+name%2C+sql+FROM+sqlite_master--";
+    let get_body = format!("GET /search HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}", form.len());
+    let reply = send(a, &get_body);
+    assert_eq!(reply.status, 403, "GET with a body: {}", reply.status);
+    let gz = gzip(form.as_bytes());
+    let mut request = format!("POST /search HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", gz.len()).into_bytes();
+    request.extend_from_slice(&gz);
+    let reply = raw(a, &request).unwrap();
+    assert_eq!(reply.status, 415, "gzip body: {}", reply.status);
+    let utf16: Vec<u8> = "q=x' UNION SELECT name, sql FROM sqlite_master--"
+        .encode_utf16()
+        .flat_map(|u| u.to_le_bytes())
+        .collect();
+    let mut request = format!("POST /search HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded; charset=utf-16le\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", utf16.len()).into_bytes();
+    request.extend_from_slice(&utf16);
+    let reply = raw(a, &request).unwrap();
+    assert!(
+        reply.status == 403 || reply.status == 400,
+        "utf-16 body: {}",
+        reply.status
+    );
+    // Bare LF line ends: RFC 9112 lets a server read them; the request is
+    // read as one request, and the policies apply to it as to any other.
+    let reply = send(
+        a,
+        "GET /donations/feed HTTP/1.1\nHost: localhost\nConnection: close\n\n",
+    );
+    assert_no_donors("bare LF", &reply);
+    let reply = send(a, &format!("POST /search HTTP/1.1\nHost: localhost\nContent-Type: application/x-www-form-urlencoded\nContent-Length: {}\nConnection: close\n\n{form}", form.len()));
+    assert_eq!(reply.status, 403, "bare LF body: {}", reply.status);
+}
+
 #[test]
 fn ranges_of_the_feed_do_not_leave() {
     let demo = Demo::start("evasion-range");
@@ -633,6 +671,41 @@ fn the_feed_over_http2_with_tls_meets_the_same_policy() {
             out.contains("\n503 "),
             "{url}: the block route answers, not the origin: {out}"
         );
+    }
+}
+
+#[test]
+fn the_feed_over_h2c_meets_the_same_policy() {
+    let demo = rampart_demo::DemoSite::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let feed = get(demo.local_addr(), "/donations/feed").body;
+    let origin = LenientOrigin::start(feed);
+    let policies = "[leak_guard.default]\naction = \"alert\"\n[[leak_guard.sites]]\nhost = \"www.example\"\n[[leak_guard.sites.routes]]\npath_prefix = \"/donations/feed\"\naction = \"block\"\n";
+    let config = one_site_config(origin.addr, policies)
+        .replace("hosts = [\"*\"]", "hosts = [\"www.example\", \"*\"]")
+        .replace(
+            "address = \"{listen}\"",
+            "address = \"{listen}\"\nh2c = true",
+        );
+    let gw = GatewayProcess::start("evasion-h2c", &config);
+    for (host, path) in [
+        ("www.example", "/donations/feed"),
+        ("other.example", "/DONATIONS/feed"),
+        ("www.example", "/x/../donations/feed"),
+    ] {
+        let url = format!("http://{}{path}", gw.listen);
+        let (ok, out, err) = curl(&[
+            "-s",
+            "--http2-prior-knowledge",
+            "--path-as-is",
+            "-H",
+            &format!("Host: {host}"),
+            "-w",
+            "\n%{http_code} %{http_version}",
+            &url,
+        ]);
+        assert!(ok, "{err}");
+        assert!(!carries_donors(&out), "{url} as {host}: {out}");
+        assert!(out.ends_with("503 2"), "{url} as {host}: {out}");
     }
 }
 
