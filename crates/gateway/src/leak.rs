@@ -9,13 +9,10 @@
 //! then sends either it or the error page. Other methods on a block route
 //! stream, and a leak found there can only cut the response off.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use rampart_leakguard::{GuardConfig, LeakGuard, PolicySet, ResponseScanner, RoutePolicy};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::{Config, ConfigError};
 
@@ -171,21 +168,6 @@ fn fingerprint_key(path: &Path) -> Result<Vec<u8>, String> {
     }
 }
 
-/// A whole upstream response, fetched for judging.
-pub struct FetchedResponse {
-    pub status: u16,
-    pub headers: Vec<(String, Vec<u8>)>,
-    pub body: Vec<u8>,
-}
-
-/// Why a fetch failed, mapped by the caller to 502 or 504.
-pub enum FetchError {
-    Connect,
-    Timeout,
-    Invalid(&'static str),
-    TooLarge,
-}
-
 /// Headers that describe one connection, not the message; never forwarded.
 const HOP_BY_HOP: [&str; 9] = [
     "connection",
@@ -223,115 +205,6 @@ pub fn is_not_forwarded(name: &str) -> bool {
 
 pub fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
-}
-
-/// Fetches `request_head` (without a body) from `server` and reads the whole
-/// response, asking for an unencoded body so it can be judged as sent.
-pub async fn fetch(
-    server: SocketAddr,
-    request_head: Vec<u8>,
-    connect_timeout: Duration,
-    read_timeout: Duration,
-    max_body: usize,
-) -> Result<FetchedResponse, FetchError> {
-    let mut stream = tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(server))
-        .await
-        .map_err(|_| FetchError::Timeout)?
-        .map_err(|_| FetchError::Connect)?;
-    stream
-        .write_all(&request_head)
-        .await
-        .map_err(|_| FetchError::Connect)?;
-    let limit = max_body + 64 * 1024;
-    let mut raw = Vec::with_capacity(16 * 1024);
-    let read_all = async {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            let n = stream
-                .read(&mut buf)
-                .await
-                .map_err(|_| FetchError::Invalid("read failed"))?;
-            if n == 0 {
-                return Ok(());
-            }
-            raw.extend_from_slice(&buf[..n]);
-            if raw.len() > limit {
-                return Err(FetchError::TooLarge);
-            }
-        }
-    };
-    tokio::time::timeout(read_timeout, read_all)
-        .await
-        .map_err(|_| FetchError::Timeout)??;
-    parse_response(&raw)
-}
-
-fn parse_response(raw: &[u8]) -> Result<FetchedResponse, FetchError> {
-    let mut headers = [httparse::EMPTY_HEADER; 128];
-    let mut response = httparse::Response::new(&mut headers);
-    let head_len = match response.parse(raw) {
-        Ok(httparse::Status::Complete(n)) => n,
-        _ => {
-            return Err(FetchError::Invalid(
-                "the upstream's response head is incomplete or malformed",
-            ))
-        }
-    };
-    let status = response.code.ok_or(FetchError::Invalid("no status"))?;
-    let headers: Vec<(String, Vec<u8>)> = response
-        .headers
-        .iter()
-        .map(|h| (h.name.to_string(), h.value.to_vec()))
-        .collect();
-    let rest = &raw[head_len..];
-    let chunked = headers.iter().any(|(k, v)| {
-        k.eq_ignore_ascii_case("transfer-encoding")
-            && String::from_utf8_lossy(v)
-                .to_ascii_lowercase()
-                .contains("chunked")
-    });
-    let length = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok());
-    let body = if chunked {
-        dechunk(rest).ok_or(FetchError::Invalid(
-            "the upstream's chunked body is malformed",
-        ))?
-    } else if let Some(n) = length {
-        if rest.len() < n {
-            return Err(FetchError::Invalid(
-                "the upstream closed before the whole body",
-            ));
-        }
-        rest[..n].to_vec()
-    } else {
-        rest.to_vec()
-    };
-    Ok(FetchedResponse {
-        status,
-        headers,
-        body,
-    })
-}
-
-fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
-    let mut body = Vec::with_capacity(rest.len());
-    loop {
-        let eol = rest.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&rest[..eol]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        rest = &rest[eol + 2..];
-        if size == 0 {
-            return Some(body);
-        }
-        // A hostile size (up to usize::MAX) must fail the parse, not wrap.
-        if rest.len() < size.checked_add(2)? {
-            return None;
-        }
-        body.extend_from_slice(&rest[..size]);
-        rest = &rest[size + 2..];
-    }
 }
 
 /// One leak-guard finding as a JSON event line (never the value itself:
@@ -385,27 +258,4 @@ pub fn incident_events(
         });
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn responses_parse_with_length_chunks_or_close() {
-        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloXX")
-            .ok()
-            .unwrap();
-        assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
-        let r = parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").ok().unwrap();
-        assert_eq!(r.body, b"abcde");
-        let r = parse_response(b"HTTP/1.0 404 Not Found\r\n\r\ngone")
-            .ok()
-            .unwrap();
-        assert_eq!((r.status, r.body.as_slice()), (404, &b"gone"[..]));
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort").is_err());
-        assert!(parse_response(b"garbage").is_err());
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nabc\r\n0\r\n\r\n").is_err());
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\nabc\r\n0\r\n\r\n").is_err());
-    }
 }

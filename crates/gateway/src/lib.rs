@@ -23,6 +23,7 @@ pub mod proxy;
 pub mod resolve;
 pub mod runtime;
 pub mod server;
+pub mod upstream;
 pub mod waf;
 
 pub use config::{Config, ConfigError, ConfigErrors};

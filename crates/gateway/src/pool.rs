@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::config::UpstreamPool;
 
@@ -137,36 +137,11 @@ impl Pool {
     }
 }
 
-/// Runs one HTTP health probe: a GET of the check path that must answer
-/// with a status below 500 within the timeout. Written directly on a socket
-/// because the probe must not share the proxy's connection pool (a pooled
-/// connection can look alive after the server has died).
-pub async fn probe(address: SocketAddr, path: &str, timeout: Duration) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nUser-Agent: rampart-health-check\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut head = [0u8; 32];
-        let mut read = 0;
-        while read < 12 {
-            let n = stream.read(&mut head[read..]).await.ok()?;
-            if n == 0 {
-                break;
-            }
-            read += n;
-        }
-        let line = std::str::from_utf8(&head[..read]).ok()?;
-        let status: u16 = line.get(9..12)?.parse().ok()?;
-        Some(line.starts_with("HTTP/1.") && status < 500)
-    };
-    matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(true)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::HealthCheck;
+    use std::time::Duration;
 
     fn pool(n: usize) -> Arc<Pool> {
         Pool::new(UpstreamPool {

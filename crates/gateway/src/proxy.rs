@@ -39,6 +39,9 @@ pub struct Gateway {
     pub tls: bool,
     request_counter: AtomicU64,
     process_tag: u32,
+    /// Pingora's connector for the gateway's own requests to upstreams
+    /// (the leak guard's whole-response fetch), as the proxy connects.
+    connector: pingora::connectors::http::Connector,
 }
 
 impl Gateway {
@@ -61,6 +64,7 @@ impl Gateway {
             tls,
             request_counter: AtomicU64::new(0),
             process_tag,
+            connector: pingora::connectors::http::Connector::new(None),
         }
     }
 
@@ -1125,13 +1129,13 @@ impl ProxyHttp for Gateway {
         ctx.server = Some(index);
         ctx.tried |= 1u64.checked_shl(index as u32).unwrap_or(0);
         ctx.attempts += 1;
-        let address = pool.servers[index].address;
-        let sni = pool.definition.tls_sni.clone();
-        let mut peer = HttpPeer::new(address, sni.is_some(), sni.unwrap_or_default());
         let limits = &snapshot.config.limits;
-        peer.options.connection_timeout = Some(limits.upstream_connect_timeout);
-        peer.options.read_timeout = Some(limits.upstream_read_timeout);
-        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        let mut peer = crate::upstream::peer(
+            pool.servers[index].address,
+            pool.definition.tls_sni.as_deref(),
+            limits.upstream_connect_timeout,
+            limits.upstream_read_timeout,
+        );
         if ctx.upgrade {
             // Pingora can end an upgrade at once when it rides a pooled
             // connection (seen as about 4% of WebSocket upgrades after a
@@ -2097,38 +2101,38 @@ impl Gateway {
             ctx.path.as_ref().map_or("/", |p| p.forwarded.as_str()),
             header.raw_path(),
         );
-        let mut head = Vec::with_capacity(1024);
-        head.extend_from_slice(method.as_str().as_bytes());
-        head.push(b' ');
-        head.extend_from_slice(&target);
-        head.extend_from_slice(b" HTTP/1.1\r\n");
         let authority = ctx
             .authority
             .as_ref()
             .map(|a| a.header_value())
             .filter(|a| !a.is_empty())
             .unwrap_or_else(|| pool.servers[index].address.to_string());
-        head.extend_from_slice(format!("Host: {authority}\r\n").as_bytes());
-        for (name, value) in header.headers.iter() {
-            if crate::leak::is_not_forwarded(name.as_str()) {
-                continue;
-            }
-            head.extend_from_slice(name.as_str().as_bytes());
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(value.as_bytes());
-            head.extend_from_slice(b"\r\n");
-        }
         let forwarded = ctx.client.map(|c| c.to_string()).unwrap_or_default();
         let proto = if self.tls { "https" } else { "http" };
-        head.extend_from_slice(format!("X-Forwarded-For: {forwarded}\r\nX-Real-IP: {forwarded}\r\nX-Forwarded-Proto: {proto}\r\nX-Request-Id: {}\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n", ctx.reference).as_bytes());
-        let fetched = crate::leak::fetch(
+        let request = (|| -> Result<pingora::http::RequestHeader> {
+            let mut request = pingora::http::RequestHeader::build(method.clone(), &target, None)?;
+            request.insert_header(http::header::HOST, authority.as_str())?;
+            for (name, value) in header.headers.iter() {
+                if !crate::leak::is_not_forwarded(name.as_str()) {
+                    request.append_header(name.clone(), value.clone())?;
+                }
+            }
+            request.insert_header("x-forwarded-for", forwarded.as_str())?;
+            request.insert_header("x-real-ip", forwarded.as_str())?;
+            request.insert_header("x-forwarded-proto", proto)?;
+            request.insert_header("x-request-id", ctx.reference.as_str())?;
+            request.insert_header(http::header::ACCEPT_ENCODING, "identity")?;
+            request.insert_header(http::header::CONNECTION, "close")?;
+            Ok(request)
+        })()?;
+        let peer = crate::upstream::peer(
             pool.servers[index].address,
-            head,
+            pool.definition.tls_sni.as_deref(),
             limits.upstream_connect_timeout,
             limits.upstream_read_timeout,
-            policy.max_buffered,
-        )
-        .await;
+        );
+        let fetched =
+            crate::upstream::fetch(&self.connector, &peer, request, policy.max_buffered).await;
         let response = match fetched {
             Ok(r) => {
                 pool.report_success(index);
@@ -2136,12 +2140,12 @@ impl Gateway {
             }
             Err(e) => {
                 let status = match e {
-                    crate::leak::FetchError::Timeout => 504,
-                    crate::leak::FetchError::TooLarge => {
+                    crate::upstream::FetchError::Timeout => 504,
+                    crate::upstream::FetchError::TooLarge => {
                         ctx.verdict = Cow::Borrowed("leak:too-large-to-judge");
                         503
                     }
-                    crate::leak::FetchError::Connect => {
+                    crate::upstream::FetchError::Connect => {
                         if pool.report_failure(index) {
                             self.runtime
                                 .metrics
@@ -2150,7 +2154,7 @@ impl Gateway {
                         }
                         502
                     }
-                    crate::leak::FetchError::Invalid(_) => 502,
+                    crate::upstream::FetchError::Invalid(_) => 502,
                 };
                 if status >= 500 && ctx.verdict == "allow" {
                     ctx.verdict = Cow::Borrowed("upstream-failure");

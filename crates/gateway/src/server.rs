@@ -21,7 +21,6 @@ use crate::admission::{Admission, ConnectionTable};
 use crate::config::AccessLogTarget;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::pool;
 use crate::proxy::Gateway;
 use crate::runtime::{Runtime, RuntimeHandle, SniResolver};
 
@@ -193,6 +192,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         "health checks",
         HealthChecker {
             runtime: runtime.clone(),
+            connector: Arc::new(pingora::connectors::http::Connector::new(None)),
         },
     ));
     server.add_service(background_service(
@@ -249,6 +249,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
 /// pool's interval, against whatever configuration is current.
 struct HealthChecker {
     runtime: Arc<Runtime>,
+    /// The probes connect as the proxy does (TLS for a pool with
+    /// `tls_sni`), on fresh connections: this connector keeps none.
+    connector: Arc<pingora::connectors::http::Connector>,
 }
 
 #[async_trait]
@@ -271,11 +274,20 @@ impl BackgroundService for HealthChecker {
                 last_round.insert(key, Instant::now());
                 for (i, server) in pool.servers.iter().enumerate() {
                     let pool = pool.clone();
-                    let address = server.address;
                     let check = check.clone();
                     let metrics = self.runtime.metrics.clone();
+                    let connector = self.connector.clone();
+                    let address = server.address;
+                    let peer = crate::upstream::peer(
+                        server.address,
+                        pool.definition.tls_sni.as_deref(),
+                        check.timeout,
+                        check.timeout,
+                    );
                     tokio::spawn(async move {
-                        let ok = pool::probe(address, &check.path, check.timeout).await;
+                        let ok =
+                            crate::upstream::probe(&connector, &peer, &check.path, check.timeout)
+                                .await;
                         if let Some(now_up) = pool.record_probe(i, ok) {
                             metrics.health_flips.fetch_add(1, Ordering::Relaxed);
                             eprintln!(
