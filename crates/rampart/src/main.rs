@@ -463,6 +463,14 @@ fn crs_test(args: &[String]) -> Result<ExitCode> {
         }
     };
     print!("{}", report.render());
+    let listing = overrides.listing(&suite.name);
+    if !listing.is_empty() {
+        println!(
+            "answered differently on purpose (from {}):",
+            overrides_path.display()
+        );
+        print!("{listing}");
+    }
     println!("pass rate {:.2}% ({})", report.pass_rate(), suite.name);
     Ok(if report.failed == 0 {
         ExitCode::SUCCESS

@@ -659,6 +659,33 @@ impl Overrides {
     pub fn action(&self, suite: &str, case: &str) -> Option<&OverrideAction> {
         self.entries.get(suite)?.get(case).map(|(a, _)| a)
     }
+
+    /// Every override of one suite, grouped by reason: what a report lists
+    /// so that each case answered differently on purpose is named with why.
+    pub fn listing(&self, suite: &str) -> String {
+        let mut by_reason: BTreeMap<(String, String), Vec<&str>> = BTreeMap::new();
+        for (case, (action, reason)) in self.entries.get(suite).into_iter().flatten() {
+            let action = match action {
+                OverrideAction::Skip => "skipped",
+                OverrideAction::IgnoreStatus => "status waived",
+            };
+            by_reason
+                .entry((action.to_string(), reason.clone()))
+                .or_default()
+                .push(case);
+        }
+        let mut out = String::new();
+        for ((action, reason), mut cases) in by_reason {
+            cases.sort_unstable();
+            let _ = writeln!(
+                out,
+                "{action}: {}\n  why: {}",
+                cases.join(", "),
+                reason.trim()
+            );
+        }
+        out
+    }
 }
 
 /// The default overrides file of this crate.
