@@ -107,11 +107,15 @@ pub fn write_keys(path: &Path, bytes: &[u8]) -> Result<(), String> {
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let tmp = path.with_extension("tmp");
+    // A stale temporary file (or a link planted in its place) is removed,
+    // never written through: the new one is created fresh, without
+    // following a link, and readable by the owner only.
+    let _ = std::fs::remove_file(&tmp);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)
         .map_err(|e| format!("cannot write the key file {}: {e}", tmp.display()))?;
     file.write_all(bytes)

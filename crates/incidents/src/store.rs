@@ -296,6 +296,22 @@ impl Store {
     /// Opens the store for reading and writing, creating the file and its
     /// schema if missing. Switches the file to WAL mode.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        // The file holds client addresses and what they did: it is created
+        // readable by its owner only (SQLite gives its WAL and shared-memory
+        // files the same mode), and a symbolic link planted at its path is
+        // refused, not followed.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(path)
+                .map_err(|e| StoreError::new(StoreErrorKind::Open, path, format!("could not create the file (a symbolic link at this path is refused): {e}")))?;
+        }
         let conn = Connection::open(path)
             .map_err(|e| StoreError::sqlite(path, "could not open the file", e))?;
         let store = Store {

@@ -337,3 +337,23 @@ fn files_that_are_not_a_store_give_clear_errors() {
     assert!(error.to_string().contains("directory exists"), "{error}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The store holds client addresses: it is created readable by its owner
+/// only, and a symbolic link planted at its path is refused, not followed.
+#[test]
+fn the_store_is_private_and_never_follows_a_link() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("private");
+    let path = dir.join("events.db");
+    Store::open(&path).unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let target = dir.join("elsewhere.db");
+    let link = dir.join("planted.db");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let err = Store::open(&link).unwrap_err();
+    assert_eq!(err.kind(), StoreErrorKind::Open, "{err}");
+    assert!(!target.exists(), "nothing was created through the link");
+}
