@@ -8,6 +8,9 @@
 #                   (`rampart mode demo under-attack`, as a campaign would on
 #                   election night); visitors clear the challenge in the
 #                   warm-up
+#   rampart (mode-json)  the same, with the flood sending Accept:
+#                   application/json, the header that once skipped the
+#                   challenge (not in the default ROWS)
 #   nginx           Debian's nginx with limit_req (per address, and one zone
 #                   for the whole site at C so the origin is never overrun)
 #                   and limit_conn (per address)
@@ -119,8 +122,9 @@ http {
 }
 CONF
 
-drill() { # label port pid -> JSON in $work/label.json
+drill() { # label port pid [accept] -> JSON in $work/label.json
   "$rampart" drill --json --label "$1" --target "http://127.0.0.1:$2" \
+    --attack-accept "${4:-text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8}" \
     --duration "${seconds}s" --warmup "${warmup}s" --attack-rate "$rate" --attackers "$attackers" \
     --browsers "$browsers" --browser-interval 1s --attack-paths /,/donate,/login,/search?q=news \
     --watch-pid "$3" --upstream-stats "http://127.0.0.1:$origin_port/.demo/stats" > "$work/$1.json"
@@ -148,6 +152,11 @@ for row in $rows; do
       "$rampart" mode demo under-attack --admin "127.0.0.1:$admin_port" > /dev/null
       drill "rampart-mode" "$rampart_port" "$rampart_pid"
       stop "$rampart_pid" ;;
+    mode-json)
+      start_rampart
+      "$rampart" mode demo under-attack --admin "127.0.0.1:$admin_port" > /dev/null
+      drill "rampart-mode-json" "$rampart_port" "$rampart_pid" "application/json"
+      stop "$rampart_pid" ;;
     nginx)
       $nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g 'daemon off;' 2>/dev/null &
       nginx_pid=$!
@@ -155,7 +164,7 @@ for row in $rows; do
       wait_port "$nginx_port"
       drill "nginx" "$nginx_port" "$nginx_pid"
       stop "$nginx_pid" ;;
-    *) echo "bench: unknown row $row (auto, mode, nginx)"; exit 2 ;;
+    *) echo "bench: unknown row $row (auto, mode, mode-json, nginx)"; exit 2 ;;
   esac
   done_rows+=("$work/$( [ "$row" = nginx ] && echo nginx || echo "rampart-$row").json")
   sleep 2

@@ -16,10 +16,13 @@ use crate::report::{AttackOutcome, AttackTally};
 /// How often the scheduler wakes to send what is due.
 const TICK: Duration = Duration::from_millis(5);
 
-/// Headers of an attack request: a flood that wants to pass for browsers.
+/// Headers of an attack request: a flood that wants to pass for browsers
+/// (its `Accept` is the drill's `--attack-accept`).
 const ATTACK_HEADERS: &str = "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/125.0 Safari/537.36\r\n\
-Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n\
 Accept-Language: en-US,en;q=0.9\r\n";
+
+/// A browser's `Accept`, the flood's default.
+pub const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
 /// Says what an attack request's response was.
 pub fn classify(r: &Response) -> AttackOutcome {
@@ -62,9 +65,11 @@ impl Flood {
         host: &str,
         sources: Vec<Option<IpAddr>>,
         paths: &[String],
+        accept: &str,
         timeout: Duration,
         max_in_flight: usize,
     ) -> Flood {
+        let headers = format!("{ATTACK_HEADERS}Accept: {accept}\r\n");
         Flood {
             target,
             attackers: sources
@@ -77,7 +82,7 @@ impl Flood {
                 .collect(),
             requests: paths
                 .iter()
-                .map(|p| request("GET", p, host, ATTACK_HEADERS, None))
+                .map(|p| request("GET", p, host, &headers, None))
                 .collect(),
             timeout,
             max_in_flight: max_in_flight.max(1),

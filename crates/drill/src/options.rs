@@ -23,6 +23,8 @@ USAGE:
   --attackers N             distinct attacker addresses (default 5000)
   --attackers-per-prefix N  attackers sharing one /24 (default 1: each in its own)
   --attack-paths LIST       comma-separated paths the attack requests (default /)
+  --attack-accept TEXT      the attack's Accept header (default a browser's; application/json
+                            sends the flood as an API client would)
   --browsers N              browser-like visitors (default 50)
   --browser-interval TIME   each visitor's pause between page views (default 1s)
   --browser-paths LIST      comma-separated pages visitors open (default /,/donate,/login)
@@ -62,6 +64,10 @@ pub struct DrillOptions {
     pub attackers_per_prefix: u32,
     /// Paths the attack requests, in turn.
     pub attack_paths: Vec<String>,
+    /// The attack's `Accept` header: a browser's by default; an API
+    /// client's (`application/json`) tries the header that once skipped
+    /// the challenge.
+    pub attack_accept: String,
     /// Browser-like visitors.
     pub browsers: u32,
     /// Each visitor's pause between page views.
@@ -101,6 +107,7 @@ impl Default for DrillOptions {
             // Each in its own /24, as botnet members mostly are.
             attackers_per_prefix: 1,
             attack_paths: vec!["/".into()],
+            attack_accept: crate::attack::BROWSER_ACCEPT.to_string(),
             // 50 people at once is a busy evening for a small site.
             browsers: 50,
             // About one page a second: someone clicking through the site.
@@ -127,6 +134,7 @@ const VALUED: &[&str] = &[
     "--attackers",
     "--attackers-per-prefix",
     "--attack-paths",
+    "--attack-accept",
     "--paths",
     "--browsers",
     "--browser-interval",
@@ -235,6 +243,12 @@ impl DrillOptions {
         }
         if let Some(v) = get("--attack-paths").or(get("--paths")) {
             o.attack_paths = parse_paths(v, "--attack-paths")?;
+        }
+        if let Some(v) = get("--attack-accept") {
+            if v.is_empty() || v.contains(['\r', '\n']) {
+                bail!("--attack-accept must be one header value, e.g. application/json");
+            }
+            o.attack_accept = v.to_string();
         }
         if let Some(v) = get("--browsers") {
             o.browsers = parse_number(v, "--browsers", 0)?;

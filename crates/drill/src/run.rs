@@ -164,6 +164,7 @@ async fn drive(o: &DrillOptions) -> Result<Summary> {
         &o.host,
         sources,
         &o.attack_paths,
+        &o.attack_accept,
         o.timeout,
         max_in_flight,
     ));
