@@ -100,6 +100,8 @@ pub fn parse_authority(text: &str) -> Result<Authority, AuthorityError> {
         // addresses are written. RFC 3986 would also allow percent escapes
         // and sub-delimiters in a name; no real host has them, and servers
         // disagree on what they mean, so they are refused.
+        // One trailing dot (the root) is dropped; a second one left over
+        // (`example.org..`) is an empty label, as `..` inside is.
         let host = host.strip_suffix('.').unwrap_or(host);
         let valid = !host.is_empty()
             && host.len() <= 253
@@ -107,6 +109,7 @@ pub fn parse_authority(text: &str) -> Result<Authority, AuthorityError> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
             && !host.starts_with('.')
+            && !host.ends_with('.')
             && !host.contains("..");
         if !valid {
             return Err(AuthorityError::Invalid);
@@ -334,6 +337,7 @@ mod tests {
             "[zz]",
             "a b",
             "example.org..",
+            "example.org..:8080",
             ".example.org",
             "exa%6dple.org",
             "example.org:99999",
