@@ -11,8 +11,9 @@
 //! Three forms of the path exist:
 //! * the raw path, which the WAF inspects (CRS looks for `../` in it);
 //! * the forwarded path (RFC 3986 section 6.2.2: unreserved characters
-//!   decoded, other escapes upper-cased, dot segments removed), plus
-//!   duplicate slashes merged as nginx does: what the upstream receives;
+//!   decoded, other escapes upper-cased, a `%` that starts no escape
+//!   written `%25`, dot segments removed), plus duplicate slashes merged
+//!   as nginx does: what the upstream receives;
 //! * the matching path: the forwarded path decoded once more in full (so
 //!   `%2f` is a slash), backslashes read as slashes, `;parameters` dropped
 //!   from segments, dot segments removed again and lower-cased. Route
@@ -109,7 +110,6 @@ pub fn parse_authority(text: &str) -> Result<Authority, AuthorityError> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
             && !host.starts_with('.')
-            && !host.ends_with('.')
             && !host.contains("..");
         if !valid {
             return Err(AuthorityError::Invalid);
@@ -214,19 +214,29 @@ fn forwarded_path(raw: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        if b == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                let c = h * 16 + l;
-                if unreserved(c) {
-                    decoded.push(c as char);
-                } else {
-                    decoded.push('%');
-                    decoded.push(bytes[i + 1].to_ascii_uppercase() as char);
-                    decoded.push(bytes[i + 2].to_ascii_uppercase() as char);
+        if b == b'%' {
+            if i + 2 < bytes.len() {
+                if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    let c = h * 16 + l;
+                    if unreserved(c) {
+                        decoded.push(c as char);
+                    } else {
+                        decoded.push('%');
+                        decoded.push(bytes[i + 1].to_ascii_uppercase() as char);
+                        decoded.push(bytes[i + 2].to_ascii_uppercase() as char);
+                    }
+                    i += 3;
+                    continue;
                 }
-                i += 3;
-                continue;
             }
+            // A `%` that starts no escape stands for itself, and is sent
+            // as `%25`: left bare, it would join the characters decoded
+            // after it into an escape the upstream reads (`%%32%65` would
+            // become `%2e`, a dot segment), and the path would change
+            // when resolved again.
+            decoded.push_str("%25");
+            i += 1;
+            continue;
         }
         // Bytes that are not ASCII arrive only through a lenient parser;
         // they are escaped rather than passed on raw.
@@ -339,6 +349,7 @@ mod tests {
             "[zz]",
             "a b",
             "example.org..",
+            "example.org..:8080",
             ".example.org",
             "exa%6dple.org",
             "example.org:99999",
@@ -462,7 +473,25 @@ mod tests {
         assert_eq!(resolve_path("").forwarded, "/");
         assert_eq!(resolve_path("/..").forwarded, "/");
         assert_eq!(resolve_path("/a/b/..").forwarded, "/a/");
-        assert_eq!(resolve_path("/a%").forwarded, "/a%");
-        assert_eq!(resolve_path("/a%zz").forwarded, "/a%zz");
+        assert_eq!(resolve_path("/a%").forwarded, "/a%25");
+        assert_eq!(resolve_path("/a%zz").forwarded, "/a%25zz");
+    }
+
+    /// Found by the `request_head` fuzz target: a bare `%` followed by
+    /// escapes of hex digits became an escape once they were decoded.
+    #[test]
+    fn a_bare_percent_never_makes_an_escape() {
+        for (raw, forwarded, matching) in [
+            ("/x/%%32%65%%32%65/y", "/x/%252e%252e/y", "/x/%2e%2e/y"),
+            ("/%%62e", "/%25be", "/%be"),
+            ("/%%41", "/%25A", "/%a"),
+            ("/a%%", "/a%25%25", "/a%%"),
+            ("/%25", "/%25", "/%"),
+        ] {
+            let p = resolve_path(raw);
+            assert_eq!(p.forwarded, forwarded, "{raw:?}");
+            assert_eq!(p.matching, matching, "{raw:?}");
+            assert_eq!(resolve_path(&p.forwarded), p, "{raw:?} resolved again");
+        }
     }
 }
