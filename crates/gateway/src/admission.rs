@@ -254,7 +254,7 @@ where
             Arc::new(move |head: &[u8]| refusals.report(peer, head));
         let mut stream: Stream = Box::new(crate::capture::CaptureStream::new(
             stream,
-            limits.max_header_bytes,
+            limits.max_header_bytes.min(crate::capture::MAX_CAPTURED),
             capture.clone(),
             report,
         ));

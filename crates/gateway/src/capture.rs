@@ -26,6 +26,11 @@ use pingora::protocols::{
 use pingora::protocols::{SocketDigest, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+/// The most of a head kept per connection: enough for the request line and
+/// the usual headers of a refused request, without doubling what a slow
+/// client's half-sent head costs (Pingora holds it too).
+pub const MAX_CAPTURED: usize = 8 * 1024;
+
 /// What to do with the head of a request the HTTP layer refused itself.
 pub type RefusalReport = Arc<dyn Fn(&[u8]) + Send + Sync>;
 

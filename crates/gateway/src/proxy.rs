@@ -1153,6 +1153,7 @@ impl ProxyHttp for Gateway {
         upstream: &mut pingora::http::RequestHeader,
         ctx: &mut RequestContext,
     ) -> Result<()> {
+        strip_connection_headers(upstream, ctx.upgrade);
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -1850,6 +1851,36 @@ fn request_path(header: &pingora::http::RequestHeader) -> Cow<'_, str> {
     }
 }
 
+/// Removes the client's hop-by-hop headers from the upstream request: the
+/// ones RFC 9110 section 7.6.1 names, and any the client listed in
+/// `Connection`, which a proxy must not forward. Done before the gateway
+/// adds its own, so a client cannot list `X-Forwarded-For` or `X-Real-IP`
+/// there to have a proxy behind us drop what the gateway wrote. An allowed
+/// upgrade keeps `Connection: upgrade` and its `Upgrade`.
+fn strip_connection_headers(upstream: &mut pingora::http::RequestHeader, upgrade: bool) {
+    let listed: Vec<String> = upstream
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| {
+            !t.is_empty() && t != "host" && t != "upgrade" && t != "close" && t != "keep-alive"
+        })
+        .collect();
+    for name in &listed {
+        upstream.remove_header(name.as_str());
+    }
+    for name in ["keep-alive", "proxy-connection", "te", "trailer"] {
+        upstream.remove_header(name);
+    }
+    upstream.remove_header(&http::header::CONNECTION);
+    if upgrade {
+        let _ = upstream.insert_header(http::header::CONNECTION, "upgrade");
+    }
+}
+
 /// Every value of a header, joined with `, ` in the order sent (RFC 9110
 /// section 5.3); `None` when absent. A value that is not text makes the
 /// whole header unreadable (`None`), so no line is silently skipped.
@@ -2370,6 +2401,31 @@ fn snapshot_leak(ctx: &RequestContext) -> Option<&crate::leak::LeakRuntime> {
 
 #[cfg(test)]
 mod tests {
+    /// A header the client lists in `Connection` is not forwarded, so it
+    /// cannot name the forwarding headers the gateway adds afterwards.
+    #[test]
+    fn connection_listed_headers_are_not_forwarded() {
+        let mut request = pingora::http::RequestHeader::build("GET", b"/", None).unwrap();
+        request
+            .insert_header("connection", "close, X-Forwarded-For, x-secret")
+            .unwrap();
+        request.insert_header("x-secret", "1").unwrap();
+        request.insert_header("x-forwarded-for", "6.6.6.6").unwrap();
+        request.insert_header("te", "trailers").unwrap();
+        request.insert_header("accept", "text/html").unwrap();
+        super::strip_connection_headers(&mut request, false);
+        for gone in ["connection", "x-secret", "x-forwarded-for", "te"] {
+            assert!(request.headers.get(gone).is_none(), "{gone}");
+        }
+        assert!(request.headers.get("accept").is_some());
+        let mut upgrade = pingora::http::RequestHeader::build("GET", b"/ws", None).unwrap();
+        upgrade.insert_header("connection", "Upgrade").unwrap();
+        upgrade.insert_header("upgrade", "websocket").unwrap();
+        super::strip_connection_headers(&mut upgrade, true);
+        assert_eq!(upgrade.headers.get("connection").unwrap(), "upgrade");
+        assert!(upgrade.headers.get("upgrade").is_some());
+    }
+
     #[test]
     fn the_upstream_target_keeps_the_query_as_written() {
         assert_eq!(
