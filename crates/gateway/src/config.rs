@@ -245,6 +245,19 @@ pub struct Route {
     /// no layer can read. Unset: allowed except where the leak guard's policy
     /// for the request is `block`.
     pub websocket: Option<bool>,
+    /// What happens to what a layer cannot read on this route (a
+    /// compressed request body, a response in an encoding no decoder
+    /// reads); unset, each layer's documented default.
+    pub uninspectable: Option<Uninspectable>,
+}
+
+/// A route's explicit choice for what a layer cannot inspect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uninspectable {
+    /// Sent on uninspected (counted).
+    Pass,
+    /// Refused: 415 for a request body, 502 for a response (counted).
+    Refuse,
 }
 
 /// One problem found in a configuration file.
@@ -1068,6 +1081,20 @@ impl<'a> Checker<'a> {
         let websocket = r
             .take(&["websocket"])
             .and_then(|v| self.boolean(v, "websocket"));
+        let uninspectable = r.take(&["uninspectable"]).and_then(|v| {
+            let span = Self::item_span(v);
+            match self.string(v, "uninspectable")?.as_str() {
+                "pass" => Some(Uninspectable::Pass),
+                "refuse" => Some(Uninspectable::Refuse),
+                other => {
+                    self.error_at(
+                        span,
+                        format!("`uninspectable = \"{other}\"`: use \"pass\" or \"refuse\""),
+                    );
+                    None
+                }
+            }
+        });
         self.finish(r);
         Some(Route {
             prefix: prefix?,
@@ -1075,6 +1102,7 @@ impl<'a> Checker<'a> {
             api,
             max_body_bytes,
             websocket,
+            uninspectable,
         })
     }
 
@@ -1345,6 +1373,32 @@ api = true
             "/health"
         );
         assert!(c.sites[0].routes[0].api);
+    }
+
+    /// A route's choices for upgrades and for what cannot be inspected are
+    /// read, and a wrong value is reported with its position.
+    #[test]
+    fn route_choices_for_tunnels_and_uninspectable_input() {
+        let good = GOOD.replace(
+            "api = true",
+            "api = true\nwebsocket = false\nuninspectable = \"refuse\"",
+        );
+        let c = Config::parse(&good, "x", Path::new("/")).unwrap();
+        assert_eq!(c.sites[0].routes[0].websocket, Some(false));
+        assert_eq!(
+            c.sites[0].routes[0].uninspectable,
+            Some(Uninspectable::Refuse)
+        );
+        let bad = GOOD.replace("api = true", "api = true\nuninspectable = \"maybe\"");
+        let errors = Config::parse(&bad, "x", Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            errors.contains("uninspectable")
+                && errors.contains("\"pass\" or \"refuse\"")
+                && errors.contains("x:"),
+            "{errors}"
+        );
     }
 
     #[test]

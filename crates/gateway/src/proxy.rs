@@ -240,6 +240,12 @@ fn guarded<T>(failures: &AtomicU64, step: impl FnOnce() -> T) -> Option<T> {
 }
 
 impl RequestContext {
+    /// The route's explicit choice for what a layer cannot inspect, if any.
+    fn uninspectable(&self) -> Option<crate::config::Uninspectable> {
+        let snap = self.snapshot.as_ref()?;
+        snap.sites[self.site?].routes[self.route?].uninspectable
+    }
+
     fn pool(&self) -> Option<&Arc<crate::pool::Pool>> {
         let snap = self.snapshot.as_ref()?;
         let site = &snap.sites[self.site?];
@@ -1022,14 +1028,16 @@ impl ProxyHttp for Gateway {
 
         // A compressed request body is one the WAF cannot read, and an
         // origin that inflates it would get what no rule saw: where a WAF
-        // guards the site, such a body is refused (415), and counted.
+        // guards the site, such a body is refused (415) and counted, unless
+        // the route says `uninspectable = "pass"`.
         let encoded_body = session
             .req_header()
             .headers
             .get_all(http::header::CONTENT_ENCODING)
             .iter()
             .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"));
-        if has_body && encoded_body && snapshot.sites[site].waf.is_some() {
+        let pass_encoded = ctx.uninspectable() == Some(crate::config::Uninspectable::Pass);
+        if has_body && encoded_body && snapshot.sites[site].waf.is_some() && !pass_encoded {
             self.runtime
                 .metrics
                 .waf_uninspectable
@@ -1228,6 +1236,7 @@ impl ProxyHttp for Gateway {
             metrics.tunnels.fetch_add(1, Ordering::Relaxed);
         }
         let tunnel = ctx.tunnel;
+        let refuse_unread_waf = ctx.uninspectable() == Some(crate::config::Uninspectable::Refuse);
         if let Some(waf) = ctx.waf.as_mut() {
             waf.response_status = response.status.as_u16();
             waf.response_headers = response
@@ -1277,10 +1286,17 @@ impl ProxyHttp for Gateway {
                     Err(_) => {
                         metrics.waf_uninspectable.fetch_add(1, Ordering::Relaxed);
                         waf.holding_response = false;
+                        if refuse_unread_waf {
+                            ctx.verdict = Cow::Borrowed("waf:uninspectable");
+                            return Err(status_error(502, "response encoding cannot be inspected"));
+                        }
                     }
                 }
             }
         }
+        let refuse_unread = ctx
+            .uninspectable()
+            .map(|u| u == crate::config::Uninspectable::Refuse);
         if let Some(leak) = snapshot_leak(ctx) {
             // Header names as constants, not strings: each string is parsed
             // into a name per lookup, and this runs for every response.
@@ -1306,8 +1322,12 @@ impl ProxyHttp for Gateway {
                     Some(e) => match rampart_decode::LayeredDecoder::new(e, LEAK_DECODE_CAP) {
                         Ok(d) => Some(d),
                         // An encoding we cannot read cannot be inspected: a
-                        // block or redact route refuses it rather than pass it blind.
-                        Err(_) if policy.action >= rampart_leakguard::Action::Redact => {
+                        // block or redact route refuses it rather than pass it
+                        // blind, unless the route chose otherwise.
+                        Err(_)
+                            if refuse_unread
+                                .unwrap_or(policy.action >= rampart_leakguard::Action::Redact) =>
+                        {
                             metrics.leak_uninspectable.fetch_add(1, Ordering::Relaxed);
                             ctx.verdict = Cow::Borrowed("leak:uninspectable");
                             return Err(status_error(502, "response encoding cannot be inspected"));

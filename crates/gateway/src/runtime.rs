@@ -55,6 +55,8 @@ pub struct RouteRuntime {
     /// Whether a WebSocket (or other) upgrade may become a tunnel here;
     /// when unset, everywhere but on the leak guard's block routes.
     pub websocket: Option<bool>,
+    /// The route's explicit choice for what a layer cannot inspect.
+    pub uninspectable: Option<crate::config::Uninspectable>,
 }
 
 impl Snapshot {
@@ -311,6 +313,7 @@ pub fn build(
                 api: r.api,
                 max_body_bytes: r.max_body_bytes,
                 websocket: r.websocket,
+                uninspectable: r.uninspectable,
             })
             .collect();
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));

@@ -377,6 +377,41 @@ fn an_injection_in_an_unusual_body_is_refused() {
     assert_eq!(reply.status, 403, "bare LF body: {}", reply.status);
 }
 
+/// What a layer cannot read is refused or passed by an explicit choice per
+/// route: a compressed request body is refused by default, and passes only
+/// where the route says `uninspectable = "pass"`.
+#[test]
+fn an_unreadable_body_follows_the_routes_explicit_choice() {
+    let demo = rampart_demo::DemoSite::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let feed = get(demo.local_addr(), "/donations/feed").body;
+    let origin = LenientOrigin::start(feed);
+    let tail = "[[site.route]]\nprefix = \"/upload\"\nuninspectable = \"pass\"\n[site.waf]\nmode = \"on\"\ncrs = \"/usr/share/modsecurity-crs\"\n";
+    let gw = GatewayProcess::start("evasion-uninspectable", &one_site_config(origin.addr, tail));
+    let gz = gzip(b"q=hello");
+    for (path, want_refused) in [
+        ("/search", true),
+        ("/UPLOAD/../search", true),
+        ("/upload/file", false),
+    ] {
+        let mut request = format!("POST {path} HTTP/1.1\r\nHost: www.example\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", gz.len()).into_bytes();
+        request.extend_from_slice(&gz);
+        let reply = raw(gw.listen, &request).unwrap();
+        assert_eq!(
+            reply.status == 415,
+            want_refused,
+            "{path}: {}",
+            reply.status
+        );
+    }
+    let metrics = gw.metrics();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("rampart_waf_uninspectable_total") && l.ends_with(" 2")),
+        "{metrics}"
+    );
+}
+
 #[test]
 fn ranges_of_the_feed_do_not_leave() {
     let demo = Demo::start("evasion-range");
