@@ -760,3 +760,156 @@ fn a_gzip_export_on_a_block_route_is_judged_decoded() {
         );
     }
 }
+
+/// One way to reach an upstream: a pool behind TLS (`tls_sni`) is reached
+/// over TLS by the proxy, by the health checks (the pool stays up) and by
+/// the block route's whole-response fetch (the feed is judged, not passed
+/// or refused unread). The origin is `openssl s_server` with a certificate
+/// from a test CA the gateway is told to trust (`SSL_CERT_FILE`).
+#[test]
+fn a_tls_upstream_is_reached_by_the_fetch_and_the_health_checks() {
+    let dir = temp_dir("evasion-tls-upstream");
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=rampart test ca",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=origin.test",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:origin.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let www = dir.join("www");
+    std::fs::create_dir_all(www.join("donations")).unwrap();
+    let demo = rampart_demo::DemoSite::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    std::fs::write(
+        www.join("donations/feed"),
+        get(demo.local_addr(), "/donations/feed").body,
+    )
+    .unwrap();
+    std::fs::write(www.join("health"), "ok").unwrap();
+    std::fs::write(www.join("page"), "a page").unwrap();
+    let origin_port = free_port();
+    let mut origin = Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            &format!("127.0.0.1:{origin_port}"),
+            "-cert",
+            "../leaf.pem",
+            "-key",
+            "../leaf.key",
+            "-WWW",
+            "-quiet",
+        ])
+        .current_dir(&www)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    wait_listening(format!("127.0.0.1:{origin_port}").parse().unwrap());
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = format!(
+        "[server]\nadmin_listen = \"{admin}\"\n[[listener]]\naddress = \"{listen}\"\n[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:{origin_port}\"]\ntls_sni = \"origin.test\"\nhealth_check = {{ path = \"/health\", interval = \"1s\", timeout = \"2s\", unhealthy_after = 1, healthy_after = 1 }}\n[[site]]\nname = \"www\"\nhosts = [\"*\"]\nupstream = \"app\"\n[leak_guard.default]\naction = \"alert\"\n[[leak_guard.sites]]\nhost = \"www.example\"\n[[leak_guard.sites.routes]]\npath_prefix = \"/donations/feed\"\naction = \"block\"\n"
+    );
+    std::fs::write(dir.join("rampart.toml"), config).unwrap();
+    let mut gateway = Command::new(binary())
+        .args(["serve", "--config"])
+        .arg(dir.join("rampart.toml"))
+        .arg("--access-log")
+        .arg(dir.join("access.log"))
+        .env("SSL_CERT_FILE", dir.join("ca.pem"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rampart serve");
+    wait_listening(listen);
+    // Several health-check rounds: a probe that could not speak TLS would
+    // have marked the only server down, and every request would be a 503.
+    std::thread::sleep(Duration::from_millis(3500));
+    let page = send(
+        listen,
+        "GET /page HTTP/1.1\r\nHost: www.example\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!((page.status, page.body_text().as_str()), (200, "a page"));
+    let feed = send(
+        listen,
+        "GET /donations/feed HTTP/1.1\r\nHost: www.example\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(feed.status, 503);
+    assert_no_donors("the TLS origin's feed", &feed);
+    // The fetch read the feed over TLS and judged it.
+    let log = dir.join("access.log");
+    eventually("the feed's verdict is in the access log", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("leak:block:donor_list")
+    });
+    let metrics = get(admin, "/metrics").body_text();
+    assert!(
+        metrics.lines().any(|l| l == "rampart_health_flips_total 0"),
+        "{metrics}"
+    );
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    let _ = origin.kill();
+    let _ = origin.wait();
+}
