@@ -145,42 +145,13 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
     match command.as_str() {
         "serve" => serve(&Flags::parse(
             rest,
-            &[
-                "--config",
-                "--upstream",
-                "--listen",
-                "--admin",
-                "--access-log",
-                "--threads",
-                "--crs",
-                "--waf",
-                "--paranoia",
-                "--waf-log",
-                "--audit-log",
-                "--flood",
-                "--leak-guard",
-                "--events",
-            ],
+            &[&["--config", "--upstream", "--listen"][..], OVERRIDE_FLAGS].concat(),
         )?),
         "check" => check(&Flags::parse(rest, &["--config"])?),
         "reload" => reload(&Flags::parse(rest, &["--admin", "--token-file"])?),
         "demo" => demo(&Flags::parse(
             rest,
-            &[
-                "--listen",
-                "--origin-listen",
-                "--admin",
-                "--access-log",
-                "--threads",
-                "--crs",
-                "--waf",
-                "--paranoia",
-                "--waf-log",
-                "--audit-log",
-                "--flood",
-                "--leak-guard",
-                "--events",
-            ],
+            &[&["--listen", "--origin-listen"][..], OVERRIDE_FLAGS].concat(),
         )?),
         "crs-test" => crs_test(rest),
         "drill" => rampart_drill::command(rest),
@@ -215,6 +186,21 @@ fn resolve(text: &str, what: &str) -> Result<SocketAddr> {
         .next()
         .ok_or_else(|| anyhow!("{what} `{text}` did not resolve to any address"))
 }
+
+/// The flags `serve` and `demo` share: the ones `apply_overrides` reads.
+const OVERRIDE_FLAGS: &[&str] = &[
+    "--admin",
+    "--access-log",
+    "--threads",
+    "--crs",
+    "--waf",
+    "--paranoia",
+    "--waf-log",
+    "--audit-log",
+    "--flood",
+    "--leak-guard",
+    "--events",
+];
 
 /// Applies the flags that may override a configuration.
 fn apply_overrides(config: &mut Config, flags: &Flags) -> Result<()> {
