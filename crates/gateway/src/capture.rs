@@ -297,14 +297,28 @@ impl Refusals {
         let metrics = &self.runtime.metrics;
         metrics.malformed_requests.fetch_add(1, Ordering::Relaxed);
         let snapshot = self.runtime.snapshot();
+        // One reference for the access-log line and the WAF's lines alike,
+        // so an operator can join them.
+        let reference = format!(
+            "refused-{:x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        );
         let Some(parsed) = lenient_head(head) else {
+            let line = LenientHead {
+                method: "-".into(),
+                target: "-".into(),
+                version: "-".into(),
+                headers: Vec::new(),
+            };
             self.log_refusal(
                 &snapshot,
+                &reference,
                 peer,
                 None,
-                "-",
-                "-",
-                "-",
+                &line,
                 "bad-request:malformed-framing",
             );
             return;
@@ -317,13 +331,6 @@ impl Refusals {
             .map(|a| a.host)
             .unwrap_or_default();
         let site = snapshot.site_for_host(&host);
-        let reference = format!(
-            "refused-{:x}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos()
-        );
         let mut verdict = "bad-request:malformed-head";
         if let Some(engine) = site.and_then(|i| snapshot.sites[i].waf.as_ref()) {
             let meta = rampart_waf::TxMeta {
@@ -380,46 +387,29 @@ impl Refusals {
                 }
             }
         }
-        self.log_refusal(
-            &snapshot,
-            peer,
-            site,
-            &parsed.method,
-            &parsed.target,
-            &parsed.version,
-            verdict,
-        );
+        self.log_refusal(&snapshot, &reference, peer, site, &parsed, verdict);
     }
 
     /// The access-log line and the site's counts for a refused head.
-    #[allow(clippy::too_many_arguments)]
     fn log_refusal(
         &self,
         snapshot: &crate::runtime::Snapshot,
+        reference: &str,
         peer: Option<std::net::IpAddr>,
         site: Option<usize>,
-        method: &str,
-        target: &str,
-        version: &str,
+        head: &LenientHead,
         verdict: &str,
     ) {
         if self.access_log.enabled() {
-            let id = format!(
-                "refused-{:x}",
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_nanos()
-            );
             let record = crate::accesslog::AccessRecord {
                 time: crate::accesslog::now_rfc3339(),
-                id: &id,
+                id: reference,
                 site: site.map_or("", |i| snapshot.sites[i].name.as_str()),
                 route: "",
                 client: peer.map(|p| p.to_string()).unwrap_or_default(),
-                method,
-                path: target,
-                protocol: version,
+                method: &head.method,
+                path: &head.target,
+                protocol: &head.version,
                 status: 400,
                 bytes: 0,
                 duration_ms: 0.0,
