@@ -157,7 +157,10 @@ impl Visitor {
                         return ViewOutcome::Failed(format!("status {} to another site", r.status))
                     }
                 },
-                503 if is_waiting_room(&body) => {
+                // The waiting room, and any other 503 page that reloads
+                // itself (a real browser follows the refresh and the visitor
+                // waits; it is not a failure unless it never ends).
+                503 if is_waiting_room(&body) || meta_refresh_secs(&body).is_some() => {
                     tally.waits += 1;
                     let secs = meta_refresh_secs(&body)
                         .or_else(|| r.header("retry-after").and_then(|v| v.parse().ok()))

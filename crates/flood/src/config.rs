@@ -150,6 +150,15 @@ pub struct SiteConfig {
     /// Windows during which the site is in under-attack mode regardless of
     /// traffic (the night of a debate, results night).
     pub schedule: Vec<ScheduleWindow>,
+    /// Requests in flight to the upstream at once for the whole site. Unset,
+    /// the limit is learned from the upstream's latency and overload
+    /// answers (see `learn_capacity`); set, it is fixed at this number.
+    /// Above the limit, visitors without clearance get the challenge and
+    /// cleared browsers wait in the waiting room.
+    pub max_in_flight: Option<u32>,
+    /// Learn the upstream's capacity when `max_in_flight` is unset. Off, the
+    /// site has no limit of its own (routes may still have theirs).
+    pub learn_capacity: bool,
     /// Routes with their own limits, caps and challenge policy. Requests on
     /// routes not listed follow the site's limits alone.
     pub routes: Vec<RouteConfig>,
@@ -172,6 +181,8 @@ impl Default for SiteConfig {
             },
             detector: DetectorConfig::default(),
             schedule: Vec::new(),
+            max_in_flight: None,
+            learn_capacity: true,
             routes: Vec::new(),
         }
     }
@@ -255,6 +266,19 @@ pub struct DetectorConfig {
     pub min_responses: u64,
     /// Consecutive surge buckets needed to switch into under-attack mode.
     pub enter_buckets: u32,
+    /// Consecutive seconds of upstream distress (errors, latency far above
+    /// the last few seconds, arrivals turned away for capacity beyond what
+    /// the upstream serves) that switch into under-attack mode with no
+    /// baseline at all. Two seconds ride out a single bad second and still
+    /// switch within three seconds of a flood's start; 0 turns the fast
+    /// signals off.
+    pub fast_enter_secs: u32,
+    /// A second's responses (or requests turned away) below this say
+    /// nothing: a handful of slow answers on a quiet site is not distress.
+    pub fast_min_responses: u64,
+    /// A second's mean latency counts as distress only above this many
+    /// milliseconds, however fast the upstream was a few seconds before.
+    pub fast_latency_floor_ms: f64,
     /// Consecutive calm buckets needed to switch back.
     pub leave_buckets: u32,
     /// Calm means every metric below this multiple of baseline (lower than
@@ -278,6 +302,9 @@ impl Default for DetectorConfig {
             error_ratio: 0.25,
             min_responses: 50,
             enter_buckets: 2,
+            fast_enter_secs: 2,
+            fast_min_responses: 20,
+            fast_latency_floor_ms: 250.0,
             // A minute of calm at ten-second buckets: floods often pause and
             // resume, and flapping would hand visitors challenge after
             // challenge.

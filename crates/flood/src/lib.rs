@@ -51,7 +51,7 @@ pub use config::{
     BanConfig, ChallengeConfig, DetectorConfig, FloodConfig, RouteConfig, ScheduleWindow,
     SiteConfig,
 };
-pub use detector::{Metric, ModeReason};
+pub use detector::{Learned, Metric, ModeReason, UpstreamOutcome};
 pub use error::{Error, ErrorKind};
 pub use gcra::{Limit, Rate, Take};
 pub use keys::Keyring;

@@ -1,6 +1,6 @@
 //! The flood layer's entry point: one `Shield` per gateway.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::addr::{canonical, AllowList, PrefixLens};
 use crate::config::FloodConfig;
-use crate::detector::{Detector, ModeChange, ModeReason};
+use crate::detector::{Detector, Learned, ModeChange, ModeReason, UpstreamOutcome};
 use crate::error::{Error, ErrorKind};
 use crate::gcra::{Rate, Take};
 use crate::keys::Keyring;
@@ -273,6 +273,12 @@ struct Site {
     client: Option<Rate>,
     prefix: Option<Rate>,
     detector: Detector,
+    /// The site's own gate: its learned capacity (moved by the detector) or
+    /// its configured `max_in_flight`. Routes with a gate of their own use
+    /// theirs instead.
+    capacity: Option<Arc<Gate>>,
+    /// The ticket scope of the site's gate, apart from every route's.
+    capacity_scope: u32,
     routes: Vec<Route>,
 }
 
@@ -400,7 +406,33 @@ impl<S: State> Shield<S> {
                 errors.extend(e);
                 AllowList::default()
             });
-            let detector = match Detector::new(&sc.detector, &sc.schedule, &sc.name) {
+            // The site's gate: fixed when configured, else learned (the
+            // detector moves it every second), else none.
+            let capacity_scope = u32::MAX - i as u32;
+            let site_gate = |cap: u32| {
+                Gate::new(
+                    cap,
+                    10_000,
+                    Duration::from_secs(5),
+                    now.as_nanos() ^ u64::from(capacity_scope),
+                )
+            };
+            let (capacity, learned_gate) = match sc.max_in_flight {
+                Some(0) => {
+                    errors.push(bad(format!(
+                        "site {:?}: max_in_flight must be at least 1",
+                        sc.name
+                    )));
+                    (None, None)
+                }
+                Some(cap) => (Some(site_gate(cap)), None),
+                None if sc.learn_capacity => {
+                    let g = site_gate(crate::detector::INITIAL_IN_FLIGHT as u32);
+                    (Some(Arc::clone(&g)), Some(g))
+                }
+                None => (None, None),
+            };
+            let detector = match Detector::new(&sc.detector, &sc.schedule, &sc.name, learned_gate) {
                 Ok(d) => Some(d),
                 Err(e) => {
                     errors.extend(e);
@@ -474,6 +506,8 @@ impl<S: State> Shield<S> {
                     client,
                     prefix,
                     detector,
+                    capacity,
+                    capacity_scope,
                     routes,
                 });
             }
@@ -562,8 +596,13 @@ impl<S: State> Shield<S> {
         site.detector
             .record_request(client, now, &mut |c| self.mode_event(site, c, now));
 
+        // The gate this request's upstream capacity is counted in: its
+        // route's, else the site's.
+        let gate = route
+            .and_then(|r| r.gate.as_ref().map(|g| (r.global, g)))
+            .or_else(|| site.capacity.as_ref().map(|g| (site.capacity_scope, g)));
         if self.allow.contains(client) || site.allow.contains(client) {
-            let permit = route.and_then(|r| r.gate.as_ref()).map(|g| g.force());
+            let permit = gate.map(|(_, g)| g.force());
             return FloodVerdict::Continue { permit };
         }
         if self.deny.contains(client) {
@@ -645,7 +684,14 @@ impl<S: State> Shield<S> {
         }
 
         let is_api = f.is_api || route.is_some_and(|r| r.api);
-        let must_clear = site.detector.under_attack() || route.is_some_and(|r| r.always_challenge);
+        let under_attack = site.detector.under_attack();
+        // Above the upstream's capacity a visitor without clearance gets the
+        // challenge, not a place in the queue: the places go to clients who
+        // already hold clearance, and a flood of new addresses spends
+        // nothing of the upstream, even in the seconds before the detector
+        // switches the site.
+        let over_capacity = !under_attack && gate.is_some_and(|(_, g)| g.busy(now));
+        let must_clear = under_attack || over_capacity || route.is_some_and(|r| r.always_challenge);
         // API clients are challenged too: a request the challenge skipped
         // for its route or its headers would be a free pass for any flood
         // that sets them. The caller answers an API client in a form it can
@@ -656,6 +702,9 @@ impl<S: State> Shield<S> {
                 token::verify_clearance(&keys, &site.name, prefix, c, now).is_ok()
             });
             if !cleared {
+                if over_capacity {
+                    site.detector.record_turned_away();
+                }
                 return FloodVerdict::Challenge(self.new_challenge(site, prefix, now));
             }
         }
@@ -674,8 +723,7 @@ impl<S: State> Shield<S> {
             }
         }
 
-        let Some((route_idx, gate)) = route.and_then(|r| r.gate.as_ref().map(|g| (r.global, g)))
-        else {
+        let Some((route_idx, gate)) = gate else {
             return FloodVerdict::Continue { permit: None };
         };
         let browser = f.is_browser && !is_api;
@@ -696,6 +744,7 @@ impl<S: State> Shield<S> {
                 position,
                 refresh,
             } => {
+                site.detector.record_turned_away();
                 let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
                 let ticket_cookie =
                     token::issue_ticket(&keys, &site.name, route_idx, gate.epoch, prefix, ticket);
@@ -705,9 +754,12 @@ impl<S: State> Shield<S> {
                     ticket_cookie,
                 }
             }
-            Admission::Full => FloodVerdict::Unavailable {
-                retry_after_secs: retry_after_secs(gate.refresh()),
-            },
+            Admission::Full => {
+                site.detector.record_turned_away();
+                FloodVerdict::Unavailable {
+                    retry_after_secs: retry_after_secs(gate.refresh()),
+                }
+            }
         }
     }
 
@@ -848,22 +900,50 @@ impl<S: State> Shield<S> {
         }
     }
 
-    /// Feeds the detector one upstream response. Call it in the `logging`
-    /// phase for requests that reached the upstream; `upstream_error` is a
-    /// 5xx from the upstream or a connection failure or timeout.
+    /// Feeds the detector and the learned capacity one upstream response.
+    /// Call it in the `logging` phase for requests that reached the
+    /// upstream; [`UpstreamOutcome::of_status`] classifies the status.
     pub fn observe_response(
         &self,
         site: SiteId,
         latency: Duration,
-        upstream_error: bool,
+        outcome: UpstreamOutcome,
         now: Time,
     ) {
         if let Some(s) = self.sites.get(site.0 as usize) {
             s.detector
-                .record_response(latency, upstream_error, now, &mut |c| {
-                    self.mode_event(s, c, now)
-                });
+                .record_response(latency, outcome, now, &mut |c| self.mode_event(s, c, now));
         }
+    }
+
+    /// What every site's detector has learned (baseline, recent latency,
+    /// capacity, mode), by site name, for the gateway to save in its state
+    /// directory.
+    pub fn learned(&self, now: Time) -> BTreeMap<String, Learned> {
+        self.sites
+            .iter()
+            .map(|s| (s.name.to_string(), s.detector.learned(now)))
+            .collect()
+    }
+
+    /// Takes up what an earlier run learned, for the sites that are still
+    /// configured. A site saved under attack moments ago starts under attack
+    /// (reported as `ModeReason::Restored`).
+    pub fn restore(&self, saved: &BTreeMap<String, Learned>, now: Time) {
+        for s in &self.sites {
+            if let Some(l) = saved.get(&*s.name) {
+                s.detector
+                    .restore(l, now, &mut |c| self.mode_event(s, c, now));
+            }
+        }
+    }
+
+    /// A site's capacity gate now: the limit on requests in flight, the
+    /// ceiling on requests a second (once learned), and requests in flight.
+    pub fn capacity(&self, site: SiteId) -> Option<(u32, Option<f64>, u32)> {
+        let g = self.sites.get(site.0 as usize)?.capacity.as_ref()?;
+        let (cap, rate) = g.limits();
+        Some((cap, rate, g.in_flight()))
     }
 
     /// Closes detector buckets and applies schedules for every site. Call it

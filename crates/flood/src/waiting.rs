@@ -14,6 +14,11 @@
 //! A ticket whose holder stops refreshing (closed tab) goes stale after three
 //! missed refreshes and no longer holds anyone up. The queue is bounded;
 //! beyond it browsers get 503 as well.
+//!
+//! A gate's cap may change while it runs ([`Gate::set_limits`]): the site's
+//! learned capacity moves it, and may add a ceiling on requests per second
+//! (a token bucket refilled continuously) for an upstream that refuses work
+//! quickly rather than slowing down. A request enters only when both allow.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -31,14 +36,57 @@ struct Waiter {
 }
 
 struct Queue {
+    cap: u32,
     in_flight: u32,
+    /// The most requests in flight at once since the last `take_peak`.
+    peak: u32,
+    /// Requests a second, if the gate has a rate ceiling.
+    rate: Option<f64>,
+    /// Tokens in the rate bucket and when it was last refilled.
+    tokens: f64,
+    refilled: Time,
     next_ticket: u64,
     waiters: VecDeque<Waiter>,
 }
 
-/// The in-flight cap and queue of one route.
+impl Queue {
+    fn refill(&mut self, now: Time) {
+        if let Some(rate) = self.rate {
+            let secs = now.since(self.refilled).as_secs_f64();
+            self.tokens = (self.tokens + secs * rate).min(burst(rate));
+        }
+        self.refilled = self.refilled.max(now);
+    }
+
+    /// Requests that may start now: room under the cap and, with a rate
+    /// ceiling, whole tokens in the bucket.
+    fn free(&self) -> u32 {
+        let room = self.cap.saturating_sub(self.in_flight);
+        match self.rate {
+            Some(_) => room.min(self.tokens.max(0.0) as u32),
+            None => room,
+        }
+    }
+
+    fn enter(&mut self) {
+        self.in_flight += 1;
+        self.peak = self.peak.max(self.in_flight);
+        if self.rate.is_some() {
+            self.tokens -= 1.0;
+        }
+    }
+}
+
+/// The bucket of a rate ceiling holds a tenth of a second's worth, at least
+/// one: an upstream that counts its capacity per second then never sees more
+/// than the ceiling and a tenth in any one second.
+fn burst(rate: f64) -> f64 {
+    (rate / 10.0).max(1.0)
+}
+
+/// The in-flight cap and queue of one route, or of a site's learned
+/// capacity.
 pub struct Gate {
-    cap: u32,
     queue_cap: usize,
     refresh: Duration,
     /// Distinguishes this queue's tickets from those of an earlier process,
@@ -56,7 +104,7 @@ pub struct Permit {
 impl std::fmt::Debug for Permit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Permit")
-            .field("cap", &self.gate.cap)
+            .field("cap", &lock(&self.gate.queue).cap)
             .finish()
     }
 }
@@ -93,12 +141,16 @@ impl Gate {
     pub fn new(cap: u32, queue_cap: u32, refresh: Duration, epoch: u64) -> Arc<Gate> {
         let queue_cap = queue_cap as usize;
         Arc::new(Gate {
-            cap: cap.max(1),
             queue_cap,
             refresh,
             epoch,
             queue: Mutex::new(Queue {
+                cap: cap.max(1),
                 in_flight: 0,
+                peak: 0,
+                rate: None,
+                tokens: 0.0,
+                refilled: Time::from_nanos(0),
                 next_ticket: 1,
                 waiters: VecDeque::with_capacity(queue_cap.min(4096)),
             }),
@@ -115,6 +167,45 @@ impl Gate {
         lock(&self.queue).in_flight
     }
 
+    /// The concurrency cap and the rate ceiling (requests a second), if any.
+    pub fn limits(&self) -> (u32, Option<f64>) {
+        let q = lock(&self.queue);
+        (q.cap, q.rate)
+    }
+
+    /// Moves the cap and the rate ceiling. A new ceiling starts with a full
+    /// bucket; requests already in flight are not affected.
+    pub fn set_limits(&self, cap: u32, rate: Option<f64>, now: Time) {
+        let mut q = lock(&self.queue);
+        q.refill(now);
+        q.cap = cap.max(1);
+        let rate = rate.filter(|r| r.is_finite() && *r > 0.0);
+        if q.rate.is_none() && rate.is_some() {
+            q.tokens = rate.map_or(0.0, burst);
+            q.refilled = now;
+        }
+        q.rate = rate;
+        if let Some(r) = rate {
+            q.tokens = q.tokens.min(burst(r));
+        }
+    }
+
+    /// The most requests in flight at once since the last call.
+    pub fn take_peak(&self) -> u32 {
+        let mut q = lock(&self.queue);
+        let peak = q.peak.max(q.in_flight);
+        q.peak = q.in_flight;
+        peak
+    }
+
+    /// Whether a newcomer would have to wait: no free slot or token, or
+    /// live tickets ahead of it.
+    pub fn busy(&self, now: Time) -> bool {
+        let mut q = lock(&self.queue);
+        q.refill(now);
+        q.free() == 0 || q.waiters.iter().any(|w| !w.admitted && now <= w.deadline)
+    }
+
     /// Tickets in the queue now, stale ones included until pruned.
     pub fn queued(&self) -> usize {
         lock(&self.queue).waiters.len()
@@ -124,7 +215,7 @@ impl Gate {
     /// never wait, but their requests still count against the cap so that
     /// everyone else's view of the upstream's load stays true.
     pub fn force(self: &Arc<Gate>) -> Permit {
-        lock(&self.queue).in_flight += 1;
+        lock(&self.queue).enter();
         Permit {
             gate: Arc::clone(self),
         }
@@ -134,11 +225,13 @@ impl Gate {
     /// `browser` says whether it can wait in the queue at all.
     pub fn try_enter(self: &Arc<Gate>, ticket: Option<u64>, browser: bool, now: Time) -> Admission {
         let mut q = lock(&self.queue);
+        q.refill(now);
         let stale = |w: &Waiter| now > w.deadline;
         while q.waiters.front().is_some_and(|w| w.admitted || stale(w)) {
             q.waiters.pop_front();
         }
-        let free = self.cap.saturating_sub(q.in_flight);
+        let free = q.free();
+        let cap = q.cap;
 
         if let Some(t) = ticket {
             if let Ok(idx) = q.waiters.binary_search_by_key(&t, |w| w.ticket) {
@@ -151,12 +244,12 @@ impl Gate {
                         .count() as u32;
                     if ahead < free {
                         q.waiters[idx].admitted = true;
-                        q.in_flight += 1;
+                        q.enter();
                         return Admission::Enter(Permit {
                             gate: Arc::clone(self),
                         });
                     }
-                    let refresh = self.refresh_for(ahead + 1);
+                    let refresh = self.refresh_for(ahead + 1, cap);
                     q.waiters[idx].deadline = deadline(now, refresh);
                     return Admission::Wait {
                         ticket: t,
@@ -170,7 +263,7 @@ impl Gate {
         }
 
         if q.waiters.is_empty() && free > 0 {
-            q.in_flight += 1;
+            q.enter();
             return Admission::Enter(Permit {
                 gate: Arc::clone(self),
             });
@@ -192,7 +285,7 @@ impl Gate {
             .filter(|w| !w.admitted && !stale(w))
             .count() as u32
             + 1;
-        let refresh = self.refresh_for(position);
+        let refresh = self.refresh_for(position, cap);
         q.waiters.push_back(Waiter {
             ticket: t,
             deadline: deadline(now, refresh),
@@ -207,8 +300,8 @@ impl Gate {
 
     /// Holders within one capacity's worth of the head refresh every second,
     /// so a freed slot is claimed within about a second.
-    fn refresh_for(&self, position: u32) -> Duration {
-        if position <= self.cap {
+    fn refresh_for(&self, position: u32, cap: u32) -> Duration {
+        if position <= cap {
             self.refresh.min(Duration::from_secs(1))
         } else {
             self.refresh

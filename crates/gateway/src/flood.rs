@@ -5,6 +5,7 @@
 //! argument; this module supplies the wall clock, the random bytes for keys
 //! and the file that keeps them across restarts.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,8 @@ pub type GatewayShield = Shield<Arc<MemoryState>>;
 /// gateway's sites and routes resolved to the shield's ids.
 pub struct FloodRuntime {
     pub shield: Arc<GatewayShield>,
+    /// Where what the detectors learned is saved (see [`learned_file`]).
+    pub learned_path: PathBuf,
     /// Per gateway site (by index): its shield id, if the shield knows it.
     pub site_ids: Vec<Option<SiteId>>,
     /// Per gateway site and route (by index): the shield's route id.
@@ -86,6 +89,45 @@ fn state_dir_from(xdg_state_home: Option<OsString>, home: Option<OsString>) -> P
         .join("rampart")
 }
 
+/// Where the detectors' learned state (baselines, recent latency, each
+/// site's capacity, the mode) is kept between runs: beside the clearance
+/// keys, so in the state directory for a gateway started without a
+/// configuration file.
+pub fn learned_file(config: &Config) -> PathBuf {
+    key_file(config).with_file_name("learned.json")
+}
+
+/// Reads the learned state. A missing file is a first start; a damaged one
+/// is reported and set aside (the gateway learns again, and its absolute
+/// signals need nothing learned), never a reason not to start.
+fn load_learned(path: &Path) -> BTreeMap<String, rampart_flood::Learned> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            eprintln!(
+                "rampart: warning: {}: not a learned-state file ({e}); starting without what it held",
+                path.display()
+            );
+            BTreeMap::new()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(e) => {
+            eprintln!(
+                "rampart: warning: cannot read {} ({e}); starting without what it held",
+                path.display()
+            );
+            BTreeMap::new()
+        }
+    }
+}
+
+/// Saves what the shield's detectors learned, replacing the file at once.
+pub fn save_learned(path: &Path, shield: &GatewayShield) -> Result<(), String> {
+    let learned = shield.learned(now());
+    let json = serde_json::to_vec_pretty(&learned)
+        .map_err(|e| format!("cannot encode the learned state: {e}"))?;
+    write_private(path, &json)
+}
+
 /// Reads the keyring, or makes one and writes it with mode 0600 so that
 /// only the gateway's user can forge clearance.
 fn load_or_create_keys(path: &Path) -> Result<Keyring, String> {
@@ -93,14 +135,16 @@ fn load_or_create_keys(path: &Path) -> Result<Keyring, String> {
         Ok(bytes) => Keyring::from_bytes(&bytes).map_err(|e| format!("the key file {} is damaged ({e}); delete it to make new keys (clearance cookies will be asked for again)", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let keys = Keyring::generate(random_bytes()?);
-            write_keys(path, &keys.to_bytes())?;
+            write_private(path, &keys.to_bytes())?;
             Ok(keys)
         }
         Err(e) => Err(format!("cannot read the key file {}: {e}", path.display())),
     }
 }
 
-pub fn write_keys(path: &Path, bytes: &[u8]) -> Result<(), String> {
+/// Writes a file only the gateway's user can read, replacing the old one in
+/// one step (a fresh temporary file, then a rename).
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
@@ -117,25 +161,24 @@ pub fn write_keys(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)
-        .map_err(|e| format!("cannot write the key file {}: {e}", tmp.display()))?;
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     file.write_all(bytes)
         .and_then(|_| file.sync_all())
-        .map_err(|e| format!("cannot write the key file {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        format!(
-            "cannot move the key file into place at {}: {e}",
-            path.display()
-        )
-    })
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| format!("cannot move {} into place: {e}", path.display()))
 }
 
 impl FloodState {
     /// Builds the shield for `config`, reusing the state and keys of earlier
-    /// snapshots. `None` when the configuration has no flood section.
+    /// snapshots, and what the previous snapshot's detectors learned (at the
+    /// first build, what the learned-state file holds). `None` when the
+    /// configuration has no flood section.
     pub fn build(
         &self,
         config: &Config,
         source: &str,
+        previous: Option<&FloodRuntime>,
     ) -> Result<Option<FloodRuntime>, Vec<ConfigError>> {
         let Some(flood) = &config.flood else {
             return Ok(None);
@@ -169,6 +212,12 @@ impl FloodState {
                 .map(|e| problem(format!("in [flood]: {e}")))
                 .collect::<Vec<_>>()
         })?;
+        let learned_path = learned_file(config);
+        let learned = match previous {
+            Some(p) => p.shield.learned(now()),
+            None => load_learned(&learned_path),
+        };
+        shield.restore(&learned, now());
         let site_ids: Vec<Option<SiteId>> = config
             .sites
             .iter()
@@ -193,6 +242,7 @@ impl FloodState {
             .collect();
         Ok(Some(FloodRuntime {
             shield: Arc::new(shield),
+            learned_path,
             site_ids,
             route_ids,
         }))
@@ -255,6 +305,14 @@ pub fn incident_event(
                     observed,
                     threshold,
                 } => format!("surge: {metric:?} {observed:.0} above {threshold:.0}"),
+                ModeReason::Distress {
+                    metric,
+                    observed,
+                    threshold,
+                } => format!("upstream in distress: {metric:?} {observed:.2} above {threshold:.2}"),
+                ModeReason::Restored => {
+                    "taken up again after a restart during an attack".to_string()
+                }
                 ModeReason::Calm => "traffic back to its baseline".to_string(),
                 ModeReason::Manual => "switched by an operator".to_string(),
                 ModeReason::ManualCleared => {

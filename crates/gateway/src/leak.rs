@@ -158,7 +158,7 @@ fn fingerprint_key(path: &Path) -> Result<Vec<u8>, String> {
         )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = crate::flood::random_bytes()?.to_vec();
-            crate::flood::write_keys(path, &key)?;
+            crate::flood::write_private(path, &key)?;
             Ok(key)
         }
         Err(e) => Err(format!(

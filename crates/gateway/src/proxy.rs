@@ -111,6 +111,13 @@ pub struct RequestContext {
     /// slot it holds (released when the context is dropped).
     flood_site: Option<rampart_flood::SiteId>,
     flood_permit: Option<rampart_flood::Permit>,
+    /// The status the upstream answered with, before any layer changed the
+    /// response; the flood shield learns the upstream's capacity from it.
+    upstream_status: Option<u16>,
+    /// The upstream answered a browser's page request with an overload
+    /// status and no kept copy could stand in: the visitor gets the page
+    /// that tries again by itself.
+    overload_retry: bool,
     leak: Option<Box<crate::leak::ResponseLeakState>>,
     /// The serve-stale cache's key for an anonymous GET or HEAD, and the
     /// copy being taken of this response, if it is worth keeping.
@@ -865,6 +872,8 @@ impl ProxyHttp for Gateway {
             waf: None,
             flood_site: None,
             flood_permit: None,
+            upstream_status: None,
+            overload_retry: false,
             leak: None,
         }
     }
@@ -1224,6 +1233,42 @@ impl ProxyHttp for Gateway {
         if let (Some(pool), Some(i)) = (ctx.pool(), ctx.server) {
             pool.report_success(i);
         }
+        ctx.upstream_status = Some(response.status.as_u16());
+        // An upstream that answers it is overloaded or cannot reach its own
+        // backend (502, 503, 504) is treated as one that did not answer: a
+        // kept copy of the page, even a stale one, is served instead (as
+        // `stale-if-error` asks), by `fail_to_proxy`. In the first second of
+        // a flood, before the learned capacity holds the upstream back, that
+        // is what spares visitors its error page.
+        // Without a copy, a browser asking for a page on a site the flood
+        // shield covers gets the shield's page that reloads itself in a
+        // second, not the upstream's error: by then the learned capacity
+        // holds the flood back and the page is served.
+        if matches!(response.status.as_u16(), 502..=504) {
+            let request = session.req_header();
+            let page_request = matches!(request.method, http::Method::GET | http::Method::HEAD)
+                && !ctx.api
+                && ctx.flood_site.is_some()
+                && request
+                    .headers
+                    .get("accept")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|a| a.contains("text/html"));
+            let kept = ctx.verdict == "allow"
+                && ctx.cache_key.is_some_and(|key| {
+                    self.runtime
+                        .cache
+                        .get(key, crate::incidents::now_ms() as u64)
+                        .is_some()
+                });
+            if kept || page_request {
+                ctx.overload_retry = !kept;
+                return Err(status_error(
+                    response.status.as_u16(),
+                    "the upstream answered with an overload status",
+                ));
+            }
+        }
         let metrics = self.runtime.metrics.clone();
         if response.status == http::StatusCode::SWITCHING_PROTOCOLS {
             if !ctx.upgrade {
@@ -1477,6 +1522,18 @@ impl ProxyHttp for Gateway {
                 }
             }
         }
+        if ctx.overload_retry && session.response_written().is_none() {
+            ctx.verdict = Cow::Borrowed("upstream-failure:retry-page");
+            let page = rampart_flood::pages::busy_page(1);
+            let written = self
+                .answer_page(session, ctx, 503, page, &[("retry-after", "1".into())])
+                .await
+                .is_ok();
+            return FailToProxy {
+                error_code: if written { 503 } else { 0 },
+                can_reuse_downstream: false,
+            };
+        }
         if status > 0 && session.response_written().is_none() {
             let retry_after = [("retry-after", "5")];
             let extra: &[(&str, &str)] = if status == 503 { &retry_after } else { &[] };
@@ -1527,10 +1584,22 @@ impl ProxyHttp for Gateway {
             snapshot.as_ref().and_then(|s| s.flood.as_ref()),
         ) {
             let now = crate::flood::now();
-            if ctx.server.is_some() {
-                flood
-                    .shield
-                    .observe_response(site, elapsed, status >= 500 || status == 0, now);
+            // The upstream's own answer when there was one; without one, the
+            // gateway's answer says why (502 or 504 for no connection or no
+            // answer in time). A client that left before anything was
+            // written says nothing of the upstream.
+            let outcome = match (ctx.server, ctx.upstream_status, status) {
+                (None, _, _) | (Some(_), None, 0) => None,
+                (Some(_), Some(upstream), _) => Some(upstream),
+                (Some(_), None, gateway) => Some(gateway),
+            };
+            if let Some(upstream) = outcome {
+                flood.shield.observe_response(
+                    site,
+                    elapsed,
+                    rampart_flood::UpstreamOutcome::of_status(upstream),
+                    now,
+                );
             }
             if let (Some(client), true) = (ctx.client, ctx.verdict.starts_with("waf:block")) {
                 flood
@@ -2187,12 +2256,16 @@ impl Gateway {
         let response = match fetched {
             Ok(r) => {
                 pool.report_success(index);
+                ctx.upstream_status = Some(r.status);
                 r
             }
             Err(e) => {
                 let status = match e {
                     crate::upstream::FetchError::Timeout => 504,
                     crate::upstream::FetchError::TooLarge => {
+                        // The upstream answered; only the size was too much,
+                        // which says nothing of its load.
+                        ctx.upstream_status = Some(200);
                         ctx.verdict = Cow::Borrowed("leak:too-large-to-judge");
                         503
                     }

@@ -247,7 +247,8 @@ pub fn build(
         .as_ref()
         .map_or_else(|| "(command line)".to_string(), |p| p.display().to_string());
     let flood = match flood_state {
-        Some(state) => match state.build(&config, &source) {
+        Some(state) => match state.build(&config, &source, previous.and_then(|p| p.flood.as_ref()))
+        {
             Ok(f) => f,
             Err(list) => {
                 errors.extend(list);

@@ -338,10 +338,29 @@ impl BackgroundService for ReloadOnSignal {
 }
 
 /// Drives the once-a-second work: the flood shield's clock (detector
-/// buckets, schedules, ban expiry) and its events, and each site's traffic
-/// sample for the event store. Flushes the event store at shutdown.
+/// seconds and buckets, schedules, ban expiry) and its events, saving what
+/// the detectors learned, and each site's traffic sample for the event
+/// store. Flushes the event store at shutdown.
 struct FloodClock {
     runtime: Arc<Runtime>,
+}
+
+/// How often the learned state is saved when no mode changed: a restart
+/// loses at most this much learning. A mode change is saved at once.
+const SAVE_LEARNED_EVERY: Duration = Duration::from_secs(5);
+
+impl FloodClock {
+    /// Saves the learned state off the async threads (it ends in an fsync).
+    async fn save_learned(flood: Option<(Arc<crate::flood::GatewayShield>, std::path::PathBuf)>) {
+        let Some((shield, path)) = flood else {
+            return;
+        };
+        let saved =
+            tokio::task::spawn_blocking(move || crate::flood::save_learned(&path, &shield)).await;
+        if let Ok(Err(e)) = saved {
+            eprintln!("rampart: warning: the learned state was not saved: {e}");
+        }
+    }
 }
 
 #[async_trait]
@@ -350,6 +369,7 @@ impl BackgroundService for FloodClock {
         let mut events = Vec::new();
         let mut last = Instant::now();
         let mut last_purge = Instant::now();
+        let mut last_save = Instant::now();
         loop {
             if last_purge.elapsed() >= Duration::from_secs(60) {
                 last_purge = Instant::now();
@@ -358,14 +378,24 @@ impl BackgroundService for FloodClock {
                     .purge_expired(crate::incidents::now_ms() as u64);
             }
             let snapshot = self.runtime.snapshot();
+            let learned = snapshot
+                .flood
+                .as_ref()
+                .map(|f| (Arc::clone(&f.shield), f.learned_path.clone()));
             if let Some(flood) = &snapshot.flood {
                 flood.shield.tick(crate::flood::now());
                 flood.shield.drain_events(&mut events);
+                let mut mode_changed = false;
                 for event in events.drain(..) {
+                    mode_changed |= matches!(event, rampart_flood::Event::ModeChanged { .. });
                     eprintln!("rampart: event {}", crate::flood::event_json(&event));
                     if let Some((site, client, kind)) = crate::flood::incident_event(&event) {
                         self.runtime.events.record(&site, client, "", kind);
                     }
+                }
+                if mode_changed || last_save.elapsed() >= SAVE_LEARNED_EVERY {
+                    last_save = Instant::now();
+                    Self::save_learned(learned.clone()).await;
                 }
             }
             if self.runtime.events.enabled() {
@@ -380,6 +410,7 @@ impl BackgroundService for FloodClock {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = shutdown.changed() => {
+                    Self::save_learned(learned).await;
                     self.runtime.events.shutdown();
                     return;
                 }
