@@ -509,19 +509,49 @@ impl Detector {
         let mut reason = None;
         if prev != 0 && idx > prev {
             reason = self.close_second(&mut m, prev, &closed, now);
-            // Seconds with no traffic at all, up to enough to fill the
-            // buckets that leaving under-attack mode needs; more would
-            // change nothing.
-            let enough = u64::from(self.bucket_windows)
-                * u64::from(self.cfg.leave_buckets.saturating_add(1));
-            for k in 1..=(idx - prev - 1).min(enough) {
-                if let Some(r) = self.close_second(&mut m, prev + k, &Second::default(), now) {
-                    reason = Some(r);
-                }
+            if let Some(r) = self.close_idle(&mut m, prev + 1, idx, now) {
+                reason = Some(r);
             }
         }
         m.window = idx;
         self.finish(&mut m, before, reason, now, out);
+    }
+
+    /// Closes the seconds `from..to` in which nothing at all happened. The
+    /// first is closed like any other; after it an empty second changes
+    /// nothing but the count of its bucket, so the rest are counted in one
+    /// step and only the buckets' last seconds are closed, and no more
+    /// buckets than leaving under-attack mode needs. However long the
+    /// silence and however long the buckets, that is a handful of steps.
+    fn close_idle(&self, m: &mut Machine, from: u64, to: u64, now: Time) -> Option<ModeReason> {
+        if from >= to {
+            return None;
+        }
+        let empty = Second::default();
+        let mut reason = self.close_second(m, from, &empty, now);
+        let per_bucket = u64::from(self.bucket_windows);
+        let mut next = from + 1;
+        for _ in 0..=self.cfg.leave_buckets {
+            // The last second of the bucket `next` falls in.
+            let last = next - next % per_bucket + per_bucket - 1;
+            if last >= to {
+                break;
+            }
+            let skipped = last - next;
+            m.bucket_windows = m
+                .bucket_windows
+                .saturating_add(u32::try_from(skipped).unwrap_or(u32::MAX));
+            if let Some(c) = m.capacity.as_mut() {
+                c.hold = c
+                    .hold
+                    .saturating_sub(u32::try_from(skipped).unwrap_or(u32::MAX));
+            }
+            if let Some(r) = self.close_second(m, last, &empty, now) {
+                reason = Some(r);
+            }
+            next = last + 1;
+        }
+        reason
     }
 
     /// One second is over: move the capacity, judge the fast signals, and

@@ -43,6 +43,47 @@ const NOJS_CLEARANCES_PER_PREFIX: Rate = Rate {
     tolerance: 60_000_000_000,
 };
 
+/// Addresses of one prefix banned for rate limits that ban the whole
+/// prefix: eight within ten minutes. A household or office behind one /24
+/// (or /64) never has eight machines each hammering past its own limit; a
+/// botnet's share of a hosting range does.
+const FLOOD_BANS_PER_PREFIX: Rate = Rate {
+    interval: 75_000_000_000,
+    tolerance: 525_000_000_000,
+};
+
+/// Where a prefix's ban is kept in the ban table, which is keyed by address:
+/// in `100::/64`, the discard-only prefix (RFC 6666) that is never a
+/// client's source. An IPv6 prefix's upper 64 bits become the lower 64; an
+/// IPv4 prefix sits under `ffff` in the top bits there, a multicast pattern
+/// no /64 of a client has.
+fn prefix_ban_key(prefix: IpAddr) -> IpAddr {
+    let low: u64 = match prefix {
+        IpAddr::V4(a) => 0xffff_0000_0000_0000 | u64::from(u32::from(a)),
+        IpAddr::V6(a) => (u128::from(a) >> 64) as u64,
+    };
+    IpAddr::V6(std::net::Ipv6Addr::from(
+        (0x0100u128 << 112) | u128::from(low),
+    ))
+}
+
+/// The prefix a ban key of [`prefix_ban_key`] stands for, if it is one.
+fn prefix_of_ban_key(key: IpAddr) -> Option<IpAddr> {
+    let IpAddr::V6(a) = key else {
+        return None;
+    };
+    let bits = u128::from(a);
+    if bits >> 64 != 0x0100u128 << 48 {
+        return None;
+    }
+    let low = bits as u64;
+    Some(if low >> 48 == 0xffff {
+        IpAddr::V4(std::net::Ipv4Addr::from(low as u32))
+    } else {
+        IpAddr::V6(std::net::Ipv6Addr::from(u128::from(low) << 64))
+    })
+}
+
 /// The longest a no-script visitor is asked to wait.
 const MAX_NOJS_WAIT: Duration = Duration::from_secs(60);
 
@@ -611,13 +652,15 @@ impl<S: State> Shield<S> {
                 until: Time::from_nanos(u64::MAX),
             };
         }
-        if let Some(ban) = self.state.ban_get(client, now) {
-            if ban.active(now) {
-                return FloodVerdict::Banned { until: ban.until };
+        let prefix = self.lens.prefix_of(client);
+        for key in [client, prefix_ban_key(prefix)] {
+            if let Some(ban) = self.state.ban_get(key, now) {
+                if ban.active(now) {
+                    return FloodVerdict::Banned { until: ban.until };
+                }
             }
         }
 
-        let prefix = self.lens.prefix_of(client);
         let site_scope = f.site.0;
         let route_scope = route.map_or(0, |r| r.global);
         let candidates = [
@@ -988,6 +1031,12 @@ impl<S: State> Shield<S> {
         }
     }
 
+    /// Counts a strike against one address and bans that address when its
+    /// strikes run over. Only a ban for rate limits (flooding) also counts
+    /// towards its prefix: enough of a prefix's addresses banned for it
+    /// ban the prefix. A WAF ban never reaches beyond the one address,
+    /// since many visitors share a prefix (mobile carriers, offices) and one
+    /// of them probing the site says nothing of the others.
     fn strike(&self, client: IpAddr, rate: Rate, kind: u32, reason: BanReason, now: Time) {
         if self.allow.contains(client) {
             return;
@@ -1005,6 +1054,19 @@ impl<S: State> Shield<S> {
                 return;
             }
             self.ban_with(client, None, reason, now);
+            if reason == BanReason::RateLimits {
+                let prefix = self.lens.prefix_of(client);
+                let key = prefix_ban_key(prefix);
+                let counted = self.state.take_token(
+                    &LimitKey::new(KeyKind::Strike, 2, Some(prefix)),
+                    FLOOD_BANS_PER_PREFIX,
+                    now,
+                );
+                let banned = self.state.ban_get(key, now).is_some_and(|b| b.active(now));
+                if matches!(counted, Take::Denied { .. }) && !banned {
+                    self.ban_with(key, None, BanReason::Flood, now);
+                }
+            }
         }
     }
 
@@ -1041,28 +1103,41 @@ impl<S: State> Shield<S> {
         };
         self.state.ban_set(client, record, now);
         self.push_event(Event::Banned {
-            client,
+            client: prefix_of_ban_key(client).unwrap_or(client),
             record,
             at: now,
         });
         record
     }
 
-    /// Lifts a client's ban and forgets its history. Returns whether there
-    /// was a ban in force.
+    /// Lifts a client's ban and forgets its history; given the network
+    /// address of a prefix banned for a flood, lifts the prefix's ban too.
+    /// Returns whether there was a ban in force.
     pub fn unban(&self, client: IpAddr, now: Time) -> bool {
         let client = canonical(client);
-        let was = self.state.ban_remove(client).is_some_and(|b| b.active(now));
+        let mut was = self.state.ban_remove(client).is_some_and(|b| b.active(now));
+        if self.lens.prefix_of(client) == client {
+            was |= self
+                .state
+                .ban_remove(prefix_ban_key(client))
+                .is_some_and(|b| b.active(now));
+        }
         if was {
             self.push_event(Event::Unbanned { client, at: now });
         }
         was
     }
 
-    /// Up to `max` bans in force.
+    /// Up to `max` bans in force. A prefix's ban (reason
+    /// [`BanReason::Flood`]) is listed under the prefix's network address.
     pub fn bans(&self, now: Time, max: usize) -> Vec<(IpAddr, BanRecord)> {
         let mut out = Vec::new();
         self.state.ban_list(now, max, &mut out);
+        for (addr, _) in &mut out {
+            if let Some(prefix) = prefix_of_ban_key(*addr) {
+                *addr = prefix;
+            }
+        }
         out
     }
 

@@ -30,6 +30,10 @@ pub enum BanReason {
     Waf,
     /// An operator banned it.
     Manual,
+    /// Many addresses of its prefix were banned for rate limits: a flood
+    /// spread over one network. The ban covers the whole prefix and is
+    /// listed under the prefix's network address.
+    Flood,
 }
 
 /// A ban on one client address.

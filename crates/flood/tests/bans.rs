@@ -242,3 +242,79 @@ detector = { enabled = false }
         "continue"
     );
 }
+
+/// Hammers the site from `addr` until it is banned; returns when it was.
+fn flood_until_banned(s: &rampart_flood::Shield, addr: &str, from: f64) -> f64 {
+    let mut t = from;
+    loop {
+        if let FloodVerdict::Banned { .. } = s.admit(&facts(addr, RouteId::NONE, at(t))) {
+            return t;
+        }
+        t += 0.01;
+        assert!(t < from + 10.0, "{addr} never banned");
+    }
+}
+
+#[test]
+fn waf_strikes_ban_one_address_never_its_neighbours() {
+    let s = shield(SITE);
+    // Nine visitors behind one carrier's /24 each trip the WAF enough for a
+    // ban: nine single-address bans, and the tenth visitor still gets in.
+    for host in 1..=9 {
+        let c = ip(&format!("198.51.100.{host}"));
+        for _ in 0..4 {
+            s.report_strike(c, Strike::Waf, at(0.0));
+        }
+    }
+    assert_eq!(
+        kind(&s.admit(&facts("198.51.100.1", RouteId::NONE, at(1.0)))),
+        "banned"
+    );
+    assert_eq!(
+        kind(&s.admit(&facts("198.51.100.200", RouteId::NONE, at(1.0)))),
+        "continue"
+    );
+    let list = s.bans(at(1.0), 100);
+    assert_eq!(list.len(), 9);
+    assert!(list.iter().all(|(_, b)| b.reason == BanReason::Waf));
+}
+
+#[test]
+fn a_flood_from_many_addresses_of_one_prefix_bans_the_prefix() {
+    let s = shield(SITE);
+    // Seven flooding addresses of one /24 are banned one by one; the prefix
+    // is still open to the rest of it.
+    let mut t = 0.0;
+    for host in 1..=7 {
+        t = flood_until_banned(&s, &format!("203.0.113.{host}"), t);
+    }
+    assert_eq!(
+        kind(&s.admit(&facts("203.0.113.99", RouteId::NONE, at(t)))),
+        "continue"
+    );
+    // The eighth bans the whole /24, and only it.
+    t = flood_until_banned(&s, "203.0.113.8", t + 0.01);
+    assert_eq!(
+        kind(&s.admit(&facts("203.0.113.100", RouteId::NONE, at(t + 0.01)))),
+        "banned"
+    );
+    assert_eq!(
+        kind(&s.admit(&facts("203.0.114.100", RouteId::NONE, at(t + 0.01)))),
+        "continue"
+    );
+    let events = banned_events(&s);
+    assert_eq!(events.len(), 9, "{events:?}");
+    assert_eq!(events[8], (ip("203.0.113.0"), 1, BanReason::Flood));
+    let list = s.bans(at(t + 1.0), 100);
+    assert!(
+        list.iter()
+            .any(|(a, b)| *a == ip("203.0.113.0") && b.reason == BanReason::Flood),
+        "{list:?}"
+    );
+    // The operator lifts it by the prefix's network address.
+    assert!(s.unban(ip("203.0.113.0"), at(t + 2.0)));
+    assert_eq!(
+        kind(&s.admit(&facts("203.0.113.100", RouteId::NONE, at(t + 2.0)))),
+        "continue"
+    );
+}

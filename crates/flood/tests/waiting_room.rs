@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{at, facts, kind, shield};
+use common::{at, cleared, facts, kind, shield};
 use rampart_flood::{Admission, FloodVerdict, Gate, SiteId};
 
 fn ticket_of(a: &Admission) -> u64 {
@@ -122,6 +122,9 @@ fn permit_release_frees_the_slot() {
 
 const DONATE: &str = r#"
 allow = ["192.0.2.200"]
+[challenge]
+min_difficulty = 6
+max_difficulty = 6
 [[sites]]
 name = "party"
 detector = { enabled = false }
@@ -145,7 +148,15 @@ fn shield_sends_browsers_to_the_waiting_room_with_a_signed_ticket() {
     else {
         panic!()
     };
+    // At capacity, a visitor without clearance is challenged, never queued.
     let v = s.admit(&facts("198.51.100.2", donate, at(0.0)));
+    let cookie = cleared(&s, "198.51.100.2", v, at(0.0));
+    let with_clearance = |client: &'static str, t: f64| {
+        let mut f = facts(client, donate, at(t));
+        f.clearance_cookie = Some(cookie.as_str());
+        f
+    };
+    let v = s.admit(&with_clearance("198.51.100.2", 0.0));
     let FloodVerdict::WaitingRoom {
         position,
         refresh_secs,
@@ -158,7 +169,7 @@ fn shield_sends_browsers_to_the_waiting_room_with_a_signed_ticket() {
     // quickly.
     assert_eq!((position, refresh_secs), (1, 1));
     // A forged ticket is ignored (the forger joins at the back).
-    let mut f = facts("198.51.100.3", donate, at(1.0));
+    let mut f = with_clearance("198.51.100.3", 1.0);
     let forged = format!("00000001.1.{}", "0".repeat(32));
     f.ticket_cookie = Some(&forged);
     // Further back: the configured interval.
@@ -170,18 +181,19 @@ fn shield_sends_browsers_to_the_waiting_room_with_a_signed_ticket() {
             ..
         }
     ));
-    // The queue (2) is full now: the next browser gets 503.
+    // The queue (2) is full now: the next cleared browser gets 503.
     assert_eq!(
-        kind(&s.admit(&facts("198.51.100.4", donate, at(1.0)))),
+        kind(&s.admit(&with_clearance("198.51.100.4", 1.0))),
         "unavailable"
     );
-    // The ticket from another prefix is not valid.
-    let mut f = facts("203.0.113.2", donate, at(1.0));
+    // The ticket (and clearance) from another prefix is not valid: that
+    // visitor is challenged.
+    let mut f = with_clearance("203.0.113.2", 1.0);
     f.ticket_cookie = Some(&ticket_cookie);
-    assert_eq!(kind(&s.admit(&f)), "unavailable");
+    assert_eq!(kind(&s.admit(&f)), "challenge");
     // The slot frees; the holder of the first ticket enters.
     drop(p);
-    let mut f = facts("198.51.100.2", donate, at(2.5));
+    let mut f = with_clearance("198.51.100.2", 2.5);
     f.ticket_cookie = Some(&ticket_cookie);
     assert!(matches!(
         s.admit(&f),
@@ -205,6 +217,8 @@ fn api_routes_answer_503_with_retry_after() {
     };
     let mut f = facts("198.51.100.2", api, at(0.0));
     f.is_browser = true; // even a browser on an API route is not queued
+    let cookie = cleared(&s, "198.51.100.2", s.admit(&f), at(0.0));
+    f.clearance_cookie = Some(&cookie);
     match s.admit(&f) {
         FloodVerdict::Unavailable { retry_after_secs } => assert_eq!(retry_after_secs, 5),
         v => panic!("{v:?}"),

@@ -335,6 +335,7 @@ pub fn incident_event(
                 BanReason::RateLimits => "rate_limits",
                 BanReason::Waf => "waf",
                 BanReason::Manual => "manual",
+                BanReason::Flood => "flood_prefix",
                 _ => "other",
             };
             (

@@ -460,12 +460,25 @@ fn admin_calls_need_the_token_and_web_pages_cannot_make_them() {
     );
 }
 
+/// Solves the challenge page `page` came with and returns the clearance
+/// cookie (`name=value`).
+fn clear(gw: &GatewayProcess, page: &Reply) -> String {
+    let page = page.body_text();
+    let token = html_unescape(attribute(&page, "data-token"));
+    let bits: u32 = attribute(&page, "data-bits").parse().unwrap();
+    let verify = html_unescape(attribute(&page, "data-verify"));
+    let body = format!("token={}&solution={}", enc(&token), solve(&token, bits));
+    let r = raw(gw.listen, format!("POST {verify} HTTP/1.1\r\nHost: www.example\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes()).unwrap();
+    assert_eq!(r.status, 204, "{}", r.body_text());
+    set_cookie_value(&r)
+}
+
 #[test]
-fn concurrency_cap_sends_browsers_to_the_waiting_room() {
+fn at_capacity_new_visitors_are_challenged_and_cleared_browsers_wait() {
     let up = NamedUpstream::start("app");
     let gw = GatewayProcess::start(
         "flood-queue",
-        &flood_config(up.addr, "[flood]\n[[flood.sites]]\nname = \"www\"\n[[flood.sites.routes]]\nname = \"/slow\"\nmax_in_flight = 1\nrefresh_secs = 2\n"),
+        &flood_config(up.addr, "[flood]\n[flood.challenge]\nmin_difficulty = 8\nmax_difficulty = 8\n[[flood.sites]]\nname = \"www\"\n[[flood.sites.routes]]\nname = \"/slow\"\nmax_in_flight = 1\nrefresh_secs = 2\n"),
     );
     let listen = gw.listen;
     let holder = std::thread::spawn(move || browser(listen, "/slow", None));
@@ -473,16 +486,28 @@ fn concurrency_cap_sends_browsers_to_the_waiting_room() {
     eventually("the first request holds the route's only slot", || {
         up.served.load(std::sync::atomic::Ordering::Relaxed) >= 1
     });
-    let r = browser(gw.listen, "/slow", None);
+    // A new visitor at capacity gets the challenge, not a place in the queue.
+    let challenged = browser(gw.listen, "/slow", None);
+    assert_eq!(challenged.status, 403);
+    assert!(challenged.body_text().contains("data-token"));
+    let api = raw(gw.listen, b"GET /slow HTTP/1.1\r\nHost: www.example\r\nAccept: application/json\r\nConnection: close\r\n\r\n").unwrap();
+    assert_eq!(
+        api.status, 429,
+        "an API client without clearance is challenged in JSON"
+    );
+    assert!(api.header("rampart-challenge").is_some());
+    // Once cleared, the browser waits in the queue.
+    let cookie = clear(&gw, &challenged);
+    let r = browser(gw.listen, "/slow", Some(&cookie));
     assert_eq!(r.status, 503);
     assert!(r
         .header("set-cookie")
         .is_some_and(|c| c.starts_with("rampart_ticket=")));
     assert!(r.header("retry-after").is_some());
-    let api = raw(gw.listen, b"GET /slow HTTP/1.1\r\nHost: www.example\r\nAccept: application/json\r\nConnection: close\r\n\r\n").unwrap();
+    let api = raw(gw.listen, format!("GET /slow HTTP/1.1\r\nHost: www.example\r\nAccept: application/json\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
     assert_eq!(
         api.status, 503,
-        "API clients get 503, not the waiting room page"
+        "cleared API clients get 503, not the waiting room page"
     );
     assert!(!api.body_text().contains("<html"));
     assert_eq!(holder.join().unwrap().status, 200);

@@ -53,3 +53,15 @@ pub fn kind(v: &FloodVerdict) -> &'static str {
         FloodVerdict::Banned { .. } => "banned",
     }
 }
+
+/// Solves a challenge verdict as a browser's worker would and returns the
+/// clearance cookie's value for `client`.
+pub fn cleared(s: &Shield, client: &str, v: FloodVerdict, now: Time) -> String {
+    let FloodVerdict::Challenge(c) = v else {
+        panic!("expected a challenge, got {v:?}");
+    };
+    let n = rampart_flood::token::solve(&c.token, c.difficulty);
+    s.verify_solution(SiteId(0), ip(client), &c.token, &n.to_string(), now)
+        .expect("the solution is accepted")
+        .cookie_value
+}
