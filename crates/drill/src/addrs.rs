@@ -50,6 +50,15 @@ pub fn browser(j: u32) -> Ipv4Addr {
     in_prefix(PREFIXES - 1 - j % MAX_BROWSERS, 10)
 }
 
+/// The address of the `n`th visitor to arrive (0-based) when visitors come
+/// and go: the first [`MAX_BROWSERS`] are [`browser`]'s, later ones take
+/// other host numbers in the same /24s, so that every visitor of a drill
+/// (up to 240,000) arrives from a new address.
+pub fn visitor(n: u32) -> Ipv4Addr {
+    let round = (n / MAX_BROWSERS) % 240;
+    in_prefix(PREFIXES - 1 - n % MAX_BROWSERS, 10 + round)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +102,8 @@ mod tests {
             .iter()
             .all(|b| !attacker_prefixes.contains(&prefix(*b))));
         assert_eq!(attacker_prefixes.len() as u32, n / per_prefix);
+        let visitors: HashSet<Ipv4Addr> = (0..5 * MAX_BROWSERS).map(visitor).collect();
+        assert_eq!(visitors.len() as u32, 5 * MAX_BROWSERS);
+        assert!(visitors.is_superset(&browsers) && attackers.is_disjoint(&visitors));
     }
 }

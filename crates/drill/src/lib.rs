@@ -8,7 +8,9 @@
 //! legitimate clients experienced (success rate, latency), what happened to
 //! the attack (blocked, challenged, limited, queued), how much reached the
 //! upstream, and the gateway's peak memory. It stops by itself after the
-//! given duration.
+//! given duration. Given a gateway command (after `--`), it starts the
+//! gateway itself and floods it cold, seconds after its start, and can
+//! restart it mid-flood.
 //!
 //! The pieces, each usable alone:
 //!
@@ -21,6 +23,7 @@
 //! | [`browser`] | one legitimate visitor |
 //! | [`attack`] | the open-loop flood |
 //! | [`watch`] | memory of the gateway's processes, and the upstream's counts |
+//! | [`gateway`] | a gateway the drill starts (and restarts) itself, for a cold start |
 //! | [`report`] | the summary, as a table or JSON |
 //!
 //! The drill knows nothing of the gateway's internals: it sees only HTTP, as
@@ -31,6 +34,7 @@ pub mod attack;
 pub mod browser;
 pub mod challenge;
 pub mod client;
+pub mod gateway;
 pub mod options;
 pub mod report;
 mod run;
@@ -47,7 +51,9 @@ pub use run::run;
 /// drill ran to its end, whatever the figures; errors are for bad flags or
 /// a drill that could not start.
 pub fn command(args: &[String]) -> anyhow::Result<ExitCode> {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
+    // Flags after `--` are the gateway command's.
+    let ours = args.split(|a| a == "--").next().unwrap_or_default();
+    if ours.iter().any(|a| a == "-h" || a == "--help") {
         print!("{USAGE}");
         return Ok(ExitCode::SUCCESS);
     }

@@ -1,6 +1,7 @@
 //! The drill's command line.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -11,6 +12,7 @@ rampart drill — flood your own deployment and see what real visitors get
 
 USAGE:
   rampart drill --target URL [OPTIONS]
+  rampart drill --target URL [OPTIONS] -- GATEWAY-COMMAND [ARGS...]
 
   --target URL              the gateway, e.g. http://127.0.0.1:8080 (required;
                             only loopback unless --allow-remote)
@@ -39,6 +41,25 @@ USAGE:
                             http://127.0.0.1:8081/.demo/stats
   --label NAME              a name for this run in the report
   --json                    print the summary as one JSON object
+
+A cold start: everything after `--` is a gateway command the drill runs itself
+(e.g. -- rampart serve --upstream http://127.0.0.1:8081 --listen 127.0.0.1:8080).
+Times count from its start; the drill waits until --target accepts, the browsers
+start at once, and the gateway is stopped (SIGTERM, then SIGKILL after 3 s) when
+the drill ends, fails or is interrupted. Its memory is watched.
+  --flood-after TIME        the flood starts this long after the gateway was started (or
+                            when it first accepts, if later); browsers are counted from
+                            the start (default 3s with a gateway command, else 0s; not
+                            with --warmup)
+  --restart-after TIME      stop the gateway this long after its start, mid-flood (SIGTERM,
+                            then SIGKILL after 3 s, as an operator's restart) and start it
+                            again with the same command
+  --visit-steps N           page views (steps) per visitor: then the visitor leaves and a new
+                            one, with no cookies and a new address, arrives in its place
+                            (default 3 with a gateway command; 0: visitors stay throughout)
+  --gateway-log FILE        where the gateway's standard error goes (appended; default
+                            rampart-drill-gateway-PID.log in the temporary directory);
+                            its standard output is discarded
 
 TIME is a number with s, ms or m (60s, 500ms, 2m); a bare number is seconds.
 ";
@@ -86,6 +107,18 @@ pub struct DrillOptions {
     pub label: Option<String>,
     /// Print JSON instead of a table.
     pub json: bool,
+    /// A gateway the drill starts itself (program and arguments), or none.
+    pub gateway_command: Vec<String>,
+    /// Where the started gateway's standard error goes.
+    pub gateway_log: Option<PathBuf>,
+    /// The flood starts this long after the start (the gateway's, when the
+    /// drill starts it); browsers are counted meanwhile.
+    pub flood_after: Duration,
+    /// Restart the started gateway this long after its start.
+    pub restart_after: Option<Duration>,
+    /// Page views per visitor before a new visitor takes its place (0: the
+    /// same visitors throughout).
+    pub visit_steps: u32,
 }
 
 impl Default for DrillOptions {
@@ -121,6 +154,11 @@ impl Default for DrillOptions {
             upstream_stats: None,
             label: None,
             json: false,
+            gateway_command: Vec::new(),
+            gateway_log: None,
+            flood_after: Duration::ZERO,
+            restart_after: None,
+            visit_steps: 0,
         }
     }
 }
@@ -145,13 +183,30 @@ const VALUED: &[&str] = &[
     "--watch-pid",
     "--upstream-stats",
     "--label",
+    "--flood-after",
+    "--restart-after",
+    "--visit-steps",
+    "--gateway-log",
 ];
+
+/// How long after the gateway's start the flood begins by default: the
+/// cold start of issue 17.
+const DEFAULT_FLOOD_AFTER: Duration = Duration::from_secs(3);
+
+/// Page views per visitor by default with a gateway command: a visit of
+/// three pages, so that new visitors keep arriving all through the drill.
+const DEFAULT_VISIT_STEPS: u32 = 3;
 
 impl DrillOptions {
     /// Parses `rampart drill`'s arguments (`--name value` or `--name=value`).
     /// A target that is not on loopback is refused unless `--allow-remote`
-    /// is given: a drill is a real flood.
+    /// is given: a drill is a real flood. Everything after `--` is the
+    /// gateway command, taken as it is.
     pub fn parse(args: &[String]) -> Result<DrillOptions> {
+        let (args, gateway_command) = match args.iter().position(|a| a == "--") {
+            Some(i) => (&args[..i], args[i + 1..].to_vec()),
+            None => (args, Vec::new()),
+        };
         let mut values: Vec<(&str, String)> = Vec::new();
         let mut switches: Vec<&str> = Vec::new();
         let mut it = args.iter();
@@ -293,6 +348,43 @@ impl DrillOptions {
             o.upstream_stats = Some((addr, path.to_string()));
         }
         o.label = get("--label").map(str::to_string);
+
+        let started_here = !gateway_command.is_empty();
+        o.gateway_command = gateway_command;
+        if let Some(v) = get("--flood-after") {
+            if get("--warmup").is_some() {
+                bail!("give --warmup (browsers not counted before the flood) or --flood-after (browsers counted from the start), not both");
+            }
+            o.flood_after = parse_duration(v).context("--flood-after")?;
+        } else if started_here && get("--warmup").is_none() {
+            o.flood_after = DEFAULT_FLOOD_AFTER;
+        }
+        if let Some(v) = get("--restart-after") {
+            if !started_here {
+                bail!("--restart-after needs a gateway the drill starts itself: add `-- COMMAND ARGS` at the end");
+            }
+            let at = parse_duration(v).context("--restart-after")?;
+            let flood_from = o.warmup + o.flood_after;
+            if at <= flood_from || at >= flood_from + o.duration {
+                bail!(
+                    "--restart-after {v} is not mid-flood: the flood runs from {} s to {} s after the gateway's start",
+                    flood_from.as_secs_f64(),
+                    (flood_from + o.duration).as_secs_f64()
+                );
+            }
+            o.restart_after = Some(at);
+        }
+        if let Some(v) = get("--visit-steps") {
+            o.visit_steps = parse_number(v, "--visit-steps", 0)?;
+        } else if started_here {
+            o.visit_steps = DEFAULT_VISIT_STEPS;
+        }
+        if let Some(v) = get("--gateway-log") {
+            if !started_here {
+                bail!("--gateway-log goes with a gateway the drill starts itself (`-- COMMAND ARGS` at the end)");
+            }
+            o.gateway_log = Some(PathBuf::from(v));
+        }
         Ok(o)
     }
 
@@ -309,7 +401,30 @@ impl DrillOptions {
             self.browsers,
             self.browser_interval.as_millis(),
             if self.warmup.is_zero() { String::new() } else { format!(", after {} s of browsers only", self.warmup.as_secs_f64()) },
-        )
+        ) + &self.describe_cold()
+    }
+
+    fn describe_cold(&self) -> String {
+        let mut s = String::new();
+        if self.visit_steps > 0 {
+            s += &format!(
+                "; each visitor views {} page(s), then a new one arrives",
+                self.visit_steps
+            );
+        }
+        if !self.gateway_command.is_empty() {
+            s += &format!(
+                "; starting the gateway `{}`, flood {} s after its start",
+                self.gateway_command.join(" "),
+                self.flood_after.as_secs_f64()
+            );
+        } else if !self.flood_after.is_zero() {
+            s += &format!(", flood after {} s", self.flood_after.as_secs_f64());
+        }
+        if let Some(r) = self.restart_after {
+            s += &format!(", restarted {} s after its start", r.as_secs_f64());
+        }
+        s
     }
 }
 
@@ -469,6 +584,61 @@ mod tests {
         assert!(parse(&["--target", "http://127.0.0.1:1", "--paths", "news"]).is_err());
         assert!(parse(&["--target", "http://127.0.0.1:1", "--duration", "0s"]).is_err());
         assert!(parse(&["--target", "http://127.0.0.1:1", "--attackers", "70000"]).is_err());
+    }
+
+    #[test]
+    fn everything_after_the_double_dash_is_the_gateway_command() {
+        let o = parse(&[
+            "--target",
+            "http://127.0.0.1:8080",
+            "--duration",
+            "30s",
+            "--restart-after",
+            "15s",
+            "--",
+            "rampart",
+            "serve",
+            "--upstream",
+            "http://127.0.0.1:8081",
+            "--json",
+        ])
+        .unwrap();
+        assert_eq!(
+            o.gateway_command,
+            [
+                "rampart",
+                "serve",
+                "--upstream",
+                "http://127.0.0.1:8081",
+                "--json"
+            ]
+        );
+        assert!(!o.json, "--json after -- is the gateway's");
+        assert_eq!(o.flood_after, Duration::from_secs(3));
+        assert_eq!(o.restart_after, Some(Duration::from_secs(15)));
+        assert_eq!(o.visit_steps, 3);
+        assert!(o.describe().contains("restarted 15 s after its start"));
+
+        let base = ["--target", "http://127.0.0.1:8080", "--duration", "10s"];
+        let with = |extra: &[&str]| parse(&[&base[..], extra].concat());
+        assert!(
+            with(&["--restart-after", "5s"]).is_err(),
+            "needs a gateway command"
+        );
+        assert!(
+            with(&["--restart-after", "2s", "--", "gw"]).is_err(),
+            "before the flood"
+        );
+        assert!(
+            with(&["--restart-after", "14s", "--", "gw"]).is_err(),
+            "after the flood"
+        );
+        assert!(with(&["--warmup", "5s", "--flood-after", "1s"]).is_err());
+        let o = with(&["--flood-after", "1s", "--visit-steps", "0", "--", "gw"]).unwrap();
+        assert_eq!((o.flood_after, o.visit_steps), (Duration::from_secs(1), 0));
+        let o = with(&[]).unwrap();
+        assert_eq!((o.flood_after, o.visit_steps), (Duration::ZERO, 0));
+        assert!(o.gateway_command.is_empty());
     }
 
     #[test]

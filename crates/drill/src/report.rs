@@ -87,6 +87,16 @@ pub struct BrowserTally {
     pub view_us: Vec<u32>,
     /// Time spent solving each challenge.
     pub solve_us: Vec<u32>,
+    /// The time of each page view begun after its visitor had cleared a
+    /// challenge: what a person sees once past the first challenge.
+    pub after_challenge_us: Vec<u32>,
+    /// Visitors with at least one counted page view.
+    pub visitors: u64,
+    /// Page views that overlapped a restart of the gateway (from its stop
+    /// signal until it accepted again): kept apart, not in the counts above.
+    pub restart_steps: u64,
+    /// Of those, the ones that failed, by reason.
+    pub restart_failures: BTreeMap<String, u64>,
 }
 
 impl BrowserTally {
@@ -101,6 +111,12 @@ impl BrowserTally {
         self.request_us.extend(other.request_us);
         self.view_us.extend(other.view_us);
         self.solve_us.extend(other.solve_us);
+        self.after_challenge_us.extend(other.after_challenge_us);
+        self.visitors += other.visitors;
+        self.restart_steps += other.restart_steps;
+        for (k, v) in other.restart_failures {
+            *self.restart_failures.entry(k).or_default() += v;
+        }
     }
 }
 
@@ -150,8 +166,42 @@ pub struct UpstreamFigures {
     pub served_per_sec: f64,
     /// The most that reached it in any one wall-clock second of the attack.
     pub max_arrived_in_a_second: u64,
-    /// Seconds of the attack in which more than the capacity arrived.
+    /// Seconds of the drill (from the first counted page view, or the
+    /// attack, to the end of the drain) in which more than the capacity arrived.
     pub seconds_over_capacity: u64,
+    /// Wall-clock seconds those were counted over.
+    pub window_secs: u64,
+}
+
+/// A gateway the drill started itself.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GatewayFigures {
+    /// Its command line.
+    pub command: String,
+    /// Where its standard error went.
+    pub log: String,
+    /// From its start to accepting connections, in seconds.
+    pub ready_secs: f64,
+    /// From its start to the flood's first request.
+    pub flood_started_secs: f64,
+    pub restarts: Vec<RestartFigures>,
+    /// How the final stop went: seconds from SIGTERM to exit, and whether
+    /// it had to be killed.
+    pub stopped_secs: f64,
+    pub stop_killed: bool,
+}
+
+/// One restart, its times counted from the gateway's first start.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RestartFigures {
+    /// When SIGTERM was sent.
+    pub at_secs: f64,
+    /// From SIGTERM to exit.
+    pub stopped_secs: f64,
+    /// Whether it had to be killed after the bounded wait.
+    pub killed: bool,
+    /// When the new process accepted connections.
+    pub accepting_again_secs: f64,
 }
 
 /// The watched processes' memory.
@@ -173,6 +223,10 @@ pub struct Summary {
     pub host: String,
     pub duration_secs: f64,
     pub warmup_secs: f64,
+    /// The flood began this long after the start (0: at once, or after the warm-up).
+    pub flood_after_secs: f64,
+    /// Page views per visitor (0: the same visitors throughout).
+    pub visit_steps: u32,
     pub attack_rate: u32,
     pub attackers: u32,
     pub browsers: u32,
@@ -187,6 +241,8 @@ pub struct Summary {
     /// Why the upstream's counts could not be read, when they were asked for.
     pub upstream_error: Option<String>,
     pub memory: Option<MemoryFigures>,
+    /// The gateway, when the drill started it.
+    pub gateway: Option<GatewayFigures>,
 }
 
 /// The attack counters, read once.
@@ -253,6 +309,11 @@ impl Summary {
         Percentiles::of(&self.legit.view_us)
     }
 
+    /// Page-view times once past the visitor's first challenge.
+    pub fn after_challenge_time(&self) -> Percentiles {
+        Percentiles::of(&self.legit.after_challenge_us)
+    }
+
     /// The summary as one JSON object.
     pub fn to_json(&self) -> Value {
         let a = &self.attack;
@@ -262,6 +323,8 @@ impl Summary {
             "host": self.host,
             "duration_secs": self.duration_secs,
             "warmup_secs": self.warmup_secs,
+            "flood_after_secs": self.flood_after_secs,
+            "visit_steps": self.visit_steps,
             "elapsed_secs": round(self.elapsed_secs),
             "stopped_by_itself": true,
             "attack_rate": self.attack_rate,
@@ -279,6 +342,13 @@ impl Summary {
                 "latency_ms": self.request_latency().to_json(),
                 "page_view_ms": self.page_view_time().to_json(),
                 "solve_ms": Percentiles::of(&self.legit.solve_us).to_json(),
+                "after_first_challenge_ms": self.after_challenge_time().to_json(),
+                "visitors": self.legit.visitors,
+                "during_restart": {
+                    "page_views": self.legit.restart_steps,
+                    "failed": self.legit.restart_failures.values().sum::<u64>(),
+                    "failures": self.legit.restart_failures,
+                },
             },
             "attack": {
                 "sent": a.sent,
@@ -303,12 +373,28 @@ impl Summary {
                 "served_per_sec": round(u.served_per_sec),
                 "max_arrived_in_a_second": u.max_arrived_in_a_second,
                 "seconds_over_capacity": u.seconds_over_capacity,
+                "window_secs": u.window_secs,
             })),
             "upstream_error": self.upstream_error,
             "memory": self.memory.as_ref().map(|m| json!({
                 "peak_rss_mb": round(m.peak_rss_kb as f64 / 1024.0),
                 "hwm_mb": round(m.hwm_kb as f64 / 1024.0),
                 "processes": m.processes,
+            })),
+            "gateway": self.gateway.as_ref().map(|g| json!({
+                "command": g.command,
+                "log": g.log,
+                "ready_secs": round(g.ready_secs),
+                "flood_started_secs": round(g.flood_started_secs),
+                "restarted": g.restarts.len(),
+                "restarts": g.restarts.iter().map(|r| json!({
+                    "at_secs": round(r.at_secs),
+                    "stopped_secs": round(r.stopped_secs),
+                    "killed": r.killed,
+                    "accepting_again_secs": round(r.accepting_again_secs),
+                })).collect::<Vec<_>>(),
+                "stopped_secs": round(g.stopped_secs),
+                "stop_killed": g.stop_killed,
             })),
         })
     }
@@ -330,6 +416,23 @@ impl Summary {
             "rampart drill{title}: http://{} (Host {}), {} s attack",
             self.target, self.host, self.duration_secs
         );
+        if let Some(g) = &self.gateway {
+            let _ = writeln!(
+                s,
+                "  gateway      `{}` started by the drill: accepting after {:.1} s, flood from {:.1} s (log {})",
+                g.command, g.ready_secs, g.flood_started_secs, g.log
+            );
+            for r in &g.restarts {
+                let _ = writeln!(
+                    s,
+                    "               restarted at {:.1} s: exited {:.1} s after SIGTERM{}, accepting again at {:.1} s",
+                    r.at_secs,
+                    r.stopped_secs,
+                    if r.killed { " (killed)" } else { "" },
+                    r.accepting_again_secs
+                );
+            }
+        }
         let _ = writeln!(
             s,
             "  legitimate   {} of {} page views succeeded ({:.2}%), {} challenge(s) solved, {} waiting-room page(s){}",
@@ -342,6 +445,27 @@ impl Summary {
         );
         let _ = writeln!(s, "               request latency   p50 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms  max {:.1} ms  ({} requests)", lat.p50, lat.p95, lat.p99, lat.max, lat.count);
         let _ = writeln!(s, "               page view time    p50 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms  (challenge solving and waiting included)", view.p50, view.p95, view.p99);
+        let after = self.after_challenge_time();
+        if after.count > 0 {
+            let _ = writeln!(s, "               after 1st challenge p50 {:.1} ms  p99 {:.1} ms  ({} page views of visitors past their first challenge)", after.p50, after.p99, after.count);
+        } else if self.gateway.is_some() {
+            let _ = writeln!(s, "               after 1st challenge: no page views (no visitor cleared a challenge)");
+        }
+        if self.visit_steps > 0 {
+            let _ = writeln!(
+                s,
+                "               {} visitor(s) came, {} page view(s) each",
+                l.visitors, self.visit_steps
+            );
+        }
+        if l.restart_steps > 0 {
+            let failed: u64 = l.restart_failures.values().sum();
+            let _ = writeln!(
+                s,
+                "               {} page view(s) overlapped the restart, {} failed (not counted above)",
+                l.restart_steps, failed
+            );
+        }
         if !l.failures.is_empty() {
             let list: Vec<String> = l
                 .failures
@@ -372,7 +496,7 @@ impl Summary {
         );
         match (&self.upstream, &self.upstream_error) {
             (Some(u), _) => {
-                let _ = writeln!(s, "  upstream     {:.1} req/s reached it ({:.1} served), at most {} in one second; capacity {}, exceeded in {} second(s)", u.arrived_per_sec, u.served_per_sec, u.max_arrived_in_a_second, u.capacity_per_sec, u.seconds_over_capacity);
+                let _ = writeln!(s, "  upstream     {:.1} req/s reached it ({:.1} served), at most {} in one second; capacity {}, exceeded in {} of {} second(s)", u.arrived_per_sec, u.served_per_sec, u.max_arrived_in_a_second, u.capacity_per_sec, u.seconds_over_capacity, u.window_secs);
             }
             (None, Some(e)) => {
                 let _ = writeln!(s, "  upstream     counts unavailable: {e}");
@@ -433,5 +557,31 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("status 503: 1"), "{t}");
+        assert_eq!(j["gateway"], Value::Null);
+
+        s.legit.after_challenge_us = vec![40_000, 90_000];
+        s.legit.restart_steps = 3;
+        s.legit.restart_failures.insert("cannot connect".into(), 2);
+        s.gateway = Some(GatewayFigures {
+            command: "rampart serve".into(),
+            restarts: vec![RestartFigures {
+                at_secs: 15.0,
+                stopped_secs: 1.0,
+                killed: false,
+                accepting_again_secs: 17.5,
+            }],
+            ..GatewayFigures::default()
+        });
+        let j = s.to_json();
+        assert_eq!(j["legit"]["after_first_challenge_ms"]["p99"], 90.0);
+        assert_eq!(j["legit"]["during_restart"]["failed"], 2);
+        assert_eq!(j["gateway"]["restarted"], 1);
+        assert_eq!(j["gateway"]["restarts"][0]["accepting_again_secs"], 17.5);
+        let t = s.render();
+        assert!(t.contains("restarted at 15.0 s"), "{t}");
+        assert!(
+            t.contains("3 page view(s) overlapped the restart, 2 failed"),
+            "{t}"
+        );
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::client::{request, Connection};
@@ -57,36 +57,41 @@ pub fn children(pid: u32) -> Vec<u32> {
 
 /// Samples the processes `pids` and their children every [`SAMPLE_EVERY`]
 /// until `stop` is set; returns the peak of their summed resident memory and
-/// the sum of their high-water marks.
-pub async fn sample_memory(pids: Vec<u32>, stop: Arc<AtomicBool>) -> MemoryFigures {
+/// the highest sum of the high-water marks of the processes alive at once.
+/// `pids` may change meanwhile (a gateway the drill restarts).
+pub async fn sample_memory(pids: Arc<Mutex<Vec<u32>>>, stop: Arc<AtomicBool>) -> MemoryFigures {
     let mut peak = 0;
+    let mut peak_hwm = 0;
     let mut hwm: HashMap<u32, u64> = HashMap::new();
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        let pids = pids.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut all = pids.clone();
         for p in &pids {
             all.extend(children(*p));
         }
         all.sort_unstable();
         all.dedup();
-        let mut sum = 0;
+        let (mut sum, mut sum_hwm) = (0, 0);
         for p in all {
             if let Some((rss, high)) = process_memory_kb(p) {
                 sum += rss;
                 let h = hwm.entry(p).or_default();
                 *h = (*h).max(high).max(rss);
+                sum_hwm += *h;
             }
         }
         peak = peak.max(sum);
+        peak_hwm = peak_hwm.max(sum_hwm);
         if stop.load(Ordering::Relaxed) {
             break;
         }
     }
     MemoryFigures {
         peak_rss_kb: peak,
-        hwm_kb: hwm.values().sum(),
+        hwm_kb: peak_hwm,
         processes: hwm.len(),
     }
 }
@@ -156,9 +161,10 @@ pub fn parse_upstream_counts(text: &str) -> Result<UpstreamCounts, String> {
     })
 }
 
-/// The figures for an attack that ran from Unix second `first` to `last`
-/// (both included, as partial seconds), `secs` long, from the counts taken
-/// before and after it.
+/// The figures for an attack `secs` long, from the counts taken before and
+/// after it; the per-second peak and the seconds over capacity are those
+/// from Unix second `first` to `last` (both included, as partial seconds):
+/// the drill's whole window, which may start before the attack.
 pub fn upstream_figures(
     before: &UpstreamCounts,
     after: &UpstreamCounts,
@@ -184,6 +190,7 @@ pub fn upstream_figures(
         served_per_sec: after.served.saturating_sub(before.served) as f64 / secs,
         max_arrived_in_a_second: max,
         seconds_over_capacity: over,
+        window_secs: last.saturating_sub(first) + 1,
     }
 }
 
@@ -213,8 +220,12 @@ mod tests {
         let after = parse_upstream_counts(json).unwrap();
         let f = upstream_figures(&before, &after, 10, 12, 3.0);
         assert_eq!(
-            (f.max_arrived_in_a_second, f.seconds_over_capacity),
-            (120, 1)
+            (
+                f.max_arrived_in_a_second,
+                f.seconds_over_capacity,
+                f.window_secs
+            ),
+            (120, 1, 3)
         );
         assert_eq!((f.arrived_per_sec, f.served_per_sec), (100.0, 250.0 / 3.0));
         assert!(parse_upstream_counts("{}").is_err());
