@@ -198,12 +198,24 @@ impl Gate {
         peak
     }
 
-    /// Whether a newcomer would have to wait: no free slot or token, or
-    /// live tickets ahead of it.
+    /// Whether a client without clearance must be turned away (challenged)
+    /// rather than let in: live tickets are waiting, or what is free is
+    /// within the share kept for cleared clients (a quarter of the cap, and
+    /// half the rate bucket when it holds two or more). Without that share a
+    /// flood of new addresses would take every slot and token the moment it
+    /// freed, and cleared visitors would queue behind it.
     pub fn busy(&self, now: Time) -> bool {
         let mut q = lock(&self.queue);
         q.refill(now);
-        q.free() == 0 || q.waiters.iter().any(|w| !w.admitted && now <= w.deadline)
+        let room = q.cap.saturating_sub(q.in_flight);
+        let tokens_short = q.rate.is_some_and(|r| {
+            let b = burst(r);
+            let kept = if b >= 2.0 { b / 2.0 } else { 0.0 };
+            q.tokens < 1.0 + kept
+        });
+        room <= q.cap / 4
+            || tokens_short
+            || q.waiters.iter().any(|w| !w.admitted && now <= w.deadline)
     }
 
     /// Tickets in the queue now, stale ones included until pruned.
