@@ -14,12 +14,14 @@
 # the global caps instead.
 #
 # Usage: bench/slow-attacks.sh [seconds per run] [connections]
-# Env:   CARGO_TARGET_DIR, MODES (default "slowloris slow-body slow-read").
+# Env:   CARGO_TARGET_DIR, MODES (default "slowloris slow-body slow-read"),
+#        TARGETS (default "rampart nginx").
 # Needs: slowhttptest and nginx (scripts/setup), a release build of rampart.
 set -euo pipefail
 seconds=${1:-60}
 connections=${2:-4000}
 modes=${MODES:-slowloris slow-body slow-read}
+targets=${TARGETS:-rampart nginx}
 root=$(cd "$(dirname "$0")/.." && pwd)
 for tool in slowhttptest curl; do
   command -v $tool >/dev/null || { echo "bench: $tool is missing (scripts/setup)"; exit 2; }
@@ -88,11 +90,13 @@ run() { # mode target -> "served total peak-connections how-the-attack-ended"
   end=$(( $(date +%s) + seconds ))
   sleep 1
   while [ "$(date +%s)" -lt "$end" ]; do
-    local t0 code
+    local t0 code took
     t0=$(date +%s.%N)
-    code=$(curl --interface 127.0.0.2 -s -o /dev/null -w '%{http_code}' -m 3 "http://127.0.0.1:$target_port/" || true)
+    read -r code took < <(curl --interface 127.0.0.2 -s -o /dev/null -w '%{http_code} %{time_total}\n' -m 3 "http://127.0.0.1:$target_port/" || true)
     total=$((total + 1))
     [ "$code" = 200 ] && served=$((served + 1))
+    # One line per probe: second of the run, status (000: none), seconds.
+    echo "$total ${code:-000} ${took:-3}" >> "$work/$1-$2.probes"
     sleep "$(python3 -c "import time; print(max(0.0, 1.0 - (time.time() - $t0)))")"
   done
   kill "$attack" 2>/dev/null || true
@@ -107,13 +111,25 @@ run() { # mode target -> "served total peak-connections how-the-attack-ended"
   echo "$served $total ${open:-?} ${ended:-ran-the-whole-time}"
 }
 
+# The per-second timeline of one row's probes: one mark a second ("."
+# served within 0.5 s, "s" served slower, "X" not served within 3 s), then
+# every probe that was not served at once, as second:status:seconds.
+timeline() { # probes-file
+  awk '{ m = ($2 != 200) ? "X" : ($3 >= 0.5 ? "s" : ".")
+         line = line m
+         if (m != ".") late = late sprintf(" %d:%s:%.2f", $1, $2, $3) }
+       END { printf "           per second: %s\n", line
+             if (late != "") printf "           not at once:%s\n", late }' "$1"
+}
+
 echo "slow attacks: $connections connections per run, ${seconds}s per run, probe once a second from 127.0.0.2"
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), open files $(ulimit -n)"
 printf '%-10s %-8s %16s %20s   %s\n' mode target "probes served" "attack conns (peak)" "how slowhttptest ended"
 for mode in $modes; do
-  for target in rampart nginx; do
+  for target in $targets; do
     read -r served total open ended < <(run "$mode" "$target")
     printf '%-10s %-8s %10s / %-4s %20s   %s\n' "$mode" "$target" "$served" "$total" "$open" "${ended//-/ }"
+    timeline "$work/$mode-$target.probes"
     sleep 2
   done
 done

@@ -5,7 +5,9 @@
 //! wraps Pingora's HTTP application and adds what a gateway under attack
 //! needs on top:
 //!
-//! * a per-client-address and a global cap on open connections;
+//! * a per-client-address and a global cap on open connections; under a
+//!   full table, the connection that has waited longest for a request head
+//!   is closed to admit a new one (see [`ConnectionTable::admit`]);
 //! * a deadline for the whole request head, counted from the first byte of
 //!   each request (from the accept for the first one);
 //! * a floor on the request-body rate, averaged since the body began;
@@ -17,7 +19,7 @@
 //! [`ConnectionState`]: the proxy hooks of an HTTP/1 request run inside the
 //! same task as this wrapper, so no lookup table is needed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -102,6 +104,8 @@ pub fn body_progress(bytes: usize, end: bool) {
 enum Cutoff {
     HeadTimeout,
     SlowBody,
+    /// Closed to make room in a full table (see [`ConnectionTable::admit`]).
+    Evicted,
 }
 
 /// Open connections per client address, and in all.
@@ -109,6 +113,45 @@ enum Cutoff {
 pub struct ConnectionTable {
     shards: [Mutex<HashMap<IpAddr, u32>>; 16],
     total: AtomicU64,
+    /// The HTTP/1 connections that hold a place while waiting for a request
+    /// head (the first one, or the next one on a keep-alive connection),
+    /// by when they began to wait. Bounded by the table itself: one entry
+    /// per such connection at most.
+    waiting: Mutex<Waiting>,
+}
+
+#[derive(Debug, Default)]
+struct Waiting {
+    next: u64,
+    queue: BTreeMap<(Instant, u64), Arc<Notify>>,
+}
+
+/// One connection's entry among those waiting for a request head; leaves
+/// the queue when dropped (when the head has arrived, or the connection
+/// ends).
+#[derive(Debug)]
+pub struct Waiter {
+    table: Arc<ConnectionTable>,
+    key: (Instant, u64),
+    evict: Arc<Notify>,
+}
+
+impl Waiter {
+    /// Resolves when the table has chosen this connection to make room.
+    async fn evicted(&self) {
+        self.evict.notified().await
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        self.table
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .queue
+            .remove(&self.key);
+    }
 }
 
 /// Holds one connection's place in the table until dropped.
@@ -135,28 +178,85 @@ impl ConnectionTable {
     }
 
     /// Takes a place for a connection from `address`, or says which cap
-    /// refused it.
+    /// refused it; the flag tells whether a waiting connection was evicted
+    /// to make room.
+    ///
+    /// A client over its own cap is refused. A full table, though, does not
+    /// refuse the newcomer: it closes the connection that has waited longest
+    /// for a request head and admits the new one. Refusing instead would let
+    /// a slowloris from many addresses (or from one, when the global cap is
+    /// the lower) keep the table full with dripping connections, each held
+    /// for the whole head deadline, so that a visitor finds it full whenever
+    /// it arrives, and the deadline alone cannot free places faster than the
+    /// attack takes them. With eviction a newcomer that sends its head at
+    /// once is the last in line to be cut, and gets as long as the table
+    /// takes to turn over (the cap divided by the attack's connection rate:
+    /// 20,000 / 1,000 a second = 20 s at the defaults) to send it. Idle
+    /// keep-alive connections are in the same queue, as nginx closes them
+    /// first when it runs out of connections. The table can briefly hold one
+    /// more connection per eviction in progress, until the evicted task ends.
     pub fn admit(
         self: &Arc<Self>,
         address: Option<IpAddr>,
         limits: &Limits,
-    ) -> Result<ConnectionSlot, &'static str> {
-        if self.total.load(Ordering::Relaxed) >= u64::from(limits.max_connections) {
-            return Err("global");
-        }
-        if let Some(ip) = address {
-            let mut shard = self.shard(&ip).lock().unwrap_or_else(|p| p.into_inner());
-            let count = shard.entry(ip).or_insert(0);
-            if *count >= limits.max_connections_per_client {
+    ) -> Result<(ConnectionSlot, bool), &'static str> {
+        let mut shard = address.map(|ip| self.shard(&ip).lock().unwrap_or_else(|p| p.into_inner()));
+        if let (Some(shard), Some(ip)) = (&shard, address) {
+            if shard.get(&ip).copied().unwrap_or(0) >= limits.max_connections_per_client {
                 return Err("per-client");
             }
-            *count += 1;
+        }
+        let mut evicted = false;
+        if self.total.load(Ordering::Relaxed) >= u64::from(limits.max_connections) {
+            if !self.evict_longest_waiting() {
+                return Err("global");
+            }
+            evicted = true;
+        }
+        if let (Some(shard), Some(ip)) = (&mut shard, address) {
+            *shard.entry(ip).or_insert(0) += 1;
         }
         self.total.fetch_add(1, Ordering::Relaxed);
-        Ok(ConnectionSlot {
+        Ok((
+            ConnectionSlot {
+                table: self.clone(),
+                address,
+            },
+            evicted,
+        ))
+    }
+
+    /// Tells the connection that has waited longest for a request head to
+    /// close; false when none is waiting.
+    fn evict_longest_waiting(&self) -> bool {
+        let victim = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .queue
+            .pop_first();
+        match victim {
+            Some((_, evict)) => {
+                // Stores a permit if the connection is not polling just now.
+                evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Puts a connection in the queue of those waiting for a request head.
+    pub fn begin_waiting(self: &Arc<Self>) -> Waiter {
+        let evict = Arc::new(Notify::new());
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        waiting.next += 1;
+        let key = (Instant::now(), waiting.next);
+        waiting.queue.insert(key, evict.clone());
+        Waiter {
             table: self.clone(),
-            address,
-        })
+            key,
+            evict,
+        }
     }
 }
 
@@ -206,7 +306,14 @@ where
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
         let _slot = match self.table.admit(peer, &limits) {
-            Ok(slot) => slot,
+            Ok((slot, evicted)) => {
+                if evicted {
+                    self.metrics
+                        .connections_evicted
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                slot
+            }
             Err(which) => {
                 let counter = if which == "global" {
                     &self.metrics.connections_rejected_global
@@ -262,12 +369,20 @@ where
         loop {
             let limits = self.runtime.snapshot().config.limits.clone();
             let mut head_deadline = Instant::now() + limits.head_timeout;
+            // From here until its head has arrived, this connection may be
+            // closed to make room in a full table.
+            let waiter = self.table.begin_waiting();
             if !first {
                 // Wait for the first byte of the next request without
                 // starting the head clock: an idle keep-alive connection is
                 // governed by the idle timeout instead.
                 let mut one = [0u8; 1];
-                match tokio::time::timeout(limits.idle_timeout, stream.try_peek(&mut one)).await {
+                let peek = tokio::time::timeout(limits.idle_timeout, stream.try_peek(&mut one));
+                let peeked = tokio::select! {
+                    peeked = peek => peeked,
+                    _ = waiter.evicted() => return None,
+                };
+                match peeked {
                     Ok(Ok(true)) => head_deadline = Instant::now() + limits.head_timeout,
                     // This stream cannot peek (TLS): allow the idle time too.
                     Ok(Ok(false)) => head_deadline += limits.idle_timeout,
@@ -281,10 +396,15 @@ where
                 // With prior-knowledge HTTP/2 enabled, a connection that
                 // opens with the HTTP/2 preface is handed over whole.
                 let mut preface = [0u8; 3];
-                match tokio::time::timeout_at(head_deadline.into(), stream.try_peek(&mut preface))
-                    .await
-                {
+                let peek =
+                    tokio::time::timeout_at(head_deadline.into(), stream.try_peek(&mut preface));
+                let peeked = tokio::select! {
+                    peeked = peek => peeked,
+                    _ = waiter.evicted() => return None,
+                };
+                match peeked {
                     Ok(Ok(true)) if &preface == b"PRI" => {
+                        drop(waiter);
                         // HTTP/2 writes its settings before any request:
                         // nothing here is an HTTP/1 head to report.
                         capture.head_done.store(true, Ordering::Release);
@@ -308,10 +428,12 @@ where
                     Some(s) => stream = s,
                     None => return None,
                 },
-                cutoff = watch(&state, head_deadline, &limits) => {
+                cutoff = watch(&state, head_deadline, &limits, waiter) => {
                     let counter = match cutoff {
                         Cutoff::HeadTimeout => &self.metrics.head_timeouts,
                         Cutoff::SlowBody => &self.metrics.slow_bodies,
+                        // Counted where the newcomer was admitted.
+                        Cutoff::Evicted => return None,
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
                     return None;
@@ -335,7 +457,12 @@ impl Drop for OpenGauge<'_> {
 
 /// Resolves when the request in progress breaks a deadline; never resolves
 /// for a request that keeps to them.
-async fn watch(state: &ConnectionState, head_deadline: Instant, limits: &Limits) -> Cutoff {
+async fn watch(
+    state: &ConnectionState,
+    head_deadline: Instant,
+    limits: &Limits,
+    waiter: Waiter,
+) -> Cutoff {
     while !state.capture.head_done.load(Ordering::Acquire) {
         tokio::select! {
             _ = tokio::time::sleep_until(head_deadline.into()) => {
@@ -343,9 +470,16 @@ async fn watch(state: &ConnectionState, head_deadline: Instant, limits: &Limits)
                     return Cutoff::HeadTimeout;
                 }
             }
+            _ = waiter.evicted() => {
+                if !state.capture.head_done.load(Ordering::Acquire) {
+                    return Cutoff::Evicted;
+                }
+            }
             _ = state.changed.notified() => {}
         }
     }
+    // The head is in: the request is no longer a candidate for eviction.
+    drop(waiter);
     // Sleep until a body is announced; requests without one never tick.
     while state.body_started_ms.load(Ordering::Acquire) == u64::MAX {
         state.changed.notified().await;
@@ -452,14 +586,50 @@ mod tests {
         };
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
-        let s1 = table.admit(Some(a), &limits).unwrap();
+        let (s1, _) = table.admit(Some(a), &limits).unwrap();
         let _s2 = table.admit(Some(a), &limits).unwrap();
         assert_eq!(table.admit(Some(a), &limits).unwrap_err(), "per-client");
         let _s3 = table.admit(Some(b), &limits).unwrap();
+        // Full, and nobody is waiting for a head: refused.
         assert_eq!(table.admit(Some(b), &limits).unwrap_err(), "global");
         drop(s1);
         assert_eq!(table.open_for(&a), 1);
         assert!(table.admit(Some(a), &limits).is_ok());
+    }
+
+    /// A full table closes the connection that has waited longest for its
+    /// head to admit a newcomer; a client over its own cap is still refused.
+    #[tokio::test]
+    async fn a_full_table_evicts_the_longest_waiting_connection() {
+        let table = Arc::new(ConnectionTable::default());
+        let limits = Limits {
+            max_connections_per_client: 2,
+            max_connections: 2,
+            ..Limits::default()
+        };
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let _s1 = table.admit(Some(a), &limits).unwrap();
+        let oldest = table.begin_waiting();
+        let _s2 = table.admit(Some(a), &limits).unwrap();
+        let younger = table.begin_waiting();
+        assert_eq!(table.admit(Some(a), &limits).unwrap_err(), "per-client");
+        let (_s3, evicted) = table.admit(Some(b), &limits).unwrap();
+        assert!(evicted);
+        // The oldest was told (the permit waits for it); the younger not.
+        tokio::time::timeout(Duration::from_secs(1), oldest.evicted())
+            .await
+            .expect("the longest-waiting connection is evicted");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), younger.evicted())
+                .await
+                .is_err()
+        );
+        // A connection whose head has arrived (its waiter dropped) is not
+        // a candidate.
+        drop(younger);
+        assert_eq!(table.admit(Some(b), &limits).unwrap_err(), "global");
+        assert!(table.waiting.lock().unwrap().queue.is_empty());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub struct Metrics {
     pub connections_total: AtomicU64,
     pub connections_rejected_per_client: AtomicU64,
     pub connections_rejected_global: AtomicU64,
+    pub connections_evicted: AtomicU64,
     pub head_timeouts: AtomicU64,
     pub slow_bodies: AtomicU64,
     pub idle_closes: AtomicU64,
@@ -80,11 +81,12 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counters: [(&str, &str, &AtomicU64); 25] = [
+        let counters: [(&str, &str, &AtomicU64); 26] = [
             ("rampart_connections_open", "Client connections open now.", &self.connections_open),
             ("rampart_connections_total", "Client connections accepted.", &self.connections_total),
             ("rampart_connections_rejected_per_client_total", "Connections refused by the per-client cap.", &self.connections_rejected_per_client),
             ("rampart_connections_rejected_global_total", "Connections refused by the global cap.", &self.connections_rejected_global),
+            ("rampart_connections_evicted_total", "Connections waiting for a request head, closed under a full table to make room for a new one.", &self.connections_evicted),
             ("rampart_head_timeouts_total", "Connections cut off for not sending a request head in time.", &self.head_timeouts),
             ("rampart_slow_bodies_total", "Requests cut off for a request body below the minimum rate.", &self.slow_bodies),
             ("rampart_idle_closes_total", "Keep-alive connections closed after the idle timeout.", &self.idle_closes),

@@ -653,3 +653,87 @@ tls = {{ cert = "{}", key = "{}" }}
     ]);
     assert!(!ok);
 }
+
+/// A slowloris ramp (400 new connections a second from 127.0.0.1, each
+/// sending part of a head and then a header line a second) fills the whole
+/// connection table: the global cap is set below the per-client one, as a
+/// botnet's many addresses fill it at the defaults. A probe from 127.0.0.2
+/// once a second must be answered every time, within 3 s.
+#[test]
+fn slowloris_ramp_never_leaves_a_probe_unserved() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let up = NamedUpstream::start("alpha");
+    let gw = GatewayProcess::start(
+        "slowramp",
+        &single_site(&format!("\"{}\"", up.addr), "max_connections = 200"),
+    );
+    let listen = gw.listen;
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let attack = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let (mut made, mut held) = (0u64, Vec::<TcpStream>::new());
+            let mut last_drip = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                let due = (started.elapsed().as_secs_f64() * 400.0) as u64;
+                while made < due {
+                    made += 1;
+                    if let Ok(mut s) = TcpStream::connect_timeout(&listen, Duration::from_secs(1)) {
+                        let _ = s.set_nonblocking(true);
+                        let _ = s.write(b"GET / HTTP/1.1\r\nHost: x\r\nX-a: b\r\n");
+                        held.push(s);
+                    }
+                }
+                if last_drip.elapsed() >= Duration::from_secs(1) {
+                    last_drip = Instant::now();
+                    // Drip a header line on each connection still open.
+                    held.retain_mut(|s| {
+                        let mut buf = [0u8; 256];
+                        match s.read(&mut buf) {
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                s.write(b"X-b: c\r\n").is_ok()
+                            }
+                            _ => false,
+                        }
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            made
+        })
+    };
+    let mut failures = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(12) {
+        let t0 = Instant::now();
+        let (ok, out, err) = curl(&[
+            "--interface",
+            "127.0.0.2",
+            "--max-time",
+            "3",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{time_total}",
+            &format!("http://{listen}/"),
+        ]);
+        if !ok || !out.starts_with("200") {
+            failures.push(format!("at {:?}: {out} {err}", t0 - started));
+        }
+        std::thread::sleep(Duration::from_secs(1).saturating_sub(t0.elapsed()));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let made = attack.join().unwrap();
+    let metrics = gw.metrics();
+    assert!(
+        failures.is_empty(),
+        "probes not served during the ramp ({made} attack connections): {failures:?}\n{metrics}"
+    );
+    // The attack did fill the table: the probes got in by eviction.
+    assert!(made > 1000, "{made}");
+    assert!(
+        !metrics.contains("rampart_connections_evicted_total 0"),
+        "{metrics}"
+    );
+}
