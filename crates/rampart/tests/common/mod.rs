@@ -73,18 +73,7 @@ impl GatewayProcess {
             .replace("{admin}", &admin.to_string());
         let config_path = dir.join("rampart.toml");
         std::fs::write(&config_path, text).unwrap();
-        let child = Command::new(binary())
-            .args(["serve", "--config"])
-            .arg(&config_path)
-            .arg("--access-log")
-            .arg(dir.join("access.log"))
-            .arg("--threads")
-            .arg("2")
-            .env("XDG_STATE_HOME", dir.join("state"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
-            .spawn()
-            .expect("start rampart");
+        let child = Self::spawn(&dir, &config_path);
         wait_listening(listen);
         wait_listening(admin);
         GatewayProcess {
@@ -94,6 +83,60 @@ impl GatewayProcess {
             listen,
             admin,
         }
+    }
+
+    /// Runs `rampart serve` on the test directory's configuration, access
+    /// log and state directory; standard error is appended to `stderr.log`.
+    fn spawn(dir: &Path, config_path: &Path) -> Child {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("stderr.log"))
+            .unwrap();
+        Command::new(binary())
+            .args(["serve", "--config"])
+            .arg(config_path)
+            .arg("--access-log")
+            .arg(dir.join("access.log"))
+            .arg("--threads")
+            .arg("2")
+            .env("XDG_STATE_HOME", dir.join("state"))
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start rampart")
+    }
+
+    /// Stops the gateway as an operator would, with SIGTERM, and waits
+    /// until it has exited (at most a minute: its graceful shutdown takes
+    /// seconds).
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not exit within a minute of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the gateway again after [`GatewayProcess::terminate`]: the
+    /// same ports, configuration, key and state files, and state directory;
+    /// the access log and `stderr.log` go on where they stopped.
+    pub fn restart(&mut self) {
+        self.child = Self::spawn(&self.dir, &self.config_path);
+        wait_listening(self.listen);
+        wait_listening(self.admin);
     }
 
     pub fn access_log(&self) -> String {
@@ -464,4 +507,87 @@ pub fn check_config(name: &str, config: &str) -> (bool, String) {
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
     )
+}
+
+/// A `rampart drill` flood running in the background, killed on drop. Its
+/// output goes to `drill.out` and `drill.err` in `dir`.
+pub struct DrillProcess {
+    pub child: Child,
+}
+
+impl DrillProcess {
+    /// Floods `target` (`http://host:port`) with `args` added to `--target`.
+    pub fn start(dir: &Path, target: &str, args: &[&str]) -> DrillProcess {
+        let child = Command::new(binary())
+            .arg("drill")
+            .args(["--target", target])
+            .args(args)
+            .stdout(std::fs::File::create(dir.join("drill.out")).unwrap())
+            .stderr(std::fs::File::create(dir.join("drill.err")).unwrap())
+            .spawn()
+            .expect("start rampart drill");
+        DrillProcess { child }
+    }
+
+    /// Whether the drill is still flooding.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for DrillProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The directory of the browser scripts, with their npm packages installed.
+pub fn browser_scripts() -> PathBuf {
+    let scripts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests-browser");
+    assert!(
+        scripts.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is not installed: run scripts/setup (npm ci in tests-browser/)"
+    );
+    scripts
+}
+
+/// Runs `tests-browser/visit.mjs` (one Chromium visitor) with `args`;
+/// returns whether every check passed and everything it printed.
+pub fn chromium_visit(args: &[&str]) -> (bool, String) {
+    let run = Command::new("node")
+        .arg(browser_scripts().join("visit.mjs"))
+        .args(args)
+        .output()
+        .expect("node must be installed");
+    let report =
+        String::from_utf8_lossy(&run.stdout).into_owned() + &String::from_utf8_lossy(&run.stderr);
+    (run.status.success(), report)
+}
+
+/// The flood shield's events the gateway wrote on standard error
+/// (`rampart: event {...}`), in order.
+pub fn flood_events(stderr: &str) -> Vec<serde_json::Value> {
+    stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix("rampart: event "))
+        .filter_map(|json| serde_json::from_str(json).ok())
+        .collect()
+}
+
+/// Whether `stderr` has a switch into under-attack mode whose reason
+/// starts with `reason` (`Distress`, `Restored`, ...).
+pub fn switched_under_attack(stderr: &str, reason: &str) -> bool {
+    flood_events(stderr).iter().any(|e| {
+        e["event"] == "mode"
+            && e["under_attack"] == true
+            && e["reason"].as_str().is_some_and(|r| r.starts_with(reason))
+    })
+}
+
+/// The access log's lines, parsed.
+pub fn access_records(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
 }
