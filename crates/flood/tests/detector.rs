@@ -58,6 +58,19 @@ fn modes(s: &Shield) -> Vec<(bool, ModeReason)> {
         .collect()
 }
 
+/// The site's first mode change was a switch into under-attack mode for
+/// distress of this kind.
+fn switched_by_distress(s: &Shield, expected: Metric) {
+    let m = modes(s);
+    assert!(
+        matches!(
+            m.first(),
+            Some((true, ModeReason::Distress { metric, .. })) if *metric == expected
+        ),
+        "{m:?}"
+    );
+}
+
 #[test]
 fn surge_switches_on_and_calm_switches_off_with_hysteresis() {
     let s = shield(SITE);
@@ -125,20 +138,7 @@ fn upstream_errors_switch_within_two_seconds_even_with_a_baseline() {
             assert!(s.under_attack(SiteId(0)), "not switched after two seconds");
         }
     }
-    let m = modes(&s);
-    assert!(
-        matches!(
-            m.first(),
-            Some((
-                true,
-                ModeReason::Distress {
-                    metric: Metric::UpstreamErrors,
-                    ..
-                }
-            ))
-        ),
-        "{m:?}"
-    );
+    switched_by_distress(&s, Metric::UpstreamErrors);
 }
 
 /// An upstream that serves `capacity` requests in each second of the clock
@@ -277,20 +277,7 @@ fn an_upstream_slowing_down_switches_within_three_seconds() {
             assert!(s.under_attack(SiteId(0)), "not switched in three seconds");
         }
     }
-    let m = modes(&s);
-    assert!(
-        matches!(
-            m.first(),
-            Some((
-                true,
-                ModeReason::Distress {
-                    metric: Metric::UpstreamLatency,
-                    ..
-                }
-            ))
-        ),
-        "{m:?}"
-    );
+    switched_by_distress(&s, Metric::UpstreamLatency);
 }
 
 #[test]

@@ -125,19 +125,23 @@ fn browser_served(records: &[serde_json::Value], path: &str) -> bool {
     })
 }
 
-#[test]
-fn a_browser_gets_through_a_flood_that_starts_as_the_gateway_starts() {
-    let _one_flood = FLOOD.lock().unwrap_or_else(|e| e.into_inner());
-    browser_scripts();
+/// The demo site capped at [`ORIGIN_CAPACITY`], behind a gateway with the
+/// flood shield's defaults.
+fn capped_origin_behind_a_gateway(name: &str) -> (rampart_demo::DemoSite, GatewayProcess) {
     let origin = rampart_demo::DemoSite::start_with(
         "127.0.0.1:0".parse().unwrap(),
         rampart_demo::Options::with_capacity(ORIGIN_CAPACITY),
     )
     .unwrap();
-    let gw = GatewayProcess::start(
-        "browser-cold-flood",
-        &one_site_config(origin.local_addr(), DEFAULT_FLOOD),
-    );
+    let gw = GatewayProcess::start(name, &one_site_config(origin.local_addr(), DEFAULT_FLOOD));
+    (origin, gw)
+}
+
+#[test]
+fn a_browser_gets_through_a_flood_that_starts_as_the_gateway_starts() {
+    let _one_flood = FLOOD.lock().unwrap_or_else(|e| e.into_inner());
+    browser_scripts();
+    let (_origin, gw) = capped_origin_behind_a_gateway("browser-cold-flood");
     // The flood starts with the gateway, before anything was learned, and
     // the visitor arrives in its first seconds (Chromium takes a moment to
     // start).
@@ -185,15 +189,7 @@ fn a_browser_gets_through_a_flood_that_starts_as_the_gateway_starts() {
 fn a_restart_in_the_middle_of_a_flood_keeps_what_was_learned() {
     let _one_flood = FLOOD.lock().unwrap_or_else(|e| e.into_inner());
     browser_scripts();
-    let origin = rampart_demo::DemoSite::start_with(
-        "127.0.0.1:0".parse().unwrap(),
-        rampart_demo::Options::with_capacity(ORIGIN_CAPACITY),
-    )
-    .unwrap();
-    let mut gw = GatewayProcess::start(
-        "browser-restart-flood",
-        &one_site_config(origin.local_addr(), DEFAULT_FLOOD),
-    );
+    let (_origin, mut gw) = capped_origin_behind_a_gateway("browser-restart-flood");
     let mut drill = flood(&gw);
     eventually_within(
         "the gateway switches into under-attack mode by itself",
