@@ -38,6 +38,10 @@ struct Waiter {
 struct Queue {
     cap: u32,
     in_flight: u32,
+    /// Of those in flight, requests whose body is still arriving: they
+    /// hold no place against the cap until it has (see
+    /// [`Permit::hold_for_body`]).
+    uploading: u32,
     /// The most requests in flight at once since the last `take_peak`.
     peak: u32,
     /// Requests a second, if the gate has a rate ceiling.
@@ -61,16 +65,21 @@ impl Queue {
     /// Requests that may start now: room under the cap and, with a rate
     /// ceiling, whole tokens in the bucket.
     fn free(&self) -> u32 {
-        let room = self.cap.saturating_sub(self.in_flight);
+        let room = self.cap.saturating_sub(self.working());
         match self.rate {
             Some(_) => room.min(self.tokens.max(0.0) as u32),
             None => room,
         }
     }
 
+    /// Requests in flight that count against the cap.
+    fn working(&self) -> u32 {
+        self.in_flight.saturating_sub(self.uploading)
+    }
+
     fn enter(&mut self) {
         self.in_flight += 1;
-        self.peak = self.peak.max(self.in_flight);
+        self.peak = self.peak.max(self.working());
         if self.rate.is_some() {
             self.tokens -= 1.0;
         }
@@ -99,6 +108,39 @@ pub struct Gate {
 /// Keep it in the request context until the upstream response is finished.
 pub struct Permit {
     gate: Arc<Gate>,
+    uploading: bool,
+}
+
+impl Permit {
+    fn new(gate: &Arc<Gate>) -> Permit {
+        Permit {
+            gate: Arc::clone(gate),
+            uploading: false,
+        }
+    }
+
+    /// The request's body is still to come: until [`Permit::body_complete`]
+    /// the request holds no place against the cap. A client dripping a body
+    /// costs the upstream nothing yet, and counting it would let a few slow
+    /// uploads fill the gate and turn every other visitor away.
+    pub fn hold_for_body(&mut self) {
+        if !self.uploading {
+            self.uploading = true;
+            lock(&self.gate.queue).uploading += 1;
+        }
+    }
+
+    /// The whole body has arrived: the request counts against the cap from
+    /// now on (the gate may go over its cap by the uploads finishing at
+    /// once, which is the price of not holding places for slow ones).
+    pub fn body_complete(&mut self) {
+        if self.uploading {
+            self.uploading = false;
+            let mut q = lock(&self.gate.queue);
+            q.uploading = q.uploading.saturating_sub(1);
+            q.peak = q.peak.max(q.working());
+        }
+    }
 }
 
 impl std::fmt::Debug for Permit {
@@ -113,6 +155,9 @@ impl Drop for Permit {
     fn drop(&mut self) {
         let mut q = lock(&self.gate.queue);
         q.in_flight = q.in_flight.saturating_sub(1);
+        if self.uploading {
+            q.uploading = q.uploading.saturating_sub(1);
+        }
     }
 }
 
@@ -147,6 +192,7 @@ impl Gate {
             queue: Mutex::new(Queue {
                 cap: cap.max(1),
                 in_flight: 0,
+                uploading: 0,
                 peak: 0,
                 rate: None,
                 tokens: 0.0,
@@ -193,8 +239,8 @@ impl Gate {
     /// The most requests in flight at once since the last call.
     pub fn take_peak(&self) -> u32 {
         let mut q = lock(&self.queue);
-        let peak = q.peak.max(q.in_flight);
-        q.peak = q.in_flight;
+        let peak = q.peak.max(q.working());
+        q.peak = q.working();
         peak
     }
 
@@ -207,7 +253,7 @@ impl Gate {
     pub fn busy(&self, now: Time) -> bool {
         let mut q = lock(&self.queue);
         q.refill(now);
-        let room = q.cap.saturating_sub(q.in_flight);
+        let room = q.cap.saturating_sub(q.working());
         let tokens_short = q.rate.is_some_and(|r| {
             let b = burst(r);
             let kept = if b >= 2.0 { b / 2.0 } else { 0.0 };
@@ -228,9 +274,7 @@ impl Gate {
     /// everyone else's view of the upstream's load stays true.
     pub fn force(self: &Arc<Gate>) -> Permit {
         lock(&self.queue).enter();
-        Permit {
-            gate: Arc::clone(self),
-        }
+        Permit::new(self)
     }
 
     /// Asks to enter. `ticket` is the client's ticket from an earlier visit;
@@ -257,9 +301,7 @@ impl Gate {
                     if ahead < free {
                         q.waiters[idx].admitted = true;
                         q.enter();
-                        return Admission::Enter(Permit {
-                            gate: Arc::clone(self),
-                        });
+                        return Admission::Enter(Permit::new(self));
                     }
                     let refresh = self.refresh_for(ahead + 1, cap);
                     q.waiters[idx].deadline = deadline(now, refresh);
@@ -276,9 +318,7 @@ impl Gate {
 
         if q.waiters.is_empty() && free > 0 {
             q.enter();
-            return Admission::Enter(Permit {
-                gate: Arc::clone(self),
-            });
+            return Admission::Enter(Permit::new(self));
         }
         if !browser {
             return Admission::Full;
@@ -330,6 +370,37 @@ fn deadline(now: Time, refresh: Duration) -> Time {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_still_arriving_hold_no_place() {
+        let g = Gate::new(2, 100, Duration::from_secs(5), 1);
+        let t0 = Time::from_secs(1000);
+        let mut uploads: Vec<Permit> = (0..5)
+            .map(|_| {
+                let Admission::Enter(mut p) = g.try_enter(None, true, t0) else {
+                    panic!("an upload that has not started its body is let in");
+                };
+                p.hold_for_body();
+                p
+            })
+            .collect();
+        // Five slow uploads, and the gate still has room for others.
+        assert!(!g.busy(t0));
+        let Admission::Enter(_reader) = g.try_enter(None, true, t0) else {
+            panic!("a page request waits behind uploads");
+        };
+        // Bodies that have arrived count: the gate is now over its cap.
+        for p in &mut uploads {
+            p.body_complete();
+        }
+        assert!(g.busy(t0));
+        assert!(matches!(
+            g.try_enter(None, true, t0),
+            Admission::Wait { .. }
+        ));
+        drop(uploads);
+        assert_eq!(g.in_flight(), 1);
+    }
 
     #[test]
     fn head_of_queue_refreshes_faster() {

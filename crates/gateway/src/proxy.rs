@@ -473,7 +473,12 @@ impl Gateway {
             .map_or("/", |p| p.as_str())
             .to_string();
         match shield.admit(&facts) {
-            FloodVerdict::Continue { permit } => {
+            FloodVerdict::Continue { mut permit } => {
+                // A body still to come holds no place in the upstream's
+                // capacity until it has arrived (`request_body_filter`).
+                if let Some(p) = permit.as_mut().filter(|_| !session.is_body_empty()) {
+                    p.hold_for_body();
+                }
                 ctx.flood_permit = permit;
                 Ok(false)
             }
@@ -1088,6 +1093,11 @@ impl ProxyHttp for Gateway {
         let n = body.as_ref().map_or(0, |b| b.len());
         ctx.body_received += n as u64;
         admission::body_progress(n, end_of_stream);
+        if end_of_stream {
+            if let Some(p) = ctx.flood_permit.as_mut() {
+                p.body_complete();
+            }
+        }
         if ctx.body_received > ctx.body_cap {
             ctx.verdict = Cow::Borrowed("limit:body-size");
             return Err(status_error(413, "request body over the size cap"));
@@ -1429,6 +1439,23 @@ impl ProxyHttp for Gateway {
             }
         }
         Ok(())
+    }
+
+    /// Runs for each piece of the body read from the upstream: once the
+    /// upstream has sent all of it, the request's place in the upstream's
+    /// capacity is given back. A client reading the answer slowly keeps its
+    /// connection to the gateway, not a place at the upstream.
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestContext,
+    ) -> Result<Option<std::time::Duration>> {
+        if end_of_stream {
+            ctx.flood_permit = None;
+        }
+        Ok(None)
     }
 
     /// Runs for each piece of the response body on its way to the client:
