@@ -114,6 +114,11 @@ pub struct RequestContext {
     /// The status the upstream answered with, before any layer changed the
     /// response; the flood shield learns the upstream's capacity from it.
     upstream_status: Option<u16>,
+    /// When the request was handed to an upstream server, and how long the
+    /// server took to start its answer: the latency the flood shield's
+    /// learned capacity watches, free of the client's own download time.
+    upstream_sent: Option<Instant>,
+    upstream_latency: Option<Duration>,
     /// The upstream answered a browser's page request with an overload
     /// status and no kept copy could stand in: the visitor gets the page
     /// that tries again by itself.
@@ -878,6 +883,8 @@ impl ProxyHttp for Gateway {
             flood_site: None,
             flood_permit: None,
             upstream_status: None,
+            upstream_sent: None,
+            upstream_latency: None,
             overload_retry: false,
             leak: None,
         }
@@ -1154,6 +1161,7 @@ impl ProxyHttp for Gateway {
             return Err(status_error(503, NO_HEALTHY_UPSTREAM));
         };
         ctx.server = Some(index);
+        ctx.upstream_sent = Some(Instant::now());
         ctx.tried |= 1u64.checked_shl(index as u32).unwrap_or(0);
         ctx.attempts += 1;
         let limits = &snapshot.config.limits;
@@ -1244,6 +1252,7 @@ impl ProxyHttp for Gateway {
             pool.report_success(i);
         }
         ctx.upstream_status = Some(response.status.as_u16());
+        ctx.upstream_latency = ctx.upstream_sent.map(|t| t.elapsed());
         // An upstream that answers it is overloaded or cannot reach its own
         // backend (502, 503, 504) is treated as one that did not answer: a
         // kept copy of the page, even a stale one, is served instead (as
@@ -1623,7 +1632,7 @@ impl ProxyHttp for Gateway {
             if let Some(upstream) = outcome {
                 flood.shield.observe_response(
                     site,
-                    elapsed,
+                    ctx.upstream_latency.unwrap_or(elapsed),
                     rampart_flood::UpstreamOutcome::of_status(upstream),
                     now,
                 );
@@ -2240,6 +2249,7 @@ impl Gateway {
             return Ok(true);
         };
         ctx.server = Some(index);
+        ctx.upstream_sent = Some(Instant::now());
         let limits = &snapshot.config.limits;
         let header = session.req_header();
         // The same target and authority the proxy would send (see
@@ -2284,6 +2294,7 @@ impl Gateway {
             Ok(r) => {
                 pool.report_success(index);
                 ctx.upstream_status = Some(r.status);
+                ctx.upstream_latency = ctx.upstream_sent.map(|t| t.elapsed());
                 r
             }
             Err(e) => {
