@@ -187,7 +187,7 @@ impl Default for Thresholds {
             phone: 10,
             postcode: 20,
             date_of_birth: 2,
-            donor_list: 5,
+            donor_list: 3,
         }
     }
 }
