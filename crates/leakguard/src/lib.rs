@@ -960,6 +960,7 @@ impl ResponseScanner {
             }
             match e.what {
                 EventKind::Open(tag, implicit) => self.structure.open(tag, implicit),
+                EventKind::OpenEmpty(tag) => self.structure.open_empty(tag),
                 EventKind::Close(tag) => self.structure.close(tag),
                 EventKind::Newline => self.structure.newline(),
                 EventKind::Feature(_) => {}

@@ -169,7 +169,7 @@ pub struct Thresholds {
     /// A profile page may show its own user's date of birth once; two is someone else's.
     pub date_of_birth: u32,
     /// Distinct name-amount-date records that make a donor list. A thank-you page shows one
-    /// record; five is already a list.
+    /// record; three is already a list (judged by the score in `structure.rs`).
     pub donor_list: u32,
 }
 
@@ -187,7 +187,7 @@ impl Default for Thresholds {
             phone: 10,
             postcode: 20,
             date_of_birth: 2,
-            donor_list: 5,
+            donor_list: 3,
         }
     }
 }

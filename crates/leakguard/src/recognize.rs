@@ -112,7 +112,58 @@ pub(crate) enum Feature {
     Date = 4,
     /// A capitalised cell that may be a name the guard does not know.
     WeakName = 8,
+    /// A word that says the record is a gift: `donor`, `donation`, `gave`, `supporter`.
+    DonorCue = 16,
+    /// A word that says the amount is a price: `price`, `ticket`, `sku`, `on the door`.
+    PriceCue = 32,
+    /// A word that gives the name a role other than giver: `organiser`, `hosted by`.
+    RoleCue = 64,
 }
+
+/// Words near a record's amount that tell a donor list from a price list or an event listing,
+/// each with the feature it gives. Matched without case, as words (a camelCase key such as
+/// `donorName` counts; `costume` is no `cost`).
+const CUES: &[(&str, Feature)] = &[
+    ("donor", Feature::DonorCue),
+    ("amount", Feature::DonorCue),
+    ("donors", Feature::DonorCue),
+    ("donation", Feature::DonorCue),
+    ("donations", Feature::DonorCue),
+    ("donated", Feature::DonorCue),
+    ("gift", Feature::DonorCue),
+    ("gifts", Feature::DonorCue),
+    ("gave", Feature::DonorCue),
+    ("pledge", Feature::DonorCue),
+    ("pledged", Feature::DonorCue),
+    ("contribution", Feature::DonorCue),
+    ("contributor", Feature::DonorCue),
+    ("contributed", Feature::DonorCue),
+    ("supporter", Feature::DonorCue),
+    ("supporters", Feature::DonorCue),
+    ("price", Feature::PriceCue),
+    ("prices", Feature::PriceCue),
+    ("cost", Feature::PriceCue),
+    ("ticket", Feature::PriceCue),
+    ("tickets", Feature::PriceCue),
+    ("admission", Feature::PriceCue),
+    ("fee", Feature::PriceCue),
+    ("rrp", Feature::PriceCue),
+    ("sku", Feature::PriceCue),
+    ("in_stock", Feature::PriceCue),
+    ("on the door", Feature::PriceCue),
+    ("in advance", Feature::PriceCue),
+    ("concessions", Feature::PriceCue),
+    ("organiser", Feature::RoleCue),
+    ("organizer", Feature::RoleCue),
+    ("organised by", Feature::RoleCue),
+    ("organized by", Feature::RoleCue),
+    ("hosted by", Feature::RoleCue),
+    ("host", Feature::RoleCue),
+    ("speaker", Feature::RoleCue),
+    ("led by", Feature::RoleCue),
+    ("presented by", Feature::RoleCue),
+    ("performer", Feature::RoleCue),
+];
 
 pub(crate) struct Recognizers {
     card: Regex,
@@ -127,6 +178,7 @@ pub(crate) struct Recognizers {
     /// key, a name before a giving verb, a capitalised table cell or CSV field.
     name_shapes: Regex,
     names: AhoCorasick,
+    cues: AhoCorasick,
     context: AhoCorasick,
     context_bits: Vec<u32>,
 }
@@ -152,6 +204,11 @@ impl Recognizers {
         let names = AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostLongest)
             .build(crate::names::GIVEN_NAMES)
+            .map_err(|e| e.to_string())?;
+        let cues = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(CUES.iter().map(|(w, _)| w))
             .map_err(|e| e.to_string())?;
         let context = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
@@ -181,10 +238,11 @@ impl Recognizers {
             name_shapes: Regex::new_many(&[
                 r#""(?i:first_?name|given_?name|full_?name|donor_?name|donor|name|supporter|forename)" ?: ?"[A-Z][a-z]"#,
                 r"(?-u:\b)[A-Z][a-z]{1,20}(?: [A-Z][a-z'-]{1,20})? (?:donated|gave|pledged|contributed|has donated|has given)(?-u:\b)",
-                r#"(?:<t[dh][^<>]{0,60}>|\n|,"?)[A-Z][a-z]{1,20}(?: [A-Z][a-z'-]{1,20})?(?:</t[dh]>|"?,)"#,
+                r#"(?:<t[dh][^<>]{0,60}>|\n|,"?|>|=")(?:(?:Mr|Mrs|Ms|Miss|Dr|Prof|Cllr|Rev)\.? )?[A-Z][\p{Ll}]{1,20}(?: [A-Z][\p{Ll}'-]{1,20}){0,2}(?:</|"?,|"[ />])"#,
             ])
             .map_err(|e| e.to_string())?,
             names,
+            cues,
             context,
             context_bits: CONTEXT_WORDS.iter().map(|(_, b)| *b).collect(),
         })
@@ -246,8 +304,23 @@ impl Recognizers {
             Searcher::Name => {
                 for m in self.names.find_iter(&win[lo..hi]) {
                     let (s, e) = (lo + m.start(), lo + m.end());
-                    if ok(s) && word_bounded(win, s, e) {
+                    // `10 Jan 2022`: a name between numbers is part of a date.
+                    let dated = (s >= 2 && win[s - 1] == b' ' && win[s - 2].is_ascii_digit())
+                        || (win.get(e) == Some(&b' ')
+                            && win.get(e + 1).is_some_and(u8::is_ascii_digit));
+                    if ok(s) && word_bounded(win, s, e) && !dated {
                         feature(s, Feature::Name, &win[s..e]);
+                    }
+                }
+                for m in self.cues.find_iter(&win[lo..hi]) {
+                    let (s, e) = (lo + m.start(), lo + m.end());
+                    // A word of its own or a part of a key: `donor_name`, `donorName`, `gift-date`.
+                    let before_ok = s == 0
+                        || !win[s - 1].is_ascii_alphabetic()
+                        || (win[s].is_ascii_uppercase() && win[s - 1].is_ascii_lowercase());
+                    let after_ok = e >= win.len() || !win[e].is_ascii_lowercase();
+                    if ok(s) && before_ok && after_ok {
+                        feature(s, CUES[m.pattern().as_usize()].1, &win[s..e]);
                     }
                 }
                 for m in self.name_shapes.find_iter(input) {
@@ -288,7 +361,25 @@ impl Recognizers {
                                     .iter()
                                     .position(|b| matches!(b, b'<' | b',' | b'"'))
                                     .map_or(me, |q| s + q);
-                                feature(s, Feature::WeakName, &win[s..e]);
+                                // A title before capitalised words alone in a cell, an
+                                // element or an attribute (`Mrs Ngozi Okafor`) is a person's
+                                // name; without one (`Tote Bag`, `Leeds`) only a weak name.
+                                let titled = matches!(
+                                    &win[s..e.min(s + 5)],
+                                    [b'M', b'r', ..]
+                                        | [b'M', b's', ..]
+                                        | [b'D', b'r', ..]
+                                        | [b'M', b'i', b's', b's', b' ']
+                                        | [b'P', b'r', b'o', b'f', ..]
+                                        | [b'C', b'l', b'l', b'r', ..]
+                                        | [b'R', b'e', b'v', ..]
+                                ) && win[s..e].contains(&b' ');
+                                let shape = if titled {
+                                    Feature::Name
+                                } else {
+                                    Feature::WeakName
+                                };
+                                feature(s, shape, &win[s..e]);
                             }
                         }
                     }

@@ -24,6 +24,8 @@ pub(crate) struct Event {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum EventKind {
     Open(Tag, bool),
+    /// A self-closing element: `<gift donor="…" amount="…"/>`.
+    OpenEmpty(Tag),
     Close(Tag),
     Newline,
     Feature(Feature),
@@ -379,6 +381,9 @@ impl WindowScan<'_> {
     }
 }
 
+/// How far past an element's name its `/>` is looked for.
+const TAG_REACH: usize = 256;
+
 /// Reads an element's start or end tag at `<`, packing the name as it goes: this runs for
 /// every tag of every page, so it makes one pass and no allocation.
 fn tag_event(win: &[u8], i: usize) -> Option<Event> {
@@ -420,12 +425,18 @@ fn tag_event(win: &[u8], i: usize) -> Option<Event> {
             what: EventKind::Close(tag),
         });
     }
-    // A self-closing XML tag (`<item/>`) is left open: the parent's end tag closes it, and its
-    // features pass up as they would have.
+    // A self-closing XML tag (`<gift donor="…" amount="…"/>`) is a frame for its attributes,
+    // closed by the next tag. The look for its `/>` stays within the carry that follows every
+    // scanned span, so it sees the same bytes however the body was chunked.
+    let rest = &win[j..win.len().min(j + TAG_REACH)];
+    let what = match memchr::memchr(b'>', rest) {
+        Some(p) if p > 0 && rest[p - 1] == b'/' => EventKind::OpenEmpty(tag),
+        _ => EventKind::Open(tag, crate::structure::closes_sibling(tag)),
+    };
     Some(Event {
         pos: i,
         end: j,
-        what: EventKind::Open(tag, crate::structure::closes_sibling(tag)),
+        what,
     })
 }
 

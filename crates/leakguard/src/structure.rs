@@ -23,6 +23,7 @@ const MAX_DISTINCT: usize = 1024;
 
 const ALL: u8 = Feature::Name as u8 | Feature::Amount as u8 | Feature::Date as u8;
 const WEAK: u8 = Feature::WeakName as u8 | Feature::Amount as u8 | Feature::Date as u8;
+const CUES: u8 = Feature::DonorCue as u8 | Feature::PriceCue as u8 | Feature::RoleCue as u8;
 
 /// Records with a name the guard knows needed in a list before its records with only a
 /// capitalised cell count: two known names among the rows of one table, feed or array make the
@@ -30,13 +31,166 @@ const WEAK: u8 = Feature::WeakName as u8 | Feature::Amount as u8 | Feature::Date
 /// shop table.
 const STRONG_BEFORE_WEAK: u32 = 2;
 
-/// How many records a list contributes: its records with known names, and its other records
-/// once it has enough known ones.
-fn contribution(strong: u32, weak: u32) -> u32 {
-    if strong >= STRONG_BEFORE_WEAK {
-        strong + weak
-    } else {
-        strong
+/// A list is judged when it first holds this many records: three records that each tie a person
+/// to an amount and a date are a list, whatever the container.
+pub(crate) const LIST_RECORDS: u32 = 3;
+
+/// The score a list needs to be a donor list (see [`ListScore`]).
+pub(crate) const LIST_THRESHOLD: i32 = 3;
+
+/// Why a list was judged a donor list, or not: the parts of its score, for the event.
+///
+/// `score = records (3 when judged) + 2 if donor words (a `donor`/`gift`/`donation` field or
+/// column, `gave`, `supporters`) - 3 if price words (`price`, `ticket`, `sku`, `on the door`) in
+/// half its records or its header - 3 if role words (`organiser`, `hosted by`) in half its records
+/// or its header - 3 if every record has the same name (one organiser repeated)`; the list is a
+/// donor list when `score >= LIST_THRESHOLD` (3). A plain list of three names with amounts and
+/// dates passes; a price list, a product feed or a What's-on listing with one organiser does not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ListScore {
+    pub records: u32,
+    pub donor: bool,
+    pub price: bool,
+    pub role: bool,
+    pub one_name: bool,
+}
+
+impl ListScore {
+    pub fn score(&self) -> i32 {
+        self.records as i32 + 2 * i32::from(self.donor)
+            - 3 * i32::from(self.price)
+            - 3 * i32::from(self.role)
+            - 3 * i32::from(self.one_name)
+    }
+
+    pub fn is_donor_list(&self) -> bool {
+        self.score() >= LIST_THRESHOLD
+    }
+
+    pub fn explain(&self) -> String {
+        let mut parts = format!("{} records +{}", self.records, self.records);
+        if self.donor {
+            parts.push_str(", donor words +2");
+        }
+        if self.price {
+            parts.push_str(", price words -3");
+        }
+        if self.role {
+            parts.push_str(", organiser words -3");
+        }
+        if self.one_name {
+            parts.push_str(", one name repeated -3");
+        }
+        format!(
+            "list score {} ({parts}), threshold {LIST_THRESHOLD}",
+            self.score()
+        )
+    }
+}
+
+const UNDECIDED: u8 = 0;
+const DONORS: u8 = 1;
+const NOT_DONORS: u8 = 2;
+
+/// The records of one list (an element, a JSON array or object, or the document itself) and
+/// what is known about them until the list is judged.
+#[derive(Debug, Clone, Copy, Default)]
+struct List {
+    strong: u32,
+    weak: u32,
+    verdict: u8,
+    /// Records with donor, price and role words, counted until the list is judged.
+    donor: u32,
+    price: u32,
+    role: u32,
+    first_name: u64,
+    same_name: u32,
+}
+
+impl List {
+    /// How many records a list contributes: its records with known names, and its other records
+    /// once it has enough known ones or says it is about gifts (a `donor` field or column).
+    fn counted(&self) -> u32 {
+        if self.strong >= STRONG_BEFORE_WEAK || self.donor > 0 {
+            self.strong + self.weak
+        } else {
+            self.strong
+        }
+    }
+
+    fn contribution(&self) -> u32 {
+        if self.verdict == DONORS {
+            self.counted()
+        } else {
+            0
+        }
+    }
+
+    fn add(&mut self, strong: bool, name: u64, cues: u8) {
+        if strong {
+            self.strong += 1;
+        } else {
+            self.weak += 1;
+        }
+        if self.verdict != UNDECIDED {
+            return;
+        }
+        self.donor += u32::from(cues & Feature::DonorCue as u8 != 0);
+        self.price += u32::from(cues & Feature::PriceCue as u8 != 0);
+        self.role += u32::from(cues & Feature::RoleCue as u8 != 0);
+        if self.strong + self.weak == 1 {
+            self.first_name = name;
+            self.same_name = 1;
+        } else if name == self.first_name {
+            self.same_name += 1;
+        }
+    }
+
+    fn merge(&mut self, other: &List) {
+        if self.strong + self.weak == 0 {
+            self.first_name = other.first_name;
+            self.same_name = 0;
+        }
+        if other.first_name == self.first_name {
+            self.same_name += other.same_name;
+        }
+        // Capitalised cells count only in the list that vouched for them.
+        self.strong += other.strong;
+        if other.counted() > other.strong {
+            self.weak += other.weak;
+        }
+        self.donor += other.donor;
+        self.price += other.price;
+        self.role += other.role;
+    }
+
+    /// Judges the list once it holds enough records; `own` are the cue words of the list itself
+    /// (its header row, its title) and `seen` every cue word met so far.
+    fn judge(&mut self, own: u8, seen: u8) -> Option<ListScore> {
+        if self.verdict != UNDECIDED {
+            return None;
+        }
+        if (own | seen) & Feature::DonorCue as u8 != 0 && self.donor == 0 {
+            // Counts as one record with donor words: enough to vouch for the capitalised cells.
+            self.donor = 1;
+        }
+        if self.counted() < LIST_RECORDS {
+            return None;
+        }
+        let n = self.strong + self.weak;
+        let score = ListScore {
+            records: LIST_RECORDS,
+            donor: self.donor > 0,
+            price: 2 * self.price >= n || own & Feature::PriceCue as u8 != 0,
+            role: 2 * self.role >= n || own & Feature::RoleCue as u8 != 0,
+            one_name: self.same_name == n,
+        };
+        self.verdict = if score.is_donor_list() {
+            DONORS
+        } else {
+            NOT_DONORS
+        };
+        Some(score)
     }
 }
 
@@ -56,9 +210,8 @@ struct Frame {
     initial: u8,
     amount_text: [u8; 12],
     amount_len: u8,
-    /// Records among this frame's children, with and without a known name.
-    strong_records: u32,
-    weak_records: u32,
+    /// The records among this frame's children.
+    list: List,
 }
 
 impl Frame {
@@ -96,14 +249,22 @@ pub(crate) struct Structure {
     /// `stack[..live]` is what the open frames below `live` hold; `live <= depth`.
     live: usize,
     overflow: u32,
+    /// The innermost frame is a self-closing element (`<gift donor="…"/>`): the next tag closes it.
+    empty_open: bool,
     root: Frame,
     distinct: Vec<u64>,
-    /// Records counted from lists that have closed.
+    /// Records counted from donor lists that have closed.
     closed: u32,
-    /// Records whose list is the document itself (lines of CSV or text, top-level elements).
-    doc_strong: u32,
-    doc_weak: u32,
+    /// Records whose list is the document itself (lines of CSV or text, top-level elements),
+    /// and those of small lists that closed before they were judged.
+    doc: List,
+    /// Cue words of top-level lines that were not records (a CSV header).
+    doc_cues: u8,
+    /// Every cue word met so far.
+    seen_cues: u8,
     sample: Option<(u8, [u8; 12], u8)>,
+    /// The score of the first list judged a donor list, else of the first list judged.
+    score: Option<ListScore>,
 }
 
 impl Default for Structure {
@@ -114,12 +275,15 @@ impl Default for Structure {
             depth: 0,
             live: 0,
             overflow: 0,
+            empty_open: false,
             root: Frame::default(),
             distinct: Vec::new(),
             closed: 0,
-            doc_strong: 0,
-            doc_weak: 0,
+            doc: List::default(),
+            doc_cues: 0,
+            seen_cues: 0,
             sample: None,
+            score: None,
         }
     }
 }
@@ -139,32 +303,36 @@ impl Structure {
         self.depth = 0;
         self.live = 0;
         self.overflow = 0;
+        self.empty_open = false;
         self.root = Frame::default();
         self.distinct.clear();
         self.closed = 0;
-        self.doc_strong = 0;
-        self.doc_weak = 0;
+        self.doc = List::default();
+        self.doc_cues = 0;
+        self.seen_cues = 0;
         self.sample = None;
+        self.score = None;
     }
 
-    /// Distinct records seen so far.
+    /// Distinct records seen so far in lists judged to be donor lists.
     pub fn records(&self) -> u32 {
         let open: u32 = self.stack[..self.live]
             .iter()
-            .map(|f| contribution(f.strong_records, f.weak_records))
+            .map(|f| f.list.contribution())
             .sum();
-        self.closed + contribution(self.doc_strong, self.doc_weak) + open
+        self.closed + self.doc.contribution() + open
     }
 
-    /// A masked example record: the name's initial and the amount.
+    /// A masked example record (the name's initial and the amount) and the list's score.
     pub fn sample(&self) -> Option<String> {
-        self.sample.map(|(initial, amount, len)| {
-            format!(
-                "{}*** {} (dated)",
-                initial as char,
-                String::from_utf8_lossy(&amount[..len as usize])
-            )
-        })
+        let (initial, amount, len) = self.sample?;
+        let score = self.score.filter(ListScore::is_donor_list)?;
+        Some(format!(
+            "{}*** {} (dated); {}",
+            initial as char,
+            String::from_utf8_lossy(&amount[..len as usize]),
+            score.explain()
+        ))
     }
 
     /// The innermost open frame, written out (with any empty frames below it) so it can gather.
@@ -186,10 +354,9 @@ impl Structure {
             return;
         }
         top.features |= bit;
-        let h = fnv(text);
         match feature {
             Feature::Name => {
-                top.name = h;
+                top.name = fnv(text);
                 top.initial = text
                     .first()
                     .copied()
@@ -197,17 +364,27 @@ impl Structure {
                     .unwrap_or(b'?');
             }
             Feature::Amount => {
-                top.amount = h;
+                top.amount = fnv(text);
                 let n = text.len().min(12);
                 top.amount_text[..n].copy_from_slice(&text[..n]);
                 top.amount_len = n as u8;
             }
-            Feature::Date => top.date = h,
-            Feature::WeakName => top.weak = h,
+            Feature::Date => top.date = fnv(text),
+            Feature::WeakName => top.weak = fnv(text),
+            Feature::DonorCue | Feature::PriceCue | Feature::RoleCue => self.seen_cues |= bit,
+        }
+    }
+
+    /// Closes a self-closing element before the next tag.
+    fn close_empty(&mut self) {
+        if self.empty_open {
+            self.empty_open = false;
+            self.pop();
         }
     }
 
     pub fn open(&mut self, tag: Tag, implicit_close: bool) {
+        self.close_empty();
         // `<li>`, `<tr>`, `<p>` close an open sibling of the same name, as HTML parsers do.
         if implicit_close
             && self.overflow == 0
@@ -224,7 +401,20 @@ impl Structure {
         self.depth += 1;
     }
 
+    /// A self-closing element (`<gift donor="…" amount="…"/>`): a frame for its attributes,
+    /// closed by the next tag.
+    pub fn open_empty(&mut self, tag: Tag) {
+        self.close_empty();
+        if self.overflow > 0 || self.depth == MAX_DEPTH {
+            return;
+        }
+        self.tags[self.depth] = tag;
+        self.depth += 1;
+        self.empty_open = true;
+    }
+
     pub fn close(&mut self, tag: Tag) {
+        self.close_empty();
         if self.overflow > 0 {
             self.overflow -= 1;
             return;
@@ -243,17 +433,26 @@ impl Structure {
     pub fn newline(&mut self) {
         if self.depth == 0 {
             let root = std::mem::take(&mut self.root);
-            self.finalize(&root);
+            self.end_line(&root);
         }
     }
 
     /// Ends the document: every open frame closes.
     pub fn finish(&mut self) {
+        self.empty_open = false;
         while self.depth > 0 {
             self.pop();
         }
         let root = std::mem::take(&mut self.root);
-        self.finalize(&root);
+        self.end_line(&root);
+        // Small lists that closed unjudged were gathered into the document's list; a document
+        // that ends with fewer records than a list needs has none.
+    }
+
+    fn end_line(&mut self, root: &Frame) {
+        if !self.finalize(root) {
+            self.doc_cues |= root.features & CUES;
+        }
     }
 
     fn pop(&mut self) {
@@ -264,42 +463,72 @@ impl Structure {
         }
         self.live = self.depth;
         let frame = self.stack[self.depth];
-        self.closed += contribution(frame.strong_records, frame.weak_records);
-        if frame.features & ALL == ALL || frame.features & WEAK == WEAK {
-            self.finalize(&frame);
-        } else if frame.features != 0 {
+        match frame.list.verdict {
+            DONORS => self.closed += frame.list.counted(),
+            NOT_DONORS => {}
+            // Too few records to judge: they join the document's list, as a page's scattered
+            // thank-you cards do.
+            _ if frame.list.strong + frame.list.weak > 0 => {
+                self.doc.merge(&frame.list);
+                let (own, seen) = (self.doc_cues, self.seen_cues);
+                if let Some(score) = self.doc.judge(own, seen) {
+                    self.note_score(score, None);
+                }
+            }
+            _ => {}
+        }
+        if !self.finalize(&frame) && frame.features != 0 {
             self.top().absorb(&frame);
         }
     }
 
-    fn finalize(&mut self, frame: &Frame) {
+    fn note_score(&mut self, score: ListScore, sample: Option<(u8, [u8; 12], u8)>) {
+        let first_donor = score.is_donor_list() && !self.score.is_some_and(|s| s.is_donor_list());
+        if first_donor || self.score.is_none() {
+            self.score = Some(score);
+        }
+        if first_donor {
+            if let Some(s) = sample {
+                self.sample = Some(s);
+            }
+        }
+    }
+
+    /// Counts a frame that holds a record; returns whether it did.
+    fn finalize(&mut self, frame: &Frame) -> bool {
         let strong = frame.features & ALL == ALL;
         if !strong && frame.features & WEAK != WEAK {
-            return;
+            return false;
         }
         let name = if strong { frame.name } else { frame.weak };
         let key = name ^ frame.amount.rotate_left(21) ^ frame.date.rotate_left(42);
         if self.distinct.contains(&key) {
-            return;
+            return true;
         }
         if self.distinct.len() < MAX_DISTINCT {
             self.distinct.push(key);
         }
-        // The record belongs to the list around it: the open frame, or the document.
-        let (list_strong, list_weak) = if self.depth == 0 {
-            (&mut self.doc_strong, &mut self.doc_weak)
-        } else {
-            let parent = self.top();
-            (&mut parent.strong_records, &mut parent.weak_records)
-        };
-        if !strong {
-            *list_weak += 1;
-            return;
-        }
-        *list_strong += 1;
-        if self.sample.is_none() {
+        if strong && self.sample.is_none() {
             self.sample = Some((frame.initial, frame.amount_text, frame.amount_len));
         }
+        let cues = frame.features & CUES;
+        let seen = self.seen_cues;
+        let record_sample = strong.then_some((frame.initial, frame.amount_text, frame.amount_len));
+        // The record belongs to the list around it: the open frame, or the document.
+        let judged = if self.depth == 0 {
+            let own = self.doc_cues;
+            self.doc.add(strong, name, cues);
+            self.doc.judge(own, seen)
+        } else {
+            let parent = self.top();
+            let own = parent.features & CUES;
+            parent.list.add(strong, name, cues);
+            parent.list.judge(own, seen)
+        };
+        if let Some(score) = judged {
+            self.note_score(score, record_sample);
+        }
+        true
     }
 }
 
@@ -316,7 +545,16 @@ pub(crate) const fn pack_tag(name: &[u8]) -> Tag {
 }
 
 /// Elements that can hold a record or a list of records.
-const FRAMES: [Tag; 30] = [
+const FRAMES: [Tag; 38] = [
+    // XML records named for what they hold.
+    pack_tag(b"donation"),
+    pack_tag(b"gift"),
+    pack_tag(b"donor"),
+    pack_tag(b"supporter"),
+    pack_tag(b"pledge"),
+    pack_tag(b"payment"),
+    pack_tag(b"member"),
+    pack_tag(b"person"),
     pack_tag(b"tr"),
     pack_tag(b"td"),
     pack_tag(b"th"),

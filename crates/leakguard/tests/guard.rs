@@ -521,7 +521,7 @@ fn json_donor_array_and_html_table_are_donor_lists() {
 
 #[test]
 fn fewer_records_than_the_threshold_is_not_a_list() {
-    let table: String = DONORS[..4]
+    let table: String = DONORS[..2]
         .iter()
         .map(|(n, p, d)| {
             format!(
