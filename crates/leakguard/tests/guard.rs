@@ -916,3 +916,97 @@ fn a_list_whose_first_amount_is_in_an_in_place_run_counts_as_when_copied() {
         }
     }
 }
+
+/// Three gifts, as a donor list is written in each container the guard
+/// follows.
+fn three_gifts(container: &str) -> String {
+    let rows = [
+        ("Margaret Hughes", "25.00", "2026-11-01"),
+        ("David Okafor", "100.00", "2026-11-02"),
+        ("Priya Shah", "15.50", "2026-11-03"),
+    ];
+    match container {
+        "csv" => std::iter::once("donor,amount,date\n".to_string())
+            .chain(rows.iter().map(|(n, a, d)| format!("{n},£{a},{d}\n")))
+            .collect(),
+        "json" => format!(
+            "[{}]",
+            rows.iter()
+                .map(|(n, a, d)| format!(
+                    "{{\"donor\":\"{n}\",\"amount\":\"£{a}\",\"date\":\"{d}\"}}"
+                ))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        "xml" => format!(
+            "<gifts>{}</gifts>",
+            rows.iter()
+                .map(|(n, a, d)| format!("<gift donor=\"{n}\" amount=\"£{a}\" date=\"{d}\"/>"))
+                .collect::<String>()
+        ),
+        _ => format!(
+            "<table><tr><th>Donor</th><th>Amount</th><th>Date</th></tr>{}</table>",
+            rows.iter()
+                .map(|(n, a, d)| format!("<tr><td>{n}</td><td>£{a}</td><td>{d}</td></tr>"))
+                .collect::<String>()
+        ),
+    }
+}
+
+#[test]
+fn three_gifts_are_a_donor_list_in_every_container() {
+    for container in ["csv", "json", "xml", "html"] {
+        let body = three_gifts(container);
+        for chunk in [1, 61, 4096] {
+            let (_, outcome) = scan_with(&guard(), &RoutePolicy::default(), body.as_bytes(), chunk);
+            assert_eq!(
+                outcome.action,
+                Action::Block,
+                "{container}, chunks of {chunk}: {outcome:?}\n{body}"
+            );
+            let donor = outcome
+                .findings
+                .iter()
+                .find(|f| f.kind == EntityKind::DonorList)
+                .expect("a donor-list finding");
+            // The event can say why: the score and its parts are in the sample.
+            assert!(donor.sample.contains("list score"), "{}", donor.sample);
+        }
+    }
+}
+
+#[test]
+fn event_listings_and_product_feeds_are_not_donor_lists() {
+    let whats_on = [
+        ("Quiz night", "12.50"),
+        ("Ceilidh", "10.00"),
+        ("Hustings", "5.00"),
+        ("Family fun day", "7.50"),
+    ]
+    .iter()
+    .map(|(event, price)| {
+        format!("<div class=\"event\"><h3>{event}</h3><p>Organiser: Janet Murray</p><p>Tickets £{price} on the door</p><p>2026-12-1{}</p></div>", price.len())
+    })
+    .collect::<String>();
+    let products = format!(
+        "[{}]",
+        [("Tote Bag", "12.00"), ("Campaign Mug", "8.50"), ("Rosette", "3.00"), ("Tea Towel", "6.00")]
+            .iter()
+            .map(|(name, price)| format!(
+                "{{\"name\":\"{name}\",\"price\":\"£{price}\",\"sku\":\"SKU-{}\",\"updated\":\"2026-11-30\"}}",
+                name.len()
+            ))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for body in [whats_on, products] {
+        let (_, outcome) = scan_with(&guard(), &RoutePolicy::default(), body.as_bytes(), 4096);
+        assert!(
+            outcome
+                .findings
+                .iter()
+                .all(|f| f.kind != EntityKind::DonorList),
+            "{outcome:?}\n{body}"
+        );
+    }
+}
