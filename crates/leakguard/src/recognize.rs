@@ -174,6 +174,9 @@ const CUES: &[(&str, Feature)] = &[
     ("performer", Feature::RoleCue),
 ];
 
+/// Titles before a name.
+const TITLE: &str = "(?:Mr|Mrs|Ms|Miss|Dr|Prof|Cllr|Rev)";
+
 /// An initial: `A. ` (the cell `A. Jones`).
 const INITIAL: &str = r"[A-Z]\. ?";
 
@@ -262,9 +265,10 @@ impl Recognizers {
             // others (`from`, `author`): a weak name.
             name_shapes: Regex::new_many(&[
                 &format!(r#""(?i:first_?name|given_?name|full_?name|donor_?name|donor|name|supporter|supporter_?name|contributor|forename|giver)" ?: ?"(?:[A-Z][a-z]|{INITIAL}[A-Z])"#),
-                r"(?-u:\b)[A-Z][a-z]{1,20}(?: [A-Z][a-z'-]{1,20})? (?:donated|gave|pledged|contributed|has donated|has given)(?-u:\b)",
-                &format!(r#"(?:<t[dh][^<>]{{0,60}}>|(?mR:^)|,"?|>|=")(?:(?:Mr|Mrs|Ms|Miss|Dr|Prof|Cllr|Rev)\.? )?{person}(?:</|"?,|"[ />]|(?mR:$))"#),
-                &format!(r#""(?i:from|by|author|customer|payer|sender|member|person|contact)" ?: ?"{person}""#),
+                &format!(r"(?-u:\b)(?:{TITLE}\.? )?{person} (?:donated|gave|pledged|contributed|has donated|has given)(?-u:\b)"),
+                &format!(r#"(?:<t[dh][^<>]{{0,60}}>|(?mR:^)|,"?|>|=")(?:{TITLE}\.? )?{person}(?:</|"?,|"[ />]|(?mR:$))"#),
+                &format!(r#""(?i:from|by|author|customer|payer|sender|member|person|contact|display_?name)" ?: ?"{person}""#),
+                &format!(r"(?i:donation|gift|pledge|contribution)s? (?:from|by) (?:{TITLE}\.? )?{person}"),
             ])
             .map_err(|e| e.to_string())?,
             names,
@@ -370,11 +374,29 @@ impl Recognizers {
                         }
                         1 => {
                             if ok(ms) {
-                                let e = win[ms..me]
-                                    .iter()
-                                    .position(|b| *b == b' ')
-                                    .map_or(me, |p| ms + p);
-                                feature(ms, Feature::Name, &win[ms..e]);
+                                // The name is what comes before the verb.
+                                let verb = [
+                                    &b" has "[..],
+                                    b" donated",
+                                    b" gave",
+                                    b" pledged",
+                                    b" contributed",
+                                ]
+                                .iter()
+                                .filter_map(|v| memchr::memmem::find(&win[ms..me], v))
+                                .min()
+                                .unwrap_or(me - ms);
+                                feature(ms, Feature::Name, &win[ms..ms + verb]);
+                            }
+                        }
+                        4 => {
+                            // The name starts at the first capital after the cue word.
+                            let s = win[ms + 1..me]
+                                .iter()
+                                .position(u8::is_ascii_uppercase)
+                                .map_or(me, |p| ms + 1 + p);
+                            if ok(s) && s < me {
+                                feature(s, Feature::Name, &win[s..me]);
                             }
                         }
                         3 => {
@@ -383,7 +405,13 @@ impl Recognizers {
                                 .rposition(|b| *b == b'"')
                                 .map_or(me, |q| ms + q + 1);
                             if ok(s) && s < me - 1 {
-                                feature(s, Feature::WeakName, &win[s..me - 1]);
+                                // An initial before a surname is a person's name.
+                                let shape = if win.get(s + 1) == Some(&b'.') {
+                                    Feature::Name
+                                } else {
+                                    Feature::WeakName
+                                };
+                                feature(s, shape, &win[s..me - 1]);
                             }
                         }
                         _ => {
