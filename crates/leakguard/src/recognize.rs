@@ -186,7 +186,7 @@ const INITIAL: &str = r"[A-Z]\. ?";
 fn person_pattern() -> String {
     let word = r"(?:Mc|Mac|O'|D')?[A-Z]\p{Ll}+(?:-[A-Z]\p{Ll}+)?";
     let particles = "(?:(?:van|von|de|der|den|du|da|di|ap|bin|al|le|la) ){0,2}";
-    format!(r"(?:{INITIAL}{particles}{word}|{word}, {word}|{word}(?: {particles}{word}){{0,2}})")
+    format!(r"(?:{INITIAL}{particles}{word}(?: {word})?|{word}, {word}|{word}(?: {particles}{word}){{0,2}})")
 }
 
 pub(crate) struct Recognizers {
@@ -266,7 +266,7 @@ impl Recognizers {
             name_shapes: Regex::new_many(&[
                 &format!(r#""(?i:first_?name|given_?name|full_?name|donor_?name|donor|name|supporter|supporter_?name|contributor|forename|giver)" ?: ?"(?:[A-Z][a-z]|{INITIAL}[A-Z])"#),
                 &format!(r"(?-u:\b)(?:{TITLE}\.? )?{person} (?:donated|gave|pledged|contributed|has donated|has given)(?-u:\b)"),
-                &format!(r#"(?:<t[dh][^<>]{{0,60}}>|(?mR:^)|,"?|>|=")(?:{TITLE}\.? )?{person}(?:</|"?,|"[ />]|(?mR:$))"#),
+                &format!(r#"(?:<t[dh][^<>]{{0,60}}>|(?mR:^)"?|,"?|>|=")(?:{TITLE}\.? )?{person}(?:</|"?,|"[ />]|(?mR:$))"#),
                 &format!(r#""(?i:from|by|author|customer|payer|sender|member|person|contact|display_?name)" ?: ?"{person}""#),
                 &format!(r"(?i:donation|gift|pledge|contribution)s? (?:from|by) (?:{TITLE}\.? )?{person}"),
             ])
@@ -437,10 +437,15 @@ impl Recognizers {
                             };
                             let s = ms + p;
                             if ok(s) {
-                                let e = win[s..me]
-                                    .iter()
-                                    .position(|b| matches!(b, b'<' | b',' | b'"'))
-                                    .map_or(me, |q| s + q);
+                                // The cell ends at its delimiter; `Murphy, Lettice` is one
+                                // name.
+                                let e = (s..me)
+                                    .find(|&i| match win[i] {
+                                        b'<' | b'"' | b'\r' | b'\n' => true,
+                                        b',' => win.get(i + 1) != Some(&b' '),
+                                        _ => false,
+                                    })
+                                    .unwrap_or(me);
                                 // A title before capitalised words alone in a cell, an
                                 // element or an attribute (`Mrs Ngozi Okafor`) is a person's
                                 // name; without one (`Tote Bag`, `Leeds`) only a weak name.
