@@ -186,7 +186,9 @@ const INITIAL: &str = r"[A-Z]\. ?";
 fn person_pattern() -> String {
     let word = r"(?:Mc|Mac|O'|D')?[A-Z]\p{Ll}+(?:-[A-Z]\p{Ll}+)?";
     let particles = "(?:(?:van|von|de|der|den|du|da|di|ap|bin|al|le|la) ){0,2}";
-    format!(r"(?:{INITIAL}{particles}{word}(?: {word})?|{word}, {word}|{word}(?: {particles}{word}){{0,2}})")
+    format!(
+        r"(?:{INITIAL}{particles}{word}(?: {word})?|{word}, {word}|{word}(?: {particles}{word}){{0,2}})"
+    )
 }
 
 pub(crate) struct Recognizers {

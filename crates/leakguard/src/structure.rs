@@ -46,6 +46,12 @@ pub(crate) const LIST_THRESHOLD: i32 = 3;
 /// or its header - 3 if every record has the same name (one organiser repeated)`; the list is a
 /// donor list when `score >= LIST_THRESHOLD` (3). A plain list of three names with amounts and
 /// dates passes; a price list, a product feed or a What's-on listing with one organiser does not.
+///
+/// Which records count: those with a name the guard knows (a given name, a title, an initial, a
+/// JSON name key, a giving verb), and those whose name is only a capitalised cell once the list
+/// has two of the former or donor words, or, when the list closes unjudged, when every such cell
+/// is written as a person's name (two or three words, an initial), none repeats and the amounts
+/// are not all one price ([`List::close`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct ListScore {
     pub records: u32,
