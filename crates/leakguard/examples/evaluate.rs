@@ -208,6 +208,15 @@ fn evaluate_shapes(per_shape: usize, split: shapes::Split) {
             .collect();
         let flagged = |a: Action| a >= Action::Alert;
         let (action, kinds) = &verdicts[0];
+        // `SHAPES_MISSES=SHAPE` prints that shape's documents the guard judged wrongly.
+        if std::env::var("SHAPES_MISSES").is_ok_and(|s| s == doc.shape)
+            && flagged(*action) != (doc.label == shapes::Label::Leaky)
+        {
+            println!(
+                "--- miss: {} ({} records)\n{}\n---",
+                doc.shape, doc.records, doc.body
+            );
+        }
         row.n += 1;
         row.flagged += usize::from(flagged(*action));
         row.blocked += usize::from(*action == Action::Block);

@@ -843,6 +843,7 @@ impl ResponseScanner {
             from,
             to,
             structure: self.structure_awake,
+            doc_start: base == 0,
         };
         scan.run(&mut self.hits, &mut self.events, &mut self.features);
         if !self.structure_awake

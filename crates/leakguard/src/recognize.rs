@@ -103,6 +103,15 @@ pub(crate) struct Candidate {
     pub kind: EntityKind,
 }
 
+/// Where a search's matches may start (`from..to`), and whether the window's first byte is the
+/// document's first byte (a line starts there).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Accept {
+    pub from: usize,
+    pub to: usize,
+    pub doc_start: bool,
+}
+
 /// A structural feature of a record: a person's name, an amount or a date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -165,6 +174,23 @@ const CUES: &[(&str, Feature)] = &[
     ("performer", Feature::RoleCue),
 ];
 
+/// Titles before a name.
+const TITLE: &str = "(?:Mr|Mrs|Ms|Miss|Dr|Prof|Cllr|Rev)";
+
+/// An initial: `A. ` (the cell `A. Jones`).
+const INITIAL: &str = r"[A-Z]\. ?";
+
+/// One to three capitalised words, as a person's name is written in a cell: `Wiremu Kaur`,
+/// `Lucía McLeod`, `Stuart O'Connor`, `Haruto Baxter-Lyle`, `Hiroshi van der Berg`,
+/// `Saoirse Ní Bhriain`, `A. ap Gwilym`, `Murphy, Lettice`.
+fn person_pattern() -> String {
+    let word = r"(?:Mc|Mac|O'|D')?[A-Z]\p{Ll}+(?:-[A-Z]\p{Ll}+)?";
+    let particles = "(?:(?:van|von|de|der|den|du|da|di|ap|bin|al|le|la) ){0,2}";
+    format!(
+        r"(?:{INITIAL}{particles}{word}(?: {word})?|{word}, {word}|{word}(?: {particles}{word}){{0,2}})"
+    )
+}
+
 pub(crate) struct Recognizers {
     card: Regex,
     nhs: Regex,
@@ -215,6 +241,7 @@ impl Recognizers {
             .match_kind(MatchKind::LeftmostLongest)
             .build(CONTEXT_WORDS.iter().map(|(w, _)| w))
             .map_err(|e| e.to_string())?;
+        let person = person_pattern();
         Ok(Recognizers {
             card: build(r"(?-u:\b)(?:\d[ -]?){12,18}\d(?-u:\b)")?,
             nhs: build(r"(?-u:\b)\d{3}[ -]?\d{3}[ -]?\d{4}(?-u:\b)")?,
@@ -230,15 +257,20 @@ impl Recognizers {
             amount: build(
                 r#"(?:£|€|\$|(?:GBP|EUR|USD) ?)(?:\d{1,3}(?:,\d{3})+|\d{1,7})(?:\.\d{2})?(?-u:\b)|(?-u:\b)(?:\d{1,3}(?:,\d{3})+|\d{1,7})\.\d{2}(?-u:\b)|"[A-Za-z_]{0,20}(?i:amount|donation|total|gift|value|paid)[A-Za-z_]{0,20}" ?: ?"?\d{1,9}(?:\.\d{1,2})?"#,
             )?,
-            // Pattern 0: `"first_name": "Alice"`. Pattern 1: "Ottoline donated £25", a donor's
-            // name even when it is not in the list of common names. Pattern 2: a table cell or
-            // CSV field holding one or two capitalised words; on its own that is anything (a
-            // product, a town), so it counts towards a donor list only once the same document has
-            // shown records with names the guard knows.
+            // Pattern 0: `"first_name": "Alice"` or `"donor": "A. Smith"`. Pattern 1: "Ottoline
+            // donated £25", a donor's name even when it is not in the list of common names.
+            // Pattern 2: a table cell, CSV field, element or attribute holding one to three
+            // capitalised words (`McLeod`, `O'Connor`, `Baxter-Lyle`, `van der Berg`, `A. Jones`,
+            // `Murphy, Lettice`); on its own that is anything (a product, a town), so it counts
+            // towards a donor list only with other evidence (see `structure.rs`). Pattern 3: the
+            // value of a JSON key that names a person in some records and a place or a thing in
+            // others (`from`, `author`): a weak name.
             name_shapes: Regex::new_many(&[
-                r#""(?i:first_?name|given_?name|full_?name|donor_?name|donor|name|supporter|forename)" ?: ?"[A-Z][a-z]"#,
-                r"(?-u:\b)[A-Z][a-z]{1,20}(?: [A-Z][a-z'-]{1,20})? (?:donated|gave|pledged|contributed|has donated|has given)(?-u:\b)",
-                r#"(?:<t[dh][^<>]{0,60}>|\n|,"?|>|=")(?:(?:Mr|Mrs|Ms|Miss|Dr|Prof|Cllr|Rev)\.? )?[A-Z][\p{Ll}]{1,20}(?: [A-Z][\p{Ll}'-]{1,20}){0,2}(?:</|"?,|"[ />])"#,
+                &format!(r#""(?i:first_?name|given_?name|full_?name|donor_?name|donor|name|supporter|supporter_?name|contributor|forename|giver)" ?: ?"(?:[A-Z][a-z]|{INITIAL}[A-Z])"#),
+                &format!(r"(?-u:\b)(?:{TITLE}\.? )?{person} (?:donated|gave|pledged|contributed|has donated|has given)(?-u:\b)"),
+                &format!(r#"(?:<t[dh][^<>]{{0,60}}>|(?mR:^)"?|,"?|>|=")(?:{TITLE}\.? )?{person}(?:</|"?,|"[ />]|(?mR:$))"#),
+                &format!(r#""(?i:from|by|author|customer|payer|sender|member|person|contact|display_?name)" ?: ?"{person}""#),
+                &format!(r"(?i:donation|gift|pledge|contribution)s? (?:from|by) (?:{TITLE}\.? )?{person}"),
             ])
             .map_err(|e| e.to_string())?,
             names,
@@ -293,13 +325,14 @@ impl Recognizers {
         searcher: Searcher,
         win: &[u8],
         range: std::ops::Range<usize>,
-        accept: (usize, usize),
+        accept: Accept,
         found: &mut dyn FnMut(Candidate),
         feature: &mut dyn FnMut(usize, Feature, &[u8]),
     ) {
         let (lo, hi) = (range.start, range.end);
         let input = Input::new(win).range(lo..hi);
-        let ok = |s: usize| s >= accept.0 && s < accept.1;
+        let ok = |s: usize| s >= accept.from && s < accept.to;
+        let doc_start = accept.doc_start;
         match searcher {
             Searcher::Name => {
                 for m in self.names.find_iter(&win[lo..hi]) {
@@ -327,7 +360,11 @@ impl Recognizers {
                     let (ms, me) = (m.start(), m.end());
                     match m.pattern().as_usize() {
                         0 => {
-                            let s = me - 2;
+                            // The value starts after the last quote of the match.
+                            let s = win[ms..me]
+                                .iter()
+                                .rposition(|b| *b == b'"')
+                                .map_or(me, |q| ms + q + 1);
                             if ok(s) {
                                 let e = win[s..]
                                     .iter()
@@ -339,28 +376,78 @@ impl Recognizers {
                         }
                         1 => {
                             if ok(ms) {
-                                let e = win[ms..me]
-                                    .iter()
-                                    .position(|b| *b == b' ')
-                                    .map_or(me, |p| ms + p);
-                                feature(ms, Feature::Name, &win[ms..e]);
+                                // The name is what comes before the verb.
+                                let verb = [
+                                    &b" has "[..],
+                                    b" donated",
+                                    b" gave",
+                                    b" pledged",
+                                    b" contributed",
+                                ]
+                                .iter()
+                                .filter_map(|v| memchr::memmem::find(&win[ms..me], v))
+                                .min()
+                                .unwrap_or(me - ms);
+                                feature(ms, Feature::Name, &win[ms..ms + verb]);
+                            }
+                        }
+                        4 => {
+                            // The name starts at the first capital after the cue word.
+                            let s = win[ms + 1..me]
+                                .iter()
+                                .position(u8::is_ascii_uppercase)
+                                .map_or(me, |p| ms + 1 + p);
+                            if ok(s) && s < me {
+                                feature(s, Feature::Name, &win[s..me]);
+                            }
+                        }
+                        3 => {
+                            let s = win[ms..me - 1]
+                                .iter()
+                                .rposition(|b| *b == b'"')
+                                .map_or(me, |q| ms + q + 1);
+                            if ok(s) && s < me - 1 {
+                                // An initial before a surname is a person's name.
+                                let shape = if win.get(s + 1) == Some(&b'.') {
+                                    Feature::Name
+                                } else {
+                                    Feature::WeakName
+                                };
+                                feature(s, shape, &win[s..me - 1]);
                             }
                         }
                         _ => {
                             let text = &win[ms..me];
-                            let Some(p) = text.iter().enumerate().position(|(i, b)| {
-                                b.is_ascii_uppercase()
-                                    && i > 0
-                                    && matches!(text[i - 1], b'>' | b'\n' | b',' | b'"')
+                            // A line's first field starts the match itself; the window's first
+                            // byte is the start of a line only at the start of the document.
+                            let line_start = text[0].is_ascii_uppercase()
+                                && if ms == 0 {
+                                    doc_start
+                                } else {
+                                    matches!(win[ms - 1], b'\n' | b'\r')
+                                };
+                            let Some(p) = (if line_start {
+                                Some(0)
+                            } else {
+                                text.iter().enumerate().position(|(i, b)| {
+                                    b.is_ascii_uppercase()
+                                        && i > 0
+                                        && matches!(text[i - 1], b'>' | b'\n' | b',' | b'"')
+                                })
                             }) else {
                                 continue;
                             };
                             let s = ms + p;
                             if ok(s) {
-                                let e = win[s..me]
-                                    .iter()
-                                    .position(|b| matches!(b, b'<' | b',' | b'"'))
-                                    .map_or(me, |q| s + q);
+                                // The cell ends at its delimiter; `Murphy, Lettice` is one
+                                // name.
+                                let e = (s..me)
+                                    .find(|&i| match win[i] {
+                                        b'<' | b'"' | b'\r' | b'\n' => true,
+                                        b',' => win.get(i + 1) != Some(&b' '),
+                                        _ => false,
+                                    })
+                                    .unwrap_or(me);
                                 // A title before capitalised words alone in a cell, an
                                 // element or an attribute (`Mrs Ngozi Okafor`) is a person's
                                 // name; without one (`Tote Bag`, `Leeds`) only a weak name.
@@ -374,7 +461,9 @@ impl Recognizers {
                                         | [b'C', b'l', b'l', b'r', ..]
                                         | [b'R', b'e', b'v', ..]
                                 ) && win[s..e].contains(&b' ');
-                                let shape = if titled {
+                                // So is an initial before a surname (`A. Jones`).
+                                let initial = win.get(s + 1) == Some(&b'.');
+                                let shape = if titled || initial {
                                     Feature::Name
                                 } else {
                                     Feature::WeakName
@@ -639,7 +728,11 @@ impl Recognizers {
                 searcher,
                 &framed,
                 s..e,
-                (s, e),
+                Accept {
+                    from: s,
+                    to: e,
+                    doc_start: false,
+                },
                 &mut |c| {
                     if c.start == s && c.end == e {
                         hit = Some(c.kind);
@@ -1214,7 +1307,11 @@ mod tests {
             kind,
             win,
             0..win.len(),
-            (0, win.len()),
+            Accept {
+                from: 0,
+                to: win.len(),
+                doc_start: true,
+            },
             &mut |c| {
                 out.push((c.kind, text[c.start..c.end].to_string()));
             },

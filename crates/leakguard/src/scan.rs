@@ -2,7 +2,7 @@
 //! where identifiers can start, then asks the recognisers about those places only.
 
 use crate::policy::EntityKind;
-use crate::recognize::{Candidate, Feature, Recognizers, Searcher, SEARCHERS};
+use crate::recognize::{Accept, Candidate, Feature, Recognizers, Searcher, SEARCHERS};
 use crate::special::{Finder, EVERY, FEATURES};
 use crate::structure::{Tag, TAG_BRACE, TAG_BRACKET};
 
@@ -103,6 +103,8 @@ pub(crate) struct WindowScan<'a> {
     /// Whether structure events (tags, brackets, newlines) are wanted; without them the scan
     /// stops only where identifiers and record features can start.
     pub structure: bool,
+    /// Whether `win[0]` is the first byte of the document.
+    pub doc_start: bool,
 }
 
 impl WindowScan<'_> {
@@ -368,7 +370,11 @@ impl WindowScan<'_> {
             s,
             self.win,
             lo..hi,
-            (self.from, self.to),
+            Accept {
+                from: self.from,
+                to: self.to,
+                doc_start: self.doc_start,
+            },
             &mut |c| hits.push(c),
             &mut |pos, feature, text| {
                 events.push(Event {
@@ -486,6 +492,7 @@ mod tests {
                 from: 0,
                 to: text.len(),
                 structure: true,
+                doc_start: true,
             };
             for i in 0..text.len() {
                 let run_start = i == 0 || !text[i - 1].is_ascii_digit();

@@ -46,6 +46,12 @@ pub(crate) const LIST_THRESHOLD: i32 = 3;
 /// or its header - 3 if every record has the same name (one organiser repeated)`; the list is a
 /// donor list when `score >= LIST_THRESHOLD` (3). A plain list of three names with amounts and
 /// dates passes; a price list, a product feed or a What's-on listing with one organiser does not.
+///
+/// Which records count: those with a name the guard knows (a given name, a title, an initial, a
+/// JSON name key, a giving verb), and those whose name is only a capitalised cell once the list
+/// has two of the former or donor words, or, when the list closes unjudged, when every such cell
+/// is written as a person's name (two or three words, an initial), none repeats and the amounts
+/// are not all one price ([`List::close`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct ListScore {
     pub records: u32,
@@ -105,13 +111,27 @@ struct List {
     role: u32,
     first_name: u64,
     same_name: u32,
+    /// Records whose only name is a capitalised cell written as a person's name is (two or
+    /// three words, an initial and a surname), the first few of their names, and whether one of
+    /// those names came back (a shop's products do; a list of people's gifts does not).
+    person: u32,
+    people: [u64; PEOPLE],
+    repeated: bool,
+    /// The first record's amount, and whether another record's differs from it.
+    first_amount: u64,
+    amounts_vary: bool,
+    /// The list closed as a list of people's gifts (see [`List::close`]).
+    vouched: bool,
 }
+
+/// How many capitalised-cell names a list remembers to tell repeats.
+const PEOPLE: usize = 8;
 
 impl List {
     /// How many records a list contributes: its records with known names, and its other records
     /// once it has enough known ones or says it is about gifts (a `donor` field or column).
     fn counted(&self) -> u32 {
-        if self.strong >= STRONG_BEFORE_WEAK || self.donor > 0 {
+        if self.strong >= STRONG_BEFORE_WEAK || self.donor > 0 || self.vouched {
             self.strong + self.weak
         } else {
             self.strong
@@ -126,11 +146,18 @@ impl List {
         }
     }
 
-    fn add(&mut self, strong: bool, name: u64, cues: u8) {
+    fn add(&mut self, strong: bool, name: u64, person: bool, amount: u64, cues: u8) {
         if strong {
             self.strong += 1;
         } else {
             self.weak += 1;
+            self.person += u32::from(person);
+            self.remember(self.weak - 1, name);
+        }
+        if self.strong + self.weak == 1 {
+            self.first_amount = amount;
+        } else if amount != self.first_amount {
+            self.amounts_vary = true;
         }
         if self.verdict != UNDECIDED {
             return;
@@ -146,17 +173,52 @@ impl List {
         }
     }
 
+    /// Notes a capitalised-cell name, and whether it was seen before in this list.
+    fn remember(&mut self, before: u32, name: u64) {
+        let known = (before as usize).min(PEOPLE);
+        if self.people[..known].contains(&name) {
+            self.repeated = true;
+        } else if known < PEOPLE {
+            self.people[known] = name;
+        }
+    }
+
+    /// Judges a list that closes unjudged: its capitalised-cell records count as people's when
+    /// every one of them is written as a person's name, no name comes back and the amounts are
+    /// not all one price. A shop table's products repeat or are one word (`Rosette`), a ticket
+    /// grid repeats its price; three different people giving different sums do neither.
+    fn close(&mut self, own: u8, seen: u8) -> Option<ListScore> {
+        if self.verdict != UNDECIDED || self.strong + self.weak < LIST_RECORDS {
+            return None;
+        }
+        self.vouched =
+            self.weak > 0 && self.person == self.weak && !self.repeated && self.amounts_vary;
+        self.judge(own, seen)
+    }
+
     fn merge(&mut self, other: &List) {
         if self.strong + self.weak == 0 {
             self.first_name = other.first_name;
             self.same_name = 0;
+            self.first_amount = other.first_amount;
+        } else if other.strong + other.weak > 0 && other.first_amount != self.first_amount {
+            self.amounts_vary = true;
         }
+        self.amounts_vary |= other.amounts_vary;
         if other.first_name == self.first_name {
             self.same_name += other.same_name;
         }
         // Capitalised cells count only in the list that vouched for them.
         self.strong += other.strong;
         if other.counted() > other.strong {
+            for (i, &name) in other.people[..(other.weak as usize).min(PEOPLE)]
+                .iter()
+                .enumerate()
+            {
+                self.remember(self.weak + i as u32, name);
+            }
+            self.repeated |= other.repeated;
+            self.person += other.person;
             self.weak += other.weak;
         }
         self.donor += other.donor;
@@ -207,6 +269,8 @@ struct Frame {
     amount: u64,
     date: u64,
     weak: u64,
+    /// The capitalised cell is written as a person's name: two or three words, or an initial.
+    person: bool,
     initial: u8,
     amount_text: [u8; 12],
     amount_len: u8,
@@ -233,6 +297,10 @@ impl Frame {
             && child.features & Feature::WeakName as u8 != 0
         {
             self.weak = child.weak;
+            self.person = child.person;
+            if self.features & (Feature::Name as u8 | Feature::WeakName as u8) == 0 {
+                self.initial = child.initial;
+            }
         }
         self.features |= child.features;
     }
@@ -370,7 +438,13 @@ impl Structure {
                 top.amount_len = n as u8;
             }
             Feature::Date => top.date = fnv(text),
-            Feature::WeakName => top.weak = fnv(text),
+            Feature::WeakName => {
+                top.weak = fnv(text);
+                top.person = text.contains(&b' ') || text.get(1) == Some(&b'.');
+                if top.features & Feature::Name as u8 == 0 {
+                    top.initial = text[0];
+                }
+            }
             Feature::DonorCue | Feature::PriceCue | Feature::RoleCue => self.seen_cues |= bit,
         }
     }
@@ -445,6 +519,10 @@ impl Structure {
         }
         let root = std::mem::take(&mut self.root);
         self.end_line(&root);
+        let (own, seen) = (self.doc_cues, self.seen_cues);
+        if let Some(score) = self.doc.close(own, seen) {
+            self.note_score(score, None);
+        }
         // Small lists that closed unjudged were gathered into the document's list; a document
         // that ends with fewer records than a list needs has none.
     }
@@ -466,19 +544,33 @@ impl Structure {
         match frame.list.verdict {
             DONORS => self.closed += frame.list.counted(),
             NOT_DONORS => {}
-            // Too few records to judge: they join the document's list, as a page's scattered
-            // thank-you cards do.
+            // Unjudged: the list is judged as it closes, and if it is still too small it joins
+            // the document's list, as a page's scattered thank-you cards do.
             _ if frame.list.strong + frame.list.weak > 0 => {
-                self.doc.merge(&frame.list);
-                let (own, seen) = (self.doc_cues, self.seen_cues);
-                if let Some(score) = self.doc.judge(own, seen) {
+                let mut list = frame.list;
+                if let Some(score) = list.close(frame.features & CUES, self.seen_cues) {
                     self.note_score(score, None);
+                    if list.verdict == DONORS {
+                        self.closed += list.counted();
+                    }
+                } else {
+                    self.merge_into_doc(&list);
                 }
             }
             _ => {}
         }
         if !self.finalize(&frame) && frame.features != 0 {
             self.top().absorb(&frame);
+        }
+    }
+
+    /// A list too small to judge joins the document's list, as a page's scattered thank-you
+    /// cards do.
+    fn merge_into_doc(&mut self, list: &List) {
+        self.doc.merge(list);
+        let (own, seen) = (self.doc_cues, self.seen_cues);
+        if let Some(score) = self.doc.judge(own, seen) {
+            self.note_score(score, None);
         }
     }
 
@@ -508,7 +600,7 @@ impl Structure {
         if self.distinct.len() < MAX_DISTINCT {
             self.distinct.push(key);
         }
-        if strong && self.sample.is_none() {
+        if self.sample.is_none() {
             self.sample = Some((frame.initial, frame.amount_text, frame.amount_len));
         }
         let cues = frame.features & CUES;
@@ -517,12 +609,14 @@ impl Structure {
         // The record belongs to the list around it: the open frame, or the document.
         let judged = if self.depth == 0 {
             let own = self.doc_cues;
-            self.doc.add(strong, name, cues);
+            self.doc.add(strong, name, frame.person, frame.amount, cues);
             self.doc.judge(own, seen)
         } else {
             let parent = self.top();
             let own = parent.features & CUES;
-            parent.list.add(strong, name, cues);
+            parent
+                .list
+                .add(strong, name, frame.person, frame.amount, cues);
             parent.list.judge(own, seen)
         };
         if let Some(score) = judged {

@@ -1010,3 +1010,128 @@ fn event_listings_and_product_feeds_are_not_donor_lists() {
         );
     }
 }
+
+/// Whether `body` is judged a donor list (blocked by the default policy) at every chunking.
+fn is_donor_list_at_every_chunking(body: &str) -> bool {
+    let verdicts: Vec<bool> = [1, 61, 4096]
+        .iter()
+        .map(|&chunk| {
+            let (_, outcome) = scan_with(&guard(), &RoutePolicy::default(), body.as_bytes(), chunk);
+            outcome
+                .findings
+                .iter()
+                .any(|f| f.kind == EntityKind::DonorList && f.action == Action::Block)
+        })
+        .collect();
+    assert!(
+        verdicts.iter().all(|v| *v == verdicts[0]),
+        "the verdict depends on the chunking: {verdicts:?}\n{body}"
+    );
+    verdicts[0]
+}
+
+#[test]
+fn names_written_as_people_write_them_are_names() {
+    // A header says the rows are gifts, so capitalised cells count once they are found: Mc,
+    // O', double-barrelled names, particles and "Last, First" are cells like any other.
+    let body = "<table><tr><th>Donor</th><th>Amount</th><th>Date</th></tr>\
+        <tr><td>Lucía McLeod</td><td>£25.00</td><td>2026-11-01</td></tr>\
+        <tr><td>Stuart O'Connor</td><td>£40.00</td><td>2026-11-02</td></tr>\
+        <tr><td>Hiroshi van der Berg</td><td>£15.50</td><td>2026-11-03</td></tr></table>";
+    assert!(is_donor_list_at_every_chunking(body), "{body}");
+    let body = "donor,amount,date\n\"Whitfield, Lettice\",£25.00,2026-11-01\n\
+        \"Baxter-Lyle, Haruto\",£40.00,2026-11-02\n\"Ní Bhriain, Saoirse\",£15.50,2026-11-03\n";
+    assert!(is_donor_list_at_every_chunking(body), "{body}");
+}
+
+#[test]
+fn an_initial_before_a_surname_is_a_person() {
+    // Three gifts of one sum from people written as initials: names, even though the amounts
+    // look like a price grid and no word says they are gifts.
+    for body in [
+        "A. Quill,10.00,2026-11-01\nB. Ní Bhriain,10.00,2026-11-02\nC. Stone,10.00,2026-11-03\n",
+        "[{\"contributor\":\"A. Quill\",\"amount\":10.00,\"date\":\"2026-11-01\"},\
+          {\"contributor\":\"B. Rook\",\"amount\":10.00,\"date\":\"2026-11-02\"},\
+          {\"contributor\":\"C. Stone\",\"amount\":10.00,\"date\":\"2026-11-03\"}]",
+        "{\"edges\":[{\"node\":{\"donor\":{\"displayName\":\"A. Quill\"},\"amount\":{\"value\":\"10.00\"},\"createdAt\":\"2026-11-01\"}},\
+          {\"node\":{\"donor\":{\"displayName\":\"B. Rook\"},\"amount\":{\"value\":\"10.00\"},\"createdAt\":\"2026-11-02\"}},\
+          {\"node\":{\"donor\":{\"displayName\":\"C. Stone\"},\"amount\":{\"value\":\"10.00\"},\"createdAt\":\"2026-11-03\"}}]}",
+    ] {
+        assert!(is_donor_list_at_every_chunking(body), "{body}");
+    }
+}
+
+#[test]
+fn a_gift_from_a_titled_or_unknown_donor_names_them() {
+    // "Donation from" and a giving verb name a donor the name list does not know, in full: one
+    // title on every row must not read as one name repeated.
+    let rows = [
+        ("Ada Quill", "5.00", "01"),
+        ("Bea Rook", "70.00", "02"),
+        ("Cy Stone", "12.50", "03"),
+    ];
+    for form in ["Donation from Cllr {n}", "Cllr {n} gave"] {
+        let items: String = rows
+            .iter()
+            .map(|(n, a, d)| {
+                format!(
+                    "<item><title>{}</title><description>£{a}</description><pubDate>{d} Nov 2026</pubDate></item>\n",
+                    form.replace("{n}", n)
+                )
+            })
+            .collect();
+        let body = format!("<rss><channel>\n{items}</channel></rss>\n");
+        assert!(is_donor_list_at_every_chunking(&body), "{body}");
+    }
+}
+
+#[test]
+fn people_the_guard_does_not_know_are_a_donor_list_when_the_list_closes() {
+    // No name the guard knows, no header, no word about gifts: three different people, each
+    // with one sum and a date, the first on the document's first line.
+    let csv = "Wiremu Tane,28 Feb 2026,£50\nOttoline Pryce,12 Dec 2025,£10\nHaruto Baxter-Lyle,20 May 2026,£137\n";
+    assert!(is_donor_list_at_every_chunking(csv), "{csv}");
+    let atom = "<feed><title>Recent</title>\
+        <entry><title>Wiremu Tane</title><content>£50.00</content><updated>2026-02-28T10:00:00Z</updated></entry>\
+        <entry><title>Ottoline Pryce</title><content>£10.00</content><updated>2025-12-12T10:00:00Z</updated></entry>\
+        <entry><title>Torquil Abernethy</title><content>£137.00</content><updated>2026-05-20T10:00:00Z</updated></entry></feed>";
+    assert!(is_donor_list_at_every_chunking(atom), "{atom}");
+}
+
+#[test]
+fn capitalised_cells_that_repeat_or_share_a_price_or_are_one_word_are_not_people() {
+    let table = |rows: &[(&str, &str)]| {
+        format!(
+            "<table>{}</table>",
+            rows.iter()
+                .enumerate()
+                .map(|(i, (item, price))| format!(
+                    "<tr><td>{item}</td><td>£{price}</td><td>0{}/11/2026</td></tr>",
+                    i + 1
+                ))
+                .collect::<String>()
+        )
+    };
+    for body in [
+        // A product comes back.
+        table(&[
+            ("Tote Bag", "12.00"),
+            ("Campaign Mug", "8.50"),
+            ("Tote Bag", "12.00"),
+            ("Tea Towel", "6.00"),
+        ]),
+        // One price for everything.
+        table(&[
+            ("Tote Bag", "5.00"),
+            ("Campaign Mug", "5.00"),
+            ("Tea Towel", "5.00"),
+        ]),
+        // Names of one word.
+        table(&[("Rosette", "3.00"), ("Hoodie", "25.00"), ("Badge", "1.50")]),
+        // A CSV of the same.
+        "Tote Bag,12.00,2026-11-01\nCampaign Mug,8.50,2026-11-02\nTote Bag,12.00,2026-11-03\n"
+            .to_string(),
+    ] {
+        assert!(!is_donor_list_at_every_chunking(&body), "{body}");
+    }
+}
