@@ -2607,6 +2607,42 @@ fn fundraising_totals(rng: &mut Rng) -> ShapeDoc {
     clean("clean_fundraising_totals", "text/html; charset=utf-8", body)
 }
 
+/// Money raised by each local branch, named by its town: two-word places,
+/// each with a different sum and a date, the shape a donor list has without
+/// a person in it. Added after the short-list rule was built, to measure the
+/// false positive that rule was known to risk (it was not tuned on).
+fn branch_totals(rng: &mut Rng) -> ShapeDoc {
+    const TOWNS: &[&str] = &[
+        "Milton Keynes",
+        "West Bromwich",
+        "Hemel Hempstead",
+        "Market Harborough",
+        "Bishop Auckland",
+        "Newton Abbot",
+        "Burgess Hill",
+        "Haywards Heath",
+        "Bury St Edmunds",
+        "Kings Lynn",
+        "Castle Douglas",
+        "Port Talbot",
+    ];
+    let (head, foot) = html_shell(rng, "Branch fundraising");
+    let mut body = head;
+    body.push_str("<table>\n<tr><th>Branch</th><th>Raised</th><th>Updated</th></tr>\n");
+    let first = rng.below(TOWNS.len() as u64) as usize;
+    for i in 0..rng.range(3, 8) as usize {
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>£{}</td><td>{}</td></tr>\n",
+            TOWNS[(first + i) % TOWNS.len()],
+            commas(rng.range(200, 9_000) * 100),
+            fmt_date(date(rng, 2026, 2026), DateStyle::Long, rng)
+        ));
+    }
+    body.push_str("</table>\n");
+    body.push_str(&foot);
+    clean("clean_branch_totals", "text/html; charset=utf-8", body)
+}
+
 // ---------------------------------------------------------------------------------------------
 // The shape table.
 
@@ -2717,6 +2753,7 @@ pub fn shapes() -> Vec<Shape> {
     all.push(clean_shape("clean_spreadsheet_budget", spreadsheet_budget));
     all.push(clean_shape("clean_comments_thread", comments_thread));
     all.push(clean_shape("clean_fundraising_totals", fundraising_totals));
+    all.push(clean_shape("clean_branch_totals", branch_totals));
     all
 }
 

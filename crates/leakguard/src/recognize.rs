@@ -127,6 +127,9 @@ pub(crate) enum Feature {
     PriceCue = 32,
     /// A word that gives the name a role other than giver: `organiser`, `hosted by`.
     RoleCue = 64,
+    /// A word that says the records are places or things, not people: `branch`, `town`,
+    /// `venue`, `product`. Only the rule for capitalised cells the guard does not know reads it.
+    PlaceCue = 128,
 }
 
 /// Words near a record's amount that tell a donor list from a price list or an event listing,
@@ -172,6 +175,19 @@ const CUES: &[(&str, Feature)] = &[
     ("led by", Feature::RoleCue),
     ("presented by", Feature::RoleCue),
     ("performer", Feature::RoleCue),
+    ("branch", Feature::PlaceCue),
+    ("branches", Feature::PlaceCue),
+    ("town", Feature::PlaceCue),
+    ("city", Feature::PlaceCue),
+    ("region", Feature::PlaceCue),
+    ("constituency", Feature::PlaceCue),
+    ("ward", Feature::PlaceCue),
+    ("county", Feature::PlaceCue),
+    ("venue", Feature::PlaceCue),
+    ("location", Feature::PlaceCue),
+    ("store", Feature::PlaceCue),
+    ("product", Feature::PlaceCue),
+    ("item", Feature::PlaceCue),
 ];
 
 /// Titles before a name.

@@ -23,7 +23,10 @@ const MAX_DISTINCT: usize = 1024;
 
 const ALL: u8 = Feature::Name as u8 | Feature::Amount as u8 | Feature::Date as u8;
 const WEAK: u8 = Feature::WeakName as u8 | Feature::Amount as u8 | Feature::Date as u8;
-const CUES: u8 = Feature::DonorCue as u8 | Feature::PriceCue as u8 | Feature::RoleCue as u8;
+const CUES: u8 = Feature::DonorCue as u8
+    | Feature::PriceCue as u8
+    | Feature::RoleCue as u8
+    | Feature::PlaceCue as u8;
 
 /// Records with a name the guard knows needed in a list before its records with only a
 /// capitalised cell count: two known names among the rows of one table, feed or array make the
@@ -191,8 +194,13 @@ impl List {
         if self.verdict != UNDECIDED || self.strong + self.weak < LIST_RECORDS {
             return None;
         }
-        self.vouched =
-            self.weak > 0 && self.person == self.weak && !self.repeated && self.amounts_vary;
+        // Town and branch names are written as people's names are: a list about places or
+        // things (`Branch`, `Venue` in its header or anywhere before) vouches for none.
+        self.vouched = self.weak > 0
+            && self.person == self.weak
+            && !self.repeated
+            && self.amounts_vary
+            && (own | seen) & Feature::PlaceCue as u8 == 0;
         self.judge(own, seen)
     }
 
@@ -445,7 +453,9 @@ impl Structure {
                     top.initial = text[0];
                 }
             }
-            Feature::DonorCue | Feature::PriceCue | Feature::RoleCue => self.seen_cues |= bit,
+            Feature::DonorCue | Feature::PriceCue | Feature::RoleCue | Feature::PlaceCue => {
+                self.seen_cues |= bit
+            }
         }
     }
 

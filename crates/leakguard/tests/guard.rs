@@ -1135,3 +1135,36 @@ fn capitalised_cells_that_repeat_or_share_a_price_or_are_one_word_are_not_people
         assert!(!is_donor_list_at_every_chunking(&body), "{body}");
     }
 }
+
+#[test]
+fn a_table_of_branches_is_not_a_list_of_people() {
+    let rows = [
+        ("Hemel Hempstead", "£1,240.00"),
+        ("West Bromwich", "£980.50"),
+        ("Market Harborough", "£2,015.00"),
+    ];
+    let table = |header: &str| {
+        format!(
+            "<table><tr><th>{header}</th><th>Raised</th><th>Updated</th></tr>{}</table>",
+            rows.iter()
+                .map(|(town, sum)| format!(
+                    "<tr><td>{town}</td><td>{sum}</td><td>01/11/2026</td></tr>"
+                ))
+                .collect::<String>()
+        )
+    };
+    let donor_list = |body: &str, chunk: usize| {
+        let (_, outcome) = scan_with(&guard(), &RoutePolicy::default(), body.as_bytes(), chunk);
+        outcome
+            .findings
+            .iter()
+            .any(|f| f.kind == EntityKind::DonorList)
+    };
+    for chunk in [1, 61, 4096] {
+        // Under a `Branch` column the capitalised cells are places.
+        assert!(!donor_list(&table("Branch"), chunk), "chunks of {chunk}");
+        // The same cells under a column that says nothing are taken for people: the rule
+        // the place words switch off is really at work here.
+        assert!(donor_list(&table("Name"), chunk), "chunks of {chunk}");
+    }
+}
