@@ -217,6 +217,24 @@ fn evaluate_shapes(per_shape: usize, split: shapes::Split) {
                 doc.shape, doc.records, doc.body
             );
         }
+        // `SHAPES_DISAGREE=SHAPE` prints that shape's documents judged differently by chunking.
+        if std::env::var("SHAPES_DISAGREE").is_ok_and(|s| s == doc.shape)
+            && verdicts
+                .iter()
+                .any(|(a, _)| flagged(*a) != flagged(*action))
+        {
+            let by_chunk: Vec<String> = CHUNKS
+                .iter()
+                .zip(&verdicts)
+                .map(|(c, (a, _))| format!("{c}: {a:?}"))
+                .collect();
+            println!(
+                "--- chunking changes the verdict: {} ({})\n{}\n---",
+                doc.shape,
+                by_chunk.join(", "),
+                doc.body
+            );
+        }
         row.n += 1;
         row.flagged += usize::from(flagged(*action));
         row.blocked += usize::from(*action == Action::Block);

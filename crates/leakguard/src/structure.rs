@@ -201,7 +201,7 @@ impl List {
             && !self.repeated
             && self.amounts_vary
             && (own | seen) & Feature::PlaceCue as u8 == 0;
-        self.judge(own, seen)
+        self.judge_last(own, seen, true)
     }
 
     fn merge(&mut self, other: &List) {
@@ -237,6 +237,14 @@ impl List {
     /// Judges the list once it holds enough records; `own` are the cue words of the list itself
     /// (its header row, its title) and `seen` every cue word met so far.
     fn judge(&mut self, own: u8, seen: u8) -> Option<ListScore> {
+        self.judge_last(own, seen, false)
+    }
+
+    /// [`List::judge`]; `last` when the list has closed and this is its final word. Until then
+    /// a list refused only because every record so far has the same name stays open to
+    /// judgement at its next record: the first three donors of a list sorted by name are often
+    /// three Davids, and one organiser repeated stays one name to the end.
+    fn judge_last(&mut self, own: u8, seen: u8, last: bool) -> Option<ListScore> {
         if self.verdict != UNDECIDED {
             return None;
         }
@@ -255,6 +263,15 @@ impl List {
             role: 2 * self.role >= n || own & Feature::RoleCue as u8 != 0,
             one_name: self.same_name == n,
         };
+        if !last && score.one_name && !score.is_donor_list() {
+            let without = ListScore {
+                one_name: false,
+                ..score
+            };
+            if without.is_donor_list() {
+                return None;
+            }
+        }
         self.verdict = if score.is_donor_list() {
             DONORS
         } else {

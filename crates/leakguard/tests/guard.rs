@@ -1168,3 +1168,19 @@ fn a_table_of_branches_is_not_a_list_of_people() {
         assert!(donor_list(&table("Name"), chunk), "chunks of {chunk}");
     }
 }
+
+#[test]
+fn a_list_sorted_by_name_is_judged_past_its_first_three_davids() {
+    // A generated API export (the evaluation's `donor_json_array_20_60`) whose first three
+    // supporters are all called David: judged at its third record, it was refused as "one name
+    // repeated" for good, unless a chunk boundary happened to move the judgement.
+    let body = include_str!("data/supporters-sorted-by-name.json");
+    for chunk in [1, 61, 200, 4096, usize::MAX] {
+        let (_, outcome) = scan_with(&guard(), &RoutePolicy::default(), body.as_bytes(), chunk);
+        assert_eq!(
+            outcome.action,
+            Action::Block,
+            "chunks of {chunk}: {outcome:?}"
+        );
+    }
+}
