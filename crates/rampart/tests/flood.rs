@@ -538,3 +538,39 @@ fn broken_flood_section_is_reported_with_its_position() {
         "{stderr}"
     );
 }
+
+/// Slow uploads must not fill the upstream's capacity: a request whose body
+/// is still arriving holds no place, so five dripping POSTs against a site
+/// whose capacity is two leave the next visitor unchallenged.
+#[test]
+fn uploads_still_arriving_hold_no_place_in_the_capacity() {
+    use std::io::Write;
+    let up = NamedUpstream::start("app");
+    let gw = GatewayProcess::start(
+        "flood-uploads",
+        &flood_config(
+            up.addr,
+            "[flood]\n[[flood.sites]]\nname = \"www\"\nmax_in_flight = 2\n",
+        ),
+    );
+    assert_eq!(browser(gw.listen, "/", None).status, 200);
+    let uploads: Vec<std::net::TcpStream> = (0..5)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(gw.listen).unwrap();
+            s.write_all(b"POST /donate HTTP/1.1\r\nHost: www.example\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\namount=")
+                .unwrap();
+            s
+        })
+        .collect();
+    // Give the gateway time to read the five heads and admit them (a set-up
+    // wait, not a timing assertion: the check below is on the answer).
+    std::thread::sleep(Duration::from_millis(500));
+    let r = browser(gw.listen, "/", None);
+    assert_eq!(
+        r.status,
+        200,
+        "five unfinished uploads filled a capacity of two: {}",
+        r.body_text()
+    );
+    drop(uploads);
+}
