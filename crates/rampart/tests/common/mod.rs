@@ -11,12 +11,32 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// A loopback port nothing listens on, for a server a test starts later.
+///
+/// The port is free when it is handed out but not held, so two parallel
+/// tests asking the kernel for `bind(0)` could be given the same one, and
+/// one test's requests then reach the other's admin API. Ports therefore
+/// come from below the kernel's ephemeral range (32768 and up on Linux),
+/// which neither `bind(0)` nor outgoing connections use, and a process never
+/// hands out the same port twice. The starting point depends on the process
+/// id so that test binaries run side by side start far apart.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: std::sync::OnceLock<std::sync::atomic::AtomicU32> = std::sync::OnceLock::new();
+    let next = NEXT.get_or_init(|| {
+        std::sync::atomic::AtomicU32::new(std::process::id().wrapping_mul(2_654_435_761) % COUNT)
+    });
+    for _ in 0..COUNT {
+        let port = (FIRST + next.fetch_add(1, Ordering::Relaxed) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!(
+        "no free loopback port between {FIRST} and {}",
+        FIRST + COUNT
+    );
 }
 
 /// A fresh directory for one test's files.
