@@ -128,7 +128,9 @@ pub(crate) enum Feature {
     /// A word that gives the name a role other than giver: `organiser`, `hosted by`.
     RoleCue = 64,
     /// A word that says the records are places or things, not people: `branch`, `town`,
-    /// `venue`, `product`. Only the rule for capitalised cells the guard does not know reads it.
+    /// `venue`, `product`. In a list's own header or fields without donor words it lowers the
+    /// list's score; anywhere before, it stops capitalised cells the guard does not know from
+    /// counting as people.
     PlaceCue = 128,
 }
 
@@ -187,7 +189,6 @@ const CUES: &[(&str, Feature)] = &[
     ("location", Feature::PlaceCue),
     ("store", Feature::PlaceCue),
     ("product", Feature::PlaceCue),
-    ("item", Feature::PlaceCue),
 ];
 
 /// Titles before a name.
@@ -645,7 +646,11 @@ impl Recognizers {
                 let structured = text.starts_with(b"+")
                     || text.starts_with(b"00")
                     || text.iter().any(|b| matches!(b, b' ' | b'-' | b'.' | b'('));
-                if !structured && self.context_before(win, s) & CTX_PHONE == 0 {
+                // An unformatted number needs a phone word before it, or, for a mobile, a cell
+                // or field of its own: exports store mobiles as bare digits under a `phone`
+                // column far above, and an 11-digit `07…` alone in a cell is rarely a reference.
+                let mobile_in_cell = nat[1] == b'7' && cell_value(win, s, e);
+                if !structured && !mobile_in_cell && self.context_before(win, s) & CTX_PHONE == 0 {
                     return None;
                 }
                 Some((s, e))

@@ -274,12 +274,15 @@ impl WindowScan<'_> {
         {
             self.trigger(pending, Searcher::Iban, start, end, hits, events);
         }
-        // `(020) 7946 0958`: the bracket splits the run, so the part after it is shorter.
-        if (7..=13).contains(&digits)
-            && (win[start] == b'0'
-                || win[start.saturating_sub(7)..start]
-                    .iter()
-                    .any(|b| matches!(b, b'+' | b'(')))
+        // `(020) 7946 0958`: the bracket splits the run, so the part after it is shorter, as
+        // short as six digits after a five-digit area code (`(01680) 303360`).
+        let bracket_or_plus = || {
+            win[start.saturating_sub(8)..start]
+                .iter()
+                .any(|b| matches!(b, b'+' | b'('))
+        };
+        if ((7..=13).contains(&digits) && (win[start] == b'0' || bracket_or_plus()))
+            || (digits == 6 && bracket_or_plus())
         {
             self.trigger(pending, Searcher::Phone, start, end, hits, events);
         }

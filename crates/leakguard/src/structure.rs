@@ -46,9 +46,13 @@ pub(crate) const LIST_THRESHOLD: i32 = 3;
 /// `score = records (3 when judged) + 2 if donor words (a `donor`/`gift`/`donation` field or
 /// column, `gave`, `supporters`) - 3 if price words (`price`, `ticket`, `sku`, `on the door`) in
 /// half its records or its header - 3 if role words (`organiser`, `hosted by`) in half its records
-/// or its header - 3 if every record has the same name (one organiser repeated)`; the list is a
-/// donor list when `score >= LIST_THRESHOLD` (3). A plain list of three names with amounts and
-/// dates passes; a price list, a product feed or a What's-on listing with one organiser does not.
+/// or its header - 3 if place words (`branch`, `town`, `venue`) in its header or fields and no
+/// donor words there - 3 if every record has the same name (one organiser repeated)`; the list is
+/// a donor list when `score >= LIST_THRESHOLD` (3). A plain list of three names with amounts and
+/// dates passes; a price list, a product feed, a What's-on listing with one organiser, or a table
+/// of money raised per branch whose towns hold given names (`Castle Douglas`, `Kings Lynn`) does
+/// not. A donor export with a town column says `amount` or `donor` in the same header, and stays
+/// a donor list.
 ///
 /// Which records count: those with a name the guard knows (a given name, a title, an initial, a
 /// JSON name key, a giving verb), and those whose name is only a capitalised cell once the list
@@ -61,6 +65,7 @@ pub(crate) struct ListScore {
     pub donor: bool,
     pub price: bool,
     pub role: bool,
+    pub place: bool,
     pub one_name: bool,
 }
 
@@ -69,6 +74,7 @@ impl ListScore {
         self.records as i32 + 2 * i32::from(self.donor)
             - 3 * i32::from(self.price)
             - 3 * i32::from(self.role)
+            - 3 * i32::from(self.place)
             - 3 * i32::from(self.one_name)
     }
 
@@ -86,6 +92,9 @@ impl ListScore {
         }
         if self.role {
             parts.push_str(", organiser words -3");
+        }
+        if self.place {
+            parts.push_str(", place words -3");
         }
         if self.one_name {
             parts.push_str(", one name repeated -3");
@@ -261,6 +270,7 @@ impl List {
             donor: self.donor > 0,
             price: 2 * self.price >= n || own & Feature::PriceCue as u8 != 0,
             role: 2 * self.role >= n || own & Feature::RoleCue as u8 != 0,
+            place: own & Feature::PlaceCue as u8 != 0 && own & Feature::DonorCue as u8 == 0,
             one_name: self.same_name == n,
         };
         if !last && score.one_name && !score.is_donor_list() {

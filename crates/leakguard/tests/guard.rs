@@ -776,6 +776,40 @@ fn a_shop_table_does_not_borrow_names_from_thank_yous() {
     assert_eq!(outcome.action, Action::Block, "{outcome:?}");
 }
 
+/// Money raised per branch, named by towns that hold given names (`Castle Douglas`, `Kings
+/// Lynn`, `Milton Keynes`), is no donor list: the header says the rows are places. The same
+/// table headed as people with amounts is one.
+#[test]
+fn a_table_of_towns_with_given_names_is_no_donor_list() {
+    let mut page =
+        String::from("<table>\n<tr><th>Branch</th><th>Raised</th><th>Updated</th></tr>\n");
+    for (i, town) in [
+        "Kings Lynn",
+        "Castle Douglas",
+        "Milton Keynes",
+        "Port Talbot",
+    ]
+    .iter()
+    .enumerate()
+    {
+        page.push_str(&format!(
+            "<tr><td>{town}</td><td>£{},{}05.00</td><td>{} June 2026</td></tr>\n",
+            i + 1,
+            i + 3,
+            i + 4
+        ));
+    }
+    page.push_str("</table>");
+    let (_, outcome) = scan_with(&guard(), &RoutePolicy::default(), page.as_bytes(), 4096);
+    assert_eq!(outcome.action, Action::Allow, "{outcome:?}");
+    let donors = page.replace(
+        "<th>Branch</th><th>Raised</th>",
+        "<th>Name</th><th>Amount</th>",
+    );
+    let (_, outcome) = scan_with(&guard(), &RoutePolicy::default(), donors.as_bytes(), 4096);
+    assert_eq!(outcome.action, Action::Block, "{outcome:?}");
+}
+
 /// `inspect` finds what `push` finds, chunk by chunk, on an alert route,
 /// without the copy; on a block route the verdict is the same too.
 #[test]

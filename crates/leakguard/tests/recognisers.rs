@@ -117,8 +117,14 @@ fn phones() {
     check("mobile +447700900123", &[(Phone, 1)]);
     check("Mobile: 07700900123", &[(Phone, 1)]);
     check("07700 900 123", &[(Phone, 1)]);
-    // Unlabelled bare digits, a US number, an unallocated 04 range.
+    // A five-digit area code in brackets leaves six digits after it.
+    check("(01680) 303360", &[(Phone, 1)]);
+    // A bare mobile alone in a CSV field or a table cell, its `phone` header far above.
+    check("name,phone\nAisha Mwangi,07407862061\n", &[(Phone, 1)]);
+    check("<td>07407862061</td>", &[(Phone, 1)]);
+    // Unlabelled bare digits, a bare landline in a cell, a US number, an unallocated 04 range.
     check("booking 07700900123", &[]);
+    check("<td>01612345678</td>", &[]);
     check("US office +1 (415) 555-0100", &[]);
     check("ref 0400 123 4567", &[]);
 }
