@@ -2644,6 +2644,355 @@ fn branch_totals(rng: &mut Rng) -> ShapeDoc {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Shapes added after the list score was tuned, measured first as they were written (see
+// `docs/leak-guard.md`, "Evaluation"): records without a wrapper element, camelCase APIs, plain
+// text, short member lists, and pages that pair people or organisations with sums or contacts
+// without being a leak.
+
+/// A leaky document whose records are what `markers` name, one per record.
+fn leaky_doc(
+    shape: &'static str,
+    content_type: &'static str,
+    body: String,
+    markers: Vec<String>,
+    records_from: usize,
+    unit: Unit,
+) -> ShapeDoc {
+    ShapeDoc {
+        shape,
+        label: Label::Leaky,
+        content_type,
+        encoding: None,
+        body,
+        records: markers.len(),
+        markers,
+        records_from,
+        unit: Some(unit),
+    }
+}
+
+/// Donors in flat markup: each record is a heading or `<dt>` followed by its amount and date in
+/// sibling elements, with no element wrapping one record.
+fn donor_html_flat(rng: &mut Rng) -> ShapeDoc {
+    let n = rng.range(3, 19) as usize;
+    let gs = gifts(rng, n);
+    let ds = date_style(rng);
+    let am = amount_style(rng, false);
+    let (head, foot) = html_shell(rng, "Our supporters");
+    let mut body = head;
+    let dl = rng.chance(50);
+    body.push_str(if dl {
+        "<dl class=\"gifts\">\n"
+    } else {
+        "<section class=\"gifts\">\n"
+    });
+    let from = body.len();
+    let mut markers = Vec::new();
+    for g in &gs {
+        let name = html_text(&g.name, false);
+        let when = fmt_date(g.date, ds, rng);
+        let sum = fmt_amount(g.pence, am, true);
+        if dl {
+            body.push_str(&format!(
+                "<dt>{name}</dt>\n<dd>{sum}</dd>\n<dd>{when}</dd>\n"
+            ));
+        } else {
+            body.push_str(&format!("<h3>{name}</h3>\n<p>{sum}</p>\n<p>{when}</p>\n"));
+        }
+        markers.push(name);
+    }
+    body.push_str(if dl { "</dl>\n" } else { "</section>\n" });
+    body.push_str(&foot);
+    let unit = Unit::Opens(if dl { "<dt>" } else { "<h3>" }.into());
+    leaky_doc(
+        "donor_html_flat_3_19",
+        "text/html; charset=utf-8",
+        body,
+        markers,
+        from,
+        unit,
+    )
+}
+
+/// A JSON API in camelCase with the amount in pence under a long key and ISO timestamps.
+fn donor_json_camel(rng: &mut Rng) -> ShapeDoc {
+    let n = rng.range(3, 19) as usize;
+    let gs = gifts(rng, n);
+    let mut markers = Vec::new();
+    let items: Vec<String> = gs
+        .iter()
+        .map(|g| {
+            markers.push(json_str(&g.name));
+            format!(
+                "{{\"id\":\"{}\",\"fullName\":{},\"giftAmountPence\":{},\"currency\":\"GBP\",\"receivedAt\":\"{}-{:02}-{:02}T{:02}:{:02}:00Z\"}}",
+                uuid(rng),
+                json_str(&g.name),
+                g.pence,
+                g.date.y,
+                g.date.m,
+                g.date.d,
+                rng.below(24),
+                rng.below(60)
+            )
+        })
+        .collect();
+    let body = format!(
+        "{{\"data\":[{}],\"meta\":{{\"count\":{n}}}}}",
+        items.join(",")
+    );
+    leaky_doc(
+        "donor_json_camel_3_19",
+        "application/json",
+        body,
+        markers,
+        0,
+        Unit::Opens("\"fullName\":".into()),
+    )
+}
+
+/// A plain-text export: one donor per line, fields separated by dashes or tabs.
+fn donor_text_lines(rng: &mut Rng) -> ShapeDoc {
+    let n = rng.range(3, 19) as usize;
+    let gs = gifts(rng, n);
+    let ds = date_style(rng);
+    let am = amount_style(rng, false);
+    let sep = rng.pick(&[" - ", "\t", " | "]);
+    let mut body = String::new();
+    let mut markers = Vec::new();
+    for g in &gs {
+        body.push_str(&format!(
+            "{}{sep}{}{sep}{}\n",
+            g.name,
+            fmt_amount(g.pence, am, false),
+            fmt_date(g.date, ds, rng)
+        ));
+        markers.push(g.name.clone());
+    }
+    leaky_doc(
+        "donor_text_lines_3_19",
+        "text/plain; charset=utf-8",
+        body,
+        markers,
+        0,
+        Unit::Lines { header: 0 },
+    )
+}
+
+/// Three to five members with their own email addresses, as a table or CSV.
+fn member_emails_short(rng: &mut Rng) -> ShapeDoc {
+    let n = rng.range(3, 5) as usize;
+    let ps = people(rng, n);
+    let rows: Vec<(String, String)> = ps
+        .iter()
+        .map(|p| (format!("{} {}", p.first, p.last), email_of(rng, p)))
+        .collect();
+    let markers: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
+    if rng.chance(50) {
+        let mut body = String::from("name,email\n");
+        for (name, email) in &rows {
+            body.push_str(&format!("{},{email}\n", csv_cell(name)));
+        }
+        leaky_doc(
+            "member_emails_3_5",
+            "text/csv",
+            body,
+            markers,
+            0,
+            Unit::Lines { header: 1 },
+        )
+    } else {
+        let (head, foot) = html_shell(rng, "New members");
+        let mut body = head;
+        body.push_str("<table>\n<tr><th>Name</th><th>Email</th></tr>\n");
+        let from = body.len();
+        for (name, email) in &rows {
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{email}</td></tr>\n",
+                xml_escape(name)
+            ));
+        }
+        body.push_str("</table>\n");
+        body.push_str(&foot);
+        leaky_doc(
+            "member_emails_3_5",
+            "text/html; charset=utf-8",
+            body,
+            markers,
+            from,
+            Unit::Opens("<tr><td>".into()),
+        )
+    }
+}
+
+/// A team page: staff with their roles, work addresses at the organisation's domain and office
+/// numbers.
+fn team_page(rng: &mut Rng) -> ShapeDoc {
+    const ROLES: &[&str] = &[
+        "Campaign manager",
+        "Press officer",
+        "Volunteer coordinator",
+        "Treasurer",
+        "Head of fundraising",
+        "Office manager",
+        "Digital officer",
+        "Chair",
+    ];
+    let (head, foot) = html_shell(rng, "Our team");
+    let mut body = head;
+    let domain = rng.pick(&[
+        "valleygreens.org.uk",
+        "northfield-independents.org",
+        "stanneshospice.org.uk",
+    ]);
+    let staff = rng.range(3, 8) as usize;
+    for p in people(rng, staff) {
+        let local = format!("{}.{}", p.first, p.last)
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_ascii_alphabetic() || *c == '.')
+            .collect::<String>();
+        body.push_str(&format!(
+            "<div class=\"person\"><h3>{} {}</h3><p>{}</p><p><a href=\"mailto:{local}@{domain}\">{local}@{domain}</a></p><p>Tel: {}</p></div>\n",
+            p.first,
+            xml_escape(p.last),
+            rng.pick(ROLES),
+            phone(rng)
+        ));
+    }
+    body.push_str(&foot);
+    clean("clean_team_page", "text/html; charset=utf-8", body)
+}
+
+/// Grants a foundation awarded: organisations written as people's names are (two or three
+/// capitalised words), each with a different sum and a date.
+fn grants_awarded(rng: &mut Rng) -> ShapeDoc {
+    const GROUPS: &[&str] = &[
+        "Hartley Youth Club",
+        "Riverside Food Bank",
+        "Northfield Allotment Society",
+        "Bangor Repair Cafe",
+        "Carlisle Choir",
+        "Exeter Men's Shed",
+        "Truro Toddlers",
+        "Dundee Dementia Friends",
+        "Lancaster Canal Trust",
+        "Ipswich Refugee Welcome",
+        "Swansea Sea Swimmers",
+        "Durham Debating Society",
+    ];
+    let (head, foot) = html_shell(rng, "Grants awarded");
+    let mut body = head;
+    let header = rng.pick(&[
+        "<tr><th>Organisation</th><th>Grant</th><th>Awarded</th></tr>",
+        "<tr><th>Group</th><th>Award</th><th>Date</th></tr>",
+        "<tr><th>Recipient</th><th>Sum</th><th>Decision</th></tr>",
+    ]);
+    body.push_str(&format!("<table>\n{header}\n"));
+    let first = rng.below(GROUPS.len() as u64) as usize;
+    let ds = date_style(rng);
+    for i in 0..rng.range(3, 12) as usize {
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>£{}</td><td>{}</td></tr>\n",
+            xml_escape(GROUPS[(first + i) % GROUPS.len()]),
+            commas(rng.range(5, 200) * 10_000),
+            fmt_date(date(rng, 2025, 2026), ds, rng)
+        ));
+    }
+    body.push_str("</table>\n");
+    body.push_str(&foot);
+    clean("clean_grants_awarded", "text/html; charset=utf-8", body)
+}
+
+/// A reading list or bookshop page: authors (people), titles, prices and publication dates.
+fn book_list(rng: &mut Rng) -> ShapeDoc {
+    const TITLES_: &[&str] = &[
+        "The Long Road Home",
+        "A History of the Commons",
+        "Small Acts",
+        "The Organiser's Handbook",
+        "Rivers of Ink",
+        "Counting the Votes",
+        "Tea and Sympathy",
+        "The Last Hustings",
+    ];
+    let n = rng.range(3, 12) as usize;
+    let authors = people(rng, n);
+    let ds = date_style(rng);
+    if rng.chance(50) {
+        let (head, foot) = html_shell(rng, "Reading list");
+        let mut body = head;
+        body.push_str(
+            "<table>\n<tr><th>Author</th><th>Title</th><th>Price</th><th>Published</th></tr>\n",
+        );
+        for a in &authors {
+            body.push_str(&format!(
+                "<tr><td>{} {}</td><td>{}</td><td>£{}.99</td><td>{}</td></tr>\n",
+                a.first,
+                xml_escape(a.last),
+                rng.pick(TITLES_),
+                rng.range(6, 25),
+                fmt_date(date(rng, 2019, 2026), ds, rng)
+            ));
+        }
+        body.push_str("</table>\n");
+        body.push_str(&foot);
+        clean("clean_book_list", "text/html; charset=utf-8", body)
+    } else {
+        let items: Vec<String> = authors
+            .iter()
+            .map(|a| {
+                format!(
+                    "{{\"title\":{},\"author\":{},\"price\":\"{}.99\",\"published\":\"{}-{:02}-{:02}\"}}",
+                    json_str(rng.pick(TITLES_)),
+                    json_str(&format!("{} {}", a.first, a.last)),
+                    rng.range(6, 25),
+                    rng.range(2019, 2026),
+                    rng.range(1, 12),
+                    rng.range(1, 28)
+                )
+            })
+            .collect();
+        clean(
+            "clean_book_list",
+            "application/json",
+            format!("{{\"books\":[{}]}}", items.join(",")),
+        )
+    }
+}
+
+/// An order confirmation: one customer's own name and address, the items they bought with
+/// prices, and the date.
+fn order_confirmation(rng: &mut Rng) -> ShapeDoc {
+    let p = people(rng, 1).remove(0);
+    let (head, foot) = html_shell(rng, "Thank you for your order");
+    let mut body = head;
+    body.push_str(&format!(
+        "<p>Dear {} {}, your order {} was placed on {}.</p>\n<table>\n<tr><th>Item</th><th>Qty</th><th>Price</th></tr>\n",
+        p.first,
+        xml_escape(p.last),
+        rng.range(100_000, 999_999),
+        fmt_date(date(rng, 2026, 2026), DateStyle::Long, rng)
+    ));
+    for _ in 0..rng.range(1, 6) {
+        body.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>£{}.{:02}</td></tr>\n",
+            rng.pick(PRODUCTS),
+            rng.range(1, 4),
+            rng.range(2, 40),
+            rng.pick(&[0, 50, 99])
+        ));
+    }
+    body.push_str(&format!(
+        "</table>\n<p>Delivering to {} {}, {}.</p>\n",
+        rng.range(1, 200),
+        rng.pick(&["High Street", "Station Road", "Mill Lane"]),
+        postcode(rng)
+    ));
+    body.push_str(&foot);
+    clean("clean_order_confirmation", "text/html; charset=utf-8", body)
+}
+
+// ---------------------------------------------------------------------------------------------
 // The shape table.
 
 macro_rules! donor_shape {
@@ -2754,6 +3103,14 @@ pub fn shapes() -> Vec<Shape> {
     all.push(clean_shape("clean_comments_thread", comments_thread));
     all.push(clean_shape("clean_fundraising_totals", fundraising_totals));
     all.push(clean_shape("clean_branch_totals", branch_totals));
+    all.push(leaky("donor_html_flat_3_19", donor_html_flat));
+    all.push(leaky("donor_json_camel_3_19", donor_json_camel));
+    all.push(leaky("donor_text_lines_3_19", donor_text_lines));
+    all.push(leaky("member_emails_3_5", member_emails_short));
+    all.push(clean_shape("clean_team_page", team_page));
+    all.push(clean_shape("clean_grants_awarded", grants_awarded));
+    all.push(clean_shape("clean_book_list", book_list));
+    all.push(clean_shape("clean_order_confirmation", order_confirmation));
     all
 }
 

@@ -189,6 +189,10 @@ const CUES: &[(&str, Feature)] = &[
     ("location", Feature::PlaceCue),
     ("store", Feature::PlaceCue),
     ("product", Feature::PlaceCue),
+    ("organisation", Feature::PlaceCue),
+    ("organization", Feature::PlaceCue),
+    ("recipient", Feature::PlaceCue),
+    ("grantee", Feature::PlaceCue),
 ];
 
 /// Titles before a name.
@@ -285,7 +289,7 @@ impl Recognizers {
             name_shapes: Regex::new_many(&[
                 &format!(r#""(?i:first_?name|given_?name|full_?name|donor_?name|donor|name|supporter|supporter_?name|contributor|forename|giver)" ?: ?"(?:[A-Z][a-z]|{INITIAL}[A-Z])"#),
                 &format!(r"(?-u:\b)(?:{TITLE}\.? )?{person} (?:donated|gave|pledged|contributed|has donated|has given)(?-u:\b)"),
-                &format!(r#"(?:<t[dh][^<>]{{0,60}}>|(?mR:^)"?|,"?|>|=")(?:{TITLE}\.? )?{person}(?:</|"?,|"[ />]|(?mR:$))"#),
+                &format!(r#"(?:<t[dh][^<>]{{0,60}}>|(?mR:^)"?|,"?|>|="|\t|\| )(?:{TITLE}\.? )?{person}(?:</|"?,|"[ />]|\t| [-|–] | ?;|(?mR:$))"#),
                 &format!(r#""(?i:from|by|author|customer|payer|sender|member|person|contact|display_?name)" ?: ?"{person}""#),
                 &format!(r"(?i:donation|gift|pledge|contribution)s? (?:from|by) (?:{TITLE}\.? )?{person}"),
             ])
@@ -449,7 +453,10 @@ impl Recognizers {
                                 text.iter().enumerate().position(|(i, b)| {
                                     b.is_ascii_uppercase()
                                         && i > 0
-                                        && matches!(text[i - 1], b'>' | b'\n' | b',' | b'"')
+                                        && (matches!(
+                                            text[i - 1],
+                                            b'>' | b'\n' | b',' | b'"' | b'\t'
+                                        ) || (i > 1 && text[i - 2..i] == *b"| "))
                                 })
                             }) else {
                                 continue;
@@ -460,8 +467,10 @@ impl Recognizers {
                                 // name.
                                 let e = (s..me)
                                     .find(|&i| match win[i] {
-                                        b'<' | b'"' | b'\r' | b'\n' => true,
+                                        b'<' | b'"' | b'\r' | b'\n' | b'\t' | b';' => true,
                                         b',' => win.get(i + 1) != Some(&b' '),
+                                        // Plain-text fields: `Name - £25 - date`, `Name | £25`.
+                                        b' ' => matches!(win.get(i + 1), Some(b'-' | b'|' | 0xE2)),
                                         _ => false,
                                     })
                                     .unwrap_or(me);

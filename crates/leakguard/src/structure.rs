@@ -23,6 +23,8 @@ const MAX_DISTINCT: usize = 1024;
 
 const ALL: u8 = Feature::Name as u8 | Feature::Amount as u8 | Feature::Date as u8;
 const WEAK: u8 = Feature::WeakName as u8 | Feature::Amount as u8 | Feature::Date as u8;
+/// The parts of a record, as against the cue words around it.
+const PARTS: u8 = ALL | WEAK;
 const CUES: u8 = Feature::DonorCue as u8
     | Feature::PriceCue as u8
     | Feature::RoleCue as u8
@@ -311,6 +313,61 @@ struct Frame {
     amount_len: u8,
     /// The records among this frame's children.
     list: List,
+    /// Flat markup (see [`Structure::split_flat_record`]): the last whole record gathered, held
+    /// until the frame shows it holds more than one.
+    held: Held,
+    /// Records this frame has counted from flat markup.
+    flat: u32,
+}
+
+/// A record's parts, held back from a frame that may be one record or a flat list of them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Held {
+    features: u8,
+    name: u64,
+    amount: u64,
+    date: u64,
+    weak: u64,
+    person: bool,
+    initial: u8,
+    amount_text: [u8; 12],
+    amount_len: u8,
+}
+
+impl Held {
+    fn of(frame: &Frame) -> Held {
+        Held {
+            features: frame.features & PARTS,
+            name: frame.name,
+            amount: frame.amount,
+            date: frame.date,
+            weak: frame.weak,
+            person: frame.person,
+            initial: frame.initial,
+            amount_text: frame.amount_text,
+            amount_len: frame.amount_len,
+        }
+    }
+
+    /// The record as a frame of its own, with the cue words of the frame it came from.
+    fn frame(&self, cues: u8) -> Frame {
+        let mut frame = Frame::default();
+        self.restore(&mut frame);
+        frame.features |= cues;
+        frame
+    }
+
+    fn restore(&self, frame: &mut Frame) {
+        frame.features = (frame.features & !PARTS) | self.features;
+        frame.name = self.name;
+        frame.amount = self.amount;
+        frame.date = self.date;
+        frame.weak = self.weak;
+        frame.person = self.person;
+        frame.initial = self.initial;
+        frame.amount_text = self.amount_text;
+        frame.amount_len = self.amount_len;
+    }
 }
 
 impl Frame {
@@ -451,8 +508,9 @@ impl Structure {
     }
 
     pub fn feature(&mut self, feature: Feature, text: &[u8]) {
-        let top = self.top();
         let bit = feature as u8;
+        self.split_flat_record(bit);
+        let top = self.top();
         if top.features & bit != 0 {
             return;
         }
@@ -475,7 +533,8 @@ impl Structure {
             Feature::Date => top.date = fnv(text),
             Feature::WeakName => {
                 top.weak = fnv(text);
-                top.person = text.contains(&b' ') || text.get(1) == Some(&b'.');
+                top.person = (text.contains(&b' ') || text.get(1) == Some(&b'.'))
+                    && !names_an_organisation(text);
                 if top.features & Feature::Name as u8 == 0 {
                     top.initial = text[0];
                 }
@@ -571,6 +630,9 @@ impl Structure {
     }
 
     fn pop(&mut self) {
+        if self.depth <= self.live {
+            self.flush_flat();
+        }
         self.depth -= 1;
         if self.depth >= self.live {
             // A frame that gathered nothing leaves nothing behind.
@@ -597,7 +659,58 @@ impl Structure {
             _ => {}
         }
         if !self.finalize(&frame) && frame.features != 0 {
+            self.split_flat_record(frame.features);
             self.top().absorb(&frame);
+        }
+    }
+
+    /// Flat markup has no element per record: `<dt>name</dt><dd>£25</dd><dd>date</dd>` repeated
+    /// inside one `<dl>`, or a heading and paragraphs repeated inside one `<section>`. When the
+    /// innermost frame already holds a whole record and a part it has arrives again, that part
+    /// starts the next record: the record gathered so far is held, and the frame gathers afresh
+    /// (its cue words stay). Once a second whole record arrives the frame is a flat list, and its
+    /// records count in its own list. A frame that only ever gathered one whole record and a
+    /// stray part after it (a table row with a `Source` cell after its date) stays one record
+    /// ([`Structure::flush_flat`]).
+    fn split_flat_record(&mut self, incoming: u8) {
+        if self.depth == 0 {
+            return;
+        }
+        let top = self.top();
+        let whole = top.features & ALL == ALL || top.features & WEAK == WEAK;
+        if !whole || top.features & incoming & PARTS == 0 {
+            return;
+        }
+        let current = Held::of(top);
+        let previous = std::mem::replace(&mut top.held, current);
+        top.features &= !PARTS;
+        top.person = false;
+        if previous.features != 0 {
+            top.flat += 1;
+            let cues = top.features & CUES;
+            self.finalize(&previous.frame(cues));
+        }
+    }
+
+    /// Settles the innermost frame's held record as it closes: a record of its flat list when
+    /// it had more than one, else the frame's own record again.
+    fn flush_flat(&mut self) {
+        let top = &mut self.stack[self.depth - 1];
+        let held = std::mem::take(&mut top.held);
+        if held.features == 0 {
+            return;
+        }
+        let whole = top.features & ALL == ALL || top.features & WEAK == WEAK;
+        if top.flat == 0 && !whole {
+            held.restore(top);
+            return;
+        }
+        let cues = top.features & CUES;
+        let last = whole.then(|| Held::of(top));
+        top.features &= !PARTS;
+        self.finalize(&held.frame(cues));
+        if let Some(last) = last {
+            self.finalize(&last.frame(cues));
         }
     }
 
@@ -661,6 +774,72 @@ impl Structure {
         }
         true
     }
+}
+
+/// Words that make a capitalised cell an organisation's name rather than a person's:
+/// `Riverside Food Bank`, `Carlisle Choir`, `Acme Ltd`. Grant and sponsor tables list groups
+/// with sums and dates as donor lists list people, and group names are written as people's names
+/// are (two or three capitalised words).
+const ORGANISATION_WORDS: &[&[u8]] = &[
+    b"Academy",
+    b"Action",
+    b"Aid",
+    b"Alliance",
+    b"Association",
+    b"Bank",
+    b"Band",
+    b"Cafe",
+    b"Campaign",
+    b"Centre",
+    b"Center",
+    b"Charity",
+    b"Choir",
+    b"Church",
+    b"CIC",
+    b"Club",
+    b"Collective",
+    b"College",
+    b"Committee",
+    b"Company",
+    b"Co",
+    b"Council",
+    b"Federation",
+    b"Festival",
+    b"Forum",
+    b"Foundation",
+    b"Friends",
+    b"Fund",
+    b"Group",
+    b"Hall",
+    b"Hospice",
+    b"Inc",
+    b"Institute",
+    b"Library",
+    b"Limited",
+    b"LLP",
+    b"Ltd",
+    b"Museum",
+    b"Network",
+    b"Partnership",
+    b"Party",
+    b"Plc",
+    b"PLC",
+    b"Project",
+    b"School",
+    b"Services",
+    b"Shed",
+    b"Society",
+    b"Team",
+    b"Theatre",
+    b"Trust",
+    b"Union",
+    b"University",
+    b"Welcome",
+];
+
+fn names_an_organisation(text: &[u8]) -> bool {
+    text.split(|b| matches!(b, b' ' | b',' | b'.'))
+        .any(|word| ORGANISATION_WORDS.contains(&word))
 }
 
 /// Packs an element name (already known to be ASCII letters and digits) into a tag.

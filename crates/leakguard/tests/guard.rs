@@ -810,6 +810,71 @@ fn a_table_of_towns_with_given_names_is_no_donor_list() {
     assert_eq!(outcome.action, Action::Block, "{outcome:?}");
 }
 
+/// Records with no element of their own (`<dt>` name, `<dd>` sum, `<dd>` date, repeated in one
+/// `<dl>`) are a list of three; one profile with a stray field after its date is one record.
+#[test]
+fn flat_markup_records_are_counted_one_by_one() {
+    let donors = [
+        ("Zoltan Pritchard", "£192.00", "9 July 2026"),
+        ("Keziah Ashworth", "£13.00", "2 April 2026"),
+        ("Farida van der Berg", "£25.00", "26 June 2026"),
+    ];
+    let mut dl = String::from("<h1>Our supporters</h1>\n<dl>\n");
+    for (name, sum, when) in donors {
+        dl.push_str(&format!(
+            "<dt>{name}</dt>\n<dd>{sum}</dd>\n<dd>{when}</dd>\n"
+        ));
+    }
+    dl.push_str("</dl>\n");
+    for chunk in [4096, 7, 1] {
+        let (_, outcome) = scan_with(&guard(), &RoutePolicy::default(), dl.as_bytes(), chunk);
+        assert_eq!(
+            outcome.action,
+            Action::Block,
+            "chunks of {chunk}: {outcome:?}"
+        );
+        assert_eq!(count(&outcome, EntityKind::DonorList), 3);
+    }
+    let profile =
+        "<dl><dt>Zoltan Pritchard</dt><dd>£192.00</dd><dd>9 July 2026</dd><dd>Online</dd></dl>";
+    let (_, outcome) = scan_with(&guard(), &RoutePolicy::default(), profile.as_bytes(), 4096);
+    assert_eq!(outcome.action, Action::Allow, "{outcome:?}");
+}
+
+/// A table of grants to groups written as people's names are (`Riverside Food Bank`) is no
+/// donor list; plain-text lines `Name - £25 - date` of people the guard does not know are.
+#[test]
+fn grants_to_groups_pass_and_plain_text_donors_do_not() {
+    let mut grants = String::from("<table>\n<tr><th>Group</th><th>Award</th><th>Date</th></tr>\n");
+    for (i, group) in [
+        "Hartley Youth Club",
+        "Truro Toddlers",
+        "Carlisle Choir",
+        "Bangor Repair Cafe",
+    ]
+    .iter()
+    .enumerate()
+    {
+        grants.push_str(&format!(
+            "<tr><td>{group}</td><td>£{},500.00</td><td>{} May 2026</td></tr>\n",
+            i + 2,
+            i + 3
+        ));
+    }
+    grants.push_str("</table>");
+    let (_, outcome) = scan_with(&guard(), &RoutePolicy::default(), grants.as_bytes(), 4096);
+    assert_eq!(outcome.action, Action::Allow, "{outcome:?}");
+    for sep in [" - ", " | ", "\t"] {
+        let text = ["Zoltan Pritchard", "Keziah Ashworth", "Farida Oyelaran"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| format!("{name}{sep}£{}.00{sep}{} May 2026\n", 20 + i * 7, i + 3))
+            .collect::<String>();
+        let (_, outcome) = scan_with(&guard(), &RoutePolicy::default(), text.as_bytes(), 4096);
+        assert_eq!(outcome.action, Action::Block, "{sep:?}: {outcome:?}");
+    }
+}
+
 /// `inspect` finds what `push` finds, chunk by chunk, on an alert route,
 /// without the copy; on a block route the verdict is the same too.
 #[test]
