@@ -44,7 +44,7 @@ pub use policy::{
 
 use exact::{Exact, Verdict};
 use normalize::{Edit, Normalizer};
-use policy::Rules;
+use policy::{PersonalEmails, Rules};
 use recognize::{Candidate, Feature, Recognizers};
 use scan::{Event, EventKind, WindowScan, BACK_REACH, TRIGGER_REACH};
 use structure::Structure;
@@ -270,6 +270,7 @@ impl LeakGuard {
             seen: Default::default(),
             samples: Default::default(),
             redacted: [0; EntityKind::COUNT],
+            personal: PersonalEmails::default(),
             structure: Structure::default(),
             structure_awake: false,
             hits: Vec::new(),
@@ -434,6 +435,8 @@ pub struct ResponseScanner {
     seen: [Option<ValueSet>; EntityKind::COUNT],
     samples: [Option<String>; EntityKind::COUNT],
     redacted: [u32; EntityKind::COUNT],
+    /// People's own addresses among the distinct emails (see `Thresholds::personal_email`).
+    personal: PersonalEmails,
     structure: Structure,
     /// Whether the donor-list structure is followed: from the window of the first amount on.
     /// Pages without amounts (most of them) never pay for reading their tags.
@@ -487,6 +490,7 @@ impl ResponseScanner {
         }
         self.samples = Default::default();
         self.redacted = [0; EntityKind::COUNT];
+        self.personal = PersonalEmails::default();
         self.structure.reset();
         self.structure_awake = false;
         self.redactions.clear();
@@ -915,6 +919,10 @@ impl ResponseScanner {
         let seen = self.seen[k].get_or_insert_with(Default::default);
         if seen.len() >= MAX_DISTINCT || seen.insert(value) {
             self.distinct[k] = self.distinct[k].saturating_add(1);
+            if kind == EntityKind::Email {
+                // The canonical form is lower case, so `A@X.org` and `a@x.org` are one domain.
+                self.personal.note(&self.scratch, structure::fnv);
+            }
         }
         if self.samples[k].is_none() {
             let text = &win[hit.start..hit.end];
@@ -986,14 +994,20 @@ impl ResponseScanner {
 
     fn check_trips(&mut self) {
         for kind in EntityKind::ALL {
-            let count = self.distinct[kind as usize];
-            if count > 0
-                && self.rules.tripped(kind, count)
+            if self.distinct[kind as usize] > 0
+                && self.kind_tripped(kind)
                 && self.effective_action(kind, true) == Action::Block
             {
                 self.blocked = true;
             }
         }
+    }
+
+    /// Whether a kind has reached its threshold in this response; for email, also whether
+    /// people's own addresses at several domains make a member list.
+    fn kind_tripped(&self, kind: EntityKind) -> bool {
+        self.rules.tripped(kind, self.distinct[kind as usize])
+            || (kind == EntityKind::Email && self.rules.personal_emails_tripped(&self.personal))
     }
 
     /// What this response's handling of a kind amounts to.
@@ -1027,7 +1041,7 @@ impl ResponseScanner {
             .map(|&kind| {
                 let count = self.counts[kind as usize];
                 let distinct = self.distinct[kind as usize];
-                let tripped = self.rules.tripped(kind, distinct);
+                let tripped = self.kind_tripped(kind);
                 Finding {
                     kind,
                     count,

@@ -162,6 +162,10 @@ pub struct Thresholds {
     /// A contact page lists a handful of addresses; a member list lists hundreds. Ten sits
     /// between a team page and a leak.
     pub email: u32,
+    /// People's own addresses (not a role such as `info@` or `press@`) at two or more domains:
+    /// a list of members or supporters, however short. A team page's addresses share the
+    /// organisation's domain and answer to `email` instead.
+    pub personal_email: u32,
     /// As for email: a few numbers on a contact page are normal.
     pub phone: u32,
     /// Office and venue addresses appear on events pages, so more are tolerated than emails.
@@ -184,6 +188,7 @@ impl Default for Thresholds {
             nhs_number: 1,
             bank_account: 1,
             email: 10,
+            personal_email: 3,
             phone: 10,
             postcode: 20,
             date_of_birth: 2,
@@ -445,6 +450,7 @@ pub(crate) struct Rules {
     pub canary_action: Action,
     pub donor_list_action: Action,
     pub thresholds: [u32; EntityKind::COUNT],
+    pub personal_email: u32,
     pub allow_mask: u32,
     pub max_buffered: usize,
     pub on_overflow: Overflow,
@@ -466,6 +472,7 @@ impl Rules {
             canary_action: policy.canary_action,
             donor_list_action: policy.donor_list_action,
             thresholds,
+            personal_email: policy.thresholds.personal_email,
             allow_mask,
             max_buffered: policy.max_buffered,
             on_overflow: policy.on_overflow,
@@ -490,5 +497,93 @@ impl Rules {
     pub fn tripped(&self, kind: EntityKind, count: u32) -> bool {
         let t = self.thresholds[kind as usize];
         t > 0 && count >= t
+    }
+
+    /// Whether people's own addresses at two or more domains make a member list.
+    pub fn personal_emails_tripped(&self, personal: &PersonalEmails) -> bool {
+        self.personal_email > 0
+            && personal.count >= self.personal_email
+            && personal.domains_seen >= 2
+    }
+}
+
+/// People's own email addresses in one response: how many distinct ones, and at how many
+/// domains (up to a few: two is all the rule asks).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PersonalEmails {
+    pub count: u32,
+    pub domains: [u64; 4],
+    pub domains_seen: u8,
+}
+
+/// Local parts that name a role or a mailbox, not a person: a contact page lists these.
+const ROLE_MAILBOXES: &[&str] = &[
+    "accounts",
+    "admin",
+    "bookings",
+    "campaigns",
+    "careers",
+    "chair",
+    "contact",
+    "contactus",
+    "data",
+    "donate",
+    "donations",
+    "dpo",
+    "enquiries",
+    "enquiry",
+    "events",
+    "feedback",
+    "finance",
+    "fundraising",
+    "general",
+    "hello",
+    "help",
+    "hq",
+    "info",
+    "jobs",
+    "mail",
+    "media",
+    "members",
+    "membership",
+    "news",
+    "newsletter",
+    "no-reply",
+    "noreply",
+    "office",
+    "postmaster",
+    "press",
+    "privacy",
+    "reception",
+    "sales",
+    "secretary",
+    "support",
+    "team",
+    "treasurer",
+    "volunteer",
+    "volunteers",
+    "webmaster",
+];
+
+impl PersonalEmails {
+    /// Notes a new distinct address, unless its local part is a role mailbox.
+    pub fn note(&mut self, address: &[u8], domain_hash: impl Fn(&[u8]) -> u64) {
+        let Some(at) = address.iter().position(|b| *b == b'@') else {
+            return;
+        };
+        let local = &address[..at];
+        if ROLE_MAILBOXES
+            .iter()
+            .any(|r| r.as_bytes().eq_ignore_ascii_case(local))
+        {
+            return;
+        }
+        self.count += 1;
+        let domain = domain_hash(&address[at + 1..]);
+        let known = usize::from(self.domains_seen);
+        if known < self.domains.len() && !self.domains[..known].contains(&domain) {
+            self.domains[known] = domain;
+            self.domains_seen += 1;
+        }
     }
 }

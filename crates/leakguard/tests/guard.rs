@@ -241,6 +241,34 @@ fn thresholds_tolerate_a_contact_page_but_not_a_member_list() {
     assert!(out.is_empty());
 }
 
+/// Three people's own addresses at different domains are a member list, however short; a team
+/// page's addresses at the organisation's one domain, and a contact page's role mailboxes at
+/// several, are not.
+#[test]
+fn three_personal_addresses_at_several_domains_are_a_member_list() {
+    let policy = RoutePolicy::with_action(Action::Block);
+    let members = "name,email\nAisha Mwangi,aisha.mwangi@gmail.com\nKofi Baxter,kbaxter71@outlook.com\nFfion Singh,ffion_singh@btinternet.com\n";
+    let (_, outcome) = scan_with(&guard(), &policy, members.as_bytes(), 4096);
+    assert_eq!(outcome.action, Action::Block, "{outcome:?}");
+    let two = members.lines().take(3).collect::<Vec<_>>().join("\n");
+    let (_, outcome) = scan_with(&guard(), &policy, two.as_bytes(), 4096);
+    assert_eq!(outcome.action, Action::Allow, "two members: {outcome:?}");
+    let team: String = ["aisha.mwangi", "kofi.baxter", "ffion.singh", "sam.okafor"]
+        .iter()
+        .map(|l| format!("<p>{l}@valleygreens.org.uk</p>\n"))
+        .collect();
+    let (_, outcome) = scan_with(&guard(), &policy, team.as_bytes(), 4096);
+    assert_eq!(outcome.action, Action::Allow, "team page: {outcome:?}");
+    let contact = "<p>info@valleygreens.org.uk, press@valleygreens.org, Volunteers@gmail.com, hello@example.net</p>";
+    let (_, outcome) = scan_with(&guard(), &policy, contact.as_bytes(), 4096);
+    assert_eq!(outcome.action, Action::Allow, "contact page: {outcome:?}");
+    // The threshold can be switched off.
+    let mut lenient = policy.clone();
+    lenient.thresholds.personal_email = 0;
+    let (_, outcome) = scan_with(&guard(), &lenient, members.as_bytes(), 4096);
+    assert_eq!(outcome.action, Action::Allow, "{outcome:?}");
+}
+
 #[test]
 fn allowlisted_kinds_are_reported_but_not_acted_on() {
     let members: String = (0..50)
