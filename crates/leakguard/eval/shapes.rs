@@ -2630,17 +2630,40 @@ fn branch_totals(rng: &mut Rng) -> ShapeDoc {
     let mut body = head;
     body.push_str("<table>\n<tr><th>Branch</th><th>Raised</th><th>Updated</th></tr>\n");
     let first = rng.below(TOWNS.len() as u64) as usize;
-    for i in 0..rng.range(3, 8) as usize {
-        body.push_str(&format!(
-            "<tr><td>{}</td><td>£{}</td><td>{}</td></tr>\n",
-            TOWNS[(first + i) % TOWNS.len()],
-            commas(rng.range(200, 9_000) * 100),
-            fmt_date(date(rng, 2026, 2026), DateStyle::Long, rng)
-        ));
-    }
+    let n = rng.range(3, 8) as usize;
+    let sums = Sums {
+        pence: (200, 9_000, 100),
+        years: (2026, 2026),
+        dates: DateStyle::Long,
+    };
+    body.push_str(&sums.rows(rng, TOWNS, first, n));
     body.push_str("</table>\n");
     body.push_str(&foot);
     clean("clean_branch_totals", "text/html; charset=utf-8", body)
+}
+
+/// Table rows of names (of places or groups, not people) with a sum and a date each.
+struct Sums {
+    /// The sum in pence: `range(lo, hi) * unit`.
+    pence: (u64, u64, u64),
+    years: (u64, u64),
+    dates: DateStyle,
+}
+
+impl Sums {
+    /// `n` rows naming `names` in turn from `first`.
+    fn rows(&self, rng: &mut Rng, names: &[&str], first: usize, n: usize) -> String {
+        let mut out = String::new();
+        for i in 0..n {
+            out.push_str(&format!(
+                "<tr><td>{}</td><td>£{}</td><td>{}</td></tr>\n",
+                xml_escape(names[(first + i) % names.len()]),
+                commas(rng.range(self.pence.0, self.pence.1) * self.pence.2),
+                fmt_date(date(rng, self.years.0, self.years.1), self.dates, rng)
+            ));
+        }
+        out
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2889,15 +2912,13 @@ fn grants_awarded(rng: &mut Rng) -> ShapeDoc {
     ]);
     body.push_str(&format!("<table>\n{header}\n"));
     let first = rng.below(GROUPS.len() as u64) as usize;
-    let ds = date_style(rng);
-    for i in 0..rng.range(3, 12) as usize {
-        body.push_str(&format!(
-            "<tr><td>{}</td><td>£{}</td><td>{}</td></tr>\n",
-            xml_escape(GROUPS[(first + i) % GROUPS.len()]),
-            commas(rng.range(5, 200) * 10_000),
-            fmt_date(date(rng, 2025, 2026), ds, rng)
-        ));
-    }
+    let sums = Sums {
+        pence: (5, 200, 10_000),
+        years: (2025, 2026),
+        dates: date_style(rng),
+    };
+    let n = rng.range(3, 12) as usize;
+    body.push_str(&sums.rows(rng, GROUPS, first, n));
     body.push_str("</table>\n");
     body.push_str(&foot);
     clean("clean_grants_awarded", "text/html; charset=utf-8", body)

@@ -206,10 +206,24 @@ const INITIAL: &str = r"[A-Z]\. ?";
 /// `Saoirse Ní Bhriain`, `A. ap Gwilym`, `Murphy, Lettice`.
 fn person_pattern() -> String {
     let word = r"(?:Mc|Mac|O'|D')?[A-Z]\p{Ll}+(?:-[A-Z]\p{Ll}+)?";
-    let particles = "(?:(?:van|von|de|der|den|du|da|di|ap|bin|al|le|la) ){0,2}";
+    let particles = format!("(?:{PARTICLE} ){{0,2}}");
     format!(
-        r"(?:{INITIAL}{particles}{word}(?: {word})?|{word}, {word}|{word}(?: {particles}{word}){{0,2}})"
+        r"(?:{INITIAL}{particles}{word}(?: {word})?|{particles}{word}(?: {word})?, {word}|{word}(?: {particles}{word}){{0,2}})"
     )
+}
+
+/// The lower-case words that start or join a surname: `van der Berg`, `ap Gwilym`.
+const PARTICLE: &str = "(?:van|von|de|der|den|du|da|di|ap|bin|al|le|la)";
+
+/// Whether `text` starts with a surname particle and a space (`ap Gwilym, Keziah`).
+fn starts_with_particle(text: &[u8]) -> bool {
+    const WORDS: [&[u8]; 13] = [
+        b"van", b"von", b"de", b"der", b"den", b"du", b"da", b"di", b"ap", b"bin", b"al", b"le",
+        b"la",
+    ];
+    WORDS
+        .iter()
+        .any(|w| text.starts_with(w) && text.get(w.len()) == Some(&b' '))
 }
 
 pub(crate) struct Recognizers {
@@ -287,10 +301,10 @@ impl Recognizers {
             // value of a JSON key that names a person in some records and a place or a thing in
             // others (`from`, `author`): a weak name.
             name_shapes: Regex::new_many(&[
-                &format!(r#""(?i:first_?name|given_?name|full_?name|donor_?name|donor|name|supporter|supporter_?name|contributor|forename|giver)" ?: ?"(?:[A-Z][a-z]|{INITIAL}[A-Z])"#),
+                &format!(r#""(?i:first_?name|given_?name|full_?name|donor_?name|donor|name|supporter|supporter_?name|contributor|forename|giver)" ?: ?"(?:[A-Z]\p{{Ll}}|{INITIAL}(?:[A-Z]|{PARTICLE} )|{PARTICLE} [A-Z])"#),
                 &format!(r"(?-u:\b)(?:{TITLE}\.? )?{person} (?:donated|gave|pledged|contributed|has donated|has given)(?-u:\b)"),
                 &format!(r#"(?:<t[dh][^<>]{{0,60}}>|(?mR:^)"?|,"?|>|="|\t|\| )(?:{TITLE}\.? )?{person}(?:</|"?,|"[ />]|\t| [-|–] | ?;|(?mR:$))"#),
-                &format!(r#""(?i:from|by|author|customer|payer|sender|member|person|contact|display_?name)" ?: ?"{person}""#),
+                &format!(r#""(?i:from|by|author|customer|payer|sender|member|person|contact|display_?name)" ?: ?"(?:{TITLE}\.? )?{person}""#),
                 &format!(r"(?i:donation|gift|pledge|contribution)s? (?:from|by) (?:{TITLE}\.? )?{person}"),
             ])
             .map_err(|e| e.to_string())?,
@@ -441,7 +455,11 @@ impl Recognizers {
                             let text = &win[ms..me];
                             // A line's first field starts the match itself; the window's first
                             // byte is the start of a line only at the start of the document.
-                            let line_start = text[0].is_ascii_uppercase()
+                            // A name starts with a capital, or with a surname particle when
+                            // it is written surname first (`ap Gwilym, Keziah`).
+                            let starts_name =
+                                |t: &[u8]| t[0].is_ascii_uppercase() || starts_with_particle(t);
+                            let line_start = starts_name(text)
                                 && if ms == 0 {
                                     doc_start
                                 } else {
@@ -450,9 +468,8 @@ impl Recognizers {
                             let Some(p) = (if line_start {
                                 Some(0)
                             } else {
-                                text.iter().enumerate().position(|(i, b)| {
-                                    b.is_ascii_uppercase()
-                                        && i > 0
+                                (1..text.len()).find(|&i| {
+                                    starts_name(&text[i..])
                                         && (matches!(
                                             text[i - 1],
                                             b'>' | b'\n' | b',' | b'"' | b'\t'

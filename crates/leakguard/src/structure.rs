@@ -299,9 +299,10 @@ pub(crate) type Tag = u64;
 pub(crate) const TAG_BRACE: Tag = 1;
 pub(crate) const TAG_BRACKET: Tag = 2;
 
+/// What a frame has gathered of a record: the name, amount and date it holds, as hashes to tell
+/// records apart, and the masked sample's pieces.
 #[derive(Debug, Clone, Copy, Default)]
-struct Frame {
-    features: u8,
+struct Parts {
     name: u64,
     amount: u64,
     date: u64,
@@ -311,87 +312,55 @@ struct Frame {
     initial: u8,
     amount_text: [u8; 12],
     amount_len: u8,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Frame {
+    features: u8,
+    parts: Parts,
     /// The records among this frame's children.
     list: List,
-    /// Flat markup (see [`Structure::split_flat_record`]): the last whole record gathered, held
-    /// until the frame shows it holds more than one.
-    held: Held,
+    /// Flat markup (see [`Structure::split_flat_record`]): the last whole record gathered (its
+    /// feature bits and parts), held until the frame shows it holds more than one.
+    held_features: u8,
+    held: Parts,
     /// Records this frame has counted from flat markup.
     flat: u32,
 }
 
-/// A record's parts, held back from a frame that may be one record or a flat list of them.
-#[derive(Debug, Clone, Copy, Default)]
-struct Held {
-    features: u8,
-    name: u64,
-    amount: u64,
-    date: u64,
-    weak: u64,
-    person: bool,
-    initial: u8,
-    amount_text: [u8; 12],
-    amount_len: u8,
-}
-
-impl Held {
-    fn of(frame: &Frame) -> Held {
-        Held {
-            features: frame.features & PARTS,
-            name: frame.name,
-            amount: frame.amount,
-            date: frame.date,
-            weak: frame.weak,
-            person: frame.person,
-            initial: frame.initial,
-            amount_text: frame.amount_text,
-            amount_len: frame.amount_len,
+impl Frame {
+    /// A frame holding only the record `parts` with these features and cue words.
+    fn record(features: u8, parts: Parts) -> Frame {
+        Frame {
+            features,
+            parts,
+            ..Frame::default()
         }
-    }
-
-    /// The record as a frame of its own, with the cue words of the frame it came from.
-    fn frame(&self, cues: u8) -> Frame {
-        let mut frame = Frame::default();
-        self.restore(&mut frame);
-        frame.features |= cues;
-        frame
-    }
-
-    fn restore(&self, frame: &mut Frame) {
-        frame.features = (frame.features & !PARTS) | self.features;
-        frame.name = self.name;
-        frame.amount = self.amount;
-        frame.date = self.date;
-        frame.weak = self.weak;
-        frame.person = self.person;
-        frame.initial = self.initial;
-        frame.amount_text = self.amount_text;
-        frame.amount_len = self.amount_len;
     }
 }
 
 impl Frame {
     fn absorb(&mut self, child: &Frame) {
         if self.features & Feature::Name as u8 == 0 && child.features & Feature::Name as u8 != 0 {
-            self.name = child.name;
-            self.initial = child.initial;
+            self.parts.name = child.parts.name;
+            self.parts.initial = child.parts.initial;
         }
         if self.features & Feature::Amount as u8 == 0 && child.features & Feature::Amount as u8 != 0
         {
-            self.amount = child.amount;
-            self.amount_text = child.amount_text;
-            self.amount_len = child.amount_len;
+            self.parts.amount = child.parts.amount;
+            self.parts.amount_text = child.parts.amount_text;
+            self.parts.amount_len = child.parts.amount_len;
         }
         if self.features & Feature::Date as u8 == 0 && child.features & Feature::Date as u8 != 0 {
-            self.date = child.date;
+            self.parts.date = child.parts.date;
         }
         if self.features & Feature::WeakName as u8 == 0
             && child.features & Feature::WeakName as u8 != 0
         {
-            self.weak = child.weak;
-            self.person = child.person;
+            self.parts.weak = child.parts.weak;
+            self.parts.person = child.parts.person;
             if self.features & (Feature::Name as u8 | Feature::WeakName as u8) == 0 {
-                self.initial = child.initial;
+                self.parts.initial = child.parts.initial;
             }
         }
         self.features |= child.features;
@@ -517,26 +486,26 @@ impl Structure {
         top.features |= bit;
         match feature {
             Feature::Name => {
-                top.name = fnv(text);
-                top.initial = text
+                top.parts.name = fnv(text);
+                top.parts.initial = text
                     .first()
                     .copied()
                     .filter(u8::is_ascii_alphabetic)
                     .unwrap_or(b'?');
             }
             Feature::Amount => {
-                top.amount = fnv(text);
+                top.parts.amount = fnv(text);
                 let n = text.len().min(12);
-                top.amount_text[..n].copy_from_slice(&text[..n]);
-                top.amount_len = n as u8;
+                top.parts.amount_text[..n].copy_from_slice(&text[..n]);
+                top.parts.amount_len = n as u8;
             }
-            Feature::Date => top.date = fnv(text),
+            Feature::Date => top.parts.date = fnv(text),
             Feature::WeakName => {
-                top.weak = fnv(text);
-                top.person = (text.contains(&b' ') || text.get(1) == Some(&b'.'))
+                top.parts.weak = fnv(text);
+                top.parts.person = (text.contains(&b' ') || text.get(1) == Some(&b'.'))
                     && !names_an_organisation(text);
                 if top.features & Feature::Name as u8 == 0 {
-                    top.initial = text[0];
+                    top.parts.initial = text[0];
                 }
             }
             Feature::DonorCue | Feature::PriceCue | Feature::RoleCue | Feature::PlaceCue => {
@@ -681,14 +650,15 @@ impl Structure {
         if !whole || top.features & incoming & PARTS == 0 {
             return;
         }
-        let current = Held::of(top);
-        let previous = std::mem::replace(&mut top.held, current);
+        let previous = (top.held_features, top.held);
+        top.held_features = top.features & PARTS;
+        top.held = top.parts;
         top.features &= !PARTS;
-        top.person = false;
-        if previous.features != 0 {
+        top.parts.person = false;
+        if previous.0 != 0 {
             top.flat += 1;
             let cues = top.features & CUES;
-            self.finalize(&previous.frame(cues));
+            self.finalize(&Frame::record(previous.0 | cues, previous.1));
         }
     }
 
@@ -696,21 +666,23 @@ impl Structure {
     /// it had more than one, else the frame's own record again.
     fn flush_flat(&mut self) {
         let top = &mut self.stack[self.depth - 1];
-        let held = std::mem::take(&mut top.held);
-        if held.features == 0 {
+        let held = std::mem::take(&mut top.held_features);
+        if held == 0 {
             return;
         }
         let whole = top.features & ALL == ALL || top.features & WEAK == WEAK;
         if top.flat == 0 && !whole {
-            held.restore(top);
+            top.features = (top.features & !PARTS) | held;
+            top.parts = top.held;
             return;
         }
         let cues = top.features & CUES;
-        let last = whole.then(|| Held::of(top));
+        let last = whole.then(|| Frame::record(top.features & PARTS | cues, top.parts));
         top.features &= !PARTS;
-        self.finalize(&held.frame(cues));
+        let held = Frame::record(held | cues, top.held);
+        self.finalize(&held);
         if let Some(last) = last {
-            self.finalize(&last.frame(cues));
+            self.finalize(&last);
         }
     }
 
@@ -742,8 +714,12 @@ impl Structure {
         if !strong && frame.features & WEAK != WEAK {
             return false;
         }
-        let name = if strong { frame.name } else { frame.weak };
-        let key = name ^ frame.amount.rotate_left(21) ^ frame.date.rotate_left(42);
+        let name = if strong {
+            frame.parts.name
+        } else {
+            frame.parts.weak
+        };
+        let key = name ^ frame.parts.amount.rotate_left(21) ^ frame.parts.date.rotate_left(42);
         if self.distinct.contains(&key) {
             return true;
         }
@@ -751,22 +727,31 @@ impl Structure {
             self.distinct.push(key);
         }
         if self.sample.is_none() {
-            self.sample = Some((frame.initial, frame.amount_text, frame.amount_len));
+            self.sample = Some((
+                frame.parts.initial,
+                frame.parts.amount_text,
+                frame.parts.amount_len,
+            ));
         }
         let cues = frame.features & CUES;
         let seen = self.seen_cues;
-        let record_sample = strong.then_some((frame.initial, frame.amount_text, frame.amount_len));
+        let record_sample = strong.then_some((
+            frame.parts.initial,
+            frame.parts.amount_text,
+            frame.parts.amount_len,
+        ));
         // The record belongs to the list around it: the open frame, or the document.
         let judged = if self.depth == 0 {
             let own = self.doc_cues;
-            self.doc.add(strong, name, frame.person, frame.amount, cues);
+            self.doc
+                .add(strong, name, frame.parts.person, frame.parts.amount, cues);
             self.doc.judge(own, seen)
         } else {
             let parent = self.top();
             let own = parent.features & CUES;
             parent
                 .list
-                .add(strong, name, frame.person, frame.amount, cues);
+                .add(strong, name, frame.parts.person, frame.parts.amount, cues);
             parent.list.judge(own, seen)
         };
         if let Some(score) = judged {

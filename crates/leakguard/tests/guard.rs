@@ -869,6 +869,35 @@ fn flat_markup_records_are_counted_one_by_one() {
     assert_eq!(outcome.action, Action::Allow, "{outcome:?}");
 }
 
+/// Names written surname first with a particle (`ap Gwilym, Keziah`), initials before a particle
+/// (`R. ap Gwilym`) and titled names under a `from` key are names: three such records are a list.
+#[test]
+fn surnames_with_particles_and_titles_are_names() {
+    let bodies = [
+        "\"ap Gwilym, Keziah\",£138.00,2026-04-10\n\"García, Torquil\",£25.00,2025-02-15\n\"Adeyemi, Farida\",£5.00,2026-06-11\n".to_string(),
+        ["R. ap Gwilym", "T. Jones", "E. Tanaka"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{{\"gift_date\":\"1{i}/03/2026\",\"contributor\":\"{n}\",\"amount_gbp\":\"GBP 2{i}.00\"}}\n"))
+            .collect(),
+        format!(
+            "[{}]",
+            ["Dr Sunita Ní Bhriain", "Ms Ottoline Thorne", "Rev Wiremu Oyelaran"]
+                .iter()
+                .enumerate()
+                .map(|(i, n)| format!("{{\"from\":\"{n}\",\"amount\":1{i}.00,\"when\":\"2{i}.01.2026\"}}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    ];
+    for body in bodies {
+        for chunk in [4096, 5] {
+            let (_, outcome) = scan_with(&guard(), &RoutePolicy::default(), body.as_bytes(), chunk);
+            assert_eq!(outcome.action, Action::Block, "{body}: {outcome:?}");
+        }
+    }
+}
+
 /// A table of grants to groups written as people's names are (`Riverside Food Bank`) is no
 /// donor list; plain-text lines `Name - £25 - date` of people the guard does not know are.
 #[test]
