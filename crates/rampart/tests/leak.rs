@@ -248,3 +248,136 @@ fn a_canary_record_trips_even_on_an_alert_route() {
         "the fingerprint key must be mode 0600, is {mode:o}"
     );
 }
+
+/// An origin that answers every request with the body its path names, sent
+/// chunked in `piece`-byte writes with a pause every 64 writes, so that the
+/// gateway receives a list cut at arbitrary places.
+struct TricklingOrigin {
+    addr: SocketAddr,
+}
+
+impl TricklingOrigin {
+    fn start(bodies: Vec<(&'static str, &'static str, String)>, piece: usize) -> TricklingOrigin {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let bodies = std::sync::Arc::new(bodies);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let bodies = bodies.clone();
+                std::thread::spawn(move || {
+                    stream.set_nodelay(true).unwrap();
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut stream = stream;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let path = line.split(' ').nth(1).unwrap_or("/").to_string();
+                        while line.trim_end() != "" {
+                            line.clear();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                        }
+                        let Some((_, content_type, body)) =
+                            bodies.iter().find(|(p, _, _)| *p == path)
+                        else {
+                            let _ = stream
+                                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+                            continue;
+                        };
+                        let head = format!("HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n");
+                        if stream.write_all(head.as_bytes()).is_err() {
+                            return;
+                        }
+                        for (i, part) in body.as_bytes().chunks(piece).enumerate() {
+                            let mut chunk = format!("{:x}\r\n", part.len()).into_bytes();
+                            chunk.extend_from_slice(part);
+                            chunk.extend_from_slice(b"\r\n");
+                            if stream.write_all(&chunk).is_err() {
+                                return;
+                            }
+                            if i % 64 == 63 {
+                                std::thread::sleep(std::time::Duration::from_millis(1));
+                            }
+                        }
+                        if stream.write_all(b"0\r\n\r\n").is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        TricklingOrigin { addr }
+    }
+}
+
+/// The shapes an attacker or a careless export would use to get a list of
+/// people past the guard, over real HTTP: records with no element of their
+/// own after 100 KB of ordinary page, a plain-text export, names written
+/// surname first with a particle, and three members' own addresses, each
+/// trickled through in pieces of a few bytes. Pages that pair groups or staff
+/// with sums or addresses pass.
+#[test]
+fn every_shape_of_list_is_refused_wherever_it_starts_and_however_it_arrives() {
+    let filler: String = (0..1400)
+        .map(|i| format!("<p>Update {i}: volunteers met in the town hall to plan the spring leafleting.</p>\n"))
+        .collect();
+    assert!(filler.len() > 100 * 1024);
+    let flat = format!(
+        "<html><body>{filler}<h2>Our supporters</h2><dl>\n<dt>Zoltan Pritchard</dt><dd>£192.00</dd><dd>9 July 2026</dd>\n<dt>Keziah Ashworth</dt><dd>£13.00</dd><dd>2 April 2026</dd>\n<dt>Farida van der Berg</dt><dd>£25.00</dd><dd>26 June 2026</dd>\n</dl></body></html>"
+    );
+    let text = "Zoltan Pritchard - £192.00 - 9 July 2026\nKeziah Ashworth - £13.00 - 2 April 2026\nFarida Oyelaran - £25.00 - 26 June 2026\n".to_string();
+    let particles = "\"ap Gwilym, Keziah\",£138.00,2026-04-10\n\"García, Torquil\",£25.00,2025-02-15\n\"Adeyemi, Farida\",£5.00,2026-06-11\n".to_string();
+    let members = "name,email\nAisha Mwangi,aisha.mwangi@gmail.com\nKofi Baxter,kbaxter71@outlook.com\nFfion Singh,ffion_singh@btinternet.com\n".to_string();
+    let grants = "<table><tr><th>Group</th><th>Award</th><th>Date</th></tr><tr><td>Hartley Youth Club</td><td>£2,500.00</td><td>3 May 2026</td></tr><tr><td>Truro Toddlers</td><td>£3,500.00</td><td>4 May 2026</td></tr><tr><td>Carlisle Choir</td><td>£4,500.00</td><td>5 May 2026</td></tr></table>".to_string();
+    let team: String = ["aisha.mwangi", "kofi.baxter", "ffion.singh"]
+        .iter()
+        .map(|l| format!("<p>{l}@valleygreens.org.uk</p>\n"))
+        .collect();
+    let origin = TricklingOrigin::start(
+        vec![
+            ("/flat", "text/html", flat),
+            ("/export.txt", "text/plain", text),
+            ("/export.csv", "text/csv", particles),
+            ("/members.csv", "text/csv", members),
+            ("/grants", "text/html", grants),
+            ("/team", "text/html", team),
+        ],
+        7,
+    );
+    let gw = GatewayProcess::start(
+        "leak-shapes",
+        &leak_config(
+            origin.addr,
+            "",
+            "[leak_guard.default]\naction = \"block\"\n",
+        ),
+    );
+    for (path, refused) in [
+        ("/flat", true),
+        ("/export.txt", true),
+        ("/export.csv", true),
+        ("/members.csv", true),
+        ("/grants", false),
+        ("/team", false),
+    ] {
+        let reply = get(gw.listen, path);
+        assert_eq!(
+            reply.status,
+            if refused { 503 } else { 200 },
+            "{path}: {}",
+            reply.body_text()
+        );
+        let body = reply.body_text();
+        assert!(
+            !body.contains("Keziah") && !body.contains("aisha.mwangi@gmail"),
+            "{path}: a person left in the body"
+        );
+    }
+    let log = gw.access_log();
+    assert!(log.contains("leak:block:donor_list"), "{log}");
+    assert!(log.contains("leak:block:email"), "{log}");
+}
