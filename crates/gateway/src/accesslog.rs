@@ -31,7 +31,7 @@ pub struct AccessRecord<'a> {
     pub duration_ms: f64,
     pub upstream: Option<String>,
     /// What the security layers decided: "allow" until a layer says otherwise.
-    pub verdict: &'a str,
+    pub verdict: crate::verdict::Verdict,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

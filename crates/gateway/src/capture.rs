@@ -26,6 +26,8 @@ use pingora::protocols::{
 use pingora::protocols::{SocketDigest, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::verdict::{BadRequest, Verdict};
+
 /// The most of a head kept per connection: enough for the request line and
 /// the usual headers of a refused request, without doubling what a slow
 /// client's half-sent head costs (Pingora holds it too).
@@ -319,7 +321,7 @@ impl Refusals {
                 peer,
                 None,
                 &line,
-                "bad-request:malformed-framing",
+                Verdict::BadRequest(BadRequest::MalformedFraming),
             );
             return;
         };
@@ -331,7 +333,7 @@ impl Refusals {
             .map(|a| a.host)
             .unwrap_or_default();
         let site = snapshot.site_for_host(&host);
-        let mut verdict = "bad-request:malformed-head";
+        let mut verdict = Verdict::BadRequest(BadRequest::MalformedHead);
         if let Some(engine) = site.and_then(|i| snapshot.sites[i].waf.as_ref()) {
             let meta = rampart_waf::TxMeta {
                 remote_addr: peer.map(|p| p.to_string()).unwrap_or_default(),
@@ -370,7 +372,7 @@ impl Refusals {
                 .take(32)
                 .collect();
             if !rules.is_empty() {
-                verdict = "bad-request:malformed-head+waf";
+                verdict = Verdict::BadRequest(BadRequest::MalformedHeadWaf);
                 metrics.waf_detections.fetch_add(1, Ordering::Relaxed);
                 if self.runtime.events.enabled() {
                     let name = &snapshot.sites[site.unwrap_or(0)].name;
@@ -398,7 +400,7 @@ impl Refusals {
         peer: Option<std::net::IpAddr>,
         site: Option<usize>,
         head: &LenientHead,
-        verdict: &str,
+        verdict: Verdict,
     ) {
         if self.access_log.enabled() {
             let record = crate::accesslog::AccessRecord {

@@ -24,6 +24,7 @@ pub mod resolve;
 pub mod runtime;
 pub mod server;
 pub mod upstream;
+pub mod verdict;
 pub mod waf;
 
 pub use config::{Config, ConfigError, ConfigErrors};

@@ -24,6 +24,8 @@
 
 use std::fmt;
 
+use crate::verdict::BadRequest;
+
 /// Why a request's authority was refused (answered 400).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthorityError {
@@ -39,20 +41,20 @@ pub enum AuthorityError {
 }
 
 impl AuthorityError {
-    /// The verdict written to the access log.
-    pub fn verdict(&self) -> &'static str {
+    /// Why the request is refused, for the access log.
+    pub fn verdict(&self) -> BadRequest {
         match self {
-            AuthorityError::Missing => "bad-request:host-missing",
-            AuthorityError::Repeated => "bad-request:host-repeated",
-            AuthorityError::Conflicting => "bad-request:host-conflict",
-            AuthorityError::Invalid => "bad-request:host-invalid",
+            AuthorityError::Missing => BadRequest::HostMissing,
+            AuthorityError::Repeated => BadRequest::HostRepeated,
+            AuthorityError::Conflicting => BadRequest::HostConflict,
+            AuthorityError::Invalid => BadRequest::HostInvalid,
         }
     }
 }
 
 impl fmt::Display for AuthorityError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.verdict())
+        crate::verdict::Verdict::BadRequest(self.verdict()).fmt(f)
     }
 }
 
