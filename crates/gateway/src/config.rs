@@ -619,7 +619,18 @@ impl<'a> Checker<'a> {
             }
         }
         let mut hosts_seen: Vec<&str> = Vec::new();
-        for site in &config.sites {
+        for (i, site) in config.sites.iter().enumerate() {
+            // Metrics, events, reports and `[[flood.sites]]` name a site by
+            // its name: two sites with one name would be counted as one.
+            if config.sites[..i].iter().any(|s| s.name == site.name) {
+                self.error_at(
+                    site_span.clone(),
+                    format!(
+                        "site `{}` is defined twice; give each `[[site]]` a distinct name",
+                        site.name
+                    ),
+                );
+            }
             if !pool_names.contains(&site.upstream.as_str()) && !site.upstream.is_empty() {
                 self.error_at(site_span.clone(), format!(
                     "site `{}` uses upstream `{}`, which is not defined; define it with `[[upstream]]` and `name = \"{}\"` or use one of: {}",
@@ -1443,6 +1454,36 @@ upstream = "missing"
                 .any(|l| l.contains("uses upstream `missing`, which is not defined")),
             "{out}"
         );
+    }
+
+    #[test]
+    fn two_sites_with_one_name_are_refused() {
+        let twice = r#"
+[[listener]]
+address = "127.0.0.1:8080"
+
+[[upstream]]
+name = "app"
+servers = ["127.0.0.1:3000"]
+
+[[site]]
+name = "www"
+hosts = ["a.org"]
+upstream = "app"
+
+[[site]]
+name = "www"
+hosts = ["b.org"]
+upstream = "app"
+"#;
+        let out = check(twice);
+        assert!(out.contains("site `www` is defined twice"), "{out}");
+        let once = twice.replacen(
+            "name = \"www\"\nhosts = [\"b.org\"]",
+            "name = \"shop\"\nhosts = [\"b.org\"]",
+            1,
+        );
+        assert!(!check(&once).contains("defined twice"), "{}", check(&once));
     }
 
     #[test]

@@ -50,11 +50,9 @@ pub fn now() -> Time {
 
 /// 32 bytes from the kernel's random source, for key material.
 pub fn random_bytes() -> Result<[u8; 32], String> {
-    use std::io::Read;
     let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| format!("cannot read random bytes from /dev/urandom: {e}"))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| format!("cannot get random bytes from the kernel: {e}"))?;
     Ok(bytes)
 }
 

@@ -123,7 +123,7 @@ impl Metrics {
         }
         let sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
         out.push_str("# HELP rampart_responses_total Responses sent, by site and status class.\n# TYPE rampart_responses_total counter\n");
-        for (site, m) in sites.iter() {
+        for (site, m) in sites.iter().map(|(site, m)| (LabelValue(site), m)) {
             for class in 1..=5 {
                 let _ = writeln!(
                     out,
@@ -133,7 +133,7 @@ impl Metrics {
             }
         }
         out.push_str("# HELP rampart_response_bytes_total Body bytes sent to clients.\n# TYPE rampart_response_bytes_total counter\n");
-        for (site, m) in sites.iter() {
+        for (site, m) in sites.iter().map(|(site, m)| (LabelValue(site), m)) {
             let _ = writeln!(
                 out,
                 "rampart_response_bytes_total{{site=\"{site}\"}} {}",
@@ -141,7 +141,7 @@ impl Metrics {
             );
         }
         out.push_str("# HELP rampart_request_duration_seconds Time from request head to end of response.\n# TYPE rampart_request_duration_seconds histogram\n");
-        for (site, m) in sites.iter() {
+        for (site, m) in sites.iter().map(|(site, m)| (LabelValue(site), m)) {
             for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
                 let _ = writeln!(
                     out,
@@ -165,5 +165,35 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+/// A label value in the Prometheus text format: a backslash, a double quote
+/// or a line feed in it (a site name is the operator's free text) would end
+/// the value early or break the line, so they are escaped as the format says.
+struct LabelValue<'a>(&'a str);
+
+impl std::fmt::Display for LabelValue<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for c in self.0.chars() {
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                '"' => f.write_str("\\\"")?,
+                '\n' => f.write_str("\\n")?,
+                c => std::fmt::Write::write_char(f, c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::LabelValue;
+
+    #[test]
+    fn label_values_are_escaped_as_the_text_format_says() {
+        assert_eq!(LabelValue("www").to_string(), "www");
+        assert_eq!(LabelValue("a\"b\\c\nd").to_string(), "a\\\"b\\\\c\\nd");
     }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use rustls::sign::CertifiedKey;
 
@@ -132,7 +132,7 @@ impl Snapshot {
 
 /// The shared, reloadable state of a running gateway.
 pub struct Runtime {
-    current: RwLock<Arc<Snapshot>>,
+    current: arc_swap::ArcSwap<Snapshot>,
     pub metrics: Arc<Metrics>,
     generation: AtomicU64,
     /// Flood state and keys, kept across reloads.
@@ -156,7 +156,7 @@ impl Runtime {
         let snapshot = build(config, 1, &metrics, None, Some(&flood_state))?;
         snapshot.warm_up_in_background();
         Ok(Arc::new(Runtime {
-            current: RwLock::new(Arc::new(snapshot)),
+            current: arc_swap::ArcSwap::from_pointee(snapshot),
             metrics,
             generation: AtomicU64::new(1),
             flood_state,
@@ -166,10 +166,7 @@ impl Runtime {
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current.load_full()
     }
 
     /// Re-reads the configuration file and swaps it in. A configuration with
@@ -220,7 +217,7 @@ impl Runtime {
                     warnings.push("`[cache]` changes take effect at the next restart".to_string());
                 }
                 snapshot.warm_up_in_background();
-                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
+                self.current.store(Arc::new(snapshot));
                 self.metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
                 Ok(warnings)
             }
