@@ -102,11 +102,26 @@ impl LineSink {
         name: &str,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<LineSink> {
-        let mut out: Box<dyn Write + Send> = match target {
+        let out: Box<dyn Write + Send> = match target {
             AccessLogTarget::Off => return Ok(LineSink::off(metrics)),
             AccessLogTarget::Stdout => Box::new(std::io::stdout()),
             AccessLogTarget::File(path) => Box::new(open_log_file(path)?),
         };
+        Self::spawn(out, name, metrics)
+    }
+
+    /// Standard error, written by a thread of its own: for lines produced
+    /// on the request path (the leak guard's events), which must not wait
+    /// for a slow terminal or pipe.
+    pub fn stderr(name: &str, metrics: Arc<Metrics>) -> std::io::Result<LineSink> {
+        Self::spawn(Box::new(std::io::stderr()), name, metrics)
+    }
+
+    fn spawn(
+        mut out: Box<dyn Write + Send>,
+        name: &str,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<LineSink> {
         let (sender, receiver) = sync_channel::<String>(BACKLOG);
         std::thread::Builder::new()
             .name(name.to_string())

@@ -143,6 +143,8 @@ pub struct Runtime {
     /// The serve-stale cache, shared by all sites (keys include the site).
     /// Its size takes effect at the next restart.
     pub cache: rampart_cache::Cache,
+    /// Event lines on standard error, written off the request path.
+    pub event_lines: crate::accesslog::LineSink,
 }
 
 impl Runtime {
@@ -154,6 +156,15 @@ impl Runtime {
         let flood_state = crate::flood::FloodState::default();
         let cache = rampart_cache::Cache::new(config.cache.clone());
         let snapshot = build(config, 1, &metrics, None, Some(&flood_state))?;
+        let event_lines = crate::accesslog::LineSink::stderr("rampart-events", metrics.clone())
+            .map_err(|e| {
+                ConfigErrors(vec![ConfigError {
+                    file: "(startup)".into(),
+                    line: 0,
+                    column: 0,
+                    message: format!("cannot start the thread that writes event lines: {e}"),
+                }])
+            })?;
         snapshot.warm_up_in_background();
         Ok(Arc::new(Runtime {
             current: arc_swap::ArcSwap::from_pointee(snapshot),
@@ -162,6 +173,7 @@ impl Runtime {
             flood_state,
             events,
             cache,
+            event_lines,
         }))
     }
 

@@ -35,10 +35,10 @@ pub(super) fn leak_outcome(
         return Some(verdict);
     }
     runtime.metrics.leak_events.fetch_add(1, Ordering::Relaxed);
-    eprintln!(
+    runtime.event_lines.send(format!(
         "rampart: event {}",
         crate::leak::findings_event(reference, site, route, outcome)
-    );
+    ));
     if runtime.events.enabled() {
         for kind in crate::leak::incident_events(reference, outcome) {
             runtime.events.record(site, client, route, kind);
