@@ -11,7 +11,14 @@ use super::{store_index, Transaction};
 
 impl Transaction {
     pub(super) fn expand_in(&self, m: &Macro, rule: &Rule) -> Vec<u8> {
-        expand(&self.req, &self.st, &self.meta, self.started, rule, m).into_owned()
+        self.expanded(m, rule).into_owned()
+    }
+
+    /// A macro expanded against this transaction, borrowed when it is a
+    /// literal or one store variable, so that reading a number allocates
+    /// nothing.
+    fn expanded<'a>(&'a self, m: &'a Macro, rule: &Rule) -> Cow<'a, [u8]> {
+        expand(&self.req, &self.st, &self.meta, self.started, rule, m)
     }
 
     pub(super) fn run_action(&mut self, starter: &Rule, a: &Action) {
@@ -31,14 +38,7 @@ impl Transaction {
                     // The common CRS case (`tx.score=+%{tx.critical_anomaly_score}`):
                     // update the number in place, allocating nothing once
                     // the variable exists.
-                    let d = crate::operator::parse_int(&expand(
-                        &self.req,
-                        &self.st,
-                        &self.meta,
-                        self.started,
-                        starter,
-                        &sv.value,
-                    ));
+                    let d = crate::operator::parse_int(&self.expanded(&sv.value, starter));
                     let store = &mut self.st.stores[store_index(sv.collection)];
                     let cur = store
                         .get(name.as_ref())
@@ -63,15 +63,7 @@ impl Transaction {
                     return;
                 }
                 if sv.op == SetOp::Set {
-                    let value = expand(
-                        &self.req,
-                        &self.st,
-                        &self.meta,
-                        self.started,
-                        starter,
-                        &sv.value,
-                    )
-                    .into_owned();
+                    let value = self.expand_in(&sv.value, starter);
                     let store = &mut self.st.stores[store_index(sv.collection)];
                     match store.get_mut(name.as_ref()) {
                         Some(slot) => *slot = value,
