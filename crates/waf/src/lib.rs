@@ -23,8 +23,6 @@
 mod body;
 mod engine;
 mod error;
-mod fxhash;
-mod hash;
 mod lexer;
 mod macros;
 mod operator;
@@ -42,6 +40,19 @@ pub use error::{ErrorKind, LoadError, LoadErrors};
 pub use rule::EngineMode;
 pub use source::{FileSource, FsSource, MemSource};
 pub use tx::{MatchedRule, Transaction, TxMeta, Verdict, ARGUMENTS_LIMIT_RULE_ID};
+
+/// The engine's internal maps, hashed with foldhash.
+///
+/// Keys are rule-controlled or short (TX variable names, cache keys), and the
+/// maps live for one transaction, so flooding attacks on the hash are not a
+/// concern that SipHash would need to answer here; speed is. The seed is
+/// fixed rather than random so that a collection is walked in the same order
+/// on every run and in every process, and a request's matches and error log
+/// lines do not change from one to the next.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
+
+/// A `HashSet` hashed as [`FastMap`] is.
+pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::FixedState>;
 
 /// The recommended base settings, from ModSecurity's
 /// `modsecurity.conf-recommended` as CRS's test containers run them: request

@@ -5,8 +5,8 @@
 
 use regex::bytes::Regex;
 
-use crate::fxhash::FxMap;
 use crate::transform::Transform;
+use crate::FastMap;
 
 use super::eval::{Evaluator, Found};
 use super::summary::GroupSummary;
@@ -20,23 +20,23 @@ pub(crate) struct Caches {
     /// number of rules sharing it.
     pub(super) transformed: TransformCache,
     /// Regexes compiled from macro-expanded patterns.
-    pub(super) regex: FxMap<Vec<u8>, Option<Regex>>,
+    pub(super) regex: FastMap<Vec<u8>, Option<Regex>>,
     /// Per (list, pipeline): the list's length when computed and the union
     /// of its values' prefilter bits.
-    pub(super) summaries: FxMap<(u8, u32), (usize, std::ops::Range<usize>)>,
+    pub(super) summaries: FastMap<(u8, u32), (usize, std::ops::Range<usize>)>,
     /// Prefilter bits of raw values, shared by the pipelines that leave a
     /// value unchanged (see `cached_bits`).
-    raw_bits: FxMap<(u8, u32), std::ops::Range<usize>>,
+    raw_bits: FastMap<(u8, u32), std::ops::Range<usize>>,
     /// Prefilter bits of transformed values by a case-insensitive hash of
     /// their bytes: (the value's range in `arena`, its bits).
-    bits_by_content: FxMap<u64, (std::ops::Range<usize>, std::ops::Range<usize>)>,
+    bits_by_content: FastMap<u64, (std::ops::Range<usize>, std::ops::Range<usize>)>,
     /// Per list id: (its length when computed, the union of its values'
     /// `transform::features`).
-    pub(super) list_features: FxMap<u8, (usize, u32)>,
+    pub(super) list_features: FastMap<u8, (usize, u32)>,
     /// Scratch list of one list's value bit ranges (`list_union`).
     pub(super) bit_ranges: Vec<std::ops::Range<usize>>,
     /// The (id, phase) of `nolog` rules already in `Transaction::matched`.
-    pub(super) recorded_nolog: crate::fxhash::FxSet<(u32, u8)>,
+    pub(super) recorded_nolog: crate::FastSet<(u32, u8)>,
     /// Per reject group (`Inner::reject_groups`), its summary in this phase.
     pub(super) group_bits: Vec<GroupSummary>,
     /// Scratch list of one group's part ranges (`group_union`).
@@ -462,20 +462,21 @@ fn has_own_automaton(inner: &crate::engine::Inner, v: u8) -> bool {
     inner.own_prefilter_slot[v as usize] != 0
 }
 
-/// A hash of bytes ignoring ASCII case (FxHash's step over 8-byte words).
+/// A hash of bytes ignoring ASCII case: foldhash over 8-byte words.
 fn hash_ignore_case(b: &[u8]) -> u64 {
-    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-    let mut h = b.len() as u64;
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = foldhash::fast::FixedState::default().build_hasher();
+    h.write_usize(b.len());
     let mut chunks = b.chunks_exact(8);
     for c in &mut chunks {
         // Clearing bit 0x20 folds ASCII case (and merges a few other pairs,
         // which only costs an equality check).
         let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
             & !0x2020_2020_2020_2020;
-        h = (h.rotate_left(5) ^ w).wrapping_mul(SEED);
+        h.write_u64(w);
     }
     for &c in chunks.remainder() {
-        h = (h.rotate_left(5) ^ u64::from(c & !0x20)).wrapping_mul(SEED);
+        h.write_u8(c & !0x20);
     }
-    h
+    h.finish()
 }

@@ -7,12 +7,12 @@ use std::time::Instant;
 
 use regex::bytes::Regex;
 
-use crate::fxhash::FxMap;
 use crate::macros::Macro;
 use crate::operator::OpContext;
 use crate::rule::{Rule, Selector, Target};
 use crate::transform::Transform;
 use crate::vars::Var;
+use crate::FastMap;
 
 use super::cache::Caches;
 use super::expand::{expand, scalar_value};
@@ -63,8 +63,8 @@ struct Ctx<'a> {
     req: &'a Request,
     st: &'a State,
     meta: &'a TxMeta,
-    regex: &'a mut FxMap<Vec<u8>, Option<Regex>>,
-    shared_regex: &'a std::sync::Mutex<FxMap<Vec<u8>, Option<Regex>>>,
+    regex: &'a mut FastMap<Vec<u8>, Option<Regex>>,
+    shared_regex: &'a std::sync::Mutex<FastMap<Vec<u8>, Option<Regex>>>,
     rule: &'a Rule,
     started: Instant,
 }
@@ -116,7 +116,7 @@ pub(super) enum Source<'a> {
         id: Var,
         names: bool,
     },
-    Store(&'a FxMap<String, Vec<u8>>),
+    Store(&'a FastMap<String, Vec<u8>>),
     Matched {
         list: &'a MatchedList,
         names: bool,

@@ -22,9 +22,9 @@ use regex::bytes::Regex;
 
 use crate::body;
 use crate::engine::Engine;
-use crate::fxhash::FxMap;
 use crate::rule::{EngineMode, Exclusion};
 use crate::vars::Var;
+use crate::FastMap;
 
 pub(crate) use cache::Caches;
 use cache::MAX_POOLED;
@@ -142,7 +142,7 @@ fn store_index(v: Var) -> usize {
 #[derive(Debug)]
 struct State {
     mode: EngineMode,
-    stores: [FxMap<String, Vec<u8>>; 8],
+    stores: [FastMap<String, Vec<u8>>; 8],
     matched_var: Vec<u8>,
     /// Built from a static variable name and a `String` key, so always
     /// UTF-8; kept as bytes so a match costs a copy, not a validation.
