@@ -1,4 +1,5 @@
-//! CRS's test backend (albedo), for runs over HTTP.
+//! CRS's test backend (albedo) for runs over HTTP, and the reading of
+//! `/reflect` requests that the in-process runner's simulated backend shares.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -164,19 +165,36 @@ fn plain(status: u16, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
 }
 
 fn reflect(request: &[u8]) -> Vec<u8> {
-    let Ok(serde_json::Value::Object(m)) = serde_json::from_slice::<serde_json::Value>(request)
-    else {
+    let Some(r) = reflection(request) else {
         return plain(
             400,
             &[("Content-Type".into(), "text/plain".into())],
             b"reflect needs a JSON object",
         );
     };
-    let status = m
-        .get("status")
-        .and_then(|v| v.as_u64())
-        .filter(|s| (100..600).contains(s))
-        .unwrap_or(200) as u16;
+    let status = r.status.filter(|s| (100..600).contains(s)).unwrap_or(200) as u16;
+    plain(status, &r.headers, &r.body)
+}
+
+/// What a `/reflect` request asks the backend to answer with. The status is
+/// as given (the backend over HTTP keeps only valid ones); a missing
+/// `Content-Type` is answered as `text/plain`, as albedo does.
+pub(crate) struct Reflection {
+    pub status: Option<u64>,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Reads a `/reflect` request body
+/// (`{"status": 200, "headers": {..}, "body": "..", "encodedBody": "base64"}`);
+/// `None` when it is not a JSON object. Both the backend over HTTP and the
+/// in-process runner's simulated one answer from it.
+pub(crate) fn reflection(request: &[u8]) -> Option<Reflection> {
+    let Ok(serde_json::Value::Object(m)) = serde_json::from_slice::<serde_json::Value>(request)
+    else {
+        return None;
+    };
+    let status = m.get("status").and_then(|v| v.as_u64());
     let mut headers: Vec<(String, String)> = Vec::new();
     if let Some(serde_json::Value::Object(h)) = m.get("headers") {
         for (k, v) in h {
@@ -202,10 +220,17 @@ fn reflect(request: &[u8]) -> Vec<u8> {
     {
         headers.push(("Content-Type".into(), "text/plain".into()));
     }
-    plain(status, &headers, &body)
+    Some(Reflection {
+        status,
+        headers,
+        body,
+    })
 }
 
-fn base64(text: &str) -> Vec<u8> {
+/// Decodes base64 (standard or URL-safe alphabet), skipping every byte that
+/// is not base64 as the engine's `t:base64DecodeExt` does, so that go-ftw's
+/// encoded fields may be broken across lines.
+pub(crate) fn base64(text: &str) -> Vec<u8> {
     let value = |c: u8| match c {
         b'A'..=b'Z' => Some(c - b'A'),
         b'a'..=b'z' => Some(c - b'a' + 26),

@@ -22,7 +22,7 @@ const DEBIAN_CRS_ETC: &str = "/etc/modsecurity/crs";
 /// which CRS assumes: bodies inspected, JSON and XML parsed by content type,
 /// a body that cannot be parsed refused. The same text the CRS test runner
 /// uses, so that what the suites prove is what the gateway runs.
-use rampart_waf::crs_test::BASE_CONFIG as BASE_SETTINGS;
+use rampart_waf::BASE_SETTINGS;
 
 /// The files that make up a CRS installation.
 #[derive(Debug, Clone, PartialEq)]

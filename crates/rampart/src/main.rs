@@ -403,7 +403,7 @@ fn demo(flags: &Flags) -> Result<ExitCode> {
 }
 
 fn crs_test(args: &[String]) -> Result<ExitCode> {
-    use rampart_waf::crs_test::{self as crs, Overrides, Suite};
+    use rampart_crstest::{self as crs, Overrides, Suite};
     let mut switches = Vec::new();
     let mut rest = Vec::new();
     for a in args {
@@ -468,12 +468,12 @@ fn crs_test(args: &[String]) -> Result<ExitCode> {
 /// Starts CRS's reflecting backend and a gateway process in front of it,
 /// configured as CRS's test README asks, and runs the suite over HTTP.
 fn crs_test_http(
-    suite: &rampart_waf::crs_test::Suite,
-    cases: &[rampart_waf::crs_test::Case],
-    overrides: &rampart_waf::crs_test::Overrides,
+    suite: &rampart_crstest::Suite,
+    cases: &[rampart_crstest::Case],
+    overrides: &rampart_crstest::Overrides,
     blocking: bool,
     paranoia: u8,
-) -> Result<rampart_waf::crs_test::Report> {
+) -> Result<rampart_crstest::Report> {
     use std::time::Duration;
     let backend = rampart_crstest::ReflectBackend::start("127.0.0.1:0".parse()?)?;
     let dir = std::env::temp_dir().join(format!("rampart-crs-test-{}", std::process::id()));
@@ -484,7 +484,7 @@ fn crs_test_http(
         &setup,
         format!(
             "{}\n{}\n",
-            rampart_waf::crs_test::setup_rule(suite.schema, !blocking, paranoia),
+            rampart_crstest::setup_rule(suite.schema, !blocking, paranoia),
             rampart_crstest::MARKER_RULE
         ),
     )?;

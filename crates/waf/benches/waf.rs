@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use rampart_waf::crs_test::{self, Suite};
+use rampart_crstest::{self as crs_test, Suite};
 #[path = "shared/process.rs"]
 mod process;
 #[path = "shared/requests.rs"]

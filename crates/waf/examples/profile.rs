@@ -3,7 +3,7 @@
 //! with its response phases, `search` for the gateway benchmark's GET).
 //!
 //! `valgrind --tool=callgrind target/release/examples/profile get 200`
-use rampart_waf::crs_test::{self, Suite};
+use rampart_crstest::{self as crs_test, Suite};
 use rampart_waf::Engine;
 
 #[path = "../benches/shared/requests.rs"]

@@ -120,7 +120,7 @@ pub(crate) struct Inner {
     /// Idle per-transaction buffers, reused by the next transaction.
     pub cache_pool: std::sync::Mutex<Vec<crate::tx::Caches>>,
     /// Regexes compiled from macro-expanded `@rx` patterns.
-    pub dynamic_regex: std::sync::Mutex<crate::fxhash::FxMap<Vec<u8>, Option<regex::bytes::Regex>>>,
+    pub dynamic_regex: std::sync::Mutex<crate::FastMap<Vec<u8>, Option<regex::bytes::Regex>>>,
 }
 
 /// The values a prefiltered rule inspects, as a unit a transaction can

@@ -119,7 +119,7 @@ pub(crate) enum SetOp {
 /// addresses of those rules in it). A rule's tags never change, so the tag
 /// regexes run once per engine instead of once per rule and value.
 pub(crate) type TaggedRules =
-    std::sync::Arc<std::sync::OnceLock<(usize, crate::fxhash::FxMap<usize, ()>)>>;
+    std::sync::Arc<std::sync::OnceLock<(usize, crate::FastMap<usize, ()>)>>;
 
 /// A `ctl` action.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 //! caller owns and reuses, so a pipeline allocates nothing once its buffers
 //! have grown.
 
-use crate::hash;
+use sha1::Digest as _;
 
 /// A transformation (`t:` action).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -192,8 +192,8 @@ impl Transform {
                     i += 2;
                 }
             }
-            Sha1 => out.extend_from_slice(&hash::sha1(input)),
-            Md5 => out.extend_from_slice(&hash::md5(input)),
+            Sha1 => out.extend_from_slice(&sha1::Sha1::digest(input)),
+            Md5 => out.extend_from_slice(&md5::Md5::digest(input)),
             Length => out.extend_from_slice(input.len().to_string().as_bytes()),
             Trim => out.extend_from_slice(trim_right(trim_left(input))),
             TrimLeft => out.extend_from_slice(trim_left(input)),

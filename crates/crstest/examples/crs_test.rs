@@ -1,8 +1,8 @@
-//! Runs a CRS regression suite through rampart-waf.
+//! Runs a CRS regression suite through rampart-waf, in process.
 //!
-//! Usage: `cargo run -p rampart-waf --release --example crs_test -- [v4.28.0|v3.3.4|PATH] [--blocking] [--only RULE]`
+//! Usage: `cargo run -p rampart-crstest --release --example crs_test -- [v4.28.0|v3.3.4|PATH] [--blocking] [--only RULE]`
 
-use rampart_waf::crs_test::{self, Suite};
+use rampart_crstest::{self as crs_test, Suite};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -2,9 +2,9 @@
 //! `RAMPART_CRS_ROOT` (default `<workspace>/../shared/crs`) and asserts the
 //! pass rates. The thresholds only go up: raise them when the rate rises.
 //!
-//! Run with `cargo test -p rampart-waf --release --test crs -- --nocapture`.
+//! Run with `cargo test -p rampart-crstest --release --test crs -- --nocapture`.
 
-use rampart_waf::crs_test::{self, Suite};
+use rampart_crstest::{self as crs_test, Suite};
 
 fn run(name: &str, min_rate: f64) {
     let suite = Suite::new(crs_test::crs_root().join(name));
