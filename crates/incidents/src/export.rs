@@ -11,8 +11,11 @@
 //!
 //! [`render`] prints any [`Format`], human or machine.
 
+pub use crate::attacks::{attack_pattern, AttackPatternInfo};
 use crate::model::{DataLeft, Incident, IncidentKind, IncidentStatus, Millis, Severity};
-use crate::report::{self, rfc3339, ReportInput};
+use crate::report::{self, ReportInput};
+use crate::time::{date, rfc3339};
+use crate::words::{self, left_name, rate};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -105,56 +108,6 @@ fn pretty(value: &Value) -> String {
     let mut text = serde_json::to_string_pretty(value).expect("a JSON value serialises");
     text.push('\n');
     text
-}
-
-// ---------------------------------------------------------------------------
-// Attack types
-
-/// What the exports and reports say about one attack type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AttackPatternInfo {
-    /// The name in words (`SQL injection`).
-    pub name: &'static str,
-    /// The CAPEC entry: id (`CAPEC-66`) and its title.
-    pub capec: Option<(&'static str, &'static str)>,
-    /// One sentence for the STIX attack-pattern's description.
-    pub description: &'static str,
-}
-
-/// The attack pattern for an attack type as the WAF tags it (`sqli`,
-/// `attack-sqli`, `xss`, ...) or an incident kind that is an attack
-/// (`flood`, `credential_stuffing`). Unknown types get their key as the name
-/// and no CAPEC entry.
-pub fn attack_pattern(key: &str) -> AttackPatternInfo {
-    let normal = key.trim().to_ascii_lowercase().replace('_', "-");
-    let normal = normal.strip_prefix("attack-").unwrap_or(&normal);
-    let (name, capec, description): (&'static str, Option<(&'static str, &'static str)>, &'static str) = match normal {
-        "sqli" | "sql-injection" => ("SQL injection", Some(("CAPEC-66", "SQL Injection")), "SQL fragments in request parameters, aimed at reading or changing the application's database."),
-        "xss" | "cross-site-scripting" => ("cross-site scripting", Some(("CAPEC-63", "Cross-Site Scripting (XSS)")), "Script in request parameters, aimed at running in other visitors' browsers."),
-        "rce" | "command-injection" | "cmdi" | "os-command-injection" => ("remote command execution", Some(("CAPEC-88", "OS Command Injection")), "Shell commands in request parameters, aimed at running on the server."),
-        "lfi" | "path-traversal" | "traversal" => ("local file inclusion and path traversal", Some(("CAPEC-126", "Path Traversal")), "Paths such as ../../etc/passwd in requests, aimed at reading files on the server."),
-        "rfi" => ("remote file inclusion", Some(("CAPEC-193", "PHP Remote File Inclusion")), "URLs of attacker-controlled code in request parameters, aimed at having the server include and run it."),
-        "php" | "nodejs" | "code-injection" => ("code injection", Some(("CAPEC-242", "Code Injection")), "Application-language code in request parameters, aimed at running in the application."),
-        "java" | "deserialization" | "deserialisation" => ("object injection", Some(("CAPEC-586", "Object Injection")), "Serialised objects or expression-language payloads aimed at the application's runtime."),
-        "fixation" | "session-fixation" => ("session fixation", Some(("CAPEC-61", "Session Fixation")), "Requests that try to set a visitor's session identifier."),
-        "protocol" | "request-smuggling" | "http-request-smuggling" => ("HTTP protocol attack", Some(("CAPEC-33", "HTTP Request Smuggling")), "Malformed or ambiguous HTTP aimed at desynchronising the gateway and the application."),
-        "flood" | "dos" | "http-flood" => ("HTTP flood", Some(("CAPEC-125", "Flooding")), "More requests than the site can serve, aimed at taking it offline."),
-        "credential-stuffing" => ("credential stuffing", Some(("CAPEC-600", "Credential Stuffing")), "Logins with username and password pairs leaked from other sites."),
-        "brute-force" => ("password brute force", Some(("CAPEC-49", "Password Brute Forcing")), "Many passwords tried against the same accounts."),
-        "scanner" | "reputation-scanner" | "scan" => ("vulnerability scanning", Some(("CAPEC-169", "Footprinting")), "Automated probing for known weaknesses."),
-        "generic" | "injection-generic" | "injection" => ("generic injection", Some(("CAPEC-152", "Inject Unexpected Items")), "Payloads that match injection rules without a more specific type."),
-        _ => ("", None, "An attack type the gateway's WAF rules tagged."),
-    };
-    // An unknown type's key is printed beside its name by the reports.
-    AttackPatternInfo {
-        name: if name.is_empty() {
-            "other attack type"
-        } else {
-            name
-        },
-        capec,
-        description,
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -584,7 +537,7 @@ pub fn stix_bundle(input: &ReportInput) -> Value {
                 "{} In {}: {} {unit}.",
                 info.description,
                 incident.reference(),
-                report::count(count)
+                words::count(count)
             )),
         );
         if let Some((capec, title)) = info.capec {
@@ -660,7 +613,7 @@ pub fn stix_bundle(input: &ReportInput) -> Value {
                 "Clients in {prefix} took part in {} against {} ({} events); addresses are shared as prefixes only.",
                 incident.reference(),
                 organisation.name,
-                report::count(tally.count)
+                words::count(tally.count)
             )),
         );
         ind.insert(
@@ -769,7 +722,7 @@ pub fn misp_event(input: &ReportInput) -> Value {
             attacking,
             format!(
                 "Source prefix in {reference}: {} events",
-                report::count(tally.count)
+                words::count(tally.count)
             ),
         ));
     }
@@ -785,10 +738,7 @@ pub fn misp_event(input: &ReportInput) -> Value {
             "Other",
             value,
             false,
-            format!(
-                "Attack type in {reference}: {} {unit}",
-                report::count(count)
-            ),
+            format!("Attack type in {reference}: {} {unit}", words::count(count)),
         ));
     }
     for rule in &incident.rules {
@@ -798,7 +748,7 @@ pub fn misp_event(input: &ReportInput) -> Value {
             "Other",
             format!("WAF rule {}", rule.key),
             false,
-            format!("Hit {} times in {reference}", report::count(rule.count)),
+            format!("Hit {} times in {reference}", words::count(rule.count)),
         ));
     }
     let counts: [(&str, u64); 7] = [
@@ -834,7 +784,7 @@ pub fn misp_event(input: &ReportInput) -> Value {
             "Other",
             format!(
                 "peak {} requests/s at {}",
-                report::rate(incident.peak_rps),
+                rate(incident.peak_rps),
                 rfc3339(incident.peak_at)
             ),
             false,
@@ -842,15 +792,15 @@ pub fn misp_event(input: &ReportInput) -> Value {
         ));
     }
     if let Some(data) = incident.data.as_ref().filter(|d| d.left != DataLeft::No) {
-        let left = report::left_name(data.left);
+        let left = left_name(data.left);
         attributes.push(attribute(
             "personal data",
             "text",
             "Other",
             format!(
                 "personal data left: {left}; about {} records concerning about {} people; categories: {}",
-                report::count(data.records),
-                report::count(data.people),
+                words::count(data.records),
+                words::count(data.people),
                 data.categories.join("; ")
             ),
             false,
@@ -867,7 +817,7 @@ pub fn misp_event(input: &ReportInput) -> Value {
         "Event": {
             "uuid": uuid("event"),
             "info": format!("{reference}: {} ({}; {})", incident.title, organisation.name, kinds.join(", ")),
-            "date": report::date(incident.first_event),
+            "date": date(incident.first_event),
             "timestamp": timestamp,
             "threat_level_id": threat_level,
             "analysis": match incident.status {
@@ -937,17 +887,5 @@ mod tests {
             error.contains("pdf") && error.contains("html") && error.contains("misp"),
             "{error}"
         );
-    }
-
-    #[test]
-    fn attack_types_map_to_capec() {
-        assert_eq!(attack_pattern("sqli").capec.unwrap().0, "CAPEC-66");
-        assert_eq!(attack_pattern("attack-xss").capec.unwrap().0, "CAPEC-63");
-        assert_eq!(
-            attack_pattern("credential_stuffing").capec.unwrap().0,
-            "CAPEC-600"
-        );
-        assert_eq!(attack_pattern("flood").capec.unwrap().0, "CAPEC-125");
-        assert!(attack_pattern("something-new").capec.is_none());
     }
 }
