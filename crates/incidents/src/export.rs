@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+use uuid::{Builder, Uuid};
 
 // ---------------------------------------------------------------------------
 // Formats
@@ -114,7 +115,8 @@ fn pretty(value: &Value) -> String {
 // Deterministic ids
 
 /// A UUIDv4-shaped id from SHA-256 of its parts: reproducible, and spread
-/// like a random one.
+/// like a random one. The parts are length-prefixed so that `["x1", ""]`
+/// and `["x", "1"]` differ; `uuid` sets the version and variant bits.
 fn uuid4_from(parts: &[&str]) -> String {
     let mut hash = Sha256::new();
     for part in parts {
@@ -124,21 +126,7 @@ fn uuid4_from(parts: &[&str]) -> String {
     let digest = hash.finalize();
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
-    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
-    format_uuid(&bytes)
-}
-
-fn format_uuid(b: &[u8; 16]) -> String {
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    Builder::from_random_bytes(bytes).into_uuid().to_string()
 }
 
 /// The namespace STIX 2.1 gives for cyber-observable ids (section 2.9).
@@ -150,22 +138,7 @@ const STIX_SCO_NAMESPACE: [u8; 16] = [
 /// cyber observables, named by the canonical JSON of their id-contributing
 /// properties, so that everyone's `ipv4-addr` for a value has the same id.
 pub fn uuid5(namespace: &[u8; 16], name: &str) -> String {
-    let mut input = namespace.to_vec();
-    input.extend_from_slice(name.as_bytes());
-    let digest = sha1(&input);
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    bytes[6] = (bytes[6] & 0x0f) | 0x50; // version 5
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    format_uuid(&bytes)
-}
-
-/// SHA-1, only for UUIDv5 names (not for anything that needs collision
-/// resistance), from RustCrypto's `sha1`, which shares its digest traits
-/// with the `sha2` this crate already uses.
-fn sha1(message: &[u8]) -> [u8; 20] {
-    use sha1::Digest;
-    sha1::Sha1::digest(message).into()
+    Uuid::new_v5(&Uuid::from_bytes(*namespace), name.as_bytes()).to_string()
 }
 
 // ---------------------------------------------------------------------------
@@ -836,23 +809,6 @@ pub fn misp_event(input: &ReportInput) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sha1_matches_the_standard_vectors() {
-        // The FIPS 180 examples, as Python's hashlib gives them.
-        let hex = |d: [u8; 20]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
-        assert_eq!(hex(sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-        assert_eq!(
-            hex(sha1(b"abc")),
-            "a9993e364706816aba3e25717850c26c9cd0d89d"
-        );
-        assert_eq!(
-            hex(sha1(
-                b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
-            )),
-            "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
-        );
-    }
 
     #[test]
     fn observable_ids_are_the_uuid5_python_gives() {
