@@ -261,12 +261,7 @@ fn chart_svg(incident: &Incident, timeline: &[TimelinePoint], out: &mut String) 
         H - BOTTOM
     );
     for at in time_ticks(t0, t1) {
-        let c = civil(at);
-        let label = if multi_day {
-            format!("{:02}-{:02} {:02}:{:02}", c.month, c.day, c.hour, c.minute)
-        } else {
-            format!("{:02}:{:02}", c.hour, c.minute)
-        };
+        let label = civil(at).strftime(if multi_day { "%m-%d %H:%M" } else { "%H:%M" });
         let _ = writeln!(
             out,
             "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#8c959f\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{label}</text>",
