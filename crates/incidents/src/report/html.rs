@@ -7,34 +7,21 @@ use crate::model::{Incident, Millis};
 use crate::scrub::scrubbed;
 use crate::time::{civil, date, human_time};
 use crate::words::{count, rate};
+use rampart_escape::push_html;
 use std::fmt::Write as _;
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub(crate) fn html_escape(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-}
 
 fn html_line(line: &Line, out: &mut String) {
     for inline in &line.0 {
         match inline {
-            Inline::Text(s) => html_escape(s, out),
+            Inline::Text(s) => push_html(s, out),
             Inline::Code(s) => {
                 out.push_str("<code>");
-                html_escape(s, out);
+                push_html(s, out);
                 out.push_str("</code>");
             }
             Inline::Strong(s) => {
                 out.push_str("<strong>");
-                html_escape(s, out);
+                push_html(s, out);
                 out.push_str("</strong>");
             }
         }
@@ -63,7 +50,7 @@ pub fn html(input: &ReportInput) -> String {
     out.push_str(
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>",
     );
-    html_escape(
+    push_html(
         &format!(
             "{} {} — incident report",
             incident.reference(),
@@ -78,17 +65,17 @@ pub fn html(input: &ReportInput) -> String {
         match block {
             Block::Title(t) => {
                 out.push_str("<h1>");
-                html_escape(&t, &mut out);
+                push_html(&t, &mut out);
                 out.push_str("</h1>\n");
             }
             Block::Heading(t) => {
                 out.push_str("<h2>");
-                html_escape(&t, &mut out);
+                push_html(&t, &mut out);
                 out.push_str("</h2>\n");
             }
             Block::Subheading(t) => {
                 out.push_str("<h3>");
-                html_escape(&t, &mut out);
+                push_html(&t, &mut out);
                 out.push_str("</h3>\n");
             }
             Block::Para(line) => {
@@ -115,7 +102,7 @@ pub fn html(input: &ReportInput) -> String {
                 out.push_str("<table>\n<thead><tr>");
                 for h in &head {
                     out.push_str("<th>");
-                    html_escape(h, &mut out);
+                    push_html(h, &mut out);
                     out.push_str("</th>");
                 }
                 out.push_str("</tr></thead>\n<tbody>\n");
@@ -123,7 +110,7 @@ pub fn html(input: &ReportInput) -> String {
                     out.push_str("<tr>");
                     for cell in row {
                         out.push_str("<td>");
-                        html_escape(cell, &mut out);
+                        push_html(cell, &mut out);
                         out.push_str("</td>");
                     }
                     out.push_str("</tr>\n");
@@ -222,7 +209,7 @@ fn chart_svg(incident: &Incident, timeline: &[TimelinePoint], out: &mut String) 
         out,
         "<figure>\n<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" aria-labelledby=\"chart-title\">\n<title id=\"chart-title\">"
     );
-    html_escape(
+    push_html(
         &format!(
             "Requests, blocked and challenged or limited per {bucket} for {}, times in UTC",
             incident.reference()
@@ -354,7 +341,7 @@ fn chart_svg(incident: &Incident, timeline: &[TimelinePoint], out: &mut String) 
         label
     );
     out.push_str("</svg>\n<figcaption>");
-    html_escape(
+    push_html(
         &format!("Traffic per {bucket} in UTC; the dashed line marks the peak."),
         out,
     );
