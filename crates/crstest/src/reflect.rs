@@ -1,6 +1,9 @@
 //! CRS's test backend (albedo) for runs over HTTP, and the reading of
 //! `/reflect` requests that the in-process runner's simulated backend shares.
 
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -227,31 +230,34 @@ pub(crate) fn reflection(request: &[u8]) -> Option<Reflection> {
     })
 }
 
-/// Decodes base64 (standard or URL-safe alphabet), skipping every byte that
-/// is not base64 as the engine's `t:base64DecodeExt` does, so that go-ftw's
-/// encoded fields may be broken across lines.
+/// Decodes a test's `encodedBody` as leniently as the old hand-written
+/// decoder did: either alphabet (`+/` or `-_`), padding optional, anything
+/// else (line breaks, spaces) skipped, and a last partial byte dropped.
 pub(crate) fn base64(text: &str) -> Vec<u8> {
-    let value = |c: u8| match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' | b'-' => Some(62),
-        b'/' | b'_' => Some(63),
-        _ => None,
-    };
-    let mut out = Vec::new();
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for v in text.bytes().filter_map(value) {
-        acc = acc << 6 | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
+    let mut clean: Vec<u8> = text
+        .bytes()
+        .filter_map(|c| match c {
+            b'-' => Some(b'+'),
+            b'_' => Some(b'/'),
+            c if c.is_ascii_alphanumeric() || c == b'+' || c == b'/' => Some(c),
+            _ => None,
+        })
+        .collect();
+    // One character alone carries six bits, less than a byte.
+    if clean.len() % 4 == 1 {
+        clean.pop();
     }
-    out
+    LENIENT.decode(clean).unwrap_or_default()
 }
+
+/// The standard alphabet without padding, keeping a last character's unused
+/// low bits instead of refusing them.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true),
+);
 
 #[cfg(test)]
 mod tests {

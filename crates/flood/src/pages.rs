@@ -9,6 +9,9 @@
 
 use std::fmt::Write as _;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use rampart_escape::html as escape;
 use sha2::{Digest, Sha256};
 
 /// Where the challenge page posts a solution (`token` and `solution`, form
@@ -70,8 +73,8 @@ worker.postMessage({prefix:token+':',bits:bits});
 pub fn challenge_csp() -> String {
     format!(
         "default-src 'none'; script-src 'sha256-{}'; worker-src blob:; connect-src 'self'; style-src 'sha256-{}'; base-uri 'none'; form-action 'self'",
-        base64(&Sha256::digest(CHALLENGE_SCRIPT.as_bytes())),
-        base64(&Sha256::digest(STYLE.as_bytes())),
+        STANDARD.encode(Sha256::digest(CHALLENGE_SCRIPT.as_bytes())),
+        STANDARD.encode(Sha256::digest(STYLE.as_bytes())),
     )
 }
 
@@ -236,85 +239,17 @@ pub fn form_field<'a>(form: &'a str, name: &str) -> Option<&'a str> {
 /// Decodes `%XX` escapes and `+`; invalid escapes are kept as they are and
 /// invalid UTF-8 is replaced, so hostile input never fails.
 pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                match (hex(b[i + 1]), hex(b[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Escapes text for an HTML attribute or element.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Standard base64 with padding, for CSP hashes.
-fn base64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if chunk.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
+    // Forms write a space as `+` and a plus as `%2B`, so turning every `+`
+    // into a space before decoding cannot touch a decoded plus.
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_known_vectors() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-    }
 
     #[test]
     fn request_helpers_find_and_decode() {

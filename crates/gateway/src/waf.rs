@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use rampart_flood::pages::percent_decode;
 use rampart_waf::{ConfigInput, Engine, FsSource, MatchedRule, RuleLoadOptions};
 use serde_json::{json, Map, Value};
 
@@ -262,28 +263,6 @@ fn mask_json(v: &mut Value, masked: bool) {
         other if masked => *other = Value::String("*****".into()),
         _ => {}
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What the audit log needs to know about one transaction.

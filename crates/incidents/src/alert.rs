@@ -11,9 +11,9 @@
 //! [`scrub`].
 
 use crate::model::{DataLeft, Incident};
-use crate::report::{
-    count, human_time, left_name, rate, rfc3339, scrub, severity_name, status_name,
-};
+use crate::scrub::scrub;
+use crate::time::{human_time, rfc3339};
+use crate::words::{count, left_name, rate, severity_name, status_name};
 use serde_json::{json, Value};
 
 /// How many source prefixes an alert lists: enough to recognise a botnet's

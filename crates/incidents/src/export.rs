@@ -11,13 +11,17 @@
 //!
 //! [`render`] prints any [`Format`], human or machine.
 
+pub use crate::attacks::{attack_pattern, AttackPatternInfo};
 use crate::model::{DataLeft, Incident, IncidentKind, IncidentStatus, Millis, Severity};
-use crate::report::{self, rfc3339, ReportInput};
+use crate::report::{self, ReportInput};
+use crate::time::{date, rfc3339};
+use crate::words::{self, left_name, rate};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+use uuid::{Builder, Uuid};
 
 // ---------------------------------------------------------------------------
 // Formats
@@ -108,60 +112,11 @@ fn pretty(value: &Value) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// Attack types
-
-/// What the exports and reports say about one attack type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AttackPatternInfo {
-    /// The name in words (`SQL injection`).
-    pub name: &'static str,
-    /// The CAPEC entry: id (`CAPEC-66`) and its title.
-    pub capec: Option<(&'static str, &'static str)>,
-    /// One sentence for the STIX attack-pattern's description.
-    pub description: &'static str,
-}
-
-/// The attack pattern for an attack type as the WAF tags it (`sqli`,
-/// `attack-sqli`, `xss`, ...) or an incident kind that is an attack
-/// (`flood`, `credential_stuffing`). Unknown types get their key as the name
-/// and no CAPEC entry.
-pub fn attack_pattern(key: &str) -> AttackPatternInfo {
-    let normal = key.trim().to_ascii_lowercase().replace('_', "-");
-    let normal = normal.strip_prefix("attack-").unwrap_or(&normal);
-    let (name, capec, description): (&'static str, Option<(&'static str, &'static str)>, &'static str) = match normal {
-        "sqli" | "sql-injection" => ("SQL injection", Some(("CAPEC-66", "SQL Injection")), "SQL fragments in request parameters, aimed at reading or changing the application's database."),
-        "xss" | "cross-site-scripting" => ("cross-site scripting", Some(("CAPEC-63", "Cross-Site Scripting (XSS)")), "Script in request parameters, aimed at running in other visitors' browsers."),
-        "rce" | "command-injection" | "cmdi" | "os-command-injection" => ("remote command execution", Some(("CAPEC-88", "OS Command Injection")), "Shell commands in request parameters, aimed at running on the server."),
-        "lfi" | "path-traversal" | "traversal" => ("local file inclusion and path traversal", Some(("CAPEC-126", "Path Traversal")), "Paths such as ../../etc/passwd in requests, aimed at reading files on the server."),
-        "rfi" => ("remote file inclusion", Some(("CAPEC-193", "PHP Remote File Inclusion")), "URLs of attacker-controlled code in request parameters, aimed at having the server include and run it."),
-        "php" | "nodejs" | "code-injection" => ("code injection", Some(("CAPEC-242", "Code Injection")), "Application-language code in request parameters, aimed at running in the application."),
-        "java" | "deserialization" | "deserialisation" => ("object injection", Some(("CAPEC-586", "Object Injection")), "Serialised objects or expression-language payloads aimed at the application's runtime."),
-        "fixation" | "session-fixation" => ("session fixation", Some(("CAPEC-61", "Session Fixation")), "Requests that try to set a visitor's session identifier."),
-        "protocol" | "request-smuggling" | "http-request-smuggling" => ("HTTP protocol attack", Some(("CAPEC-33", "HTTP Request Smuggling")), "Malformed or ambiguous HTTP aimed at desynchronising the gateway and the application."),
-        "flood" | "dos" | "http-flood" => ("HTTP flood", Some(("CAPEC-125", "Flooding")), "More requests than the site can serve, aimed at taking it offline."),
-        "credential-stuffing" => ("credential stuffing", Some(("CAPEC-600", "Credential Stuffing")), "Logins with username and password pairs leaked from other sites."),
-        "brute-force" => ("password brute force", Some(("CAPEC-49", "Password Brute Forcing")), "Many passwords tried against the same accounts."),
-        "scanner" | "reputation-scanner" | "scan" => ("vulnerability scanning", Some(("CAPEC-169", "Footprinting")), "Automated probing for known weaknesses."),
-        "generic" | "injection-generic" | "injection" => ("generic injection", Some(("CAPEC-152", "Inject Unexpected Items")), "Payloads that match injection rules without a more specific type."),
-        _ => ("", None, "An attack type the gateway's WAF rules tagged."),
-    };
-    // An unknown type's key is printed beside its name by the reports.
-    AttackPatternInfo {
-        name: if name.is_empty() {
-            "other attack type"
-        } else {
-            name
-        },
-        capec,
-        description,
-    }
-}
-
-// ---------------------------------------------------------------------------
 // Deterministic ids
 
 /// A UUIDv4-shaped id from SHA-256 of its parts: reproducible, and spread
-/// like a random one.
+/// like a random one. The parts are length-prefixed so that `["x1", ""]`
+/// and `["x", "1"]` differ; `uuid` sets the version and variant bits.
 fn uuid4_from(parts: &[&str]) -> String {
     let mut hash = Sha256::new();
     for part in parts {
@@ -171,21 +126,7 @@ fn uuid4_from(parts: &[&str]) -> String {
     let digest = hash.finalize();
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
-    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
-    format_uuid(&bytes)
-}
-
-fn format_uuid(b: &[u8; 16]) -> String {
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    Builder::from_random_bytes(bytes).into_uuid().to_string()
 }
 
 /// The namespace STIX 2.1 gives for cyber-observable ids (section 2.9).
@@ -197,22 +138,7 @@ const STIX_SCO_NAMESPACE: [u8; 16] = [
 /// cyber observables, named by the canonical JSON of their id-contributing
 /// properties, so that everyone's `ipv4-addr` for a value has the same id.
 pub fn uuid5(namespace: &[u8; 16], name: &str) -> String {
-    let mut input = namespace.to_vec();
-    input.extend_from_slice(name.as_bytes());
-    let digest = sha1(&input);
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    bytes[6] = (bytes[6] & 0x0f) | 0x50; // version 5
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    format_uuid(&bytes)
-}
-
-/// SHA-1, only for UUIDv5 names (not for anything that needs collision
-/// resistance), from RustCrypto's `sha1`, which shares its digest traits
-/// with the `sha2` this crate already uses.
-fn sha1(message: &[u8]) -> [u8; 20] {
-    use sha1::Digest;
-    sha1::Sha1::digest(message).into()
+    Uuid::new_v5(&Uuid::from_bytes(*namespace), name.as_bytes()).to_string()
 }
 
 // ---------------------------------------------------------------------------
@@ -584,7 +510,7 @@ pub fn stix_bundle(input: &ReportInput) -> Value {
                 "{} In {}: {} {unit}.",
                 info.description,
                 incident.reference(),
-                report::count(count)
+                words::count(count)
             )),
         );
         if let Some((capec, title)) = info.capec {
@@ -660,7 +586,7 @@ pub fn stix_bundle(input: &ReportInput) -> Value {
                 "Clients in {prefix} took part in {} against {} ({} events); addresses are shared as prefixes only.",
                 incident.reference(),
                 organisation.name,
-                report::count(tally.count)
+                words::count(tally.count)
             )),
         );
         ind.insert(
@@ -769,7 +695,7 @@ pub fn misp_event(input: &ReportInput) -> Value {
             attacking,
             format!(
                 "Source prefix in {reference}: {} events",
-                report::count(tally.count)
+                words::count(tally.count)
             ),
         ));
     }
@@ -785,10 +711,7 @@ pub fn misp_event(input: &ReportInput) -> Value {
             "Other",
             value,
             false,
-            format!(
-                "Attack type in {reference}: {} {unit}",
-                report::count(count)
-            ),
+            format!("Attack type in {reference}: {} {unit}", words::count(count)),
         ));
     }
     for rule in &incident.rules {
@@ -798,7 +721,7 @@ pub fn misp_event(input: &ReportInput) -> Value {
             "Other",
             format!("WAF rule {}", rule.key),
             false,
-            format!("Hit {} times in {reference}", report::count(rule.count)),
+            format!("Hit {} times in {reference}", words::count(rule.count)),
         ));
     }
     let counts: [(&str, u64); 7] = [
@@ -834,7 +757,7 @@ pub fn misp_event(input: &ReportInput) -> Value {
             "Other",
             format!(
                 "peak {} requests/s at {}",
-                report::rate(incident.peak_rps),
+                rate(incident.peak_rps),
                 rfc3339(incident.peak_at)
             ),
             false,
@@ -842,15 +765,15 @@ pub fn misp_event(input: &ReportInput) -> Value {
         ));
     }
     if let Some(data) = incident.data.as_ref().filter(|d| d.left != DataLeft::No) {
-        let left = report::left_name(data.left);
+        let left = left_name(data.left);
         attributes.push(attribute(
             "personal data",
             "text",
             "Other",
             format!(
                 "personal data left: {left}; about {} records concerning about {} people; categories: {}",
-                report::count(data.records),
-                report::count(data.people),
+                words::count(data.records),
+                words::count(data.people),
                 data.categories.join("; ")
             ),
             false,
@@ -867,7 +790,7 @@ pub fn misp_event(input: &ReportInput) -> Value {
         "Event": {
             "uuid": uuid("event"),
             "info": format!("{reference}: {} ({}; {})", incident.title, organisation.name, kinds.join(", ")),
-            "date": report::date(incident.first_event),
+            "date": date(incident.first_event),
             "timestamp": timestamp,
             "threat_level_id": threat_level,
             "analysis": match incident.status {
@@ -886,23 +809,6 @@ pub fn misp_event(input: &ReportInput) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sha1_matches_the_standard_vectors() {
-        // The FIPS 180 examples, as Python's hashlib gives them.
-        let hex = |d: [u8; 20]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
-        assert_eq!(hex(sha1(b"")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-        assert_eq!(
-            hex(sha1(b"abc")),
-            "a9993e364706816aba3e25717850c26c9cd0d89d"
-        );
-        assert_eq!(
-            hex(sha1(
-                b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"
-            )),
-            "84983e441c3bd26ebaae4aa1f95129e5e54670f1"
-        );
-    }
 
     #[test]
     fn observable_ids_are_the_uuid5_python_gives() {
@@ -937,17 +843,5 @@ mod tests {
             error.contains("pdf") && error.contains("html") && error.contains("misp"),
             "{error}"
         );
-    }
-
-    #[test]
-    fn attack_types_map_to_capec() {
-        assert_eq!(attack_pattern("sqli").capec.unwrap().0, "CAPEC-66");
-        assert_eq!(attack_pattern("attack-xss").capec.unwrap().0, "CAPEC-63");
-        assert_eq!(
-            attack_pattern("credential_stuffing").capec.unwrap().0,
-            "CAPEC-600"
-        );
-        assert_eq!(attack_pattern("flood").capec.unwrap().0, "CAPEC-125");
-        assert!(attack_pattern("something-new").capec.is_none());
     }
 }

@@ -12,11 +12,15 @@
 //! or the proxy.
 
 pub mod alert;
+mod attacks;
 pub mod export;
 pub mod grouping;
 pub mod model;
 pub mod report;
+mod scrub;
 pub mod store;
+mod time;
+mod words;
 pub mod writer;
 
 pub use export::{Format, UnknownFormat};

@@ -1,4 +1,4 @@
-//! Unix milliseconds to calendar dates and RFC 3339, without a date crate:
+//! Unix milliseconds to calendar dates and RFC 3339 (the calendar is jiff's):
 //! checked against dates Python's `datetime` gives, across leap years,
 //! century years and times before 1970.
 
