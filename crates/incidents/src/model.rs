@@ -77,7 +77,9 @@ pub enum EventKind {
     Cleared,
     /// A rate limit answered 429.
     RateLimited {
-        /// Which limit: `client`, `prefix` or `route`.
+        /// Which limit: `client`, `prefix`, `route_client`, `route_prefix`,
+        /// `route_total`, or `wait_prefix` (the no-script clearances a prefix
+        /// may redeem).
         scope: String,
     },
     /// The route's concurrency cap sent the client to the waiting room (or 503).
