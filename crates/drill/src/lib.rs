@@ -42,22 +42,16 @@ pub mod watch;
 
 use std::process::ExitCode;
 
-pub use options::{DrillOptions, USAGE};
+pub use options::{DrillArgs, DrillOptions};
 pub use report::Summary;
 pub use run::run;
 
-/// `rampart drill ARGS`: parses the flags, runs the drill and prints the
+/// `rampart drill ARGS`: checks the flags, runs the drill and prints the
 /// summary (a table, or JSON with `--json`). Returns exit code 0 when the
-/// drill ran to its end, whatever the figures; errors are for bad flags or
-/// a drill that could not start.
-pub fn command(args: &[String]) -> anyhow::Result<ExitCode> {
-    // Flags after `--` are the gateway command's.
-    let ours = args.split(|a| a == "--").next().unwrap_or_default();
-    if ours.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{USAGE}");
-        return Ok(ExitCode::SUCCESS);
-    }
-    let options = DrillOptions::parse(args)?;
+/// drill ran to its end, whatever the figures; errors are for flags that do
+/// not go together or a drill that could not start.
+pub fn command(args: DrillArgs) -> anyhow::Result<ExitCode> {
+    let options = DrillOptions::from_args(args)?;
     if !options.json {
         eprintln!("{}", options.describe());
     }

@@ -5,64 +5,125 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use clap::Parser;
 
-/// The help text of `rampart drill`.
-pub const USAGE: &str = "\
-rampart drill — flood your own deployment and see what real visitors get
+use crate::addrs::{HOSTS_PER_PREFIX, MAX_BROWSERS};
 
-USAGE:
-  rampart drill --target URL [OPTIONS]
-  rampart drill --target URL [OPTIONS] -- GATEWAY-COMMAND [ARGS...]
-
-  --target URL              the gateway, e.g. http://127.0.0.1:8080 (required;
-                            only loopback unless --allow-remote)
-  --allow-remote            allow a target that is not on loopback (sources are then
-                            not spread: every request comes from this machine's address)
-  --duration TIME           how long the attack runs (default 60s)
-  --warmup TIME             browsers only, before the attack, not counted (default 0s);
-                            lets an attack detector learn normal traffic first
-  --attack-rate N           attack requests per second, all attackers together (default 1000)
-  --attackers N             distinct attacker addresses (default 5000)
-  --attackers-per-prefix N  attackers sharing one /24 (default 1: each in its own)
-  --attack-paths LIST       comma-separated paths the attack requests (default /)
-  --attack-accept TEXT      the attack's Accept header (default a browser's; application/json
-                            sends the flood as an API client would)
-  --browsers N              browser-like visitors (default 50)
-  --browser-interval TIME   each visitor's pause between page views (default 1s)
-  --browser-paths LIST      comma-separated pages visitors open (default /,/donate,/login)
-  --host NAME               Host header (default: the target's host and port)
-  --timeout TIME            per request (default 5s)
-  --solvers N               threads solving challenges for the visitors, at the lowest
-                            CPU priority (default 1: the drill shares the machine with
-                            the gateway; real visitors have their own CPUs)
-  --watch-pid PID[,PID...]  processes whose memory to sample every 200 ms (children
-                            included), e.g. the gateway's
-  --upstream-stats URL      the capped demo origin's counts, e.g.
-                            http://127.0.0.1:8081/.demo/stats
-  --label NAME              a name for this run in the report
-  --json                    print the summary as one JSON object
-
+/// What `rampart drill --help` says after the flags: how a cold start works.
+const COLD_START: &str = "\
 A cold start: everything after `--` is a gateway command the drill runs itself
 (e.g. -- rampart serve --upstream http://127.0.0.1:8081 --listen 127.0.0.1:8080).
 Times count from its start; the drill waits until --target accepts, the browsers
 start at once, and the gateway is stopped (SIGTERM, then SIGKILL after 3 s) when
 the drill ends, fails or is interrupted. Its memory is watched.
-  --flood-after TIME        the flood starts this long after the gateway was started (or
-                            when it first accepts, if later); browsers are counted from
-                            the start (default 3s with a gateway command, else 0s; not
-                            with --warmup)
-  --restart-after TIME      stop the gateway this long after its start, mid-flood (SIGTERM,
-                            then SIGKILL after 3 s, as an operator's restart) and start it
-                            again with the same command
-  --visit-steps N           page views (steps) per visitor: then the visitor leaves and a new
-                            one, with no cookies and a new address, arrives in its place
-                            (default 3 with a gateway command; 0: visitors stay throughout)
-  --gateway-log FILE        where the gateway's standard error goes (appended; default
-                            rampart-drill-gateway-PID.log in the temporary directory);
-                            its standard output is discarded
 
-TIME is a number with s, ms or m (60s, 500ms, 2m); a bare number is seconds.
-";
+TIME is a number with s, ms or m (60s, 500ms, 2m); a bare number is seconds.";
+
+/// `rampart drill`'s flags as given. [`DrillOptions::from_args`] checks the
+/// ones that depend on each other and fills in the defaults that depend on
+/// whether the drill starts the gateway itself.
+///
+/// The defaults are set here, where `--help` shows them: 60 s is long
+/// enough for an attack detector to react and settle, short enough to run
+/// before every release; 1,000 req/s overwhelms a typical small campaign
+/// site's origin and is within what one core of this drill can send; 5,000
+/// addresses, each in its own /24, are what a rented botnet has, far beyond
+/// what per-address limits alone can stop; 50 people clicking about once a
+/// second is a busy evening for a small site; past 5 s a person has given
+/// up on a request; and one solver, because the drill shares its machine
+/// with the gateway under test while real visitors have their own CPUs.
+#[derive(Parser, Clone, Debug)]
+#[command(name = "rampart drill", after_help = COLD_START)]
+pub struct DrillArgs {
+    /// The gateway, e.g. http://127.0.0.1:8080 (only loopback unless --allow-remote)
+    #[arg(long, value_name = "URL", value_parser = http_url)]
+    target: HttpUrl,
+    /// Allow a target that is not on loopback (sources are then not spread:
+    /// every request comes from this machine's address)
+    #[arg(long)]
+    allow_remote: bool,
+    /// How long the attack runs
+    #[arg(long, value_name = "TIME", default_value = "60s", value_parser = positive_duration)]
+    duration: Duration,
+    /// Browsers only, before the attack, not counted (default 0s); lets an
+    /// attack detector learn normal traffic first
+    #[arg(long, value_name = "TIME", value_parser = parse_duration, conflicts_with = "flood_after")]
+    warmup: Option<Duration>,
+    /// Attack requests per second, all attackers together
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    attack_rate: u32,
+    /// Distinct attacker addresses
+    #[arg(long, value_name = "N", default_value_t = 5000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    attackers: u32,
+    /// Attackers sharing one /24 (1: each in its own)
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(HOSTS_PER_PREFIX)))]
+    attackers_per_prefix: u32,
+    /// Comma-separated paths the attack requests
+    #[arg(long, alias = "paths", value_name = "LIST", default_value = "/", value_parser = paths)]
+    attack_paths: Paths,
+    /// The attack's Accept header (default a browser's; application/json
+    /// sends the flood as an API client would)
+    #[arg(long, value_name = "TEXT", value_parser = header_value)]
+    attack_accept: Option<String>,
+    /// Browser-like visitors
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(..=i64::from(MAX_BROWSERS)))]
+    browsers: u32,
+    /// Each visitor's pause between page views
+    #[arg(long, value_name = "TIME", default_value = "1s", value_parser = parse_duration)]
+    browser_interval: Duration,
+    /// Comma-separated pages visitors open
+    #[arg(long, value_name = "LIST", default_value = "/,/donate,/login", value_parser = paths)]
+    browser_paths: Paths,
+    /// Host header (default: the target's host and port)
+    #[arg(long, value_name = "NAME", value_parser = host_name)]
+    host: Option<String>,
+    /// Deadline of one request
+    #[arg(long, value_name = "TIME", default_value = "5s", value_parser = positive_duration)]
+    timeout: Duration,
+    /// Threads solving challenges for the visitors, at the lowest CPU priority
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    solvers: u32,
+    /// Processes whose memory to sample every 200 ms (children included),
+    /// e.g. the gateway's
+    #[arg(long = "watch-pid", value_name = "PID[,PID...]", value_delimiter = ',', value_parser = process_id)]
+    watch_pids: Vec<u32>,
+    /// The capped demo origin's counts, e.g. http://127.0.0.1:8081/.demo/stats
+    #[arg(long, value_name = "URL", value_parser = http_url)]
+    upstream_stats: Option<HttpUrl>,
+    /// A name for this run in the report
+    #[arg(long, value_name = "NAME")]
+    label: Option<String>,
+    /// Print the summary as one JSON object
+    #[arg(long)]
+    json: bool,
+    /// The flood starts this long after the gateway was started (or when it
+    /// first accepts, if later); browsers are counted from the start
+    /// (default 3s with a gateway command, else 0s)
+    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    flood_after: Option<Duration>,
+    /// Stop the gateway this long after its start, mid-flood (SIGTERM, then
+    /// SIGKILL after 3 s, as an operator's restart) and start it again with
+    /// the same command
+    #[arg(long, value_name = "TIME", value_parser = parse_duration, requires = "gateway_command")]
+    restart_after: Option<Duration>,
+    /// Page views per visitor: then the visitor leaves and a new one, with
+    /// no cookies and a new address, arrives in its place (default 3 with a
+    /// gateway command; 0: visitors stay throughout)
+    #[arg(long, value_name = "N")]
+    visit_steps: Option<u32>,
+    /// Where the started gateway's standard error goes (appended; default
+    /// rampart-drill-gateway-PID.log in the temporary directory); its
+    /// standard output is discarded
+    #[arg(long, value_name = "FILE", requires = "gateway_command")]
+    gateway_log: Option<PathBuf>,
+    /// A gateway the drill starts itself, after `--`
+    #[arg(last = true, value_name = "GATEWAY-COMMAND")]
+    gateway_command: Vec<String>,
+}
 
 /// Everything a drill needs to know.
 #[derive(Clone, Debug)]
@@ -121,74 +182,6 @@ pub struct DrillOptions {
     pub visit_steps: u32,
 }
 
-impl Default for DrillOptions {
-    fn default() -> DrillOptions {
-        DrillOptions {
-            target: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            host: "127.0.0.1:8080".into(),
-            spread_sources: true,
-            // A minute is long enough for an attack detector to react and
-            // settle, short enough to run before every release.
-            duration: Duration::from_secs(60),
-            warmup: Duration::ZERO,
-            // 1,000 req/s overwhelms a typical small campaign site's origin
-            // and is within what one core of this drill can send.
-            attack_rate: 1000,
-            // Thousands of distinct addresses, as a rented botnet has: far
-            // beyond what per-address limits alone can stop.
-            attackers: 5000,
-            // Each in its own /24, as botnet members mostly are.
-            attackers_per_prefix: 1,
-            attack_paths: vec!["/".into()],
-            attack_accept: crate::attack::BROWSER_ACCEPT.to_string(),
-            // 50 people at once is a busy evening for a small site.
-            browsers: 50,
-            // About one page a second: someone clicking through the site.
-            browser_interval: Duration::from_secs(1),
-            browser_paths: vec!["/".into(), "/donate".into(), "/login".into()],
-            // Past 5 s a person has given up on a request.
-            timeout: Duration::from_secs(5),
-            // The drill shares its machine with the gateway under test.
-            solvers: 1,
-            watch_pids: Vec::new(),
-            upstream_stats: None,
-            label: None,
-            json: false,
-            gateway_command: Vec::new(),
-            gateway_log: None,
-            flood_after: Duration::ZERO,
-            restart_after: None,
-            visit_steps: 0,
-        }
-    }
-}
-
-const SWITCHES: &[&str] = &["--json", "--allow-remote"];
-const VALUED: &[&str] = &[
-    "--target",
-    "--duration",
-    "--warmup",
-    "--attack-rate",
-    "--attackers",
-    "--attackers-per-prefix",
-    "--attack-paths",
-    "--attack-accept",
-    "--paths",
-    "--browsers",
-    "--browser-interval",
-    "--browser-paths",
-    "--host",
-    "--timeout",
-    "--solvers",
-    "--watch-pid",
-    "--upstream-stats",
-    "--label",
-    "--flood-after",
-    "--restart-after",
-    "--visit-steps",
-    "--gateway-log",
-];
-
 /// How long after the gateway's start the flood begins by default: the
 /// cold start of issue 17.
 const DEFAULT_FLOOD_AFTER: Duration = Duration::from_secs(3);
@@ -198,194 +191,78 @@ const DEFAULT_FLOOD_AFTER: Duration = Duration::from_secs(3);
 const DEFAULT_VISIT_STEPS: u32 = 3;
 
 impl DrillOptions {
-    /// Parses `rampart drill`'s arguments (`--name value` or `--name=value`).
-    /// A target that is not on loopback is refused unless `--allow-remote`
-    /// is given: a drill is a real flood. Everything after `--` is the
-    /// gateway command, taken as it is.
+    /// Parses `rampart drill`'s arguments, as [`DrillArgs`] and then
+    /// [`DrillOptions::from_args`].
     pub fn parse(args: &[String]) -> Result<DrillOptions> {
-        let (args, gateway_command) = match args.iter().position(|a| a == "--") {
-            Some(i) => (&args[..i], args[i + 1..].to_vec()),
-            None => (args, Vec::new()),
-        };
-        let mut values: Vec<(&str, String)> = Vec::new();
-        let mut switches: Vec<&str> = Vec::new();
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            let (name, inline) = match arg.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (arg.as_str(), None),
-            };
-            if let Some(s) = SWITCHES.iter().find(|s| **s == name) {
-                if inline.is_some() {
-                    bail!("`{name}` takes no value");
-                }
-                switches.push(s);
-                continue;
-            }
-            let Some(known) = VALUED.iter().find(|v| **v == name) else {
-                bail!("unknown argument `{arg}`\n\n{USAGE}");
-            };
-            let value = match inline {
-                Some(v) => v,
-                None => it
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| anyhow!("`{name}` needs a value"))?,
-            };
-            if values.iter().any(|(n, _)| n == known) {
-                bail!("`{name}` is given twice");
-            }
-            values.push((known, value));
-        }
-        let get = |name: &str| {
-            values
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| v.as_str())
-        };
-        let mut o = DrillOptions {
-            json: switches.contains(&"--json"),
-            ..DrillOptions::default()
-        };
-        let allow_remote = switches.contains(&"--allow-remote");
+        let args = DrillArgs::try_parse_from(
+            std::iter::once("drill").chain(args.iter().map(String::as_str)),
+        )?;
+        DrillOptions::from_args(args)
+    }
 
-        let target = get("--target").ok_or_else(|| {
-            anyhow!("drill needs --target URL, e.g. --target http://127.0.0.1:8080\n\n{USAGE}")
-        })?;
-        let (target_addr, host_port) = parse_http_url(target, "--target")?;
-        o.target = target_addr;
-        o.host = host_port.to_string();
-        if !o.target.ip().is_loopback() {
-            if !allow_remote {
-                bail!("--target {target} is not on loopback ({}); a drill is a real flood, so it only runs against this machine unless you add --allow-remote (and own the target)", o.target.ip());
-            }
-            o.spread_sources = false;
+    /// Checks what the flags cannot check one by one. A target that is not
+    /// on loopback is refused unless `--allow-remote` is given: a drill is a
+    /// real flood.
+    pub fn from_args(a: DrillArgs) -> Result<DrillOptions> {
+        let spread_sources = a.target.addr.ip().is_loopback();
+        if !spread_sources && !a.allow_remote {
+            bail!("--target {} is not on loopback ({}); a drill is a real flood, so it only runs against this machine unless you add --allow-remote (and own the target)", a.target.text, a.target.addr.ip());
         }
-        if let Some(v) = get("--duration") {
-            o.duration = parse_duration(v).context("--duration")?;
-            if o.duration.is_zero() {
-                bail!("--duration must be more than zero");
-            }
-        }
-        if let Some(v) = get("--warmup") {
-            o.warmup = parse_duration(v).context("--warmup")?;
-        }
-        if let Some(v) = get("--attack-rate") {
-            o.attack_rate = parse_number(v, "--attack-rate", 0)?;
-        }
-        if let Some(v) = get("--attackers") {
-            o.attackers = parse_number(v, "--attackers", 1)?;
-        }
-        if let Some(v) = get("--attackers-per-prefix") {
-            o.attackers_per_prefix = parse_number(v, "--attackers-per-prefix", 1)?;
-            if o.attackers_per_prefix > crate::addrs::HOSTS_PER_PREFIX {
-                bail!(
-                    "--attackers-per-prefix is at most {}",
-                    crate::addrs::HOSTS_PER_PREFIX
-                );
-            }
-        }
-        if o.spread_sources && o.attackers > crate::addrs::max_attackers(o.attackers_per_prefix) {
+        if spread_sources && a.attackers > crate::addrs::max_attackers(a.attackers_per_prefix) {
             bail!(
                 "--attackers {} do not fit in 127.0.0.0/8 at {} per /24 (at most {})",
-                o.attackers,
-                o.attackers_per_prefix,
-                crate::addrs::max_attackers(o.attackers_per_prefix)
+                a.attackers,
+                a.attackers_per_prefix,
+                crate::addrs::max_attackers(a.attackers_per_prefix)
             );
         }
-        if get("--attack-paths").is_some() && get("--paths").is_some() {
-            bail!("give --attack-paths (or its other name --paths) once");
-        }
-        if let Some(v) = get("--attack-paths").or(get("--paths")) {
-            o.attack_paths = parse_paths(v, "--attack-paths")?;
-        }
-        if let Some(v) = get("--attack-accept") {
-            if v.is_empty() || v.contains(['\r', '\n']) {
-                bail!("--attack-accept must be one header value, e.g. application/json");
-            }
-            o.attack_accept = v.to_string();
-        }
-        if let Some(v) = get("--browsers") {
-            o.browsers = parse_number(v, "--browsers", 0)?;
-            if o.browsers > crate::addrs::MAX_BROWSERS {
-                bail!("--browsers is at most {}", crate::addrs::MAX_BROWSERS);
-            }
-        }
-        if let Some(v) = get("--browser-interval") {
-            o.browser_interval = parse_duration(v).context("--browser-interval")?;
-        }
-        if let Some(v) = get("--browser-paths") {
-            o.browser_paths = parse_paths(v, "--browser-paths")?;
-        }
-        if let Some(v) = get("--host") {
-            if v.is_empty() || v.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-                bail!("--host {v:?} is not a host name");
-            }
-            o.host = v.to_string();
-        }
-        if let Some(v) = get("--timeout") {
-            o.timeout = parse_duration(v).context("--timeout")?;
-            if o.timeout.is_zero() {
-                bail!("--timeout must be more than zero");
-            }
-        }
-        if let Some(v) = get("--solvers") {
-            o.solvers = parse_number(v, "--solvers", 1)? as usize;
-        }
-        if let Some(v) = get("--watch-pid") {
-            o.watch_pids = v
-                .split(',')
-                .map(|p| {
-                    p.trim()
-                        .parse::<u32>()
-                        .map_err(|_| anyhow!("--watch-pid {v}: `{p}` is not a process id"))
-                })
-                .collect::<Result<_>>()?;
-        }
-        if let Some(v) = get("--upstream-stats") {
-            let (addr, _) = parse_http_url(v, "--upstream-stats")?;
-            let path = url_path(v);
-            o.upstream_stats = Some((addr, path.to_string()));
-        }
-        o.label = get("--label").map(str::to_string);
-
-        let started_here = !gateway_command.is_empty();
-        o.gateway_command = gateway_command;
-        if let Some(v) = get("--flood-after") {
-            if get("--warmup").is_some() {
-                bail!("give --warmup (browsers not counted before the flood) or --flood-after (browsers counted from the start), not both");
-            }
-            o.flood_after = parse_duration(v).context("--flood-after")?;
-        } else if started_here && get("--warmup").is_none() {
-            o.flood_after = DEFAULT_FLOOD_AFTER;
-        }
-        if let Some(v) = get("--restart-after") {
-            if !started_here {
-                bail!("--restart-after needs a gateway the drill starts itself: add `-- COMMAND ARGS` at the end");
-            }
-            let at = parse_duration(v).context("--restart-after")?;
-            let flood_from = o.warmup + o.flood_after;
-            if at <= flood_from || at >= flood_from + o.duration {
+        let started_here = !a.gateway_command.is_empty();
+        let warmup = a.warmup.unwrap_or_default();
+        let flood_after = match (a.flood_after, a.warmup) {
+            (Some(after), _) => after,
+            (None, None) if started_here => DEFAULT_FLOOD_AFTER,
+            (None, _) => Duration::ZERO,
+        };
+        if let Some(at) = a.restart_after {
+            let flood_from = warmup + flood_after;
+            if at <= flood_from || at >= flood_from + a.duration {
                 bail!(
-                    "--restart-after {v} is not mid-flood: the flood runs from {} s to {} s after the gateway's start",
+                    "--restart-after {} s is not mid-flood: the flood runs from {} s to {} s after the gateway's start",
+                    at.as_secs_f64(),
                     flood_from.as_secs_f64(),
-                    (flood_from + o.duration).as_secs_f64()
+                    (flood_from + a.duration).as_secs_f64()
                 );
             }
-            o.restart_after = Some(at);
         }
-        if let Some(v) = get("--visit-steps") {
-            o.visit_steps = parse_number(v, "--visit-steps", 0)?;
-        } else if started_here {
-            o.visit_steps = DEFAULT_VISIT_STEPS;
-        }
-        if let Some(v) = get("--gateway-log") {
-            if !started_here {
-                bail!("--gateway-log goes with a gateway the drill starts itself (`-- COMMAND ARGS` at the end)");
-            }
-            o.gateway_log = Some(PathBuf::from(v));
-        }
-        Ok(o)
+        let default_visit_steps = if started_here { DEFAULT_VISIT_STEPS } else { 0 };
+        Ok(DrillOptions {
+            target: a.target.addr,
+            host: a.host.unwrap_or(a.target.host),
+            spread_sources,
+            duration: a.duration,
+            warmup,
+            attack_rate: a.attack_rate,
+            attackers: a.attackers,
+            attackers_per_prefix: a.attackers_per_prefix,
+            attack_paths: a.attack_paths.0,
+            attack_accept: a
+                .attack_accept
+                .unwrap_or_else(|| crate::attack::BROWSER_ACCEPT.to_string()),
+            browsers: a.browsers,
+            browser_interval: a.browser_interval,
+            browser_paths: a.browser_paths.0,
+            timeout: a.timeout,
+            solvers: a.solvers as usize,
+            watch_pids: a.watch_pids,
+            upstream_stats: a.upstream_stats.map(|u| (u.addr, u.path)),
+            label: a.label,
+            json: a.json,
+            gateway_command: a.gateway_command,
+            gateway_log: a.gateway_log,
+            flood_after,
+            restart_after: a.restart_after,
+            visit_steps: a.visit_steps.unwrap_or(default_visit_steps),
+        })
     }
 
     /// One line saying what is about to happen.
@@ -428,16 +305,26 @@ impl DrillOptions {
     }
 }
 
-/// Reads `http://host:port[/path]` into an address and the `host:port` text.
-/// `https://` is refused: the drill speaks plain HTTP/1.1.
-pub fn parse_http_url<'a>(url: &'a str, what: &str) -> Result<(SocketAddr, &'a str)> {
+/// A plain-HTTP URL as the drill uses it: where to connect, the `host:port`
+/// for the `Host` header, the path, and the text as given (for messages).
+#[derive(Clone, Debug)]
+pub struct HttpUrl {
+    pub addr: SocketAddr,
+    pub host: String,
+    pub path: String,
+    pub text: String,
+}
+
+/// Reads `http://host:port[/path]`. `https://` is refused: the drill speaks
+/// plain HTTP/1.1.
+pub fn http_url(url: &str) -> Result<HttpUrl> {
     if url.starts_with("https://") {
-        bail!("{what} {url}: the drill speaks plain HTTP; point it at a plain-HTTP listener");
+        bail!("the drill speaks plain HTTP; point it at a plain-HTTP listener");
     }
     let rest = url.strip_prefix("http://").unwrap_or(url);
     let host_port = rest.split('/').next().unwrap_or(rest);
     if host_port.is_empty() {
-        bail!("{what} {url}: no host");
+        bail!("no host");
     }
     let with_port = if host_port
         .rsplit_once(':')
@@ -450,18 +337,15 @@ pub fn parse_http_url<'a>(url: &'a str, what: &str) -> Result<(SocketAddr, &'a s
     };
     let addr = with_port
         .to_socket_addrs()
-        .with_context(|| {
-            format!("{what} {url} is not a reachable host:port, e.g. http://127.0.0.1:8080")
-        })?
+        .context("not a reachable host:port, e.g. http://127.0.0.1:8080")?
         .next()
-        .ok_or_else(|| anyhow!("{what} {url} did not resolve to any address"))?;
-    Ok((addr, host_port))
-}
-
-/// The path part of a URL (`/` when it has none).
-fn url_path(url: &str) -> &str {
-    let rest = url.strip_prefix("http://").unwrap_or(url);
-    rest.find('/').map_or("/", |i| &rest[i..])
+        .ok_or_else(|| anyhow!("did not resolve to any address"))?;
+    Ok(HttpUrl {
+        addr,
+        host: host_port.to_string(),
+        path: rest.find('/').map_or("/", |i| &rest[i..]).to_string(),
+        text: url.to_string(),
+    })
 }
 
 /// Reads `60s`, `500ms`, `2m`, `1h` or a bare number of seconds.
@@ -487,32 +371,55 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn parse_number(text: &str, what: &str, min: u32) -> Result<u32> {
-    let n: u32 = text
-        .trim()
-        .parse()
-        .map_err(|_| anyhow!("{what} {text}: not a whole number"))?;
-    if n < min {
-        bail!("{what} must be at least {min}");
+/// A duration that is more than zero.
+fn positive_duration(text: &str) -> Result<Duration> {
+    let d = parse_duration(text)?;
+    if d.is_zero() {
+        bail!("must be more than zero");
     }
-    Ok(n)
+    Ok(d)
 }
 
-fn parse_paths(text: &str, what: &str) -> Result<Vec<String>> {
+/// A comma-separated list of paths, as one flag's value (so that the flag,
+/// like every other, is given at most once).
+#[derive(Clone, Debug)]
+pub struct Paths(pub Vec<String>);
+
+fn paths(text: &str) -> Result<Paths> {
     let paths: Vec<String> = text
         .split(',')
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty())
         .collect();
     if paths.is_empty() {
-        bail!("{what} is empty");
+        bail!("no paths");
     }
     for p in &paths {
         if !p.starts_with('/') || p.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-            bail!("{what}: `{p}` is not a path starting with / (spaces must be %20)");
+            bail!("`{p}` is not a path starting with / (spaces must be %20)");
         }
     }
-    Ok(paths)
+    Ok(Paths(paths))
+}
+
+fn header_value(text: &str) -> Result<String> {
+    if text.is_empty() || text.contains(['\r', '\n']) {
+        bail!("must be one header value, e.g. application/json");
+    }
+    Ok(text.to_string())
+}
+
+fn host_name(text: &str) -> Result<String> {
+    if text.is_empty() || text.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        bail!("not a host name");
+    }
+    Ok(text.to_string())
+}
+
+fn process_id(text: &str) -> Result<u32> {
+    text.trim()
+        .parse()
+        .map_err(|_| anyhow!("`{text}` is not a process id"))
 }
 
 #[cfg(test)]

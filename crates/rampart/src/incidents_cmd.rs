@@ -8,21 +8,111 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
+use rampart_incidents::export::Format;
 use rampart_incidents::report::{Organisation, ReportInput};
 use rampart_incidents::store::Store;
 use rampart_incidents::{Decision, Incident};
 
-use crate::Flags;
+use crate::Switch;
+
+/// `rampart incidents`: the list, or one of its subcommands.
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Incidents {
+    #[command(subcommand)]
+    action: Option<Action>,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Print the list as JSON
+    #[arg(long, value_name = "on|off", hide_possible_values = true)]
+    json: Option<Switch>,
+}
+
+#[derive(Subcommand)]
+enum Action {
+    /// The incident's report, as Markdown, on the terminal
+    Show {
+        /// The incident, e.g. INC-3 (or 3)
+        #[arg(value_parser = incident_id)]
+        id: i64,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Add to the incident's decision log
+    Note {
+        /// The incident, e.g. INC-3 (or 3)
+        #[arg(value_parser = incident_id)]
+        id: i64,
+        /// The note, e.g. "Reported to the NCSC"
+        #[arg(required_unless_present = "told")]
+        text: Option<String>,
+        /// Whom you told about the incident, e.g. NCSC or ICO
+        #[arg(long, value_name = "PARTY")]
+        told: Option<String>,
+        /// Who decided (default: $USER)
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Set when you became aware of the incident; the ICO deadline moves with it
+    Aware {
+        /// The incident, e.g. INC-3 (or 3)
+        #[arg(value_parser = incident_id)]
+        id: i64,
+        /// A UTC time, e.g. 2026-11-29T10:15Z
+        #[arg(long, value_name = "TIME", value_parser = utc_time)]
+        at: i64,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// `rampart report`: one incident's report or export.
+#[derive(Args)]
+pub struct Report {
+    /// The incident, e.g. INC-3 (or 3)
+    #[arg(value_parser = incident_id)]
+    id: i64,
+    /// The format: md (or markdown), html, json, stix or misp
+    #[arg(long, value_name = "md|html|json|stix|misp", default_value = "md")]
+    format: Format,
+    /// Write the report to FILE instead of standard output
+    #[arg(long, value_name = "FILE")]
+    out: Option<String>,
+    /// The organisation named in the report (default: from the configuration)
+    #[arg(long, value_name = "NAME")]
+    organisation: Option<String>,
+    /// Its contact (default: from the configuration)
+    #[arg(long, value_name = "TEXT")]
+    contact: Option<String>,
+    /// Its sector (default: from the configuration)
+    #[arg(long, value_name = "TEXT")]
+    sector: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Which event store to read.
+#[derive(Args)]
+struct StoreArgs {
+    /// The event store (default: the one the configuration records to, else
+    /// the one a gateway without a configuration uses)
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    store: Option<PathBuf>,
+    /// The gateway's configuration: its event store and organisation
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
 
 /// The store named by `--store`, or the one the configuration (`--config`)
 /// records to, or the one a gateway without a configuration uses.
-fn store_path(flags: &Flags) -> Result<(PathBuf, Option<rampart_gateway::Config>)> {
-    match (flags.get("--store"), flags.get("--config")) {
-        (Some(_), Some(_)) => bail!("give either --store or --config, not both"),
-        (Some(path), None) => Ok((PathBuf::from(path), None)),
+fn store_path(flags: &StoreArgs) -> Result<(PathBuf, Option<rampart_gateway::Config>)> {
+    match (&flags.store, &flags.config) {
+        (Some(path), _) => Ok((path.clone(), None)),
         (None, Some(path)) => {
-            let config =
-                rampart_gateway::Config::load(&PathBuf::from(path)).map_err(|e| anyhow!("{e}"))?;
+            let config = rampart_gateway::Config::load(path).map_err(|e| anyhow!("{e}"))?;
             Ok((
                 rampart_gateway::incidents::store_path(&config),
                 Some(config),
@@ -32,7 +122,7 @@ fn store_path(flags: &Flags) -> Result<(PathBuf, Option<rampart_gateway::Config>
     }
 }
 
-fn open(flags: &Flags, write: bool) -> Result<(Store, Option<rampart_gateway::Config>)> {
+fn open(flags: &StoreArgs, write: bool) -> Result<(Store, Option<rampart_gateway::Config>)> {
     let (path, config) = store_path(flags)?;
     if !path.exists() {
         bail!("no event store at {}; start the gateway first, or point at one with --store FILE or --config FILE", path.display());
@@ -64,28 +154,31 @@ fn find(store: &Store, id: i64) -> Result<Incident> {
         .ok_or_else(|| anyhow!("there is no incident INC-{id}; `rampart incidents` lists them"))
 }
 
-pub fn incidents(args: &[String]) -> Result<ExitCode> {
-    let positional: Vec<&String> = args.iter().take_while(|a| !a.starts_with("--")).collect();
-    let rest = &args[positional.len()..];
-    match positional.as_slice() {
-        [] => list(&Flags::parse(rest, &["--store", "--config", "--json"])?),
-        [show, id] if show.as_str() == "show" => show_one(incident_id(id)?, &Flags::parse(rest, &["--store", "--config"])?),
-        [note, id, text] if note.as_str() == "note" => add_note(incident_id(id)?, Some(text.as_str()), &Flags::parse(rest, &["--store", "--config", "--told", "--by"])?),
-        [note, id] if note.as_str() == "note" => add_note(incident_id(id)?, None, &Flags::parse(rest, &["--store", "--config", "--told", "--by"])?),
-        [aware, id] if aware.as_str() == "aware" => set_aware(incident_id(id)?, &Flags::parse(rest, &["--store", "--config", "--at"])?),
-        _ => bail!(
-            "use `rampart incidents` (list), `rampart incidents show ID`, `rampart incidents note ID \"TEXT\" [--told PARTY] [--by NAME]` or `rampart incidents aware ID --at 2026-11-29T10:15Z`"
-        ),
+/// A UTC time such as 2026-11-29T10:15Z, in milliseconds.
+fn utc_time(text: &str) -> Result<i64> {
+    rampart_incidents::report::parse_time(text)
+        .ok_or_else(|| anyhow!("use a UTC time like 2026-11-29T10:15Z"))
+}
+
+pub fn incidents(args: Incidents) -> Result<ExitCode> {
+    match args.action {
+        None => list(&args.store, args.json == Some(Switch::On)),
+        Some(Action::Show { id, store }) => show_one(id, &store),
+        Some(Action::Note {
+            id,
+            text,
+            told,
+            by,
+            store,
+        }) => add_note(id, text, told, by, &store),
+        Some(Action::Aware { id, at, store }) => set_aware(id, at, &store),
     }
 }
 
-fn list(flags: &Flags) -> Result<ExitCode> {
+fn list(flags: &StoreArgs, json: bool) -> Result<ExitCode> {
     let (store, _) = open(flags, false)?;
     let incidents = store.incidents().map_err(|e| anyhow!("{e}"))?;
-    if flags
-        .get("--json")
-        .is_some_and(|v| v == "on" || v == "true")
-    {
+    if json {
         println!("{}", serde_json::to_string_pretty(&incidents)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -113,7 +206,7 @@ fn list(flags: &Flags) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn show_one(id: i64, flags: &Flags) -> Result<ExitCode> {
+fn show_one(id: i64, flags: &StoreArgs) -> Result<ExitCode> {
     let (store, config) = open(flags, false)?;
     let incident = find(&store, id)?;
     let organisation = organisation(config.as_ref());
@@ -143,25 +236,30 @@ fn timeline(
         .map_err(|e| anyhow!("{e}"))
 }
 
-fn add_note(id: i64, text: Option<&str>, flags: &Flags) -> Result<ExitCode> {
-    let told = flags.get("--told");
-    let text = match (text, told) {
-        (Some(t), _) => t.to_string(),
-        (None, Some(party)) => format!("{party} told about the incident"),
-        (None, None) => bail!("give the note's text, or --told PARTY, e.g. `rampart incidents note INC-3 \"Reported to the NCSC\" --told NCSC`"),
-    };
+fn add_note(
+    id: i64,
+    text: Option<String>,
+    told: Option<String>,
+    by: Option<String>,
+    flags: &StoreArgs,
+) -> Result<ExitCode> {
+    // clap asks for the text unless --told is given, so one of them is here.
+    let text = text.unwrap_or_else(|| {
+        format!(
+            "{} told about the incident",
+            told.as_deref().unwrap_or_default()
+        )
+    });
     let (mut store, _) = open(flags, true)?;
     find(&store, id)?;
-    let by = flags
-        .get("--by")
-        .map(str::to_string)
+    let by = by
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "operator".into());
     let decision = Decision {
         at: rampart_gateway::incidents::now_ms(),
         by,
         text,
-        told: told.map(str::to_string),
+        told,
     };
     store
         .add_decision(id, &decision)
@@ -170,12 +268,7 @@ fn add_note(id: i64, text: Option<&str>, flags: &Flags) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn set_aware(id: i64, flags: &Flags) -> Result<ExitCode> {
-    let at = flags
-        .get("--at")
-        .ok_or_else(|| anyhow!("give --at TIME (UTC), e.g. --at 2026-11-29T10:15Z"))?;
-    let millis = rampart_incidents::report::parse_time(at)
-        .ok_or_else(|| anyhow!("--at `{at}`: use a UTC time like 2026-11-29T10:15Z"))?;
+fn set_aware(id: i64, millis: i64, flags: &StoreArgs) -> Result<ExitCode> {
     let (mut store, _) = open(flags, true)?;
     find(&store, id)?;
     store.set_aware_at(id, millis).map_err(|e| anyhow!("{e}"))?;
@@ -202,41 +295,19 @@ fn organisation(config: Option<&rampart_gateway::Config>) -> Organisation {
     organisation
 }
 
-pub fn report(args: &[String]) -> Result<ExitCode> {
-    let positional: Vec<&String> = args.iter().take_while(|a| !a.starts_with("--")).collect();
-    let [id] = positional.as_slice() else {
-        bail!("use `rampart report ID --format md|html|json|stix|misp [--out FILE]`");
-    };
-    let id = incident_id(id)?;
-    let flags = Flags::parse(
-        &args[positional.len()..],
-        &[
-            "--store",
-            "--config",
-            "--format",
-            "--out",
-            "--organisation",
-            "--contact",
-            "--sector",
-        ],
-    )?;
-    let format: rampart_incidents::export::Format =
-        flags
-            .get("--format")
-            .unwrap_or("md")
-            .parse()
-            .map_err(|e: rampart_incidents::export::UnknownFormat| anyhow!("--format: {e}"))?;
-    let (store, config) = open(&flags, false)?;
+pub fn report(flags: Report) -> Result<ExitCode> {
+    let id = flags.id;
+    let (store, config) = open(&flags.store, false)?;
     let incident = find(&store, id)?;
     let mut organisation = organisation(config.as_ref());
-    if let Some(name) = flags.get("--organisation") {
-        organisation.name = name.to_string();
+    if let Some(name) = flags.organisation {
+        organisation.name = name;
     }
-    if let Some(contact) = flags.get("--contact") {
-        organisation.contact = contact.to_string();
+    if let Some(contact) = flags.contact {
+        organisation.contact = contact;
     }
-    if let Some(sector) = flags.get("--sector") {
-        organisation.sector = sector.to_string();
+    if let Some(sector) = flags.sector {
+        organisation.sector = sector;
     }
     let timeline = timeline(&store, &incident)?;
     let input = ReportInput {
@@ -245,10 +316,10 @@ pub fn report(args: &[String]) -> Result<ExitCode> {
         organisation: &organisation,
         generated_at: rampart_gateway::incidents::now_ms(),
     };
-    let text = rampart_incidents::export::render(&input, format);
-    match flags.get("--out") {
+    let text = rampart_incidents::export::render(&input, flags.format);
+    match flags.out {
         Some(path) => {
-            std::fs::write(path, &text).with_context(|| format!("cannot write {path}"))?;
+            std::fs::write(&path, &text).with_context(|| format!("cannot write {path}"))?;
             eprintln!("rampart: wrote {} ({} bytes)", path, text.len());
         }
         None => print!("{text}"),

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use rampart_gateway::config::{AccessLogTarget, WafMode, DEBIAN_CRS};
 use rampart_gateway::Config;
 
@@ -17,57 +19,203 @@ mod incidents_cmd;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "\
-rampart — a layered security gateway
+/// `rampart`'s command line. Each subcommand's flags are its own; `serve`
+/// and `demo` share the ones that override a configuration.
+#[derive(Parser)]
+#[command(
+    name = "rampart",
+    version,
+    about = "rampart — a layered security gateway",
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-USAGE:
-  rampart serve --upstream URL [--listen ADDR]   protect one site with defaults
-  rampart serve --config FILE                    run from a configuration file
-  rampart check --config FILE                    report every error in a configuration
-  rampart reload [--admin ADDR] [--token-file PATH]
-                                                 re-read the configuration of a running gateway
-  rampart demo [--listen ADDR] [--origin-listen ADDR]
-                                                 run the bundled demo site behind the gateway
-  rampart mode SITE under-attack|normal|auto [--admin ADDR] [--token-file PATH]
-                                                 switch a site's flood mode by hand
-  rampart ban ADDRESS [--for SECONDS] | unban ADDRESS | bans [--admin ADDR] [--token-file PATH]
-                                                 manage bans (escalating when --for is not given)
-  rampart incidents [show ID | note ID TEXT [--told PARTY] | aware ID --at TIME] [--store FILE | --config FILE]
-                                                 list incidents, show one, add to its decision log
-  rampart report ID --format md|html|json|stix|misp [--out FILE] [--store FILE | --config FILE]
-                                                 write an incident report (NCSC, ICO) or export
-  rampart drill --target URL [--duration 60s] [--attack-rate N] [--attackers N] [--browsers N] [--json] ...
-                                                 flood your own deployment from many loopback addresses while
-                                                 browser-like visitors use it; `rampart drill --help` for all flags
-  rampart crs-test [--suite DIR] [--blocking] [--http] [--only PREFIX] [--overrides FILE]
-                                                 run a CRS regression suite (default ../shared/crs/v4.28.0)
-                                                 through the engine, or with --http through a real gateway
+#[derive(Subcommand)]
+enum Command {
+    /// Protect one site with defaults (--upstream URL) or run from a configuration file (--config FILE)
+    #[command(group(ArgGroup::new("source").required(true).args(["config", "upstream"])))]
+    Serve {
+        /// A configuration file
+        #[arg(long, value_name = "FILE")]
+        config: Option<String>,
+        /// The one site's upstream, e.g. http://127.0.0.1:3000
+        #[arg(long, value_name = "URL")]
+        upstream: Option<String>,
+        /// Where to listen with --upstream; with --config, listeners come from the file
+        #[arg(long, value_name = "ADDR", conflicts_with = "config")]
+        listen: Option<String>,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Report every error in a configuration
+    Check {
+        #[arg(long, value_name = "FILE")]
+        config: String,
+    },
+    /// Re-read the configuration of a running gateway
+    Reload(Admin),
+    /// Run the bundled demo site behind the gateway
+    Demo {
+        /// Where the gateway listens
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Where the demo site (the unprotected origin) listens
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+        origin_listen: String,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Switch a site's flood mode by hand
+    Mode {
+        /// The site's name in the flood configuration
+        site: String,
+        mode: FloodMode,
+        #[command(flatten)]
+        admin: Admin,
+    },
+    /// Ban a client address (escalating when --for is not given)
+    Ban {
+        /// The client's address
+        address: String,
+        /// How long the ban lasts
+        #[arg(long = "for", value_name = "SECONDS")]
+        seconds: Option<u64>,
+        #[command(flatten)]
+        admin: Admin,
+    },
+    /// Lift a ban
+    Unban {
+        /// The client's address
+        address: String,
+        #[command(flatten)]
+        admin: Admin,
+    },
+    /// List the bans
+    Bans(Admin),
+    /// List incidents, show one, add to its decision log
+    Incidents(incidents_cmd::Incidents),
+    /// Write an incident report (NCSC, ICO) or export
+    Report(incidents_cmd::Report),
+    /// Flood your own deployment from many loopback addresses while browser-like visitors use it
+    // Boxed: its flags are many times the size of any other command's.
+    Drill(Box<rampart_drill::DrillArgs>),
+    /// Run a CRS regression suite through the engine, or with --http through a real gateway
+    CrsTest {
+        /// A CRS release with its regression tests (default ../shared/crs/v4.28.0)
+        #[arg(long, value_name = "DIR")]
+        suite: Option<PathBuf>,
+        /// The blocking pass at paranoia level 1, instead of detection at level 4
+        #[arg(long)]
+        blocking: bool,
+        /// Through a gateway process over HTTP
+        #[arg(long)]
+        http: bool,
+        /// Only the tests whose names start with PREFIX
+        #[arg(long, value_name = "PREFIX")]
+        only: Option<String>,
+        /// The tests answered differently on purpose
+        #[arg(long, value_name = "FILE")]
+        overrides: Option<PathBuf>,
+        /// Accepted and ignored, as it always was, so that older scripts run.
+        #[arg(long, hide = true)]
+        verbose: bool,
+    },
+    /// The demo site alone, optionally capped at N requests per second with
+    /// its counts at /.demo/stats; for `bench/`.
+    #[command(hide = true)]
+    DemoOrigin {
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+        listen: String,
+        /// Requests per second the site serves
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        capacity: Option<u32>,
+    },
+}
 
-OPTIONS for reload, mode, ban, unban and bans:
-  --admin ADDR            the gateway's admin listener (default 127.0.0.1:9901)
-  --token-file PATH       the admin token (default: RAMPART_ADMIN_TOKEN if set, else the
-                          admin-token file the gateway made, in $XDG_STATE_HOME/rampart
-                          or ~/.local/state/rampart)
+/// How the commands that talk to a running gateway reach it.
+#[derive(Args)]
+struct Admin {
+    /// The gateway's admin listener
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9901")]
+    admin: String,
+    /// The admin token (default: RAMPART_ADMIN_TOKEN if set, else the
+    /// admin-token file the gateway made, in $XDG_STATE_HOME/rampart or
+    /// ~/.local/state/rampart)
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+}
 
-OPTIONS for serve and demo:
-  --admin ADDR|off        admin listener for metrics, reload, modes and bans (default 127.0.0.1:9901)
-  --access-log PATH|-|off where the JSON access log goes (default: standard output)
-  --threads N             worker threads (default: number of CPUs)
-  --crs DIR               OWASP CRS directory (default /usr/share/modsecurity-crs when present)
-  --waf on|detect|off     block, only log, or skip (default on when a CRS is found)
-  --paranoia N            CRS paranoia level 1-4 (default 1)
-  --waf-log PATH          ModSecurity-style WAF error log
-  --flood on|off          the flood shield (rate limits, challenge, bans); default on
-  --leak-guard on|off     the response scan for personal data; default on (report only)
-  --audit-log PATH        JSON audit log of blocked and logged transactions
-  --events on|off         record events and incidents (default on; store next to the config,
-                          or ~/.local/state/rampart/rampart-events.db without one)
-";
+/// A site's flood mode, as the admin listener names it.
+#[derive(Clone, Copy, ValueEnum)]
+enum FloodMode {
+    UnderAttack,
+    Normal,
+    Auto,
+}
+
+/// A feature switched on or off. `true` and `false` are also taken because
+/// `incidents --json` always took `true`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Switch {
+    #[value(alias = "true")]
+    On,
+    #[value(alias = "false")]
+    Off,
+}
+
+/// What the WAF does with a match.
+#[derive(Clone, Copy, ValueEnum)]
+enum WafArg {
+    On,
+    Detect,
+    Off,
+}
+
+/// The flags that may override a configuration, for `serve` and `demo`.
+#[derive(Args)]
+struct Overrides {
+    /// Admin listener for metrics, reload, modes and bans (default 127.0.0.1:9901), or off
+    #[arg(long, value_name = "ADDR|off")]
+    admin: Option<String>,
+    /// Where the JSON access log goes (default: standard output)
+    #[arg(long, value_name = "PATH|-|off")]
+    access_log: Option<String>,
+    /// Worker threads (default: number of CPUs)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+    /// OWASP CRS directory (default /usr/share/modsecurity-crs when present)
+    #[arg(long, value_name = "DIR")]
+    crs: Option<PathBuf>,
+    /// Block, only log, or skip (default on when a CRS is found)
+    #[arg(long, value_name = "on|detect|off", hide_possible_values = true)]
+    waf: Option<WafArg>,
+    /// CRS paranoia level (default 1)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=4))]
+    paranoia: Option<u8>,
+    /// ModSecurity-style WAF error log
+    #[arg(long, value_name = "PATH")]
+    waf_log: Option<PathBuf>,
+    /// JSON audit log of blocked and logged transactions
+    #[arg(long, value_name = "PATH")]
+    audit_log: Option<PathBuf>,
+    /// The flood shield: rate limits, challenge, bans (default on)
+    #[arg(long, value_name = "on|off", hide_possible_values = true)]
+    flood: Option<Switch>,
+    /// The response scan for personal data (default on, report only)
+    #[arg(long, value_name = "on|off", hide_possible_values = true)]
+    leak_guard: Option<Switch>,
+    /// Record events and incidents (default on; the store is next to the
+    /// config, or ~/.local/state/rampart/rampart-events.db without one)
+    #[arg(long, value_name = "on|off", hide_possible_values = true)]
+    events: Option<Switch>,
+}
 
 fn main() -> ExitCode {
     without_transparent_huge_pages();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match dispatch(&args) {
+    match dispatch(Cli::parse().command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("rampart: {e:#}");
@@ -93,81 +241,56 @@ fn without_transparent_huge_pages() {
     }
 }
 
-/// Command-line flags, each given at most once.
-pub(crate) struct Flags {
-    values: Vec<(String, String)>,
-}
-
-impl Flags {
-    pub(crate) fn parse(args: &[String], known: &[&str]) -> Result<Flags> {
-        let mut values = Vec::new();
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            let (name, inline) = match arg.split_once('=') {
-                Some((n, v)) => (n.to_string(), Some(v.to_string())),
-                None => (arg.clone(), None),
-            };
-            if !known.contains(&name.as_str()) {
-                bail!(
-                    "unknown argument `{arg}`; this command takes: {}\n\n{USAGE}",
-                    known.join(", ")
-                );
-            }
-            let value = match inline {
-                Some(v) => v,
-                None => it
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| anyhow!("`{name}` needs a value"))?,
-            };
-            if values.iter().any(|(n, _)| n == &name) {
-                bail!("`{name}` is given twice");
-            }
-            values.push((name, value));
+fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Serve {
+            config,
+            upstream,
+            listen,
+            overrides,
+        } => serve(config, upstream, listen, &overrides),
+        Command::Check { config } => check(&config),
+        Command::Reload(admin) => reload(&admin),
+        Command::Demo {
+            listen,
+            origin_listen,
+            overrides,
+        } => demo(&listen, &origin_listen, &overrides),
+        Command::CrsTest {
+            suite,
+            blocking,
+            http,
+            only,
+            overrides,
+            verbose: _,
+        } => crs_test(suite, blocking, http, only, overrides),
+        Command::Drill(args) => rampart_drill::command(*args),
+        Command::DemoOrigin { listen, capacity } => demo_origin(&listen, capacity),
+        Command::Mode { site, mode, admin } => {
+            let mode = mode.to_possible_value().expect("no mode is skipped");
+            let path = format!("/mode?site={}&mode={}", enc(&site), mode.get_name());
+            flood_command(&admin, "POST", &path)
         }
-        Ok(Flags { values })
-    }
-
-    pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.values
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn dispatch(args: &[String]) -> Result<ExitCode> {
-    let Some(command) = args.first() else {
-        eprint!("{USAGE}");
-        return Ok(ExitCode::from(2));
-    };
-    let rest = &args[1..];
-    match command.as_str() {
-        "serve" => serve(&Flags::parse(
-            rest,
-            &[&["--config", "--upstream", "--listen"][..], OVERRIDE_FLAGS].concat(),
-        )?),
-        "check" => check(&Flags::parse(rest, &["--config"])?),
-        "reload" => reload(&Flags::parse(rest, &["--admin", "--token-file"])?),
-        "demo" => demo(&Flags::parse(
-            rest,
-            &[&["--listen", "--origin-listen"][..], OVERRIDE_FLAGS].concat(),
-        )?),
-        "crs-test" => crs_test(rest),
-        "drill" => rampart_drill::command(rest),
-        "demo-origin" => demo_origin(&Flags::parse(rest, &["--listen", "--capacity"])?),
-        "mode" | "ban" | "unban" | "bans" => flood_command(command, rest),
-        "incidents" => incidents_cmd::incidents(rest),
-        "report" => incidents_cmd::report(rest),
-        "-h" | "--help" | "help" => {
-            print!("{USAGE}");
-            Ok(ExitCode::SUCCESS)
+        Command::Ban {
+            address,
+            seconds: Some(secs),
+            admin,
+        } => flood_command(
+            &admin,
+            "POST",
+            &format!("/ban?client={}&secs={secs}", enc(&address)),
+        ),
+        Command::Ban {
+            address,
+            seconds: None,
+            admin,
+        } => flood_command(&admin, "POST", &format!("/ban?client={}", enc(&address))),
+        Command::Unban { address, admin } => {
+            flood_command(&admin, "POST", &format!("/unban?client={}", enc(&address)))
         }
-        "-V" | "--version" => {
-            println!("rampart {}", env!("CARGO_PKG_VERSION"));
-            Ok(ExitCode::SUCCESS)
-        }
-        other => bail!("unknown command `{other}`\n\n{USAGE}"),
+        Command::Bans(admin) => flood_command(&admin, "GET", "/bans"),
+        Command::Incidents(args) => incidents_cmd::incidents(args),
+        Command::Report(args) => incidents_cmd::report(args),
     }
 }
 
@@ -187,64 +310,44 @@ fn resolve(text: &str, what: &str) -> Result<SocketAddr> {
         .ok_or_else(|| anyhow!("{what} `{text}` did not resolve to any address"))
 }
 
-/// The flags `serve` and `demo` share: the ones `apply_overrides` reads.
-const OVERRIDE_FLAGS: &[&str] = &[
-    "--admin",
-    "--access-log",
-    "--threads",
-    "--crs",
-    "--waf",
-    "--paranoia",
-    "--waf-log",
-    "--audit-log",
-    "--flood",
-    "--leak-guard",
-    "--events",
-];
-
 /// Applies the flags that may override a configuration.
-fn apply_overrides(config: &mut Config, flags: &Flags) -> Result<()> {
-    if let Some(admin) = flags.get("--admin") {
+fn apply_overrides(config: &mut Config, flags: &Overrides) -> Result<()> {
+    if let Some(admin) = &flags.admin {
         config.server.admin_listen = if admin == "off" {
             None
         } else {
             Some(resolve(admin, "--admin")?)
         };
     }
-    if let Some(log) = flags.get("--access-log") {
-        config.server.access_log = match log {
+    if let Some(log) = &flags.access_log {
+        config.server.access_log = match log.as_str() {
             "-" => AccessLogTarget::Stdout,
             "off" => AccessLogTarget::Off,
             path => AccessLogTarget::File(PathBuf::from(path)),
         };
     }
-    if let Some(path) = flags.get("--waf-log") {
-        config.server.waf_log = Some(PathBuf::from(path));
+    if let Some(path) = &flags.waf_log {
+        config.server.waf_log = Some(path.clone());
     }
-    if let Some(path) = flags.get("--audit-log") {
-        config.server.audit_log = Some(PathBuf::from(path));
+    if let Some(path) = &flags.audit_log {
+        config.server.audit_log = Some(path.clone());
     }
     for site in &mut config.sites {
-        if let Some(dir) = flags.get("--crs") {
-            site.waf.crs = Some(PathBuf::from(dir));
-            if site.waf.mode == WafMode::Off && flags.get("--waf").is_none() {
+        if let Some(dir) = &flags.crs {
+            site.waf.crs = Some(dir.clone());
+            if site.waf.mode == WafMode::Off && flags.waf.is_none() {
                 site.waf.mode = WafMode::On;
             }
         }
-        if let Some(mode) = flags.get("--waf") {
+        if let Some(mode) = flags.waf {
             site.waf.mode = match mode {
-                "on" => WafMode::On,
-                "detect" => WafMode::DetectionOnly,
-                "off" => WafMode::Off,
-                other => bail!("--waf {other}: use on (block), detect (log only) or off"),
+                WafArg::On => WafMode::On,
+                WafArg::Detect => WafMode::DetectionOnly,
+                WafArg::Off => WafMode::Off,
             };
         }
-        if let Some(level) = flags.get("--paranoia") {
-            site.waf.paranoia = level
-                .parse()
-                .ok()
-                .filter(|n| (1..=4).contains(n))
-                .ok_or_else(|| anyhow!("--paranoia must be 1, 2, 3 or 4"))?;
+        if let Some(level) = flags.paranoia {
+            site.waf.paranoia = level;
         }
         if site.waf.mode != WafMode::Off
             && site.waf.crs.is_none()
@@ -254,34 +357,25 @@ fn apply_overrides(config: &mut Config, flags: &Flags) -> Result<()> {
             bail!("the WAF is on but no CRS was found at {DEBIAN_CRS}; give --crs DIR (a CRS release directory) or --waf off");
         }
     }
-    match flags.get("--flood") {
-        Some("off") => config.flood = None,
-        Some("on") if config.flood.is_none() => {
+    match flags.flood {
+        Some(Switch::Off) => config.flood = None,
+        Some(Switch::On) if config.flood.is_none() => {
             bail!("--flood on needs a [flood] section when a configuration file is used")
         }
-        Some("on") | None => {}
-        Some(other) => bail!("--flood {other}: use on or off"),
+        Some(Switch::On) | None => {}
     }
-    match flags.get("--leak-guard") {
-        Some("off") => config.leak_guard = None,
-        Some("on") if config.leak_guard.is_none() => {
+    match flags.leak_guard {
+        Some(Switch::Off) => config.leak_guard = None,
+        Some(Switch::On) if config.leak_guard.is_none() => {
             bail!("--leak-guard on needs a [leak_guard] section when a configuration file is used")
         }
-        Some("on") | None => {}
-        Some(other) => bail!("--leak-guard {other}: use on or off"),
+        Some(Switch::On) | None => {}
     }
-    match flags.get("--events") {
-        Some("off") => config.incidents.record = false,
-        Some("on") => config.incidents.record = true,
-        None => {}
-        Some(other) => bail!("--events {other}: use on or off"),
+    if let Some(events) = flags.events {
+        config.incidents.record = events == Switch::On;
     }
-    if let Some(threads) = flags.get("--threads") {
-        config.server.threads = threads
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| anyhow!("--threads must be a positive number"))?;
+    if let Some(threads) = flags.threads {
+        config.server.threads = threads.into();
     }
     Ok(())
 }
@@ -294,36 +388,31 @@ fn load_config(path: &str) -> Result<Config, ExitCode> {
     })
 }
 
-fn serve(flags: &Flags) -> Result<ExitCode> {
-    let mut config = match (flags.get("--config"), flags.get("--upstream")) {
-        (Some(path), None) => match load_config(path) {
+fn serve(
+    config_path: Option<String>,
+    upstream: Option<String>,
+    listen: Option<String>,
+    overrides: &Overrides,
+) -> Result<ExitCode> {
+    // clap has made sure that exactly one of --config and --upstream is
+    // given, and --listen only with --upstream.
+    let mut config = match (config_path, upstream) {
+        (Some(path), _) => match load_config(&path) {
             Ok(c) => c,
             Err(code) => return Ok(code),
         },
-        (None, Some(upstream)) => {
-            let listen = resolve(
-                flags.get("--listen").unwrap_or("127.0.0.1:8080"),
-                "--listen",
-            )?;
-            Config::single_site(resolve(upstream, "--upstream")?, listen)
-        }
-        (Some(_), Some(_)) => bail!("give either --config or --upstream, not both"),
-        (None, None) => {
-            bail!("serve needs --upstream URL (one site with defaults) or --config FILE\n\n{USAGE}")
+        (None, upstream) => {
+            let listen = resolve(listen.as_deref().unwrap_or("127.0.0.1:8080"), "--listen")?;
+            let upstream = upstream.unwrap_or_default();
+            Config::single_site(resolve(&upstream, "--upstream")?, listen)
         }
     };
-    if flags.get("--config").is_some() && flags.get("--listen").is_some() {
-        bail!("--listen goes with --upstream; with --config, listeners come from the file");
-    }
-    apply_overrides(&mut config, flags)?;
+    apply_overrides(&mut config, overrides)?;
     rampart_gateway::run(config)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(flags: &Flags) -> Result<ExitCode> {
-    let path = flags
-        .get("--config")
-        .ok_or_else(|| anyhow!("check needs --config FILE"))?;
+fn check(path: &str) -> Result<ExitCode> {
     match load_config(path) {
         Ok(config) => {
             // Certificates are loaded here too, so that a bad key is found
@@ -347,8 +436,8 @@ fn check(flags: &Flags) -> Result<ExitCode> {
     }
 }
 
-fn reload(flags: &Flags) -> Result<ExitCode> {
-    let admin = flags.get("--admin").unwrap_or("127.0.0.1:9901");
+fn reload(flags: &Admin) -> Result<ExitCode> {
+    let admin = &flags.admin;
     let (_, body) = admin_call(admin, &admin_token(flags)?, "POST", "/reload")?;
     let outcome: serde_json::Value = serde_json::from_str(&body)
         .with_context(|| format!("unexpected answer from {admin}: {body}"))?;
@@ -367,15 +456,9 @@ fn reload(flags: &Flags) -> Result<ExitCode> {
     }
 }
 
-fn demo(flags: &Flags) -> Result<ExitCode> {
-    let listen = resolve(
-        flags.get("--listen").unwrap_or("127.0.0.1:8080"),
-        "--listen",
-    )?;
-    let origin_listen = resolve(
-        flags.get("--origin-listen").unwrap_or("127.0.0.1:8081"),
-        "--origin-listen",
-    )?;
+fn demo(listen: &str, origin_listen: &str, flags: &Overrides) -> Result<ExitCode> {
+    let listen = resolve(listen, "--listen")?;
+    let origin_listen = resolve(origin_listen, "--origin-listen")?;
     let site = rampart_demo::DemoSite::start(origin_listen)
         .with_context(|| format!("cannot start the demo site on {origin_listen}"))?;
     let origin = site.local_addr();
@@ -402,24 +485,15 @@ fn demo(flags: &Flags) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn crs_test(args: &[String]) -> Result<ExitCode> {
+fn crs_test(
+    suite: Option<PathBuf>,
+    blocking: bool,
+    http: bool,
+    only: Option<String>,
+    overrides: Option<PathBuf>,
+) -> Result<ExitCode> {
     use rampart_crstest::{self as crs, Overrides, Suite};
-    let mut switches = Vec::new();
-    let mut rest = Vec::new();
-    for a in args {
-        if a == "--blocking" || a == "--http" || a == "--verbose" {
-            switches.push(a.as_str());
-        } else {
-            rest.push(a.clone());
-        }
-    }
-    let flags = Flags::parse(&rest, &["--suite", "--only", "--overrides"])?;
-    let blocking = switches.contains(&"--blocking");
-    let http = switches.contains(&"--http");
-    let suite_dir = match flags.get("--suite") {
-        Some(dir) => PathBuf::from(dir),
-        None => crs::crs_root().join("v4.28.0"),
-    };
+    let suite_dir = suite.unwrap_or_else(|| crs::crs_root().join("v4.28.0"));
     // The gateway's configuration resolves relative paths from its own
     // directory, so hand it an absolute one.
     let suite_dir = std::fs::canonicalize(&suite_dir).unwrap_or(suite_dir);
@@ -427,15 +501,15 @@ fn crs_test(args: &[String]) -> Result<ExitCode> {
         bail!("`{}` is not a CRS release with its regression tests (no tests/ folder); give --suite DIR", suite_dir.display());
     }
     let suite = Suite::new(suite_dir.clone());
-    let overrides_path = match flags.get("--overrides") {
-        Some(p) => PathBuf::from(p),
+    let overrides_path = match overrides {
+        Some(p) => p,
         None if http => rampart_crstest::default_http_overrides_path(),
         None => crs::default_overrides_path(),
     };
     let overrides = Overrides::load(&overrides_path).map_err(|e| anyhow!(e))?;
     let mut cases = crs::read_cases(&suite).map_err(|e| anyhow!(e))?;
-    if let Some(prefix) = flags.get("--only") {
-        cases.retain(|c| c.name.starts_with(prefix));
+    if let Some(prefix) = only {
+        cases.retain(|c| c.name.starts_with(&prefix));
     }
     let paranoia = if blocking { 1 } else { 4 };
     let report = if http {
@@ -545,7 +619,7 @@ struct AdminToken {
 
 const TOKEN_VARIABLE: &str = "RAMPART_ADMIN_TOKEN";
 
-fn admin_token(flags: &Flags) -> Result<AdminToken> {
+fn admin_token(flags: &Admin) -> Result<AdminToken> {
     use rampart_gateway::admin::{parse_token, read_token_file, token_file};
     let from_file = |path: PathBuf, given: bool| -> Result<AdminToken> {
         let token = read_token_file(&path).map_err(|why| {
@@ -568,8 +642,8 @@ fn admin_token(flags: &Flags) -> Result<AdminToken> {
             source: path.display().to_string(),
         })
     };
-    if let Some(path) = flags.get("--token-file") {
-        return from_file(PathBuf::from(path), true);
+    if let Some(path) = &flags.token_file {
+        return from_file(path.clone(), true);
     }
     match std::env::var(TOKEN_VARIABLE) {
         Ok(text) if !text.trim().is_empty() => {
@@ -624,41 +698,22 @@ fn admin_call(admin: &str, token: &AdminToken, method: &str, path: &str) -> Resu
     Ok((status, body))
 }
 
-fn flood_command(command: &str, args: &[String]) -> Result<ExitCode> {
-    let positional: Vec<&String> = args.iter().take_while(|a| !a.starts_with("--")).collect();
-    let flags = Flags::parse(
-        &args[positional.len()..],
-        &["--admin", "--for", "--token-file"],
-    )?;
-    let admin = flags.get("--admin").unwrap_or("127.0.0.1:9901");
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-._:".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect::<String>()
-    };
-    let (method, path) = match (command, positional.as_slice()) {
-        ("mode", [site, mode]) => (
-            "POST",
-            format!("/mode?site={}&mode={}", enc(site), enc(mode)),
-        ),
-        ("ban", [client]) => match flags.get("--for") {
-            Some(secs) => (
-                "POST",
-                format!("/ban?client={}&secs={}", enc(client), enc(secs)),
-            ),
-            None => ("POST", format!("/ban?client={}", enc(client))),
-        },
-        ("unban", [client]) => ("POST", format!("/unban?client={}", enc(client))),
-        ("bans", []) => ("GET", "/bans".to_string()),
-        _ => bail!("usage:\n{USAGE}"),
-    };
-    let (status, body) = admin_call(admin, &admin_token(&flags)?, method, &path)?;
+/// What is left as it is in a value in the admin listener's query string.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b':');
+
+/// Percent-encodes a value for the admin listener's query string.
+fn enc(s: &str) -> String {
+    utf8_percent_encode(s, QUERY_VALUE).to_string()
+}
+
+/// `mode`, `ban`, `unban` and `bans`: one call to the admin listener, whose
+/// answer is printed as it is.
+fn flood_command(flags: &Admin, method: &str, path: &str) -> Result<ExitCode> {
+    let (status, body) = admin_call(&flags.admin, &admin_token(flags)?, method, path)?;
     println!("{body}");
     Ok(if status == 200 {
         ExitCode::SUCCESS
@@ -669,18 +724,12 @@ fn flood_command(command: &str, args: &[String]) -> Result<ExitCode> {
 
 /// `rampart demo-origin`: the demo site alone, optionally capped at N
 /// requests per second with its counts at /.demo/stats; for `bench/`.
-fn demo_origin(flags: &Flags) -> Result<ExitCode> {
-    let listen = resolve(
-        flags.get("--listen").unwrap_or("127.0.0.1:8081"),
-        "--listen",
-    )?;
-    let mut options = rampart_demo::Options::default();
-    if let Some(n) = flags.get("--capacity") {
-        options =
-            rampart_demo::Options::with_capacity(n.parse().ok().filter(|n| *n > 0).ok_or_else(
-                || anyhow!("--capacity must be a positive number of requests per second"),
-            )?);
-    }
+fn demo_origin(listen: &str, capacity: Option<u32>) -> Result<ExitCode> {
+    let listen = resolve(listen, "--listen")?;
+    let options = capacity.map_or_else(
+        rampart_demo::Options::default,
+        rampart_demo::Options::with_capacity,
+    );
     let site = rampart_demo::DemoSite::start_with(listen, options)
         .with_context(|| format!("cannot start the demo site on {listen}"))?;
     println!("demo site on http://{}/", site.local_addr());
