@@ -55,7 +55,8 @@ const TURNED_AWAY: usize = 5;
 const WINDOW_NANOS: u64 = 1_000_000_000;
 
 /// Which metric left its baseline, or showed the upstream in distress.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// Requests per second.
     RequestRate,
@@ -71,8 +72,10 @@ pub enum Metric {
     OverCapacity,
 }
 
-/// Why a site's mode changed.
-#[derive(Clone, Debug, PartialEq)]
+/// Why a site's mode changed. In an event it is an object whose `kind` is
+/// the variant's snake-case name.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ModeReason {
     /// A metric stayed above its surge threshold for `enter_buckets` buckets.
     Surge {

@@ -209,11 +209,14 @@ pub enum FloodVerdict {
     },
 }
 
-/// Something worth logging; drain with `Shield::drain_events`.
-#[derive(Clone, Debug, PartialEq)]
+/// Something worth logging; drain with `Shield::drain_events`. As JSON it
+/// is one object whose `event` names it: `mode`, `ban` or `unban`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "event")]
 #[non_exhaustive]
 pub enum Event {
     /// A site entered or left under-attack mode.
+    #[serde(rename = "mode")]
     ModeChanged {
         /// The site's name.
         site: Arc<str>,
@@ -225,15 +228,18 @@ pub enum Event {
         at: Time,
     },
     /// A client was banned.
+    #[serde(rename = "ban")]
     Banned {
         /// The client.
         client: IpAddr,
         /// The ban.
+        #[serde(flatten)]
         record: BanRecord,
         /// When.
         at: Time,
     },
     /// An operator lifted a ban.
+    #[serde(rename = "unban")]
     Unbanned {
         /// The client.
         client: IpAddr,

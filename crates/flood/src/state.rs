@@ -21,7 +21,8 @@ use crate::table::{lock, ClientTable, LimitKey};
 use crate::time::Time;
 
 /// Why a client was banned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum BanReason {
     /// It kept exceeding rate limits.
@@ -37,7 +38,7 @@ pub enum BanReason {
 }
 
 /// A ban on one client address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct BanRecord {
     /// The ban is in force until this time.
     pub until: Time,
@@ -47,6 +48,7 @@ pub struct BanRecord {
     pub reason: BanReason,
     /// The record is kept after `until` so that a repeat offender escalates;
     /// after this time it may be forgotten.
+    #[serde(skip)]
     pub remember_until: Time,
 }
 

@@ -12,6 +12,14 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Time(u64);
 
+/// Events name times in whole Unix seconds, which is what a log reader or
+/// a SIEM expects; nothing reads them back into a `Time`.
+impl serde::Serialize for Time {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.as_secs())
+    }
+}
+
 impl Time {
     /// The Unix epoch itself; useful as "never" for expiry fields.
     pub const EPOCH: Time = Time(0);

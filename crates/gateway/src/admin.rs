@@ -322,7 +322,7 @@ pub fn exposure_warning(admin: SocketAddr) -> Option<String> {
         v4 => v4,
     };
     (!ip.is_loopback()).then(|| format!(
-        "rampart: warning: the admin listener on {admin} is not on a loopback address: the admin API is reachable from the network and protected only by the admin token; keep admin_listen on 127.0.0.1 unless it must be reached from elsewhere, and then behind a firewall"
+        "the admin listener on {admin} is not on a loopback address: the admin API is reachable from the network and protected only by the admin token; keep admin_listen on 127.0.0.1 unless it must be reached from elsewhere, and then behind a firewall"
     ))
 }
 

@@ -101,16 +101,16 @@ pub fn learned_file(config: &Config) -> PathBuf {
 fn load_learned(path: &Path) -> BTreeMap<String, rampart_flood::Learned> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            eprintln!(
-                "rampart: warning: {}: not a learned-state file ({e}); starting without what it held",
+            tracing::warn!(
+                "{}: not a learned-state file ({e}); starting without what it held",
                 path.display()
             );
             BTreeMap::new()
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
         Err(e) => {
-            eprintln!(
-                "rampart: warning: cannot read {} ({e}); starting without what it held",
+            tracing::warn!(
+                "cannot read {} ({e}); starting without what it held",
                 path.display()
             );
             BTreeMap::new()
@@ -260,21 +260,10 @@ fn memory_limits(flood: &FloodConfig) -> MemoryLimits {
     }
 }
 
-/// One flood event as a JSON line, for the event log.
+/// One flood event as a JSON line, for the event log: the event's own
+/// serde form (`{"event":"mode","site":...,"reason":{"kind":"distress",...}}`).
 pub fn event_json(event: &rampart_flood::Event) -> String {
-    use rampart_flood::Event;
-    let at = |t: Time| t.as_secs();
-    match event {
-        Event::ModeChanged { site, under_attack, reason, at: when } => serde_json::json!({
-            "event": "mode", "site": &**site, "under_attack": under_attack, "reason": format!("{reason:?}"), "at": at(*when)
-        }),
-        Event::Banned { client, record, at: when } => serde_json::json!({
-            "event": "ban", "client": client.to_string(), "until": at(record.until), "level": record.level, "reason": format!("{:?}", record.reason), "at": at(*when)
-        }),
-        Event::Unbanned { client, at: when } => serde_json::json!({ "event": "unban", "client": client.to_string(), "at": at(*when) }),
-        other => serde_json::json!({ "event": format!("{other:?}") }),
-    }
-    .to_string()
+    serde_json::to_string(event).unwrap_or_default()
 }
 
 /// One flood event as an incident event: (site, client, kind). Bans are per

@@ -450,7 +450,7 @@ impl AlertSender {
 }
 
 fn alert_failed(target: &str, error: &str, site: &str) {
-    eprintln!("rampart: alert to `{target}` failed: {error}");
+    tracing::warn!("alert to `{target}` failed: {error}");
     if let Some(recorder) = ALERT_FAILURES.get() {
         recorder.record(Event {
             at: now_ms(),

@@ -215,12 +215,7 @@ pub fn findings_event(
     route: &str,
     outcome: &rampart_leakguard::Outcome,
 ) -> String {
-    let findings: Vec<serde_json::Value> = outcome
-        .findings
-        .iter()
-        .map(|f| serde_json::json!({ "kind": f.kind.name(), "count": f.count, "distinct": f.distinct, "sample": f.sample, "action": format!("{:?}", f.action).to_lowercase(), "severity": format!("{:?}", f.severity).to_lowercase() }))
-        .collect();
-    serde_json::json!({ "event": "leak", "reference": reference, "site": site, "route": route, "action": format!("{:?}", outcome.action).to_lowercase(), "findings": findings }).to_string()
+    serde_json::json!({ "event": "leak", "reference": reference, "site": site, "route": route, "action": outcome.action, "findings": outcome.findings }).to_string()
 }
 
 /// A leak-guard outcome as incident events: a canary trip of its own (it
@@ -231,7 +226,11 @@ pub fn incident_events(
     outcome: &rampart_leakguard::Outcome,
 ) -> Vec<rampart_incidents::EventKind> {
     use rampart_incidents::{EntityCount, EventKind};
-    let action = |a: rampart_leakguard::Action| format!("{a:?}").to_lowercase();
+    // The action by its serde name (`block`, `redact`, ...), as in the event line.
+    let action = |a: rampart_leakguard::Action| match serde_json::to_value(a) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::new(),
+    };
     let mut out = Vec::with_capacity(2);
     let mut entities = Vec::new();
     for f in &outcome.findings {

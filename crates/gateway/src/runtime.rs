@@ -81,12 +81,14 @@ impl Snapshot {
                     // Load already checked every pattern, so a failure here is a
                     // size limit met while compiling; that rule then never matches.
                     if let Err(errors) = engine.warm_up() {
-                        eprintln!("rampart: warning: {errors}");
+                        tracing::warn!("{errors}");
                     }
                 }
             });
         if let Err(e) = spawned {
-            eprintln!("rampart: warning: cannot start the WAF warm-up thread ({e}); regexes compile on first use");
+            tracing::warn!(
+                "cannot start the WAF warm-up thread ({e}); regexes compile on first use"
+            );
         }
     }
 

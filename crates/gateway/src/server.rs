@@ -208,8 +208,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
         },
     ));
 
-    eprintln!(
-        "rampart: serving {} site(s) on {}",
+    tracing::info!(
+        "serving {} site(s) on {}",
         config.sites.len(),
         config
             .listeners
@@ -223,24 +223,24 @@ pub fn run(config: Config) -> Result<(), StartError> {
             .join(", ")
     );
     if let (Some(admin), Some((path, token, made))) = (config.server.admin_listen, &admin_token) {
-        eprintln!("rampart: admin (metrics and health open; reload, modes and bans with the token) on http://{admin}");
+        tracing::info!("admin (metrics and health open; reload, modes and bans with the token) on http://{admin}");
         if *made {
-            eprintln!(
-                "rampart: new admin token {token} written to {} (send it as Authorization: Bearer {token}; the rampart commands read the file)",
+            tracing::info!(
+                "new admin token {token} written to {} (send it as Authorization: Bearer {token}; the rampart commands read the file)",
                 path.display()
             );
         } else {
-            eprintln!(
-                "rampart: admin token in {} (send it as Authorization: Bearer ...; the rampart commands read the file)",
+            tracing::info!(
+                "admin token in {} (send it as Authorization: Bearer ...; the rampart commands read the file)",
                 path.display()
             );
         }
         if let Some(warning) = crate::admin::exposure_warning(admin) {
-            eprintln!("{warning}");
+            tracing::warn!("{warning}");
         }
     }
     if let Some(store) = &runtime.events.store {
-        eprintln!("rampart: recording events to {}", store.display());
+        tracing::info!("recording events to {}", store.display());
     }
     server.run_forever();
 }
@@ -290,8 +290,8 @@ impl BackgroundService for HealthChecker {
                                 .await;
                         if let Some(now_up) = pool.record_probe(i, ok) {
                             metrics.health_flips.fetch_add(1, Ordering::Relaxed);
-                            eprintln!(
-                                "rampart: upstream {address} of pool `{}` is now {}",
+                            tracing::warn!(
+                                "upstream {address} of pool `{}` is now {}",
                                 pool.definition.name,
                                 if now_up { "up" } else { "down" }
                             );
@@ -317,19 +317,19 @@ impl BackgroundService for ReloadOnSignal {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         else {
-            eprintln!("rampart: cannot listen for SIGHUP; use `rampart reload` instead");
+            tracing::warn!("cannot listen for SIGHUP; use `rampart reload` instead");
             return;
         };
         loop {
             tokio::select! {
                 _ = hangup.recv() => match self.runtime.reload() {
                     Ok(warnings) => {
-                        eprintln!("rampart: configuration reloaded (generation {})", self.runtime.snapshot().generation);
+                        tracing::info!("configuration reloaded (generation {})", self.runtime.snapshot().generation);
                         for w in warnings {
-                            eprintln!("rampart: warning: {w}");
+                            tracing::warn!("{w}");
                         }
                     }
-                    Err(errors) => eprintln!("rampart: reload rejected; the running configuration stays:\n{errors}"),
+                    Err(errors) => tracing::error!("reload rejected; the running configuration stays:\n{errors}"),
                 },
                 _ = shutdown.changed() => return,
             }
@@ -358,7 +358,7 @@ impl FloodClock {
         let saved =
             tokio::task::spawn_blocking(move || crate::flood::save_learned(&path, &shield)).await;
         if let Ok(Err(e)) = saved {
-            eprintln!("rampart: warning: the learned state was not saved: {e}");
+            tracing::warn!("the learned state was not saved: {e}");
         }
     }
 }
@@ -388,7 +388,10 @@ impl BackgroundService for FloodClock {
                 let mut mode_changed = false;
                 for event in events.drain(..) {
                     mode_changed |= matches!(event, rampart_flood::Event::ModeChanged { .. });
-                    eprintln!("rampart: event {}", crate::flood::event_json(&event));
+                    self.runtime.event_lines.send(format!(
+                        "rampart: event {}",
+                        crate::flood::event_json(&event)
+                    ));
                     if let Some((site, client, kind)) = crate::flood::incident_event(&event) {
                         self.runtime.events.record(&site, client, "", kind);
                     }

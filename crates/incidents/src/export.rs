@@ -468,7 +468,7 @@ pub fn stix_bundle(input: &ReportInput) -> Value {
         json!([{
             "name": "rampart severity",
             "value": severity_criticality(incident.severity),
-            "description": format!("rampart rated the incident {:?} (low 15, medium 40, high 70, critical 95).", incident.severity).to_lowercase(),
+            "description": format!("rampart rated the incident {} (low 15, medium 40, high 70, critical 95).", incident.severity),
         }]),
     );
     let mut description = sections.summary.clone();

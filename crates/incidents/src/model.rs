@@ -241,6 +241,27 @@ pub enum Severity {
     Critical,
 }
 
+/// Writes a unit variant by its serde name (`open`, `high`, ...), so that
+/// listings and report text use the names the JSON exports use.
+fn write_serde_name<T: Serialize>(value: &T, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => f.write_str(&name),
+        _ => Err(std::fmt::Error),
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_serde_name(self, f)
+    }
+}
+
+impl std::fmt::Display for IncidentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_serde_name(self, f)
+    }
+}
+
 /// Whether personal data left the organisation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -429,8 +429,8 @@ impl Writer {
             .is_none_or(|at| at.elapsed() >= ERROR_PRINT_EVERY)
         {
             let lost = self.stats.lost.load(Ordering::Relaxed);
-            eprintln!(
-                "rampart: {error} ({} write errors since the last message; {lost} events not stored since start; \
+            tracing::warn!(
+                "{error} ({} write errors since the last message; {lost} events not stored since start; \
                  grouping and alerts go on)",
                 self.errors_unprinted
             );

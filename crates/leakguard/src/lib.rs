@@ -318,8 +318,9 @@ pub enum Progress {
     Block,
 }
 
-/// One kind of thing found in a response.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One kind of thing found in a response. Its serde form is the event
+/// line's: kinds, actions and severities by their snake-case names.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Finding {
     /// What was found.
     pub kind: EntityKind,

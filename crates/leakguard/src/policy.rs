@@ -1,10 +1,10 @@
 //! Policies: what the leak guard does on a site and route, as plain data the gateway's TOML
 //! configuration deserialises into.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What the leak guard recognises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum EntityKind {
@@ -98,7 +98,8 @@ impl EntityKind {
 }
 
 /// How bad a finding is. A canary trip is always the highest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Contact details: normal in small numbers.
     Low,
@@ -112,7 +113,9 @@ pub enum Severity {
 
 /// What the guard does to a response. Ordered from least to most severe, so the outcome of a
 /// response is the maximum over its findings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Send the response unchanged and record nothing beyond the findings.

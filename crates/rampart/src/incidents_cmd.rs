@@ -194,8 +194,8 @@ fn list(flags: &StoreArgs, json: bool) -> Result<ExitCode> {
         println!(
             "{:<8} {:<7} {:<9} {:<17} {:<17} {:>9} {:>9}  {}",
             i.reference(),
-            format!("{:?}", i.status).to_lowercase(),
-            format!("{:?}", i.severity).to_lowercase(),
+            i.status.to_string(),
+            i.severity.to_string(),
             rampart_incidents::report::human_time(i.first_event),
             rampart_incidents::report::human_time(i.last_event),
             i.requests,

@@ -408,8 +408,29 @@ fn serve(
         }
     };
     apply_overrides(&mut config, overrides)?;
+    let _logging = start_logging();
     rampart_gateway::run(config)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sends the gateway's operational messages, and Pingora's own (through the
+/// `log` bridge), to standard error, filtered by `RUST_LOG` (`info` when it
+/// is unset). A thread of its own writes them, so no request waits on a
+/// slow terminal or pipe; when it falls behind, messages are dropped rather
+/// than queued without end. The returned guard flushes what is queued when
+/// it is dropped.
+fn start_logging() -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // `try_init` fails only if a subscriber is already set, which nothing in
+    // this process does before us; the messages would then go there.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false)
+        .try_init();
+    guard
 }
 
 fn check(path: &str) -> Result<ExitCode> {
@@ -481,6 +502,7 @@ fn demo(listen: &str, origin_listen: &str, flags: &Overrides) -> Result<ExitCode
     println!("press Ctrl-C to stop");
     // The demo site's threads live until the process exits with the gateway.
     std::mem::forget(site);
+    let _logging = start_logging();
     rampart_gateway::run(config)?;
     Ok(ExitCode::SUCCESS)
 }

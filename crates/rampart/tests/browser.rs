@@ -162,7 +162,7 @@ fn a_browser_gets_through_a_flood_that_starts_as_the_gateway_starts() {
     eventually_within(
         "the gateway switches into under-attack mode by itself",
         Duration::from_secs(30),
-        || switched_under_attack(&gw.stderr(), "Distress"),
+        || switched_under_attack(&gw.stderr(), "distress"),
     );
     // The flood was held back by the challenge rather than passed on: the
     // drill's attackers never solve it.
@@ -194,7 +194,7 @@ fn a_restart_in_the_middle_of_a_flood_keeps_what_was_learned() {
     eventually_within(
         "the gateway switches into under-attack mode by itself",
         Duration::from_secs(60),
-        || switched_under_attack(&gw.stderr(), "Distress"),
+        || switched_under_attack(&gw.stderr(), "distress"),
     );
 
     // A visitor clears the challenge and keeps its cookies.
@@ -230,7 +230,7 @@ fn a_restart_in_the_middle_of_a_flood_keeps_what_was_learned() {
     eventually_within(
         "the restarted gateway takes up under-attack mode again",
         Duration::from_secs(30),
-        || switched_under_attack(&gw.stderr(), "Restored"),
+        || switched_under_attack(&gw.stderr(), "restored"),
     );
     // The flood's first requests after the restart are challenged, none
     // passed to the origin to learn again what was known.

@@ -243,7 +243,7 @@ fn a_cold_drill_starts_its_gateway_restarts_it_mid_flood_and_leaves_nothing_behi
     assert_eq!(summary["flood_after_secs"], 1.0, "{summary}");
     let log = std::fs::read_to_string(&gateway_log).unwrap();
     assert_eq!(
-        log.matches("rampart: serving").count(),
+        log.matches("rampart_gateway::server: serving ").count(),
         2,
         "one start and one restart, both logged: {log}"
     );

@@ -145,45 +145,76 @@ impl<'a> Checker<'a> {
     /// Reads one top-level section with its own serde type, over the whole
     /// text so that errors carry positions, then adds the problems serde
     /// cannot see (`problems`) as errors at the section's header.
+    ///
+    /// serde stops at a section's first error. So that a file is fixed in
+    /// one round, the line holding a rejected key is blanked out (with
+    /// spaces, so every later position still holds) and the section read
+    /// again, until it reads or the blanking cannot go on: the rest of the
+    /// file would no longer be TOML, or a field is now missing, which is a
+    /// consequence of the blanking rather than an error of its own.
     fn section<T: serde::de::DeserializeOwned>(
         &mut self,
         name: &'static str,
         problems: impl Fn(&T) -> Vec<String>,
     ) -> Option<T> {
-        match serde::Deserializer::deserialize_map(
-            toml::Deserializer::new(self.text),
-            OneSection::<T> {
-                name,
-                found: std::marker::PhantomData,
-            },
-        ) {
-            Ok(Some(value)) => {
-                let header = self
-                    .text
-                    .find(&format!("[{name}"))
-                    .map(|start| start..start + 1);
-                for problem in problems(&value) {
-                    self.error_at(header.clone(), format!("in [{name}]: {problem}"));
-                }
-                Some(value)
-            }
-            Ok(None) => None,
-            Err(e) => {
-                let message = e.message().trim().to_string();
-                // serde names an unknown key but points at its table; point at the key.
-                let span = e.span().map(|span| {
-                    let key = message
-                        .strip_prefix("unknown field `")
-                        .and_then(|m| m.split('`').next());
-                    match key.and_then(|k| self.text.get(span.start..)?.find(k)) {
-                        Some(offset) => span.start + offset..span.start + offset + 1,
-                        None => span,
+        let mut text = self.text.to_string();
+        let mut failed = false;
+        for _ in 0..MAX_ERRORS_PER_SECTION {
+            let error = match serde::Deserializer::deserialize_map(
+                toml::Deserializer::new(&text),
+                OneSection::<T> {
+                    name,
+                    found: std::marker::PhantomData,
+                },
+            ) {
+                Ok(Some(value)) if !failed => {
+                    let header = text.find(&format!("[{name}")).map(|start| start..start + 1);
+                    for problem in problems(&value) {
+                        self.error_at(header.clone(), format!("in [{name}]: {problem}"));
                     }
-                });
-                self.error_at(span, format!("in [{name}]: {message}"));
-                None
+                    return Some(value);
+                }
+                Ok(_) => return None,
+                Err(e) => e,
+            };
+            let message = error.message().trim().to_string();
+            if failed && message.starts_with("missing field") {
+                return None;
+            }
+            failed = true;
+            // serde names an unknown key but points at its table; point at the key.
+            let span = error.span().map(|span| {
+                let key = message
+                    .strip_prefix("unknown field `")
+                    .and_then(|m| m.split('`').next());
+                match key.and_then(|k| text.get(span.start..)?.find(k)) {
+                    Some(offset) => span.start + offset..span.start + offset + 1,
+                    None => span,
+                }
+            });
+            self.error_at(span.clone(), format!("in [{name}]: {message}"));
+            let Some(span) = span else { return None };
+            let start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+            let end = text[span.end..]
+                .find('\n')
+                .map_or(text.len(), |i| span.end + i);
+            // One space per byte, so that byte offsets stay those of the file.
+            let blank: String = text[start..end]
+                .chars()
+                .map(|c| {
+                    if c == '\n' {
+                        "\n".to_string()
+                    } else {
+                        " ".repeat(c.len_utf8())
+                    }
+                })
+                .collect();
+            text.replace_range(start..end, &blank);
+            if text.parse::<toml::Table>().is_err() {
+                return None;
             }
         }
+        None
     }
 
     /// Checks that need the whole file: names that refer to each other.
@@ -897,6 +928,10 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 /// A serde visitor that reads one top-level key of a document with `T` and
 /// skips the others, so that a section's errors keep their positions in the
 /// whole file.
+/// How many errors one serde-read section reports before the reader gives
+/// up on it: each costs a reading of the whole file.
+const MAX_ERRORS_PER_SECTION: usize = 50;
+
 struct OneSection<T> {
     name: &'static str,
     found: std::marker::PhantomData<T>,

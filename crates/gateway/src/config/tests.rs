@@ -165,3 +165,57 @@ fn durations_parse() {
     assert_eq!(parse_duration("2 weeks"), None);
     assert_eq!(parse_duration("s"), None);
 }
+
+/// Every error in every section is reported in one round, each at its own
+/// line: the sections read by the layers' serde types do not stop at their
+/// first error, and a multi-byte character before an error does not shift
+/// its position.
+#[test]
+fn every_error_in_every_section_is_reported_at_once() {
+    let text = format!(
+        "{GOOD}
+[flood]
+max_bans = \"many\"
+colour = \"blue\"
+
+[[flood.sites]]
+name = \"www\"  # é, ü: two bytes each
+client = {{ requests = \"five\", per_secs = 60, burst = 5 }}
+shape = 3
+
+[cache]
+ttl_secs = -1
+
+[incidents]
+organisation = 7
+
+[leak_guard.default]
+action = \"shout\"
+"
+    );
+    let report = check(&text);
+    let line = |needle: &str| {
+        text.lines()
+            .position(|l| l.starts_with(needle))
+            .map(|i| i + 1)
+            .unwrap()
+    };
+    for (needle, key) in [
+        ("max_bans", "[flood]"),
+        ("colour", "[flood]"),
+        ("client", "[flood]"),
+        ("shape", "[flood]"),
+        ("ttl_secs", "[cache]"),
+        ("organisation", "[incidents]"),
+        ("action", "[leak_guard]"),
+    ] {
+        let at = format!("rampart.toml:{}:", line(needle));
+        assert!(
+            report
+                .lines()
+                .any(|l| l.starts_with(&at) && l.contains(key)),
+            "no error at {at} in {key}:\n{report}"
+        );
+    }
+    assert_eq!(report.lines().count(), 7, "{report}");
+}

@@ -595,14 +595,12 @@ pub fn flood_events(stderr: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Whether `stderr` has a switch into under-attack mode whose reason
-/// starts with `reason` (`Distress`, `Restored`, ...).
+/// Whether `stderr` has a switch into under-attack mode for `reason` (the
+/// reason's kind: `distress`, `restored`, ...).
 pub fn switched_under_attack(stderr: &str, reason: &str) -> bool {
-    flood_events(stderr).iter().any(|e| {
-        e["event"] == "mode"
-            && e["under_attack"] == true
-            && e["reason"].as_str().is_some_and(|r| r.starts_with(reason))
-    })
+    flood_events(stderr)
+        .iter()
+        .any(|e| e["event"] == "mode" && e["under_attack"] == true && e["reason"]["kind"] == reason)
 }
 
 /// The access log's lines, parsed.
