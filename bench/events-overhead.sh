@@ -49,10 +49,10 @@ start_pair() { # $1 = workload; sets off, on and admin (the "on" gateway's admin
   if [ "$1" = flood ]; then
     flood='[flood]
 [flood.bans]
-limit_strikes = { requests = 100000000, per_secs = 1, burst = 100000000 }
+limit_strikes = { requests = 100000000, per = "1s", burst = 100000000 }
 [[flood.sites]]
 name = "www"
-client = { requests = 20, per_secs = 1, burst = 20 }'
+client = { requests = 20, per = "1s", burst = 20 }'
   fi
   for side in off on; do
     local port=$off side_admin=$admin_off record=false

@@ -95,7 +95,7 @@ max_difficulty = 18
 [[flood.sites]]
 name = "demo"
 [flood.sites.detector]
-bucket_secs = 1
+bucket = "1s"
 warmup_buckets = 5
 enter_buckets = 1
 leave_buckets = 30
@@ -104,7 +104,7 @@ leave_buckets = 30
 # requests that would reach the origin spend it (challenged ones do not).
 [[flood.sites.routes]]
 name = "/"
-total = { requests = $((capacity * 9 / 10)), per_secs = 1, burst = $((capacity / 10)) }
+total = { requests = $((capacity * 9 / 10)), per = "1s", burst = $((capacity / 10)) }
 CONF
 
 # nginx: per-address request and connection limits, as deployed against

@@ -16,6 +16,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -35,11 +36,13 @@ pub struct CacheConfig {
     /// How long a copy is fresh when the response does not say
     /// (`s-maxage`, `max-age`). Ten seconds: long enough to absorb a flood
     /// of page views, short enough that an edited page shows quickly.
-    pub ttl_secs: u64,
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
     /// How long after that a copy may still be served when the origin is
     /// down or the site is under attack (`stale-if-error` overrides it).
     /// Ten minutes rides out an origin restart or a flood's first wave.
-    pub stale_secs: u64,
+    #[serde(with = "humantime_serde")]
+    pub stale: Duration,
 }
 
 impl Default for CacheConfig {
@@ -48,8 +51,8 @@ impl Default for CacheConfig {
             enabled: true,
             max_bytes: 64 * 1024 * 1024,
             max_entry_bytes: 1024 * 1024,
-            ttl_secs: 10,
-            stale_secs: 600,
+            ttl: Duration::from_secs(10),
+            stale: Duration::from_secs(600),
         }
     }
 }
@@ -64,8 +67,8 @@ impl CacheConfig {
                 self.max_entry_bytes, self.max_bytes
             ));
         }
-        if self.enabled && self.ttl_secs == 0 && self.stale_secs == 0 {
-            out.push("`ttl_secs` and `stale_secs` are both 0, so nothing could be served; set `enabled = false` instead".to_string());
+        if self.enabled && self.ttl.is_zero() && self.stale.is_zero() {
+            out.push("`ttl` and `stale` are both zero, so nothing could be served; set `enabled = false` instead".to_string());
         }
         out
     }
@@ -165,8 +168,9 @@ pub fn storable_for<'a>(
     if !matches!(status, 200 | 203 | 204 | 300 | 301 | 404 | 410) {
         return None;
     }
-    let mut ttl = config.ttl_secs;
-    let mut stale = config.stale_secs;
+    // Cache-Control speaks whole seconds, so the defaults are taken in them.
+    let mut ttl = config.ttl.as_secs();
+    let mut stale = config.stale.as_secs();
     let mut s_maxage = None;
     for (name, value) in headers {
         if name.eq_ignore_ascii_case("set-cookie") {

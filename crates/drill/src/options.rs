@@ -348,28 +348,26 @@ pub fn http_url(url: &str) -> Result<HttpUrl> {
     })
 }
 
-/// Reads `60s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+/// Reads a duration as the configuration file writes them (`60s`, `500ms`,
+/// `2m`, `1h 30m`), or a bare number of seconds (`1.5`).
 pub fn parse_duration(text: &str) -> Result<Duration> {
     let t = text.trim();
-    let (number, unit) = match t.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => t.split_at(i),
-        None => (t, "s"),
+    let duration = match t.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 && secs <= WEEK.as_secs_f64() => {
+            Duration::from_secs_f64(secs)
+        }
+        Ok(_) => bail!("`{text}` is too long"),
+        Err(_) => humantime::parse_duration(t)
+            .map_err(|e| anyhow!("`{text}` is not a time like 60s or 500ms ({e})"))?,
     };
-    let n: f64 = number
-        .parse()
-        .map_err(|_| anyhow!("`{text}` is not a time like 60s or 500ms"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => bail!("`{text}`: the unit must be ms, s, m or h"),
-    };
-    if !secs.is_finite() || secs > 86_400.0 * 7.0 {
+    if duration > WEEK {
         bail!("`{text}` is too long");
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(duration)
 }
+
+/// The longest time a drill flag takes.
+const WEEK: Duration = Duration::from_secs(7 * 86_400);
 
 /// A duration that is more than zero.
 fn positive_duration(text: &str) -> Result<Duration> {

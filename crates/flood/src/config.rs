@@ -2,6 +2,8 @@
 //! from its TOML file), with defaults chosen for a campaign or newsroom site
 //! on a single modest server.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use crate::gcra::Limit;
@@ -70,12 +72,13 @@ pub struct BanConfig {
     /// WAF blocks a client may accumulate before a ban. Scanners trip dozens
     /// of rules in seconds; a real visitor trips one by accident at most.
     pub waf_strikes: Limit,
-    /// Ban durations in seconds for the first, second, third… ban; the last
-    /// repeats. Ten minutes lets a misconfigured office proxy recover
-    /// quickly; a day stops a persistent attacker costing anything.
-    pub ladder_secs: Vec<u64>,
+    /// How long the first, second, third… ban lasts; the last repeats. Ten
+    /// minutes lets a misconfigured office proxy recover quickly; a day
+    /// stops a persistent attacker costing anything.
+    pub ladder: Vec<humantime_serde::Serde<Duration>>,
     /// How long an expired ban is remembered so the next one escalates.
-    pub remember_secs: u64,
+    #[serde(with = "humantime_serde")]
+    pub remember: Duration,
 }
 
 impl Default for BanConfig {
@@ -83,16 +86,18 @@ impl Default for BanConfig {
         BanConfig {
             limit_strikes: Limit {
                 requests: 120,
-                per_secs: 60,
+                per: Duration::from_secs(60),
                 burst: 120,
             },
             waf_strikes: Limit {
                 requests: 10,
-                per_secs: 600,
+                per: Duration::from_secs(600),
                 burst: 10,
             },
-            ladder_secs: vec![600, 3600, 86_400],
-            remember_secs: 7 * 86_400,
+            ladder: [600, 3600, 86_400]
+                .map(|secs| Duration::from_secs(secs).into())
+                .to_vec(),
+            remember: Duration::from_secs(7 * 86_400),
         }
     }
 }
@@ -103,29 +108,32 @@ impl Default for BanConfig {
 pub struct ChallengeConfig {
     /// How long a clearance cookie lasts. An hour covers a reading or
     /// donating session without making a solved cookie worth much to a bot.
-    pub clearance_secs: u64,
+    #[serde(with = "humantime_serde")]
+    pub clearance: Duration,
     /// How long a challenge may take to solve and submit.
-    pub token_secs: u64,
+    #[serde(with = "humantime_serde")]
+    pub token: Duration,
     /// Leading zero bits at normal load: about 16 thousand hashes, well under
     /// a second in a phone's browser.
     pub min_difficulty: u8,
     /// Leading zero bits at the heaviest load: about a million hashes,
     /// seconds on a phone, which makes a bot farm pay for every clearance.
     pub max_difficulty: u8,
-    /// Seconds a client without JavaScript waits before its token is valid.
-    /// Short enough not to lose a reader, long enough that a flood tool must
-    /// hold state per request.
-    pub nojs_wait_secs: u64,
+    /// How long a client without JavaScript waits before its token is
+    /// valid. Short enough not to lose a reader, long enough that a flood
+    /// tool must hold state per request.
+    #[serde(with = "humantime_serde")]
+    pub nojs_wait: Duration,
 }
 
 impl Default for ChallengeConfig {
     fn default() -> ChallengeConfig {
         ChallengeConfig {
-            clearance_secs: 3600,
-            token_secs: 300,
+            clearance: Duration::from_secs(3600),
+            token: Duration::from_secs(300),
             min_difficulty: 14,
             max_difficulty: 20,
-            nojs_wait_secs: 5,
+            nojs_wait: Duration::from_secs(5),
         }
     }
 }
@@ -171,12 +179,12 @@ impl Default for SiteConfig {
             allow: Vec::new(),
             client: Limit {
                 requests: 20,
-                per_secs: 1,
+                per: Duration::from_secs(1),
                 burst: 100,
             },
             prefix: Limit {
                 requests: 200,
-                per_secs: 1,
+                per: Duration::from_secs(1),
                 burst: 1000,
             },
             detector: DetectorConfig::default(),
@@ -212,8 +220,10 @@ pub struct RouteConfig {
     pub max_in_flight: Option<u32>,
     /// Browsers that may wait in the queue; beyond it they get 503.
     pub queue: Option<u32>,
-    /// Seconds between waiting-room page refreshes.
-    pub refresh_secs: Option<u32>,
+    /// How often the waiting-room page refreshes (whole seconds, as the
+    /// page's refresh and `Retry-After` carry them).
+    #[serde(with = "humantime_serde")]
+    pub refresh: Option<Duration>,
 }
 
 /// A time window in under-attack mode.
@@ -230,7 +240,7 @@ pub struct ScheduleWindow {
 }
 
 /// The attack detector of one site. Metrics are taken over buckets of
-/// `bucket_secs`; a baseline is an exponentially weighted mean of buckets
+/// `bucket`; a baseline is an exponentially weighted mean of buckets
 /// seen in normal mode, so an attack never becomes the new normal.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -239,7 +249,8 @@ pub struct DetectorConfig {
     pub enabled: bool,
     /// Length of one bucket. Ten seconds smooths a page-load burst but reacts
     /// within half a minute.
-    pub bucket_secs: u32,
+    #[serde(with = "humantime_serde")]
+    pub bucket: Duration,
     /// Buckets used to learn the first baseline before switching is allowed.
     pub warmup_buckets: u32,
     /// Weight of each new bucket in the baseline; 0.02 gives a memory of
@@ -256,8 +267,9 @@ pub struct DetectorConfig {
     pub min_clients: f64,
     /// Mean upstream latency above this multiple of baseline is a surge…
     pub latency_factor: f64,
-    /// …and above this many milliseconds.
-    pub min_latency_ms: f64,
+    /// …and above this.
+    #[serde(with = "humantime_serde")]
+    pub min_latency: Duration,
     /// Upstream error ratio (5xx and failures) above this is a surge.
     pub error_ratio: f64,
     /// Latency and error surges count only when at least this many responses
@@ -266,19 +278,21 @@ pub struct DetectorConfig {
     pub min_responses: u64,
     /// Consecutive surge buckets needed to switch into under-attack mode.
     pub enter_buckets: u32,
-    /// Consecutive seconds of upstream distress (errors, latency far above
-    /// the last few seconds, arrivals turned away for capacity beyond what
-    /// the upstream serves) that switch into under-attack mode with no
-    /// baseline at all. Two seconds ride out a single bad second and still
-    /// switch within three seconds of a flood's start; 0 turns the fast
-    /// signals off.
-    pub fast_enter_secs: u32,
+    /// How long upstream distress (errors, latency far above the last few
+    /// seconds, arrivals turned away for capacity beyond what the upstream
+    /// serves) must last, in whole seconds in a row, to switch into
+    /// under-attack mode with no baseline at all. Two seconds ride out a
+    /// single bad second and still switch within three seconds of a
+    /// flood's start; "0s" turns the fast signals off.
+    #[serde(with = "humantime_serde")]
+    pub fast_enter: Duration,
     /// A second's responses (or requests turned away) below this say
     /// nothing: a handful of slow answers on a quiet site is not distress.
     pub fast_min_responses: u64,
-    /// A second's mean latency counts as distress only above this many
-    /// milliseconds, however fast the upstream was a few seconds before.
-    pub fast_latency_floor_ms: f64,
+    /// A second's mean latency counts as distress only above this, however
+    /// fast the upstream was a few seconds before.
+    #[serde(with = "humantime_serde")]
+    pub fast_latency_floor: Duration,
     /// Consecutive calm buckets needed to switch back.
     pub leave_buckets: u32,
     /// Calm means every metric below this multiple of baseline (lower than
@@ -290,7 +304,7 @@ impl Default for DetectorConfig {
     fn default() -> DetectorConfig {
         DetectorConfig {
             enabled: true,
-            bucket_secs: 10,
+            bucket: Duration::from_secs(10),
             warmup_buckets: 6,
             baseline_weight: 0.02,
             rate_factor: 4.0,
@@ -298,13 +312,13 @@ impl Default for DetectorConfig {
             clients_factor: 4.0,
             min_clients: 300.0,
             latency_factor: 4.0,
-            min_latency_ms: 1000.0,
+            min_latency: Duration::from_secs(1),
             error_ratio: 0.25,
             min_responses: 50,
             enter_buckets: 2,
-            fast_enter_secs: 2,
+            fast_enter: Duration::from_secs(2),
             fast_min_responses: 20,
-            fast_latency_floor_ms: 250.0,
+            fast_latency_floor: Duration::from_millis(250),
             // A minute of calm at ten-second buckets: floods often pause and
             // resume, and flapping would hand visitors challenge after
             // challenge.

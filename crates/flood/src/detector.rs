@@ -7,11 +7,11 @@
 //! - **Distress**, judged every second with no baseline: upstream errors,
 //!   upstream latency far above its last few seconds, or requests turned
 //!   away for capacity outnumbering what the upstream served. Enough
-//!   seconds in a row (`fast_enter_secs`, two by default) switch the site,
+//!   seconds in a row (`fast_enter`, two seconds by default) switch the site,
 //!   so a flood is met within three seconds of its start even on a gateway
 //!   started during it.
 //! - **Surges** against the learned baseline (request rate, distinct
-//!   clients, latency, errors), judged per bucket of `bucket_secs`, after
+//!   clients, latency, errors), judged per bucket of `bucket`, after
 //!   `warmup_buckets` buckets of learning. Seconds of distress and buckets
 //!   under attack are never learned.
 //!
@@ -86,7 +86,7 @@ pub enum ModeReason {
         /// The threshold it exceeded.
         threshold: f64,
     },
-    /// The upstream showed distress for `fast_enter_secs` seconds in a row:
+    /// The upstream showed distress for `fast_enter` in a row:
     /// errors, latency far above a few seconds before, or arrivals far above
     /// what it serves. Needs no baseline.
     Distress {
@@ -360,8 +360,15 @@ impl Detector {
                 format!("site {site:?}: detector: {why}"),
             )
         };
-        if cfg.bucket_secs == 0 {
-            errors.push(bad("bucket_secs must be at least 1"));
+        // Buckets are made of the clock's one-second windows.
+        let bucket_windows = u32::try_from(cfg.bucket.as_secs()).unwrap_or(u32::MAX);
+        if bucket_windows == 0 || cfg.bucket.subsec_nanos() != 0 {
+            errors.push(bad(
+                "bucket must be a whole number of seconds, at least \"1s\"",
+            ));
+        }
+        if cfg.fast_enter.subsec_nanos() != 0 {
+            errors.push(bad("fast_enter must be a whole number of seconds"));
         }
         if !(cfg.baseline_weight > 0.0 && cfg.baseline_weight <= 1.0) {
             errors.push(bad("baseline_weight must be in (0, 1]"));
@@ -391,7 +398,7 @@ impl Detector {
         }
         Ok(Detector {
             cfg: cfg.clone(),
-            bucket_windows: cfg.bucket_secs,
+            bucket_windows,
             windows,
             window: AtomicU64::new(0),
             counts: Striped::default(),
@@ -625,9 +632,9 @@ impl Detector {
             }
             let recent = m.baseline.recent_latency_ms;
             let threshold = if recent > 0.0 {
-                (recent * c.latency_factor).max(c.fast_latency_floor_ms)
+                (recent * c.latency_factor).max(millis(c.fast_latency_floor))
             } else {
-                c.min_latency_ms
+                millis(c.min_latency)
             };
             if s.latency_ms() > threshold {
                 return Some((Metric::UpstreamLatency, s.latency_ms(), threshold));
@@ -661,7 +668,7 @@ impl Detector {
                 *recent += 0.1 * (s.latency_ms() - *recent);
             }
         }
-        if m.auto || c.fast_enter_secs == 0 {
+        if m.auto || c.fast_enter.is_zero() {
             m.distress_streak = 0;
             return None;
         }
@@ -670,7 +677,7 @@ impl Detector {
             return None;
         };
         m.distress_streak += 1;
-        if m.distress_streak < c.fast_enter_secs {
+        if u64::from(m.distress_streak) < c.fast_enter.as_secs() {
             return None;
         }
         m.auto = true;
@@ -807,7 +814,7 @@ impl Detector {
             (
                 Metric::UpstreamLatency,
                 s.latency_ms,
-                (b.latency_ms * c.latency_factor).max(c.min_latency_ms),
+                (b.latency_ms * c.latency_factor).max(millis(c.min_latency)),
                 warm && s.responses >= c.min_responses,
             ),
             (
@@ -850,7 +857,7 @@ impl Detector {
             && s.rate <= (b.rate * c.leave_factor).max(c.min_rate)
             && s.clients <= (b.clients * c.leave_factor).max(c.min_clients)
             && (s.responses < c.min_responses
-                || (s.latency_ms <= (b.latency_ms * c.leave_factor).max(c.min_latency_ms)
+                || (s.latency_ms <= (b.latency_ms * c.leave_factor).max(millis(c.min_latency))
                     && s.error_ratio <= c.error_ratio / 2.0));
         if calm {
             m.calm_streak += 1;
@@ -969,4 +976,9 @@ fn distinct(zeros: u32) -> f64 {
     let m = SKETCH_BITS as f64;
     let z = f64::from(zeros.max(1));
     m * (m / z).ln()
+}
+
+/// A duration in milliseconds, the unit the detector's latencies are kept in.
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }

@@ -12,35 +12,39 @@ use serde::Deserialize;
 use crate::error::{Error, ErrorKind};
 use crate::time::Time;
 
-/// A rate limit as written in configuration: `requests` per `per_secs`
-/// seconds, with up to `burst` requests allowed back to back.
+/// A rate limit as written in configuration: `requests` per `per` (a
+/// duration, one second by default), with up to `burst` requests allowed
+/// back to back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limit {
     /// Requests allowed per period, sustained.
     pub requests: u32,
-    /// The period in seconds.
-    #[serde(default = "default_period")]
-    pub per_secs: u32,
+    /// The period.
+    #[serde(default = "default_period", with = "humantime_serde")]
+    pub per: Duration,
     /// How many requests may arrive at once; a browser loading a page fetches
     /// a dozen assets together, so bursts must be allowed above the rate.
     pub burst: u32,
 }
 
-fn default_period() -> u32 {
-    1
+fn default_period() -> Duration {
+    Duration::from_secs(1)
 }
 
 impl Limit {
     /// Converts to the form the algorithm uses, rejecting zero values.
     pub fn rate(&self) -> Result<Rate, Error> {
-        if self.requests == 0 || self.per_secs == 0 || self.burst == 0 {
+        if self.requests == 0 || self.per.is_zero() || self.burst == 0 {
             return Err(Error::new(
                 ErrorKind::BadConfig,
-                format!("limit {self:?}: requests, per_secs and burst must all be at least 1"),
+                format!(
+                    "limit {self:?}: requests and burst must be at least 1, and per more than zero"
+                ),
             ));
         }
-        let interval = u64::from(self.per_secs) * 1_000_000_000 / u64::from(self.requests);
+        let nanos = u64::try_from(self.per.as_nanos()).unwrap_or(u64::MAX);
+        let interval = nanos / u64::from(self.requests);
         Ok(Rate {
             interval: interval.max(1),
             tolerance: interval.max(1).saturating_mul(u64::from(self.burst)),

@@ -424,10 +424,8 @@ impl<S: State> Shield<S> {
         if c.min_difficulty > c.max_difficulty || c.max_difficulty > 32 {
             errors.push(bad("challenge: min_difficulty must not exceed max_difficulty, which must be at most 32".into()));
         }
-        if config.bans.ladder_secs.is_empty() {
-            errors.push(bad(
-                "bans.ladder_secs must list at least one duration".into()
-            ));
+        if config.bans.ladder.is_empty() {
+            errors.push(bad("bans.ladder must list at least one duration".into()));
         }
         let limit_strikes = rate_of(
             &config.bans.limit_strikes,
@@ -501,8 +499,10 @@ impl<S: State> Shield<S> {
                     Some(cap) => {
                         // Refreshing every five seconds keeps an idle slot
                         // short without turning the queue into a flood.
-                        let refresh =
-                            Duration::from_secs(u64::from(rc.refresh_secs.unwrap_or(5).max(1)));
+                        let refresh = rc
+                            .refresh
+                            .unwrap_or(Duration::from_secs(5))
+                            .max(Duration::from_secs(1));
                         // Ten thousand places: a big rally's worth of
                         // donors, at 24 bytes each.
                         let queue = rc.queue.unwrap_or(10_000);
@@ -575,18 +575,13 @@ impl<S: State> Shield<S> {
             site_names,
             limit_strikes,
             waf_strikes,
-            ladder: config
-                .bans
-                .ladder_secs
-                .iter()
-                .map(|&s| Duration::from_secs(s))
-                .collect(),
-            remember: Duration::from_secs(config.bans.remember_secs),
-            clearance_life: Duration::from_secs(c.clearance_secs.max(1)),
-            token_life: Duration::from_secs(c.token_secs.max(1)),
+            ladder: config.bans.ladder.iter().map(|d| **d).collect(),
+            remember: config.bans.remember,
+            clearance_life: c.clearance.max(Duration::from_secs(1)),
+            token_life: c.token.max(Duration::from_secs(1)),
             min_difficulty: c.min_difficulty,
             max_difficulty: c.max_difficulty,
-            nojs_wait: Duration::from_secs(c.nojs_wait_secs),
+            nojs_wait: c.nojs_wait,
             events: Mutex::new(VecDeque::with_capacity(config.max_events.min(4096))),
             max_events: config.max_events.max(1),
             nonce_counter: AtomicU64::new(0),

@@ -11,13 +11,13 @@ use rampart_flood::{BanReason, Event, FloodVerdict, RouteId, Strike};
 const SITE: &str = r#"
 allow = ["192.0.2.0/28", "2001:db8:ffff::/48"]
 [bans]
-limit_strikes = { requests = 5, per_secs = 60, burst = 5 }
-waf_strikes = { requests = 3, per_secs = 600, burst = 3 }
-ladder_secs = [600, 3600, 86400]
-remember_secs = 604800
+limit_strikes = { requests = 5, per = "1m", burst = 5 }
+waf_strikes = { requests = 3, per = "10m", burst = 3 }
+ladder = ["10m", "1h", "1d"]
+remember = "7d"
 [[sites]]
 name = "party"
-client = { requests = 1, per_secs = 1, burst = 1 }
+client = { requests = 1, per = "1s", burst = 1 }
 detector = { enabled = false }
 "#;
 
@@ -198,11 +198,11 @@ fn prefix_limit_refusals_do_not_ban_neighbours() {
     let s = shield(
         r#"
 [bans]
-limit_strikes = { requests = 1, per_secs = 60, burst = 2 }
+limit_strikes = { requests = 1, per = "1m", burst = 2 }
 [[sites]]
 name = "party"
 client = { requests = 100, burst = 100 }
-prefix = { requests = 1, per_secs = 60, burst = 1 }
+prefix = { requests = 1, per = "1m", burst = 1 }
 detector = { enabled = false }
 "#,
     );

@@ -12,9 +12,9 @@ allow = ["66.249.64.0/19"]
 [challenge]
 min_difficulty = 8
 max_difficulty = 12
-nojs_wait_secs = 5
-clearance_secs = 3600
-token_secs = 300
+nojs_wait = "5s"
+clearance = "1h"
+token = "5m"
 [[sites]]
 name = "party"
 detector = { enabled = false }
@@ -101,7 +101,7 @@ fn wrong_solution_tampered_and_expired_tokens_are_rejected() {
             "{junk:?}"
         );
     }
-    // Too late (token_secs = 300).
+    // Too late (token = "5m").
     assert_eq!(
         s.verify_solution(site, client, &c.token, &n.to_string(), at(301.0)),
         Err(Reject::Expired)

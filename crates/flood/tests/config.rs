@@ -21,7 +21,14 @@ api = true
     )
     .unwrap();
     assert_eq!(c.sites[0].client.requests, 20);
-    assert_eq!(c.bans.ladder_secs, vec![600, 3600, 86_400]);
+    assert_eq!(
+        c.bans
+            .ladder
+            .iter()
+            .map(|d| d.as_secs())
+            .collect::<Vec<_>>(),
+        vec![600, 3600, 86_400]
+    );
     let s = Shield::in_memory(&c, Keyring::generate([0; 32]), Time::from_secs(0)).unwrap();
     assert!(s.site_id("party.example").is_some());
     assert!(s

@@ -16,7 +16,7 @@ name = "party"
 client = { requests = 0, burst = 1 }
 prefix = { requests = 0, burst = 1 }
 [sites.detector]
-bucket_secs = 10
+bucket = "10s"
 warmup_buckets = 3
 min_rate = 20.0
 min_clients = 50.0

@@ -76,14 +76,14 @@ fn extreme_times_and_limits_do_not_overflow() {
     let s = shield(
         r#"
 [bans]
-ladder_secs = [9223372036854775807]
+ladder = ["9223372036854775807s"]
 [challenge]
-clearance_secs = 9223372036854775807
+clearance = "9223372036854775807s"
 [[sites]]
 name = "party"
-client = { requests = 4294967295, per_secs = 1, burst = 4294967295 }
-prefix = { requests = 1, per_secs = 4294967295, burst = 4294967295 }
-detector = { bucket_secs = 4294967295 }
+client = { requests = 4294967295, per = "1s", burst = 4294967295 }
+prefix = { requests = 1, per = "4294967295s", burst = 4294967295 }
+detector = { bucket = "4294967295s" }
 "#,
     );
     for t in [0u64, 1, u64::MAX / 2, u64::MAX - 1, u64::MAX] {

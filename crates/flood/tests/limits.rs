@@ -15,7 +15,7 @@ use rampart_flood::{
 const SITE: &str = r#"
 [[sites]]
 name = "party"
-client = { requests = 2, per_secs = 1, burst = 5 }
+client = { requests = 2, per = "1s", burst = 5 }
 prefix = { requests = 0, burst = 1 }
 detector = { enabled = false }
 "#;
@@ -64,7 +64,7 @@ fn retry_after_reflects_long_periods() {
     let t = ClientTable::new(1000);
     let rate = Limit {
         requests: 1,
-        per_secs: 60,
+        per: std::time::Duration::from_secs(60),
         burst: 1,
     }
     .rate()
@@ -85,7 +85,7 @@ fn prefix_limit_covers_a_whole_slash_24_and_slash_64() {
 [[sites]]
 name = "party"
 client = { requests = 100, burst = 100 }
-prefix = { requests = 1, per_secs = 10, burst = 3 }
+prefix = { requests = 1, per = "10s", burst = 3 }
 detector = { enabled = false }
 "#,
     );
@@ -143,8 +143,8 @@ client = { requests = 100, burst = 100 }
 detector = { enabled = false }
 [[sites.routes]]
 name = "donate"
-client = { requests = 1, per_secs = 60, burst = 2 }
-total = { requests = 10, per_secs = 1, burst = 4 }
+client = { requests = 1, per = "1m", burst = 2 }
+total = { requests = 10, per = "1s", burst = 4 }
 "#,
     );
     let donate = s.route_id(rampart_flood::SiteId(0), "donate").unwrap();
@@ -197,7 +197,7 @@ fn spoofed_flood_keeps_memory_cap_and_heavy_hitters() {
     let mem = t.memory_bytes();
     let rate = Limit {
         requests: 1,
-        per_secs: 1,
+        per: std::time::Duration::from_secs(1),
         burst: 10,
     }
     .rate()
@@ -238,7 +238,7 @@ fn refilled_entries_are_evicted_before_live_ones() {
     let cap = t.capacity();
     let rate = Limit {
         requests: 1,
-        per_secs: 1,
+        per: std::time::Duration::from_secs(1),
         burst: 1,
     }
     .rate()
@@ -277,7 +277,7 @@ fn stress_many_threads_one_table() {
     // requests on the shared key may pass, whatever the interleaving.
     let rate = Limit {
         requests: 100,
-        per_secs: 1,
+        per: std::time::Duration::from_secs(1),
         burst: 1000,
     }
     .rate()
@@ -328,7 +328,7 @@ fn stress_shield_concurrent_admit() {
 max_tracked_keys = 50000
 [[sites]]
 name = "party"
-client = { requests = 10, per_secs = 1, burst = 20 }
+client = { requests = 10, per = "1s", burst = 20 }
 detector = { enabled = false }
 "#,
     ));
@@ -365,7 +365,7 @@ detector = { enabled = false }
 [[sites.routes]]
 name = "news"
 always_challenge = true
-total = { requests = 1, per_secs = 60, burst = 2 }
+total = { requests = 1, per = "1m", burst = 2 }
 "#,
     );
     let news = s.route_id(rampart_flood::SiteId(0), "news").unwrap();

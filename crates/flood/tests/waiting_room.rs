@@ -132,7 +132,7 @@ detector = { enabled = false }
 name = "donate"
 max_in_flight = 1
 queue = 2
-refresh_secs = 4
+refresh = "4s"
 [[sites.routes]]
 name = "api"
 api = true

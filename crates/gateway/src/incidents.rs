@@ -37,7 +37,8 @@ pub struct IncidentSettings {
     pub channel_capacity: usize,
     /// Events older than this are deleted. 30 days covers an incident's
     /// investigation and the ICO's questions that follow a report.
-    pub retention_days: u32,
+    #[serde(with = "humantime_serde")]
+    pub retention: std::time::Duration,
     /// The store's size cap; the oldest events go first beyond it.
     pub max_store_mb: u64,
     /// Who the reports are from.
@@ -58,7 +59,7 @@ impl Default for IncidentSettings {
             record: true,
             store: None,
             channel_capacity: 65_536,
-            retention_days: 30,
+            retention: std::time::Duration::from_secs(30 * 86_400),
             max_store_mb: 1024,
             organisation: String::new(),
             contact: String::new(),
@@ -102,8 +103,8 @@ impl IncidentSettings {
         if self.channel_capacity == 0 {
             out.push("`channel_capacity` must be at least 1".to_string());
         }
-        if self.retention_days == 0 {
-            out.push("`retention_days` must be at least 1".to_string());
+        if self.retention < std::time::Duration::from_secs(1) {
+            out.push("`retention` must be at least \"1s\"".to_string());
         }
         for hook in &self.webhook {
             if let Err(e) = WebhookUrl::parse(&hook.url) {
@@ -269,7 +270,7 @@ impl EventLog {
             path: path.clone(),
             capacity: settings.channel_capacity,
             retention: Retention {
-                max_age_ms: settings.retention_days as Millis * 24 * 3600 * 1000,
+                max_age_ms: Millis::try_from(settings.retention.as_millis()).unwrap_or(Millis::MAX),
                 max_bytes: settings.max_store_mb.saturating_mul(1024 * 1024),
             },
             thresholds: settings.thresholds.clone(),

@@ -110,8 +110,9 @@ fn failed_logins_open_credential_stuffing_at_the_threshold() {
 #[test]
 fn failures_spread_wider_than_the_window_open_nothing() {
     let thresholds = Thresholds::default();
-    let spacing =
-        thresholds.login_window_ms as Millis / i64::from(thresholds.login_failures - 1) + 1;
+    let spacing = thresholds.login_window.as_millis() as Millis
+        / i64::from(thresholds.login_failures - 1)
+        + 1;
     let mut grouper = Grouper::new(thresholds.clone());
     let failures: Vec<Event> = (0..200)
         .map(|i| {
@@ -301,7 +302,7 @@ fn restored_incidents_continue_instead_of_reopening() {
     assert_eq!(continued.rules[0].count, 8);
 
     // Quiet long enough by the clock alone: it closes on a tick.
-    let quiet = thresholds.quiet_ms as Millis;
+    let quiet = thresholds.quiet.as_millis() as Millis;
     assert!(after.tick(continued.last_event + quiet - 1).is_empty());
     let changes = after.tick(continued.last_event + quiet);
     let Change::Closed(closed) = &changes[0] else {
@@ -329,20 +330,16 @@ fn thresholds_read_from_configuration() {
     assert_eq!(defaults, Thresholds::default());
     assert!(defaults.problems().is_empty());
     let custom: Thresholds =
-        serde_json::from_str(r#"{"injection_blocks": 10, "quiet_ms": 60000}"#).unwrap();
+        serde_json::from_str(r#"{"injection_blocks": 10, "quiet": "1m"}"#).unwrap();
     assert_eq!(
-        (
-            custom.injection_blocks,
-            custom.quiet_ms,
-            custom.login_failures
-        ),
-        (10, 60_000, 20)
+        (custom.injection_blocks, custom.quiet, custom.login_failures),
+        (10, std::time::Duration::from_secs(60), 20)
     );
     let unknown = serde_json::from_str::<Thresholds>(r#"{"injection_block": 10}"#).unwrap_err();
     assert!(unknown.to_string().contains("unknown field"), "{unknown}");
     let bad = Thresholds {
         injection_blocks: 0,
-        quiet_ms: 0,
+        quiet: std::time::Duration::ZERO,
         ..Thresholds::default()
     };
     assert_eq!(bad.problems().len(), 2, "{:?}", bad.problems());

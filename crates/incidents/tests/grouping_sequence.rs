@@ -376,7 +376,7 @@ fn second_of(millis: Millis) -> i64 {
 fn a_recorded_day_groups_into_the_expected_incidents() {
     let sequence = build();
     let thresholds = Thresholds::default();
-    let quiet = thresholds.quiet_ms as Millis;
+    let quiet = thresholds.quiet.as_millis() as Millis;
     let mut grouper = Grouper::new(thresholds.clone());
     let changes = replay(&sequence, &mut grouper);
 
@@ -467,7 +467,7 @@ fn a_recorded_day_groups_into_the_expected_incidents() {
     );
     assert_eq!(flood.last_event, at(MODE_OFF));
     // Opened when the third flooding window ended: three seconds of pressure.
-    let sustain_windows = (thresholds.flood_sustain_ms / 1000) as i64;
+    let sustain_windows = thresholds.flood_sustain.as_secs() as i64;
     assert_eq!(flood.aware_at, at(FLOOD_FROM + sustain_windows - 1));
     assert_eq!(flood.events, (flood_events.len() + flood_windows) as u64);
     let closed_s = second_of(flood.closed_at.unwrap());

@@ -102,7 +102,7 @@ fn open_incidents_continue_across_a_restart() {
 
     // Restarted with a short quiet period, it is overdue and closes.
     let mut quick = WriterConfig::new(&path);
-    quick.thresholds.quiet_ms = 200;
+    quick.thresholds.quiet = std::time::Duration::from_millis(200);
     std::thread::sleep(std::time::Duration::from_millis(250));
     let changes = {
         let changes = Arc::new(Mutex::new(Vec::new()));

@@ -23,7 +23,7 @@ fn chromium_passes_the_challenge_with_and_without_javascript() {
     let site = rampart_demo::DemoSite::start("127.0.0.1:0".parse().unwrap()).unwrap();
     let config = one_site_config(
         site.local_addr(),
-        "\n[flood]\n[flood.challenge]\nnojs_wait_secs = 2\n[[flood.sites]]\nname = \"www\"\n",
+        "\n[flood]\n[flood.challenge]\nnojs_wait = \"2s\"\n[[flood.sites]]\nname = \"www\"\n",
     );
     let gw = GatewayProcess::start("browser", &config);
     let out = gw

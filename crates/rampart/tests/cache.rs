@@ -99,7 +99,7 @@ fn stale_pages_are_served_while_the_origin_is_down_but_never_to_a_visitor_with_c
     let mut origin = Origin::start();
     let gw = GatewayProcess::start(
         "cache-stale",
-        &one_site_config(origin.addr, "\n[cache]\nttl_secs = 1\nstale_secs = 300\n"),
+        &one_site_config(origin.addr, "\n[cache]\nttl = \"1s\"\nstale = \"5m\"\n"),
     );
     let news = page(&gw, "/news", "");
     assert_eq!(
@@ -177,7 +177,7 @@ fn stale_pages_are_served_while_the_origin_is_down_but_never_to_a_visitor_with_c
 fn pages_the_leak_guard_allows_are_kept_and_alerted_ones_are_not() {
     let mut origin = Origin::start();
     let extra =
-        "\n[cache]\nttl_secs = 1\nstale_secs = 300\n[leak_guard.default]\naction = \"alert\"\n";
+        "\n[cache]\nttl = \"1s\"\nstale = \"5m\"\n[leak_guard.default]\naction = \"alert\"\n";
     let gw = GatewayProcess::start("cache-leak", &one_site_config(origin.addr, extra));
     assert_eq!(page(&gw, "/contact", "").status, 200);
     assert_eq!(page(&gw, "/members", "").status, 200);

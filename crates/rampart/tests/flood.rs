@@ -86,7 +86,7 @@ fn client_rate_limit_answers_429_with_retry_after() {
     let up = NamedUpstream::start("app");
     let gw = GatewayProcess::start(
         "flood-limit",
-        &flood_config(up.addr, "[flood]\n[[flood.sites]]\nname = \"www\"\nclient = { requests = 5, per_secs = 60, burst = 5 }\n"),
+        &flood_config(up.addr, "[flood]\n[[flood.sites]]\nname = \"www\"\nclient = { requests = 5, per = \"1m\", burst = 5 }\n"),
     );
     let statuses: Vec<u16> = (0..8)
         .map(|_| browser(gw.listen, "/", None).status)
@@ -110,7 +110,7 @@ fn under_attack_mode_challenges_browsers_and_a_solved_challenge_clears_them() {
     let up = NamedUpstream::start("app");
     let gw = GatewayProcess::start(
         "flood-challenge",
-        &flood_config(up.addr, "[flood]\n[flood.challenge]\nmin_difficulty = 8\nmax_difficulty = 10\nnojs_wait_secs = 1\n[[flood.sites]]\nname = \"www\"\n"),
+        &flood_config(up.addr, "[flood]\n[flood.challenge]\nmin_difficulty = 8\nmax_difficulty = 10\nnojs_wait = \"1s\"\n[[flood.sites]]\nname = \"www\"\n"),
     );
     assert_eq!(browser(gw.listen, "/", None).status, 200);
     let (ok, out) = admin(&gw, &["mode", "www", "under-attack"]);
@@ -274,7 +274,7 @@ fn bans_by_hand_and_the_allowlist_beats_them() {
     assert!(ok);
     assert_eq!(browser(gw.listen, "/", None).status, 200);
 
-    let allowed = GatewayProcess::start("flood-allow", &flood_config(up.addr, "[flood]\nallow = [\"127.0.0.0/8\"]\n[[flood.sites]]\nname = \"www\"\nclient = { requests = 1, per_secs = 60, burst = 1 }\n"));
+    let allowed = GatewayProcess::start("flood-allow", &flood_config(up.addr, "[flood]\nallow = [\"127.0.0.0/8\"]\n[[flood.sites]]\nname = \"www\"\nclient = { requests = 1, per = \"1m\", burst = 1 }\n"));
     let (ok, _) = admin(&allowed, &["ban", "127.0.0.1", "--for", "60"]);
     assert!(ok);
     for _ in 0..3 {
@@ -478,7 +478,7 @@ fn at_capacity_new_visitors_are_challenged_and_cleared_browsers_wait() {
     let up = NamedUpstream::start("app");
     let gw = GatewayProcess::start(
         "flood-queue",
-        &flood_config(up.addr, "[flood]\n[flood.challenge]\nmin_difficulty = 8\nmax_difficulty = 8\n[[flood.sites]]\nname = \"www\"\n[[flood.sites.routes]]\nname = \"/slow\"\nmax_in_flight = 1\nrefresh_secs = 2\n"),
+        &flood_config(up.addr, "[flood]\n[flood.challenge]\nmin_difficulty = 8\nmax_difficulty = 8\n[[flood.sites]]\nname = \"www\"\n[[flood.sites.routes]]\nname = \"/slow\"\nmax_in_flight = 1\nrefresh = \"2s\"\n"),
     );
     let listen = gw.listen;
     let holder = std::thread::spawn(move || browser(listen, "/slow", None));
@@ -523,7 +523,7 @@ fn broken_flood_section_is_reported_with_its_position() {
     let path = dir.join("bad.toml");
     std::fs::write(
         &path,
-        "[[listener]]\naddress = \"127.0.0.1:1\"\n[[upstream]]\nname = \"u\"\nservers = [\"127.0.0.1:2\"]\n[[site]]\nname = \"w\"\nhosts = [\"*\"]\nupstream = \"u\"\n[flood]\n[[flood.sites]]\nname = \"w\"\nclinet = { requests = 1, per_secs = 1, burst = 1 }\n",
+        "[[listener]]\naddress = \"127.0.0.1:1\"\n[[upstream]]\nname = \"u\"\nservers = [\"127.0.0.1:2\"]\n[[site]]\nname = \"w\"\nhosts = [\"*\"]\nupstream = \"u\"\n[flood]\n[[flood.sites]]\nname = \"w\"\nclinet = { requests = 1, per = \"1s\", burst = 1 }\n",
     )
     .unwrap();
     let out = Command::new(binary())

@@ -130,7 +130,7 @@ organisation = "Example Party"
 contact = "Data Protection Officer, dpo@party.example"
 
 [incidents.thresholds]
-quiet_ms = 3000
+quiet = "3s"
 
 [[incidents.webhook]]
 name = "ops"
@@ -258,7 +258,7 @@ format = "json"
         "{shown}"
     );
 
-    // Quiet for longer than quiet_ms closes the incident, and the webhook hears of it.
+    // Quiet for longer than `quiet` closes the incident, and the webhook hears of it.
     eventually_long(
         "the injection incident closes after the quiet period",
         || {

@@ -421,5 +421,4 @@ mod reader;
 #[cfg(test)]
 mod tests;
 
-pub use reader::parse_duration;
 use reader::Checker;

@@ -865,15 +865,17 @@ impl<'a> Checker<'a> {
         out
     }
 
+    /// A duration in the one convention of the whole file: a string that
+    /// humantime reads, such as "500ms", "10s", "5m" or "1h 30m".
     fn duration(&mut self, item: &Item, key: &str) -> Option<Duration> {
-        if let Some(n) = item.as_integer() {
-            if n >= 0 {
-                return Some(Duration::from_secs(n as u64));
-            }
-        }
-        let parsed = item.as_str().and_then(parse_duration);
+        let parsed = item
+            .as_str()
+            .and_then(|text| humantime::parse_duration(text).ok());
         if parsed.is_none() {
-            self.error_at(Self::item_span(item), format!("`{key}` must be a duration such as \"10s\", \"500ms\" or \"2m\" (or a whole number of seconds)"));
+            self.error_at(
+                Self::item_span(item),
+                format!("`{key}` must be a duration such as \"10s\", \"500ms\" or \"2m\""),
+            );
         }
         parsed
     }
@@ -910,28 +912,13 @@ impl<'t> TableReader<'t> {
     }
 }
 
-/// Parses "10s", "500ms", "2m", "1h".
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    match unit.trim() {
-        "ms" => Some(Duration::from_millis(n)),
-        "s" => Some(Duration::from_secs(n)),
-        "m" => Some(Duration::from_secs(n * 60)),
-        "h" => Some(Duration::from_secs(n * 3600)),
-        _ => None,
-    }
-}
-
-/// A serde visitor that reads one top-level key of a document with `T` and
-/// skips the others, so that a section's errors keep their positions in the
-/// whole file.
 /// How many errors one serde-read section reports before the reader gives
 /// up on it: each costs a reading of the whole file.
 const MAX_ERRORS_PER_SECTION: usize = 50;
 
+/// A serde visitor that reads one top-level key of a document with `T` and
+/// skips the others, so that a section's errors keep their positions in the
+/// whole file.
 struct OneSection<T> {
     name: &'static str,
     found: std::marker::PhantomData<T>,

@@ -159,11 +159,24 @@ fn broken_toml_names_the_line() {
 }
 
 #[test]
-fn durations_parse() {
-    assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-    assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-    assert_eq!(parse_duration("2 weeks"), None);
-    assert_eq!(parse_duration("s"), None);
+fn durations_are_strings_in_one_convention() {
+    let at = |value: &str| {
+        check(&GOOD.replace("head_timeout = \"5s\"", &format!("head_timeout = {value}")))
+    };
+    let c = |value: &str| {
+        Config::parse(&GOOD.replace("\"5s\"", value), "x", Path::new("/"))
+            .map(|c| c.limits.head_timeout)
+    };
+    assert_eq!(c("\"500ms\"").unwrap(), Duration::from_millis(500));
+    assert_eq!(c("\"2m\"").unwrap(), Duration::from_secs(120));
+    assert_eq!(c("\"1h 30m\"").unwrap(), Duration::from_secs(5400));
+    for bad in ["5", "\"5\"", "\"s\"", "\"5 parsecs\""] {
+        let out = at(bad);
+        assert!(
+            out.contains("`head_timeout` must be a duration"),
+            "{bad}: {out}"
+        );
+    }
 }
 
 /// Every error in every section is reported in one round, each at its own
@@ -180,11 +193,11 @@ colour = \"blue\"
 
 [[flood.sites]]
 name = \"www\"  # é, ü: two bytes each
-client = {{ requests = \"five\", per_secs = 60, burst = 5 }}
+client = {{ requests = \"five\", per = \"1m\", burst = 5 }}
 shape = 3
 
 [cache]
-ttl_secs = -1
+ttl = \"soon\"
 
 [incidents]
 organisation = 7
@@ -205,7 +218,7 @@ action = \"shout\"
         ("colour", "[flood]"),
         ("client", "[flood]"),
         ("shape", "[flood]"),
-        ("ttl_secs", "[cache]"),
+        ("ttl", "[cache]"),
         ("organisation", "[incidents]"),
         ("action", "[leak_guard]"),
     ] {

@@ -8,18 +8,18 @@
 //! when a threshold is crossed they all count into the new incident, whose
 //! `first_event` is the earliest of them. While an incident is open, its
 //! events count into it directly. An incident closes after
-//! [`Thresholds::quiet_ms`] without events of its own.
+//! [`Thresholds::quiet`] without events of its own.
 //!
 //! What opens what:
 //!
 //! | incident | opens when |
 //! |---|---|
-//! | flood | limited + challenged + non-WAF blocked requests stay at or over [`Thresholds::flood_rps`] per second in consecutive `Traffic` windows for [`Thresholds::flood_sustain_ms`], or the site switches to under-attack mode |
-//! | injection | [`Thresholds::injection_blocks`] WAF blocks at one site (from any clients) within [`Thresholds::injection_window_ms`] |
-//! | credential stuffing | [`Thresholds::login_failures`] failed logins within [`Thresholds::login_window_ms`] |
+//! | flood | limited + challenged + non-WAF blocked requests stay at or over [`Thresholds::flood_rps`] per second in consecutive `Traffic` windows for [`Thresholds::flood_sustain`], or the site switches to under-attack mode |
+//! | injection | [`Thresholds::injection_blocks`] WAF blocks at one site (from any clients) within [`Thresholds::injection_window`] |
+//! | credential stuffing | [`Thresholds::login_failures`] failed logins within [`Thresholds::login_window`] |
 //! | data leak | any leak event, at once |
 //! | canary trip | any canary trip, at once (always critical: someone reached the planted record) |
-//! | availability | [`Thresholds::upstream_failures`] upstream failures (events, or `upstream_errors` in `Traffic`, whichever is more) within [`Thresholds::upstream_window_ms`] |
+//! | availability | [`Thresholds::upstream_failures`] upstream failures (events, or `upstream_errors` in `Traffic`, whichever is more) within [`Thresholds::upstream_window`] |
 //!
 //! `Traffic` samples of a site add to the totals and the peak of every open
 //! incident of that site, but keep an incident alive only when they are part
@@ -42,6 +42,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, Hash};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 mod open;
 mod tally;
@@ -84,6 +85,15 @@ const ACTIONS_CAP: usize = 200;
 /// Banned prefixes remembered per incident, to attach unbans to it.
 const BANNED_CAP: usize = 10_000;
 
+/// The longest window a threshold may name: a century, far beyond any
+/// incident, and small enough that times plus windows never overflow.
+const LONGEST: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// A duration in the store's milliseconds.
+fn millis(d: Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+}
+
 /// The thresholds that open and close incidents.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -92,7 +102,8 @@ pub struct Thresholds {
     /// Five minutes: attackers pausing between waves (bots that were
     /// challenged often back off a minute or two) stay in one incident, and
     /// the all-clear still goes out while the team is watching.
-    pub quiet_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub quiet: Duration,
     /// Requests per second answered with a limit, a challenge or a non-WAF
     /// block that make a flood. A small organisation's site serves a few
     /// requests a second; 50 refused a second is far beyond any crawler or
@@ -101,37 +112,41 @@ pub struct Thresholds {
     /// How long that rate must last. One burst (a page with many assets
     /// behind a shared proxy) is over within a second; three seconds of it is
     /// a flood, and the team hears within seconds.
-    pub flood_sustain_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub flood_sustain: Duration,
     /// WAF blocks at one site that make an injection campaign. A real user
     /// trips a false positive once or twice; five in a minute is probing.
     pub injection_blocks: u32,
     /// The window for `injection_blocks` (one minute).
-    pub injection_window_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub injection_window: Duration,
     /// Failed logins at one site that make credential stuffing. People
     /// mistype a few times; twenty a minute is a list being tried.
     pub login_failures: u32,
     /// The window for `login_failures` (one minute).
-    pub login_window_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub login_window: Duration,
     /// Upstream failures that make an availability incident. A deploy or a
     /// restart costs a handful of 502s; twenty in a minute is an outage
     /// people notice.
     pub upstream_failures: u32,
     /// The window for `upstream_failures` (one minute).
-    pub upstream_window_ms: u64,
+    #[serde(with = "humantime_serde")]
+    pub upstream_window: Duration,
 }
 
 impl Default for Thresholds {
     fn default() -> Thresholds {
         Thresholds {
-            quiet_ms: 5 * 60 * 1000,
+            quiet: Duration::from_secs(5 * 60),
             flood_rps: 50,
-            flood_sustain_ms: 3000,
+            flood_sustain: Duration::from_secs(3),
             injection_blocks: 5,
-            injection_window_ms: 60_000,
+            injection_window: Duration::from_secs(60),
             login_failures: 20,
-            login_window_ms: 60_000,
+            login_window: Duration::from_secs(60),
             upstream_failures: 20,
-            upstream_window_ms: 60_000,
+            upstream_window: Duration::from_secs(60),
         }
     }
 }
@@ -155,14 +170,16 @@ impl Thresholds {
             problems.push("flood_rps is 0; it must be at least 1".into());
         }
         for (name, value) in [
-            ("quiet_ms", self.quiet_ms),
-            ("injection_window_ms", self.injection_window_ms),
-            ("login_window_ms", self.login_window_ms),
-            ("upstream_window_ms", self.upstream_window_ms),
+            ("quiet", self.quiet),
+            ("injection_window", self.injection_window),
+            ("login_window", self.login_window),
+            ("upstream_window", self.upstream_window),
         ] {
-            if value == 0 || value > i64::MAX as u64 / 4 {
+            if value.as_millis() == 0 || value > LONGEST {
                 problems.push(format!(
-                    "{name} is {value}; it must be a positive number of milliseconds"
+                    "{name} is {}; it must be at least \"1ms\" and at most \"{}\"",
+                    humantime::format_duration(value),
+                    humantime::format_duration(LONGEST)
                 ));
             }
         }
@@ -179,15 +196,14 @@ impl Thresholds {
             *value = (*value).clamp(1, max);
         }
         self.flood_rps = self.flood_rps.max(1);
-        let limit = i64::MAX as u64 / 4;
         for value in [
-            &mut self.quiet_ms,
-            &mut self.flood_sustain_ms,
-            &mut self.injection_window_ms,
-            &mut self.login_window_ms,
-            &mut self.upstream_window_ms,
+            &mut self.quiet,
+            &mut self.flood_sustain,
+            &mut self.injection_window,
+            &mut self.login_window,
+            &mut self.upstream_window,
         ] {
-            *value = (*value).clamp(1, limit);
+            *value = (*value).clamp(Duration::from_millis(1), LONGEST);
         }
         self
     }
@@ -441,10 +457,10 @@ impl Grouper {
         changes
     }
 
-    /// Closes the incidents quiet for [`Thresholds::quiet_ms`] at `now`.
+    /// Closes the incidents quiet for [`Thresholds::quiet`] at `now`.
     pub fn tick(&mut self, now: Millis) -> Vec<Change> {
         let mut changes = Vec::new();
-        let quiet = self.thresholds.quiet_ms as Millis;
+        let quiet = millis(self.thresholds.quiet);
         for site in self.sites.values_mut() {
             close_quiet(site, now, quiet, &mut changes);
         }
@@ -499,7 +515,7 @@ impl Grouper {
             .sites
             .get_mut(event.site.as_str())
             .expect("inserted above");
-        close_quiet(site, event.at, t.quiet_ms as Millis, &mut changes);
+        close_quiet(site, event.at, millis(t.quiet), &mut changes);
         let name = event.site.as_str();
         match &event.kind {
             EventKind::Traffic {
@@ -536,7 +552,7 @@ impl Grouper {
                 if let Some(open) = site.open[AVAILABILITY].as_mut() {
                     absorb(open, event);
                 } else {
-                    let window = t.upstream_window_ms as Millis;
+                    let window = millis(t.upstream_window);
                     Pending::push(&mut site.pending[AVAILABILITY].triggers, event, window);
                     availability(site, name, event, t, Start::Waiting, &mut changes);
                 }
@@ -545,9 +561,9 @@ impl Grouper {
                 related(site, FLOOD, event, FLOOD_LOOKBACK_MS);
             }
             EventKind::Banned { reason, .. } => match reason.as_str() {
-                "waf" => related(site, INJECTION, event, t.injection_window_ms as Millis),
+                "waf" => related(site, INJECTION, event, millis(t.injection_window)),
                 "rate_limits" if site.open[FLOOD].is_none() && site.open[CREDENTIALS].is_some() => {
-                    related(site, CREDENTIALS, event, t.login_window_ms as Millis)
+                    related(site, CREDENTIALS, event, millis(t.login_window))
                 }
                 "rate_limits" => related(site, FLOOD, event, FLOOD_LOOKBACK_MS),
                 _ => {
@@ -753,7 +769,7 @@ fn traffic(
                 streak.peak_at = at;
             }
             let lasted = at - streak.from;
-            if lasted >= t.flood_sustain_ms as Millis {
+            if lasted >= millis(t.flood_sustain) {
                 let average = streak.pressure as f64 * 1000.0 / lasted as f64;
                 let what = format!(
                     "{average:.0} limited, challenged or blocked requests/s for {} crossed the threshold of {}/s",
@@ -794,7 +810,7 @@ fn availability(
     start: Start,
     changes: &mut Vec<Change>,
 ) {
-    let window = t.upstream_window_ms as Millis;
+    let window = millis(t.upstream_window);
     let from_windows = upstream_in_window(site, event.at, window);
     let oldest = event.at.saturating_sub(window);
     let events = site.pending[AVAILABILITY]
@@ -839,10 +855,10 @@ fn count_towards(
     changes: &mut Vec<Change>,
 ) {
     let (window, threshold, what) = match index {
-        INJECTION => (t.injection_window_ms, t.injection_blocks, "WAF blocks"),
-        _ => (t.login_window_ms, t.login_failures, "failed logins"),
+        INJECTION => (t.injection_window, t.injection_blocks, "WAF blocks"),
+        _ => (t.login_window, t.login_failures, "failed logins"),
     };
-    let window = window as Millis;
+    let window = millis(window);
     if let Some(open) = site.open[index].as_mut() {
         absorb(open, event);
         open.escalate(event.at, Vec::new(), changes);
