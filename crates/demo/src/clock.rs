@@ -1,20 +1,8 @@
-//! Date formatting for HTTP headers and RSS. The calendar (weekdays, month
-//! names) is `jiff`'s.
+//! Date formatting for RSS (hyper writes the `Date` header). The calendar
+//! (weekdays, month names) is `jiff`'s.
 
 use jiff::civil::Date;
-use jiff::fmt::rfc2822::DateTimePrinter;
-use jiff::{Timestamp, ToSpan};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Formats `time` as an IMF-fixdate for the `Date` header (RFC 9110 §5.6.7), for example
-/// `Sun, 06 Nov 1994 08:49:37 GMT`.
-pub(crate) fn http_date(time: SystemTime) -> String {
-    // A clock set before 1970 is a broken clock; the epoch is as good an answer as any.
-    let time = Timestamp::try_from(time.max(UNIX_EPOCH)).unwrap_or(Timestamp::UNIX_EPOCH);
-    DateTimePrinter::new()
-        .timestamp_to_rfc9110_string(&time)
-        .unwrap_or_else(|_| "Thu, 01 Jan 1970 00:00:00 GMT".to_string())
-}
+use jiff::ToSpan;
 
 /// Converts SQLite's `YYYY-MM-DD HH:MM:SS` (UTC) into the RFC 822 date RSS 2.0 asks for in
 /// `pubDate`, for example `Tue, 12 Nov 2019 14:03:00 +0000`. Returns `None` for anything else.
@@ -49,13 +37,6 @@ pub(crate) fn rss_date(sqlite: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn http_date_matches_rfc_example() {
-        let time = UNIX_EPOCH + Duration::from_secs(784_111_777);
-        assert_eq!(http_date(time), "Sun, 06 Nov 1994 08:49:37 GMT");
-    }
 
     #[test]
     fn rss_date_knows_the_weekday() {

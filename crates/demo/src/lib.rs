@@ -6,8 +6,10 @@
 //! and amounts. Everything else about it tries to be a correct, if minimal, HTTP/1.1 origin, so
 //! that a test failure points at the gateway rather than at the site behind it.
 //!
-//! The site uses only `std::net` and one thread per connection. It has no async runtime so that it
-//! compiles in seconds and its behaviour under a test is easy to reason about.
+//! The wire layer is hyper's HTTP/1.1 server on a Tokio runtime of the site's own, driven by a
+//! thread of its own, so that [`DemoSite::start`] is a plain function that synchronous tests and
+//! the `rampart demo` command can call alike. The routes, which block on SQLite or sleep, run on
+//! the runtime's blocking threads, so a slow request never holds up another.
 //!
 //! ```no_run
 //! let site = rampart_demo::DemoSite::start("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -19,52 +21,53 @@ mod capacity;
 mod clock;
 mod escape;
 mod form;
-mod http;
 mod pages;
 mod routes;
+mod server;
 mod store;
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-pub use capacity::STATS_PATH;
-pub use http::{MAX_BODY_BYTES, MAX_HEAD_BYTES};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
-/// The most client connections served at once. Each connection holds one thread, so this bounds
-/// the site's threads and memory; 256 is far above what a gateway's upstream pool or an end-to-end
-/// test opens, while a flood of connections gets a quick 503 instead of exhausting the machine.
+pub use capacity::STATS_PATH;
+pub use server::{MAX_BODY_BYTES, MAX_HEAD_BYTES};
+
+/// The most client connections served at once. Each connection holds a task and its buffers, so
+/// this bounds the site's memory; 256 is far above what a gateway's upstream pool or an
+/// end-to-end test opens, while a flood of connections gets a quick 503 instead of exhausting the
+/// machine.
 pub const MAX_CONNECTIONS: usize = 256;
 
-/// How long the accept thread waits to hand a refused client its 503. It must never block for
-/// long, because while it writes it is not accepting anyone else.
+/// How long a refused client has to take its 503 before we drop it.
 const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_millis(200);
 
-/// How long `shutdown` waits for its wake-up connection to reach the accept thread.
-const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the connections open at shutdown have to finish the request in hand: longer than
+/// the slowest route (`/slow` waits up to 30 s).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(40);
 
 /// A running demo site.
 ///
 /// Dropping it stops the site just as [`DemoSite::shutdown`] does, so a test that panics half-way
-/// does not leave an accept thread behind.
+/// does not leave a listener behind.
 pub struct DemoSite {
     local_addr: SocketAddr,
-    shared: Arc<Shared>,
+    /// Set to `true` to stop the accept loop and every connection.
+    stop: watch::Sender<bool>,
+    /// The thread driving the site's runtime until the listener is closed.
     accept_thread: Option<JoinHandle<()>>,
 }
 
-/// State shared by the accept thread and every connection thread.
+/// State shared by every connection.
 pub(crate) struct Shared {
     /// The site's SQLite database: donations, users and news articles.
     pub(crate) store: store::Store,
-    /// Set when the site is shutting down: the accept loop exits and connections close after the
-    /// response they are writing.
-    pub(crate) stopping: AtomicBool,
-    /// How many connection threads are alive, for the [`MAX_CONNECTIONS`] cap.
-    live_connections: AtomicUsize,
     /// The requests-per-second cap, when the site was started with one.
     pub(crate) capacity: Option<capacity::Capacity>,
 }
@@ -104,22 +107,38 @@ impl DemoSite {
     /// Like [`DemoSite::start`], with [`Options`]: for benchmarks, a fixed capacity in requests
     /// per second and its counts at [`STATS_PATH`].
     pub fn start_with(addr: SocketAddr, options: Options) -> io::Result<DemoSite> {
-        let store = store::Store::open_seeded().map_err(io::Error::other)?;
-        let listener = TcpListener::bind(addr)?;
-        let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            store,
-            stopping: AtomicBool::new(false),
-            live_connections: AtomicUsize::new(0),
+            store: store::Store::open_seeded().map_err(io::Error::other)?,
             capacity: options.capacity_per_sec.map(capacity::Capacity::new),
         });
-        let accept_shared = Arc::clone(&shared);
-        let accept_thread = thread::Builder::new()
-            .name(format!("demo-accept-{}", local_addr.port()))
-            .spawn(move || accept_loop(listener, accept_shared))?;
+        let listener = std::net::TcpListener::bind(addr)?;
+        let local_addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let listener = {
+            let _context = runtime.enter();
+            TcpListener::from_std(listener)?
+        };
+        let (stop, stopped) = watch::channel(false);
+        let name = format!("demo-{}", local_addr.port());
+        let accept_thread = thread::Builder::new().name(name.clone()).spawn(move || {
+            let mut connections = runtime.block_on(accept_loop(listener, shared, stopped));
+            // `shutdown` waits for this thread, and the listener is closed now; the open
+            // connections finish the request in hand on a thread of their own.
+            let _ = thread::Builder::new()
+                .name(format!("{name}-drain"))
+                .spawn(move || {
+                    runtime.block_on(async {
+                        let all = async { while connections.join_next().await.is_some() {} };
+                        let _ = tokio::time::timeout(DRAIN_TIMEOUT, all).await;
+                    })
+                });
+        })?;
         Ok(DemoSite {
             local_addr,
-            shared,
+            stop,
             accept_thread: Some(accept_thread),
         })
     }
@@ -129,7 +148,7 @@ impl DemoSite {
         self.local_addr
     }
 
-    /// Stops accepting connections and waits for the accept thread to finish.
+    /// Stops accepting connections and waits until the listener is closed.
     ///
     /// Connections already open finish the request they are on and then close; they are not
     /// waited for, because a client holding a keep-alive connection open should not be able to
@@ -142,16 +161,10 @@ impl DemoSite {
         let Some(accept_thread) = self.accept_thread.take() else {
             return;
         };
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        // The accept thread is blocked in `accept()`, which has no portable timeout. A connection
-        // of our own wakes it up, and it sees `stopping` before serving anything.
-        let woke = TcpStream::connect_timeout(&wake_addr(self.local_addr), WAKE_TIMEOUT).is_ok();
-        if woke {
-            // Joining only fails if the thread panicked, and there is nothing left to clean up.
-            let _ = accept_thread.join();
-        }
-        // If the wake-up connection could not be made, the thread is left detached rather than
-        // hanging the caller forever; it exits on the next connection it accepts.
+        self.stop.send_replace(true);
+        // The accept loop sees the change at once and closes the listener. Joining only fails if
+        // the thread panicked, and there is nothing left to clean up.
+        let _ = accept_thread.join();
     }
 }
 
@@ -159,11 +172,7 @@ impl std::fmt::Debug for DemoSite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DemoSite")
             .field("local_addr", &self.local_addr)
-            .field(
-                "live_connections",
-                &self.shared.live_connections.load(Ordering::Relaxed),
-            )
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -173,73 +182,52 @@ impl Drop for DemoSite {
     }
 }
 
-/// The address to connect to in order to wake the accept thread. A site bound to the unspecified
-/// address (`0.0.0.0` or `::`) is reachable on loopback.
-fn wake_addr(local: SocketAddr) -> SocketAddr {
-    let ip = match local.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    SocketAddr::new(ip, local.port())
-}
-
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts connections until told to stop, then closes the listener and hands back the
+/// connections still open.
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinSet<()> {
+    let mut connections = JoinSet::new();
     loop {
-        let accepted = listener.accept();
-        if shared.stopping.load(Ordering::SeqCst) {
-            return;
-        }
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => return connections,
+        };
         let (stream, peer) = match accepted {
             Ok(pair) => pair,
             // Errors such as a connection reset before we accepted it, or running out of file
             // descriptors, concern one client; pause briefly so a persistent error doesn't spin.
             Err(_) => {
-                thread::sleep(Duration::from_millis(10));
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
-        // Reserve a slot before spawning so the count can never overshoot the cap.
-        let previous = shared.live_connections.fetch_add(1, Ordering::SeqCst);
-        if previous >= MAX_CONNECTIONS {
-            shared.live_connections.fetch_sub(1, Ordering::SeqCst);
-            refuse(stream);
+        // Collect the connections that have finished, so that the set holds only live ones.
+        while connections.try_join_next().is_some() {}
+        if connections.len() >= MAX_CONNECTIONS {
+            tokio::spawn(refuse(stream));
             continue;
         }
-        let slot = ConnectionSlot(Arc::clone(&shared));
-        let spawned = thread::Builder::new()
-            .name("demo-conn".to_owned())
-            .spawn(move || {
-                let slot = slot;
-                http::serve_connection(stream, peer, &slot.0);
-            });
-        // When the thread could not be spawned, the closure (and with it the stream and the slot)
-        // has already been dropped, so the client sees its connection close and the slot is free.
-        let _ = spawned;
+        let serve = server::serve_connection(stream, peer, Arc::clone(&shared), stop.clone());
+        connections.spawn(serve);
     }
 }
 
-/// Holds one of the [`MAX_CONNECTIONS`] slots and gives it back when dropped, even if the
-/// connection thread unwinds.
-struct ConnectionSlot(Arc<Shared>);
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        self.0.live_connections.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Answers a client we have no room for with a 503 and closes its connection.
-fn refuse(mut stream: TcpStream) {
-    use std::io::Write;
-    let _ = stream.set_write_timeout(Some(REFUSAL_WRITE_TIMEOUT));
+/// Answers a client we have no room for with a 503 and closes its connection. It is written
+/// before the client sends anything, since we won't read what it sends.
+async fn refuse(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
     let body = "The demo site is serving too many connections; try again shortly.\n";
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\nServer: {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{}",
-        http::SERVER_NAME,
+        server::SERVER_NAME,
         body.len(),
         body
     );
-    let _ = stream.write_all(response.as_bytes());
-    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let write = stream.write_all(response.as_bytes());
+    if let Ok(Ok(())) = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, write).await {
+        let _ = stream.shutdown().await;
+    }
 }

@@ -4,7 +4,7 @@
 //! escaped with [`escape::html`] or [`escape::xml`] on its way in.
 
 use crate::escape;
-use crate::http::reason_phrase;
+use crate::server::reason_phrase;
 use crate::store::{Donation, SearchResults};
 
 /// The campaign's name, as it appears in titles and the header.

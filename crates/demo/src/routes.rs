@@ -21,7 +21,7 @@
 use std::thread;
 use std::time::Duration;
 
-use crate::http::{Body, Request, Response};
+use crate::server::{Body, Request, Response};
 use crate::store::NewDonation;
 use crate::{form, pages, Shared};
 
@@ -29,7 +29,7 @@ use crate::{form, pages, Shared};
 const FEED_LENGTH: usize = 20;
 
 /// The longest `/slow` will wait. Thirty seconds is past every timeout a gateway test would set,
-/// without letting one request pin a connection thread for long.
+/// without letting one request pin a blocking thread for long.
 const MAX_SLOW_MS: u64 = 30_000;
 
 /// How long `/slow` waits when not told.
@@ -50,8 +50,8 @@ const MAX_EMAIL_CHARS: usize = 254;
 
 const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 
-/// Answers one request. Runs on the connection's thread; the database lock is held only inside
-/// the store's methods.
+/// Answers one request. Runs on one of the runtime's blocking threads; the database lock is held
+/// only inside the store's methods.
 pub(crate) fn route(request: &Request, shared: &Shared) -> Response {
     if let Some(capacity) = &shared.capacity {
         if request.path == crate::STATS_PATH {
@@ -284,7 +284,7 @@ fn echo(request: &Request) -> Response {
         "method": request.method,
         "path": request.path,
         "query": request.query,
-        "version": request.version.as_str(),
+        "version": format!("{:?}", request.version),
         "headers": headers,
         "body_length": request.body.len(),
         "peer": request.peer.to_string(),
