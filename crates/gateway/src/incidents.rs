@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rampart_incidents::grouping::{Change, Thresholds};
@@ -107,7 +107,7 @@ impl IncidentSettings {
             out.push("`retention` must be at least \"1s\"".to_string());
         }
         for hook in &self.webhook {
-            if let Err(e) = WebhookUrl::parse(&hook.url) {
+            if let Err(e) = crate::client::check_url(&hook.url) {
                 out.push(format!("webhook `{}`: {e}", hook.name));
             }
         }
@@ -342,50 +342,6 @@ fn alerts_recorder_set(recorder: &Recorder) {
     let _ = ALERT_FAILURES.set(recorder.clone());
 }
 
-/// A parsed webhook address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookUrl {
-    pub tls: bool,
-    pub host: String,
-    pub port: u16,
-    pub path: String,
-}
-
-impl WebhookUrl {
-    pub fn parse(url: &str) -> Result<WebhookUrl, String> {
-        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("http://") {
-            (false, r)
-        } else {
-            return Err("the url must start with http:// or https://".into());
-        };
-        let (authority, path) = rest
-            .find('/')
-            .map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
-        if authority.is_empty() || authority.contains('@') {
-            return Err("the url needs a host (and no user:password@)".into());
-        }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
-                h.trim_matches(|c| c == '[' || c == ']').to_string(),
-                p.parse()
-                    .map_err(|_| format!("`{p}` is not a port number"))?,
-            ),
-            _ => (
-                authority.trim_matches(|c| c == '[' || c == ']').to_string(),
-                if tls { 443 } else { 80 },
-            ),
-        };
-        Ok(WebhookUrl {
-            tls,
-            host,
-            port,
-            path: path.to_string(),
-        })
-    }
-}
-
 /// What the alert thread is asked to send.
 struct Alert {
     change: &'static str,
@@ -511,127 +467,24 @@ fn deliver_alerts(rx: Receiver<Alert>, hooks: Vec<Webhook>) {
     }
 }
 
-/// Posts a JSON body and succeeds on a 2xx answer. Plain HTTP/1.1 over a
-/// blocking socket (this runs on the alert thread), with TLS by rustls and
-/// the system's root certificates for `https://`.
+/// Posts a JSON body and succeeds on a 2xx answer.
 pub fn post_json(url: &str, body: &str) -> Result<(), String> {
-    let url = WebhookUrl::parse(url)?;
-    let timeout = Duration::from_secs(10);
-    let address = std::net::ToSocketAddrs::to_socket_addrs(&(url.host.as_str(), url.port))
-        .map_err(|e| format!("cannot resolve {}: {e}", url.host))?
-        .next()
-        .ok_or_else(|| format!("{} has no address", url.host))?;
-    let socket = std::net::TcpStream::connect_timeout(&address, timeout)
-        .map_err(|e| format!("cannot connect to {}:{}: {e}", url.host, url.port))?;
-    socket
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    socket
-        .set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    let request = format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nUser-Agent: rampart\r\nConnection: close\r\n\r\n{body}",
-        url.path,
-        url.host,
-        body.len()
-    );
-    // Only the status line matters; the cap keeps a hostile endpoint from
-    // making the thread read forever.
-    let mut answer = Vec::with_capacity(256);
-    let mut exchange = |stream: &mut dyn ReadWrite| -> Result<(), String> {
-        stream
-            .write_all(request.as_bytes())
-            .map_err(|e| format!("sending: {e}"))?;
-        let _ = stream.flush();
-        let mut buf = [0u8; 1024];
-        while answer.len() < 16 * 1024 && !answer.windows(2).any(|w| w == b"\r\n") {
-            match stream.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => answer.extend_from_slice(&buf[..n]),
-                Err(e) => return Err(format!("reading the answer: {e}")),
-            }
-        }
-        Ok(())
-    };
-    if url.tls {
-        let mut stream = tls_stream(&url.host, socket)?;
-        exchange(&mut stream)?;
-    } else {
-        let mut socket = socket;
-        exchange(&mut socket)?;
+    let answer = crate::client::call(
+        http::Method::POST,
+        url,
+        &[("content-type", "application/json")],
+        body.to_string(),
+        Duration::from_secs(10),
+    )?;
+    match answer.status {
+        200..=299 => Ok(()),
+        status => Err(format!("answered {status}")),
     }
-    let line = String::from_utf8_lossy(&answer);
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    if (200..300).contains(&status) {
-        Ok(())
-    } else if status == 0 {
-        Err("no HTTP answer".into())
-    } else {
-        Err(format!("answered {status}"))
-    }
-}
-
-trait ReadWrite: std::io::Read + std::io::Write {}
-impl<T: std::io::Read + std::io::Write> ReadWrite for T {}
-
-fn tls_stream(
-    host: &str,
-    socket: std::net::TcpStream,
-) -> Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>, String> {
-    static CONFIG: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> =
-        std::sync::OnceLock::new();
-    let config = CONFIG
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            let native = rustls_native_certs::load_native_certs()
-                .map_err(|e| format!("cannot read the system's root certificates: {e}"))?;
-            for cert in native {
-                let _ = roots.add(cert);
-            }
-            if roots.is_empty() {
-                return Err(
-                    "the system has no root certificates (install ca-certificates)".to_string(),
-                );
-            }
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Ok(Arc::new(config))
-        })
-        .clone()?;
-    let name = rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|e| format!("`{host}` is not a valid TLS server name: {e}"))?;
-    let connection = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
-    Ok(rustls::StreamOwned::new(connection, socket))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn webhook_urls_parse() {
-        let u = WebhookUrl::parse("https://hooks.slack.com/services/T/B/X").unwrap();
-        assert_eq!(
-            (u.tls, u.host.as_str(), u.port, u.path.as_str()),
-            (true, "hooks.slack.com", 443, "/services/T/B/X")
-        );
-        let u = WebhookUrl::parse("http://127.0.0.1:9000").unwrap();
-        assert_eq!(
-            (u.tls, u.host.as_str(), u.port, u.path.as_str()),
-            (false, "127.0.0.1", 9000, "/")
-        );
-        assert!(WebhookUrl::parse("ftp://x").is_err());
-        assert!(WebhookUrl::parse("http://user:pw@host/").is_err());
-        assert!(WebhookUrl::parse("http://host:notaport/").is_err());
-    }
 
     #[test]
     fn the_throttle_passes_one_event_per_client_kind_and_second() {

@@ -11,6 +11,7 @@ pub mod accesslog;
 pub mod admin;
 pub mod admission;
 pub mod capture;
+pub mod client;
 pub mod config;
 pub mod flood;
 pub mod incidents;

@@ -687,29 +687,20 @@ fn admin_token(flags: &Admin) -> Result<AdminToken> {
 /// Sends one request to the admin listener, with the token, and returns
 /// (status, body); a refused token is an error that says where it came from.
 fn admin_call(admin: &str, token: &AdminToken, method: &str, path: &str) -> Result<(u16, String)> {
-    use std::io::{Read, Write};
     let admin = resolve(admin, "--admin")?;
-    let mut stream =
-        std::net::TcpStream::connect_timeout(&admin, std::time::Duration::from_secs(5))
-            .with_context(|| {
-                format!(
-            "cannot reach the admin listener at {admin}; is rampart running with --admin {admin}?"
-        )
-            })?;
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {admin}\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", token.token)?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    if status == 401 {
+    let method = method.parse().context("an HTTP method")?;
+    let bearer = format!("Bearer {}", token.token);
+    let answer = rampart_gateway::client::call(
+        method,
+        &format!("http://{admin}{path}"),
+        &[("authorization", &bearer)],
+        String::new(),
+        std::time::Duration::from_secs(30),
+    )
+    .map_err(|e| {
+        anyhow!("cannot reach the admin listener at {admin} ({e}); is rampart running with --admin {admin}?")
+    })?;
+    if answer.status == 401 {
         bail!(
             "the admin listener at {admin} refused the admin token from {}: it is not the token of \
              that gateway (a gateway reads its token from the admin-token file in its own state \
@@ -717,7 +708,7 @@ fn admin_call(admin: &str, token: &AdminToken, method: &str, path: &str) -> Resu
             token.source
         );
     }
-    Ok((status, body))
+    Ok((answer.status, answer.body))
 }
 
 /// What is left as it is in a value in the admin listener's query string.
