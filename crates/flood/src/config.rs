@@ -202,8 +202,11 @@ impl Default for SiteConfig {
 pub struct RouteConfig {
     /// The route's name as the gateway knows it.
     pub name: String,
-    /// An API route: never challenged (a script cannot solve a page), and
-    /// answered 503 instead of queued when the route is at capacity.
+    /// An API route: answered 503 instead of queued when the route is at
+    /// capacity, since a script cannot wait in a page. It is still
+    /// challenged when the site must clear clients (a route that skipped the
+    /// challenge would be a free pass for any flood aimed at it); the
+    /// gateway answers the challenge in a form a script can act on.
     pub api: bool,
     /// Challenge every client without clearance, even outside under-attack
     /// mode (a login or donation form that bots target).
