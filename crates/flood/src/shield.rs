@@ -1147,12 +1147,6 @@ impl<S: State> Shield<S> {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Replaces the keyring (after loading it from disk or from the shared
-    /// state).
-    pub fn set_keyring(&self, keys: Keyring) {
-        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
-    }
-
     /// Rotates the keys with 32 fresh random bytes, stores the result in the
     /// shared state, and returns the bytes for the gateway to persist.
     pub fn rotate_keys(&self, rand_bytes: [u8; 32]) -> Vec<u8> {

@@ -245,11 +245,6 @@ impl FloodState {
             route_ids,
         }))
     }
-
-    /// Remembers keys rotated at run time so the next reload keeps them.
-    pub fn set_keys(&self, keys: Keyring) {
-        *self.keys.lock().unwrap_or_else(|p| p.into_inner()) = Some(keys);
-    }
 }
 
 fn memory_limits(flood: &FloodConfig) -> MemoryLimits {

@@ -1,74 +1,10 @@
 //! Addresses: prefixes (CIDR), and who the client really is.
 
-use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 
-/// An address prefix such as `10.0.0.0/8` or `2001:db8::/32`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    network: IpAddr,
-    bits: u8,
-}
-
-impl Cidr {
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.network, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = if self.bits == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - self.bits)
-                };
-                (u32::from(net) & mask) == (u32::from(ip) & mask)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = if self.bits == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - self.bits)
-                };
-                (u128::from(net) & mask) == (u128::from(ip) & mask)
-            }
-            // An IPv4 client seen through an IPv6 socket arrives mapped.
-            (IpAddr::V4(_), IpAddr::V6(ip)) => ip
-                .to_ipv4_mapped()
-                .is_some_and(|v4| self.contains(IpAddr::V4(v4))),
-            (IpAddr::V6(_), IpAddr::V4(_)) => false,
-        }
-    }
-}
-
-impl FromStr for Cidr {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        let (addr, bits) = match text.split_once('/') {
-            Some((a, b)) => (a, Some(b)),
-            None => (text, None),
-        };
-        let network: IpAddr = addr
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{addr}` is not an IP address"))?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
-        let bits = match bits {
-            Some(b) => b
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|b| *b <= max)
-                .ok_or_else(|| format!("prefix length `{b}` must be 0 to {max}"))?,
-            None => max,
-        };
-        Ok(Cidr { network, bits })
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.bits)
-    }
-}
+/// Address prefixes are the flood shield's type, so that the gateway and
+/// the shield read `10.0.0.0/8` (and IPv4-mapped clients) the same way.
+pub use rampart_flood::Cidr;
 
 /// Works out the client's address. Forwarding headers are believed only when
 /// the immediate peer is a trusted proxy; then the chain is read from the
