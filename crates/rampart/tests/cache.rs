@@ -216,11 +216,11 @@ fn a_disabled_cache_keeps_nothing() {
 fn a_broken_cache_section_is_reported_with_its_position() {
     let (ok, text) = check_config(
         "cache-bad",
-        &one_site_config("127.0.0.1:9".parse().unwrap(), "\n[cache]\nttl = 5\n"),
+        &one_site_config("127.0.0.1:9".parse().unwrap(), "\n[cache]\ntll = \"5s\"\n"),
     );
     assert!(!ok);
     assert!(
-        text.contains("rampart.toml:") && text.contains("unknown field `ttl`"),
+        text.contains("rampart.toml:") && text.contains("unknown field `tll`"),
         "{text}"
     );
 }

@@ -30,7 +30,7 @@ pub struct Config {
     /// The leak guard's policies; off when the file has no `[leak_guard]`.
     pub leak_guard: Option<rampart_leakguard::PolicySet>,
     /// The event store, incident grouping and alerts; on by default.
-    pub incidents: crate::incidents::IncidentSettings,
+    pub incidents: incidents::IncidentSettings,
     /// The serve-stale cache; on by default.
     pub cache: rampart_cache::CacheConfig,
 }
@@ -417,6 +417,7 @@ impl Default for ServerSettings {
     }
 }
 
+pub mod incidents;
 mod reader;
 #[cfg(test)]
 mod tests;

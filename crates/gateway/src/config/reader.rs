@@ -138,8 +138,8 @@ impl<'a> Checker<'a> {
     }
 
     /// The `[incidents]` section (event store, grouping thresholds, webhooks).
-    fn incidents(&mut self) -> Option<crate::incidents::IncidentSettings> {
-        self.section("incidents", crate::incidents::IncidentSettings::problems)
+    fn incidents(&mut self) -> Option<super::incidents::IncidentSettings> {
+        self.section("incidents", super::incidents::IncidentSettings::problems)
     }
 
     /// Reads one top-level section with its own serde type, over the whole
