@@ -2,7 +2,7 @@
 //! feeds and CSV exports, with and without personal data, with hard negatives (numbers that fail
 //! their checksum, prices, timestamps, order references, image names that look like addresses).
 //!
-//! Shared by `examples/evaluate.rs` and `tests/evaluation.rs` through `#[path]`.
+//! Shared by `examples/evaluate.rs` and `tests/leakguard/evaluation.rs` through `#[path]`.
 
 #![allow(dead_code)]
 

@@ -21,7 +21,8 @@
 //!   the scanner because of a held-out document. If the held-out figures are used to tune, the
 //!   split has to be replaced by a new base seed (and the old figures marked as tuned-on).
 //!
-//! Shared by `examples/evaluate.rs` (`-- shapes`) and `tests/evaluation.rs` through `#[path]`.
+//! Shared by `examples/evaluate.rs` (`-- shapes`) and `tests/leakguard/evaluation.rs` through
+//! `#[path]`.
 
 #![allow(dead_code)]
 
