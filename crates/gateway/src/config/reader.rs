@@ -193,7 +193,7 @@ impl<'a> Checker<'a> {
                 }
             });
             self.error_at(span.clone(), format!("in [{name}]: {message}"));
-            let Some(span) = span else { return None };
+            let span = span?;
             let start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
             let end = text[span.end..]
                 .find('\n')
