@@ -6,6 +6,8 @@
 //! whitespace and may be quoted with `"` or `'`, and inside quotes only an
 //! escaped quote loses its backslash.
 
+use crate::error::ErrorKind;
+
 /// One directive with its arguments, as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Directive {
@@ -15,6 +17,16 @@ pub(crate) struct Directive {
     pub name: String,
     /// The arguments with their quotes removed.
     pub args: Vec<String>,
+}
+
+impl Directive {
+    /// Argument `i`, or the error that the directive lacks it.
+    pub(crate) fn arg(&self, i: usize) -> Result<&str, ErrorKind> {
+        self.args
+            .get(i)
+            .map(String::as_str)
+            .ok_or_else(|| ErrorKind::Syntax(format!("{} needs {} argument(s)", self.name, i + 1)))
+    }
 }
 
 /// Lexes a whole configuration text.
@@ -38,35 +50,34 @@ pub(crate) fn lex(text: &str) -> (Vec<Directive>, Vec<(usize, String)>) {
             continue;
         }
         logical.push_str(line);
-        let text = std::mem::take(&mut logical);
-        match split_args(text.trim()) {
-            Ok(mut words) if !words.is_empty() => {
-                let name = words.remove(0);
-                directives.push(Directive {
-                    line: start_line,
-                    name,
-                    args: words,
-                });
-            }
-            Ok(_) => {}
-            Err(e) => errors.push((start_line, e)),
-        }
+        push_logical(&logical, start_line, &mut directives, &mut errors);
+        logical.clear();
     }
-    if !logical.trim().is_empty() {
-        match split_args(logical.trim()) {
-            Ok(mut words) if !words.is_empty() => {
-                let name = words.remove(0);
-                directives.push(Directive {
-                    line: start_line,
-                    name,
-                    args: words,
-                });
-            }
-            Ok(_) => {}
-            Err(e) => errors.push((start_line, e)),
-        }
-    }
+    // What a last line ending in a backslash left.
+    push_logical(&logical, start_line, &mut directives, &mut errors);
     (directives, errors)
+}
+
+/// Splits one complete logical line (blank or not) into a directive, or
+/// notes why it cannot.
+fn push_logical(
+    text: &str,
+    line: usize,
+    directives: &mut Vec<Directive>,
+    errors: &mut Vec<(usize, String)>,
+) {
+    match split_args(text.trim()) {
+        Ok(mut words) if !words.is_empty() => {
+            let name = words.remove(0);
+            directives.push(Directive {
+                line,
+                name,
+                args: words,
+            });
+        }
+        Ok(_) => {}
+        Err(e) => errors.push((line, e)),
+    }
 }
 
 /// Splits one logical line into whitespace-separated, possibly quoted words.

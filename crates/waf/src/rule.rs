@@ -279,6 +279,34 @@ impl Rule {
     pub(crate) fn has_tag(&self, re: &Regex) -> bool {
         self.actions.tags.iter().any(|t| re.is_match(t.as_bytes()))
     }
+
+    /// Whether the rule's `msg` is a literal that `re` matches.
+    pub(crate) fn msg_matches(&self, re: &Regex) -> bool {
+        self.actions
+            .msg
+            .as_ref()
+            .and_then(|m| m.as_literal())
+            .is_some_and(|m| re.is_match(m))
+    }
+
+    /// Whether the rule's id lies in one of the inclusive `ranges`.
+    pub(crate) fn id_in(&self, ranges: &[(u32, u32)]) -> bool {
+        ranges.iter().any(|&(a, b)| self.id >= a && self.id <= b)
+    }
+
+    /// The rule and each rule chained to it, in order.
+    pub(crate) fn links(&self) -> impl Iterator<Item = &Rule> {
+        std::iter::successors(Some(self), |l| l.chain.as_deref())
+    }
+
+    /// Calls `f` on the rule and each rule chained to it, in order.
+    pub(crate) fn for_each_link_mut(&mut self, mut f: impl FnMut(&mut Rule)) {
+        let mut link = Some(self);
+        while let Some(l) = link {
+            f(l);
+            link = l.chain.as_deref_mut();
+        }
+    }
 }
 
 fn split_top(s: &str, sep: u8) -> Vec<&str> {

@@ -25,7 +25,7 @@ pub(crate) struct Caches {
     /// of its values' prefilter bits.
     pub(super) summaries: FastMap<(u8, u32), (usize, std::ops::Range<usize>)>,
     /// Prefilter bits of raw values, shared by the pipelines that leave a
-    /// value unchanged (see `cached_bits`).
+    /// value unchanged (see `value_bits`).
     raw_bits: FastMap<(u8, u32), std::ops::Range<usize>>,
     /// Prefilter bits of transformed values by a case-insensitive hash of
     /// their bytes: (the value's range in `arena`, its bits).
@@ -247,7 +247,8 @@ impl Caches {
 impl<'t> Evaluator<'t> {
     /// The prefilter bits of one cached value after a pipeline: its raw
     /// bits when the pipeline cannot change it beyond case, else those of
-    /// its transformed form. `None` when the cache is full.
+    /// its transformed form, computed and cached on first use. `None` when
+    /// the cache is full.
     pub(super) fn value_bits(
         &mut self,
         key: (u8, u32, u32),
@@ -256,130 +257,8 @@ impl<'t> Evaluator<'t> {
         pf: &crate::prefilter::ChainPrefilter,
     ) -> Option<std::ops::Range<usize>> {
         if crate::transform::chain_keeps_bits(chain, crate::transform::features(value)) {
-            Some(self.raw_bits(key.0, key.1, value, pf))
-        } else {
-            self.cached_bits(key, chain, value, pf)
+            return Some(self.raw_bits(key.0, key.1, value, pf));
         }
-    }
-
-    /// The prefilter bits of a raw list value, scanning it on first use.
-    pub(super) fn raw_bits(
-        &mut self,
-        v: u8,
-        i: u32,
-        value: &[u8],
-        pf: &crate::prefilter::ChainPrefilter,
-    ) -> std::ops::Range<usize> {
-        if let Some(r) = self.caches.raw_bits.get(&(v, i)) {
-            return r.clone();
-        }
-        let r = automaton_for(self.inner, v, pf).scan_into(value, &mut self.caches.bit_arena);
-        self.caches.raw_bits.insert((v, i), r.clone());
-        r
-    }
-
-    /// The cached transformed value of a list value, computing it on first
-    /// use; `Some(None)` means the value is used untransformed, `None` that
-    /// the cache is full and the caller must transform it itself.
-    pub(super) fn cached_value(
-        &mut self,
-        key: (u8, u32, u32),
-        chain: &[Transform],
-        value: &[u8],
-    ) -> Option<Option<std::ops::Range<usize>>> {
-        self.cached_value_features(key, chain, value)
-            .map(|(r, _)| r)
-    }
-
-    /// `cached_value` with the value's `transform::features`.
-    fn cached_value_features(
-        &mut self,
-        key: (u8, u32, u32),
-        chain: &[Transform],
-        value: &[u8],
-    ) -> Option<(Option<std::ops::Range<usize>>, u32)> {
-        if let Some(e) = self.caches.transformed.get(&key) {
-            return Some((e.value.clone(), e.features));
-        }
-        let Some((last, _)) = chain.split_last() else {
-            let features = crate::transform::features(value);
-            if !self.caches.transformed.insert(
-                key,
-                CacheEntry {
-                    value: None,
-                    bits: None,
-                    features,
-                },
-            ) {
-                return None;
-            }
-            return Some((None, features));
-        };
-        // One step from the cached parent pipeline: pipelines sharing a
-        // prefix (most CRS ones start `urlDecodeUni,htmlEntityDecode,...`)
-        // share its work.
-        let parent_id = self
-            .inner
-            .chain_parent
-            .get(key.2 as usize)
-            .copied()
-            .unwrap_or(u32::MAX);
-        let (parent, parent_features) = if parent_id == u32::MAX {
-            (None, crate::transform::features(value))
-        } else {
-            let parent_chain = &self.inner.transform_chains[parent_id as usize];
-            self.cached_value_features((key.0, key.1, parent_id), parent_chain, value)?
-        };
-        let Caches {
-            transformed,
-            scratch,
-            arena,
-            ..
-        } = &mut *self.caches;
-        let input: &[u8] = match &parent {
-            Some(r) => &arena[r.clone()],
-            None => value,
-        };
-        let (r, features) = if last.is_noop_with(parent_features, input) {
-            // The step cannot change the value: share the parent's bytes
-            // without running it.
-            (parent, parent_features)
-        } else {
-            last.apply(input, scratch);
-            if scratch.as_slice() == input {
-                (parent, parent_features)
-            } else {
-                if arena.len() + scratch.len() > MAX_CACHE_BYTES {
-                    return None;
-                }
-                (
-                    Some(push_range(arena, scratch)),
-                    crate::transform::features(scratch),
-                )
-            }
-        };
-        if !transformed.insert(
-            key,
-            CacheEntry {
-                value: r.clone(),
-                bits: None,
-                features,
-            },
-        ) {
-            return None;
-        }
-        Some((r, features))
-    }
-
-    /// The prefilter bits of a list value after a pipeline, computing and
-    /// caching them on first use.
-    fn cached_bits(
-        &mut self,
-        key: (u8, u32, u32),
-        chain: &[Transform],
-        value: &[u8],
-        pf: &crate::prefilter::ChainPrefilter,
-    ) -> Option<std::ops::Range<usize>> {
         if let Some(Some(r)) = self.caches.transformed.get(&key).map(|e| e.bits.clone()) {
             return Some(r);
         }
@@ -438,6 +317,101 @@ impl<'t> Evaluator<'t> {
             e.bits = Some(r.clone());
         }
         Some(r)
+    }
+
+    /// The prefilter bits of a raw list value, scanning it on first use.
+    pub(super) fn raw_bits(
+        &mut self,
+        v: u8,
+        i: u32,
+        value: &[u8],
+        pf: &crate::prefilter::ChainPrefilter,
+    ) -> std::ops::Range<usize> {
+        if let Some(r) = self.caches.raw_bits.get(&(v, i)) {
+            return r.clone();
+        }
+        let r = automaton_for(self.inner, v, pf).scan_into(value, &mut self.caches.bit_arena);
+        self.caches.raw_bits.insert((v, i), r.clone());
+        r
+    }
+
+    /// The cached transformed value of a list value, computing it on first
+    /// use; `Some(None)` means the value is used untransformed, `None` that
+    /// the cache is full and the caller must transform it itself.
+    pub(super) fn cached_value(
+        &mut self,
+        key: (u8, u32, u32),
+        chain: &[Transform],
+        value: &[u8],
+    ) -> Option<Option<std::ops::Range<usize>>> {
+        self.cached_value_features(key, chain, value)
+            .map(|(r, _)| r)
+    }
+
+    /// `cached_value` with the value's `transform::features`.
+    fn cached_value_features(
+        &mut self,
+        key: (u8, u32, u32),
+        chain: &[Transform],
+        value: &[u8],
+    ) -> Option<(Option<std::ops::Range<usize>>, u32)> {
+        if let Some(e) = self.caches.transformed.get(&key) {
+            return Some((e.value.clone(), e.features));
+        }
+        let (r, features) = match chain.split_last() {
+            None => (None, crate::transform::features(value)),
+            Some((last, _)) => {
+                // One step from the cached parent pipeline: pipelines sharing a
+                // prefix (most CRS ones start `urlDecodeUni,htmlEntityDecode,...`)
+                // share its work.
+                let parent_id = self
+                    .inner
+                    .chain_parent
+                    .get(key.2 as usize)
+                    .copied()
+                    .unwrap_or(u32::MAX);
+                let (parent, parent_features) = if parent_id == u32::MAX {
+                    (None, crate::transform::features(value))
+                } else {
+                    let parent_chain = &self.inner.transform_chains[parent_id as usize];
+                    self.cached_value_features((key.0, key.1, parent_id), parent_chain, value)?
+                };
+                let Caches { scratch, arena, .. } = &mut *self.caches;
+                let input: &[u8] = match &parent {
+                    Some(r) => &arena[r.clone()],
+                    None => value,
+                };
+                if last.is_noop_with(parent_features, input) {
+                    // The step cannot change the value: share the parent's bytes
+                    // without running it.
+                    (parent, parent_features)
+                } else {
+                    last.apply(input, scratch);
+                    if scratch.as_slice() == input {
+                        (parent, parent_features)
+                    } else {
+                        if arena.len() + scratch.len() > MAX_CACHE_BYTES {
+                            return None;
+                        }
+                        (
+                            Some(push_range(arena, scratch)),
+                            crate::transform::features(scratch),
+                        )
+                    }
+                }
+            }
+        };
+        if !self.caches.transformed.insert(
+            key,
+            CacheEntry {
+                value: r.clone(),
+                bits: None,
+                features,
+            },
+        ) {
+            return None;
+        }
+        Some((r, features))
     }
 }
 

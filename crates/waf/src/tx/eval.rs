@@ -147,44 +147,31 @@ impl<'t> Evaluator<'t> {
         let r = self.req;
         let list =
             |list: &'t [(String, Vec<u8>)], id: Var, names: bool| Source::List { list, id, names };
+        // A variable with one list of its own, keyed by the variable itself.
+        let one = |l: &'t [(String, Vec<u8>)], names: bool| [list(l, var, names), Source::None];
         match var {
             Var::Args => [
                 list(&r.args_get, Var::ArgsGet, false),
                 list(&r.args_post, Var::ArgsPost, false),
             ],
-            Var::ArgsGet => [list(&r.args_get, Var::ArgsGet, false), Source::None],
-            Var::ArgsPost => [list(&r.args_post, Var::ArgsPost, false), Source::None],
             Var::ArgsNames => [
                 list(&r.args_get, Var::ArgsGetNames, true),
                 list(&r.args_post, Var::ArgsPostNames, true),
             ],
-            Var::ArgsGetNames => [list(&r.args_get, Var::ArgsGetNames, true), Source::None],
-            Var::ArgsPostNames => [list(&r.args_post, Var::ArgsPostNames, true), Source::None],
-            Var::RequestHeaders => [list(&r.headers, Var::RequestHeaders, false), Source::None],
-            Var::RequestHeadersNames => [
-                list(&r.headers, Var::RequestHeadersNames, true),
-                Source::None,
-            ],
-            Var::RequestCookies => [list(&r.cookies, Var::RequestCookies, false), Source::None],
-            Var::RequestCookiesNames => [
-                list(&r.cookies, Var::RequestCookiesNames, true),
-                Source::None,
-            ],
-            Var::Files => [list(&r.files, Var::Files, false), Source::None],
-            Var::FilesNames => [list(&r.files, Var::FilesNames, true), Source::None],
-            Var::FilesSizes => [list(&r.files_sizes, Var::FilesSizes, false), Source::None],
-            Var::MultipartPartHeaders => [
-                list(&r.part_headers, Var::MultipartPartHeaders, false),
-                Source::None,
-            ],
-            Var::ResponseHeaders => [
-                list(&r.resp_headers, Var::ResponseHeaders, false),
-                Source::None,
-            ],
-            Var::ResponseHeadersNames => [
-                list(&r.resp_headers, Var::ResponseHeadersNames, true),
-                Source::None,
-            ],
+            Var::ArgsGet => one(&r.args_get, false),
+            Var::ArgsPost => one(&r.args_post, false),
+            Var::ArgsGetNames => one(&r.args_get, true),
+            Var::ArgsPostNames => one(&r.args_post, true),
+            Var::RequestHeaders => one(&r.headers, false),
+            Var::RequestHeadersNames => one(&r.headers, true),
+            Var::RequestCookies => one(&r.cookies, false),
+            Var::RequestCookiesNames => one(&r.cookies, true),
+            Var::Files => one(&r.files, false),
+            Var::FilesNames => one(&r.files, true),
+            Var::FilesSizes => one(&r.files_sizes, false),
+            Var::MultipartPartHeaders => one(&r.part_headers, false),
+            Var::ResponseHeaders => one(&r.resp_headers, false),
+            Var::ResponseHeadersNames => one(&r.resp_headers, true),
             v if v.is_store() => [Source::Store(&self.st.stores[store_index(v)]), Source::None],
             Var::Xml => match &r.xml {
                 Some(x) if raw_key.contains('@') => [Source::XmlAttrs(&x.attrs), Source::None],
@@ -194,17 +181,10 @@ impl<'t> Evaluator<'t> {
                 ],
                 None => [Source::None, Source::None],
             },
-            Var::MatchedVars => [
+            Var::MatchedVars | Var::MatchedVarsNames => [
                 Source::Matched {
                     list: &self.st.matched_vars,
-                    names: false,
-                },
-                Source::None,
-            ],
-            Var::MatchedVarsNames => [
-                Source::Matched {
-                    list: &self.st.matched_vars,
-                    names: true,
+                    names: var == Var::MatchedVarsNames,
                 },
                 Source::None,
             ],
@@ -236,10 +216,7 @@ impl<'t> Evaluator<'t> {
             return true;
         }
         for (ids, e) in &self.st.removed_targets {
-            if e.var == var
-                && ids.iter().any(|&(a, b)| starter.id >= a && starter.id <= b)
-                && e.selector.matches(key)
-            {
+            if e.var == var && starter.id_in(ids) && e.selector.matches(key) {
                 return true;
             }
         }
@@ -331,6 +308,14 @@ impl<'t> Evaluator<'t> {
         let sel = &target.selector;
         let var = target.var;
         let mut count = 0usize;
+        // A value that passed the selector and the exclusions: counted for
+        // `&VAR`, else tested.
+        let mut take = |this: &mut Self, key: &str, value: &[u8], cache_key: Option<(u8, u32)>| {
+            count += 1;
+            if !target.count {
+                this.test_value(link, var, key, value, cache_key, chain, found);
+            }
+        };
         for source in self.sources(target) {
             match source {
                 Source::None => {}
@@ -344,21 +329,9 @@ impl<'t> Evaluator<'t> {
                         continue;
                     }
                     for (i, (k, v)) in list.iter().enumerate() {
-                        if !sel.matches(k) || self.excluded(starter, link, var, k) {
-                            continue;
-                        }
-                        count += 1;
-                        if !target.count {
+                        if sel.matches(k) && !self.excluded(starter, link, var, k) {
                             let value: &[u8] = if names { k.as_bytes() } else { v };
-                            self.test_value(
-                                link,
-                                var,
-                                k,
-                                value,
-                                Some((id as u8, i as u32)),
-                                chain,
-                                found,
-                            );
+                            take(self, k, value, Some((id as u8, i as u32)));
                         }
                     }
                 }
@@ -368,67 +341,32 @@ impl<'t> Evaluator<'t> {
                         // the one key up instead of scanning the collection.
                         if let Some((k, v)) = map.get_key_value(key.as_str()) {
                             if !self.excluded(starter, link, var, k) {
-                                count += 1;
-                                if !target.count {
-                                    self.test_value(link, var, k, v, None, chain, found);
-                                }
+                                take(self, k, v, None);
                             }
                         }
                         continue;
                     }
                     for (k, v) in map.iter() {
-                        if !sel.matches(k) || self.excluded(starter, link, var, k) {
-                            continue;
-                        }
-                        count += 1;
-                        if !target.count {
-                            self.test_value(link, var, k, v, None, chain, found);
+                        if sel.matches(k) && !self.excluded(starter, link, var, k) {
+                            take(self, k, v, None);
                         }
                     }
                 }
                 Source::Matched { list, names } => {
                     for (k, v) in list.iter() {
-                        if !sel.matches(k) || self.excluded(starter, link, var, k) {
-                            continue;
-                        }
-                        count += 1;
-                        if !target.count {
-                            let value: &[u8] = if names { k.as_bytes() } else { v };
-                            self.test_value(link, var, k, value, None, chain, found);
+                        if sel.matches(k) && !self.excluded(starter, link, var, k) {
+                            take(self, k, if names { k.as_bytes() } else { v }, None);
                         }
                     }
                 }
                 Source::XmlAttrs(list) => {
                     for (i, (_, v)) in list.iter().enumerate() {
-                        count += 1;
-                        if !target.count {
-                            self.test_value(
-                                link,
-                                var,
-                                "",
-                                v,
-                                Some((Var::Xml as u8, i as u32 + 1)),
-                                chain,
-                                found,
-                            );
-                        }
+                        take(self, "", v, Some((Var::Xml as u8, i as u32 + 1)));
                     }
                 }
                 Source::Scalar(v, id) => {
-                    if self.excluded(starter, link, var, "") {
-                        continue;
-                    }
-                    count += 1;
-                    if !target.count {
-                        self.test_value(
-                            link,
-                            var,
-                            "",
-                            &v,
-                            id.map(|id| (id as u8, 0)),
-                            chain,
-                            found,
-                        );
+                    if !self.excluded(starter, link, var, "") {
+                        take(self, "", &v, id.map(|id| (id as u8, 0)));
                     }
                 }
             }

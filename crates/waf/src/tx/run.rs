@@ -126,11 +126,7 @@ impl Transaction {
     }
 
     fn is_removed(&self, rule: &Rule) -> bool {
-        self.st
-            .removed_ids
-            .iter()
-            .any(|&(a, b)| rule.id >= a && rule.id <= b)
-            || self.st.removed_tags.iter().any(|re| rule.has_tag(re))
+        rule.id_in(&self.st.removed_ids) || self.st.removed_tags.iter().any(|re| rule.has_tag(re))
     }
 
     /// Evaluates a rule and its chain; runs actions of each matching link.
