@@ -13,7 +13,7 @@
 use crate::model::{DataLeft, Incident};
 use crate::scrub::scrub;
 use crate::time::{human_time, rfc3339};
-use crate::words::{count, left_name, rate, severity_name, status_name};
+use crate::words::{count, rate};
 use serde_json::{json, Value};
 
 /// How many source prefixes an alert lists: enough to recognise a botnet's
@@ -54,7 +54,7 @@ pub fn slack_payload(incident: &Incident, change: &str, why: &str) -> String {
     let title = slack_escape(&scrub(&incident.title));
     let site = slack_escape(&scrub(&incident.site));
     let why = slack_escape(&scrub(why));
-    let severity = severity_name(incident.severity);
+    let severity = incident.severity;
     let kinds: Vec<&str> = incident.kinds.iter().map(|k| k.name()).collect();
     let text = format!(
         "[rampart] {} {change}: {title} (severity {severity}, site {site})",
@@ -65,7 +65,7 @@ pub fn slack_payload(incident: &Incident, change: &str, why: &str) -> String {
         json!({ "type": "mrkdwn", "text": format!("*Reference*\n{}", incident.reference()) }),
         json!({ "type": "mrkdwn", "text": format!("*Site*\n{site}") }),
         json!({ "type": "mrkdwn", "text": format!("*Severity*\n{severity}") }),
-        json!({ "type": "mrkdwn", "text": format!("*Status*\n{}", status_name(incident.status)) }),
+        json!({ "type": "mrkdwn", "text": format!("*Status*\n{}", incident.status) }),
         json!({ "type": "mrkdwn", "text": format!("*Kinds*\n{}", kinds.join(", ")) }),
     ];
     if incident.peak_rps > 0.0 {
@@ -77,7 +77,7 @@ pub fn slack_payload(incident: &Incident, change: &str, why: &str) -> String {
     if let Some(data) = incident.data.as_ref().filter(|d| d.left != DataLeft::No) {
         fields.push(json!({
             "type": "mrkdwn",
-            "text": format!("*Personal data left*\n{} (about {} records)", left_name(data.left), count(data.records)),
+            "text": format!("*Personal data left*\n{} (about {} records)", data.left, count(data.records)),
         }));
         fields.push(json!({ "type": "mrkdwn", "text": format!("*ICO deadline*\n{}", human_time(incident.deadline)) }));
     }
@@ -151,7 +151,7 @@ fn truncate(s: &str, max: usize) -> String {
 pub fn generic_payload(incident: &Incident, change: &str, why: &str) -> String {
     let data = match &incident.data {
         Some(data) if data.left != DataLeft::No => json!({
-            "left": left_name(data.left),
+            "left": data.left,
             "records": data.records,
             "people": data.people,
             "categories": data.categories.iter().map(|c| scrub(c)).collect::<Vec<_>>(),
@@ -166,8 +166,8 @@ pub fn generic_payload(incident: &Incident, change: &str, why: &str) -> String {
         "id": incident.id,
         "title": scrub(&incident.title),
         "site": scrub(&incident.site),
-        "severity": severity_name(incident.severity),
-        "status": status_name(incident.status),
+        "severity": incident.severity,
+        "status": incident.status,
         "kinds": incident.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
         "why": scrub(why),
         "first_event": rfc3339(incident.first_event),

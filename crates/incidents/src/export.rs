@@ -15,7 +15,7 @@ pub use crate::attacks::{attack_pattern, AttackPatternInfo};
 use crate::model::{DataLeft, Incident, IncidentKind, IncidentStatus, Millis, Severity};
 use crate::report::{self, ReportInput};
 use crate::time::{date, rfc3339};
-use crate::words::{self, left_name, rate};
+use crate::words::{self, rate};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -765,7 +765,7 @@ pub fn misp_event(input: &ReportInput) -> Value {
         ));
     }
     if let Some(data) = incident.data.as_ref().filter(|d| d.left != DataLeft::No) {
-        let left = left_name(data.left);
+        let left = data.left.to_string();
         attributes.push(attribute(
             "personal data",
             "text",

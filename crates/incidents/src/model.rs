@@ -262,6 +262,12 @@ impl std::fmt::Display for IncidentStatus {
     }
 }
 
+impl std::fmt::Display for DataLeft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_serde_name(self, f)
+    }
+}
+
 /// Whether personal data left the organisation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -11,7 +11,7 @@
 //! time in its own column, and both are merged into the incident on read, so
 //! the writer rewriting an incident's body can never lose them.
 
-use crate::model::{Decision, Event, EventKind, Incident, IncidentStatus, Millis, ICO_WINDOW_MS};
+use crate::model::{Decision, Event, EventKind, Incident, Millis, ICO_WINDOW_MS};
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
@@ -599,7 +599,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(writing)?;
-        let status = status_name(incident.status);
+        let status = incident.status.to_string();
         if incident.id == 0 {
             let body = encode_incident(path, incident)?;
             tx.prepare_cached(
@@ -868,13 +868,6 @@ impl Store {
             }
         }
         Ok(deleted)
-    }
-}
-
-fn status_name(status: IncidentStatus) -> &'static str {
-    match status {
-        IncidentStatus::Open => "open",
-        IncidentStatus::Closed => "closed",
     }
 }
 

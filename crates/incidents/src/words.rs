@@ -1,33 +1,5 @@
 //! How names and numbers are written in reports, exports and alerts.
 
-use crate::model::{DataLeft, IncidentStatus, Severity};
-
-/// The names the reports, exports and alerts print (as serde spells them).
-pub(crate) fn severity_name(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Low => "low",
-        Severity::Medium => "medium",
-        Severity::High => "high",
-        Severity::Critical => "critical",
-    }
-}
-
-pub(crate) fn status_name(status: IncidentStatus) -> &'static str {
-    match status {
-        IncidentStatus::Open => "open",
-        IncidentStatus::Closed => "closed",
-    }
-}
-
-pub(crate) fn left_name(left: DataLeft) -> &'static str {
-    match left {
-        DataLeft::No => "no",
-        DataLeft::Prevented => "prevented",
-        DataLeft::Yes => "yes",
-        DataLeft::Unknown => "unknown",
-    }
-}
-
 /// `a`, `a and b`, `a, b and c`.
 pub(crate) fn join_words<S: AsRef<str>>(items: &[S]) -> String {
     match items {

@@ -289,10 +289,7 @@ impl Open {
         let (severity, cause) = self.assess();
         if severity > self.incident.severity {
             self.incident.severity = severity;
-            reasons.push(format!(
-                "severity rose to {}: {cause}",
-                severity_name(severity)
-            ));
+            reasons.push(format!("severity rose to {}: {cause}", severity));
         }
         if reasons.is_empty() {
             return;
@@ -303,15 +300,6 @@ impl Open {
             incident: self.snapshot(),
             why,
         });
-    }
-}
-
-pub(super) fn severity_name(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Low => "low",
-        Severity::Medium => "medium",
-        Severity::High => "high",
-        Severity::Critical => "critical",
     }
 }
 

@@ -4,7 +4,7 @@ use super::sections::note_command;
 use super::{ReportInput, Sections};
 use crate::model::Incident;
 use crate::time::human_time;
-use crate::words::{count, rate, severity_name, status_name};
+use crate::words::{count, rate};
 
 pub(super) enum Inline {
     Text(String),
@@ -88,8 +88,8 @@ pub(super) fn document(incident: &Incident, input: &ReportInput, s: &Sections) -
             text("Site: ").text(&incident.site),
             text(format!(
                 "Severity: {}; status: {}; kinds: {}",
-                severity_name(incident.severity),
-                status_name(incident.status),
+                incident.severity,
+                incident.status,
                 kinds.join(", ")
             )),
             text(format!(

@@ -7,7 +7,7 @@ use crate::model::{
 };
 use crate::scrub::scrubbed;
 use crate::time::{hours_minutes, human_time, rfc3339};
-use crate::words::{count, join_words, left_name, rate, severity_name};
+use crate::words::{count, join_words, rate};
 use serde::Serialize;
 
 /// Something that happened at a time.
@@ -268,7 +268,7 @@ pub(crate) fn sections_of(incident: &Incident, input: &ReportInput) -> Sections 
         incident.reference(),
         incident.site,
         if kinds.is_empty() { "activity the gateway grouped together".to_string() } else { join_words(&kinds) },
-        severity_name(incident.severity),
+        incident.severity,
         state,
         human_time(incident.first_event),
         human_time(incident.aware_at),
@@ -543,7 +543,7 @@ fn personal_data_section(
         format!("What the leak guard matched: {}.", join_words(&entity_words)),
         format!(
             "Whether it left: {} (from the gateway's leak guard, which scans responses as they go out).",
-            left_name(data.left)
+            data.left
         ),
     ];
     if data.special_category {
