@@ -273,18 +273,13 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Ban {
             address,
-            seconds: Some(secs),
+            seconds,
             admin,
-        } => flood_command(
-            &admin,
-            "POST",
-            &format!("/ban?client={}&secs={secs}", enc(&address)),
-        ),
-        Command::Ban {
-            address,
-            seconds: None,
-            admin,
-        } => flood_command(&admin, "POST", &format!("/ban?client={}", enc(&address))),
+        } => {
+            let secs = seconds.map(|s| format!("&secs={s}")).unwrap_or_default();
+            let path = format!("/ban?client={}{secs}", enc(&address));
+            flood_command(&admin, "POST", &path)
+        }
         Command::Unban { address, admin } => {
             flood_command(&admin, "POST", &format!("/unban?client={}", enc(&address)))
         }

@@ -80,27 +80,27 @@ impl<'a> Checker<'a> {
     pub(super) fn config(&mut self, root: &Table, base: &Path) -> Config {
         let mut r = TableReader::new(root, "the top level");
 
-        let server = match r.take(&["server"]) {
+        let server = match r.take("server") {
             Some(item) => self.server(item),
             None => ServerSettings::default(),
         };
-        let limits = match r.take(&["limits"]) {
+        let limits = match r.take("limits") {
             Some(item) => self.limits(item),
             None => Limits::default(),
         };
         let listeners =
-            self.array_of_tables(r.take(&["listener"]), "listener", |cx, t| cx.listener(t));
+            self.array_of_tables(r.take("listener"), "listener", |cx, t| cx.listener(t));
         let upstreams =
-            self.array_of_tables(r.take(&["upstream"]), "upstream", |cx, t| cx.upstream(t));
-        let sites = self.array_of_tables(r.take(&["site"]), "site", |cx, t| cx.site(t, base));
-        let flood = r.take(&["flood"]).and_then(|_| self.flood());
-        let leak_guard = r.take(&["leak_guard"]).and_then(|_| self.leak_guard());
+            self.array_of_tables(r.take("upstream"), "upstream", |cx, t| cx.upstream(t));
+        let sites = self.array_of_tables(r.take("site"), "site", |cx, t| cx.site(t, base));
+        let flood = r.take("flood").and_then(|_| self.flood());
+        let leak_guard = r.take("leak_guard").and_then(|_| self.leak_guard());
         let incidents = r
-            .take(&["incidents"])
+            .take("incidents")
             .and_then(|_| self.incidents())
             .unwrap_or_default();
         let cache = r
-            .take(&["cache"])
+            .take("cache")
             .and_then(|_| self.cache())
             .unwrap_or_default();
         self.finish(r);
@@ -331,12 +331,12 @@ impl<'a> Checker<'a> {
             return s;
         };
         let mut r = TableReader::new(table, "[server]");
-        if let Some(v) = r.take(&["threads"]) {
+        if let Some(v) = r.take("threads") {
             if let Some(n) = self.integer(v, "threads", 1, 1024) {
                 s.threads = n as usize;
             }
         }
-        if let Some(v) = r.take(&["admin_listen"]) {
+        if let Some(v) = r.take("admin_listen") {
             if let Some(text) = self.string(v, "admin_listen") {
                 if text == "off" {
                     s.admin_listen = None;
@@ -345,7 +345,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        if let Some(v) = r.take(&["access_log"]) {
+        if let Some(v) = r.take("access_log") {
             if let Some(text) = self.string(v, "access_log") {
                 s.access_log = match text.as_str() {
                     "-" | "stdout" => AccessLogTarget::Stdout,
@@ -354,22 +354,22 @@ impl<'a> Checker<'a> {
                 };
             }
         }
-        if let Some(v) = r.take(&["waf_log"]) {
+        if let Some(v) = r.take("waf_log") {
             s.waf_log = self.string(v, "waf_log").map(PathBuf::from);
         }
-        if let Some(v) = r.take(&["audit_log"]) {
+        if let Some(v) = r.take("audit_log") {
             s.audit_log = self.string(v, "audit_log").map(PathBuf::from);
         }
-        if let Some(v) = r.take(&["key_file"]) {
+        if let Some(v) = r.take("key_file") {
             s.key_file = self.string(v, "key_file").map(PathBuf::from);
         }
-        if let Some(v) = r.take(&["canaries_csv"]) {
+        if let Some(v) = r.take("canaries_csv") {
             s.canaries_csv = self.string(v, "canaries_csv").map(PathBuf::from);
         }
-        if let Some(v) = r.take(&["records_csv"]) {
+        if let Some(v) = r.take("records_csv") {
             s.records_csv = self.string(v, "records_csv").map(PathBuf::from);
         }
-        if let Some(v) = r.take(&["trusted_proxies"]) {
+        if let Some(v) = r.take("trusted_proxies") {
             s.trusted_proxies = self.string_list(v, "trusted_proxies")
                 .into_iter()
                 .filter_map(|text| match text.parse::<Cidr>() {
@@ -393,7 +393,7 @@ impl<'a> Checker<'a> {
         let mut r = TableReader::new(table, "[limits]");
         macro_rules! duration {
             ($key:literal, $field:ident) => {
-                if let Some(v) = r.take(&[$key]) {
+                if let Some(v) = r.take($key) {
                     if let Some(d) = self.duration(v, $key) {
                         l.$field = d;
                     }
@@ -402,7 +402,7 @@ impl<'a> Checker<'a> {
         }
         macro_rules! int {
             ($key:literal, $field:ident, $min:expr, $max:expr) => {
-                if let Some(v) = r.take(&[$key]) {
+                if let Some(v) = r.take($key) {
                     if let Some(n) = self.integer(v, $key, $min, $max) {
                         l.$field = n as _;
                     }
@@ -430,7 +430,7 @@ impl<'a> Checker<'a> {
 
     fn listener(&mut self, table: &Table) -> Option<Listener> {
         let mut r = TableReader::new(table, "[[listener]]");
-        let address = match r.take(&["address"]) {
+        let address = match r.take("address") {
             Some(v) => self.socket_addr(v, "address"),
             None => {
                 self.error_at(
@@ -440,14 +440,8 @@ impl<'a> Checker<'a> {
                 None
             }
         };
-        let tls = r
-            .take(&["tls"])
-            .and_then(|v| self.boolean(v, "tls"))
-            .unwrap_or(false);
-        let h2c = r
-            .take(&["h2c"])
-            .and_then(|v| self.boolean(v, "h2c"))
-            .unwrap_or(false);
+        let tls = self.read(&mut r, "tls", Self::boolean).unwrap_or(false);
+        let h2c = self.read(&mut r, "h2c", Self::boolean).unwrap_or(false);
         self.finish(r);
         Some(Listener {
             address: address?,
@@ -459,7 +453,7 @@ impl<'a> Checker<'a> {
     fn upstream(&mut self, table: &Table) -> Option<UpstreamPool> {
         let mut r = TableReader::new(table, "[[upstream]]");
         let name = self.required_string(&mut r, table, "name", "[[upstream]]", "name = \"app\"");
-        let servers: Vec<SocketAddr> = match r.take(&["servers"]) {
+        let servers: Vec<SocketAddr> = match r.take("servers") {
             Some(v) => {
                 let list = self.string_list(v, "servers");
                 if list.is_empty() {
@@ -482,16 +476,16 @@ impl<'a> Checker<'a> {
                 Vec::new()
             }
         };
-        let tls_sni = r.take(&["tls_sni"]).and_then(|v| self.string(v, "tls_sni"));
-        let eject_after_failures = r
-            .take(&["eject_after_failures"])
-            .and_then(|v| self.integer(v, "eject_after_failures", 1, 1000))
+        let tls_sni = self.read(&mut r, "tls_sni", Self::string);
+        let eject_after_failures = self
+            .read(&mut r, "eject_after_failures", |cx, v, k| {
+                cx.integer(v, k, 1, 1000)
+            })
             .unwrap_or(3) as u32;
-        let eject_for = r
-            .take(&["eject_for"])
-            .and_then(|v| self.duration(v, "eject_for"))
+        let eject_for = self
+            .read(&mut r, "eject_for", Self::duration)
             .unwrap_or(Duration::from_secs(10));
-        let health_check = r.take(&["health_check"]).and_then(|v| self.health_check(v));
+        let health_check = r.take("health_check").and_then(|v| self.health_check(v));
         self.finish(r);
         Some(UpstreamPool {
             name: name?,
@@ -506,9 +500,8 @@ impl<'a> Checker<'a> {
     fn health_check(&mut self, item: &Item) -> Option<HealthCheck> {
         let table = self.table_like(item, "health_check")?;
         let mut r = TableReader::new(&table, "`health_check`");
-        let path = r
-            .take(&["path"])
-            .and_then(|v| self.string(v, "path"))
+        let path = self
+            .read(&mut r, "path", Self::string)
             .unwrap_or_else(|| "/".into());
         if !path.starts_with('/') {
             self.error_at(
@@ -516,21 +509,19 @@ impl<'a> Checker<'a> {
                 format!("health check path `{path}` must start with `/`"),
             );
         }
-        let interval = r
-            .take(&["interval"])
-            .and_then(|v| self.duration(v, "interval"))
+        let interval = self
+            .read(&mut r, "interval", Self::duration)
             .unwrap_or(Duration::from_secs(5));
-        let timeout = r
-            .take(&["timeout"])
-            .and_then(|v| self.duration(v, "timeout"))
+        let timeout = self
+            .read(&mut r, "timeout", Self::duration)
             .unwrap_or(Duration::from_secs(2));
-        let unhealthy_after = r
-            .take(&["unhealthy_after"])
-            .and_then(|v| self.integer(v, "unhealthy_after", 1, 100))
+        let unhealthy_after = self
+            .read(&mut r, "unhealthy_after", |cx, v, k| {
+                cx.integer(v, k, 1, 100)
+            })
             .unwrap_or(2) as u32;
-        let healthy_after = r
-            .take(&["healthy_after"])
-            .and_then(|v| self.integer(v, "healthy_after", 1, 100))
+        let healthy_after = self
+            .read(&mut r, "healthy_after", |cx, v, k| cx.integer(v, k, 1, 100))
             .unwrap_or(1) as u32;
         self.finish(r);
         Some(HealthCheck {
@@ -545,7 +536,7 @@ impl<'a> Checker<'a> {
     fn site(&mut self, table: &Table, base: &Path) -> Option<Site> {
         let mut r = TableReader::new(table, "[[site]]");
         let name = self.required_string(&mut r, table, "name", "[[site]]", "name = \"www\"");
-        let hosts: Vec<String> = match r.take(&["hosts"]) {
+        let hosts: Vec<String> = match r.take("hosts") {
             Some(v) => self
                 .string_list(v, "hosts")
                 .into_iter()
@@ -558,12 +549,9 @@ impl<'a> Checker<'a> {
         };
         let upstream =
             self.required_string(&mut r, table, "upstream", "[[site]]", "upstream = \"app\"");
-        let tls = r.take(&["tls"]).and_then(|v| self.site_tls(v, base));
-        let routes = self.array_of_tables(r.take(&["route"]), "site.route", |cx, t| cx.route(t));
-        let waf = r
-            .take(&["waf"])
-            .map(|v| self.waf(v, base))
-            .unwrap_or_default();
+        let tls = r.take("tls").and_then(|v| self.site_tls(v, base));
+        let routes = self.array_of_tables(r.take("route"), "site.route", |cx, t| cx.route(t));
+        let waf = r.take("waf").map(|v| self.waf(v, base)).unwrap_or_default();
         self.finish(r);
         Some(Site {
             name: name?,
@@ -584,7 +572,7 @@ impl<'a> Checker<'a> {
             return w;
         };
         let mut r = TableReader::new(&table, "a site's `waf`");
-        if let Some(v) = r.take(&["mode"]) {
+        if let Some(v) = r.take("mode") {
             match self.string(v, "mode").as_deref() {
                 Some("on") => w.mode = WafMode::On,
                 Some("detect") => w.mode = WafMode::DetectionOnly,
@@ -593,34 +581,29 @@ impl<'a> Checker<'a> {
                 None => {}
             }
         }
-        w.crs = match r.take(&["crs"]) {
+        w.crs = match r.take("crs") {
             Some(v) => self.path(v, "crs", base),
             None if Path::new(DEBIAN_CRS).join("rules").is_dir() => Some(PathBuf::from(DEBIAN_CRS)),
             None => None,
         };
-        if let Some(n) = r
-            .take(&["paranoia"])
-            .and_then(|v| self.integer(v, "paranoia", 1, 4))
-        {
+        if let Some(n) = self.read(&mut r, "paranoia", |cx, v, k| cx.integer(v, k, 1, 4)) {
             w.paranoia = n as u8;
         }
-        if let Some(n) = r
-            .take(&["inbound_threshold"])
-            .and_then(|v| self.integer(v, "inbound_threshold", 1, 10_000))
-        {
+        if let Some(n) = self.read(&mut r, "inbound_threshold", |cx, v, k| {
+            cx.integer(v, k, 1, 10_000)
+        }) {
             w.inbound_threshold = n as u32;
         }
-        if let Some(n) = r
-            .take(&["outbound_threshold"])
-            .and_then(|v| self.integer(v, "outbound_threshold", 1, 10_000))
-        {
+        if let Some(n) = self.read(&mut r, "outbound_threshold", |cx, v, k| {
+            cx.integer(v, k, 1, 10_000)
+        }) {
             w.outbound_threshold = n as u32;
         }
         for (key, list) in [
             ("rules_before", &mut w.rules_before),
             ("rules_after", &mut w.rules_after),
         ] {
-            if let Some(v) = r.take(&[key]) {
+            if let Some(v) = r.take(key) {
                 *list = self
                     .string_list(v, key)
                     .into_iter()
@@ -635,7 +618,7 @@ impl<'a> Checker<'a> {
                     .collect();
             }
         }
-        if let Some(v) = r.take(&["exclusions"]) {
+        if let Some(v) = r.take("exclusions") {
             match v.as_array() {
                 Some(array) => {
                     for entry in array.iter() {
@@ -669,8 +652,8 @@ impl<'a> Checker<'a> {
     fn site_tls(&mut self, item: &Item, base: &Path) -> Option<SiteTls> {
         let table = self.table_like(item, "tls")?;
         let mut r = TableReader::new(&table, "a site's `tls`");
-        let cert = r.take(&["cert"]).and_then(|v| self.path(v, "cert", base));
-        let key = r.take(&["key"]).and_then(|v| self.path(v, "key", base));
+        let cert = r.take("cert").and_then(|v| self.path(v, "cert", base));
+        let key = r.take("key").and_then(|v| self.path(v, "key", base));
         if cert.is_none() || key.is_none() {
             self.error_at(
                 Self::item_span(item),
@@ -701,21 +684,15 @@ impl<'a> Checker<'a> {
                 );
             }
         }
-        let upstream = r
-            .take(&["upstream"])
-            .and_then(|v| self.string(v, "upstream"));
-        let api = r
-            .take(&["api"])
-            .and_then(|v| self.boolean(v, "api"))
-            .unwrap_or(false);
-        let max_body_bytes = r
-            .take(&["max_body_bytes"])
-            .and_then(|v| self.integer(v, "max_body_bytes", 0, 1 << 40))
+        let upstream = self.read(&mut r, "upstream", Self::string);
+        let api = self.read(&mut r, "api", Self::boolean).unwrap_or(false);
+        let max_body_bytes = self
+            .read(&mut r, "max_body_bytes", |cx, v, k| {
+                cx.integer(v, k, 0, 1 << 40)
+            })
             .map(|n| n as u64);
-        let websocket = r
-            .take(&["websocket"])
-            .and_then(|v| self.boolean(v, "websocket"));
-        let uninspectable = r.take(&["uninspectable"]).and_then(|v| {
+        let websocket = self.read(&mut r, "websocket", Self::boolean);
+        let uninspectable = r.take("uninspectable").and_then(|v| {
             let span = Self::item_span(v);
             match self.string(v, "uninspectable")?.as_str() {
                 "pass" => Some(Uninspectable::Pass),
@@ -778,7 +755,7 @@ impl<'a> Checker<'a> {
         what: &str,
         example: &str,
     ) -> Option<String> {
-        match r.take(&[key]) {
+        match r.take(key) {
             Some(v) => self.string(v, key),
             None => {
                 self.error_at(
@@ -788,6 +765,18 @@ impl<'a> Checker<'a> {
                 None
             }
         }
+    }
+
+    /// Reads `key` of the table `r` with `read` (one of the typed readers
+    /// below), marking the key as known.
+    fn read<T>(
+        &mut self,
+        r: &mut TableReader<'_>,
+        key: &'static str,
+        read: impl FnOnce(&mut Self, &Item, &str) -> Option<T>,
+    ) -> Option<T> {
+        let item = r.take(key)?;
+        read(self, item, key)
     }
 
     fn string(&mut self, item: &Item, key: &str) -> Option<String> {
@@ -905,10 +894,10 @@ impl<'t> TableReader<'t> {
         }
     }
 
-    /// Takes a key (the slice is its one spelling) and marks it as known.
-    fn take(&mut self, key: &[&'static str]) -> Option<&'t Item> {
-        self.used.push(key[0]);
-        self.table.get(key[0]).filter(|i| !i.is_none())
+    /// Takes a key and marks it as known.
+    fn take(&mut self, key: &'static str) -> Option<&'t Item> {
+        self.used.push(key);
+        self.table.get(key).filter(|i| !i.is_none())
     }
 }
 
