@@ -1,52 +1,61 @@
 //! CRS's test backend (albedo) for runs over HTTP, and the reading of
 //! `/reflect` requests that the in-process runner's simulated backend shares.
+//!
+//! hyper speaks HTTP/1.1 (keep-alive, `Content-Length` and chunked bodies,
+//! framing of the answers) on a small Tokio runtime of the backend's own
+//! thread, so [`ReflectBackend::start`] stays synchronous. What reaches the
+//! backend has already passed the gateway's parser, so hyper's stricter one
+//! is not in the way of what the suites send.
 
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use tokio::sync::oneshot;
 
-/// The largest request body the backend reads: test bodies are small.
+/// The largest request body the backend reads: test bodies are small. A
+/// larger one is answered with 413 and the connection is closed.
 const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// The most header fields a request may have (hyper's default is 100): CRS
+/// tests may send many, and the backend should not be what refuses them.
+const MAX_HEADERS: usize = 1000;
 
 /// A backend that answers every path with 200, and `/reflect` with the
 /// status, headers and body of its JSON request body
 /// (`{"status": 200, "headers": {..}, "body": "..", "encodedBody": "base64"}`).
+/// Dropping it stops it: it accepts no more connections and closes open ones.
 pub struct ReflectBackend {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
+    stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl ReflectBackend {
     pub fn start(addr: SocketAddr) -> std::io::Result<ReflectBackend> {
-        let listener = TcpListener::bind(addr)?;
+        // Bound here, so that a bad address is the caller's error.
+        let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()?;
+        let (stop, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("reflect-backend".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            let _ = std::thread::Builder::new()
-                                .name("reflect-conn".into())
-                                .spawn(move || serve(stream));
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(2)),
-                    }
-                }
-            })?;
+            .spawn(move || runtime.block_on(serve(listener, stopped)))?;
         Ok(ReflectBackend {
             addr,
-            stop,
+            stop: Some(stop),
             thread: Some(thread),
         })
     }
@@ -58,125 +67,84 @@ impl ReflectBackend {
 
 impl Drop for ReflectBackend {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-fn serve(stream: TcpStream) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let Ok(clone) = stream.try_clone() else {
+/// Accepts connections until told to stop (or the sender is dropped).
+async fn serve(listener: std::net::TcpListener, mut stopped: oneshot::Receiver<()>) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
         return;
     };
-    let mut reader = BufReader::new(clone);
-    let mut writer = stream;
     loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let path = line
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("/")
-            .split('?')
-            .next()
-            .unwrap_or("/")
-            .to_string();
-        let mut length = 0usize;
-        let mut chunked = false;
-        let mut close = false;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let lower = h.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            } else if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
-                chunked = true;
-            } else if lower.starts_with("connection:") && lower.contains("close") {
-                close = true;
-            }
-            if h.trim().is_empty() {
-                break;
-            }
-        }
-        let body = if chunked {
-            read_chunked(&mut reader)
-        } else {
-            read_exact(&mut reader, length.min(MAX_BODY))
+        let stream = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
         };
-        let Some(body) = body else { return };
-        let answer = if path == "/reflect" {
-            reflect(&body)
-        } else {
-            plain(
-                200,
-                &[("Content-Type".into(), "text/plain; charset=utf-8".into())],
-                b"",
-            )
-        };
-        if writer.write_all(&answer).is_err() || close {
-            return;
-        }
+        tokio::spawn(
+            http1::Builder::new()
+                // As albedo (Go) writes them: `Content-Type`, not `content-type`.
+                .title_case_headers(true)
+                .max_headers(MAX_HEADERS)
+                .serve_connection(TokioIo::new(stream), service_fn(answer)),
+        );
     }
 }
 
-fn read_exact(reader: &mut impl Read, n: usize) -> Option<Vec<u8>> {
-    let mut body = vec![0; n];
-    reader.read_exact(&mut body).ok()?;
-    Some(body)
+async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let reflect = request.uri().path() == "/reflect";
+    let Ok(body) = Limited::new(request.into_body(), MAX_BODY).collect().await else {
+        return Ok(respond(413, &[], "request body over 4 MiB"));
+    };
+    Ok(if reflect {
+        reflect_answer(&body.to_bytes())
+    } else {
+        let plain = ("Content-Type".into(), "text/plain; charset=utf-8".into());
+        respond(200, &[plain], "")
+    })
 }
 
-fn read_chunked(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let mut size = String::new();
-        reader.read_line(&mut size).ok()?;
-        let n = usize::from_str_radix(size.trim().split(';').next()?.trim(), 16).ok()?;
-        if n == 0 {
-            let mut end = String::new();
-            reader.read_line(&mut end).ok()?;
-            return Some(body);
-        }
-        if body.len() + n > MAX_BODY {
-            return None;
-        }
-        body.extend(read_exact(reader, n)?);
-        let mut crlf = [0u8; 2];
-        reader.read_exact(&mut crlf).ok()?;
-    }
-}
-
-fn plain(status: u16, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
-    let mut out = format!("HTTP/1.1 {status} Reflected\r\n").into_bytes();
-    for (k, v) in headers {
-        if k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding") {
+/// The response; hyper frames the body itself, so the `Content-Length` and
+/// `Transfer-Encoding` asked for are left out, as are headers HTTP cannot
+/// carry (albedo, in Go, drops them too).
+fn respond(
+    status: u16,
+    headers: &[(String, String)],
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("content-length")
+            || name.eq_ignore_ascii_case("transfer-encoding")
+        {
             continue;
         }
-        out.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            response.headers_mut().append(name, value);
+        }
     }
-    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
-    out.extend_from_slice(body);
-    out
+    response
 }
 
-fn reflect(request: &[u8]) -> Vec<u8> {
+fn reflect_answer(request: &[u8]) -> Response<Full<Bytes>> {
     let Some(r) = reflection(request) else {
-        return plain(
-            400,
-            &[("Content-Type".into(), "text/plain".into())],
-            b"reflect needs a JSON object",
-        );
+        let plain = ("Content-Type".into(), "text/plain".into());
+        return respond(400, &[plain], "reflect needs a JSON object");
     };
-    let status = r.status.filter(|s| (100..600).contains(s)).unwrap_or(200) as u16;
-    plain(status, &r.headers, &r.body)
+    // hyper cannot send a 1xx as the final answer; albedo's Go server answers
+    // one with 200 after it, so that is the answer here.
+    let status = r.status.filter(|s| (200..600).contains(s)).unwrap_or(200) as u16;
+    respond(status, &r.headers, r.body)
 }
 
 /// What a `/reflect` request asks the backend to answer with. The status is
@@ -261,14 +229,22 @@ const LENIENT: GeneralPurpose = GeneralPurpose::new(
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+
     #[test]
-    fn reflect_answers_as_asked() {
-        let out = String::from_utf8(super::reflect(
-            br#"{"status": 503, "headers": {"X-A": "b"}, "body": "hello"}"#,
-        ))
-        .unwrap();
-        assert!(out.starts_with("HTTP/1.1 503 "));
-        assert!(out.contains("X-A: b\r\n") && out.ends_with("\r\n\r\nhello"));
+    fn reflect_answers_as_asked_over_http() {
+        let backend = super::ReflectBackend::start("127.0.0.1:0".parse().unwrap()).unwrap();
+        let json = r#"{"status": 503, "headers": {"X-A": "b"}, "body": "hello"}"#;
+        let mut s = std::net::TcpStream::connect(backend.local_addr()).unwrap();
+        // Odd and duplicate headers, as CRS tests send, are answered too.
+        write!(s, "POST /reflect?x=1 HTTP/1.1\r\nHost: a\r\nX-Odd: \u{e9}\r\nX-Odd: 2\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}", json.len()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 503 "), "{out}");
+        assert!(
+            out.contains("X-A: b\r\n") && out.ends_with("\r\n\r\nhello"),
+            "{out}"
+        );
         assert_eq!(super::base64("aGVsbG8="), b"hello");
     }
 }
