@@ -70,31 +70,17 @@ fn split(token: &str, want: usize) -> Result<Parts<'_>, Reject> {
     Ok(Parts { fields, tag })
 }
 
+/// Tokens are issued in lower-case hex, and only that spelling is taken, so
+/// that one token has one spelling.
 fn decode_hex(s: &str, out: &mut [u8]) -> Result<(), Reject> {
-    let b = s.as_bytes();
-    if b.len() != out.len() * 2 {
+    if s.bytes().any(|c| c.is_ascii_uppercase()) {
         return Err(Reject::Invalid);
     }
-    for (i, o) in out.iter_mut().enumerate() {
-        let hi = hex_val(b[2 * i])?;
-        let lo = hex_val(b[2 * i + 1])?;
-        *o = hi << 4 | lo;
-    }
-    Ok(())
-}
-
-fn hex_val(c: u8) -> Result<u8, Reject> {
-    match c {
-        b'0'..=b'9' => Ok(c - b'0'),
-        b'a'..=b'f' => Ok(c - b'a' + 10),
-        _ => Err(Reject::Invalid),
-    }
+    hex::decode_to_slice(s, out).map_err(|_| Reject::Invalid)
 }
 
 fn push_hex(out: &mut String, bytes: &[u8]) {
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
+    out.push_str(&hex::encode(bytes));
 }
 
 fn parse_u64(s: &str) -> Result<u64, Reject> {

@@ -394,10 +394,7 @@ pub fn load_or_create_token(path: &Path) -> Result<(String, bool), String> {
             Err(Missing) => {}
             Err(Refused(message)) => return Err(message),
         }
-        let token: String = crate::flood::random_bytes()?
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let token = hex::encode(crate::flood::random_bytes()?);
         let tmp = dir.join(format!(
             ".admin-token.{}.{}.tmp",
             std::process::id(),
