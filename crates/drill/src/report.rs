@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde::Serialize;
 use serde_json::{json, Value};
 
 /// What happened to one attack request.
@@ -157,12 +158,14 @@ impl Percentiles {
 }
 
 /// The capped origin's counts over the attack.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct UpstreamFigures {
     pub capacity_per_sec: u64,
     /// Requests that reached the origin per second, on average over the attack.
+    #[serde(serialize_with = "rounded")]
     pub arrived_per_sec: f64,
     /// Of those, served within capacity, per second.
+    #[serde(serialize_with = "rounded")]
     pub served_per_sec: f64,
     /// The most that reached it in any one wall-clock second of the attack.
     pub max_arrived_in_a_second: u64,
@@ -192,15 +195,18 @@ pub struct GatewayFigures {
 }
 
 /// One restart, its times counted from the gateway's first start.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct RestartFigures {
     /// When SIGTERM was sent.
+    #[serde(serialize_with = "rounded")]
     pub at_secs: f64,
     /// From SIGTERM to exit.
+    #[serde(serialize_with = "rounded")]
     pub stopped_secs: f64,
     /// Whether it had to be killed after the bounded wait.
     pub killed: bool,
     /// When the new process accepted connections.
+    #[serde(serialize_with = "rounded")]
     pub accepting_again_secs: f64,
 }
 
@@ -246,7 +252,7 @@ pub struct Summary {
 }
 
 /// The attack counters, read once.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct AttackCounts {
     pub sent: u64,
     pub passed: u64,
@@ -292,6 +298,12 @@ fn round(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
+/// Figures in the JSON summary are rounded to hundredths: more digits
+/// would be noise in a benchmark's table.
+fn rounded<S: serde::Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(round(*x))
+}
+
 impl Summary {
     /// Legitimate page views that succeeded, in percent (100 when none ran).
     pub fn success_rate(&self) -> f64 {
@@ -316,7 +328,10 @@ impl Summary {
 
     /// The summary as one JSON object.
     pub fn to_json(&self) -> Value {
-        let a = &self.attack;
+        let mut attack = json!(self.attack);
+        attack["sent_per_sec"] = json!(round(
+            self.attack.sent as f64 / self.duration_secs.max(1e-9)
+        ));
         json!({
             "label": self.label,
             "target": self.target,
@@ -350,31 +365,8 @@ impl Summary {
                     "failures": self.legit.restart_failures,
                 },
             },
-            "attack": {
-                "sent": a.sent,
-                "sent_per_sec": round(a.sent as f64 / self.duration_secs.max(1e-9)),
-                "passed": a.passed,
-                "challenged": a.challenged,
-                "blocked": a.blocked,
-                "limited": a.limited,
-                "queued": a.queued,
-                "unavailable": a.unavailable,
-                "other": a.other,
-                "errors": a.errors,
-                "timeouts": a.timeouts,
-                "unfinished": a.unfinished,
-                "not_sent": a.not_sent,
-                "connections": a.connections,
-                "addresses_connected": a.addresses_connected,
-            },
-            "upstream": self.upstream.as_ref().map(|u| json!({
-                "capacity_per_sec": u.capacity_per_sec,
-                "arrived_per_sec": round(u.arrived_per_sec),
-                "served_per_sec": round(u.served_per_sec),
-                "max_arrived_in_a_second": u.max_arrived_in_a_second,
-                "seconds_over_capacity": u.seconds_over_capacity,
-                "window_secs": u.window_secs,
-            })),
+            "attack": attack,
+            "upstream": self.upstream,
             "upstream_error": self.upstream_error,
             "memory": self.memory.as_ref().map(|m| json!({
                 "peak_rss_mb": round(m.peak_rss_kb as f64 / 1024.0),
@@ -387,12 +379,7 @@ impl Summary {
                 "ready_secs": round(g.ready_secs),
                 "flood_started_secs": round(g.flood_started_secs),
                 "restarted": g.restarts.len(),
-                "restarts": g.restarts.iter().map(|r| json!({
-                    "at_secs": round(r.at_secs),
-                    "stopped_secs": round(r.stopped_secs),
-                    "killed": r.killed,
-                    "accepting_again_secs": round(r.accepting_again_secs),
-                })).collect::<Vec<_>>(),
+                "restarts": g.restarts,
                 "stopped_secs": round(g.stopped_secs),
                 "stop_killed": g.stop_killed,
             })),
