@@ -22,6 +22,10 @@
 //!
 //! The crate does no I/O: it takes bytes and policies and gives bytes and verdicts. Compressed
 //! bodies are decoded first with `rampart-decode`.
+//!
+//! This file is a little over the project's usual thousand lines: after the interface comes
+//! `ResponseScanner`, the streaming state machine every body goes through, kept next to the
+//! types it returns so that the whole contract of a scan reads in one place.
 
 mod exact;
 mod names;

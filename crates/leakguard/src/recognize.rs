@@ -1,6 +1,12 @@
 //! The recognisers: patterns compiled once, the checks that confirm them, and the masks that
 //! replace them.
 //!
+//! This file is longer than the project's usual thousand lines on purpose: every recogniser is a
+//! few lines of one `Recognizers` type's `search` and `confirm`, sharing its compiled patterns,
+//! context words and digit helpers. A trial split by family (branch `leak-split`) widened many
+//! items to `pub(super)` and added about 80 lines of imports, `impl` blocks and repeated set-up,
+//! and a reader following one kind still had to read `mod.rs` for the machinery; it was not taken.
+//!
 //! Patterns never run over a whole body. The scanner's byte loop finds the few places where an
 //! identifier can start (a digit run of the right shape, an `@`, a currency sign) and asks the
 //! matching recogniser to search a small range around it. Clean text therefore costs one table
