@@ -4,9 +4,9 @@
 //! `Shield` is one type whose methods (admission, bans, challenges, events,
 //! mode) share private helpers, counter indices and the site and route
 //! tables. A trial split into `shield/{build,bans,challenge,events,mode}.rs`
-//! (branch `shield-split`) widened five helpers to `pub(super)` and added 96
-//! lines of imports and `impl` wrappers, while the request's path already
-//! reads top to bottom in `decide`; it was not taken.
+//! widened five helpers to `pub(super)` and added 96 lines of imports and
+//! `impl` wrappers, while the request's path already reads top to bottom in
+//! `decide`; it was not taken.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;

@@ -3,8 +3,8 @@
 //!
 //! This file is longer than the project's usual thousand lines on purpose: every recogniser is a
 //! few lines of one `Recognizers` type's `search` and `confirm`, sharing its compiled patterns,
-//! context words and digit helpers. A trial split by family (branch `leak-split`) widened many
-//! items to `pub(super)` and added about 80 lines of imports, `impl` blocks and repeated set-up,
+//! context words and digit helpers. A trial split by family widened many items to
+//! `pub(super)` and added about 80 lines of imports, `impl` blocks and repeated set-up,
 //! and a reader following one kind still had to read `mod.rs` for the machinery; it was not taken.
 //!
 //! Patterns never run over a whole body. The scanner's byte loop finds the few places where an
