@@ -39,6 +39,10 @@ pub struct AccessRecord<'a> {
 /// 64 Ki lines of backlog: a few seconds of a heavy flood.
 const BACKLOG: usize = 65_536;
 
+/// How much a file's writer gathers into one write: a burst of lines costs
+/// one system call.
+const BATCH_BYTES: usize = 60 * 1024;
+
 /// A file (or standard output) written by its own thread from a bounded
 /// queue of lines. Used for the access log and the WAF's logs.
 #[derive(Clone)]
@@ -107,19 +111,26 @@ impl LineSink {
             AccessLogTarget::Stdout => Box::new(std::io::stdout()),
             AccessLogTarget::File(path) => Box::new(open_log_file(path)?),
         };
-        Self::spawn(out, name, metrics)
+        Self::spawn(out, name, BATCH_BYTES, metrics)
     }
 
     /// Standard error, written by a thread of its own: for lines produced
     /// on the request path (the leak guard's events), which must not wait
     /// for a slow terminal or pipe.
+    ///
+    /// Each line is written on its own: operational messages share standard
+    /// error from another thread, and on a pipe only a write of up to 4 KiB
+    /// is kept whole, so a batch could be cut by one of theirs.
     pub fn stderr(name: &str, metrics: Arc<Metrics>) -> std::io::Result<LineSink> {
-        Self::spawn(Box::new(std::io::stderr()), name, metrics)
+        Self::spawn(Box::new(std::io::stderr()), name, 0, metrics)
     }
 
+    /// Starts the writer thread; it gathers queued lines into writes of up
+    /// to `batch_bytes` (at least one line each).
     fn spawn(
         mut out: Box<dyn Write + Send>,
         name: &str,
+        batch_bytes: usize,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<LineSink> {
         let (sender, receiver) = sync_channel::<String>(BACKLOG);
@@ -137,7 +148,7 @@ impl LineSink {
                     };
                     buffer.extend_from_slice(first.as_bytes());
                     buffer.push(b'\n');
-                    while buffer.len() < 60 * 1024 {
+                    while buffer.len() < batch_bytes {
                         match receiver.try_recv() {
                             Ok(line) => {
                                 buffer.extend_from_slice(line.as_bytes());
