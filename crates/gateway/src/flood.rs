@@ -255,12 +255,6 @@ fn memory_limits(flood: &FloodConfig) -> MemoryLimits {
     }
 }
 
-/// One flood event as a JSON line, for the event log: the event's own
-/// serde form (`{"event":"mode","site":...,"reason":{"kind":"distress",...}}`).
-pub fn event_json(event: &rampart_flood::Event) -> String {
-    serde_json::to_string(event).unwrap_or_default()
-}
-
 /// One flood event as an incident event: (site, client, kind). Bans are per
 /// client, not per site, so they carry no site; the grouping attaches them
 /// to the incidents open at the time.

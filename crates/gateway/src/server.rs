@@ -388,10 +388,11 @@ impl BackgroundService for FloodClock {
                 let mut mode_changed = false;
                 for event in events.drain(..) {
                     mode_changed |= matches!(event, rampart_flood::Event::ModeChanged { .. });
-                    self.runtime.event_lines.send(format!(
-                        "rampart: event {}",
-                        crate::flood::event_json(&event)
-                    ));
+                    // The event's own serde form: `{"event":"mode",...}`.
+                    let json = serde_json::to_string(&event).unwrap_or_default();
+                    self.runtime
+                        .event_lines
+                        .send(format!("rampart: event {json}"));
                     if let Some((site, client, kind)) = crate::flood::incident_event(&event) {
                         self.runtime.events.record(&site, client, "", kind);
                     }

@@ -55,7 +55,7 @@ pub fn slack_payload(incident: &Incident, change: &str, why: &str) -> String {
     let site = slack_escape(&scrub(&incident.site));
     let why = slack_escape(&scrub(why));
     let severity = incident.severity;
-    let kinds: Vec<&str> = incident.kinds.iter().map(|k| k.name()).collect();
+    let kinds: Vec<String> = incident.kinds.iter().map(ToString::to_string).collect();
     let text = format!(
         "[rampart] {} {change}: {title} (severity {severity}, site {site})",
         incident.reference()
@@ -168,7 +168,7 @@ pub fn generic_payload(incident: &Incident, change: &str, why: &str) -> String {
         "site": scrub(&incident.site),
         "severity": incident.severity,
         "status": incident.status,
-        "kinds": incident.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
+        "kinds": incident.kinds,
         "why": scrub(why),
         "first_event": rfc3339(incident.first_event),
         "last_event": rfc3339(incident.last_event),

@@ -349,15 +349,15 @@ fn attack_keys(incident: &Incident) -> Vec<(String, u64, &'static str)> {
         .collect();
     for &kind in &incident.kinds {
         if matches!(kind, IncidentKind::Flood | IncidentKind::CredentialStuffing)
-            && !keys.iter().any(|(k, ..)| k == kind.name())
+            && !keys.iter().any(|(k, ..)| *k == kind.to_string())
         {
             keys.push(match kind {
                 IncidentKind::Flood => (
-                    kind.name().to_string(),
+                    kind.to_string(),
                     incident.requests,
                     "requests during the incident",
                 ),
-                _ => (kind.name().to_string(), incident.events, "events"),
+                _ => (kind.to_string(), incident.events, "events"),
             });
         }
     }
@@ -433,13 +433,7 @@ pub fn stix_bundle(input: &ReportInput) -> Value {
         _ => "blocked",
     };
     extension.insert("determination".into(), json!(determination));
-    extension.insert(
-        "investigation_status".into(),
-        json!(match incident.status {
-            IncidentStatus::Open => "open",
-            IncidentStatus::Closed => "closed",
-        }),
-    );
+    extension.insert("investigation_status".into(), json!(incident.status));
     extension.insert(
         "criticality".into(),
         json!(severity_criticality(incident.severity)),
@@ -785,7 +779,7 @@ pub fn misp_event(input: &ReportInput) -> Value {
         Severity::Medium => "2",
         Severity::Low => "3",
     };
-    let kinds: Vec<&str> = incident.kinds.iter().map(|k| k.name()).collect();
+    let kinds: Vec<String> = incident.kinds.iter().map(ToString::to_string).collect();
     json!({
         "Event": {
             "uuid": uuid("event"),

@@ -203,17 +203,10 @@ pub enum IncidentKind {
     Availability,
 }
 
-impl IncidentKind {
-    /// The short name used in listings and exports.
-    pub fn name(self) -> &'static str {
-        match self {
-            IncidentKind::Flood => "flood",
-            IncidentKind::Injection => "injection",
-            IncidentKind::CredentialStuffing => "credential_stuffing",
-            IncidentKind::DataLeak => "data_leak",
-            IncidentKind::CanaryTrip => "canary_trip",
-            IncidentKind::Availability => "availability",
-        }
+/// The short name used in listings and exports (`credential_stuffing`).
+impl std::fmt::Display for IncidentKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_serde_name(self, f)
     }
 }
 

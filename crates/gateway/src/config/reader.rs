@@ -325,16 +325,16 @@ impl<'a> Checker<'a> {
         out
     }
 
+    /// `[server]`. Its paths are left unset unless given (every default is
+    /// `None`), so each is read in one line.
     fn server(&mut self, item: &Item) -> ServerSettings {
         let mut s = ServerSettings::default();
         let Some(table) = self.table(item, "server") else {
             return s;
         };
         let mut r = TableReader::new(table, "[server]");
-        if let Some(v) = r.take("threads") {
-            if let Some(n) = self.integer(v, "threads", 1, 1024) {
-                s.threads = n as usize;
-            }
+        if let Some(n) = self.read(&mut r, "threads", |cx, v, k| cx.integer(v, k, 1, 1024)) {
+            s.threads = n as usize;
         }
         if let Some(v) = r.take("admin_listen") {
             if let Some(text) = self.string(v, "admin_listen") {
@@ -354,21 +354,21 @@ impl<'a> Checker<'a> {
                 };
             }
         }
-        if let Some(v) = r.take("waf_log") {
-            s.waf_log = self.string(v, "waf_log").map(PathBuf::from);
-        }
-        if let Some(v) = r.take("audit_log") {
-            s.audit_log = self.string(v, "audit_log").map(PathBuf::from);
-        }
-        if let Some(v) = r.take("key_file") {
-            s.key_file = self.string(v, "key_file").map(PathBuf::from);
-        }
-        if let Some(v) = r.take("canaries_csv") {
-            s.canaries_csv = self.string(v, "canaries_csv").map(PathBuf::from);
-        }
-        if let Some(v) = r.take("records_csv") {
-            s.records_csv = self.string(v, "records_csv").map(PathBuf::from);
-        }
+        s.waf_log = self
+            .read(&mut r, "waf_log", Self::string)
+            .map(PathBuf::from);
+        s.audit_log = self
+            .read(&mut r, "audit_log", Self::string)
+            .map(PathBuf::from);
+        s.key_file = self
+            .read(&mut r, "key_file", Self::string)
+            .map(PathBuf::from);
+        s.canaries_csv = self
+            .read(&mut r, "canaries_csv", Self::string)
+            .map(PathBuf::from);
+        s.records_csv = self
+            .read(&mut r, "records_csv", Self::string)
+            .map(PathBuf::from);
         if let Some(v) = r.take("trusted_proxies") {
             s.trusted_proxies = self.string_list(v, "trusted_proxies")
                 .into_iter()
@@ -604,17 +604,11 @@ impl<'a> Checker<'a> {
             ("rules_after", &mut w.rules_after),
         ] {
             if let Some(v) = r.take(key) {
+                // Relative to the configuration; `join` keeps an absolute path as it is.
                 *list = self
                     .string_list(v, key)
                     .into_iter()
-                    .map(|p| {
-                        let p = PathBuf::from(p);
-                        if p.is_absolute() {
-                            p
-                        } else {
-                            base.join(p)
-                        }
-                    })
+                    .map(|p| base.join(p))
                     .collect();
             }
         }

@@ -73,7 +73,7 @@ pub(super) const HANDLING: &str =
 pub(super) fn document(incident: &Incident, input: &ReportInput, s: &Sections) -> Vec<Block> {
     use Block::*;
     let org = input.organisation;
-    let kinds: Vec<&str> = incident.kinds.iter().map(|k| k.name()).collect();
+    let kinds: Vec<String> = incident.kinds.iter().map(ToString::to_string).collect();
     let mut doc = vec![
         Title(format!(
             "Incident report {}: {}",
