@@ -134,7 +134,8 @@ pub struct RequestFacts<'a> {
 }
 
 /// Which limit refused a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LimitScope {
     /// The site's per-client limit.
     Client,

@@ -101,28 +101,16 @@ pub enum FloodOutcome {
     Banned,
 }
 
-/// Which rate limit a request went over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which rate limit a request went over. Its serde form is the limit's
+/// name in events: `client`, `route_total`, ..., `wait_prefix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FloodLimit {
-    /// One of the site's or route's limits.
-    Scope(LimitScope),
     /// The per-prefix allowance of no-script clearances.
     WaitPrefix,
-}
-
-impl FloodLimit {
-    /// The limit's name in events: snake case, as the event store's other
-    /// names are.
-    pub fn event_name(&self) -> &'static str {
-        match self {
-            FloodLimit::Scope(LimitScope::Client) => "client",
-            FloodLimit::Scope(LimitScope::Prefix) => "prefix",
-            FloodLimit::Scope(LimitScope::RouteClient) => "route_client",
-            FloodLimit::Scope(LimitScope::RoutePrefix) => "route_prefix",
-            FloodLimit::Scope(LimitScope::RouteTotal) => "route_total",
-            FloodLimit::WaitPrefix => "wait_prefix",
-        }
-    }
+    /// One of the site's or route's limits.
+    #[serde(untagged)]
+    Scope(LimitScope),
 }
 
 /// What the leak guard did with a response.
@@ -350,6 +338,18 @@ impl serde::Serialize for Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rate-limit events name their limit as the event store always has.
+    #[test]
+    fn limits_are_named_in_snake_case() {
+        let name = |l: FloodLimit| serde_json::to_value(l).unwrap();
+        assert_eq!(
+            name(FloodLimit::Scope(LimitScope::RouteTotal)),
+            "route_total"
+        );
+        assert_eq!(name(FloodLimit::Scope(LimitScope::Client)), "client");
+        assert_eq!(name(FloodLimit::WaitPrefix), "wait_prefix");
+    }
 
     #[test]
     fn verdicts_read_as_the_access_log_always_wrote_them() {

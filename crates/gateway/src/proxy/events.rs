@@ -98,7 +98,10 @@ impl Gateway {
                 EventKind::Cleared
             }
             Verdict::Flood(FloodOutcome::Limited(limit)) => EventKind::RateLimited {
-                scope: limit.event_name().to_string(),
+                scope: serde_json::to_value(limit)
+                    .ok()
+                    .and_then(|name| name.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
             },
             Verdict::Flood(FloodOutcome::WaitingRoom | FloodOutcome::Unavailable) => {
                 EventKind::Queued
