@@ -226,11 +226,7 @@ pub fn incident_events(
     outcome: &rampart_leakguard::Outcome,
 ) -> Vec<rampart_incidents::EventKind> {
     use rampart_incidents::{EntityCount, EventKind};
-    // The action by its serde name (`block`, `redact`, ...), as in the event line.
-    let action = |a: rampart_leakguard::Action| match serde_json::to_value(a) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => String::new(),
-    };
+    let action = crate::verdict::serde_name;
     let mut out = Vec::with_capacity(2);
     let mut entities = Vec::new();
     for f in &outcome.findings {

@@ -188,6 +188,15 @@ pub enum UpstreamFailure {
     RetryPage,
 }
 
+/// The name serde gives a unit-like value (`block`, `route_total`), for the
+/// event store's text columns, which use the same names as the JSON lines.
+pub fn serde_name(value: impl serde::Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::new(),
+    }
+}
+
 impl Verdict {
     pub fn is_allow(&self) -> bool {
         *self == Verdict::Allow

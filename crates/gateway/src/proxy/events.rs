@@ -98,10 +98,7 @@ impl Gateway {
                 EventKind::Cleared
             }
             Verdict::Flood(FloodOutcome::Limited(limit)) => EventKind::RateLimited {
-                scope: serde_json::to_value(limit)
-                    .ok()
-                    .and_then(|name| name.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                scope: crate::verdict::serde_name(limit),
             },
             Verdict::Flood(FloodOutcome::WaitingRoom | FloodOutcome::Unavailable) => {
                 EventKind::Queued
