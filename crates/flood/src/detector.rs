@@ -943,6 +943,12 @@ impl Detector {
         }
     }
 
+    /// The manual override: `Some(true)` under attack, `Some(false)`
+    /// normal, `None` when the detector decides.
+    pub(crate) fn manual(&self) -> Option<bool> {
+        lock(&self.machine).manual
+    }
+
     /// Sets or clears the manual override; returns the change, if any.
     pub(crate) fn set_manual(
         &self,

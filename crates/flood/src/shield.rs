@@ -1015,6 +1015,13 @@ impl<S: State> Shield<S> {
             .is_some_and(|s| s.detector.under_attack())
     }
 
+    /// A site's manual override, as [`set_mode`](Self::set_mode) set it.
+    pub fn manual_mode(&self, site: SiteId) -> Option<bool> {
+        self.sites
+            .get(site.0 as usize)
+            .and_then(|s| s.detector.manual())
+    }
+
     /// Switches a site into (`Some(true)`) or out of (`Some(false)`)
     /// under-attack mode by hand, overriding detector and schedule, or hands
     /// control back to them (`None`).

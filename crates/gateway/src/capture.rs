@@ -381,6 +381,7 @@ impl Refusals {
                         peer,
                         "",
                         rampart_incidents::EventKind::WafMatch {
+                            detail: None,
                             rules,
                             score: 0,
                             attacks: Vec::new(),

@@ -48,6 +48,37 @@ pub fn default_store_path() -> PathBuf {
     crate::flood::state_dir().join("rampart-events.db")
 }
 
+/// The traffic of an incident's span, in at most 60 buckets, for its
+/// report and the console's timeline.
+pub fn timeline(
+    store: &rampart_incidents::store::Store,
+    incident: &Incident,
+) -> Result<Vec<rampart_incidents::store::TimelinePoint>, rampart_incidents::store::StoreError> {
+    let from = incident.first_event - incident.first_event.rem_euclid(1000);
+    let to = incident.last_event.max(from) + 1000 - incident.last_event.rem_euclid(1000);
+    let buckets = ((to - from) / 1000).clamp(1, 60) as usize;
+    store.timeline(&incident.site, from, to, buckets)
+}
+
+/// Who reports are from: the `[incidents]` settings, else the defaults.
+pub fn organisation(
+    settings: Option<&crate::config::incidents::IncidentSettings>,
+) -> rampart_incidents::report::Organisation {
+    let mut organisation = rampart_incidents::report::Organisation::default();
+    if let Some(settings) = settings {
+        for (field, value) in [
+            (&mut organisation.name, &settings.organisation),
+            (&mut organisation.contact, &settings.contact),
+            (&mut organisation.sector, &settings.sector),
+        ] {
+            if !value.is_empty() {
+                field.clone_from(value);
+            }
+        }
+    }
+    organisation
+}
+
 /// Unix milliseconds now (the store's clock).
 pub use rampart_incidents::writer::now_ms;
 

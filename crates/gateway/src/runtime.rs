@@ -45,6 +45,9 @@ pub struct SiteRuntime {
     /// names this site answers to: its policy is chosen among them, by the
     /// site the request resolved to, never by the raw `Host` header.
     pub leak_sites: Vec<usize>,
+    /// The site's WAF exclusions, from its `[site.waf]` and from the
+    /// exclusions file, ready to apply to a transaction.
+    pub waf_exclusions: Vec<crate::waf::CompiledExclusion>,
 }
 
 pub struct RouteRuntime {
@@ -147,6 +150,8 @@ pub struct Runtime {
     pub cache: rampart_cache::Cache,
     /// Event lines on standard error, written off the request path.
     pub event_lines: crate::accesslog::LineSink,
+    /// The last hour of traffic per second, for the console.
+    pub live: rampart_console::live::LiveTraffic,
 }
 
 impl Runtime {
@@ -155,6 +160,8 @@ impl Runtime {
         metrics: Arc<Metrics>,
         events: crate::incidents::EventLog,
     ) -> Result<Arc<Runtime>, ConfigErrors> {
+        let mut config = config;
+        crate::config::exclusions::read_into(&mut config)?;
         let flood_state = crate::flood::FloodState::default();
         let cache = rampart_cache::Cache::new(config.cache.clone());
         let snapshot = build(config, 1, &metrics, None, Some(&flood_state))?;
@@ -176,6 +183,7 @@ impl Runtime {
             events,
             cache,
             event_lines,
+            live: Default::default(),
         }))
     }
 
@@ -183,22 +191,20 @@ impl Runtime {
         self.current.load_full()
     }
 
-    /// Re-reads the configuration file and swaps it in. A configuration with
-    /// errors is rejected whole and the running one stays. Listener changes
-    /// need a restart (the sockets are already bound); they are reported as
-    /// a warning and the rest of the new configuration applies.
+    /// Re-reads the configuration file and the exclusions file and swaps
+    /// them in. A configuration with errors is rejected whole and the running
+    /// one stays. Listener changes need a restart (the sockets are already
+    /// bound); they are reported as a warning and the rest of the new
+    /// configuration applies. A gateway started without a file re-reads only
+    /// its exclusions file.
     pub fn reload(&self) -> Result<Vec<String>, ConfigErrors> {
         let old = self.snapshot();
-        let Some(path) = old.config.source.clone() else {
-            return Err(ConfigErrors(vec![ConfigError {
-                file: "(command line)".into(),
-                line: 0,
-                column: 0,
-                message: "this gateway was started without --config, so there is no file to reload"
-                    .into(),
-            }]));
+        let loaded = match &old.config.source {
+            Some(path) => Config::load(path),
+            None => Ok(old.config.clone()),
         };
-        let result = Config::load(&path).and_then(|config| {
+        let result = loaded.and_then(|mut config| {
+            crate::config::exclusions::read_into(&mut config)?;
             let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
             build(
                 config,
@@ -292,14 +298,19 @@ pub fn build(
     let mut catch_all = None;
     let mut certificates = HashMap::new();
     let mut default_certificate = None;
-    // Sites with the same WAF settings share one compiled engine.
+    // Sites with the same WAF settings share one compiled engine; the
+    // exclusions are applied per request, so they do not count.
     let mut engines: Vec<(crate::config::WafSettings, Option<rampart_waf::Engine>)> = Vec::new();
     for (i, site) in config.sites.iter().enumerate() {
-        let waf = match engines.iter().find(|(s, _)| *s == site.waf) {
+        let rules_only = crate::config::WafSettings {
+            exclusions: Vec::new(),
+            ..site.waf.clone()
+        };
+        let waf = match engines.iter().find(|(s, _)| *s == rules_only) {
             Some((_, engine)) => engine.clone(),
             None => match crate::waf::build_engine(&site.name, &site.waf) {
                 Ok(engine) => {
-                    engines.push((site.waf.clone(), engine.clone()));
+                    engines.push((rules_only, engine.clone()));
                     engine
                 }
                 Err(list) => {
@@ -364,6 +375,15 @@ pub fn build(
             pool,
             routes,
             leak_sites: Vec::new(),
+            waf_exclusions: crate::waf::compile_exclusions(
+                site.waf.exclusions.iter().chain(
+                    config
+                        .added_exclusions
+                        .iter()
+                        .filter(|a| a.site == site.name)
+                        .map(|a| &a.exclusion),
+                ),
+            ),
         });
     }
     let mut snapshot = Snapshot {

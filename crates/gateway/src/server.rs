@@ -31,6 +31,7 @@ pub enum StartError {
     AccessLog(std::io::Error),
     Events(String),
     AdminToken(String),
+    Admin(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -40,6 +41,7 @@ impl std::fmt::Display for StartError {
             StartError::AccessLog(e) => write!(f, "cannot open a log file: {e}"),
             StartError::Events(e) => write!(f, "cannot start the event store: {e}"),
             StartError::AdminToken(e) => write!(f, "cannot set up the admin token: {e}"),
+            StartError::Admin(e) => write!(f, "cannot start the admin listener: {e}"),
         }
     }
 }
@@ -177,15 +179,30 @@ pub fn run(config: Config) -> Result<(), StartError> {
         server.add_service(service);
     }
 
-    if let (Some(admin), Some((_, token, _))) = (config.server.admin_listen, &admin_token) {
-        let mut service = Service::new(
-            "rampart admin".to_string(),
-            AdminApp {
-                runtime: runtime.clone(),
-                token: token.clone(),
-            },
-        );
-        service.add_tcp(&admin.to_string());
+    if let (Some(admin), Some((path, token, _))) = (config.server.admin_listen, &admin_token) {
+        let tls = match (&config.server.admin_tls_cert, &config.server.admin_tls_key) {
+            (Some(cert), Some(key)) => {
+                Some((cert.display().to_string(), key.display().to_string()))
+            }
+            _ => None,
+        };
+        if tls.is_none() {
+            if let Some(why) = crate::admin::exposure_warning(admin) {
+                return Err(StartError::Admin(format!("{why}. The console's sign-in and session cookie would cross the network in the clear: set [server] admin_tls_cert and admin_tls_key, or keep admin_listen on 127.0.0.1")));
+            }
+        }
+        let app = AdminApp::new(runtime.clone(), path.clone(), token.clone(), tls.is_some());
+        let mut service = Service::new("rampart admin".to_string(), app);
+        match &tls {
+            Some((cert, key)) => service
+                .add_tls(&admin.to_string(), cert, key)
+                .map_err(|e| {
+                    StartError::Admin(format!(
+                        "cannot use the admin listener's certificate {cert} and key {key}: {e}"
+                    ))
+                })?,
+            None => service.add_tcp(&admin.to_string()),
+        }
         server.add_service(service);
     }
     server.add_service(background_service(
@@ -223,7 +240,12 @@ pub fn run(config: Config) -> Result<(), StartError> {
             .join(", ")
     );
     if let (Some(admin), Some((path, token, made))) = (config.server.admin_listen, &admin_token) {
-        tracing::info!("admin (metrics and health open; reload, modes and bans with the token) on http://{admin}");
+        let scheme = if config.server.admin_tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!("console on {scheme}://{admin}/ (sign in with the admin token; the admin API is under /api/v1/, metrics at /metrics)");
         if *made {
             tracing::info!(
                 "new admin token {token} written to {} (send it as Authorization: Bearer {token}; the rampart commands read the file)",
@@ -402,15 +424,20 @@ impl BackgroundService for FloodClock {
                     Self::save_learned(learned.clone()).await;
                 }
             }
-            if self.runtime.events.enabled() {
-                let window = last.elapsed().as_millis().clamp(1, u32::MAX as u128) as u32;
-                last = Instant::now();
-                for site in &snapshot.sites {
-                    if let Some(kind) = site.metrics.traffic.take(window) {
-                        self.runtime.events.record(&site.name, None, "", kind);
+            // Each site's second goes to the console's chart and, when
+            // events are recorded, to the store.
+            let window = last.elapsed().as_millis().clamp(1, u32::MAX as u128) as u32;
+            last = Instant::now();
+            let mut second = Vec::with_capacity(snapshot.sites.len());
+            for site in &snapshot.sites {
+                if let Some(kind) = site.metrics.traffic.take(window) {
+                    if let Some(counts) = rampart_console::live::Counts::from_sample(&kind) {
+                        second.push((site.name.as_str().into(), counts));
                     }
+                    self.runtime.events.record(&site.name, None, "", kind);
                 }
             }
+            self.runtime.live.push(crate::incidents::now_ms(), second);
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = shutdown.changed() => {

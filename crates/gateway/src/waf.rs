@@ -87,20 +87,53 @@ fn site_directives(settings: &WafSettings) -> String {
     // Exclusions are not written as `REQUEST_FILENAME @beginsWith` rules:
     // those match the raw path, which `/excluded/../target` walks around.
     // The gateway applies them per request from the normalised path
-    // (`exclusions_for`).
+    // (`apply_exclusions`).
     text
 }
 
-/// The rules a site's exclusions remove for a request, as inclusive id
-/// ranges for `Transaction::remove_rules_by_id`, chosen by the request's
-/// matching path (see `resolve`), compared without case.
-pub fn exclusions_for(settings: &WafSettings, matching_path: &str) -> Vec<(u32, u32)> {
-    settings
-        .exclusions
+/// An exclusion ready for a transaction: its target parsed once, at load.
+#[derive(Debug, Clone)]
+pub struct CompiledExclusion {
+    pub prefix: String,
+    pub rules: Vec<(u32, u32)>,
+    pub target: Option<rampart_waf::TargetExclusion>,
+}
+
+/// Compiles exclusions already checked by [`WafExclusion::check`]; one
+/// whose target does not parse (which the check refuses) is left out.
+pub fn compile_exclusions<'a>(
+    list: impl Iterator<Item = &'a crate::config::WafExclusion>,
+) -> Vec<CompiledExclusion> {
+    list.filter_map(|e| {
+        let target = match &e.target {
+            Some(t) => Some(rampart_waf::TargetExclusion::parse(t).ok()?),
+            None => None,
+        };
+        Some(CompiledExclusion {
+            prefix: e.prefix.clone(),
+            rules: e.rule_ids.iter().map(|&id| (id, id)).collect(),
+            target,
+        })
+    })
+    .collect()
+}
+
+/// Applies a site's exclusions to a new transaction, chosen by the
+/// request's matching path (see `resolve`), compared without case.
+pub fn apply_exclusions(
+    tx: &mut rampart_waf::Transaction,
+    exclusions: &[CompiledExclusion],
+    matching_path: &str,
+) {
+    for e in exclusions
         .iter()
         .filter(|e| crate::resolve::under_prefix(matching_path, &e.prefix))
-        .flat_map(|e| e.rule_ids.iter().map(|&id| (id, id)))
-        .collect()
+    {
+        match &e.target {
+            None => tx.remove_rules_by_id(&e.rules),
+            Some(target) => tx.remove_target_by_id(&e.rules, target),
+        }
+    }
 }
 
 /// Compiles the engine for one site's settings. `None` when the WAF is off.
@@ -118,21 +151,6 @@ pub fn build_engine(
         column: 0,
         message,
     };
-    for exclusion in &settings.exclusions {
-        if exclusion
-            .prefix
-            .contains(|c: char| c == '"' || c == '\\' || c.is_whitespace())
-        {
-            return Err(vec![problem(
-                format!("site `{site}`"),
-                0,
-                format!(
-                    "waf exclusion prefix `{}` may not contain quotes, backslashes or spaces",
-                    exclusion.prefix
-                ),
-            )]);
-        }
-    }
     let engine_mode = match settings.mode {
         WafMode::On => "SecRuleEngine On\n",
         _ => "SecRuleEngine DetectionOnly\n",
@@ -215,6 +233,22 @@ fn is_masked_variable(var: &str) -> bool {
         || ((collection == "REQUEST_HEADERS" || collection == "RESPONSE_HEADERS")
             && is_secret_header(key))
         || is_sensitive(key)
+}
+
+/// A matched rule as a WAF event keeps it: its data masked as the logs
+/// mask it, and cut to 200 characters.
+pub fn rule_match(m: &MatchedRule) -> rampart_incidents::RuleMatch {
+    let data = if is_masked_variable(&m.matched_var_name) {
+        "*****".to_string()
+    } else {
+        m.data.chars().take(200).collect()
+    };
+    rampart_incidents::RuleMatch {
+        rule: m.id,
+        target: m.matched_var_name.clone(),
+        msg: m.msg.chars().take(200).collect(),
+        data,
+    }
 }
 
 /// The request body as the audit log shows it: form and JSON fields with

@@ -111,6 +111,7 @@ impl Generator {
                 "/search",
                 if r % 2 == 0 {
                     EventKind::WafBlock {
+                        detail: None,
                         rules: vec![942100, 942190, 949110],
                         score: 15,
                         attacks: vec!["sqli".into()],
@@ -118,6 +119,7 @@ impl Generator {
                     }
                 } else {
                     EventKind::WafBlock {
+                        detail: None,
                         rules: vec![941100, 949110],
                         score: 10,
                         attacks: vec!["xss".into()],
@@ -128,6 +130,7 @@ impl Generator {
             "waf_match" => (
                 "/search",
                 EventKind::WafMatch {
+                    detail: None,
                     rules: vec![920350],
                     score: 3,
                     attacks: vec!["protocol".into()],

@@ -60,6 +60,10 @@ pub enum EventKind {
         attacks: Vec<String>,
         /// The status the client received.
         status: u16,
+        /// What the request was and what in it matched, for the console's
+        /// triage; absent in events stored before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<Box<WafDetail>>,
     },
     /// The WAF matched rules but let the request through (detection only, or
     /// below the threshold).
@@ -70,6 +74,9 @@ pub enum EventKind {
         score: u32,
         /// Attack types from the matched rules' tags.
         attacks: Vec<String>,
+        /// As for `WafBlock`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<Box<WafDetail>>,
     },
     /// A client without clearance got the proof-of-work challenge.
     Challenged,
@@ -139,6 +146,18 @@ pub enum EventKind {
         /// Why.
         error: String,
     },
+    /// An operator changed something from the console or the admin API
+    /// (an exclusion added, for now): who, what and why, for the record.
+    OperatorAction {
+        /// What was done (`exclusion_added`).
+        action: String,
+        /// Who did it: `console` or `api`, or the name they gave.
+        by: String,
+        /// What exactly, in words.
+        detail: String,
+        /// Why, in their words.
+        reason: String,
+    },
     /// Events were dropped because the channel was full.
     EventsDropped {
         /// How many since the last such event.
@@ -165,9 +184,35 @@ impl EventKind {
             EventKind::UpstreamFailure { .. } => "upstream_failure",
             EventKind::LoginFailure { .. } => "login_failure",
             EventKind::AlertFailed { .. } => "alert_failed",
+            EventKind::OperatorAction { .. } => "operator_action",
             EventKind::EventsDropped { .. } => "events_dropped",
         }
     }
+}
+
+/// The request a WAF event is about and what in it matched: enough to
+/// propose the narrowest exclusion that would have let it pass.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WafDetail {
+    /// The request method.
+    pub method: String,
+    /// The normalised path (no query), the form exclusions match against.
+    pub path: String,
+    /// Each logged rule that matched, with the variable it matched in.
+    pub matches: Vec<RuleMatch>,
+}
+
+/// One rule's match in a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleMatch {
+    /// The rule id.
+    pub rule: u32,
+    /// What matched, as SecLang names it (`ARGS:q`, `REQUEST_HEADERS:User-Agent`).
+    pub target: String,
+    /// The rule's message.
+    pub msg: String,
+    /// The rule's log data, masked as the WAF's logs mask it.
+    pub data: String,
 }
 
 /// How many values of one kind of personal data a response carried.
@@ -469,6 +514,16 @@ mod tests {
                 score: 5,
                 attacks: vec!["sqli".into()],
                 status: 403,
+                detail: Some(Box::new(WafDetail {
+                    method: "GET".into(),
+                    path: "/search".into(),
+                    matches: vec![RuleMatch {
+                        rule: 942100,
+                        target: "ARGS:q".into(),
+                        msg: "SQL Injection Attack Detected via libinjection".into(),
+                        data: "s&sos".into(),
+                    }],
+                })),
             },
         };
         let text = serde_json::to_string(&event).unwrap();

@@ -216,8 +216,14 @@ pub struct EventQuery {
     pub since: Option<Millis>,
     /// Only events at or before this time.
     pub until: Option<Millis>,
-    /// At most this many, oldest first (from `since`).
+    /// Only this kind or these kinds (`waf_block`, `waf_match`), when set.
+    pub kinds: Vec<String>,
+    /// Only the event with this id.
+    pub id: Option<i64>,
+    /// At most this many, oldest first (from `since`), or newest first
+    /// (from `until`) when `newest_first`.
     pub limit: usize,
+    pub newest_first: bool,
 }
 
 impl Default for EventQuery {
@@ -230,7 +236,10 @@ impl Default for EventQuery {
             client: None,
             since: None,
             until: None,
+            kinds: Vec::new(),
+            id: None,
             limit: 1000,
+            newest_first: false,
         }
     }
 }
@@ -534,6 +543,18 @@ impl Store {
             sql.push_str(" AND kind = ?");
             args.push(Value::Text(kind.clone()));
         }
+        if !query.kinds.is_empty() {
+            sql.push_str(" AND kind IN (");
+            for (i, kind) in query.kinds.iter().enumerate() {
+                sql.push_str(if i == 0 { "?" } else { ", ?" });
+                args.push(Value::Text(kind.clone()));
+            }
+            sql.push(')');
+        }
+        if let Some(id) = query.id {
+            sql.push_str(" AND id = ?");
+            args.push(Value::Integer(id));
+        }
         if let Some(client) = query.client {
             sql.push_str(" AND client = ?");
             args.push(Value::Text(client.to_string()));
@@ -546,7 +567,11 @@ impl Store {
             sql.push_str(" AND at <= ?");
             args.push(Value::Integer(until));
         }
-        sql.push_str(" ORDER BY at, id LIMIT ?");
+        sql.push_str(if query.newest_first {
+            " ORDER BY at DESC, id DESC LIMIT ?"
+        } else {
+            " ORDER BY at, id LIMIT ?"
+        });
         args.push(Value::Integer(
             i64::try_from(query.limit).unwrap_or(i64::MAX),
         ));

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use rampart_incidents::export::Format;
-use rampart_incidents::report::{Organisation, ReportInput};
+use rampart_incidents::report::ReportInput;
 use rampart_incidents::store::Store;
 use rampart_incidents::{Decision, Incident};
 
@@ -209,8 +209,10 @@ fn list(flags: &StoreArgs, json: bool) -> Result<ExitCode> {
 fn show_one(id: i64, flags: &StoreArgs) -> Result<ExitCode> {
     let (store, config) = open(flags, false)?;
     let incident = find(&store, id)?;
-    let organisation = organisation(config.as_ref());
-    let timeline = timeline(&store, &incident)?;
+    let organisation =
+        rampart_gateway::incidents::organisation(config.as_ref().map(|c| &c.incidents));
+    let timeline =
+        rampart_gateway::incidents::timeline(&store, &incident).map_err(|e| anyhow!("{e}"))?;
     let input = ReportInput {
         incident: &incident,
         timeline: &timeline,
@@ -224,18 +226,6 @@ fn show_one(id: i64, flags: &StoreArgs) -> Result<ExitCode> {
 /// The incident's traffic over time, in at most 60 buckets of at least one
 /// second each (the gateway samples traffic once a second, so a finer
 /// bucket would show every other one empty).
-fn timeline(
-    store: &Store,
-    incident: &Incident,
-) -> Result<Vec<rampart_incidents::store::TimelinePoint>> {
-    let from = incident.first_event - incident.first_event.rem_euclid(1000);
-    let to = incident.last_event.max(from) + 1000 - incident.last_event.rem_euclid(1000);
-    let buckets = ((to - from) / 1000).clamp(1, 60) as usize;
-    store
-        .timeline(&incident.site, from, to, buckets)
-        .map_err(|e| anyhow!("{e}"))
-}
-
 fn add_note(
     id: i64,
     text: Option<String>,
@@ -279,27 +269,12 @@ fn set_aware(id: i64, millis: i64, flags: &StoreArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn organisation(config: Option<&rampart_gateway::Config>) -> Organisation {
-    let mut organisation = Organisation::default();
-    if let Some(settings) = config.map(|c| &c.incidents) {
-        if !settings.organisation.is_empty() {
-            organisation.name = settings.organisation.clone();
-        }
-        if !settings.contact.is_empty() {
-            organisation.contact = settings.contact.clone();
-        }
-        if !settings.sector.is_empty() {
-            organisation.sector = settings.sector.clone();
-        }
-    }
-    organisation
-}
-
 pub fn report(flags: Report) -> Result<ExitCode> {
     let id = flags.id;
     let (store, config) = open(&flags.store, false)?;
     let incident = find(&store, id)?;
-    let mut organisation = organisation(config.as_ref());
+    let mut organisation =
+        rampart_gateway::incidents::organisation(config.as_ref().map(|c| &c.incidents));
     if let Some(name) = flags.organisation {
         organisation.name = name;
     }
@@ -309,7 +284,8 @@ pub fn report(flags: Report) -> Result<ExitCode> {
     if let Some(sector) = flags.sector {
         organisation.sector = sector;
     }
-    let timeline = timeline(&store, &incident)?;
+    let timeline =
+        rampart_gateway::incidents::timeline(&store, &incident).map_err(|e| anyhow!("{e}"))?;
     let input = ReportInput {
         incident: &incident,
         timeline: &timeline,

@@ -80,11 +80,45 @@ enum Command {
     Ban {
         /// The client's address
         address: String,
-        /// How long the ban lasts
-        #[arg(long = "for", value_name = "SECONDS")]
-        seconds: Option<u64>,
+        /// How long the ban lasts: 600 (seconds), 10m, 1h, 7d
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
         #[command(flatten)]
         admin: Admin,
+    },
+    /// Let a WAF rule pass for one path prefix (and one argument or header) of a site, and reload
+    Allow {
+        /// The rule id, e.g. 942100; more with --rule
+        rule: u32,
+        /// Further rule ids switched off together with RULE
+        #[arg(long = "rule", value_name = "ID")]
+        rules: Vec<u32>,
+        /// Requests whose path starts with this, e.g. /search
+        #[arg(long, value_name = "PREFIX")]
+        path: String,
+        /// Only for this argument (query or form field)
+        #[arg(long, value_name = "NAME", conflicts_with_all = ["header", "target"])]
+        arg: Option<String>,
+        /// Only for this request header
+        #[arg(long, value_name = "NAME", conflicts_with = "target")]
+        header: Option<String>,
+        /// Only for this SecLang target, e.g. REQUEST_COOKIES:session
+        #[arg(long, value_name = "TARGET")]
+        target: Option<String>,
+        /// The site (needed when the gateway has more than one)
+        #[arg(long, value_name = "NAME")]
+        site: Option<String>,
+        /// Why, kept with the exclusion and in the event log
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        #[command(flatten)]
+        admin: Admin,
+    },
+    /// Show where the admin token is, or replace it with --rotate
+    AdminToken {
+        /// Make a new token; the running gateway takes it at once and ends console sessions
+        #[arg(long)]
+        rotate: bool,
     },
     /// Lift a ban
     Unban {
@@ -268,22 +302,50 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::DemoOrigin { listen, capacity } => demo_origin(&listen, capacity),
         Command::Mode { site, mode, admin } => {
             let mode = mode.to_possible_value().expect("no mode is skipped");
-            let path = format!("/mode?site={}&mode={}", enc(&site), mode.get_name());
-            flood_command(&admin, "POST", &path)
+            let path = format!("/api/v1/sites/{}/mode", enc(&site));
+            let body = serde_json::json!({ "mode": mode.get_name() });
+            api_command(&admin, "PUT", &path, Some(body))
         }
         Command::Ban {
             address,
-            seconds,
+            duration,
             admin,
         } => {
-            let secs = seconds.map(|s| format!("&secs={s}")).unwrap_or_default();
-            let path = format!("/ban?client={}{secs}", enc(&address));
-            flood_command(&admin, "POST", &path)
+            // A bare number is seconds, as `--for` always took.
+            let duration = duration.map(|d| match d.parse::<u64>() {
+                Ok(secs) => format!("{secs}s"),
+                Err(_) => d,
+            });
+            let body = serde_json::json!({ "address": address, "for": duration });
+            api_command(&admin, "POST", "/api/v1/bans", Some(body))
         }
         Command::Unban { address, admin } => {
-            flood_command(&admin, "POST", &format!("/unban?client={}", enc(&address)))
+            let path = format!("/api/v1/bans/{}", enc(&address));
+            api_command(&admin, "DELETE", &path, None)
         }
-        Command::Bans(admin) => flood_command(&admin, "GET", "/bans"),
+        Command::Bans(admin) => api_command(&admin, "GET", "/api/v1/bans", None),
+        Command::Allow {
+            rule,
+            rules,
+            path,
+            arg,
+            header,
+            target,
+            site,
+            reason,
+            admin,
+        } => allow(
+            rule,
+            rules,
+            path,
+            arg.map(|a| format!("ARGS:{a}"))
+                .or(header.map(|h| format!("REQUEST_HEADERS:{h}")))
+                .or(target),
+            site,
+            reason,
+            &admin,
+        ),
+        Command::AdminToken { rotate } => admin_token_command(rotate),
         Command::Incidents(args) => incidents_cmd::incidents(args),
         Command::Report(args) => incidents_cmd::report(args),
     }
@@ -430,7 +492,11 @@ fn start_logging() -> tracing_appender::non_blocking::WorkerGuard {
 
 fn check(path: &str) -> Result<ExitCode> {
     match load_config(path) {
-        Ok(config) => {
+        Ok(mut config) => {
+            if let Err(errors) = rampart_gateway::config::exclusions::read_into(&mut config) {
+                eprintln!("{errors}");
+                return Ok(ExitCode::from(1));
+            }
             // Certificates are loaded here too, so that a bad key is found
             // by `check` rather than at start.
             let metrics = std::sync::Arc::new(Default::default());
@@ -454,7 +520,7 @@ fn check(path: &str) -> Result<ExitCode> {
 
 fn reload(flags: &Admin) -> Result<ExitCode> {
     let admin = &flags.admin;
-    let (_, body) = admin_call(admin, &admin_token(flags)?, "POST", "/reload")?;
+    let (_, body) = admin_call(admin, &admin_token(flags)?, "POST", "/api/v1/reload", None)?;
     let outcome: serde_json::Value = serde_json::from_str(&body)
         .with_context(|| format!("unexpected answer from {admin}: {body}"))?;
     if outcome["reloaded"] == true {
@@ -681,15 +747,24 @@ fn admin_token(flags: &Admin) -> Result<AdminToken> {
 
 /// Sends one request to the admin listener, with the token, and returns
 /// (status, body); a refused token is an error that says where it came from.
-fn admin_call(admin: &str, token: &AdminToken, method: &str, path: &str) -> Result<(u16, String)> {
+fn admin_call(
+    admin: &str,
+    token: &AdminToken,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<(u16, String)> {
     let admin = resolve(admin, "--admin")?;
     let method = method.parse().context("an HTTP method")?;
     let bearer = format!("Bearer {}", token.token);
     let answer = rampart_gateway::client::call(
         method,
         &format!("http://{admin}{path}"),
-        &[("authorization", &bearer)],
-        String::new(),
+        &[
+            ("authorization", &bearer),
+            ("content-type", "application/json"),
+        ],
+        body.map(|b| b.to_string()).unwrap_or_default(),
         std::time::Duration::from_secs(30),
     )
     .map_err(|e| {
@@ -718,16 +793,69 @@ fn enc(s: &str) -> String {
     utf8_percent_encode(s, QUERY_VALUE).to_string()
 }
 
-/// `mode`, `ban`, `unban` and `bans`: one call to the admin listener, whose
+/// `mode`, `ban`, `unban` and `bans`: one call to the admin API, whose
 /// answer is printed as it is.
-fn flood_command(flags: &Admin, method: &str, path: &str) -> Result<ExitCode> {
-    let (status, body) = admin_call(&flags.admin, &admin_token(flags)?, method, path)?;
-    println!("{body}");
-    Ok(if status == 200 {
+fn api_command(
+    flags: &Admin,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<ExitCode> {
+    let (status, answer) = admin_call(&flags.admin, &admin_token(flags)?, method, path, body)?;
+    println!("{answer}");
+    Ok(if (200..300).contains(&status) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `rampart allow`: adds a scoped WAF exclusion through the admin API,
+/// which writes it to the exclusions file and reloads.
+fn allow(
+    rule: u32,
+    mut rules: Vec<u32>,
+    path: String,
+    target: Option<String>,
+    site: Option<String>,
+    reason: String,
+    flags: &Admin,
+) -> Result<ExitCode> {
+    let token = admin_token(flags)?;
+    let site = match site {
+        Some(s) => s,
+        None => {
+            let (_, body) = admin_call(&flags.admin, &token, "GET", "/api/v1/sites", None)?;
+            let sites: Vec<serde_json::Value> = serde_json::from_str(&body)
+                .with_context(|| format!("unexpected answer from {}: {body}", flags.admin))?;
+            match sites.as_slice() {
+                [one] => one["name"].as_str().unwrap_or_default().to_string(),
+                _ => bail!(
+                    "the gateway has {} sites; say which with --site NAME",
+                    sites.len()
+                ),
+            }
+        }
+    };
+    rules.insert(0, rule);
+    let by = std::env::var("USER").unwrap_or_else(|_| "rampart allow".into());
+    let body = serde_json::json!({
+        "site": site, "prefix": path, "rule_ids": rules, "target": target, "reason": reason, "by": by,
+    });
+    api_command(flags, "POST", "/api/v1/exclusions", Some(body))
+}
+
+/// `rampart admin-token`: where the token is, or a new one.
+fn admin_token_command(rotate: bool) -> Result<ExitCode> {
+    let path = rampart_gateway::admin::token_file();
+    if rotate {
+        let token = rampart_gateway::admin::rotate_token(&path).map_err(|e| anyhow!("{e}"))?;
+        println!("new admin token {token} written to {}", path.display());
+        println!("a running gateway takes it at its next admin call; console sessions made with the old one end");
+    } else {
+        println!("{}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `rampart demo-origin`: the demo site alone, optionally capped at N

@@ -39,7 +39,7 @@ pub use engine::{ConfigInput, Engine, RuleLoadOptions};
 pub use error::{ErrorKind, LoadError, LoadErrors};
 pub use rule::EngineMode;
 pub use source::{FileSource, FsSource, MemSource};
-pub use tx::{MatchedRule, Transaction, TxMeta, Verdict, ARGUMENTS_LIMIT_RULE_ID};
+pub use tx::{MatchedRule, TargetExclusion, Transaction, TxMeta, Verdict, ARGUMENTS_LIMIT_RULE_ID};
 
 /// The engine's internal maps, hashed with foldhash.
 ///

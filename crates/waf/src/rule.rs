@@ -603,7 +603,7 @@ pub(crate) fn parse_id_ranges(s: &str) -> Result<Vec<(u32, u32)>, ErrorKind> {
     Ok(out)
 }
 
-fn parse_exclusion(s: &str) -> Result<Exclusion, ErrorKind> {
+pub(crate) fn parse_exclusion(s: &str) -> Result<Exclusion, ErrorKind> {
     let (var, selector, _) = parse_var_element(s.trim())?;
     Ok(Exclusion { var, selector })
 }

@@ -33,6 +33,9 @@ pub struct Config {
     pub incidents: incidents::IncidentSettings,
     /// The serve-stale cache; on by default.
     pub cache: rampart_cache::CacheConfig,
+    /// WAF exclusions from the exclusions file (see `exclusions`), read by
+    /// [`exclusions::read_into`] at start and at every reload.
+    pub added_exclusions: Vec<exclusions::AddedExclusion>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +61,13 @@ pub struct ServerSettings {
     /// organisation's own sensitive records. Kept only as keyed hashes.
     pub canaries_csv: Option<PathBuf>,
     pub records_csv: Option<PathBuf>,
+    /// Where exclusions added from the console go (see `exclusions`).
+    pub exclusions_file: Option<PathBuf>,
+    /// A certificate and key for the admin listener; required when it is
+    /// not on a loopback address, since the console's token and session
+    /// cookie would otherwise cross the network in the clear.
+    pub admin_tls_cert: Option<PathBuf>,
+    pub admin_tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,10 +197,45 @@ pub enum WafMode {
     Off,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Rules switched off for requests whose matching path is under `prefix`:
+/// wholly, or only for one `target` (`ARGS:q`, `REQUEST_HEADERS:Referer`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WafExclusion {
     pub prefix: String,
     pub rule_ids: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+impl WafExclusion {
+    /// Checks what the configuration reader and the exclusions file cannot
+    /// express in their types; says what is wrong.
+    pub fn check(&self) -> Result<(), String> {
+        if !self.prefix.starts_with('/') {
+            return Err(format!(
+                "exclusion prefix `{}` must start with `/`",
+                self.prefix
+            ));
+        }
+        if self
+            .prefix
+            .contains(|c: char| c == '"' || c == '\\' || c.is_whitespace())
+        {
+            return Err(format!(
+                "exclusion prefix `{}` may not contain quotes, backslashes or spaces",
+                self.prefix
+            ));
+        }
+        if self.rule_ids.is_empty() || self.rule_ids.contains(&0) {
+            return Err("an exclusion needs a non-empty `rule_ids` list of rule numbers".into());
+        }
+        if let Some(target) = &self.target {
+            rampart_waf::TargetExclusion::parse(target).map_err(|e| {
+                format!("exclusion target `{target}` is not a SecLang target such as ARGS:q or REQUEST_HEADERS:Referer ({e})")
+            })?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for WafSettings {
@@ -348,6 +393,7 @@ impl Config {
             }),
             incidents: Default::default(),
             cache: Default::default(),
+            added_exclusions: Vec::new(),
         }
     }
 
@@ -413,10 +459,14 @@ impl Default for ServerSettings {
             key_file: None,
             canaries_csv: None,
             records_csv: None,
+            exclusions_file: None,
+            admin_tls_cert: None,
+            admin_tls_key: None,
         }
     }
 }
 
+pub mod exclusions;
 pub mod incidents;
 mod reader;
 #[cfg(test)]

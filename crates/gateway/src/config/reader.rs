@@ -81,7 +81,7 @@ impl<'a> Checker<'a> {
         let mut r = TableReader::new(root, "the top level");
 
         let server = match r.take("server") {
-            Some(item) => self.server(item),
+            Some(item) => self.server(item, base),
             None => ServerSettings::default(),
         };
         let limits = match r.take("limits") {
@@ -116,6 +116,7 @@ impl<'a> Checker<'a> {
             leak_guard,
             incidents,
             cache,
+            added_exclusions: Vec::new(),
         };
         self.cross_check(&config, root);
         config
@@ -327,7 +328,7 @@ impl<'a> Checker<'a> {
 
     /// `[server]`. Its paths are left unset unless given (every default is
     /// `None`), so each is read in one line.
-    fn server(&mut self, item: &Item) -> ServerSettings {
+    fn server(&mut self, item: &Item, base: &Path) -> ServerSettings {
         let mut s = ServerSettings::default();
         let Some(table) = self.table(item, "server") else {
             return s;
@@ -369,6 +370,21 @@ impl<'a> Checker<'a> {
         s.records_csv = self
             .read(&mut r, "records_csv", Self::string)
             .map(PathBuf::from);
+        s.exclusions_file = self
+            .read(&mut r, "exclusions_file", Self::string)
+            .map(|p| base.join(p));
+        s.admin_tls_cert = self
+            .read(&mut r, "admin_tls_cert", Self::string)
+            .map(|p| base.join(p));
+        s.admin_tls_key = self
+            .read(&mut r, "admin_tls_key", Self::string)
+            .map(|p| base.join(p));
+        if s.admin_tls_cert.is_some() != s.admin_tls_key.is_some() {
+            self.error_at(
+                table.span(),
+                "`admin_tls_cert` and `admin_tls_key` go together: give both or neither".into(),
+            );
+        }
         if let Some(v) = r.take("trusted_proxies") {
             s.trusted_proxies = self.string_list(v, "trusted_proxies")
                 .into_iter()
@@ -622,10 +638,17 @@ impl<'a> Checker<'a> {
                         };
                         let prefix = t.get("prefix").and_then(|p| p.as_str()).map(str::to_string);
                         let ids: Option<Vec<u32>> = t.get("rule_ids").and_then(|a| a.as_array()).map(|a| a.iter().filter_map(|i| i.as_integer()).filter(|i| *i > 0 && *i < u32::MAX as i64).map(|i| i as u32).collect());
-                        let unknown: Vec<&str> = t.iter().map(|(k, _)| k).filter(|k| *k != "prefix" && *k != "rule_ids").collect();
+                        let target = t.get("target").and_then(|p| p.as_str()).map(str::to_string);
+                        let unknown: Vec<&str> = t.iter().map(|(k, _)| k).filter(|k| !["prefix", "rule_ids", "target"].contains(k)).collect();
                         match (prefix, ids) {
-                            (Some(prefix), Some(rule_ids)) if prefix.starts_with('/') && !rule_ids.is_empty() && unknown.is_empty() => w.exclusions.push(WafExclusion { prefix, rule_ids }),
-                            _ => self.error_at(entry.span(), "a waf exclusion needs `prefix` (starting with `/`) and a non-empty `rule_ids` list of rule numbers, and nothing else".into()),
+                            (Some(prefix), Some(rule_ids)) if unknown.is_empty() && (target.is_some() || t.get("target").is_none()) => {
+                                let exclusion = WafExclusion { prefix, rule_ids, target };
+                                match exclusion.check() {
+                                    Ok(()) => w.exclusions.push(exclusion),
+                                    Err(why) => self.error_at(entry.span(), why),
+                                }
+                            }
+                            _ => self.error_at(entry.span(), "a waf exclusion needs `prefix` (starting with `/`), a non-empty `rule_ids` list of rule numbers, optionally a `target` such as \"ARGS:q\", and nothing else".into()),
                         }
                     }
                 }

@@ -21,6 +21,7 @@ impl Gateway {
     pub(super) fn record_request_event(
         &self,
         ctx: &RequestContext,
+        method: &str,
         site: &str,
         route: &str,
         status: u16,
@@ -51,13 +52,17 @@ impl Gateway {
         }
         let waf_findings = || {
             let Some(waf) = ctx.waf.as_ref() else {
-                return (Vec::new(), 0, Vec::new());
+                return (Vec::new(), 0, Vec::new(), None);
             };
             let mut rules = Vec::new();
             let mut attacks: Vec<String> = Vec::new();
+            let mut matches = Vec::new();
             for m in waf.tx.matched_rules().iter().filter(|m| m.logged) {
                 if rules.len() < 32 && !rules.contains(&m.id) {
                     rules.push(m.id);
+                }
+                if matches.len() < 32 {
+                    matches.push(crate::waf::rule_match(m));
                 }
                 for tag in &m.tags {
                     if let Some(attack) = tag.strip_prefix("attack-") {
@@ -73,12 +78,22 @@ impl Gateway {
                 .or_else(|| waf.tx.tx_var("anomaly_score"))
                 .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok())
                 .unwrap_or(0);
-            (rules, score, attacks)
+            let detail = rampart_incidents::WafDetail {
+                method: method.to_string(),
+                path: ctx
+                    .path
+                    .as_ref()
+                    .map_or("/", |p| p.matching.as_str())
+                    .to_string(),
+                matches,
+            };
+            (rules, score, attacks, Some(Box::new(detail)))
         };
         let kind = match ctx.verdict {
             Verdict::Waf(WafOutcome::Block { .. }) => {
-                let (rules, score, attacks) = waf_findings();
+                let (rules, score, attacks, detail) = waf_findings();
                 EventKind::WafBlock {
+                    detail,
                     rules,
                     score,
                     attacks,
@@ -86,8 +101,9 @@ impl Gateway {
                 }
             }
             Verdict::Waf(WafOutcome::Logged | WafOutcome::Detect) => {
-                let (rules, score, attacks) = waf_findings();
+                let (rules, score, attacks, detail) = waf_findings();
                 EventKind::WafMatch {
+                    detail,
                     rules,
                     score,
                     attacks,

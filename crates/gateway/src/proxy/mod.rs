@@ -924,7 +924,14 @@ impl ProxyHttp for Gateway {
                 .record(status, bytes, elapsed.as_secs_f64());
             s.sites[i].metrics.traffic.count(ctx.verdict.traffic());
             if self.runtime.events.enabled() {
-                self.record_request_event(ctx, site_name, route_prefix, status, e);
+                self.record_request_event(
+                    ctx,
+                    session.req_header().method.as_str(),
+                    site_name,
+                    route_prefix,
+                    status,
+                    e,
+                );
             }
         }
         if let (Some(site), Some(flood)) = (

@@ -75,13 +75,13 @@ impl Gateway {
         let protocol = protocol_name(header.version);
         let metrics = &self.runtime.metrics;
         let mut tx = engine.transaction(meta);
-        let settings = &snapshot.config.sites[site].waf;
-        if !settings.exclusions.is_empty() {
-            let removals = crate::waf::exclusions_for(
-                settings,
+        let exclusions = &snapshot.sites[site].waf_exclusions;
+        if !exclusions.is_empty() {
+            crate::waf::apply_exclusions(
+                &mut tx,
+                exclusions,
                 ctx.path.as_ref().map_or("/", |p| p.matching.as_str()),
             );
-            tx.remove_rules_by_id(&removals);
         }
         // Header names as the client wrote them (HTTP/1 keeps their case),
         // as ModSecurity shows them in its log.

@@ -655,6 +655,7 @@ impl Grouper {
                 }
             }
             EventKind::Cleared
+            | EventKind::OperatorAction { .. }
             | EventKind::AlertFailed { .. }
             | EventKind::EventsDropped { .. } => {}
         }

@@ -272,6 +272,7 @@ fn restored_incidents_continue_instead_of_reopening() {
     let blocks: Vec<Event> = (0..8)
         .map(|i| {
             let kind = EventKind::WafBlock {
+                detail: None,
                 rules: vec![942100],
                 score: 5,
                 attacks: vec!["sqli".into()],
@@ -351,6 +352,7 @@ fn a_gateway_wide_ban_joins_the_injection_incident_of_the_site_it_concerns() {
             at,
             Some(client.to_string()),
             EventKind::WafBlock {
+                detail: None,
                 rules: vec![942100],
                 score: 5,
                 attacks: vec!["sqli".into()],

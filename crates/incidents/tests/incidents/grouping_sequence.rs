@@ -166,6 +166,7 @@ fn build() -> Sequence {
             let client = format!("203.0.113.{}", s % 40 + 1);
             let kind = if s % 2 == 0 {
                 EventKind::WafBlock {
+                    detail: None,
                     rules: vec![942100, 942190],
                     score: 10,
                     attacks: vec!["sqli".into()],
@@ -173,6 +174,7 @@ fn build() -> Sequence {
                 }
             } else {
                 EventKind::WafBlock {
+                    detail: None,
                     rules: vec![941100],
                     score: 5,
                     attacks: vec!["xss".into()],
@@ -191,6 +193,7 @@ fn build() -> Sequence {
         }
         if s == 410 {
             let kind = EventKind::WafBlock {
+                detail: None,
                 rules: vec![930120],
                 score: 5,
                 attacks: vec!["lfi".into()],
@@ -202,6 +205,7 @@ fn build() -> Sequence {
         // The shop sees two groups of four blocks, each below the threshold.
         if (500..504).contains(&s) || (600..604).contains(&s) {
             let kind = EventKind::WafBlock {
+                detail: None,
                 rules: vec![942100],
                 score: 5,
                 attacks: vec!["sqli".into()],

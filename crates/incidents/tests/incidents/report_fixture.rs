@@ -112,6 +112,7 @@ pub fn events() -> Vec<Event> {
             Some("198.51.100.23"),
             "/search",
             EventKind::WafBlock {
+                detail: None,
                 rules: vec![942100, 942190],
                 score: 10,
                 attacks: vec!["sqli".into()],
@@ -123,6 +124,7 @@ pub fn events() -> Vec<Event> {
             Some("203.0.113.77"),
             "/search",
             EventKind::WafBlock {
+                detail: None,
                 rules: vec![941100],
                 score: 5,
                 attacks: vec!["xss".into()],

@@ -23,6 +23,7 @@ pub fn scratch(name: &str) -> PathBuf {
 /// A WAF block of an SQL injection on demo's search.
 pub fn block(at: Millis, client: &str) -> Event {
     let kind = EventKind::WafBlock {
+        detail: None,
         rules: vec![942100],
         score: 5,
         attacks: vec!["sqli".into()],

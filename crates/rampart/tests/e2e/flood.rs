@@ -14,7 +14,7 @@ fn flood_config(upstream: SocketAddr, flood: &str) -> String {
 
 const BROWSER: &str = "Accept: text/html,application/xhtml+xml\r\nUser-Agent: Mozilla/5.0 test\r\n";
 
-fn browser(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Reply {
+pub(crate) fn browser(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Reply {
     let cookie = cookie
         .map(|c| format!("Cookie: {c}\r\n"))
         .unwrap_or_default();
@@ -286,12 +286,18 @@ fn bans_by_hand_and_the_allowlist_beats_them() {
 
 /// One request to the admin listener, as a program sends it (`Host` is the
 /// listener's address), with `extra` header lines.
-fn admin_request(gw: &GatewayProcess, method: &str, path: &str, extra: &str) -> Reply {
+/// One call to the admin API: `call` is `METHOD /path`, optionally
+/// followed by a space and a JSON body.
+fn admin_request(gw: &GatewayProcess, call: &str, extra: &str) -> Reply {
+    let mut parts = call.splitn(3, ' ');
+    let (method, path) = (parts.next().unwrap(), parts.next().unwrap());
+    let body = parts.next().unwrap_or("");
     raw(
         gw.admin,
         format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n",
-            gw.admin
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            gw.admin,
+            body.len()
         )
         .as_bytes(),
     )
@@ -327,15 +333,17 @@ fn admin_calls_need_the_token_and_web_pages_cannot_make_them() {
     assert!(site_open());
 
     // Without the token: 401 with a JSON reason, and nothing changes.
-    for (method, path) in [
-        ("POST", "/mode?site=www&mode=under-attack"),
-        ("POST", "/ban?client=127.0.0.1&secs=60"),
-        ("POST", "/unban?client=127.0.0.1"),
-        ("POST", "/reload"),
-        ("GET", "/bans"),
+    for call in [
+        "PUT /api/v1/sites/www/mode {\"mode\":\"under-attack\"}",
+        "POST /api/v1/bans {\"address\":\"127.0.0.1\",\"for\":\"60s\"}",
+        "DELETE /api/v1/bans/127.0.0.1",
+        "POST /api/v1/reload",
+        "GET /api/v1/bans",
+        "GET /api/v1/incidents",
+        "GET /api/v1/live",
     ] {
-        let r = admin_request(&gw, method, path, "");
-        assert_eq!(r.status, 401, "{method} {path}: {}", r.body_text());
+        let r = admin_request(&gw, call, "");
+        assert_eq!(r.status, 401, "{call}: {}", r.body_text());
         assert!(
             r.header("www-authenticate")
                 .is_some_and(|v| v.starts_with("Bearer")),
@@ -357,8 +365,7 @@ fn admin_calls_need_the_token_and_web_pages_cannot_make_them() {
     ] {
         let r = admin_request(
             &gw,
-            "POST",
-            "/ban?client=127.0.0.1&secs=60",
+            "POST /api/v1/bans {\"address\":\"127.0.0.1\",\"for\":\"60s\"}",
             &format!("Authorization: {auth}\r\n"),
         );
         assert_eq!(r.status, 401, "{auth}");
@@ -369,8 +376,7 @@ fn admin_calls_need_the_token_and_web_pages_cannot_make_them() {
     // Origin (CSRF) or a name as Host (DNS rebinding) gets 403.
     let r = admin_request(
         &gw,
-        "POST",
-        "/ban?client=127.0.0.1&secs=60",
+        "POST /api/v1/bans {\"address\":\"127.0.0.1\",\"for\":\"60s\"}",
         &format!("{bearer}Origin: http://evil.example\r\n"),
     );
     assert_eq!(r.status, 403, "{}", r.body_text());
@@ -378,7 +384,7 @@ fn admin_calls_need_the_token_and_web_pages_cannot_make_them() {
     assert!(body["error"].is_string(), "{body}");
     let port = gw.admin.port();
     for request in [
-        format!("POST /ban?client=127.0.0.1&secs=60 HTTP/1.1\r\nHost: evil.example:{port}\r\n{bearer}Content-Length: 0\r\nConnection: close\r\n\r\n"),
+        format!("POST /api/v1/reload HTTP/1.1\r\nHost: evil.example:{port}\r\n{bearer}Content-Length: 0\r\nConnection: close\r\n\r\n"),
         format!("GET /metrics HTTP/1.1\r\nHost: evil.example:{port}\r\nConnection: close\r\n\r\n"),
         format!("GET /metrics HTTP/1.1\r\nHost: localhost:{port}\r\nSec-Fetch-Site: cross-site\r\nConnection: close\r\n\r\n"),
     ] {
@@ -391,25 +397,37 @@ fn admin_calls_need_the_token_and_web_pages_cannot_make_them() {
     assert_eq!(get(gw.admin, "/healthz").status, 200);
 
     // The right token works, also with the listener's own Origin.
-    let r = admin_request(&gw, "POST", "/mode?site=www&mode=under-attack", &bearer);
+    let r = admin_request(
+        &gw,
+        "PUT /api/v1/sites/www/mode {\"mode\":\"under-attack\"}",
+        &bearer,
+    );
     assert_eq!(r.status, 200, "{}", r.body_text());
     assert!(r.body_text().contains("\"under_attack\":true"));
     assert_eq!(browser(gw.listen, "/", None).status, 403, "now challenged");
     let own = format!("{bearer}Origin: http://{}\r\n", gw.admin);
-    let r = admin_request(&gw, "POST", "/mode?site=www&mode=normal", &own);
+    let r = admin_request(
+        &gw,
+        "PUT /api/v1/sites/www/mode {\"mode\":\"normal\"}",
+        &own,
+    );
     assert_eq!(r.status, 200, "{}", r.body_text());
     assert!(site_open());
-    let r = admin_request(&gw, "POST", "/ban?client=127.0.0.1&secs=60", &bearer);
-    assert_eq!(r.status, 200, "{}", r.body_text());
-    assert!(admin_request(&gw, "GET", "/bans", &bearer)
+    let r = admin_request(
+        &gw,
+        "POST /api/v1/bans {\"address\":\"127.0.0.1\",\"for\":\"60s\"}",
+        &bearer,
+    );
+    assert_eq!(r.status, 201, "{}", r.body_text());
+    assert!(admin_request(&gw, "GET /api/v1/bans", &bearer)
         .body_text()
         .contains("127.0.0.1"));
     assert_eq!(
-        admin_request(&gw, "POST", "/unban?client=127.0.0.1", &bearer).status,
+        admin_request(&gw, "DELETE /api/v1/bans/127.0.0.1", &bearer).status,
         200
     );
     assert!(site_open());
-    let r = admin_request(&gw, "POST", "/reload", &bearer);
+    let r = admin_request(&gw, "POST /api/v1/reload", &bearer);
     assert_eq!(r.status, 200, "{}", r.body_text());
 
     // The commands find the token in the state directory, or take it from

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::common::*;
 
-fn crs_v4() -> PathBuf {
+pub(crate) fn crs_v4() -> PathBuf {
     let root = std::env::var_os("RAMPART_CRS_ROOT")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs"));

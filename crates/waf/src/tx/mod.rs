@@ -328,4 +328,27 @@ impl Transaction {
     pub fn remove_rules_by_id(&mut self, ranges: &[(u32, u32)]) {
         self.st.removed_ids.extend_from_slice(ranges);
     }
+
+    /// Stops the rules in `ranges` from looking at one target, exactly as a
+    /// `ctl:ruleRemoveTargetById=ID;TARGET` taken before phase 1 would: the
+    /// narrow exclusion an operator makes for one argument or header of one
+    /// path. The same timing as [`remove_rules_by_id`](Self::remove_rules_by_id).
+    pub fn remove_target_by_id(&mut self, ranges: &[(u32, u32)], target: &TargetExclusion) {
+        self.st
+            .removed_targets
+            .push((ranges.to_vec(), target.0.clone()));
+    }
+}
+
+/// One target a rule can be told to skip (`ARGS:q`,
+/// `REQUEST_HEADERS:User-Agent`, `REQUEST_COOKIES:/^utm_/`), parsed once,
+/// as the target of `ctl:ruleRemoveTargetById` is.
+#[derive(Debug, Clone)]
+pub struct TargetExclusion(crate::rule::Exclusion);
+
+impl TargetExclusion {
+    /// Parses a target in SecLang's `COLLECTION:key` form.
+    pub fn parse(target: &str) -> Result<TargetExclusion, crate::ErrorKind> {
+        crate::rule::parse_exclusion(target).map(TargetExclusion)
+    }
 }
