@@ -7,7 +7,7 @@ const $ = (id) => document.getElementById(id);
 const SERIES = [['passed', 'passed', []], ['blocked', 'blocked', [8, 4]], ['challenged', 'challenged', [2, 3]],
   ['limited', 'limited', [12, 3, 3, 3]], ['upstream_errors', 'upstream errors', [5, 2, 1, 2]]];
 const WINDOW_S = 300; // the chart's 5 minutes, one point a second
-const REPORTS = ['Markdown', 'HTML', 'JSON', 'NCSC', 'ICO', 'STIX', 'MISP'];
+const REPORTS = ['Markdown', 'HTML', 'JSON', 'STIX', 'MISP'];
 const ENDED = 'Your session has ended: sign in again.';
 
 let csrf = null;          // in memory only: a reloaded page asks GET /session

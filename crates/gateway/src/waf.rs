@@ -248,6 +248,7 @@ pub fn rule_match(m: &MatchedRule) -> rampart_incidents::RuleMatch {
         target: m.matched_var_name.clone(),
         msg: m.msg.chars().take(200).collect(),
         data,
+        severity: m.severity,
     }
 }
 

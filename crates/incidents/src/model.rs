@@ -213,6 +213,11 @@ pub struct RuleMatch {
     pub msg: String,
     /// The rule's log data, masked as the WAF's logs mask it.
     pub data: String,
+    /// The rule's severity, 0 (emergency) to 7 (debug), when it has one:
+    /// CRS adds 5, 4, 3 or 2 to the anomaly score for 2 (critical) to 5
+    /// (notice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<u8>,
 }
 
 /// How many values of one kind of personal data a response carried.
@@ -522,6 +527,7 @@ mod tests {
                         target: "ARGS:q".into(),
                         msg: "SQL Injection Attack Detected via libinjection".into(),
                         data: "s&sos".into(),
+                        severity: Some(2),
                     }],
                 })),
             },

@@ -383,6 +383,7 @@ impl AdminApp {
             Ok(p) => p.event,
             Err(refused) => return refused,
         };
+        let thresholds = self.thresholds();
         self.with_store(false, move |store| {
             let found = store
                 .events(&EventQuery { id: Some(id), limit: 1, ..Default::default() })
@@ -390,16 +391,28 @@ impl AdminApp {
             let Some((_, event)) = found.into_iter().next() else {
                 return Ok(error(404, &format!("no event {id}")));
             };
-            let Some(detail) = waf_detail(&event.kind) else {
+            let Some(blocked) = triage_view(&event) else {
                 return Ok(error(400, &format!("event {id} is not a WAF event with its matches on record")));
             };
-            let Some(exclusion) = triage::propose(&event.site, detail) else {
-                return Ok(error(400, &format!("event {id} has no detecting rule to exclude (only CRS's scoring rules matched)")));
+            let threshold = threshold_of(&thresholds, &event.site);
+            let Some(exclusion) = triage::propose(&blocked, threshold) else {
+                return Ok(error(400, &format!("event {id} needs no exclusion: its score was under the site's threshold of {threshold}, or only CRS's scoring rules matched")));
             };
-            let (would_allow, blocked) = count_allowed(store, &exclusion)?;
+            let (would_allow, blocked) = count_allowed(store, &exclusion, &thresholds)?;
             Ok(answer(200, json!({ "exclusion": exclusion, "would_allow": would_allow, "blocked": blocked })))
         })
         .await
+    }
+
+    /// Each site's inbound anomaly threshold, for triage.
+    fn thresholds(&self) -> Vec<(String, u32)> {
+        self.runtime
+            .snapshot()
+            .config
+            .sites
+            .iter()
+            .map(|s| (s.name.clone(), s.waf.inbound_threshold))
+            .collect()
     }
 
     /// `POST /api/v1/exclusions`: appends the exclusion to the exclusions
@@ -759,9 +772,45 @@ fn waf_detail(kind: &EventKind) -> Option<&rampart_incidents::WafDetail> {
     }
 }
 
+/// A WAF event as triage reads it (a logged one too: in detection-only
+/// mode it is what would have been blocked); `None` for other events and
+/// for those stored without their matches.
+fn triage_view(event: &Event) -> Option<triage::Blocked<'_>> {
+    match &event.kind {
+        EventKind::WafBlock {
+            detail: Some(detail),
+            score,
+            ..
+        }
+        | EventKind::WafMatch {
+            detail: Some(detail),
+            score,
+            ..
+        } => Some(triage::Blocked {
+            site: &event.site,
+            detail,
+            score: *score,
+        }),
+        _ => None,
+    }
+}
+
+/// A site's inbound anomaly threshold, CRS's default (5) for a site no
+/// longer configured.
+fn threshold_of(thresholds: &[(String, u32)], site: &str) -> u32 {
+    thresholds
+        .iter()
+        .find(|(name, _)| name == site)
+        .map_or(5, |(_, t)| *t)
+}
+
 /// How many of the last day's WAF blocks (with their matches on record) an
 /// exclusion would have let pass, and how many such blocks there were.
-fn count_allowed(store: &Store, exclusion: &Exclusion) -> Result<(u64, u64), String> {
+fn count_allowed(
+    store: &Store,
+    exclusion: &Exclusion,
+    thresholds: &[(String, u32)],
+) -> Result<(u64, u64), String> {
     let blocks = recent(
         store,
         Duration::from_secs(24 * 3600),
@@ -770,9 +819,10 @@ fn count_allowed(store: &Store, exclusion: &Exclusion) -> Result<(u64, u64), Str
     let mut allowed = 0;
     let mut blocked = 0;
     for (_, e) in &blocks {
-        if let Some(detail) = waf_detail(&e.kind) {
+        if let Some(view) = triage_view(e) {
             blocked += 1;
-            allowed += u64::from(triage::would_allow(exclusion, &e.site, detail));
+            let threshold = threshold_of(thresholds, &e.site);
+            allowed += u64::from(triage::would_allow(exclusion, &view, threshold));
         }
     }
     Ok((allowed, blocked))
