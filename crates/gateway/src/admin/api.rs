@@ -27,14 +27,10 @@ const MAX_EVENTS_READ: usize = 20_000;
 
 type Answer = Response<Vec<u8>>;
 
-/// A request body of type `T`, or a 400 that says what was wrong.
-fn body<'a, T: Deserialize<'a>>(call: &'a Call) -> Result<T, Answer> {
-    serde_json::from_slice(&call.body).map_err(|e| {
-        error(
-            400,
-            &format!("the request body is not the JSON this call takes: {e}"),
-        )
-    })
+/// A request body of type `T`, or what was wrong with it (for a 400).
+fn body<'a, T: Deserialize<'a>>(call: &'a Call) -> Result<T, String> {
+    serde_json::from_slice(&call.body)
+        .map_err(|e| format!("the request body is not the JSON this call takes: {e}"))
 }
 
 /// A query parameter, percent-decoded.
@@ -43,16 +39,15 @@ fn param(call: &Call, name: &str) -> Option<String> {
 }
 
 /// The `window` parameter (a humantime duration), or `default`.
-fn window(call: &Call, default: Duration) -> Result<Duration, Answer> {
+fn window(call: &Call, default: Duration) -> Result<Duration, String> {
     let Some(text) = param(call, "window") else {
         return Ok(default);
     };
     match humantime::parse_duration(&text) {
         Ok(d) if !d.is_zero() && d <= MAX_WINDOW => Ok(d),
-        Ok(_) => Err(error(400, "window must be more than 0 and at most 7d")),
-        Err(e) => Err(error(
-            400,
-            &format!("window `{text}` is not a duration such as 5m, 1h or 24h ({e})"),
+        Ok(_) => Err("window must be more than 0 and at most 7d".into()),
+        Err(e) => Err(format!(
+            "window `{text}` is not a duration such as 5m, 1h or 24h ({e})"
         )),
     }
 }
@@ -220,7 +215,7 @@ impl AdminApp {
         }
         let wanted = match body::<Mode>(call) {
             Ok(m) => m.mode,
-            Err(refused) => return refused,
+            Err(why) => return error(400, &why),
         };
         let manual = match wanted.as_str() {
             "under-attack" => Some(true),
@@ -250,7 +245,7 @@ impl AdminApp {
     fn traffic(&self, call: &Call) -> Answer {
         let span = match window(call, Duration::from_secs(300)) {
             Ok(w) => w.min(Duration::from_secs(3600)),
-            Err(refused) => return refused,
+            Err(why) => return error(400, &why),
         };
         let site = param(call, "site");
         let points = self
@@ -291,7 +286,7 @@ impl AdminApp {
         }
         let ban = match body::<Ban>(call) {
             Ok(b) => b,
-            Err(refused) => return refused,
+            Err(why) => return error(400, &why),
         };
         let Ok(address) = ban.address.trim().parse::<IpAddr>() else {
             return error(
@@ -381,7 +376,7 @@ impl AdminApp {
         }
         let id = match body::<Proposal>(call) {
             Ok(p) => p.event,
-            Err(refused) => return refused,
+            Err(why) => return error(400, &why),
         };
         let thresholds = self.thresholds();
         self.with_store(false, move |store| {
@@ -429,7 +424,7 @@ impl AdminApp {
         }
         let add = match body::<Add>(call) {
             Ok(a) => a,
-            Err(refused) => return refused,
+            Err(why) => return error(400, &why),
         };
         let reason = add.reason.trim();
         if reason.is_empty() || reason.len() > 500 {
@@ -501,7 +496,7 @@ impl AdminApp {
     async fn top(&self, call: &Call) -> Answer {
         let span = match window(call, Duration::from_secs(3600)) {
             Ok(w) => w,
-            Err(refused) => return refused,
+            Err(why) => return error(400, &why),
         };
         self.with_store(false, move |store| {
             let events = recent(store, span, Vec::new())?;
@@ -537,7 +532,7 @@ impl AdminApp {
     async fn waf_events(&self, call: &Call) -> Answer {
         let span = match window(call, Duration::from_secs(24 * 3600)) {
             Ok(w) => w,
-            Err(refused) => return refused,
+            Err(why) => return error(400, &why),
         };
         let limit = param(call, "limit")
             .and_then(|l| l.parse::<usize>().ok())
@@ -566,7 +561,7 @@ impl AdminApp {
     async fn leaks(&self, call: &Call) -> Answer {
         let span = match window(call, Duration::from_secs(24 * 3600)) {
             Ok(w) => w,
-            Err(refused) => return refused,
+            Err(why) => return error(400, &why),
         };
         self.with_store(false, move |store| {
             let events = recent(store, span, vec!["leak".into(), "canary_trip".into()])?;
@@ -713,7 +708,7 @@ impl AdminApp {
         };
         let decide = match body::<Decide>(call) {
             Ok(d) => d,
-            Err(refused) => return refused,
+            Err(why) => return error(400, &why),
         };
         let text = decide.text.trim().to_string();
         if text.is_empty() || text.len() > 4000 {
