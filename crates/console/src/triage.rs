@@ -49,6 +49,19 @@ pub fn is_scoring_rule(id: u32) -> bool {
     matches!(id / 1000, 949 | 959 | 980)
 }
 
+/// Whether an exclusion for `prefix` covers a request's matching path
+/// (decoded, normalised, lower case): the path itself and what lies below
+/// it, segment by segment, compared without case. `/search` covers
+/// `/search` and `/search/more` but not `/search-admin`, another endpoint
+/// an attacker could aim the same payload at; a prefix ending in `/` covers
+/// everything below it.
+pub fn covers_path(prefix: &str, path: &str) -> bool {
+    let (p, q) = (prefix.as_bytes(), path.as_bytes());
+    q.len() >= p.len()
+        && q[..p.len()].eq_ignore_ascii_case(p)
+        && (q.len() == p.len() || p.ends_with(b"/") || q[p.len()] == b'/')
+}
+
 /// What a detecting rule of this severity adds to CRS's anomaly score.
 fn points(severity: Option<u8>) -> Option<u32> {
     match severity? {
@@ -123,11 +136,7 @@ pub fn propose(event: &Blocked<'_>, threshold: u32) -> Option<Exclusion> {
 /// detection is covered. Prefixes compare without case, as the gateway
 /// compares them.
 pub fn would_allow(exclusion: &Exclusion, event: &Blocked<'_>, threshold: u32) -> bool {
-    let path = &event.detail.path;
-    let under = path.len() >= exclusion.prefix.len()
-        && path.as_bytes()[..exclusion.prefix.len()]
-            .eq_ignore_ascii_case(exclusion.prefix.as_bytes());
-    if event.site != exclusion.site || !under {
+    if event.site != exclusion.site || !covers_path(&exclusion.prefix, &event.detail.path) {
         return false;
     }
     let covered = |m: &RuleMatch| {
@@ -223,6 +232,24 @@ mod tests {
     }
 
     #[test]
+    fn a_prefix_covers_its_path_and_what_is_below_it_segment_by_segment() {
+        for (prefix, path, covered) in [
+            ("/search", "/search", true),
+            ("/search", "/search/", true),
+            ("/search", "/search/more", true),
+            ("/Search", "/search", true),
+            ("/search", "/searchx", false),
+            ("/search", "/search-admin", false),
+            ("/search", "/sear", false),
+            ("/api/", "/api/upload", true),
+            ("/api/", "/api", false),
+            ("/", "/anything", true),
+        ] {
+            assert_eq!(covers_path(prefix, path), covered, "{prefix} {path}");
+        }
+    }
+
+    #[test]
     fn without_a_consistent_score_every_detection_is_proposed() {
         // The score says a rule counted twice: the shares are not known.
         let event = detail(
@@ -251,6 +278,11 @@ mod tests {
         let same = detail("/search/more", vec![hit(942100, "args:q", 2)]);
         assert!(would_allow(&p, &blocked(&same, 5), 5));
         let elsewhere = detail("/login", vec![hit(942100, "ARGS:q", 2)]);
+        let next_door = detail("/search-admin", vec![hit(942100, "ARGS:q", 2)]);
+        assert!(
+            !would_allow(&p, &blocked(&next_door, 5), 5),
+            "another endpoint"
+        );
         assert!(!would_allow(&p, &blocked(&elsewhere, 5), 5));
         let other_field = detail("/search", vec![hit(942100, "ARGS:r", 2)]);
         assert!(!would_allow(&p, &blocked(&other_field, 5), 5));

@@ -119,7 +119,9 @@ pub fn compile_exclusions<'a>(
 }
 
 /// Applies a site's exclusions to a new transaction, chosen by the
-/// request's matching path (see `resolve`), compared without case.
+/// request's matching path (see `resolve`), segment by segment and without
+/// case (`rampart_console::triage::covers_path`): an exclusion for
+/// `/search` does not reach `/search-admin`.
 pub fn apply_exclusions(
     tx: &mut rampart_waf::Transaction,
     exclusions: &[CompiledExclusion],
@@ -127,7 +129,7 @@ pub fn apply_exclusions(
 ) {
     for e in exclusions
         .iter()
-        .filter(|e| crate::resolve::under_prefix(matching_path, &e.prefix))
+        .filter(|e| rampart_console::triage::covers_path(&e.prefix, matching_path))
     {
         match &e.target {
             None => tx.remove_rules_by_id(&e.rules),

@@ -297,6 +297,10 @@ fn exclusions_in_the_configuration_are_respected() {
         403,
         "the exclusion leaked beyond its prefix"
     );
+    // Nor to a path that only begins with the same letters: another
+    // endpoint, where the same payload may do harm.
+    let next_door = ATTACKS[0].replacen("/search", "/search-admin", 1);
+    assert_eq!(browser_get(gw.listen, &next_door).status, 403);
 }
 
 #[test]
