@@ -11,6 +11,9 @@ import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
 
 const options = { console: null, gateway: null, tokenFile: null, shots: null, ban: null };
 const argv = process.argv.slice(2);
@@ -227,7 +230,23 @@ try {
 
   check(problems.length === 0, problems.join('; '));
 
-  // 8. On a phone.
+  // 8. Accessibility, with every section filled: axe-core's WCAG 2.1 A and
+  // AA rules. It is evaluated through the DevTools protocol, which the
+  // page's Content-Security-Policy does not govern (no script tag is added).
+  step('accessibility');
+  await page.evaluate(fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8'));
+  const axe = await page.evaluate(() => window.axe.run(document, {
+    runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+    resultTypes: ['violations'],
+  }));
+  const serious = axe.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  for (const v of axe.violations) {
+    console.log(`axe ${v.impact} ${v.id}: ${v.help} (${v.nodes.length} element(s), e.g. ${v.nodes[0]?.target})`);
+  }
+  check(serious.length === 0, `${serious.length} serious accessibility violation(s): ${serious.map((v) => v.id).join(', ')}`);
+  console.log(`ok accessibility (${axe.violations.length} minor finding(s))`);
+
+  // 9. On a phone.
   step('phone');
   const phone = await browser.newContext({ viewport: { width: 375, height: 812 }, storageState: await context.storageState(), deviceScaleFactor: 2 });
   const small = await phone.newPage();

@@ -83,6 +83,7 @@ fn the_admin_api_needs_the_token_and_each_action_changes_what_it_reads() {
     let gw = console_gateway("console-api", &site);
     let token = gw.admin_token();
     let bearer = format!("Authorization: Bearer {token}\r\n");
+    let front = format!("http://{}/", gw.listen);
 
     // The dashboard's files and the API's description are open and strict.
     for path in ["/", "/console.js", "/console.css", "/api/v1/openapi.json"] {
@@ -141,10 +142,7 @@ fn the_admin_api_needs_the_token_and_each_action_changes_what_it_reads() {
         let r = api(&gw, method, path, "Authorization: Bearer 0000000000000000000000000000000000000000000000000000000000000000\r\n", body);
         assert_eq!(r.status, 401, "{method} {path} with a wrong token");
     }
-    assert_eq!(
-        status_from("127.0.0.9", &format!("http://{}/", gw.listen)),
-        200
-    );
+    assert_eq!(status_from("127.0.0.9", &front), 200);
 
     // A page elsewhere cannot use the token or a session: 403.
     let r = api(
@@ -191,11 +189,7 @@ fn the_admin_api_needs_the_token_and_each_action_changes_what_it_reads() {
         403,
         "a wrong CSRF token"
     );
-    assert_eq!(
-        status_from("127.0.0.9", &format!("http://{}/", gw.listen)),
-        200,
-        "nothing was banned"
-    );
+    assert_eq!(status_from("127.0.0.9", &front), 200, "nothing was banned");
     let with_csrf = format!("{with_cookie}X-CSRF-Token: {csrf}\r\n");
     assert_eq!(
         json_of(&api(&gw, "GET", "/api/v1/session", &with_cookie, ""))["csrf"],
@@ -206,15 +200,8 @@ fn the_admin_api_needs_the_token_and_each_action_changes_what_it_reads() {
     // by `rampart bans`, and lifted again.
     let r = api(&gw, "POST", "/api/v1/bans", &with_csrf, ban);
     assert_eq!(r.status, 201, "{}", r.body_text());
-    assert_eq!(
-        status_from("127.0.0.9", &format!("http://{}/", gw.listen)),
-        403
-    );
-    assert_eq!(
-        status_from("127.0.0.1", &format!("http://{}/", gw.listen)),
-        200,
-        "only that client"
-    );
+    assert_eq!(status_from("127.0.0.9", &front), 403);
+    assert_eq!(status_from("127.0.0.1", &front), 200, "only that client");
     let bans = json_of(&api(&gw, "GET", "/api/v1/bans", &bearer, ""));
     assert!(
         bans["bans"]
@@ -234,10 +221,7 @@ fn the_admin_api_needs_the_token_and_each_action_changes_what_it_reads() {
         api(&gw, "DELETE", "/api/v1/bans/127.0.0.9", &bearer, "").status,
         200
     );
-    assert_eq!(
-        status_from("127.0.0.9", &format!("http://{}/", gw.listen)),
-        200
-    );
+    assert_eq!(status_from("127.0.0.9", &front), 200);
     let r = api(
         &gw,
         "POST",
@@ -694,15 +678,14 @@ fn an_operator_runs_an_attack_from_the_console_in_chromium() {
         "ok allowed",
         "ok banned 127.0.0.7",
         "ok mode",
+        "ok accessibility",
         "ok phone",
     ] {
         assert!(report.contains(step), "{step} missing: {report}");
     }
     // The ban made in the console is enforced and listed by the command.
-    assert_eq!(
-        status_from("127.0.0.7", &format!("http://{}/", gw.listen)),
-        403
-    );
+    let front = format!("http://{}/", gw.listen);
+    assert_eq!(status_from("127.0.0.7", &front), 403);
     let out = gw
         .cli()
         .args(["bans", "--admin", &gw.admin.to_string()])
