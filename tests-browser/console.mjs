@@ -154,6 +154,11 @@ try {
   await wafRows.first().waitFor({ timeout: 30000 });
   await section('WAF events').screenshot({ path: shot('waf-events.png') });
   console.log('ok WAF events list /search');
+  // What is refused most, at a glance: the SQL rule and this client's prefix.
+  await until(15, 'the top lists showing rule 942100 and 127.0.0.0/24', async () =>
+    (await page.locator('#top-rules').innerText()).includes('942100')
+    && (await page.locator('#top-clients').innerText()).includes('127.0.0.0/24'));
+  console.log('ok top lists');
 
   step('incident');
   const incidentRows = section('Incidents').locator('tbody tr').filter({ has: page.getByRole('button', { name: /Details/ }) });
@@ -227,6 +232,8 @@ try {
     check(still === mode, `site ${site} went back to ${still} after switching to ${mode}`);
   }
   console.log('ok mode');
+  // Traffic again, now that it has blocked requests and top lists to show.
+  await section('Traffic').screenshot({ path: shot('traffic.png') });
 
   check(problems.length === 0, problems.join('; '));
 

@@ -197,7 +197,7 @@ function connect() {
 async function refresh() {
   if (csrf === null) return;
   if (refreshing) { again = true; return refreshing; }
-  refreshing = Promise.all([loadOverview(), loadWaf(), loadLeaks(), loadIncidents(), loadBans()]);
+  refreshing = Promise.all([loadOverview(), loadTop(), loadWaf(), loadLeaks(), loadIncidents(), loadBans()]);
   await refreshing;
   refreshing = null;
   if (again) { again = false; refresh(); }
@@ -443,6 +443,21 @@ $('allow-form').addEventListener('submit', async (e) => {
     refresh();
   } catch (err) { fail($('allow-msg'), err); }
 });
+
+// ---- what is refused most: client prefixes, paths and rules ----
+async function loadTop() {
+  try {
+    const top = await api('GET', '/api/v1/top?window=1h');
+    for (const name of ['clients', 'paths', 'rules']) {
+      const items = top[name] || [], id = `top-${name}`;
+      if (shown[id] === JSON.stringify(items)) continue;
+      shown[id] = JSON.stringify(items);
+      $(id).replaceChildren(...(items.length
+        ? items.slice(0, 5).map((t) => el('li', {}, el('code', {}, t.key), ` ${t.count}`))
+        : [el('li', { class: 'empty' }, 'None')]));
+    }
+  } catch (err) { fail($('status'), err); }
+}
 
 // ---- leak guard: kinds and counts only ----
 async function loadLeaks() {

@@ -674,6 +674,7 @@ fn an_operator_runs_an_attack_from_the_console_in_chromium() {
     assert!(run.status.success(), "{report}");
     for step in [
         "ok chart moved",
+        "ok top lists",
         "ok incident",
         "ok allowed",
         "ok banned 127.0.0.7",
