@@ -1,7 +1,8 @@
 # Shared by the bench scripts (sourced, not
 # run): a work directory removed on exit with every process in `pids`
-# killed, a raised open-file limit, nginx found, rampart built, and port
-# helpers. Expects `root` to be the repository.
+# killed, a raised open-file limit, nginx found, rampart built (or taken
+# from RAMPART_BIN as it is), and port helpers. Expects `root` to be the
+# repository.
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 work=$(mktemp -d /tmp/rampart-bench.XXXXXX)
 pids=()
@@ -18,8 +19,13 @@ export XDG_STATE_HOME="$work/state"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ -x /usr/sbin/nginx ] && nginx=/usr/sbin/nginx || nginx=$(command -v nginx || true)
 [ -n "$nginx" ] || { echo "bench: nginx is missing (scripts/setup)"; exit 2; }
-(cd "$root" && CARGO_TARGET_DIR="$target_dir" cargo build --release -q -p rampart)
-rampart="$target_dir/release/rampart"
+# RAMPART_BIN names a rampart binary to use as it is, without building.
+if [ -n "${RAMPART_BIN:-}" ]; then
+  rampart=$RAMPART_BIN
+else
+  (cd "$root" && CARGO_TARGET_DIR="$target_dir" cargo build --release -q -p rampart)
+  rampart="$target_dir/release/rampart"
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; echo "bench: nothing on port $1"; exit 2; }
