@@ -84,6 +84,7 @@ fn the_admin_api_needs_the_token_and_each_action_changes_what_it_reads() {
     let token = gw.admin_token();
     let bearer = format!("Authorization: Bearer {token}\r\n");
     let front = format!("http://{}/", gw.listen);
+    let read = |path: &str| json_of(&api(&gw, "GET", path, &bearer, ""));
 
     // The dashboard's files and the API's description are open and strict.
     for path in ["/", "/console.js", "/console.css", "/api/v1/openapi.json"] {
@@ -202,7 +203,7 @@ fn the_admin_api_needs_the_token_and_each_action_changes_what_it_reads() {
     assert_eq!(r.status, 201, "{}", r.body_text());
     assert_eq!(status_from("127.0.0.9", &front), 403);
     assert_eq!(status_from("127.0.0.1", &front), 200, "only that client");
-    let bans = json_of(&api(&gw, "GET", "/api/v1/bans", &bearer, ""));
+    let bans = read("/api/v1/bans");
     assert!(
         bans["bans"]
             .as_array()
@@ -245,7 +246,7 @@ fn the_admin_api_needs_the_token_and_each_action_changes_what_it_reads() {
         r#"{"mode":"under-attack"}"#,
     );
     assert_eq!(r.status, 200, "{}", r.body_text());
-    let sites = json_of(&api(&gw, "GET", "/api/v1/sites", &bearer, ""));
+    let sites = read("/api/v1/sites");
     assert_eq!(sites[0]["mode"], "under-attack", "{sites}");
     assert_eq!(sites[0]["under_attack"], true, "{sites}");
     assert_eq!(browser(gw.listen, "/", None).status, 403, "challenged");
@@ -260,10 +261,7 @@ fn the_admin_api_needs_the_token_and_each_action_changes_what_it_reads() {
         .status,
         200
     );
-    assert_eq!(
-        json_of(&api(&gw, "GET", "/api/v1/sites", &bearer, ""))[0]["mode"],
-        "auto"
-    );
+    assert_eq!(read("/api/v1/sites")[0]["mode"], "auto");
     assert_eq!(
         api(
             &gw,
@@ -304,13 +302,7 @@ fn the_admin_api_needs_the_token_and_each_action_changes_what_it_reads() {
     );
     let mut event = serde_json::Value::Null;
     eventually("the WAF event is listed", || {
-        let list = json_of(&api(
-            &gw,
-            "GET",
-            "/api/v1/waf/events?window=1h",
-            &bearer,
-            "",
-        ));
+        let list = read("/api/v1/waf/events?window=1h");
         event = list["events"]
             .as_array()
             .unwrap()
@@ -391,7 +383,7 @@ fn the_admin_api_needs_the_token_and_each_action_changes_what_it_reads() {
         file.contains("a search box false positive") && file.contains("by = \"console\""),
         "{file}"
     );
-    let listed = json_of(&api(&gw, "GET", "/api/v1/exclusions", &bearer, ""));
+    let listed = read("/api/v1/exclusions");
     assert_eq!(
         listed["exclusions"][0]["reason"], "a search box false positive",
         "{listed}"
@@ -419,7 +411,7 @@ fn the_admin_api_needs_the_token_and_each_action_changes_what_it_reads() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let listed = json_of(&api(&gw, "GET", "/api/v1/exclusions", &bearer, ""));
+    let listed = read("/api/v1/exclusions");
     assert_eq!(
         listed["exclusions"][1]["target"], "ARGS:message",
         "{listed}"
@@ -439,7 +431,7 @@ fn the_admin_api_needs_the_token_and_each_action_changes_what_it_reads() {
     assert_eq!(get(gw.listen, "/donations/feed").status, 503);
     let mut leaks = serde_json::Value::Null;
     eventually("the leak-guard finding is listed", || {
-        leaks = json_of(&api(&gw, "GET", "/api/v1/leaks?window=1h", &bearer, ""));
+        leaks = read("/api/v1/leaks?window=1h");
         leaks["kinds"].as_array().is_some_and(|k| !k.is_empty())
     });
     assert!(leaks["kinds"][0]["count"].as_u64().unwrap() > 0, "{leaks}");
@@ -452,7 +444,7 @@ fn the_admin_api_needs_the_token_and_each_action_changes_what_it_reads() {
     // every format, and a decision log the API adds to.
     let mut incident = serde_json::Value::Null;
     eventually_within("an injection incident", Duration::from_secs(40), || {
-        let list = json_of(&api(&gw, "GET", "/api/v1/incidents", &bearer, ""));
+        let list = read("/api/v1/incidents");
         incident = list
             .as_array()
             .unwrap()
@@ -467,13 +459,7 @@ fn the_admin_api_needs_the_token_and_each_action_changes_what_it_reads() {
         !incident.is_null()
     });
     let id = incident["id"].as_i64().unwrap();
-    let detail = json_of(&api(
-        &gw,
-        "GET",
-        &format!("/api/v1/incidents/{id}"),
-        &bearer,
-        "",
-    ));
+    let detail = read(&format!("/api/v1/incidents/{id}"));
     assert!(
         detail["timeline"].as_array().is_some_and(|t| !t.is_empty()),
         "{detail}"
@@ -516,13 +502,7 @@ fn the_admin_api_needs_the_token_and_each_action_changes_what_it_reads() {
         r#"{"text":"Blocked at the WAF; no report needed","by":"Sam"}"#,
     );
     assert_eq!(r.status, 201, "{}", r.body_text());
-    let detail = json_of(&api(
-        &gw,
-        "GET",
-        &format!("/api/v1/incidents/{id}"),
-        &bearer,
-        "",
-    ));
+    let detail = read(&format!("/api/v1/incidents/{id}"));
     assert!(
         detail["decisions"].to_string().contains("no report needed"),
         "{detail}"
@@ -539,10 +519,10 @@ fn the_admin_api_needs_the_token_and_each_action_changes_what_it_reads() {
             .sum()
     };
     eventually("the traffic counts every request", || {
-        let traffic = json_of(&api(&gw, "GET", "/api/v1/traffic?window=5m", &bearer, ""));
+        let traffic = read("/api/v1/traffic?window=5m");
         sum(&traffic, "requests") >= 10 && sum(&traffic, "blocked") >= 4
     });
-    let top = json_of(&api(&gw, "GET", "/api/v1/top?window=1h", &bearer, ""));
+    let top = read("/api/v1/top?window=1h");
     assert_eq!(top["clients"][0]["key"], "127.0.0.0/24", "{top}");
     assert!(
         top["rules"].as_array().is_some_and(|r| !r.is_empty()),
@@ -552,7 +532,7 @@ fn the_admin_api_needs_the_token_and_each_action_changes_what_it_reads() {
         api(&gw, "GET", "/api/v1/top?window=forever", &bearer, "").status,
         400
     );
-    let overview = json_of(&api(&gw, "GET", "/api/v1/overview", &bearer, ""));
+    let overview = read("/api/v1/overview");
     assert_eq!(overview["upstreams"][0]["healthy"], true, "{overview}");
     let generation = overview["generation"].as_u64().unwrap();
     let r = json_of(&api(&gw, "POST", "/api/v1/reload", &bearer, ""));
