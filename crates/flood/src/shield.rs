@@ -1158,6 +1158,12 @@ impl<S: State> Shield<S> {
         out
     }
 
+    /// How many bans are in force, counting at most to `max`, without
+    /// copying any.
+    pub fn ban_count(&self, now: Time, max: usize) -> usize {
+        self.state.ban_count(now, max)
+    }
+
     /// A copy of the keyring, to persist or rotate.
     pub fn keyring(&self) -> Keyring {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()

@@ -92,6 +92,14 @@ pub trait State: Send + Sync + 'static {
     /// Appends up to `max` ban records that are in force at `now` to `out`.
     fn ban_list(&self, now: Time, max: usize, out: &mut Vec<(IpAddr, BanRecord)>);
 
+    /// How many bans are in force at `now`, counting at most to `max`. The
+    /// console asks each second: a backend should count without copying.
+    fn ban_count(&self, now: Time, max: usize) -> usize {
+        let mut out = Vec::new();
+        self.ban_list(now, max, &mut out);
+        out.len()
+    }
+
     /// Marks a nonce as used until `expires`. Returns `true` the first time
     /// and `false` if it was already used (a replay) or cannot be recorded.
     fn claim_nonce(&self, nonce: [u8; 16], expires: Time, now: Time) -> bool;
@@ -262,6 +270,20 @@ impl State for MemoryState {
         }
     }
 
+    fn ban_count(&self, now: Time, max: usize) -> usize {
+        if self.ban_count.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        let mut n = 0;
+        for shard in self.bans.iter() {
+            n += lock(shard).values().filter(|r| r.active(now)).count();
+            if n >= max {
+                return max;
+            }
+        }
+        n
+    }
+
     fn claim_nonce(&self, nonce: [u8; 16], expires: Time, now: Time) -> bool {
         let mut nonces = lock(&self.nonces);
         if let Some(&exp) = nonces.get(&nonce) {
@@ -316,6 +338,10 @@ impl<T: State + ?Sized> State for std::sync::Arc<T> {
 
     fn ban_list(&self, now: Time, max: usize, out: &mut Vec<(IpAddr, BanRecord)>) {
         (**self).ban_list(now, max, out)
+    }
+
+    fn ban_count(&self, now: Time, max: usize) -> usize {
+        (**self).ban_count(now, max)
     }
 
     fn claim_nonce(&self, nonce: [u8; 16], expires: Time, now: Time) -> bool {

@@ -116,6 +116,10 @@ fn unban_lifts_and_lists() {
     s.ban(ip("198.51.100.2"), None, at(0.0));
     assert_eq!(s.bans(at(1.0), 10).len(), 2);
     assert_eq!(s.bans(at(61.0), 10).len(), 1, "the 60 s ban has ended");
+    // The count agrees with the list, and stops at its bound.
+    assert_eq!(s.ban_count(at(1.0), 10), 2);
+    assert_eq!(s.ban_count(at(61.0), 10), 1);
+    assert_eq!(s.ban_count(at(1.0), 1), 1);
     assert!(s.unban(ip("198.51.100.2"), at(2.0)));
     assert!(!s.unban(ip("198.51.100.2"), at(2.0)));
     assert_eq!(

@@ -498,15 +498,22 @@ impl AdminApp {
             Ok(w) => w,
             Err(why) => return error(400, &why),
         };
-        self.with_store(false, move |store| {
-            let events = recent(store, span, Vec::new())?;
+        let key = call.query.clone();
+        if let Some(cached) = self.top_cache.get(&key) {
+            return cached;
+        }
+        let answer = self.with_store(false, move |store| {
+            // The refused and flagged kinds only: the traffic samples (one
+            // per site per second) are most of the store and hold no client.
+            let kinds = [
+                "waf_block", "waf_match", "rate_limited", "challenged", "queued", "banned",
+                "leak", "canary_trip", "upstream_failure",
+            ];
+            let events = recent(store, span, kinds.map(String::from).to_vec())?;
             let mut clients = Tally::default();
             let mut paths = Tally::default();
             let mut rules = Tally::default();
             for (_, e) in &events {
-                if matches!(e.kind, EventKind::Traffic { .. } | EventKind::OperatorAction { .. }) {
-                    continue;
-                }
                 if let Some(c) = e.client {
                     clients.add(rampart_incidents::source_prefix(c));
                 }
@@ -526,7 +533,11 @@ impl AdminApp {
                 json!({ "window_ms": millis(span), "clients": clients.top(10), "paths": paths.top(10), "rules": rules.top(10) }),
             ))
         })
-        .await
+        .await;
+        if answer.status() == 200 {
+            self.top_cache.put(key, answer.body());
+        }
+        answer
     }
 
     async fn waf_events(&self, call: &Call) -> Answer {

@@ -88,7 +88,7 @@ impl AdminApp {
         let bans = snapshot
             .flood
             .as_ref()
-            .map_or(0, |f| f.shield.bans(crate::flood::now(), 10_000).len());
+            .map_or(0, |f| f.shield.ban_count(crate::flood::now(), 10_000));
         let sites: Vec<serde_json::Value> = self
             .sites()
             .into_iter()

@@ -55,6 +55,39 @@ pub struct AdminApp {
     tls: bool,
     /// Changes that write a file and reload (exclusions) go one at a time.
     changes: tokio::sync::Mutex<()>,
+    /// The top lists, kept for a few seconds: each open console asks every
+    /// five, and during an attack each answer reads thousands of events.
+    top_cache: AnswerCache,
+}
+
+/// One recent JSON answer, by its query, reused while it is young.
+#[derive(Default)]
+struct AnswerCache(Mutex<Option<CachedAnswer>>);
+
+struct CachedAnswer {
+    made: std::time::Instant,
+    query: String,
+    body: Vec<u8>,
+}
+
+/// How long a cached answer is reused.
+const CACHE_FOR: Duration = Duration::from_secs(4);
+
+impl AnswerCache {
+    fn get(&self, query: &str) -> Option<Response<Vec<u8>>> {
+        let slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let cached = slot.as_ref()?;
+        (cached.query == query && cached.made.elapsed() < CACHE_FOR)
+            .then(|| respond(200, "application/json", cached.body.clone()))
+    }
+
+    fn put(&self, query: String, body: &[u8]) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(CachedAnswer {
+            made: std::time::Instant::now(),
+            query,
+            body: body.to_vec(),
+        });
+    }
 }
 
 /// The admin token, re-read when its file changes (`rampart admin-token
@@ -162,6 +195,7 @@ impl AdminApp {
             throttle: SignInThrottle::default(),
             tls,
             changes: tokio::sync::Mutex::new(()),
+            top_cache: AnswerCache::default(),
         }
     }
 
