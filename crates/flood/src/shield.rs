@@ -1158,6 +1158,40 @@ impl<S: State> Shield<S> {
         out
     }
 
+    /// Takes over a ban another gateway of the same cluster made, as it
+    /// listed it (`shown`: the address, or a prefix's network address for a
+    /// `Flood` ban). No event is raised: the gateway that made it raised
+    /// one. A local ban that lasts longer is kept.
+    pub fn adopt_ban(&self, shown: IpAddr, until: Time, level: u8, reason: BanReason, now: Time) {
+        if until <= now {
+            return;
+        }
+        let key = match reason {
+            BanReason::Flood => prefix_ban_key(shown),
+            _ => canonical(shown),
+        };
+        if self
+            .state
+            .ban_get(key, now)
+            .is_some_and(|b| b.active(now) && b.until >= until)
+        {
+            return;
+        }
+        let record = BanRecord {
+            until,
+            level,
+            reason,
+            remember_until: until.plus(self.remember),
+        };
+        self.state.ban_set(key, record, now);
+    }
+
+    /// Lifts a ban another gateway of the same cluster lifted; no event.
+    pub fn adopt_unban(&self, shown: IpAddr) {
+        self.state.ban_remove(canonical(shown));
+        self.state.ban_remove(prefix_ban_key(shown));
+    }
+
     /// How many bans are in force, counting at most to `max`, without
     /// copying any.
     pub fn ban_count(&self, now: Time, max: usize) -> usize {

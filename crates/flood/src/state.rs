@@ -21,7 +21,7 @@ use crate::table::{lock, ClientTable, LimitKey};
 use crate::time::Time;
 
 /// Why a client was banned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum BanReason {

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod admission;
 pub mod capture;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod flood;
 pub mod incidents;

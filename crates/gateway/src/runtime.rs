@@ -152,6 +152,9 @@ pub struct Runtime {
     pub event_lines: crate::accesslog::LineSink,
     /// The last hour of traffic per second, for the console.
     pub live: rampart_console::live::LiveTraffic,
+    /// The link to the other nodes, when `[cluster]` is set; started once,
+    /// after the runtime (it reaches the shield through it).
+    pub cluster: std::sync::OnceLock<crate::cluster::ClusterLink>,
 }
 
 impl Runtime {
@@ -184,6 +187,7 @@ impl Runtime {
             cache,
             event_lines,
             live: Default::default(),
+            cluster: Default::default(),
         }))
     }
 

@@ -32,6 +32,7 @@ pub enum StartError {
     Events(String),
     AdminToken(String),
     Admin(String),
+    Cluster(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -42,6 +43,7 @@ impl std::fmt::Display for StartError {
             StartError::Events(e) => write!(f, "cannot start the event store: {e}"),
             StartError::AdminToken(e) => write!(f, "cannot set up the admin token: {e}"),
             StartError::Admin(e) => write!(f, "cannot start the admin listener: {e}"),
+            StartError::Cluster(e) => write!(f, "cannot join the cluster: {e}"),
         }
     }
 }
@@ -86,6 +88,35 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let events = crate::incidents::EventLog::start(&config).map_err(StartError::Events)?;
     let runtime =
         Runtime::new(config.clone(), metrics.clone(), events).map_err(StartError::Config)?;
+    if let Some(cluster) = &config.cluster {
+        let redis = crate::cluster::parse_redis_url(&cluster.redis).map_err(StartError::Cluster)?;
+        let password = match &cluster.password_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        StartError::Cluster(format!(
+                            "cannot read the Redis password file {}: {e}",
+                            path.display()
+                        ))
+                    })?
+                    .trim()
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let link = crate::cluster::ClusterLink::start(
+            runtime.clone(),
+            cluster.node.clone(),
+            redis,
+            password,
+        )
+        .map_err(|e| StartError::Cluster(format!("cannot start the cluster threads: {e}")))?;
+        tracing::info!(
+            "cluster: node {} shares bans through Redis at {redis}",
+            cluster.node
+        );
+        let _ = runtime.cluster.set(link);
+    }
     let access_log = AccessLog::start(&config.server.access_log, metrics.clone())
         .map_err(StartError::AccessLog)?;
     let file_sink = |path: &Option<std::path::PathBuf>, name: &str| match path {
@@ -417,6 +448,16 @@ impl BackgroundService for FloodClock {
                         .send(format!("rampart: event {json}"));
                     if let Some((site, client, kind)) = crate::flood::incident_event(&event) {
                         self.runtime.events.record(&site, client, "", kind);
+                    }
+                    if let Some(link) = self.runtime.cluster.get() {
+                        match &event {
+                            rampart_flood::Event::Banned { client, record, .. } => link
+                                .share(*client, Some((record.until, record.level, record.reason))),
+                            rampart_flood::Event::Unbanned { client, .. } => {
+                                link.share(*client, None)
+                            }
+                            _ => {}
+                        }
                     }
                 }
                 if mode_changed || last_save.elapsed() >= SAVE_LEARNED_EVERY {

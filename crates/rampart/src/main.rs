@@ -245,6 +245,12 @@ struct Overrides {
     /// config, or ~/.local/state/rampart/rampart-events.db without one)
     #[arg(long, value_name = "on|off", hide_possible_values = true)]
     events: Option<Switch>,
+    /// Share bans with other gateways through this Redis, e.g. redis://10.0.0.5:6379
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
+    /// This node's name in the cluster (default: the host name)
+    #[arg(long, value_name = "NAME", requires = "cluster")]
+    node: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -369,6 +375,23 @@ fn resolve(text: &str, what: &str) -> Result<SocketAddr> {
 
 /// Applies the flags that may override a configuration.
 fn apply_overrides(config: &mut Config, flags: &Overrides) -> Result<()> {
+    if let Some(redis) = &flags.cluster {
+        rampart_gateway::cluster::parse_redis_url(redis).map_err(|e| anyhow!("--cluster {e}"))?;
+        let mut cluster =
+            config
+                .cluster
+                .take()
+                .unwrap_or(rampart_gateway::config::ClusterSettings {
+                    node: rampart_gateway::config::host_name(),
+                    redis: String::new(),
+                    password_file: None,
+                });
+        cluster.redis = redis.clone();
+        if let Some(node) = &flags.node {
+            cluster.node = node.clone();
+        }
+        config.cluster = Some(cluster);
+    }
     if let Some(admin) = &flags.admin {
         config.server.admin_listen = if admin == "off" {
             None

@@ -309,6 +309,10 @@ impl AdminApp {
             );
         };
         let record = flood.shield.ban(address, duration, crate::flood::now());
+        // Other nodes at once, not at the clock's next second.
+        if let Some(link) = self.runtime.cluster.get() {
+            link.share(address, Some((record.until, record.level, record.reason)));
+        }
         answer(
             201,
             json!({ "address": address.to_string(), "until": record.until.as_secs() * 1000, "level": record.level }),
@@ -324,6 +328,9 @@ impl AdminApp {
             return error(409, "the flood shield is off in this configuration");
         };
         let lifted = flood.shield.unban(client, crate::flood::now());
+        if let Some(link) = self.runtime.cluster.get() {
+            link.share(client, None);
+        }
         answer(
             200,
             json!({ "address": client.to_string(), "unbanned": lifted }),

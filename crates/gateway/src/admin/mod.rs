@@ -339,6 +339,17 @@ impl AdminApp {
             }
             text.push_str(&format!("# TYPE rampart_flood_events_dropped_total counter\nrampart_flood_events_dropped_total {}\n", c.events_dropped));
         }
+        if let Some(link) = self.runtime.cluster.get() {
+            text.push_str(&format!(
+                "# HELP rampart_cluster_up Whether the link to the cluster's Redis is up (1) or this node decides alone (0).\n# TYPE rampart_cluster_up gauge\nrampart_cluster_up{{node=\"{node}\"}} {}\n\
+                 # HELP rampart_cluster_bans_shared_total Ban changes this node wrote to Redis.\n# TYPE rampart_cluster_bans_shared_total counter\nrampart_cluster_bans_shared_total {}\n\
+                 # HELP rampart_cluster_bans_adopted_total Ban changes of other nodes this node took.\n# TYPE rampart_cluster_bans_adopted_total counter\nrampart_cluster_bans_adopted_total {}\n",
+                u8::from(link.up()),
+                link.shared.load(std::sync::atomic::Ordering::Relaxed),
+                link.adopted.load(std::sync::atomic::Ordering::Relaxed),
+                node = link.node,
+            ));
+        }
         let cache = self.runtime.cache.stats();
         text.push_str(&format!(
             "# HELP rampart_cache_entries Responses kept by the serve-stale cache.\n# TYPE rampart_cache_entries gauge\nrampart_cache_entries {}\n\

@@ -33,6 +33,8 @@ pub struct Config {
     pub incidents: incidents::IncidentSettings,
     /// The serve-stale cache; on by default.
     pub cache: rampart_cache::CacheConfig,
+    /// Bans shared with other gateways through Redis; off without `[cluster]`.
+    pub cluster: Option<ClusterSettings>,
     /// WAF exclusions from the exclusions file (see `exclusions`), read by
     /// [`exclusions::read_into`] at start and at every reload.
     pub added_exclusions: Vec<exclusions::AddedExclusion>,
@@ -195,6 +197,45 @@ pub enum WafMode {
     On,
     DetectionOnly,
     Off,
+}
+
+/// `[cluster]`: this node's name, and the Redis through which the nodes
+/// share their bans (see `crate::cluster`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// Shown in logs; each node of a cluster needs its own. Default: the
+    /// machine's host name.
+    #[serde(default = "host_name")]
+    pub node: String,
+    /// `redis://HOST:PORT`.
+    pub redis: String,
+    /// A file holding the Redis password (`requirepass`), if it has one.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+/// The machine's host name, else `node`.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into())
+}
+
+impl ClusterSettings {
+    /// What serde cannot check.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Err(why) = crate::cluster::parse_redis_url(&self.redis) {
+            out.push(format!("[cluster] redis {why}"));
+        }
+        if self.node.is_empty() || self.node.len() > 64 {
+            out.push("[cluster] node must be a name of 1 to 64 characters".into());
+        }
+        out
+    }
 }
 
 /// Rules switched off for requests whose matching path is under `prefix`:
@@ -393,6 +434,7 @@ impl Config {
             }),
             incidents: Default::default(),
             cache: Default::default(),
+            cluster: None,
             added_exclusions: Vec::new(),
         }
     }

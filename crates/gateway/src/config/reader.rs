@@ -103,6 +103,9 @@ impl<'a> Checker<'a> {
             .take("cache")
             .and_then(|_| self.cache())
             .unwrap_or_default();
+        let cluster = r
+            .take("cluster")
+            .and_then(|_| self.section("cluster", super::ClusterSettings::problems));
         self.finish(r);
 
         let config = Config {
@@ -116,6 +119,7 @@ impl<'a> Checker<'a> {
             leak_guard,
             incidents,
             cache,
+            cluster,
             added_exclusions: Vec::new(),
         };
         self.cross_check(&config, root);

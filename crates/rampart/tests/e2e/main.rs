@@ -13,6 +13,7 @@ mod common;
 
 mod browser;
 mod cache;
+mod cluster;
 mod console;
 mod drill;
 mod evasion;
