@@ -1166,6 +1166,8 @@ impl<S: State> Shield<S> {
         if until <= now {
             return;
         }
+        // Whoever can write to the shared store can ban; not for ever.
+        let until = until.min(now.plus(Duration::from_secs(365 * 24 * 3600)));
         let key = match reason {
             BanReason::Flood => prefix_ban_key(shown),
             _ => canonical(shown),
