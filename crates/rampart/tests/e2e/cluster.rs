@@ -56,20 +56,9 @@ fn node(name: &str, upstream: std::net::SocketAddr, redis: u16) -> GatewayProces
     )
 }
 
-fn status_from(source: &str, gw: &GatewayProcess) -> u16 {
-    let url = format!("http://{}/", gw.listen);
-    let (_, out, err) = curl(&[
-        "--interface",
-        source,
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &url,
-    ]);
-    out.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("curl: {out} {err}"))
+/// The address of a node's site, for `status_from`.
+fn front(gw: &GatewayProcess) -> String {
+    format!("http://{}/", gw.listen)
 }
 
 fn ban(gw: &GatewayProcess, address: &str) {
@@ -115,18 +104,18 @@ fn a_ban_on_one_node_is_refused_by_all_and_survives_a_redis_outage() {
 
     // A ban made through node 1's admin is refused by node 3 within 1 s.
     for n in &nodes {
-        assert_eq!(status_from("127.0.0.21", n), 200);
+        assert_eq!(status_from("127.0.0.21", &front(n)), 200);
     }
     ban(&nodes[0], "127.0.0.21");
     let banned_at = Instant::now();
     eventually_within(
         "node 3 refuses the client node 1 banned",
         Duration::from_secs(1),
-        || status_from("127.0.0.21", &nodes[2]) == 403,
+        || status_from("127.0.0.21", &front(&nodes[2])) == 403,
     );
     let took = banned_at.elapsed();
     assert!(took < Duration::from_secs(1), "{took:?}");
-    assert_eq!(status_from("127.0.0.21", &nodes[1]), 403);
+    assert_eq!(status_from("127.0.0.21", &front(&nodes[1])), 403);
     let listed = nodes[2]
         .cli()
         .args(["bans", "--admin", &nodes[2].admin.to_string()])
@@ -149,7 +138,11 @@ fn a_ban_on_one_node_is_refused_by_all_and_survives_a_redis_outage() {
     eventually_within(
         "every node lets the client in again",
         Duration::from_secs(2),
-        || nodes.iter().all(|n| status_from("127.0.0.21", n) == 200),
+        || {
+            nodes
+                .iter()
+                .all(|n| status_from("127.0.0.21", &front(n)) == 200)
+        },
     );
 
     // Redis goes away: every node goes on deciding alone, and no visitor's
@@ -165,7 +158,7 @@ fn a_ban_on_one_node_is_refused_by_all_and_survives_a_redis_outage() {
     for _ in 0..5 {
         for n in &nodes {
             assert_eq!(
-                status_from("127.0.0.22", n),
+                status_from("127.0.0.22", &front(n)),
                 200,
                 "a visitor during the outage"
             );
@@ -173,12 +166,12 @@ fn a_ban_on_one_node_is_refused_by_all_and_survives_a_redis_outage() {
     }
     ban(&nodes[1], "127.0.0.23");
     assert_eq!(
-        status_from("127.0.0.23", &nodes[1]),
+        status_from("127.0.0.23", &front(&nodes[1])),
         403,
         "node 2 enforces its own ban alone"
     );
     assert_eq!(
-        status_from("127.0.0.23", &nodes[0]),
+        status_from("127.0.0.23", &front(&nodes[0])),
         200,
         "the others cannot know yet"
     );
@@ -190,8 +183,8 @@ fn a_ban_on_one_node_is_refused_by_all_and_survives_a_redis_outage() {
         "the ban made during the outage reaches nodes 1 and 3",
         Duration::from_secs(10),
         || {
-            status_from("127.0.0.23", &nodes[0]) == 403
-                && status_from("127.0.0.23", &nodes[2]) == 403
+            status_from("127.0.0.23", &front(&nodes[0])) == 403
+                && status_from("127.0.0.23", &front(&nodes[2])) == 403
         },
     );
     // The writer thread logs both (its reconnection can come a second after

@@ -619,3 +619,20 @@ pub fn access_records(log: &str) -> Vec<serde_json::Value> {
         .filter_map(|line| serde_json::from_str(line).ok())
         .collect()
 }
+
+/// A request to the gateway from another loopback address (a different
+/// client), through curl; returns the status.
+pub fn status_from(source: &str, url: &str) -> u16 {
+    let (_, out, err) = curl(&[
+        "--interface",
+        source,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        url,
+    ]);
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("curl: {out} {err}"))
+}

@@ -60,23 +60,6 @@ fn json_of(reply: &Reply) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", reply.body_text()))
 }
 
-/// A request to the gateway from another loopback address (a different
-/// client), through curl; returns the status.
-fn status_from(source: &str, url: &str) -> u16 {
-    let (_, out, err) = curl(&[
-        "--interface",
-        source,
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        url,
-    ]);
-    out.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("curl: {out} {err}"))
-}
-
 #[test]
 fn the_admin_api_needs_the_token_and_each_action_changes_what_it_reads() {
     let site = rampart_demo::DemoSite::start("127.0.0.1:0".parse().unwrap()).unwrap();
